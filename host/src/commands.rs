@@ -1,0 +1,367 @@
+//! The core's own api commands — `load`, `unload`, `reload`, `show`,
+//! `module_exists`, `version`, `status`, `shutdown`, `help`, `echo`,
+//! `hostname` — registered in the same registry as modules' commands, with
+//! FreeSWITCH's reply texts.
+
+use crate::core::Core;
+use crate::interfaces::{ApiEntry, ApiImpl, HostApiFn, InterfaceRow};
+use crate::modules::Phase;
+use hotswitch_plugin_api::InterfaceKind;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// The version string `version` prints.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
+    ("load", "Load a module", "<mod_name>", load),
+    ("unload", "Unload a module", "[-f] <mod_name>", unload),
+    ("reload", "Reload a module", "[-f] <mod_name>", reload),
+    (
+        "show",
+        "Show various reports",
+        "modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
+        show,
+    ),
+    (
+        "module_exists",
+        "Check if a module is loaded",
+        "<module>",
+        module_exists,
+    ),
+    ("version", "Version of the switch", "[short]", version),
+    ("status", "Show current status", "", status),
+    ("shutdown", "Stop the switch", "", shutdown),
+    ("fsctl", "Switch controls", "shutdown", fsctl),
+    ("help", "Show help for all the api commands", "", help),
+    ("echo", "Echo the arguments", "<data>", echo),
+    ("hostname", "Return the system hostname", "", hostname),
+];
+
+/// Registers the core's commands.
+pub fn register(core: &Arc<Core>) {
+    for (name, description, syntax, f) in COMMANDS {
+        let added = core.registry.add_api(ApiEntry {
+            name: name.to_string(),
+            description: description.to_string(),
+            syntax: syntax.to_string(),
+            imp: ApiImpl::Host(*f),
+        });
+        if let Err(e) = added {
+            log::error!("core command {name}: {e}");
+        }
+    }
+}
+
+fn usage(syntax: &str) -> String {
+    format!("-USAGE: {syntax}\n")
+}
+
+/// Splits `[-f] name`.
+fn force_and_name(args: &str) -> (bool, &str) {
+    let mut force = false;
+    let mut name = "";
+    for w in args.split_whitespace() {
+        if w == "-f" {
+            force = true;
+        } else if name.is_empty() {
+            name = w;
+        }
+    }
+    (force, name)
+}
+
+fn load(core: &Arc<Core>, args: &str) -> String {
+    let name = args.trim();
+    if name.is_empty() {
+        return usage("<mod_name>");
+    }
+    // Configuration is read from disk at every use, so a load always sees
+    // the current files: FreeSWITCH says so first, and so do we.
+    let mut out = String::from("+OK Reloading XML\n");
+    match core.modules.load(core, name) {
+        Ok(_) => out.push_str("+OK\n"),
+        Err(e) => {
+            let _ = writeln!(out, "-ERR [{e}]");
+        }
+    }
+    out
+}
+
+fn unload(core: &Arc<Core>, args: &str) -> String {
+    let (force, name) = force_and_name(args);
+    if name.is_empty() {
+        return usage("[-f] <mod_name>");
+    }
+    match core.modules.unload(core, name, force) {
+        Ok(r) => match r.pinned {
+            None => "+OK\n".into(),
+            Some(why) => format!("+OK pinned: {why}\n"),
+        },
+        Err(e) => format!("-ERR [{e}]\n"),
+    }
+}
+
+fn reload(core: &Arc<Core>, args: &str) -> String {
+    let (force, name) = force_and_name(args);
+    if name.is_empty() {
+        return usage("[-f] <mod_name>");
+    }
+    match core.modules.reload(core, name, force) {
+        Ok((report, _)) => {
+            let mut out = String::new();
+            match report.and_then(|r| r.pinned) {
+                Some(why) => {
+                    let _ = writeln!(out, "+OK module unloaded (old copy pinned: {why})");
+                }
+                None => out.push_str("+OK module unloaded\n"),
+            }
+            out.push_str("+OK module loaded\n");
+            out
+        }
+        Err(e) => format!("-ERR [{e}]\n"),
+    }
+}
+
+fn module_exists(core: &Arc<Core>, args: &str) -> String {
+    let name = args.trim();
+    if core.modules.get(name).is_some() {
+        "true".into()
+    } else {
+        "false".into()
+    }
+}
+
+fn version(_core: &Arc<Core>, args: &str) -> String {
+    if args.trim() == "short" {
+        format!("{VERSION}\n")
+    } else {
+        format!(
+            "hotswitch Version {VERSION} (plugin-api {}, ABI {})\n",
+            hotswitch_plugin_api::abi::CRATE_VERSION,
+            hotswitch_plugin_api::abi::ABI_MAJOR
+        )
+    }
+}
+
+fn uptime_text(core: &Core) -> String {
+    let d = core.started.elapsed();
+    let total = d.as_secs();
+    let years = total / (365 * 86_400);
+    let days = (total / 86_400) % 365;
+    let hours = (total / 3600) % 24;
+    let minutes = (total / 60) % 60;
+    let seconds = total % 60;
+    format!(
+        "UP {years} year{}, {days} day{}, {hours} hour{}, {minutes} minute{}, {seconds} second{}, {} millisecond{}, {} microsecond{}",
+        plural(years),
+        plural(days),
+        plural(hours),
+        plural(minutes),
+        plural(seconds),
+        d.subsec_millis(),
+        plural(d.subsec_millis() as u64),
+        d.subsec_micros() % 1000,
+        plural((d.subsec_micros() % 1000) as u64),
+    )
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn status(core: &Arc<Core>, _args: &str) -> String {
+    let mods = core.modules.list();
+    let faulted = mods.iter().filter(|m| m.phase() == Phase::Faulted).count();
+    format!(
+        "{}\nhotswitch (Version {VERSION}) is ready\n0 session(s) since startup\n0 session(s) - peak 0, last 5min 0\n0 session(s) per Sec out of max 30, peak 0, last 5min 0\n1000 session(s) max\n{} module(s) loaded, {faulted} faulted, {} pinned\n{} event(s) fired\n",
+        uptime_text(core),
+        mods.len(),
+        core.modules.pinned().len(),
+        core.bus.fired(),
+    )
+}
+
+fn shutdown(core: &Arc<Core>, _args: &str) -> String {
+    core.request_shutdown();
+    "+OK\n".into()
+}
+
+fn fsctl(core: &Arc<Core>, args: &str) -> String {
+    match args.split_whitespace().next() {
+        Some("shutdown") => shutdown(core, ""),
+        _ => usage("shutdown"),
+    }
+}
+
+fn help(core: &Arc<Core>, _args: &str) -> String {
+    show(core, "api")
+}
+
+fn echo(_core: &Arc<Core>, args: &str) -> String {
+    format!("{args}\n")
+}
+
+fn hostname(core: &Arc<Core>, _args: &str) -> String {
+    core.hostname.clone()
+}
+
+/// The output formats of `show`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Csv,
+    Json,
+}
+
+/// A table, printed FreeSWITCH's way: CSV with a header row and
+/// `\nN total.\n`, or `{"row_count":N,"rows":[…]}`.
+struct Table {
+    columns: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn render(&self, f: Format) -> String {
+        match f {
+            Format::Csv => {
+                let mut out = self.columns.join(",");
+                out.push('\n');
+                for r in &self.rows {
+                    let cells: Vec<String> = r.iter().map(|c| csv_cell(c)).collect();
+                    out.push_str(&cells.join(","));
+                    out.push('\n');
+                }
+                let _ = write!(out, "\n{} total.\n", self.rows.len());
+                out
+            }
+            Format::Json => {
+                if self.rows.is_empty() {
+                    return "{\"row_count\": 0}\n".into();
+                }
+                let rows: Vec<serde_json::Value> = self
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        serde_json::Value::Object(
+                            self.columns
+                                .iter()
+                                .zip(r)
+                                .map(|(c, v)| (c.to_string(), serde_json::Value::String(v.clone())))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                let v = serde_json::json!({"row_count": self.rows.len(), "rows": rows});
+                format!("{v}\n")
+            }
+        }
+    }
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn show(core: &Arc<Core>, args: &str) -> String {
+    let mut words: Vec<&str> = args.split_whitespace().collect();
+    let mut format = Format::Csv;
+    if let Some(pos) = words.iter().position(|w| *w == "as") {
+        format = match words.get(pos + 1) {
+            Some(&"json") => Format::Json,
+            Some(&"csv") | None => Format::Csv,
+            Some(other) => return format!("-ERR Cannot show as {other}\n"),
+        };
+        words.truncate(pos);
+    }
+    let table = match words.as_slice() {
+        ["modules"] => modules_table(core),
+        ["interfaces"] => interfaces_table(core.registry.rows(None)),
+        ["interfaces", kind] => match kind_of(kind) {
+            Some(k) => interfaces_table(core.registry.rows(Some(k))),
+            None => return format!("-ERR unknown interface type {kind}\n"),
+        },
+        ["api"] => api_table(core.registry.rows(Some(InterfaceKind::API))),
+        [kind] => match kind_of(kind) {
+            Some(k) => interfaces_table(core.registry.rows(Some(k))),
+            None => {
+                return usage(
+                    "modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
+                )
+            }
+        },
+        _ => return usage("modules|interfaces [type]|api|application|endpoint|chat [as json|csv]"),
+    };
+    table.render(format)
+}
+
+fn kind_of(s: &str) -> Option<InterfaceKind> {
+    match s {
+        "endpoint" | "endpoints" => Some(InterfaceKind::ENDPOINT),
+        "application" | "applications" => Some(InterfaceKind::APPLICATION),
+        "api" => Some(InterfaceKind::API),
+        "chat" => Some(InterfaceKind::CHAT),
+        _ => None,
+    }
+}
+
+fn modules_table(core: &Arc<Core>) -> Table {
+    let mut rows = Vec::new();
+    for m in core.modules.list() {
+        let ifaces: Vec<String> = core
+            .registry
+            .rows_of(&m)
+            .iter()
+            .map(|r| format!("{}:{}", r.kind.as_str(), r.name))
+            .collect();
+        rows.push(vec![
+            m.name.clone(),
+            m.version.clone(),
+            m.phase().as_str().to_string(),
+            m.source.display().to_string(),
+            ifaces.join(" "),
+            m.fault_reason().unwrap_or_default(),
+        ]);
+    }
+    for p in core.modules.pinned() {
+        rows.push(vec![
+            p.name.clone(),
+            p.version.clone(),
+            "pinned".into(),
+            p.shadow.display().to_string(),
+            String::new(),
+            p.reason.clone(),
+        ]);
+    }
+    Table {
+        columns: vec!["name", "version", "state", "filename", "interfaces", "note"],
+        rows,
+    }
+}
+
+fn interfaces_table(rows: Vec<InterfaceRow>) -> Table {
+    Table {
+        columns: vec!["type", "name", "ikey", "filename"],
+        rows: rows
+            .into_iter()
+            .map(|r| vec![r.kind.as_str().to_string(), r.name, r.key, r.filename])
+            .collect(),
+    }
+}
+
+fn api_table(rows: Vec<InterfaceRow>) -> Table {
+    Table {
+        columns: vec!["name", "description", "syntax", "ikey"],
+        rows: rows
+            .into_iter()
+            .map(|r| vec![r.name, r.description, r.syntax, r.key])
+            .collect(),
+    }
+}

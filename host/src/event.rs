@@ -1,0 +1,464 @@
+//! The event bus: FreeSWITCH's event types and ids, the event itself (ordered
+//! headers and an optional body), its plain wire form, and fan-out to
+//! subscribers.
+//!
+//! Firing never blocks: every subscriber has a bounded queue, and an event
+//! that does not fit is dropped for that subscriber and counted, so a slow
+//! consumer can never hold up a call.
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use std::collections::HashSet;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// FreeSWITCH's event names, indexed by id.
+pub const EVENT_NAMES: &[&str] = &[
+    "CUSTOM",
+    "CLONE",
+    "CHANNEL_CREATE",
+    "CHANNEL_DESTROY",
+    "CHANNEL_STATE",
+    "CHANNEL_CALLSTATE",
+    "CHANNEL_ANSWER",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "CHANNEL_EXECUTE",
+    "CHANNEL_EXECUTE_COMPLETE",
+    "CHANNEL_HOLD",
+    "CHANNEL_UNHOLD",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_OUTGOING",
+    "CHANNEL_PARK",
+    "CHANNEL_UNPARK",
+    "CHANNEL_APPLICATION",
+    "CHANNEL_ORIGINATE",
+    "CHANNEL_UUID",
+    "API",
+    "LOG",
+    "INBOUND_CHAN",
+    "OUTBOUND_CHAN",
+    "STARTUP",
+    "SHUTDOWN",
+    "PUBLISH",
+    "UNPUBLISH",
+    "TALK",
+    "NOTALK",
+    "SESSION_CRASH",
+    "MODULE_LOAD",
+    "MODULE_UNLOAD",
+    "DTMF",
+    "MESSAGE",
+    "PRESENCE_IN",
+    "NOTIFY_IN",
+    "PRESENCE_OUT",
+    "PRESENCE_PROBE",
+    "MESSAGE_WAITING",
+    "MESSAGE_QUERY",
+    "ROSTER",
+    "CODEC",
+    "BACKGROUND_JOB",
+    "DETECTED_SPEECH",
+    "DETECTED_TONE",
+    "PRIVATE_COMMAND",
+    "HEARTBEAT",
+    "TRAP",
+    "ADD_SCHEDULE",
+    "DEL_SCHEDULE",
+    "EXE_SCHEDULE",
+    "RE_SCHEDULE",
+    "RELOADXML",
+    "NOTIFY",
+    "PHONE_FEATURE",
+    "PHONE_FEATURE_SUBSCRIBE",
+    "SEND_MESSAGE",
+    "RECV_MESSAGE",
+    "REQUEST_PARAMS",
+    "CHANNEL_DATA",
+    "GENERAL",
+    "COMMAND",
+    "SESSION_HEARTBEAT",
+    "CLIENT_DISCONNECTED",
+    "SERVER_DISCONNECTED",
+    "SEND_INFO",
+    "RECV_INFO",
+    "RECV_RTCP_MESSAGE",
+    "SEND_RTCP_MESSAGE",
+    "CALL_SECURE",
+    "NAT",
+    "RECORD_START",
+    "RECORD_STOP",
+    "PLAYBACK_START",
+    "PLAYBACK_STOP",
+    "CALL_UPDATE",
+    "FAILURE",
+    "SOCKET_DATA",
+    "MEDIA_BUG_START",
+    "MEDIA_BUG_STOP",
+    "CONFERENCE_DATA_QUERY",
+    "CONFERENCE_DATA",
+    "CALL_SETUP_REQ",
+    "CALL_SETUP_RESULT",
+    "CALL_DETAIL",
+    "DEVICE_STATE",
+    "TEXT",
+    "SHUTDOWN_REQUESTED",
+    "CERT_RELOAD",
+    "ALL",
+];
+
+/// An event type: FreeSWITCH's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventType(pub u32);
+
+impl EventType {
+    pub const CUSTOM: EventType = EventType(0);
+    pub const STARTUP: EventType = EventType(27);
+    pub const SHUTDOWN: EventType = EventType(28);
+    pub const MODULE_LOAD: EventType = EventType(34);
+    pub const MODULE_UNLOAD: EventType = EventType(35);
+    pub const ALL: EventType = EventType(93);
+
+    /// The wire name (`MODULE_LOAD`).
+    pub fn name(self) -> &'static str {
+        EVENT_NAMES
+            .get(self.0 as usize)
+            .copied()
+            .unwrap_or("INVALID")
+    }
+
+    /// By name, case-insensitively.
+    pub fn from_name(s: &str) -> Option<EventType> {
+        EVENT_NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(s))
+            .map(|i| EventType(i as u32))
+    }
+
+    /// By id, if it is one.
+    pub fn from_id(id: u32) -> Option<EventType> {
+        ((id as usize) < EVENT_NAMES.len()).then_some(EventType(id))
+    }
+}
+
+/// An event: ordered headers (duplicates allowed) and an optional body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub event_type: EventType,
+    pub subclass: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl Event {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Appends a header; an empty value adds nothing (FreeSWITCH's rule).
+    pub fn add_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let value = value.into();
+        if !value.is_empty() {
+            self.headers.push((name.into(), value));
+        }
+    }
+
+    /// The plain wire form: `Name: urlenc(value)` lines, then
+    /// `Content-Length` and the body, or a final blank line.
+    pub fn to_plain(&self) -> String {
+        let mut out = String::with_capacity(64 * self.headers.len() + 16);
+        for (k, v) in &self.headers {
+            out.push_str(k);
+            out.push_str(": ");
+            if v.is_empty() {
+                out.push_str("_undef_");
+            } else {
+                url_encode_into(v, &mut out);
+            }
+            out.push('\n');
+        }
+        match &self.body {
+            Some(b) => {
+                let _ = write!(out, "Content-Length: {}\n\n{}", b.len(), b);
+            }
+            None => out.push('\n'),
+        }
+        out
+    }
+}
+
+fn is_hex(b: u8) -> bool {
+    b.is_ascii_hexdigit()
+}
+
+/// FreeSWITCH's `switch_url_encode` as used for plain events: control and
+/// non-ASCII bytes, space, and `#%&+:;<=>?@[\]^{|}"` and the backtick become
+/// `%XX` (upper-case hex); an existing `%HH` is kept as it is.
+pub fn url_encode_into(s: &str, out: &mut String) {
+    const SPECIAL: &[u8] = b"\r\n #%&+:;<=>?@[\\]^`{|}\"";
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' && i + 2 < bytes.len() && is_hex(bytes[i + 1]) && is_hex(bytes[i + 2]) {
+            out.push('%');
+        } else if b < 0x20 || b > 0x7e || SPECIAL.contains(&b) {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+        i += 1;
+    }
+}
+
+/// Where an event comes from, for the `Event-Calling-*` headers.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin {
+    pub file: &'static str,
+    pub function: &'static str,
+    pub line: u32,
+}
+
+/// The origin of the calling code.
+#[macro_export]
+macro_rules! origin {
+    ($func:expr) => {
+        $crate::event::Origin {
+            file: file!(),
+            function: $func,
+            line: line!(),
+        }
+    };
+}
+
+/// Which events a subscriber wants.
+#[derive(Clone, Debug, Default)]
+pub struct Interest {
+    pub all: bool,
+    pub types: HashSet<u32>,
+    /// CUSTOM subclasses; an empty set with CUSTOM in `types` means every one.
+    pub subclasses: HashSet<String>,
+}
+
+impl Interest {
+    fn wants(&self, e: &Event) -> bool {
+        if self.all {
+            return true;
+        }
+        if !self.types.contains(&e.event_type.0) {
+            return false;
+        }
+        if e.event_type == EventType::CUSTOM && !self.subclasses.is_empty() {
+            return e
+                .subclass
+                .as_deref()
+                .is_some_and(|s| self.subclasses.contains(s));
+        }
+        true
+    }
+}
+
+struct Subscriber {
+    id: u64,
+    interest: Interest,
+    tx: Sender<Arc<Event>>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// A subscription: events arrive on `rx`; `dropped` counts those that did
+/// not fit in its queue.
+pub struct Subscription {
+    pub id: u64,
+    pub rx: Receiver<Arc<Event>>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+/// Identity headers every event carries.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub core_uuid: String,
+    pub hostname: String,
+    pub switchname: String,
+    pub ipv4: String,
+    pub ipv6: String,
+}
+
+/// The bus.
+pub struct EventBus {
+    identity: Identity,
+    seq: AtomicU64,
+    next_sub: AtomicU64,
+    subs: Mutex<Vec<Subscriber>>,
+    fired: AtomicU64,
+}
+
+impl EventBus {
+    pub fn new(identity: Identity) -> EventBus {
+        EventBus {
+            identity,
+            seq: AtomicU64::new(1),
+            next_sub: AtomicU64::new(1),
+            subs: Mutex::new(Vec::new()),
+            fired: AtomicU64::new(0),
+        }
+    }
+
+    /// A new event with the base headers in FreeSWITCH's order.
+    pub fn create(&self, t: EventType, subclass: Option<&str>, origin: Origin) -> Event {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let local = chrono::Local::now();
+        let utc = local.with_timezone(&chrono::Utc);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let id = &self.identity;
+        let mut headers = Vec::with_capacity(20);
+        let mut push = |k: &str, v: String| headers.push((k.to_string(), v));
+        push("Event-Name", t.name().to_string());
+        push("Core-UUID", id.core_uuid.clone());
+        push("FreeSWITCH-Hostname", id.hostname.clone());
+        push("FreeSWITCH-Switchname", id.switchname.clone());
+        push("FreeSWITCH-IPv4", id.ipv4.clone());
+        push("FreeSWITCH-IPv6", id.ipv6.clone());
+        push(
+            "Event-Date-Local",
+            local.format("%Y-%m-%d %H:%M:%S").to_string(),
+        );
+        push(
+            "Event-Date-GMT",
+            utc.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        );
+        push("Event-Date-Timestamp", now.as_micros().to_string());
+        push("Event-Calling-File", origin.file.to_string());
+        push("Event-Calling-Function", origin.function.to_string());
+        push("Event-Calling-Line-Number", origin.line.to_string());
+        push("Event-Sequence", seq.to_string());
+        if let Some(sc) = subclass {
+            push("Event-Subclass", sc.to_string());
+        }
+        Event {
+            event_type: t,
+            subclass: subclass.map(str::to_string),
+            headers,
+            body: None,
+        }
+    }
+
+    /// Delivers `e` to every interested subscriber without blocking.
+    pub fn fire(&self, e: Event) {
+        self.fired.fetch_add(1, Ordering::Relaxed);
+        let e = Arc::new(e);
+        let subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        for s in subs.iter().filter(|s| s.interest.wants(&e)) {
+            match s.tx.try_send(e.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    let n = s.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        log::warn!(
+                            "event subscriber {} is not keeping up: {n} event(s) dropped",
+                            s.id
+                        );
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    /// Subscribes with a queue of `capacity` events.
+    pub fn subscribe(&self, interest: Interest, capacity: usize) -> Subscription {
+        let (tx, rx) = bounded(capacity);
+        let id = self.next_sub.fetch_add(1, Ordering::Relaxed);
+        let dropped = Arc::new(AtomicU64::new(0));
+        self.subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Subscriber {
+                id,
+                interest,
+                tx,
+                dropped: dropped.clone(),
+            });
+        Subscription { id, rx, dropped }
+    }
+
+    /// Ends a subscription.
+    pub fn unsubscribe(&self, id: u64) {
+        self.subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s.id != id);
+    }
+
+    /// How many events were fired since start.
+    pub fn fired(&self) -> u64 {
+        self.fired.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_name_round_trips_through_its_id() {
+        for (i, n) in EVENT_NAMES.iter().enumerate() {
+            assert_eq!(EventType::from_name(n), Some(EventType(i as u32)));
+            assert_eq!(EventType(i as u32).name(), *n);
+        }
+        assert_eq!(EventType::from_name("module_load"), Some(EventType(34)));
+        assert_eq!(EventType::ALL.0, 93);
+    }
+
+    #[test]
+    fn plain_values_are_url_encoded_and_percent_escapes_kept() {
+        let mut s = String::new();
+        url_encode_into("a b:c%41%zz\n\u{e9}", &mut s);
+        assert_eq!(s, "a%20b%3Ac%41%25zz%0A%C3%A9");
+    }
+
+    #[test]
+    fn plain_form_ends_with_a_blank_line_or_carries_the_body() {
+        let mut e = Event {
+            event_type: EventType::MODULE_LOAD,
+            subclass: None,
+            headers: vec![("A".into(), "x y".into())],
+            body: None,
+        };
+        assert_eq!(e.to_plain(), "A: x%20y\n\n");
+        e.body = Some("hello".into());
+        assert_eq!(e.to_plain(), "A: x%20y\nContent-Length: 5\n\nhello");
+    }
+
+    #[test]
+    fn a_full_subscriber_loses_events_without_blocking_the_firer() {
+        let bus = EventBus::new(Identity {
+            core_uuid: "u".into(),
+            hostname: "h".into(),
+            switchname: "h".into(),
+            ipv4: "127.0.0.1".into(),
+            ipv6: "::1".into(),
+        });
+        let sub = bus.subscribe(
+            Interest {
+                all: true,
+                ..Default::default()
+            },
+            2,
+        );
+        for _ in 0..5 {
+            bus.fire(bus.create(EventType::STARTUP, None, origin!("t")));
+        }
+        assert_eq!(sub.rx.len(), 2);
+        assert_eq!(sub.dropped.load(Ordering::Relaxed), 3);
+    }
+}

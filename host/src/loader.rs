@@ -1,0 +1,400 @@
+//! The library layer of module loading: find a module's file, copy it to a
+//! private shadow path, `dlopen` the copy, check its ABI, and after
+//! `dlclose` check `/proc/self/maps` to learn whether it is really gone.
+//!
+//! Invariant: the build output is never mapped. Only shadow copies are, each
+//! at a unique path, so a rebuilt file at the same place loads as new code
+//! (glibc would hand back the old image for a path, or an inode, it already
+//! has), and a build overwriting the file cannot SIGBUS a mapped library.
+
+use hotswitch_plugin_api::abi::{check_header, AbiMismatch, ModuleHeader, MODULE_HEADER_SYMBOL};
+use hotswitch_plugin_api::ModuleDescriptor;
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Why a module could not be opened.
+#[derive(Debug)]
+pub enum LoadError {
+    BadName(String),
+    NotFound {
+        name: String,
+        dirs: Vec<PathBuf>,
+    },
+    Copy {
+        from: PathBuf,
+        reason: String,
+    },
+    Open {
+        file: PathBuf,
+        reason: String,
+    },
+    NotAModule {
+        file: PathBuf,
+    },
+    Abi {
+        file: PathBuf,
+        mismatch: AbiMismatch,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::BadName(n) => write!(f, "invalid module name '{n}'"),
+            LoadError::NotFound { name, dirs } => {
+                let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                write!(
+                    f,
+                    "module {name} not found (looked for {name}.so and lib{name}.so in: {})",
+                    dirs.join(", ")
+                )
+            }
+            LoadError::Copy { from, reason } => {
+                write!(
+                    f,
+                    "cannot copy {} to a shadow path: {reason}",
+                    from.display()
+                )
+            }
+            LoadError::Open { file, reason } => {
+                write!(f, "cannot open {}: {reason}", file.display())
+            }
+            LoadError::NotAModule { file } => write!(
+                f,
+                "{} is not a hotswitch module (no hotswitch_module_header symbol)",
+                file.display()
+            ),
+            LoadError::Abi { file, mismatch } => {
+                write!(f, "{} refused: {mismatch}", file.display())
+            }
+        }
+    }
+}
+
+/// What identifies one build of a file on disk: a rebuilt module differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    pub mtime: SystemTime,
+    pub size: u64,
+    pub inode: u64,
+}
+
+impl FileId {
+    pub fn of(path: &Path) -> Option<FileId> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileId {
+            mtime: m.modified().ok()?,
+            size: m.len(),
+            inode: m.ino(),
+        })
+    }
+}
+
+/// Checks that a module name is a plain file stem (no path tricks).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !name.starts_with('.')
+}
+
+/// Finds `mod_x.so` or cargo's `libmod_x.so` in `dirs`, in order.
+pub fn find_module(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, LoadError> {
+    if !valid_name(name) {
+        return Err(LoadError::BadName(name.to_string()));
+    }
+    let stem = name.strip_suffix(".so").unwrap_or(name);
+    for d in dirs {
+        for candidate in [format!("{stem}.so"), format!("lib{stem}.so")] {
+            let p = d.join(candidate);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(LoadError::NotFound {
+        name: stem.to_string(),
+        dirs: dirs.to_vec(),
+    })
+}
+
+/// A module library opened from its shadow copy.
+pub struct ShadowLib {
+    lib: Option<libloading::Library>,
+    pub shadow: PathBuf,
+    pub source: PathBuf,
+    pub source_id: Option<FileId>,
+    /// Set when the file asks the dynamic linker never to unload it.
+    pub nodelete: bool,
+    descriptor: *const ModuleDescriptor,
+}
+
+// The library handle and descriptor pointer are used from whichever host
+// thread runs the module operation; the module manager serialises them.
+unsafe impl Send for ShadowLib {}
+unsafe impl Sync for ShadowLib {}
+
+/// How `close` went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// The shadow copy is no longer mapped and was deleted.
+    Unmapped,
+    /// Still mapped after `dlclose`: the reason we know or suspect.
+    Pinned(String),
+}
+
+impl ShadowLib {
+    /// Copies `source` to `shadow`, opens the copy, and checks its ABI.
+    pub fn open(source: &Path, shadow: PathBuf) -> Result<ShadowLib, LoadError> {
+        let source_id = FileId::of(source);
+        std::fs::copy(source, &shadow).map_err(|e| LoadError::Copy {
+            from: source.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let nodelete = elf_has_nodelete(&shadow);
+        let cleanup = |e: LoadError| {
+            let _ = std::fs::remove_file(&shadow);
+            e
+        };
+        // RTLD_NOW: an unresolved symbol fails the load now, not a call later.
+        // RTLD_LOCAL: modules never see each other's symbols.
+        let lib = unsafe {
+            libloading::os::unix::Library::open(
+                Some(&shadow),
+                libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL,
+            )
+        }
+        .map_err(|e| LoadError::Open {
+            file: source.to_path_buf(),
+            reason: e.to_string(),
+        })
+        .map_err(cleanup)?;
+        let lib: libloading::Library = lib.into();
+        let mut me = ShadowLib {
+            lib: Some(lib),
+            shadow: shadow.clone(),
+            source: source.to_path_buf(),
+            source_id,
+            nodelete,
+            descriptor: std::ptr::null(),
+        };
+        match me.check() {
+            Ok(d) => {
+                me.descriptor = d;
+                Ok(me)
+            }
+            Err(e) => {
+                // Closing a library whose code never ran; its outcome does
+                // not matter beyond deleting the copy.
+                let _ = me.close();
+                Err(e)
+            }
+        }
+    }
+
+    fn check(&self) -> Result<*const ModuleDescriptor, LoadError> {
+        let lib = self.lib.as_ref().expect("open library");
+        // SAFETY: a data symbol; we only read through it after the header's
+        // magic and version say how.
+        let header: *const ModuleHeader = unsafe {
+            match lib
+                .get::<*const ModuleHeader>(&MODULE_HEADER_SYMBOL[..MODULE_HEADER_SYMBOL.len() - 1])
+            {
+                Ok(sym) => *sym,
+                Err(_) => {
+                    return Err(LoadError::NotAModule {
+                        file: self.source.clone(),
+                    })
+                }
+            }
+        };
+        if header.is_null() {
+            return Err(LoadError::NotAModule {
+                file: self.source.clone(),
+            });
+        }
+        // SAFETY: the library stays open while we read its header.
+        unsafe { check_header(header) }.map_err(|mismatch| LoadError::Abi {
+            file: self.source.clone(),
+            mismatch,
+        })?;
+        // SAFETY: the check above proved the descriptor's layout is ours.
+        Ok(unsafe { (*header).descriptor as *const ModuleDescriptor })
+    }
+
+    /// The module's descriptor.
+    pub fn descriptor(&self) -> &ModuleDescriptor {
+        // SAFETY: set by `open` after the ABI check; valid while `lib` is open.
+        unsafe { &*self.descriptor }
+    }
+
+    /// `dlclose`s the library, then checks whether its shadow copy is still
+    /// mapped; deletes the copy if it is gone.
+    pub fn close(&mut self) -> CloseOutcome {
+        let Some(lib) = self.lib.take() else {
+            return CloseOutcome::Unmapped;
+        };
+        let closed = lib.close();
+        if is_mapped(&self.shadow) {
+            let why = match closed {
+                Err(e) => format!("dlclose failed: {e}"),
+                Ok(()) if self.nodelete => "the library is marked NODELETE".to_string(),
+                Ok(()) => "still mapped after dlclose (a thread-local destructor registered by its code is pending, or another reference holds it)".to_string(),
+            };
+            CloseOutcome::Pinned(why)
+        } else {
+            let _ = std::fs::remove_file(&self.shadow);
+            CloseOutcome::Unmapped
+        }
+    }
+
+    /// Gives up on closing: the library stays mapped for the life of the
+    /// process (used when a module's thread would not stop, since unmapping
+    /// code that still runs would crash the switch).
+    pub fn leak(&mut self) {
+        if let Some(lib) = self.lib.take() {
+            std::mem::forget(lib);
+        }
+    }
+}
+
+impl Drop for ShadowLib {
+    fn drop(&mut self) {
+        if self.lib.is_some() {
+            let _ = self.close();
+        }
+    }
+}
+
+/// True when `path` appears in `/proc/self/maps`.
+pub fn is_mapped(path: &Path) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    let needle = path.to_string_lossy();
+    maps.lines()
+        .any(|l| l.split_whitespace().nth(5).is_some_and(|p| p == needle))
+}
+
+/// How many distinct files are mapped into this process whose names end
+/// in `.so` under `dir`.
+pub fn mapped_count_under(dir: &Path) -> usize {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return 0;
+    };
+    let prefix = dir.to_string_lossy();
+    let mut seen: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with(prefix.as_ref()))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
+/// Reads the ELF dynamic section for `DF_1_NODELETE` (64-bit little-endian
+/// only, the only kind we build); any parse trouble answers false.
+fn elf_has_nodelete(path: &Path) -> bool {
+    const DT_FLAGS_1: u64 = 0x6fff_fffb;
+    const DF_1_NODELETE: u64 = 0x8;
+    const PT_DYNAMIC: u32 = 2;
+    let Ok(b) = std::fs::read(path) else {
+        return false;
+    };
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let u32_at = |o: usize| {
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
+    };
+    if b.get(0..4) != Some(b"\x7fELF") || b.get(4) != Some(&2) || b.get(5) != Some(&1) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    for i in 0..phnum {
+        let ph = phoff as usize + i * phentsize;
+        if u32_at(ph) != Some(PT_DYNAMIC) {
+            continue;
+        }
+        let (Some(off), Some(size)) = (u64_at(ph + 8), u64_at(ph + 32)) else {
+            return false;
+        };
+        let mut o = off as usize;
+        let end = (off + size) as usize;
+        while o + 16 <= end {
+            let (Some(tag), Some(val)) = (u64_at(o), u64_at(o + 8)) else {
+                return false;
+            };
+            if tag == 0 {
+                break;
+            }
+            if tag == DT_FLAGS_1 && val & DF_1_NODELETE != 0 {
+                return true;
+            }
+            o += 16;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names_with_paths_are_refused() {
+        assert!(valid_name("mod_sofia"));
+        assert!(valid_name("libmod_x.so"));
+        assert!(!valid_name("../mod_x"));
+        assert!(!valid_name("/tmp/mod_x"));
+        assert!(!valid_name(""));
+        assert!(matches!(
+            find_module("../../etc/passwd", &[PathBuf::from("/")]),
+            Err(LoadError::BadName(_))
+        ));
+    }
+
+    #[test]
+    fn a_missing_module_lists_where_it_was_looked_for() {
+        let e = find_module("mod_nope", &[PathBuf::from("/nonexistent")]).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("mod_nope.so") && s.contains("/nonexistent"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn the_c_library_is_mapped_and_a_made_up_path_is_not() {
+        assert!(!is_mapped(Path::new("/no/such/lib.so")));
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.contains("libc"))
+            .expect("libc mapped");
+        assert!(is_mapped(Path::new(libc)));
+    }
+
+    #[test]
+    fn a_plain_file_is_not_taken_for_nodelete() {
+        let p = std::env::temp_dir().join(format!("hs-nodelete-{}", std::process::id()));
+        std::fs::write(&p, b"not an elf").unwrap();
+        assert!(!elf_has_nodelete(&p));
+        let _ = std::fs::remove_file(&p);
+    }
+}

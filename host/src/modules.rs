@@ -1,0 +1,674 @@
+//! The module manager: FreeSWITCH's `load` / `unload [-f]` / `reload`
+//! semantics over the shadow-copy loader, plus fault containment and watch
+//! mode.
+//!
+//! A module's life: copy → dlopen → check ABI → `module_load` → serve
+//! (interfaces registered, runtime thread running) → drain (no new calls,
+//! wait for running ones) → unregister → `module_unload` → join runtime →
+//! dlclose → verify unmapped (else *pinned*).
+//!
+//! Invariant: plugin code runs only on host threads that are joined before
+//! its library is closed — [`contained`] for every call the host makes, the
+//! runtime thread joined at unload. A runtime that will not stop leaves the
+//! library mapped on purpose (unmapping running code would crash the switch)
+//! and the module is reported pinned.
+
+use crate::core::Core;
+use crate::event::EventType;
+use crate::interfaces::InterfaceRow;
+use crate::loader::{find_module, CloseOutcome, FileId, LoadError, ShadowLib};
+use crate::origin;
+use crate::services::SERVICES;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use hotswitch_plugin_api::module::{ModuleLoadFn, ModuleRuntimeFn, ModuleUnloadFn};
+use hotswitch_plugin_api::{ModuleHandle, Status};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long `unload -f` waits for running calls to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long unload waits for a runtime thread to return.
+const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a loaded module is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Loading,
+    Loaded,
+    Faulted,
+    Unloading,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Loading => "loading",
+            Phase::Loaded => "loaded",
+            Phase::Faulted => "faulted",
+            Phase::Unloading => "unloading",
+        }
+    }
+}
+
+struct Usage {
+    phase: Phase,
+    calls: usize,
+    fault: Option<String>,
+}
+
+/// A module in service.
+pub struct LoadedModule {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub source: PathBuf,
+    pub shadow: PathBuf,
+    pub source_id: Option<FileId>,
+    pub loaded_at: SystemTime,
+    order: u64,
+    core: Weak<Core>,
+    usage: Mutex<Usage>,
+    idle: Condvar,
+    running: AtomicBool,
+    lib: Mutex<Option<ShadowLib>>,
+    load_fn: ModuleLoadFn,
+    unload_fn: Option<ModuleUnloadFn>,
+    runtime_fn: Option<ModuleRuntimeFn>,
+    runtime: Mutex<Option<(JoinHandle<()>, Receiver<()>)>>,
+}
+
+/// Why a module's interface cannot be called now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    pub module: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "module {} is {}", self.module, self.reason)
+    }
+}
+
+/// A call in progress into a module; the module cannot be unloaded (without
+/// `-f`) while one exists, and is never closed while one exists.
+pub struct CallGuard {
+    module: Arc<LoadedModule>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        let mut u = self.module.lock_usage();
+        u.calls -= 1;
+        if u.calls == 0 {
+            self.module.idle.notify_all();
+        }
+    }
+}
+
+impl LoadedModule {
+    fn lock_usage(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The core this module serves, while it exists.
+    pub fn core(&self) -> Option<Arc<Core>> {
+        self.core.upgrade()
+    }
+
+    /// The handle given to the module.
+    pub fn handle(self: &Arc<Self>) -> ModuleHandle {
+        ModuleHandle {
+            ptr: Arc::as_ptr(self) as *const std::ffi::c_void,
+        }
+    }
+
+    /// Starts a call into the module, unless it is faulted or going away.
+    pub fn enter(self: &Arc<Self>) -> Result<CallGuard, Unavailable> {
+        let mut u = self.lock_usage();
+        match u.phase {
+            Phase::Loaded | Phase::Loading => {
+                u.calls += 1;
+                Ok(CallGuard {
+                    module: self.clone(),
+                })
+            }
+            Phase::Faulted => Err(Unavailable {
+                module: self.name.clone(),
+                reason: format!(
+                    "faulted ({}); unload or reload it",
+                    u.fault.as_deref().unwrap_or("panic")
+                ),
+            }),
+            Phase::Unloading => Err(Unavailable {
+                module: self.name.clone(),
+                reason: "unloading".into(),
+            }),
+        }
+    }
+
+    /// Marks the module faulted: its interfaces stop being called.
+    pub fn fault(&self, what: &str) {
+        let mut u = self.lock_usage();
+        if matches!(u.phase, Phase::Loaded | Phase::Loading) {
+            u.phase = Phase::Faulted;
+        }
+        if u.fault.is_none() {
+            u.fault = Some(what.to_string());
+        }
+        drop(u);
+        log::error!(
+            "module {} faulted: {what}; its interfaces are disabled until it is unloaded or reloaded",
+            self.name
+        );
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.lock_usage().phase
+    }
+
+    pub fn fault_reason(&self) -> Option<String> {
+        self.lock_usage().fault.clone()
+    }
+
+    /// Calls in progress.
+    pub fn calls(&self) -> usize {
+        self.lock_usage().calls
+    }
+
+    /// False once unloading began (what `module_running` tells the module).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    fn start_runtime(self: &Arc<Self>) {
+        let Some(rt) = self.runtime_fn else { return };
+        let (tx, rx) = bounded(1);
+        let m = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(thread_name(&self.name, "rt"))
+            .spawn(move || {
+                while m.is_running() && m.phase() == Phase::Loaded {
+                    // SAFETY: the runtime entry of a module whose library
+                    // stays open until this thread has been joined.
+                    let st = unsafe { rt() };
+                    if st == Status::PANIC {
+                        m.fault("panicked in its runtime");
+                        break;
+                    }
+                    if st == Status::TERM {
+                        break;
+                    }
+                }
+                let _ = tx.send(());
+            });
+        match spawned {
+            Ok(h) => *self.runtime.lock().unwrap_or_else(|p| p.into_inner()) = Some((h, rx)),
+            Err(e) => log::error!("{}: cannot start its runtime thread: {e}", self.name),
+        }
+    }
+
+    /// Joins the runtime thread; false if it did not stop in time.
+    fn stop_runtime(&self) -> bool {
+        let Some((h, rx)) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return true;
+        };
+        match rx.recv_timeout(RUNTIME_STOP_TIMEOUT) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = h.join();
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+        }
+    }
+
+    /// Calls the module's unload entry on a contained thread.
+    fn call_unload(&self) {
+        let Some(f) = self.unload_fn else { return };
+        // SAFETY: the module's own unload entry, library still open.
+        match contained(&self.name, || unsafe { f() }) {
+            Ok(st) if st == Status::PANIC => {
+                self.fault("panicked in its unload");
+            }
+            Ok(st) if !st.is_success() => {
+                log::warn!("{}: module_unload returned {st:?}", self.name)
+            }
+            Ok(_) => {}
+            Err(e) => log::error!("{}: {e}", self.name),
+        }
+    }
+
+    /// Closes the library (after everything else has stopped).
+    fn close(&self, runtime_stopped: bool) -> CloseOutcome {
+        let Some(mut lib) = self.lib.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return CloseOutcome::Unmapped;
+        };
+        if runtime_stopped {
+            lib.close()
+        } else {
+            lib.leak();
+            CloseOutcome::Pinned(format!(
+                "its runtime thread did not stop within {} s, so its library was left mapped",
+                RUNTIME_STOP_TIMEOUT.as_secs()
+            ))
+        }
+    }
+}
+
+fn thread_name(module: &str, what: &str) -> String {
+    let m = module.strip_prefix("mod_").unwrap_or(module);
+    let mut n = format!("{m}:{what}");
+    n.truncate(15);
+    n
+}
+
+/// Runs plugin code on a fresh host thread and joins it before returning, so
+/// that whatever the code leaves in thread-local storage is destroyed while
+/// its library is still mapped.
+pub fn contained<R: Send>(label: &str, f: impl FnOnce() -> R + Send) -> Result<R, String> {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name(thread_name(label, "call"))
+            .spawn_scoped(s, f)
+            .map_err(|e| format!("cannot start a thread to call {label}: {e}"))?;
+        h.join()
+            .map_err(|_| format!("host panic while calling into {label}"))
+    })
+}
+
+/// A module whose library stayed mapped after unload.
+#[derive(Clone, Debug)]
+pub struct Pinned {
+    pub name: String,
+    pub version: String,
+    pub source: PathBuf,
+    pub shadow: PathBuf,
+    pub reason: String,
+}
+
+/// Why a module operation failed; `Display` gives FreeSWITCH's bracketed
+/// text (the console prints `-ERR [<text>]`).
+#[derive(Debug)]
+pub enum ModError {
+    AlreadyLoaded,
+    NoSuchModule,
+    InUse,
+    Load(LoadError),
+    LoadFailed { module: String, reason: String },
+    Internal(String),
+}
+
+impl fmt::Display for ModError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModError::AlreadyLoaded => write!(f, "Module already loaded"),
+            ModError::NoSuchModule => write!(f, "No such module!"),
+            ModError::InUse => write!(f, "Module in use."),
+            ModError::Load(e) => write!(f, "{e}"),
+            ModError::LoadFailed { module, reason } => {
+                write!(
+                    f,
+                    "{module}: module load routine returned an error: {reason}"
+                )
+            }
+            ModError::Internal(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// How an unload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnloadReport {
+    /// Set when the library is still mapped.
+    pub pinned: Option<String>,
+}
+
+/// Loaded and pinned modules.
+pub struct ModuleManager {
+    dirs: RwLock<Vec<PathBuf>>,
+    shadow_dir: PathBuf,
+    seq: AtomicU64,
+    loaded: Mutex<BTreeMap<String, Arc<LoadedModule>>>,
+    pinned: Mutex<Vec<Pinned>>,
+    /// Serialises load/unload/reload so that two never interleave.
+    ops: Mutex<()>,
+}
+
+impl ModuleManager {
+    pub fn new(dirs: Vec<PathBuf>, shadow_dir: PathBuf) -> ModuleManager {
+        ModuleManager {
+            dirs: RwLock::new(dirs),
+            shadow_dir,
+            seq: AtomicU64::new(1),
+            loaded: Mutex::new(BTreeMap::new()),
+            pinned: Mutex::new(Vec::new()),
+            ops: Mutex::new(()),
+        }
+    }
+
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.dirs.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn shadow_dir(&self) -> &PathBuf {
+        &self.shadow_dir
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<LoadedModule>>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedModule>> {
+        self.lock_loaded().get(stem(name)).cloned()
+    }
+
+    /// Loaded modules in load order.
+    pub fn list(&self) -> Vec<Arc<LoadedModule>> {
+        let mut v: Vec<_> = self.lock_loaded().values().cloned().collect();
+        v.sort_by_key(|m| m.order);
+        v
+    }
+
+    pub fn pinned(&self) -> Vec<Pinned> {
+        self.pinned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `load mod_x`.
+    pub fn load(&self, core: &Arc<Core>, name: &str) -> Result<Arc<LoadedModule>, ModError> {
+        let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let name = stem(name);
+        if self.lock_loaded().contains_key(name) {
+            return Err(ModError::AlreadyLoaded);
+        }
+        let lib = self.prepare(name)?;
+        self.activate(core, name, lib)
+    }
+
+    /// `unload [-f] mod_x`.
+    pub fn unload(
+        &self,
+        core: &Arc<Core>,
+        name: &str,
+        force: bool,
+    ) -> Result<UnloadReport, ModError> {
+        let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        self.unload_locked(core, stem(name), force)
+    }
+
+    /// `reload [-f] mod_x`: the new file is opened and checked before the old
+    /// module goes, so a broken build leaves the running one in service.
+    pub fn reload(
+        &self,
+        core: &Arc<Core>,
+        name: &str,
+        force: bool,
+    ) -> Result<(Option<UnloadReport>, Arc<LoadedModule>), ModError> {
+        let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let name = stem(name);
+        let lib = self.prepare(name)?;
+        let report = if self.lock_loaded().contains_key(name) {
+            // On failure `lib` drops here, closing the new copy.
+            Some(self.unload_locked(core, name, force)?)
+        } else {
+            None
+        };
+        let m = self.activate(core, name, lib)?;
+        Ok((report, m))
+    }
+
+    /// Unloads every module, newest first (shutdown).
+    pub fn unload_all(&self, core: &Arc<Core>) {
+        let mut mods = self.list();
+        mods.reverse();
+        for m in mods {
+            if let Err(e) = self.unload(core, &m.name, true) {
+                log::error!("shutdown: unload {}: {e}", m.name);
+            }
+        }
+    }
+
+    fn prepare(&self, name: &str) -> Result<ShadowLib, ModError> {
+        let source = find_module(name, &self.dirs()).map_err(ModError::Load)?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let shadow = self.shadow_dir.join(format!("{name}.{seq}.so"));
+        ShadowLib::open(&source, shadow).map_err(ModError::Load)
+    }
+
+    fn activate(
+        &self,
+        core: &Arc<Core>,
+        name: &str,
+        lib: ShadowLib,
+    ) -> Result<Arc<LoadedModule>, ModError> {
+        let d = lib.descriptor();
+        // SAFETY: the descriptor's strings live in the open library; we copy them.
+        let (declared, version, description) = unsafe {
+            (
+                d.name.to_str().into_owned(),
+                d.version.to_str().into_owned(),
+                d.description.to_str().into_owned(),
+            )
+        };
+        if declared != name {
+            log::warn!("{name}: the module declares itself as '{declared}'");
+        }
+        let m = Arc::new(LoadedModule {
+            name: name.to_string(),
+            version,
+            description,
+            source: lib.source.clone(),
+            shadow: lib.shadow.clone(),
+            source_id: lib.source_id,
+            loaded_at: SystemTime::now(),
+            order: self.seq.fetch_add(1, Ordering::Relaxed),
+            core: Arc::downgrade(core),
+            usage: Mutex::new(Usage {
+                phase: Phase::Loading,
+                calls: 0,
+                fault: None,
+            }),
+            idle: Condvar::new(),
+            running: AtomicBool::new(true),
+            load_fn: d.load,
+            unload_fn: d.unload,
+            runtime_fn: d.runtime,
+            runtime: Mutex::new(None),
+            lib: Mutex::new(Some(lib)),
+        });
+        let handle = m.handle();
+        let load = m.load_fn;
+        // SAFETY: the module's load entry with our services table; the
+        // library is open and stays so while `m` holds it.
+        let st = contained(name, move || unsafe { load(&SERVICES, handle) })
+            .map_err(ModError::Internal)?;
+        if !st.is_success() {
+            let reason = if st == Status::PANIC {
+                "it panicked".to_string()
+            } else {
+                format!("{st:?}")
+            };
+            core.registry.remove_module(&m);
+            m.running.store(false, Ordering::Release);
+            m.lock_usage().phase = Phase::Unloading;
+            m.call_unload();
+            if let CloseOutcome::Pinned(why) = m.close(true) {
+                self.record_pinned(&m, why);
+            }
+            return Err(ModError::LoadFailed {
+                module: name.to_string(),
+                reason,
+            });
+        }
+        {
+            let mut u = m.lock_usage();
+            if u.phase == Phase::Loading {
+                u.phase = Phase::Loaded;
+            }
+        }
+        self.lock_loaded().insert(name.to_string(), m.clone());
+        let rows = core.registry.rows_of(&m);
+        fire_module_events(core, EventType::MODULE_LOAD, &m, &rows);
+        m.start_runtime();
+        log::info!(
+            "loaded {name} {} from {} ({} interface(s))",
+            m.version,
+            m.source.display(),
+            rows.len()
+        );
+        Ok(m)
+    }
+
+    fn unload_locked(
+        &self,
+        core: &Arc<Core>,
+        name: &str,
+        force: bool,
+    ) -> Result<UnloadReport, ModError> {
+        let m = self.get(name).ok_or(ModError::NoSuchModule)?;
+        {
+            let mut u = m.lock_usage();
+            if u.calls > 0 && !force {
+                return Err(ModError::InUse);
+            }
+            let before = u.phase;
+            u.phase = Phase::Unloading;
+            let deadline = Instant::now() + DRAIN_TIMEOUT;
+            while u.calls > 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    u.phase = before;
+                    return Err(ModError::InUse);
+                }
+                u = m
+                    .idle
+                    .wait_timeout(u, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+        self.lock_loaded().remove(name);
+        let rows = core.registry.remove_module(&m);
+        fire_module_events(core, EventType::MODULE_UNLOAD, &m, &rows);
+        m.running.store(false, Ordering::Release);
+        m.call_unload();
+        let stopped = m.stop_runtime();
+        let outcome = m.close(stopped);
+        let pinned = match outcome {
+            CloseOutcome::Unmapped => {
+                log::info!("unloaded {name}; {} is unmapped", m.shadow.display());
+                None
+            }
+            CloseOutcome::Pinned(why) => {
+                self.record_pinned(&m, why.clone());
+                Some(why)
+            }
+        };
+        Ok(UnloadReport { pinned })
+    }
+
+    fn record_pinned(&self, m: &LoadedModule, reason: String) {
+        log::warn!(
+            "{} is pinned: {} stays mapped: {reason}",
+            m.name,
+            m.shadow.display()
+        );
+        self.pinned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Pinned {
+                name: m.name.clone(),
+                version: m.version.clone(),
+                source: m.source.clone(),
+                shadow: m.shadow.clone(),
+                reason,
+            });
+    }
+
+    /// Watch mode: reloads modules whose file changed on disk, once the new
+    /// file has been stable for one poll and the module is idle.
+    pub fn spawn_watcher(core: &Arc<Core>, interval: Duration) {
+        let weak = Arc::downgrade(core);
+        let spawned = std::thread::Builder::new()
+            .name("watch".into())
+            .spawn(move || {
+                // module name -> (file id seen last poll)
+                let mut candidates: BTreeMap<String, FileId> = BTreeMap::new();
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(core) = weak.upgrade() else { return };
+                    if core.is_shutting_down() {
+                        return;
+                    }
+                    for m in core.modules.list() {
+                        let Some(now) = FileId::of(&m.source) else {
+                            continue;
+                        };
+                        if Some(now) == m.source_id {
+                            candidates.remove(&m.name);
+                            continue;
+                        }
+                        // Changed: wait for the same id twice (a build may
+                        // still be writing), then for the module to be idle.
+                        if candidates.get(&m.name) != Some(&now) {
+                            candidates.insert(m.name.clone(), now);
+                            continue;
+                        }
+                        if m.calls() > 0 {
+                            continue;
+                        }
+                        candidates.remove(&m.name);
+                        match core.modules.reload(&core, &m.name, false) {
+                            Ok(_) => core.console_notice(&format!(
+                                "+OK watch: {} changed on disk and was reloaded",
+                                m.name
+                            )),
+                            Err(e) => core.console_notice(&format!(
+                                "-ERR watch: {} changed on disk but did not reload: [{e}]",
+                                m.name
+                            )),
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start the module watcher: {e}");
+        }
+    }
+}
+
+fn stem(name: &str) -> &str {
+    name.strip_suffix(".so").unwrap_or(name)
+}
+
+fn fire_module_events(core: &Core, t: EventType, m: &LoadedModule, rows: &[InterfaceRow]) {
+    let file = m.source.display().to_string();
+    let fire = |kind: &str, name: &str, description: &str, syntax: &str| {
+        let mut e = core.bus.create(t, None, origin!("fire_module_events"));
+        e.add_header("type", kind);
+        e.add_header("name", name);
+        e.add_header("description", description);
+        e.add_header("syntax", syntax);
+        e.add_header("key", m.name.as_str());
+        e.add_header("filename", file.as_str());
+        core.bus.fire(e);
+    };
+    if rows.is_empty() {
+        fire("generic", &m.name, &m.description, "");
+    }
+    for r in rows {
+        fire(r.kind.as_str(), &r.name, &r.description, &r.syntax);
+    }
+}

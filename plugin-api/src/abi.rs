@@ -1,0 +1,568 @@
+//! ABI identity: how the host decides, before it calls anything, that a
+//! module was built against a `plugin-api` it can talk to.
+//!
+//! Every module exports one data symbol, [`MODULE_HEADER_SYMBOL`], holding a
+//! [`ModuleHeader`]. The header's own layout is frozen forever (magic,
+//! header version, then fields that never move), so a host can always read
+//! it, even from a module built against a far newer or older crate. It
+//! carries the ABI version and a [`TypeSig`] for every type that crosses the
+//! boundary: name, size, alignment, and a fingerprint of its fields, their
+//! declared types and offsets. The host compares these against its own list
+//! and refuses the module with an error naming the first type that differs.
+//!
+//! This is our own check rather than abi_stable's `RootModule` loading: that
+//! one never unloads a library and keeps global maps that grow with every
+//! reload (see `ARCHITECTURE.md`).
+
+use core::ffi::c_void;
+
+/// Breaking ABI version. A module whose major differs is refused.
+#[cfg(not(feature = "test-skew-version"))]
+pub const ABI_MAJOR: u32 = 1;
+#[cfg(feature = "test-skew-version")]
+pub const ABI_MAJOR: u32 = 999;
+
+/// Informational minor version (additions that keep every fingerprint).
+pub const ABI_MINOR: u32 = 0;
+
+/// The version of this crate, as cargo knows it.
+pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// First eight bytes of every module header.
+pub const MODULE_MAGIC: [u8; 8] = *b"HOTSWMOD";
+
+/// Version of the [`ModuleHeader`] layout itself.
+pub const HEADER_VERSION: u32 = 1;
+
+/// The name of the data symbol every module exports (NUL-terminated, as
+/// `dlsym` wants it).
+pub const MODULE_HEADER_SYMBOL: &[u8] = b"hotswitch_module_header\0";
+
+/// A borrowed string or byte slice crossing the boundary: a pointer and a
+/// length, valid only for the duration of the call it is passed to (or, for
+/// `from_static`, for as long as the library that holds it is loaded).
+///
+/// The receiving side copies what it wants to keep: the host never keeps a
+/// plugin's `RStr` past the call, so nothing points into an unloaded library.
+///
+/// ```
+/// use hotswitch_plugin_api::RStr;
+/// let owned = String::from("sofia/internal/1000");
+/// let r = RStr::new(&owned);
+/// assert_eq!(unsafe { r.to_str() }, "sofia/internal/1000");
+/// assert!(RStr::EMPTY.is_empty());
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RStr {
+    ptr: *const u8,
+    len: usize,
+}
+
+// An RStr is a read-only view; sending it between threads is as safe as
+// sending the `&str` it was made from.
+unsafe impl Send for RStr {}
+unsafe impl Sync for RStr {}
+
+impl RStr {
+    /// The empty string (a null pointer and a zero length).
+    pub const EMPTY: RStr = RStr {
+        ptr: core::ptr::null(),
+        len: 0,
+    };
+
+    /// A view of a `'static` string; usable in `static` items.
+    pub const fn from_static(s: &'static str) -> RStr {
+        RStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// A view of `s`. The caller keeps `s` alive for as long as the view is
+    /// used.
+    pub fn new(s: &str) -> RStr {
+        RStr {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// A view of arbitrary bytes (not necessarily UTF-8).
+    pub fn from_bytes(b: &[u8]) -> RStr {
+        RStr {
+            ptr: b.as_ptr(),
+            len: b.len(),
+        }
+    }
+
+    /// True when the view holds no bytes.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes behind the view.
+    ///
+    /// # Safety
+    /// The memory the view was made from must still be alive.
+    pub unsafe fn as_bytes<'a>(self) -> &'a [u8] {
+        if self.ptr.is_null() || self.len == 0 {
+            &[]
+        } else {
+            core::slice::from_raw_parts(self.ptr, self.len)
+        }
+    }
+
+    /// The text behind the view; invalid UTF-8 is replaced, never trusted.
+    ///
+    /// # Safety
+    /// The memory the view was made from must still be alive.
+    pub unsafe fn to_str<'a>(self) -> std::borrow::Cow<'a, str> {
+        String::from_utf8_lossy(self.as_bytes())
+    }
+}
+
+impl core::fmt::Debug for RStr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RStr({:p}, {})", self.ptr, self.len)
+    }
+}
+
+/// The signature of one boundary type: what the host compares.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TypeSig {
+    /// The type's name, e.g. `ApiInterface`.
+    pub name: RStr,
+    /// Its fields and their declared types, in order (for error messages).
+    pub fields: RStr,
+    /// `size_of`.
+    pub size: usize,
+    /// `align_of`.
+    pub align: usize,
+    /// FNV-1a over the field text (white space ignored), size, alignment and
+    /// every field offset.
+    pub fingerprint: u64,
+}
+
+impl TypeSig {
+    /// Builds a signature at compile time.
+    pub const fn new(
+        name: &'static str,
+        fields: &'static str,
+        size: usize,
+        align: usize,
+        offsets: &[usize],
+    ) -> TypeSig {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        h = fnv_text(h, name.as_bytes());
+        h = fnv_text(h, fields.as_bytes());
+        h = fnv_word(h, size as u64);
+        h = fnv_word(h, align as u64);
+        let mut i = 0;
+        while i < offsets.len() {
+            h = fnv_word(h, offsets[i] as u64);
+            i += 1;
+        }
+        TypeSig {
+            name: RStr::from_static(name),
+            fields: RStr::from_static(fields),
+            size,
+            align,
+            fingerprint: h,
+        }
+    }
+}
+
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// Hashes text without its white space, so that two compilers which print
+/// the same declared type with different spacing agree.
+const fn fnv_text(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !(b == b' ' || b == b'\n' || b == b'\t') {
+            h ^= b as u64;
+            h = h.wrapping_mul(FNV_PRIME);
+        }
+        i += 1;
+    }
+    h
+}
+
+const fn fnv_word(mut h: u64, w: u64) -> u64 {
+    let bytes = w.to_le_bytes();
+    let mut i = 0;
+    while i < 8 {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    h
+}
+
+/// A type whose layout is part of the ABI.
+pub trait AbiType {
+    /// Its signature.
+    const SIG: TypeSig;
+}
+
+impl AbiType for RStr {
+    const SIG: TypeSig = TypeSig::new(
+        "RStr",
+        "ptr: *const u8; len: usize;",
+        core::mem::size_of::<RStr>(),
+        core::mem::align_of::<RStr>(),
+        &[
+            core::mem::offset_of!(RStr, ptr),
+            core::mem::offset_of!(RStr, len),
+        ],
+    );
+}
+
+/// Declares a `#[repr(C)]` boundary struct and its [`AbiType`] signature.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! abi_struct {
+    ($(#[$m:meta])* pub struct $name:ident { $( $(#[$fm:meta])* pub $f:ident : $t:ty ),* $(,)? }) => {
+        $(#[$m])*
+        #[repr(C)]
+        pub struct $name { $( $(#[$fm])* pub $f: $t ),* }
+        impl $crate::abi::AbiType for $name {
+            const SIG: $crate::abi::TypeSig = $crate::abi::TypeSig::new(
+                stringify!($name),
+                concat!($( stringify!($f), ": ", stringify!($t), "; " ),*),
+                ::core::mem::size_of::<$name>(),
+                ::core::mem::align_of::<$name>(),
+                &[$( ::core::mem::offset_of!($name, $f) ),*],
+            );
+        }
+    };
+}
+
+/// Declares a transparent integer newtype with named constants: the
+/// boundary's form of an enum, so that a value the receiver does not know is
+/// data, never undefined behaviour.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! abi_consts {
+    ($(#[$m:meta])* pub struct $name:ident($repr:ty) { $( $(#[$cm:meta])* $c:ident = $v:expr ),* $(,)? }) => {
+        $(#[$m])*
+        #[repr(transparent)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub $repr);
+        #[allow(missing_docs)]
+        impl $name {
+            $( $(#[$cm])* pub const $c: $name = $name($v); )*
+            /// Every named value, in declaration order.
+            pub const ALL: &'static [$name] = &[$( $name($v) ),*];
+            /// The constant's name, if the value has one.
+            pub const fn name(self) -> Option<&'static str> {
+                $( if self.0 == $v { return Some(stringify!($c)); } )*
+                None
+            }
+            /// The value whose name is `s` (ASCII case-insensitive).
+            pub fn from_name(s: &str) -> Option<$name> {
+                $( if s.eq_ignore_ascii_case(stringify!($c)) { return Some($name($v)); } )*
+                None
+            }
+        }
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self.name() {
+                    Some(n) => f.write_str(n),
+                    None => write!(f, "{}({})", stringify!($name), self.0),
+                }
+            }
+        }
+        impl $crate::abi::AbiType for $name {
+            const SIG: $crate::abi::TypeSig = $crate::abi::TypeSig::new(
+                stringify!($name),
+                concat!(stringify!($repr), " { ", $( stringify!($c), " = ", stringify!($v), "; ", )* "}"),
+                ::core::mem::size_of::<$name>(),
+                ::core::mem::align_of::<$name>(),
+                &[],
+            );
+        }
+    };
+}
+
+/// The frozen header every module exports under [`MODULE_HEADER_SYMBOL`].
+///
+/// Fields are only ever appended after `descriptor`, and only with a new
+/// [`HEADER_VERSION`]. A module writes it with `declare_module!`; nobody
+/// fills it by hand.
+#[repr(C)]
+pub struct ModuleHeader {
+    /// [`MODULE_MAGIC`].
+    pub magic: [u8; 8],
+    /// [`HEADER_VERSION`] of the crate the module was built with.
+    pub header_version: u32,
+    /// [`ABI_MAJOR`] of that crate.
+    pub abi_major: u32,
+    /// [`ABI_MINOR`] of that crate.
+    pub abi_minor: u32,
+    /// 1 when the module was built with `panic = "unwind"`.
+    pub panic_unwind: u32,
+    /// [`CRATE_VERSION`] of that crate.
+    pub crate_version: RStr,
+    /// The signatures of every boundary type, as that crate declares them.
+    pub types: *const TypeSig,
+    /// How many `types`.
+    pub type_count: usize,
+    /// The module's descriptor; read it only after the signatures match.
+    pub descriptor: *const c_void,
+}
+
+// The header is immutable static data.
+unsafe impl Sync for ModuleHeader {}
+
+impl ModuleHeader {
+    /// The header for a module whose descriptor is `descriptor`.
+    pub const fn new(descriptor: &'static crate::module::ModuleDescriptor) -> ModuleHeader {
+        ModuleHeader {
+            magic: MODULE_MAGIC,
+            header_version: HEADER_VERSION,
+            abi_major: ABI_MAJOR,
+            abi_minor: ABI_MINOR,
+            panic_unwind: cfg!(panic = "unwind") as u32,
+            crate_version: RStr::from_static(CRATE_VERSION),
+            types: ABI_TYPES.as_ptr(),
+            type_count: ABI_TYPES.len(),
+            descriptor: descriptor as *const crate::module::ModuleDescriptor as *const c_void,
+        }
+    }
+}
+
+/// Every type that crosses the boundary, with its signature.
+pub const ABI_TYPES: &[TypeSig] = {
+    use crate::host::*;
+    use crate::interfaces::*;
+    use crate::module::*;
+    use crate::types::*;
+    &[
+        RStr::SIG,
+        TypeSig::SIG_SELF,
+        Status::SIG,
+        LogLevel::SIG,
+        InterfaceKind::SIG,
+        CallCause::SIG,
+        ChannelState::SIG,
+        KillSignal::SIG,
+        MessageId::SIG,
+        ModuleHandle::SIG,
+        SessionRef::SIG,
+        KeyValue::SIG,
+        OutStream::SIG,
+        EventDesc::SIG,
+        CallerProfile::SIG,
+        Frame::SIG,
+        Dtmf::SIG,
+        CoreMessage::SIG,
+        ChatMessage::SIG,
+        OutgoingRequest::SIG,
+        IoRoutines::SIG,
+        StateHandlers::SIG,
+        EndpointInterface::SIG,
+        ApplicationInterface::SIG,
+        ApiInterface::SIG,
+        ChatInterface::SIG,
+        HostServices::SIG,
+        ModuleDescriptor::SIG,
+    ]
+};
+
+impl TypeSig {
+    const SIG_SELF: TypeSig = TypeSig::new(
+        "TypeSig",
+        "name: RStr; fields: RStr; size: usize; align: usize; fingerprint: u64;",
+        core::mem::size_of::<TypeSig>(),
+        core::mem::align_of::<TypeSig>(),
+        &[
+            core::mem::offset_of!(TypeSig, name),
+            core::mem::offset_of!(TypeSig, fields),
+            core::mem::offset_of!(TypeSig, size),
+            core::mem::offset_of!(TypeSig, align),
+            core::mem::offset_of!(TypeSig, fingerprint),
+        ],
+    );
+}
+
+/// Why a module's ABI does not match the host's.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AbiMismatch {
+    /// Not a hotswitch module (no magic).
+    BadMagic,
+    /// A header layout this host cannot read.
+    HeaderVersion { module: u32, host: u32 },
+    /// Built with `panic = "abort"`: a panic could not be contained.
+    PanicAbort,
+    /// Different breaking ABI version.
+    Version {
+        module_major: u32,
+        module_crate: String,
+        host_major: u32,
+        host_crate: String,
+    },
+    /// A boundary type's layout differs.
+    Layout {
+        type_name: String,
+        module: String,
+        host: String,
+    },
+    /// A boundary type one side has and the other lacks.
+    MissingType { type_name: String, in_module: bool },
+}
+
+impl core::fmt::Display for AbiMismatch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AbiMismatch::BadMagic => write!(f, "not a hotswitch module (bad header magic)"),
+            AbiMismatch::HeaderVersion { module, host } => write!(
+                f,
+                "module header version {module}, host reads version {host}"
+            ),
+            AbiMismatch::PanicAbort => write!(
+                f,
+                "module was built with panic=\"abort\"; hotswitch needs panic=\"unwind\" to contain its panics"
+            ),
+            AbiMismatch::Version {
+                module_major,
+                module_crate,
+                host_major,
+                host_crate,
+            } => write!(
+                f,
+                "plugin-api version mismatch: module built against plugin-api {module_crate} (ABI {module_major}), host has plugin-api {host_crate} (ABI {host_major})"
+            ),
+            AbiMismatch::Layout {
+                type_name,
+                module,
+                host,
+            } => write!(
+                f,
+                "plugin-api layout mismatch in type `{type_name}`: module has {module}; host has {host}"
+            ),
+            AbiMismatch::MissingType {
+                type_name,
+                in_module,
+            } => {
+                if *in_module {
+                    write!(f, "plugin-api layout mismatch: module has type `{type_name}` that the host lacks")
+                } else {
+                    write!(f, "plugin-api layout mismatch: module lacks type `{type_name}`")
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for AbiMismatch {}
+
+fn describe(sig: &TypeSig) -> String {
+    // SAFETY: the caller holds the library the signature lives in.
+    let fields = unsafe { sig.fields.to_str() };
+    format!(
+        "size {} align {} {{ {} }}",
+        sig.size,
+        sig.align,
+        fields.trim()
+    )
+}
+
+/// Checks a module header against this crate's own ABI.
+///
+/// # Safety
+/// `header` must point to a readable header inside a library that stays
+/// loaded for the duration of the call.
+pub unsafe fn check_header(header: *const ModuleHeader) -> Result<(), AbiMismatch> {
+    let h = &*header;
+    if h.magic != MODULE_MAGIC {
+        return Err(AbiMismatch::BadMagic);
+    }
+    if h.header_version != HEADER_VERSION {
+        return Err(AbiMismatch::HeaderVersion {
+            module: h.header_version,
+            host: HEADER_VERSION,
+        });
+    }
+    if h.abi_major != ABI_MAJOR {
+        return Err(AbiMismatch::Version {
+            module_major: h.abi_major,
+            module_crate: h.crate_version.to_str().into_owned(),
+            host_major: ABI_MAJOR,
+            host_crate: CRATE_VERSION.to_string(),
+        });
+    }
+    if h.panic_unwind != 1 {
+        return Err(AbiMismatch::PanicAbort);
+    }
+    let theirs: &[TypeSig] = if h.types.is_null() {
+        &[]
+    } else {
+        core::slice::from_raw_parts(h.types, h.type_count)
+    };
+    for mine in ABI_TYPES {
+        let my_name = mine.name.to_str();
+        match theirs.iter().find(|t| t.name.to_str() == my_name) {
+            None => {
+                return Err(AbiMismatch::MissingType {
+                    type_name: my_name.into_owned(),
+                    in_module: false,
+                })
+            }
+            Some(t) if t.fingerprint != mine.fingerprint => {
+                return Err(AbiMismatch::Layout {
+                    type_name: my_name.into_owned(),
+                    module: describe(t),
+                    host: describe(mine),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for t in theirs {
+        let name = t.name.to_str();
+        if !ABI_TYPES.iter().any(|m| m.name.to_str() == name) {
+            return Err(AbiMismatch::MissingType {
+                type_name: name.into_owned(),
+                in_module: true,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_from_this_crate_passes_its_own_check() {
+        static H: ModuleHeader = ModuleHeader::new(&crate::module::tests::TEST_DESCRIPTOR);
+        unsafe { check_header(&H) }.unwrap();
+    }
+
+    #[test]
+    fn a_changed_field_type_changes_the_fingerprint() {
+        let a = TypeSig::new("T", "a: u32;", 4, 4, &[0]);
+        let b = TypeSig::new("T", "a: i32;", 4, 4, &[0]);
+        let c = TypeSig::new("T", "a :  u32 ;", 4, 4, &[0]);
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.fingerprint, c.fingerprint, "spacing must not matter");
+    }
+
+    #[test]
+    fn a_wrong_major_is_named_with_both_versions() {
+        static mut H: ModuleHeader = ModuleHeader::new(&crate::module::tests::TEST_DESCRIPTOR);
+        unsafe {
+            let h = &mut *core::ptr::addr_of_mut!(H);
+            h.abi_major = ABI_MAJOR + 1;
+            let e = check_header(h).unwrap_err().to_string();
+            assert!(e.contains("plugin-api version mismatch"), "{e}");
+            assert!(e.contains(&format!("ABI {}", ABI_MAJOR + 1)), "{e}");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! # hotswitch plugin API
+//!
+//! The one crate a hotswitch module author needs. A module is a `cdylib`
+//! that depends on this crate, calls [`declare_module!`] once, and registers
+//! its interfaces — endpoints, applications, api commands, chat protocols —
+//! through the [`ModuleContext`] it is handed at load.
+//!
+//! - [`abi`]: the module header and the ABI identity check (what makes the
+//!   host refuse a module built against an incompatible version of this
+//!   crate, naming what differs).
+//! - [`types`]: status codes, call causes, channel states, signals, message
+//!   ids and the opaque handles, with FreeSWITCH's numbers.
+//! - [`interfaces`]: the interfaces a module registers, with FreeSWITCH's
+//!   `io_routines` and `state_handler` members.
+//! - [`host`]: the table of host services handed to `module_load`.
+//! - [`module`]: the descriptor, the `declare_module!` macro and the safe
+//!   wrappers a module uses.
+//!
+//! ## Rules a module keeps
+//! - Build with `crate-type = ["cdylib"]` and `panic = "unwind"` (the host
+//!   refuses `panic = "abort"` modules: their panics could not be caught).
+//! - Threads the module starts are stopped and joined in its unload; the host
+//!   checks after `dlclose` that the library is really gone and reports it
+//!   *pinned* otherwise.
+//! - Log with the `log` macros: `declare_module!` installs a logger that
+//!   forwards to the host. Do not install env_logger or any other logger.
+//!
+//! ```no_run
+//! use hotswitch_plugin_api::{declare_module, ModuleContext};
+//! use std::fmt::Write;
+//!
+//! declare_module! {
+//!     name: "mod_hello",
+//!     description: "The smallest useful module",
+//!     load: load,
+//!     unload: None,
+//!     runtime: None,
+//! }
+//!
+//! fn load(m: &ModuleContext) -> Result<(), String> {
+//!     m.add_api("hello", "Say hello", "hello [name]", |args, out| {
+//!         let _ = writeln!(out, "+OK hello {args}");
+//!     })
+//!     .map_err(|e| e.to_string())
+//! }
+//! # fn main() {}
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod abi;
+pub mod host;
+#[allow(missing_docs)]
+pub mod interfaces;
+pub mod module;
+#[allow(missing_docs)]
+pub mod types;
+
+pub use abi::RStr;
+pub use host::{EventDesc, HostServices, OutStream};
+pub use interfaces::*;
+pub use module::{
+    guard, guard_or, Chat, HostError, ModuleContext, ModuleDescriptor, Session, Stream,
+};
+pub use types::*;
+
+/// Re-exported so that modules log with the same `log` this crate forwards.
+pub use log;

@@ -1,0 +1,703 @@
+//! The module side of the boundary: the descriptor a module exports, the
+//! [`declare_module!`](crate::declare_module) macro that writes it, and
+//! [`ModuleContext`], the safe face of the host's services.
+//!
+//! Everything the macro generates catches panics: a panic inside any
+//! function the host calls becomes [`Status::PANIC`], its message goes to
+//! the host's log with the module's name, and the host marks the module
+//! faulted instead of dying.
+
+use crate::abi::RStr;
+use crate::abi_struct;
+use crate::host::{EventDesc, HostServices, OutStream};
+use crate::interfaces::{
+    ApiInterface, ApplicationInterface, ChatInterface, ChatMessage, EndpointInterface,
+};
+use crate::types::{InterfaceKind, KeyValue, LogLevel, ModuleHandle, SessionRef, Status};
+use core::ffi::c_void;
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// `module_load`: called once, on a host thread, with the host's services.
+pub type ModuleLoadFn =
+    unsafe extern "C" fn(services: *const HostServices, module: ModuleHandle) -> Status;
+/// `module_shutdown`: the last call before the library is closed.
+pub type ModuleUnloadFn = unsafe extern "C" fn() -> Status;
+/// `module_runtime`: called in a loop on its own host thread until it returns
+/// `TERM` or the module is being unloaded.
+pub type ModuleRuntimeFn = unsafe extern "C" fn() -> Status;
+
+abi_struct! {
+    /// What a module is: FreeSWITCH's `switch_loadable_module_function_table`
+    /// plus a name, version and description.
+    pub struct ModuleDescriptor {
+        /// `mod_x`.
+        pub name: RStr,
+        /// The module's own version.
+        pub version: RStr,
+        /// One line for `show modules`.
+        pub description: RStr,
+        /// Called once at load.
+        pub load: ModuleLoadFn,
+        /// Called once before the library is closed.
+        pub unload: Option<ModuleUnloadFn>,
+        /// Run in a loop on its own thread while loaded.
+        pub runtime: Option<ModuleRuntimeFn>,
+        /// Reserved, zero.
+        pub flags: u32,
+    }
+}
+
+// Static data: the descriptor never changes after the macro writes it.
+unsafe impl Sync for ModuleDescriptor {}
+
+static SERVICES: AtomicPtr<HostServices> = AtomicPtr::new(core::ptr::null_mut());
+static HANDLE: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static NAME: OnceLock<&'static str> = OnceLock::new();
+/// Closures registered as interfaces, kept alive until the module unloads.
+static KEEP: Mutex<Vec<Box<dyn Any + Send + Sync>>> = Mutex::new(Vec::new());
+
+/// Runs `f`, turning a panic into `default`.
+///
+/// ```
+/// use hotswitch_plugin_api::{module::guard_or, Status};
+/// assert_eq!(guard_or(Status::PANIC, || Status::SUCCESS), Status::SUCCESS);
+/// ```
+pub fn guard_or<T>(default: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
+}
+
+/// Runs `f`, turning a panic into [`Status::PANIC`].
+pub fn guard(f: impl FnOnce() -> Status) -> Status {
+    guard_or(Status::PANIC, f)
+}
+
+fn services() -> Option<&'static HostServices> {
+    // SAFETY: the host keeps its services table alive for as long as this
+    // library is loaded; the pointer is only ever set by `__load`.
+    unsafe { SERVICES.load(Ordering::Acquire).as_ref() }
+}
+
+fn handle() -> ModuleHandle {
+    ModuleHandle {
+        ptr: HANDLE.load(Ordering::Acquire),
+    }
+}
+
+/// Writes one record to the host's log (what the forwarding logger uses).
+fn host_log(level: LogLevel, target: &str, message: &str, file: &str, line: u32) {
+    if let Some(s) = services() {
+        // SAFETY: host function from the live services table; all views are
+        // of locals that outlive the call.
+        unsafe {
+            (s.log)(
+                handle(),
+                level,
+                RStr::new(target),
+                RStr::new(message),
+                RStr::new(file),
+                line,
+            )
+        }
+    }
+}
+
+/// The `log` backend every module gets: records go to the host's logger,
+/// tagged with the module's name. (Each module has its own copy of `log`,
+/// so without this its `log::info!` would reach nothing.)
+struct ForwardLogger;
+
+impl log::Log for ForwardLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        match services() {
+            // SAFETY: host function from the live services table.
+            Some(s) => (metadata.level() as u32) <= unsafe { (s.log_level)() }.0,
+            None => false,
+        }
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let owned;
+        let message = match record.args().as_str() {
+            Some(s) => s,
+            None => {
+                owned = record.args().to_string();
+                &owned
+            }
+        };
+        host_log(
+            LogLevel::from_log(record.level()),
+            record.target(),
+            message,
+            record.file().unwrap_or(""),
+            record.line().unwrap_or(0),
+        );
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: ForwardLogger = ForwardLogger;
+
+/// The load trampoline `declare_module!` generates. Not for direct use.
+///
+/// # Safety
+/// Called by the host only, with its live services table.
+#[doc(hidden)]
+pub unsafe fn __load(
+    services: *const HostServices,
+    module: ModuleHandle,
+    name: &'static str,
+    load: fn(&ModuleContext) -> Result<(), String>,
+) -> Status {
+    SERVICES.store(services as *mut HostServices, Ordering::Release);
+    HANDLE.store(module.ptr as *mut c_void, Ordering::Release);
+    let _ = NAME.set(name);
+    guard(|| {
+        let _ = log::set_logger(&LOGGER);
+        log::set_max_level(log::LevelFilter::Trace);
+        // This hook belongs to this module's own copy of std: it reports
+        // panics through the host's log, and (unlike std's default hook)
+        // never touches the thread's identity, which would leave a
+        // destructor pointing into this library after it is closed.
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload_as_str()
+                .unwrap_or("(non-string panic payload)");
+            let (file, line) = info
+                .location()
+                .map(|l| (l.file(), l.line()))
+                .unwrap_or(("", 0));
+            host_log(
+                LogLevel::ERROR,
+                name,
+                &format!("module {name} panicked at {file}:{line}: {msg}"),
+                file,
+                line,
+            );
+        }));
+        match load(&ModuleContext { _private: () }) {
+            Ok(()) => Status::SUCCESS,
+            Err(e) => {
+                log::error!("{name}: load failed: {e}");
+                Status::GENERR
+            }
+        }
+    })
+}
+
+/// The unload trampoline `declare_module!` generates. Not for direct use.
+#[doc(hidden)]
+pub fn __unload(unload: Option<fn(&ModuleContext) -> Result<(), String>>) -> Status {
+    let status = guard(|| match unload {
+        Some(f) => match f(&ModuleContext { _private: () }) {
+            Ok(()) => Status::SUCCESS,
+            Err(e) => {
+                log::error!("unload failed: {e}");
+                Status::GENERR
+            }
+        },
+        None => Status::SUCCESS,
+    });
+    // Drop every interface closure now, while this library's code is still
+    // mapped; the host holds none of them.
+    let kept = guard_or(Vec::new(), || {
+        std::mem::take(&mut *KEEP.lock().unwrap_or_else(|p| p.into_inner()))
+    });
+    let dropped = guard(|| {
+        drop(kept);
+        Status::SUCCESS
+    });
+    if status.is_success() {
+        dropped
+    } else {
+        status
+    }
+}
+
+/// The runtime trampoline `declare_module!` generates. Not for direct use.
+#[doc(hidden)]
+pub fn __runtime(runtime: fn(&ModuleContext) -> Status) -> Status {
+    guard(|| runtime(&ModuleContext { _private: () }))
+}
+
+/// A host-owned output stream: what an api command writes its reply into.
+///
+/// ```
+/// use std::fmt::Write;
+/// # use hotswitch_plugin_api::Stream;
+/// fn reply(out: &mut Stream, name: &str) {
+///     let _ = writeln!(out, "+OK hello {name}");
+/// }
+/// ```
+pub struct Stream {
+    raw: *mut OutStream,
+}
+
+impl Stream {
+    /// Wraps a stream the host handed over.
+    ///
+    /// # Safety
+    /// `raw` must be a live host stream (or null, which discards output).
+    pub unsafe fn from_raw(raw: *mut OutStream) -> Stream {
+        Stream { raw }
+    }
+}
+
+impl std::fmt::Write for Stream {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        // SAFETY: `from_raw`'s contract.
+        unsafe { OutStream::write_str(self.raw, s) };
+        Ok(())
+    }
+}
+
+/// A session an application runs on. Its operations arrive with the
+/// session core; today it is the host's handle.
+#[derive(Clone, Copy, Debug)]
+pub struct Session {
+    raw: SessionRef,
+}
+
+impl Session {
+    /// The host's handle.
+    pub fn raw(&self) -> SessionRef {
+        self.raw
+    }
+}
+
+/// A module's view of the host: register interfaces, read configuration,
+/// fire events, run api commands. Handed to the module's load, unload and
+/// runtime functions.
+pub struct ModuleContext {
+    _private: (),
+}
+
+/// Why a host service refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError(pub Status);
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "host refused: {:?}", self.0)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+fn check(status: Status) -> Result<(), HostError> {
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(HostError(status))
+    }
+}
+
+fn keep<T: Send + Sync + 'static>(value: T) -> *mut c_void {
+    let boxed = Box::new(value);
+    let ptr = &*boxed as *const T as *mut c_void;
+    KEEP.lock().unwrap_or_else(|p| p.into_inner()).push(boxed);
+    ptr
+}
+
+unsafe extern "C" fn collect_into_string(ctx: *mut c_void, text: RStr) {
+    let s = &mut *(ctx as *mut String);
+    s.push_str(&text.to_str());
+}
+
+unsafe extern "C" fn api_trampoline<F>(
+    user_data: *mut c_void,
+    args: RStr,
+    _session: SessionRef,
+    out: *mut OutStream,
+) -> Status
+where
+    F: Fn(&str, &mut Stream) + Send + Sync + 'static,
+{
+    guard(|| {
+        let f = &*(user_data as *const F);
+        let mut stream = Stream::from_raw(out);
+        f(&args.to_str(), &mut stream);
+        Status::SUCCESS
+    })
+}
+
+unsafe extern "C" fn app_trampoline<F>(
+    user_data: *mut c_void,
+    session: SessionRef,
+    data: RStr,
+) -> Status
+where
+    F: Fn(Session, &str) + Send + Sync + 'static,
+{
+    guard(|| {
+        let f = &*(user_data as *const F);
+        f(Session { raw: session }, &data.to_str());
+        Status::SUCCESS
+    })
+}
+
+unsafe extern "C" fn chat_trampoline<F>(user_data: *mut c_void, msg: *const ChatMessage) -> Status
+where
+    F: Fn(&Chat) -> Status + Send + Sync + 'static,
+{
+    guard(|| {
+        let f = &*(user_data as *const F);
+        let Some(m) = msg.as_ref() else {
+            return Status::FALSE;
+        };
+        let headers = if m.headers.is_null() {
+            Vec::new()
+        } else {
+            core::slice::from_raw_parts(m.headers, m.header_count)
+                .iter()
+                .map(|kv| (kv.key.to_str().into_owned(), kv.value.to_str().into_owned()))
+                .collect()
+        };
+        f(&Chat {
+            proto: m.proto.to_str().into_owned(),
+            from: m.from.to_str().into_owned(),
+            to: m.to.to_str().into_owned(),
+            subject: m.subject.to_str().into_owned(),
+            body: m.body.to_str().into_owned(),
+            hint: m.hint.to_str().into_owned(),
+            headers,
+        })
+    })
+}
+
+/// A text message, owned (the safe form of [`ChatMessage`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chat {
+    /// Protocol (`sip`, `gsmopen`, `verto`).
+    pub proto: String,
+    /// Sender.
+    pub from: String,
+    /// Recipient.
+    pub to: String,
+    /// Subject, often empty.
+    pub subject: String,
+    /// The text.
+    pub body: String,
+    /// Routing hint.
+    pub hint: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ModuleContext {
+    fn svc(&self) -> Result<&'static HostServices, HostError> {
+        services().ok_or(HostError(Status::GENERR))
+    }
+
+    /// The module's name (as declared).
+    pub fn name(&self) -> &'static str {
+        NAME.get().copied().unwrap_or("")
+    }
+
+    /// Registers an api command: `f(args, out)` writes its reply.
+    ///
+    /// ```no_run
+    /// use std::fmt::Write;
+    /// # fn load(m: &hotswitch_plugin_api::ModuleContext) -> Result<(), String> {
+    /// m.add_api("hello", "Say hello", "hello [name]", |args, out| {
+    ///     let _ = writeln!(out, "+OK hello {}", if args.is_empty() { "world" } else { args });
+    /// }).map_err(|e| e.to_string())
+    /// # }
+    /// ```
+    pub fn add_api<F>(
+        &self,
+        name: &str,
+        description: &str,
+        syntax: &str,
+        f: F,
+    ) -> Result<(), HostError>
+    where
+        F: Fn(&str, &mut Stream) + Send + Sync + 'static,
+    {
+        let s = self.svc()?;
+        let iface = ApiInterface {
+            name: RStr::new(name),
+            description: RStr::new(description),
+            syntax: RStr::new(syntax),
+            user_data: keep(f),
+            func: api_trampoline::<F>,
+        };
+        // SAFETY: the host copies the interface during the call.
+        check(unsafe { (s.register_api)(handle(), &iface) })
+    }
+
+    /// Registers a dialplan application: `f(session, data)` runs it.
+    pub fn add_application<F>(
+        &self,
+        name: &str,
+        description: &str,
+        syntax: &str,
+        flags: u32,
+        f: F,
+    ) -> Result<(), HostError>
+    where
+        F: Fn(Session, &str) + Send + Sync + 'static,
+    {
+        let s = self.svc()?;
+        let iface = ApplicationInterface {
+            name: RStr::new(name),
+            description: RStr::new(description),
+            syntax: RStr::new(syntax),
+            flags,
+            user_data: keep(f),
+            func: app_trampoline::<F>,
+        };
+        // SAFETY: the host copies the interface during the call.
+        check(unsafe { (s.register_application)(handle(), &iface) })
+    }
+
+    /// Registers a chat protocol: `f(message)` sends a message.
+    pub fn add_chat<F>(&self, proto: &str, f: F) -> Result<(), HostError>
+    where
+        F: Fn(&Chat) -> Status + Send + Sync + 'static,
+    {
+        let s = self.svc()?;
+        #[allow(clippy::needless_update)]
+        let iface = ChatInterface {
+            name: RStr::new(proto),
+            user_data: keep(f),
+            send: chat_trampoline::<F>,
+            #[cfg(feature = "test-skew-layout")]
+            skew: 0,
+        };
+        // SAFETY: the host copies the interface during the call.
+        check(unsafe { (s.register_chat)(handle(), &iface) })
+    }
+
+    /// Registers an endpoint from its raw tables. The endpoint's callbacks
+    /// must catch their own panics (use [`guard`] / [`guard_or`]).
+    pub fn add_endpoint_raw(&self, iface: &EndpointInterface) -> Result<(), HostError> {
+        let s = self.svc()?;
+        // SAFETY: the host copies the interface during the call.
+        check(unsafe { (s.register_endpoint)(handle(), iface) })
+    }
+
+    /// Removes one of this module's interfaces.
+    pub fn remove_interface(&self, kind: InterfaceKind, name: &str) -> Result<(), HostError> {
+        let s = self.svc()?;
+        // SAFETY: host function; the view outlives the call.
+        check(unsafe { (s.unregister_interface)(handle(), kind, RStr::new(name)) })
+    }
+
+    /// The XML text of configuration section `name` (e.g. `skel.conf`), read
+    /// fresh from the host's configuration.
+    pub fn config_section(&self, name: &str) -> Option<String> {
+        let s = self.svc().ok()?;
+        let mut text = String::new();
+        let mut out = OutStream {
+            ctx: &mut text as *mut String as *mut c_void,
+            write: collect_into_string,
+        };
+        // SAFETY: `out` and `text` outlive the call.
+        let st = unsafe { (s.config_section)(handle(), RStr::new(name), &mut out) };
+        st.is_success().then_some(text)
+    }
+
+    /// Fires an event: `event_id` is FreeSWITCH's number (0 = CUSTOM, with a
+    /// `subclass`).
+    pub fn fire_event(
+        &self,
+        event_id: u32,
+        subclass: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(), HostError> {
+        let s = self.svc()?;
+        let kv: Vec<KeyValue> = headers
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: RStr::new(k),
+                value: RStr::new(v),
+            })
+            .collect();
+        let ev = EventDesc {
+            event_id,
+            subclass: RStr::new(subclass),
+            headers: kv.as_ptr(),
+            header_count: kv.len(),
+            body: RStr::new(body),
+        };
+        // SAFETY: everything the descriptor points at outlives the call.
+        check(unsafe { (s.fire_event)(handle(), &ev) })
+    }
+
+    /// Runs an api command and returns its output.
+    pub fn execute_api(&self, command: &str, args: &str) -> Result<String, HostError> {
+        let s = self.svc()?;
+        let mut text = String::new();
+        let mut out = OutStream {
+            ctx: &mut text as *mut String as *mut c_void,
+            write: collect_into_string,
+        };
+        // SAFETY: `out` and `text` outlive the call.
+        let st = unsafe {
+            (s.execute_api)(
+                handle(),
+                RStr::new(command),
+                RStr::new(args),
+                SessionRef::NULL,
+                &mut out,
+            )
+        };
+        check(st).map(|()| text)
+    }
+
+    /// Sends a text message through whichever module serves `chat.proto`.
+    pub fn send_chat(&self, chat: &Chat) -> Result<(), HostError> {
+        let s = self.svc()?;
+        let kv: Vec<KeyValue> = chat
+            .headers
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: RStr::new(k),
+                value: RStr::new(v),
+            })
+            .collect();
+        let m = ChatMessage {
+            proto: RStr::new(&chat.proto),
+            from: RStr::new(&chat.from),
+            to: RStr::new(&chat.to),
+            subject: RStr::new(&chat.subject),
+            body: RStr::new(&chat.body),
+            hint: RStr::new(&chat.hint),
+            headers: kv.as_ptr(),
+            header_count: kv.len(),
+        };
+        // SAFETY: everything the message points at outlives the call.
+        check(unsafe { (s.send_chat)(handle(), &m) })
+    }
+
+    /// False once the host has begun unloading this module: a runtime loop
+    /// or a thread of the module's own stops when it sees this.
+    pub fn running(&self) -> bool {
+        match services() {
+            // SAFETY: host function from the live services table.
+            Some(s) => unsafe { (s.module_running)(handle()) != 0 },
+            None => false,
+        }
+    }
+}
+
+/// Declares a module: writes the exported header and descriptor, and wraps
+/// `load`, `unload` and `runtime` so that panics are caught and logging
+/// reaches the host.
+///
+/// ```no_run
+/// use hotswitch_plugin_api::{declare_module, ModuleContext};
+/// use std::fmt::Write;
+///
+/// declare_module! {
+///     name: "mod_hello",
+///     description: "Says hello",
+///     load: load,
+///     unload: None,
+///     runtime: None,
+/// }
+///
+/// fn load(m: &ModuleContext) -> Result<(), String> {
+///     log::info!("hello is loading");
+///     m.add_api("hello", "Say hello", "hello", |_, out| {
+///         let _ = writeln!(out, "+OK hello");
+///     })
+///     .map_err(|e| e.to_string())
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! declare_module {
+    (
+        name: $name:expr,
+        description: $desc:expr,
+        load: $load:expr,
+        unload: $unload:expr,
+        runtime: $runtime:expr $(,)?
+    ) => {
+        #[doc(hidden)]
+        pub mod __hotswitch_module {
+            #[allow(unused_imports)]
+            use super::*;
+
+            const NAME: &str = $name;
+            const LOAD: fn(&$crate::ModuleContext) -> ::core::result::Result<(), String> = $load;
+            const UNLOAD: Option<fn(&$crate::ModuleContext) -> ::core::result::Result<(), String>> =
+                $unload;
+            const RUNTIME: Option<fn(&$crate::ModuleContext) -> $crate::Status> = $runtime;
+
+            unsafe extern "C" fn load_entry(
+                services: *const $crate::HostServices,
+                module: $crate::ModuleHandle,
+            ) -> $crate::Status {
+                $crate::module::__load(services, module, NAME, LOAD)
+            }
+
+            unsafe extern "C" fn unload_entry() -> $crate::Status {
+                $crate::module::__unload(UNLOAD)
+            }
+
+            unsafe extern "C" fn runtime_entry() -> $crate::Status {
+                match RUNTIME {
+                    Some(f) => $crate::module::__runtime(f),
+                    None => $crate::Status::TERM,
+                }
+            }
+
+            static DESCRIPTOR: $crate::ModuleDescriptor = $crate::ModuleDescriptor {
+                name: $crate::RStr::from_static(NAME),
+                version: $crate::RStr::from_static(env!("CARGO_PKG_VERSION")),
+                description: $crate::RStr::from_static($desc),
+                load: load_entry,
+                unload: Some(unload_entry),
+                runtime: if RUNTIME.is_some() {
+                    Some(runtime_entry)
+                } else {
+                    None
+                },
+                flags: 0,
+            };
+
+            #[no_mangle]
+            #[used]
+            pub static hotswitch_module_header: $crate::abi::ModuleHeader =
+                $crate::abi::ModuleHeader::new(&DESCRIPTOR);
+        }
+    };
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    unsafe extern "C" fn nop_load(_: *const HostServices, _: ModuleHandle) -> Status {
+        Status::SUCCESS
+    }
+
+    pub(crate) static TEST_DESCRIPTOR: ModuleDescriptor = ModuleDescriptor {
+        name: RStr::from_static("mod_test"),
+        version: RStr::from_static("0"),
+        description: RStr::from_static(""),
+        load: nop_load,
+        unload: None,
+        runtime: None,
+        flags: 0,
+    };
+
+    #[test]
+    fn guard_turns_a_panic_into_status_panic() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let st = guard(|| panic!("boom"));
+        std::panic::set_hook(prev);
+        assert_eq!(st, Status::PANIC);
+    }
+}

@@ -1,0 +1,106 @@
+//! # mod_skel — the template for a hotswitch module
+//!
+//! Copy this crate to start a module of your own. It shows the whole
+//! contract in one screen:
+//!
+//! 1. `declare_module!` names the module and its entry points; it exports
+//!    the header the host checks, catches panics in every entry point, and
+//!    forwards this crate's `log` records to the host's log.
+//! 2. `load` reads the module's configuration section and registers an api
+//!    command (`skel`) and a dialplan application (`skel_app`).
+//! 3. `unload` releases what `load` took. Anything the module started —
+//!    threads, sockets, runtimes — must be stopped and joined here: the host
+//!    closes the library right after, and checks that it is really gone.
+//!
+//! Build it with `cargo build -p mod_skel`, then at the console:
+//! `load mod_skel`, `skel world`, `reload mod_skel`, `unload mod_skel`.
+
+use hotswitch_plugin_api::{declare_module, saf, ModuleContext};
+use std::fmt::Write;
+use std::sync::Mutex;
+
+declare_module! {
+    name: "mod_skel",
+    description: "Skeleton module: one api command and one application",
+    load: load,
+    unload: Some(unload),
+    runtime: None,
+}
+
+/// The module's state: whatever `load` sets up and `unload` tears down.
+static GREETING: Mutex<String> = Mutex::new(String::new());
+
+fn load(m: &ModuleContext) -> Result<(), String> {
+    // Configuration lives in conf/autoload_configs/skel.conf.xml:
+    //   <configuration name="skel.conf"><settings>
+    //     <param name="greeting" value="hello"/>
+    //   </settings></configuration>
+    // A module parses the XML it is given however it likes; this one looks
+    // for the greeting parameter and falls back to "hello".
+    let greeting = m
+        .config_section("skel.conf")
+        .and_then(|xml| param(&xml, "greeting"))
+        .unwrap_or_else(|| "hello".to_string());
+    *GREETING.lock().map_err(|e| e.to_string())? = greeting;
+
+    // An api command: reachable from the console, and later from the event
+    // socket (`api skel world`). It writes its reply into the host's stream.
+    m.add_api(
+        "skel",
+        "Say the configured greeting",
+        "skel [name]",
+        |args, out| {
+            let greeting = GREETING.lock().map(|g| g.clone()).unwrap_or_default();
+            let who = if args.is_empty() { "world" } else { args };
+            let _ = writeln!(out, "+OK {greeting} {who}");
+        },
+    )
+    .map_err(|e| e.to_string())?;
+
+    // A dialplan application: `<action application="skel_app" data="..."/>`.
+    // It runs on the call's own thread; here it only logs.
+    m.add_application(
+        "skel_app",
+        "Log the data it is given",
+        "<text>",
+        saf::NOMEDIA,
+        |session, data| {
+            log::info!("skel_app on session {:?}: {data}", session.raw());
+        },
+    )
+    .map_err(|e| e.to_string())?;
+
+    log::info!("mod_skel loaded");
+    Ok(())
+}
+
+fn unload(_m: &ModuleContext) -> Result<(), String> {
+    if let Ok(mut g) = GREETING.lock() {
+        g.clear();
+    }
+    log::info!("mod_skel unloading");
+    Ok(())
+}
+
+/// The `value` of `<param name="{name}" value="…"/>` in `xml`.
+fn param(xml: &str, name: &str) -> Option<String> {
+    let key = format!("name=\"{name}\"");
+    let tag_start = xml.find(&key)?;
+    let tag = &xml[tag_start..];
+    let tag = &tag[..tag.find('>')?];
+    let v = tag.find("value=\"")? + "value=\"".len();
+    let rest = &tag[v..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_param_value_is_found_by_name() {
+        let x = r#"<configuration name="skel.conf"><settings>
+            <param name="other" value="x"/><param name="greeting" value="howdy"/>
+        </settings></configuration>"#;
+        assert_eq!(super::param(x, "greeting").as_deref(), Some("howdy"));
+        assert_eq!(super::param(x, "missing"), None);
+    }
+}
