@@ -35,6 +35,12 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     ("fsctl", "Switch controls", "shutdown", fsctl),
     ("help", "Show help for all the api commands", "", help),
     ("echo", "Echo the arguments", "<data>", echo),
+    (
+        "bgapi",
+        "Run an api command in the background",
+        "<command> [args]",
+        bgapi,
+    ),
     ("hostname", "Return the system hostname", "", hostname),
 ];
 
@@ -204,6 +210,38 @@ fn help(core: &Arc<Core>, _args: &str) -> String {
 
 fn echo(_core: &Arc<Core>, args: &str) -> String {
     format!("{args}\n")
+}
+
+/// Runs a command on its own thread; its output arrives as a
+/// BACKGROUND_JOB event whose body is the output.
+fn bgapi(core: &Arc<Core>, args: &str) -> String {
+    let line = args.trim().to_string();
+    if line.is_empty() {
+        return usage("<command> [args]");
+    }
+    let job = uuid::Uuid::new_v4().to_string();
+    let c = core.clone();
+    let job_id = job.clone();
+    let spawned = std::thread::Builder::new()
+        .name("bgapi".into())
+        .spawn(move || {
+            let output = c.execute_line(&line);
+            let (cmd, cmd_args) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            let mut e = c.bus.create(
+                crate::event::EventType::BACKGROUND_JOB,
+                None,
+                crate::origin!("bgapi"),
+            );
+            e.add_header("Job-UUID", job_id);
+            e.add_header("Job-Command", cmd);
+            e.add_header("Job-Command-Arg", cmd_args);
+            e.body = Some(output);
+            c.bus.fire(e);
+        });
+    match spawned {
+        Ok(_) => format!("+OK Job-UUID: {job}\n"),
+        Err(e) => format!("-ERR cannot start a background job: {e}\n"),
+    }
 }
 
 fn hostname(core: &Arc<Core>, _args: &str) -> String {

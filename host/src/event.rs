@@ -121,6 +121,7 @@ impl EventType {
     pub const SHUTDOWN: EventType = EventType(28);
     pub const MODULE_LOAD: EventType = EventType(34);
     pub const MODULE_UNLOAD: EventType = EventType(35);
+    pub const BACKGROUND_JOB: EventType = EventType(46);
     pub const ALL: EventType = EventType(93);
 
     /// The wire name (`MODULE_LOAD`).
@@ -210,7 +211,7 @@ pub fn url_encode_into(s: &str, out: &mut String) {
         let b = bytes[i];
         if b == b'%' && i + 2 < bytes.len() && is_hex(bytes[i + 1]) && is_hex(bytes[i + 2]) {
             out.push('%');
-        } else if b < 0x20 || b > 0x7e || SPECIAL.contains(&b) {
+        } else if !(0x20..=0x7e).contains(&b) || SPECIAL.contains(&b) {
             let _ = write!(out, "%{b:02X}");
         } else {
             out.push(b as char);

@@ -298,54 +298,63 @@ pub fn mapped_count_under(dir: &Path) -> usize {
 }
 
 /// Reads the ELF dynamic section for `DF_1_NODELETE` (64-bit little-endian
-/// only, the only kind we build); any parse trouble answers false.
+/// only, the only kind we build), reading just the headers and the dynamic
+/// section; any trouble answers false.
 fn elf_has_nodelete(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
     const DT_FLAGS_1: u64 = 0x6fff_fffb;
     const DF_1_NODELETE: u64 = 0x8;
     const PT_DYNAMIC: u32 = 2;
-    let Ok(b) = std::fs::read(path) else {
+    let Ok(mut f) = std::fs::File::open(path) else {
         return false;
     };
-    let u16_at = |o: usize| {
-        b.get(o..o + 2)
-            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    let mut read_at = |off: u64, len: usize| -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        f.seek(SeekFrom::Start(off)).ok()?;
+        f.read_exact(&mut buf).ok()?;
+        Some(buf)
     };
-    let u32_at = |o: usize| {
-        b.get(o..o + 4)
-            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-    };
-    let u64_at = |o: usize| {
+    let word = |b: &[u8], o: usize| -> u64 {
         b.get(o..o + 8)
-            .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0)
     };
-    if b.get(0..4) != Some(b"\x7fELF") || b.get(4) != Some(&2) || b.get(5) != Some(&1) {
+    let Some(eh) = read_at(0, 64) else {
+        return false;
+    };
+    if &eh[0..4] != b"\x7fELF" || eh[4] != 2 || eh[5] != 1 {
         return false;
     }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
+    let phoff = word(&eh, 0x20);
+    let phentsize = u16::from_le_bytes([eh[0x36], eh[0x37]]) as usize;
+    let phnum = u16::from_le_bytes([eh[0x38], eh[0x39]]) as usize;
+    if phentsize < 56 || phnum > 512 {
+        return false;
+    }
+    let Some(ph) = read_at(phoff, phentsize * phnum) else {
         return false;
     };
     for i in 0..phnum {
-        let ph = phoff as usize + i * phentsize;
-        if u32_at(ph) != Some(PT_DYNAMIC) {
+        let p = &ph[i * phentsize..(i + 1) * phentsize];
+        if u32::from_le_bytes([p[0], p[1], p[2], p[3]]) != PT_DYNAMIC {
             continue;
         }
-        let (Some(off), Some(size)) = (u64_at(ph + 8), u64_at(ph + 32)) else {
+        let (off, size) = (word(p, 8), word(p, 32) as usize);
+        if size > 1 << 20 {
+            return false;
+        }
+        let Some(dynamic) = read_at(off, size) else {
             return false;
         };
-        let mut o = off as usize;
-        let end = (off + size) as usize;
-        while o + 16 <= end {
-            let (Some(tag), Some(val)) = (u64_at(o), u64_at(o + 8)) else {
-                return false;
-            };
+        for entry in dynamic.chunks_exact(16) {
+            let (tag, val) = (word(entry, 0), word(entry, 8));
             if tag == 0 {
                 break;
             }
             if tag == DT_FLAGS_1 && val & DF_1_NODELETE != 0 {
                 return true;
             }
-            o += 16;
         }
     }
     false
@@ -388,6 +397,29 @@ mod tests {
             .find(|p| p.contains("libc"))
             .expect("libc mapped");
         assert!(is_mapped(Path::new(libc)));
+    }
+
+    #[test]
+    fn a_library_linked_nodelete_is_recognised_and_a_normal_one_is_not() {
+        let dir = std::env::temp_dir().join(format!("hs-nodelete-c-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.c"), "int f(void) { return 1; }\n").unwrap();
+        let build = |out: &str, extra: &[&str]| {
+            let st = std::process::Command::new("cc")
+                .args(["-shared", "-fPIC", "-o"])
+                .arg(dir.join(out))
+                .arg(dir.join("a.c"))
+                .args(extra)
+                .status()
+                .expect("a C compiler (cc) to build the test libraries");
+            assert!(st.success());
+            dir.join(out)
+        };
+        let pinned = build("libpinned.so", &["-Wl,-z,nodelete"]);
+        let normal = build("libnormal.so", &[]);
+        assert!(elf_has_nodelete(&pinned));
+        assert!(!elf_has_nodelete(&normal));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -50,6 +50,10 @@ fn shield<T>(default: T, f: impl FnOnce() -> T) -> T {
 }
 
 /// Appends to a host `String` (the `write` of host-made streams).
+///
+/// # Safety
+/// `ctx` must point to a live `String` that nothing else touches during the
+/// call.
 pub unsafe extern "C" fn write_to_string(ctx: *mut std::ffi::c_void, text: RStr) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         (*(ctx as *mut String)).push_str(&text.to_str());

@@ -20,6 +20,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+/// A module's own load or unload function, as `declare_module!` takes it.
+pub type ModuleFn = fn(&ModuleContext) -> Result<(), String>;
+
 /// `module_load`: called once, on a host thread, with the host's services.
 pub type ModuleLoadFn =
     unsafe extern "C" fn(services: *const HostServices, module: ModuleHandle) -> Status;
@@ -153,7 +156,7 @@ pub unsafe fn __load(
     services: *const HostServices,
     module: ModuleHandle,
     name: &'static str,
-    load: fn(&ModuleContext) -> Result<(), String>,
+    load: ModuleFn,
 ) -> Status {
     SERVICES.store(services as *mut HostServices, Ordering::Release);
     HANDLE.store(module.ptr as *mut c_void, Ordering::Release);
@@ -166,8 +169,11 @@ pub unsafe fn __load(
         // never touches the thread's identity, which would leave a
         // destructor pointing into this library after it is closed.
         std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload_as_str()
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("(non-string panic payload)");
             let (file, line) = info
                 .location()
@@ -193,7 +199,7 @@ pub unsafe fn __load(
 
 /// The unload trampoline `declare_module!` generates. Not for direct use.
 #[doc(hidden)]
-pub fn __unload(unload: Option<fn(&ModuleContext) -> Result<(), String>>) -> Status {
+pub fn __unload(unload: Option<ModuleFn>) -> Status {
     let status = guard(|| match unload {
         Some(f) => match f(&ModuleContext { _private: () }) {
             Ok(()) => Status::SUCCESS,
@@ -211,6 +217,9 @@ pub fn __unload(unload: Option<fn(&ModuleContext) -> Result<(), String>>) -> Sta
     });
     let dropped = guard(|| {
         drop(kept);
+        // The hook `__load` installed is a heap allocation in this module's
+        // std; statics are never dropped, so free it before the library goes.
+        drop(std::panic::take_hook());
         Status::SUCCESS
     });
     if status.is_success() {

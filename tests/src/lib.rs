@@ -1,1 +1,484 @@
+//! Helpers for the end-to-end tests: start the real `hotswitch` binary on a
+//! private configuration, talk to its console over pipes, watch the events
+//! it prints, read its log and its `/proc/<pid>/maps`, and build the test
+//! modules that must be built with special settings.
+//!
+//! The binary and the workspace's modules come from `cargo build
+//! --workspace` (the README's test command runs it first).
 
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a console command may take before a test fails.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `target/<profile>`, where cargo put the binary and the modules.
+pub fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The `hotswitch` binary.
+pub fn binary() -> PathBuf {
+    let b = build_dir().join("hotswitch");
+    assert!(
+        b.is_file(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        b.display()
+    );
+    b
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p =
+            std::env::temp_dir().join(format!("hs-e2e-{tag}-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    t ^ (N.fetch_add(1, Ordering::Relaxed) << 48)
+}
+
+/// An event as the console printed it: headers in order, values decoded.
+#[derive(Clone, Debug, Default)]
+pub struct Event {
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl Event {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn name(&self) -> &str {
+        self.get("Event-Name").unwrap_or("")
+    }
+}
+
+/// Decodes `%XX` escapes.
+pub fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How to start a switch.
+#[derive(Default)]
+pub struct SwitchConfig {
+    /// Modules listed in modules.conf.xml.
+    pub autoload: Vec<String>,
+    /// Extra module directories (searched before the build directory).
+    pub module_dirs: Vec<PathBuf>,
+    /// Extra command-line arguments.
+    pub args: Vec<String>,
+    /// Use this configuration directory instead of a generated one.
+    pub conf_dir: Option<PathBuf>,
+    /// Extra files to write under the generated conf dir: (relative path, text).
+    pub files: Vec<(String, String)>,
+}
+
+/// A running `hotswitch` with its console on pipes.
+pub struct Switch {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    pending: VecDeque<Event>,
+    notices: VecDeque<String>,
+    marker: u64,
+    stderr_path: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Switch {
+    /// Starts the switch and waits until its console answers.
+    pub fn start(cfg: SwitchConfig) -> Switch {
+        let dir = TempDir::new("switch");
+        let conf = match &cfg.conf_dir {
+            Some(c) => c.clone(),
+            None => {
+                let conf = dir.path().join("conf");
+                std::fs::create_dir_all(conf.join("autoload_configs")).unwrap();
+                let loads: String = cfg
+                    .autoload
+                    .iter()
+                    .map(|m| format!("    <load module=\"{m}\"/>\n"))
+                    .collect();
+                std::fs::write(
+                    conf.join("autoload_configs/modules.conf.xml"),
+                    format!(
+                        "<configuration name=\"modules.conf\">\n  <modules>\n{loads}  </modules>\n</configuration>\n"
+                    ),
+                )
+                .unwrap();
+                for (rel, text) in &cfg.files {
+                    let p = conf.join(rel);
+                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::fs::write(p, text).unwrap();
+                }
+                conf
+            }
+        };
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.arg("-conf").arg(&conf).arg("-run").arg(&run);
+        for d in &cfg.module_dirs {
+            cmd.arg("-mod").arg(d);
+        }
+        cmd.arg("-mod").arg(build_dir());
+        cmd.args(&cfg.args);
+        cmd.env_remove("RUST_LOG");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("start hotswitch");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Switch {
+            child,
+            stdin,
+            lines: rx,
+            pending: VecDeque::new(),
+            notices: VecDeque::new(),
+            marker: 0,
+            stderr_path,
+            dir,
+        };
+        let v = s.cmd("version");
+        assert!(
+            v.contains("hotswitch Version"),
+            "switch did not start: {v}\n{}",
+            s.log()
+        );
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads one console line, setting aside event blocks and watch notices.
+    fn next_line(&mut self, deadline: Instant) -> Option<String> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(l) => l,
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            };
+            if line.starts_with("Event-Name: ") {
+                let ev = self.read_event(line, deadline)?;
+                self.pending.push_back(ev);
+                continue;
+            }
+            if line.starts_with("+OK watch:") || line.starts_with("-ERR watch:") {
+                self.notices.push_back(line);
+                continue;
+            }
+            return Some(line);
+        }
+    }
+
+    fn read_event(&mut self, first: String, deadline: Instant) -> Option<Event> {
+        let mut ev = Event::default();
+        let mut line = first;
+        loop {
+            if line.is_empty() {
+                return Some(ev);
+            }
+            let (k, v) = line.split_once(": ").unwrap_or((line.as_str(), ""));
+            if k == "Content-Length" {
+                let n: usize = v.parse().unwrap_or(0);
+                let _blank = self
+                    .lines
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok()?;
+                let mut body = String::new();
+                while body.len() < n {
+                    let l = self
+                        .lines
+                        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                        .ok()?;
+                    body.push_str(&l);
+                    body.push('\n');
+                }
+                ev.body = Some(body);
+                return Some(ev);
+            }
+            ev.headers.push((k.to_string(), url_decode(v)));
+            line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .ok()?;
+        }
+    }
+
+    /// Sends a console line and returns its reply (every line up to the
+    /// echo marker sent after it).
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.marker += 1;
+        let marker = format!("__reply_end_{}__", self.marker);
+        writeln!(self.stdin, "{line}\necho {marker}").expect("write to the console");
+        self.stdin.flush().unwrap();
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        let mut out = Vec::new();
+        loop {
+            match self.next_line(deadline) {
+                Some(l) if l == marker => break,
+                Some(l) => out.push(l),
+                None => panic!(
+                    "no reply to '{line}' within {REPLY_TIMEOUT:?}; got so far: {out:?}\nlog:\n{}",
+                    self.log()
+                ),
+            }
+        }
+        let mut s = out.join("\n");
+        s.push('\n');
+        s
+    }
+
+    /// Waits for an event matching `pred` (events seen earlier count too).
+    pub fn wait_event(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Option<Event> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.pending.iter().position(&pred) {
+                return self.pending.remove(pos);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Pull more output; a reply line arriving here is unexpected.
+            if let Some(l) =
+                self.next_line(deadline.min(Instant::now() + Duration::from_millis(200)))
+            {
+                panic!("unexpected console output while waiting for an event: {l}");
+            }
+        }
+    }
+
+    /// Takes every event seen so far.
+    pub fn drain_events(&mut self, settle: Duration) -> Vec<Event> {
+        let deadline = Instant::now() + settle;
+        if let Some(l) = self.next_line(deadline) {
+            panic!("unexpected console output while draining events: {l}");
+        }
+        self.pending.drain(..).collect()
+    }
+
+    /// Waits for a watch-mode notice containing `needle`.
+    pub fn wait_notice(&mut self, timeout: Duration, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.notices.iter().position(|n| n.contains(needle)) {
+                return self.notices.remove(pos);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            if let Some(l) =
+                self.next_line(deadline.min(Instant::now() + Duration::from_millis(200)))
+            {
+                panic!("unexpected console output while waiting for a notice: {l}");
+            }
+        }
+    }
+
+    /// The switch's log so far (its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// `/proc/<pid>/maps` now.
+    pub fn maps(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/maps", self.pid())).unwrap_or_default()
+    }
+
+    /// Paths of the module shadow copies mapped now.
+    pub fn mapped_shadows(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .maps()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|p| p.contains("hotswitch-shadow-"))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Asks for a shutdown and waits for the process to end.
+    pub fn shutdown(mut self) -> ExitStatus {
+        let _ = writeln!(self.stdin, "shutdown");
+        let _ = self.stdin.flush();
+        self.wait_exit(Duration::from_secs(20))
+            .expect("switch did not exit after shutdown")
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Module builds share one target directory; one build at a time, and a
+/// build's result is copied before the next build can change it.
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Builds the test module crate `tests/modules/<name>` with `features` and
+/// `env`, and copies the result to `dest_dir/lib<name>.so` (atomically, as a
+/// build tool replaces its output). Returns the installed path.
+pub fn build_module_into(
+    name: &str,
+    features: &[&str],
+    env: &[(&str, &str)],
+    dest_dir: &Path,
+) -> PathBuf {
+    let _g = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let manifest = workspace_root()
+        .join("tests/modules")
+        .join(name)
+        .join("Cargo.toml");
+    let target = workspace_root().join("target/e2e-modules");
+    let built = cargo_build(&manifest, &target, features, env);
+    let so = built.join(format!("lib{name}.so"));
+    install(&so, dest_dir, &format!("lib{name}.so"))
+}
+
+/// Runs `cargo build` for a manifest; returns the output directory.
+pub fn cargo_build(
+    manifest: &Path,
+    target: &Path,
+    features: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.arg("build")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target);
+    if !features.is_empty() {
+        c.arg("--features").arg(features.join(","));
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build {} failed:\n{}",
+        manifest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.join("debug")
+}
+
+/// Copies `src` into `dir/name` through a temporary file and a rename.
+pub fn install(src: &Path, dir: &Path, name: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(src, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+    let dst = dir.join(name);
+    std::fs::rename(&tmp, &dst).unwrap();
+    dst
+}
+
+/// Lines of a reply, for assertions.
+pub fn lines(reply: &str) -> Vec<&str> {
+    reply.lines().collect()
+}

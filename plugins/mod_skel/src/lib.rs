@@ -11,6 +11,8 @@
 //! 3. `unload` releases what `load` took. Anything the module started —
 //!    threads, sockets, runtimes — must be stopped and joined here: the host
 //!    closes the library right after, and checks that it is really gone.
+//!    Memory held by statics must be freed here too: Rust never drops a
+//!    static, so whatever it owns would leak at every reload.
 //!
 //! Build it with `cargo build -p mod_skel`, then at the console:
 //! `load mod_skel`, `skel world`, `reload mod_skel`, `unload mod_skel`.
@@ -75,8 +77,10 @@ fn load(m: &ModuleContext) -> Result<(), String> {
 }
 
 fn unload(_m: &ModuleContext) -> Result<(), String> {
+    // Statics are never dropped: free what they hold now, or it leaks with
+    // every unload (the library's code is gone after this returns).
     if let Ok(mut g) = GREETING.lock() {
-        g.clear();
+        drop(std::mem::take(&mut *g));
     }
     log::info!("mod_skel unloading");
     Ok(())
