@@ -20,7 +20,7 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     (
         "show",
         "Show various reports",
-        "modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
+        "channels|calls [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
         show,
     ),
     (
@@ -59,7 +59,7 @@ pub fn register(core: &Arc<Core>) {
     }
 }
 
-fn usage(syntax: &str) -> String {
+pub(crate) fn usage(syntax: &str) -> String {
     format!("-USAGE: {syntax}\n")
 }
 
@@ -150,7 +150,7 @@ fn version(_core: &Arc<Core>, args: &str) -> String {
     }
 }
 
-fn uptime_text(core: &Core) -> String {
+pub fn uptime_text(core: &Core) -> String {
     let d = core.started.elapsed();
     let total = d.as_secs();
     let years = total / (365 * 86_400);
@@ -183,11 +183,21 @@ fn plural(n: u64) -> &'static str {
 fn status(core: &Arc<Core>, _args: &str) -> String {
     let mods = core.modules.list();
     let faulted = mods.iter().filter(|m| m.phase() == Phase::Faulted).count();
+    let s = &core.sessions;
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     format!(
-        "{}\nhotswitch (Version {VERSION}) is ready\n0 session(s) since startup\n0 session(s) - peak 0, last 5min 0\n0 session(s) per Sec out of max 30, peak 0, last 5min 0\n1000 session(s) max\n{} module(s) loaded, {faulted} faulted, {} pinned\n{} event(s) fired\n",
+        "{}\nhotswitch (Version {VERSION}) is ready\n{} session(s) since startup\n{} session(s) - peak {}\n{} session(s) per Sec out of max {}, peak {}\n{} session(s) max\n{} module(s) loaded, {faulted} faulted, {} pinned\n{} session worker thread(s)\n{} event(s) fired\n",
         uptime_text(core),
+        ld(&s.total),
+        s.count(),
+        ld(&s.peak),
+        s.current_sps(),
+        ld(&s.sessions_per_second),
+        ld(&s.peak_sps),
+        ld(&s.max_sessions),
         mods.len(),
         core.modules.pinned().len(),
+        core.executor.workers(),
         core.bus.fired(),
     )
 }
@@ -250,20 +260,20 @@ fn hostname(core: &Arc<Core>, _args: &str) -> String {
 
 /// The output formats of `show`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum Format {
     Csv,
     Json,
 }
 
 /// A table, printed FreeSWITCH's way: CSV with a header row and
 /// `\nN total.\n`, or `{"row_count":N,"rows":[…]}`.
-struct Table {
-    columns: Vec<&'static str>,
-    rows: Vec<Vec<String>>,
+pub struct Table {
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn render(&self, f: Format) -> String {
+    pub fn render(&self, f: Format) -> String {
         match f {
             Format::Csv => {
                 let mut out = self.columns.join(",");
@@ -320,6 +330,12 @@ fn show(core: &Arc<Core>, args: &str) -> String {
         words.truncate(pos);
     }
     let table = match words.as_slice() {
+        [what @ ("channels" | "calls")] => {
+            return crate::session_commands::show_sessions(core, what, false, format)
+        }
+        [what @ ("channels" | "calls"), "count"] => {
+            return crate::session_commands::show_sessions(core, what, true, format)
+        }
         ["modules"] => modules_table(core),
         ["interfaces"] => interfaces_table(core.registry.rows(None)),
         ["interfaces", kind] => match kind_of(kind) {
@@ -331,11 +347,11 @@ fn show(core: &Arc<Core>, args: &str) -> String {
             Some(k) => interfaces_table(core.registry.rows(Some(k))),
             None => {
                 return usage(
-                    "modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
+                    "channels|calls [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
                 )
             }
         },
-        _ => return usage("modules|interfaces [type]|api|application|endpoint|chat [as json|csv]"),
+        _ => return usage("channels|calls [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]"),
     };
     table.render(format)
 }

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::event::{EventBus, EventType, Identity};
 use crate::interfaces::{ApiImpl, Registry};
-use crate::modules::{contained, ModuleManager, Unavailable};
+use crate::modules::{ModuleManager, Unavailable};
 use crate::origin;
 use crate::services::write_to_string;
 use hotswitch_plugin_api::{ChatMessage, OutStream, RStr, SessionRef, Status};
@@ -50,8 +50,92 @@ impl fmt::Display for ApiError {
 
 /// A raw pointer that the caller promises is valid for the call it crosses
 /// a thread for.
-struct SendPtr<T>(*const T);
+pub(crate) struct SendPtr<T>(pub *const T);
 unsafe impl<T> Send for SendPtr<T> {}
+
+/// A module's global state handlers.
+pub struct GlobalHandler {
+    pub id: u64,
+    pub table: hotswitch_plugin_api::StateHandlers,
+    pub user_data: usize,
+    pub module: Arc<crate::modules::LoadedModule>,
+}
+
+/// Global state handlers, read on every state change (a snapshot is one
+/// `Arc` clone).
+#[derive(Default)]
+pub struct StateHandlerRegistry {
+    list: std::sync::RwLock<Arc<Vec<Arc<GlobalHandler>>>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl StateHandlerRegistry {
+    pub fn snapshot(&self) -> Arc<Vec<Arc<GlobalHandler>>> {
+        self.list.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn add(
+        &self,
+        table: hotswitch_plugin_api::StateHandlers,
+        user_data: usize,
+        module: Arc<crate::modules::LoadedModule>,
+    ) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut w = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = w.iter().cloned().collect();
+        v.push(Arc::new(GlobalHandler {
+            id,
+            table,
+            user_data,
+            module,
+        }));
+        *w = Arc::new(v);
+        id
+    }
+
+    /// Removes handlers matching `pred`; how many went.
+    pub fn remove_where(&self, pred: impl Fn(&GlobalHandler) -> bool) -> usize {
+        let mut w = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let before = w.len();
+        let v: Vec<_> = w.iter().filter(|h| !pred(h)).cloned().collect();
+        let removed = before - v.len();
+        *w = Arc::new(v);
+        removed
+    }
+}
+
+/// Variable lookups for `${…}` expansion on a session.
+pub struct ChannelVars<'a> {
+    pub core: &'a Arc<Core>,
+    pub session: &'a Arc<crate::session::Session>,
+}
+
+impl crate::expand::Vars for ChannelVars<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.session.ch().var_or_field(name)
+    }
+    fn global(&self, name: &str) -> Option<String> {
+        self.core.global(name)
+    }
+    fn api(&self, cmd: &str, args: &str) -> Option<String> {
+        self.core.execute_api(cmd, args, self.session.as_ref()).ok()
+    }
+}
+
+/// Variable lookups for `${…}` expansion without a session (`eval`, `expand`).
+pub struct GlobalVars<'a>(pub &'a Arc<Core>);
+
+impl crate::expand::Vars for GlobalVars<'_> {
+    fn var(&self, _name: &str) -> Option<String> {
+        None
+    }
+    fn global(&self, name: &str) -> Option<String> {
+        self.0.global(name)
+    }
+    fn api(&self, cmd: &str, args: &str) -> Option<String> {
+        self.0.execute_api(cmd, args, SessionRef::NULL).ok()
+    }
+}
 
 /// One running switch.
 pub struct Core {
@@ -63,6 +147,12 @@ pub struct Core {
     pub bus: EventBus,
     pub registry: Registry,
     pub modules: ModuleManager,
+    pub sessions: crate::session::Sessions,
+    pub executor: crate::executor::Executor,
+    pub dialplans: crate::dialplan::Dialplans,
+    pub state_handlers: StateHandlerRegistry,
+    globals: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    pub scheduler: crate::scheduler::Scheduler,
     shutting_down: AtomicBool,
     shutdown: (Mutex<bool>, Condvar),
     console_lock: Mutex<()>,
@@ -95,12 +185,94 @@ impl Core {
             config: Config::new(opts.conf_dir),
             registry: Registry::default(),
             modules: ModuleManager::new(opts.module_dirs, opts.shadow_dir),
+            sessions: crate::session::Sessions::default(),
+            executor: crate::executor::Executor::new(2, std::time::Duration::from_secs(10)),
+            dialplans: crate::dialplan::Dialplans::default(),
+            state_handlers: StateHandlerRegistry::default(),
+            globals: std::sync::RwLock::new(std::collections::HashMap::new()),
+            scheduler: crate::scheduler::Scheduler::default(),
             shutting_down: AtomicBool::new(false),
             shutdown: (Mutex::new(false), Condvar::new()),
             console_lock: Mutex::new(()),
         });
         crate::commands::register(&core);
+        crate::session_commands::register(&core);
+        core.dialplans
+            .add("inline", Arc::new(crate::dialplan::Inline));
+        core.apply_switch_settings();
+        crate::scheduler::start(&core);
         Ok(core)
+    }
+
+    /// A global variable (`$${name}`).
+    pub fn global(&self, name: &str) -> Option<String> {
+        self.globals
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Sets (or, with an empty value, removes) a global variable.
+    pub fn set_global(&self, name: &str, value: &str) {
+        let mut g = self.globals.write().unwrap_or_else(|p| p.into_inner());
+        if value.is_empty() {
+            g.remove(name);
+        } else {
+            g.insert(name.to_string(), value.to_string());
+        }
+    }
+
+    /// Every global variable, sorted.
+    pub fn globals(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .globals
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Reads `switch.conf` limits: max-sessions, sessions-per-second,
+    /// worker-idle-timeout (seconds), event-heartbeat-interval (seconds).
+    fn apply_switch_settings(&self) {
+        let settings = match self.config.switch_settings() {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("switch.conf refused, keeping defaults: {e}");
+                return;
+            }
+        };
+        for (k, v) in settings {
+            let n = v.trim().parse::<u64>();
+            match (k.as_str(), n) {
+                ("max-sessions", Ok(n)) => self.sessions.max_sessions.store(n, Ordering::Relaxed),
+                ("sessions-per-second", Ok(n)) => self
+                    .sessions
+                    .sessions_per_second
+                    .store(n, Ordering::Relaxed),
+                ("worker-idle-timeout", Ok(n)) => self
+                    .executor
+                    .set_idle_timeout(std::time::Duration::from_secs(n.max(1))),
+                ("event-heartbeat-interval", Ok(n)) => self
+                    .scheduler
+                    .heartbeat_secs
+                    .store(n.max(1), Ordering::Relaxed),
+                (
+                    "max-sessions"
+                    | "sessions-per-second"
+                    | "worker-idle-timeout"
+                    | "event-heartbeat-interval",
+                    Err(_),
+                ) => {
+                    log::error!("switch.conf: {k} must be a whole number, not '{v}'")
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Runs api command `cmd` with `args`.
@@ -125,7 +297,7 @@ impl Core {
                 let (func, user_data) = (*func, *user_data);
                 let mut text = String::new();
                 let out_ptr = SendPtr(&mut text as *mut String);
-                let st = contained(&module.name, move || {
+                let st = crate::executor::call_into(module, move || {
                     let out_ptr = out_ptr;
                     let mut out = OutStream {
                         ctx: out_ptr.0 as *mut std::ffi::c_void,
@@ -172,7 +344,7 @@ impl Core {
         };
         let (send, ud) = (entry.send, entry.user_data);
         let msg = SendPtr(msg);
-        let st = contained(&entry.module.name, move || {
+        let st = crate::executor::call_into(&entry.module, move || {
             let msg = msg;
             // SAFETY: the caller's message outlives this joined call.
             unsafe { send(ud as *mut _, msg.0) }

@@ -122,6 +122,24 @@ impl EventType {
     pub const MODULE_LOAD: EventType = EventType(34);
     pub const MODULE_UNLOAD: EventType = EventType(35);
     pub const BACKGROUND_JOB: EventType = EventType(46);
+    pub const CHANNEL_CREATE: EventType = EventType(2);
+    pub const CHANNEL_DESTROY: EventType = EventType(3);
+    pub const CHANNEL_STATE: EventType = EventType(4);
+    pub const CHANNEL_CALLSTATE: EventType = EventType(5);
+    pub const CHANNEL_ANSWER: EventType = EventType(6);
+    pub const CHANNEL_HANGUP: EventType = EventType(7);
+    pub const CHANNEL_HANGUP_COMPLETE: EventType = EventType(8);
+    pub const CHANNEL_EXECUTE: EventType = EventType(9);
+    pub const CHANNEL_EXECUTE_COMPLETE: EventType = EventType(10);
+    pub const CHANNEL_BRIDGE: EventType = EventType(13);
+    pub const CHANNEL_UNBRIDGE: EventType = EventType(14);
+    pub const CHANNEL_PROGRESS: EventType = EventType(15);
+    pub const CHANNEL_PROGRESS_MEDIA: EventType = EventType(16);
+    pub const CHANNEL_OUTGOING: EventType = EventType(17);
+    pub const CHANNEL_PARK: EventType = EventType(18);
+    pub const CHANNEL_UNPARK: EventType = EventType(19);
+    pub const CHANNEL_ORIGINATE: EventType = EventType(21);
+    pub const HEARTBEAT: EventType = EventType(50);
     pub const ALL: EventType = EventType(93);
 
     /// The wire name (`MODULE_LOAD`).
@@ -198,6 +216,56 @@ impl Event {
 
 fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
+}
+
+impl Event {
+    /// The JSON wire form: a flat object of strings in header order; with a
+    /// body, `Content-Length` and `_body`.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(64 * self.headers.len() + 16);
+        out.push('{');
+        let mut first = true;
+        let mut push = |k: &str, v: &str, out: &mut String| {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&serde_json::Value::String(k.to_string()).to_string());
+            out.push(':');
+            out.push_str(&serde_json::Value::String(v.to_string()).to_string());
+        };
+        for (k, v) in &self.headers {
+            push(k, v, &mut out);
+        }
+        if let Some(b) = &self.body {
+            push("Content-Length", &b.len().to_string(), &mut out);
+            push("_body", b, &mut out);
+        }
+        out.push('}');
+        out
+    }
+
+    /// The XML wire form: `<event><headers><Name>urlenc</Name>…</headers>`
+    /// then, with a body, `<Content-Length>` and `<body>`.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::from("<event>\n  <headers>\n");
+        for (k, v) in &self.headers {
+            let mut enc = String::new();
+            url_encode_into(v, &mut enc);
+            let _ = writeln!(out, "    <{k}>{enc}</{k}>");
+        }
+        out.push_str("  </headers>\n");
+        if let Some(b) = &self.body {
+            let _ = writeln!(out, "  <Content-Length>{}</Content-Length>", b.len());
+            let escaped = b
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            let _ = writeln!(out, "  <body>{escaped}</body>");
+        }
+        out.push_str("</event>\n");
+        out
+    }
 }
 
 /// FreeSWITCH's `switch_url_encode` as used for plain events: control and
@@ -299,6 +367,9 @@ pub struct EventBus {
     next_sub: AtomicU64,
     subs: Mutex<Vec<Subscriber>>,
     fired: AtomicU64,
+    /// One bit per event id some subscriber wants (bit 127: someone wants ALL),
+    /// so that events nobody listens to are never built.
+    wanted: [AtomicU64; 2],
 }
 
 impl EventBus {
@@ -309,7 +380,36 @@ impl EventBus {
             next_sub: AtomicU64::new(1),
             subs: Mutex::new(Vec::new()),
             fired: AtomicU64::new(0),
+            wanted: [AtomicU64::new(0), AtomicU64::new(0)],
         }
+    }
+
+    /// True when some subscriber would receive an event of type `t`.
+    pub fn wants(&self, t: EventType, _subclass: Option<&str>) -> bool {
+        let hi = self.wanted[1].load(Ordering::Relaxed);
+        if hi & (1 << 63) != 0 {
+            return true;
+        }
+        let id = t.0 as usize;
+        let word = self.wanted[id / 64].load(Ordering::Relaxed);
+        id < 127 && word & (1 << (id % 64)) != 0
+    }
+
+    fn recompute_wanted(&self, subs: &[Subscriber]) {
+        let mut bits = [0u64; 2];
+        for s in subs {
+            if s.interest.all {
+                bits[1] |= 1 << 63;
+            }
+            for &t in &s.interest.types {
+                let t = t as usize;
+                if t < 127 {
+                    bits[t / 64] |= 1 << (t % 64);
+                }
+            }
+        }
+        self.wanted[0].store(bits[0], Ordering::Relaxed);
+        self.wanted[1].store(bits[1], Ordering::Relaxed);
     }
 
     /// A new event with the base headers in FreeSWITCH's order.
@@ -380,24 +480,22 @@ impl EventBus {
         let (tx, rx) = bounded(capacity);
         let id = self.next_sub.fetch_add(1, Ordering::Relaxed);
         let dropped = Arc::new(AtomicU64::new(0));
-        self.subs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Subscriber {
-                id,
-                interest,
-                tx,
-                dropped: dropped.clone(),
-            });
+        let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        subs.push(Subscriber {
+            id,
+            interest,
+            tx,
+            dropped: dropped.clone(),
+        });
+        self.recompute_wanted(&subs);
         Subscription { id, rx, dropped }
     }
 
     /// Ends a subscription.
     pub fn unsubscribe(&self, id: u64) {
-        self.subs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|s| s.id != id);
+        let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| s.id != id);
+        self.recompute_wanted(&subs);
     }
 
     /// How many events were fired since start.
@@ -438,6 +536,54 @@ mod tests {
         assert_eq!(e.to_plain(), "A: x%20y\n\n");
         e.body = Some("hello".into());
         assert_eq!(e.to_plain(), "A: x%20y\nContent-Length: 5\n\nhello");
+    }
+
+    #[test]
+    fn json_and_xml_forms_keep_header_order_and_carry_the_body() {
+        let e = Event {
+            event_type: EventType::BACKGROUND_JOB,
+            subclass: None,
+            headers: vec![
+                ("Event-Name".into(), "BACKGROUND_JOB".into()),
+                ("Job-UUID".into(), "a b".into()),
+            ],
+            body: Some("+OK \"x\"\n".into()),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"Event-Name":"BACKGROUND_JOB","Job-UUID":"a b","Content-Length":"8","_body":"+OK \"x\"\n"}"#
+        );
+        let x = e.to_xml();
+        assert!(x.starts_with("<event>\n  <headers>\n    <Event-Name>BACKGROUND_JOB</Event-Name>\n    <Job-UUID>a%20b</Job-UUID>"), "{x}");
+        assert!(x.contains("<Content-Length>8</Content-Length>"), "{x}");
+    }
+
+    #[test]
+    fn only_subscribed_types_are_wanted() {
+        let bus = EventBus::new(Identity {
+            core_uuid: "u".into(),
+            hostname: "h".into(),
+            switchname: "h".into(),
+            ipv4: "127.0.0.1".into(),
+            ipv6: "::1".into(),
+        });
+        assert!(!bus.wants(EventType::CHANNEL_CREATE, None));
+        let mut i = Interest::default();
+        i.types.insert(EventType::CHANNEL_CREATE.0);
+        let sub = bus.subscribe(i, 4);
+        assert!(bus.wants(EventType::CHANNEL_CREATE, None));
+        assert!(!bus.wants(EventType::CHANNEL_ANSWER, None));
+        let all = bus.subscribe(
+            Interest {
+                all: true,
+                ..Default::default()
+            },
+            4,
+        );
+        assert!(bus.wants(EventType::CHANNEL_ANSWER, None));
+        bus.unsubscribe(all.id);
+        bus.unsubscribe(sub.id);
+        assert!(!bus.wants(EventType::CHANNEL_CREATE, None));
     }
 
     #[test]

@@ -5,13 +5,23 @@
 //! manager, the host services modules call, the core's api commands and the
 //! console. `main.rs` wires them together; `ARCHITECTURE.md` maps them.
 
+pub mod bridge;
 pub mod commands;
 pub mod config;
 pub mod console;
 pub mod core;
+pub mod dialplan;
+pub mod dialstring;
 pub mod event;
+pub mod executor;
+pub mod expand;
 pub mod interfaces;
 pub mod loader;
 pub mod modules;
+pub mod originate;
+pub mod scheduler;
 pub mod services;
+pub mod session;
+pub mod session_commands;
+pub mod state_machine;
 pub mod xml;

@@ -25,7 +25,7 @@ use hotswitch_plugin_api::{ModuleHandle, Status};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -80,6 +80,9 @@ pub struct LoadedModule {
     unload_fn: Option<ModuleUnloadFn>,
     runtime_fn: Option<ModuleRuntimeFn>,
     runtime: Mutex<Option<(JoinHandle<()>, Receiver<()>)>>,
+    /// Session workers that ran this module's code and are still alive.
+    worker_threads: AtomicUsize,
+    retiring: AtomicBool,
 }
 
 /// Why a module's interface cannot be called now.
@@ -181,6 +184,26 @@ impl LoadedModule {
         self.lock_usage().calls
     }
 
+    pub(crate) fn worker_thread_started(&self) {
+        self.worker_threads.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn worker_thread_ended(&self) {
+        self.worker_threads.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn worker_threads(&self) -> usize {
+        self.worker_threads.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_retiring(&self) {
+        self.retiring.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_retiring(&self) -> bool {
+        self.retiring.load(Ordering::Acquire)
+    }
+
     /// False once unloading began (what `module_running` tells the module).
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
@@ -248,19 +271,18 @@ impl LoadedModule {
         }
     }
 
-    /// Closes the library (after everything else has stopped).
-    fn close(&self, runtime_stopped: bool) -> CloseOutcome {
+    /// Closes the library (after everything else has stopped), unless a
+    /// thread that may still run its code is alive (`keep_mapped` says which).
+    fn close(&self, keep_mapped: Option<String>) -> CloseOutcome {
         let Some(mut lib) = self.lib.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return CloseOutcome::Unmapped;
         };
-        if runtime_stopped {
-            lib.close()
-        } else {
-            lib.leak();
-            CloseOutcome::Pinned(format!(
-                "its runtime thread did not stop within {} s, so its library was left mapped",
-                RUNTIME_STOP_TIMEOUT.as_secs()
-            ))
+        match keep_mapped {
+            None => lib.close(),
+            Some(why) => {
+                lib.leak();
+                CloseOutcome::Pinned(format!("{why}, so its library was left mapped"))
+            }
         }
     }
 }
@@ -486,6 +508,8 @@ impl ModuleManager {
             unload_fn: d.unload,
             runtime_fn: d.runtime,
             runtime: Mutex::new(None),
+            worker_threads: AtomicUsize::new(0),
+            retiring: AtomicBool::new(false),
             lib: Mutex::new(Some(lib)),
         });
         let handle = m.handle();
@@ -504,7 +528,10 @@ impl ModuleManager {
             m.running.store(false, Ordering::Release);
             m.lock_usage().phase = Phase::Unloading;
             m.call_unload();
-            if let CloseOutcome::Pinned(why) = m.close(true) {
+            let retired = core.executor.retire_module(&m, DRAIN_TIMEOUT);
+            let keep =
+                (!retired).then(|| "a session worker that ran its code is still busy".to_string());
+            if let CloseOutcome::Pinned(why) = m.close(keep) {
                 self.record_pinned(&m, why);
             }
             return Err(ModError::LoadFailed {
@@ -538,6 +565,21 @@ impl ModuleManager {
         force: bool,
     ) -> Result<UnloadReport, ModError> {
         let m = self.get(name).ok_or(ModError::NoSuchModule)?;
+        if m.calls() > 0 && !force {
+            return Err(ModError::InUse);
+        }
+        if force {
+            // FreeSWITCH's `unload -f`: the module's calls are hung up.
+            for s in core.sessions.all() {
+                if Arc::ptr_eq(&s.endpoint.module, &m) {
+                    crate::state_machine::hangup(
+                        core,
+                        &s,
+                        hotswitch_plugin_api::CallCause::MANAGER_REQUEST,
+                    );
+                }
+            }
+        }
         {
             let mut u = m.lock_usage();
             if u.calls > 0 && !force {
@@ -561,11 +603,24 @@ impl ModuleManager {
         }
         self.lock_loaded().remove(name);
         let rows = core.registry.remove_module(&m);
+        core.state_handlers
+            .remove_where(|h| Arc::ptr_eq(&h.module, &m));
         fire_module_events(core, EventType::MODULE_UNLOAD, &m, &rows);
         m.running.store(false, Ordering::Release);
         m.call_unload();
         let stopped = m.stop_runtime();
-        let outcome = m.close(stopped);
+        let retired = core.executor.retire_module(&m, DRAIN_TIMEOUT);
+        let keep = if !stopped {
+            Some(format!(
+                "its runtime thread did not stop within {} s",
+                RUNTIME_STOP_TIMEOUT.as_secs()
+            ))
+        } else if !retired {
+            Some("a session worker that ran its code is still busy".to_string())
+        } else {
+            None
+        };
+        let outcome = m.close(keep);
         let pinned = match outcome {
             CloseOutcome::Unmapped => {
                 log::info!("unloaded {name}; {} is unmapped", m.shadow.display());

@@ -7,12 +7,17 @@ use crate::event::EventType;
 use crate::interfaces::{ApiEntry, ApiImpl, AppEntry, ChatEntry, EndpointEntry};
 use crate::modules::LoadedModule;
 use crate::origin;
+use crate::session::{ChannelHandlers, Direction, Queued, Session};
+use crate::state_machine;
 use hotswitch_plugin_api::{
-    ApiInterface, ApplicationInterface, ChatInterface, ChatMessage, EndpointInterface, EventDesc,
-    HostServices, InterfaceKind, LogLevel, ModuleHandle, OutStream, RStr, SessionRef, Status,
+    ApiInterface, ApplicationInterface, CallCause, CallerProfile, ChannelState, ChatInterface,
+    ChatMessage, CoreMessage, Dtmf, EndpointInterface, EventDesc, Frame, HostServices,
+    InterfaceKind, LogLevel, ModuleHandle, OutStream, Profile, RStr, SessionRef, StateHandlers,
+    Status, DIRECTION_INBOUND, DIRECTION_OUTBOUND,
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The one services table.
 pub static SERVICES: HostServices = HostServices {
@@ -28,6 +33,40 @@ pub static SERVICES: HostServices = HostServices {
     execute_api: svc_execute_api,
     module_running: svc_module_running,
     send_chat: svc_send_chat,
+    session_request: svc_session_request,
+    session_locate: svc_session_locate,
+    session_release: svc_session_release,
+    session_start: svc_session_start,
+    session_uuid: svc_session_uuid,
+    session_set_private: svc_session_set_private,
+    session_get_private: svc_session_get_private,
+    session_queue_message: svc_session_queue_message,
+    session_execute_application: svc_session_execute_application,
+    session_park: svc_session_park,
+    session_sleep: svc_session_sleep,
+    session_read_frame: svc_session_read_frame,
+    session_write_frame: svc_session_write_frame,
+    session_send_dtmf: svc_session_send_dtmf,
+    session_transfer: svc_session_transfer,
+    session_fire_event: svc_session_fire_event,
+    channel_set_name: svc_channel_set_name,
+    channel_set_caller_profile: svc_channel_set_caller_profile,
+    channel_get_variable: svc_channel_get_variable,
+    channel_set_variable: svc_channel_set_variable,
+    channel_set_state: svc_channel_set_state,
+    channel_get_state: svc_channel_get_state,
+    channel_direction: svc_channel_direction,
+    channel_hangup: svc_channel_hangup,
+    channel_is_down: svc_channel_is_down,
+    channel_answer: svc_channel_answer,
+    channel_pre_answer: svc_channel_pre_answer,
+    channel_ring_ready: svc_channel_ring_ready,
+    channel_mark_answered: svc_channel_mark_answered,
+    channel_mark_pre_answered: svc_channel_mark_pre_answered,
+    channel_mark_ring_ready: svc_channel_mark_ring_ready,
+    channel_add_state_handler: svc_channel_add_state_handler,
+    add_state_handler: svc_add_state_handler,
+    remove_state_handler: svc_remove_state_handler,
 };
 
 /// The module behind a handle, as a new strong reference.
@@ -290,5 +329,318 @@ unsafe extern "C" fn svc_send_chat(module: ModuleHandle, msg: *const ChatMessage
         };
         let proto = msg_ref.proto.to_str().into_owned();
         core.send_chat(&proto, msg)
+    })
+}
+
+// ---- sessions ----
+
+/// The session behind a handle, as a new strong reference.
+///
+/// # Safety
+/// `s` must be a handle the host gave out (borrowed for a call, or a
+/// reference the module holds).
+unsafe fn session_of(s: SessionRef) -> Option<Arc<Session>> {
+    let p = s.ptr as *const Session;
+    if p.is_null() {
+        return None;
+    }
+    Arc::increment_strong_count(p);
+    Some(Arc::from_raw(p))
+}
+
+fn st(b: bool) -> Status {
+    if b {
+        Status::SUCCESS
+    } else {
+        Status::FALSE
+    }
+}
+
+unsafe extern "C" fn svc_session_request(
+    module: ModuleHandle,
+    endpoint: RStr,
+    direction: u32,
+    out: *mut SessionRef,
+) -> Status {
+    shield(Status::GENERR, || {
+        let Some(m) = module_of(module) else {
+            return Status::GENERR;
+        };
+        let Some(core) = m.core() else {
+            return Status::GENERR;
+        };
+        let name = endpoint.to_str();
+        let Some(ep) = core.registry.endpoint(&name) else {
+            log::error!("{}: session_request for unknown endpoint '{name}'", m.name);
+            return Status::NOTFOUND;
+        };
+        if !Arc::ptr_eq(&ep.module, &m) {
+            log::error!(
+                "{}: endpoint '{name}' belongs to {}",
+                m.name,
+                ep.module.name
+            );
+            return Status::FALSE;
+        }
+        let dir = if direction == DIRECTION_OUTBOUND {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        };
+        let uuid = crate::originate::ORIGINATION_UUID.with(|u| u.borrow_mut().take());
+        match core.sessions.request(&core, ep, dir, uuid) {
+            Ok(s) => {
+                if let Some(o) = out.as_mut() {
+                    *o = SessionRef {
+                        ptr: Arc::into_raw(s) as *mut std::ffi::c_void,
+                    };
+                }
+                Status::SUCCESS
+            }
+            Err(e) => {
+                log::warn!("{}: session refused: {e}", m.name);
+                Status::FALSE
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn svc_session_locate(
+    module: ModuleHandle,
+    uuid: RStr,
+    out: *mut SessionRef,
+) -> Status {
+    shield(Status::GENERR, || {
+        let Some(core) = module_of(module).and_then(|m| m.core()) else {
+            return Status::GENERR;
+        };
+        match core.sessions.get(&uuid.to_str()) {
+            Some(s) => {
+                if let Some(o) = out.as_mut() {
+                    *o = SessionRef {
+                        ptr: Arc::into_raw(s) as *mut std::ffi::c_void,
+                    };
+                }
+                Status::SUCCESS
+            }
+            None => Status::NOTFOUND,
+        }
+    })
+}
+
+unsafe extern "C" fn svc_session_release(s: SessionRef) {
+    shield((), || {
+        let p = s.ptr as *const Session;
+        if !p.is_null() {
+            drop(Arc::from_raw(p));
+        }
+    })
+}
+
+macro_rules! session_fn {
+    ($name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty, $default:expr, |$s:ident, $core:ident| $body:expr) => {
+        #[allow(clippy::unused_unit)]
+        unsafe extern "C" fn $name(session: SessionRef $(, $arg: $ty)*) -> $ret {
+            shield($default, || {
+                // SAFETY: the module passes a handle it was given.
+                let Some($s) = (unsafe { session_of(session) }) else { return $default };
+                let Some($core) = $s.core() else { return $default };
+                #[allow(unused_unsafe)]
+                unsafe { $body }
+            })
+        }
+    };
+}
+
+session_fn!(svc_session_start() -> Status, Status::GENERR, |s, _core| {
+    s.start();
+    Status::SUCCESS
+});
+session_fn!(svc_session_uuid(out: *mut OutStream) -> (), (), |s, _core| OutStream::write_str(out, &s.uuid));
+session_fn!(svc_session_set_private(data: *mut std::ffi::c_void) -> (), (), |s, _core| s.set_private(data));
+session_fn!(svc_session_get_private() -> *mut std::ffi::c_void, std::ptr::null_mut(), |s, _core| s.private());
+session_fn!(svc_session_queue_message(msg: *const CoreMessage) -> Status, Status::GENERR, |s, _core| {
+    let Some(m) = msg.as_ref() else { return Status::FALSE };
+    s.enqueue(Queued::Message {
+        id: m.id,
+        string_arg: m.string_arg.to_str().into_owned(),
+        numeric_arg: m.numeric_arg,
+    });
+    Status::SUCCESS
+});
+session_fn!(svc_session_execute_application(app: RStr, arg: RStr) -> Status, Status::GENERR, |s, core| {
+    state_machine::execute_app(&core, &s, &app.to_str(), &arg.to_str())
+});
+session_fn!(svc_session_park() -> Status, Status::GENERR, |s, _core| st(state_machine::set_state(&s, ChannelState::PARK)));
+session_fn!(svc_session_sleep(ms: u32) -> Status, Status::GENERR, |s, _core| {
+    let deadline = Instant::now() + Duration::from_millis(ms as u64);
+    let mut seen = s.signal_generation();
+    loop {
+        if s.is_down() {
+            return Status::BREAK;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Status::SUCCESS;
+        }
+        seen = s.wait_signal(seen, deadline - now);
+    }
+});
+session_fn!(svc_session_read_frame(frame: *mut Frame, _timeout_ms: u32) -> Status, Status::GENERR, |s, _core| {
+    let Some(f) = s.endpoint.io.read_frame else { return Status::NOTIMPL };
+    let (ud, sref, fp) = (s.endpoint.user_data, s.as_ref(), crate::core::SendPtr(frame as *const Frame));
+    crate::executor::call_into(&s.endpoint.module, move || {
+        let fp = fp;
+        f(ud as *mut _, sref, fp.0 as *mut Frame, 0)
+    })
+    .unwrap_or(Status::GENERR)
+});
+session_fn!(svc_session_write_frame(frame: *const Frame) -> Status, Status::GENERR, |s, _core| {
+    let Some(f) = s.endpoint.io.write_frame else { return Status::NOTIMPL };
+    let (ud, sref, fp) = (s.endpoint.user_data, s.as_ref(), crate::core::SendPtr(frame));
+    crate::executor::call_into(&s.endpoint.module, move || {
+        let fp = fp;
+        f(ud as *mut _, sref, fp.0, 0)
+    })
+    .unwrap_or(Status::GENERR)
+});
+session_fn!(svc_session_send_dtmf(dtmf: *const Dtmf) -> Status, Status::GENERR, |s, _core| {
+    let Some(f) = s.endpoint.io.send_dtmf else { return Status::NOTIMPL };
+    let (ud, sref, dp) = (s.endpoint.user_data, s.as_ref(), crate::core::SendPtr(dtmf));
+    crate::executor::call_into(&s.endpoint.module, move || {
+        let dp = dp;
+        f(ud as *mut _, sref, dp.0)
+    })
+    .unwrap_or(Status::GENERR)
+});
+session_fn!(svc_session_transfer(dest: RStr, dialplan: RStr, context: RStr) -> Status, Status::GENERR, |s, _core| {
+    st(state_machine::transfer(&s, &dest.to_str(), &dialplan.to_str(), &context.to_str()))
+});
+session_fn!(svc_session_fire_event(ev: *const EventDesc) -> Status, Status::GENERR, |s, core| {
+    let Some(d) = ev.as_ref() else { return Status::FALSE };
+    let Some(t) = EventType::from_id(d.event_id).filter(|t| *t != EventType::ALL) else {
+        return Status::FALSE;
+    };
+    let subclass = d.subclass.to_str();
+    let subclass = (!subclass.is_empty()).then_some(subclass.as_ref());
+    let mut e = core.bus.create(t, subclass, origin!("session_fire_event"));
+    {
+        let ch = s.ch();
+        s.add_channel_data(&ch, &mut e, true);
+    }
+    if !d.headers.is_null() {
+        for kv in std::slice::from_raw_parts(d.headers, d.header_count) {
+            e.add_header(kv.key.to_str().into_owned(), kv.value.to_str().into_owned());
+        }
+    }
+    if !d.body.is_empty() {
+        e.body = Some(d.body.to_str().into_owned());
+    }
+    core.bus.fire(e);
+    Status::SUCCESS
+});
+session_fn!(svc_channel_set_name(name: RStr) -> Status, Status::GENERR, |s, _core| {
+    let n = name.to_str().into_owned();
+    let mut ch = s.ch();
+    ch.set_var("channel_name", &n);
+    ch.name = n;
+    Status::SUCCESS
+});
+session_fn!(svc_channel_set_caller_profile(p: *const CallerProfile) -> Status, Status::GENERR, |s, _core| {
+    let Some(p) = p.as_ref() else { return Status::FALSE };
+    let mut ch = s.ch();
+    ch.profile = Profile::from_raw(p);
+    ch.times.profile_created = crate::session::now_us();
+    Status::SUCCESS
+});
+session_fn!(svc_channel_get_variable(name: RStr, out: *mut OutStream) -> Status, Status::GENERR, |s, _core| {
+    let value = s.ch().var_or_field(&name.to_str());
+    match value {
+        Some(v) => {
+            OutStream::write_str(out, &v);
+            Status::SUCCESS
+        }
+        None => Status::NOTFOUND,
+    }
+});
+session_fn!(svc_channel_set_variable(name: RStr, value: RStr) -> Status, Status::GENERR, |s, _core| {
+    s.ch().set_var(&name.to_str(), &value.to_str());
+    Status::SUCCESS
+});
+session_fn!(svc_channel_set_state(state: ChannelState) -> Status, Status::GENERR, |s, _core| st(state_machine::set_state(&s, state)));
+session_fn!(svc_channel_get_state() -> ChannelState, ChannelState::NONE, |s, _core| s.state());
+session_fn!(svc_channel_direction() -> u32, 0, |s, _core| match s.direction {
+    Direction::Inbound => DIRECTION_INBOUND,
+    Direction::Outbound => DIRECTION_OUTBOUND,
+});
+session_fn!(svc_channel_hangup(cause: CallCause) -> Status, Status::GENERR, |s, core| st(state_machine::hangup(&core, &s, cause)));
+session_fn!(svc_channel_is_down() -> u32, 1, |s, _core| s.is_down() as u32);
+session_fn!(svc_channel_answer() -> Status, Status::GENERR, |s, core| state_machine::answer(&core, &s));
+session_fn!(svc_channel_pre_answer() -> Status, Status::GENERR, |s, core| state_machine::pre_answer(&core, &s));
+session_fn!(svc_channel_ring_ready() -> Status, Status::GENERR, |s, core| state_machine::ring_ready(&core, &s));
+session_fn!(svc_channel_mark_answered() -> Status, Status::GENERR, |s, core| {
+    state_machine::mark_answered(&core, &s);
+    Status::SUCCESS
+});
+session_fn!(svc_channel_mark_pre_answered() -> Status, Status::GENERR, |s, core| {
+    state_machine::mark_pre_answered(&core, &s);
+    Status::SUCCESS
+});
+session_fn!(svc_channel_mark_ring_ready() -> Status, Status::GENERR, |s, core| {
+    state_machine::mark_ring_ready(&core, &s);
+    Status::SUCCESS
+});
+
+unsafe extern "C" fn svc_channel_add_state_handler(
+    module: ModuleHandle,
+    session: SessionRef,
+    handlers: *const StateHandlers,
+    user_data: *mut std::ffi::c_void,
+) -> Status {
+    shield(Status::GENERR, || {
+        let (Some(m), Some(s), Some(h)) =
+            (module_of(module), session_of(session), handlers.as_ref())
+        else {
+            return Status::GENERR;
+        };
+        let Ok(guard) = m.enter() else {
+            return Status::FALSE;
+        };
+        s.ch().handlers.push(ChannelHandlers {
+            table: *h,
+            user_data: user_data as usize,
+            module: m.clone(),
+            _guard: guard,
+        });
+        Status::SUCCESS
+    })
+}
+
+unsafe extern "C" fn svc_add_state_handler(
+    module: ModuleHandle,
+    handlers: *const StateHandlers,
+    user_data: *mut std::ffi::c_void,
+) -> u64 {
+    shield(0, || {
+        let (Some(m), Some(h)) = (module_of(module), handlers.as_ref()) else {
+            return 0;
+        };
+        let Some(core) = m.core() else { return 0 };
+        core.state_handlers.add(*h, user_data as usize, m)
+    })
+}
+
+unsafe extern "C" fn svc_remove_state_handler(module: ModuleHandle, id: u64) -> Status {
+    shield(Status::GENERR, || {
+        let Some(m) = module_of(module) else {
+            return Status::GENERR;
+        };
+        let Some(core) = m.core() else {
+            return Status::GENERR;
+        };
+        let n = core
+            .state_handlers
+            .remove_where(|h| h.id == id && Arc::ptr_eq(&h.module, &m));
+        st(n > 0)
     })
 }

@@ -9,8 +9,13 @@
 
 use crate::abi::RStr;
 use crate::abi_struct;
-use crate::interfaces::{ApiInterface, ApplicationInterface, ChatInterface, EndpointInterface};
-use crate::types::{InterfaceKind, KeyValue, LogLevel, ModuleHandle, SessionRef, Status};
+use crate::interfaces::{
+    ApiInterface, ApplicationInterface, CallerProfile, ChatInterface, CoreMessage, Dtmf,
+    EndpointInterface, Frame, StateHandlers,
+};
+use crate::types::{
+    CallCause, ChannelState, InterfaceKind, KeyValue, LogLevel, ModuleHandle, SessionRef, Status,
+};
 use core::ffi::c_void;
 
 abi_struct! {
@@ -94,8 +99,127 @@ abi_struct! {
             module: ModuleHandle,
             msg: *const crate::interfaces::ChatMessage,
         ) -> Status,
+
+        // ---- sessions: what an endpoint or application does with a call ----
+
+        /// Creates a session on this module's endpoint `endpoint` (state
+        /// CS_NEW). `direction`: [`DIRECTION_INBOUND`] or
+        /// [`DIRECTION_OUTBOUND`]. The caller holds one reference, released
+        /// with `session_release`; the session runs once `session_start` is
+        /// called (the core starts outbound legs it originates itself).
+        pub session_request: unsafe extern "C" fn(
+            module: ModuleHandle,
+            endpoint: RStr,
+            direction: u32,
+            out: *mut SessionRef,
+        ) -> Status,
+        /// Finds a session by uuid and takes a reference to it.
+        pub session_locate:
+            unsafe extern "C" fn(module: ModuleHandle, uuid: RStr, out: *mut SessionRef) -> Status,
+        /// Drops a reference taken by `session_request` or `session_locate`.
+        pub session_release: unsafe extern "C" fn(session: SessionRef),
+        /// Lets the session's state machine run (FreeSWITCH's thread launch).
+        pub session_start: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Writes the session's uuid into `out`.
+        pub session_uuid: unsafe extern "C" fn(session: SessionRef, out: *mut OutStream),
+        /// Attaches the endpoint's private data (`tech_pvt`). The module owns
+        /// it and frees it in its `on_destroy`; the host never does.
+        pub session_set_private: unsafe extern "C" fn(session: SessionRef, data: *mut c_void),
+        /// The endpoint's private data.
+        pub session_get_private: unsafe extern "C" fn(session: SessionRef) -> *mut c_void,
+        /// Queues an indication or message; the core delivers it on the
+        /// session's own thread (to `receive_message`).
+        pub session_queue_message:
+            unsafe extern "C" fn(session: SessionRef, msg: *const CoreMessage) -> Status,
+        /// Runs an application on the session now, on the calling thread
+        /// (which must be the session's).
+        pub session_execute_application:
+            unsafe extern "C" fn(session: SessionRef, app: RStr, arg: RStr) -> Status,
+        /// Parks the session: it waits, without a thread, for a message,
+        /// a transfer or a hangup.
+        pub session_park: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Waits `ms` milliseconds while handling the session's messages;
+        /// returns early with `BREAK` when the call ends or is interrupted.
+        pub session_sleep: unsafe extern "C" fn(session: SessionRef, ms: u32) -> Status,
+        /// Reads a frame from the session's endpoint into the caller's buffer.
+        pub session_read_frame:
+            unsafe extern "C" fn(session: SessionRef, frame: *mut Frame, timeout_ms: u32) -> Status,
+        /// Writes a frame to the session's endpoint.
+        pub session_write_frame:
+            unsafe extern "C" fn(session: SessionRef, frame: *const Frame) -> Status,
+        /// Sends a DTMF digit through the session's endpoint.
+        pub session_send_dtmf: unsafe extern "C" fn(session: SessionRef, dtmf: *const Dtmf) -> Status,
+        /// Sends the session to `destination` in `dialplan`/`context` (empty:
+        /// keep the current ones), as `transfer` does.
+        pub session_transfer: unsafe extern "C" fn(
+            session: SessionRef,
+            destination: RStr,
+            dialplan: RStr,
+            context: RStr,
+        ) -> Status,
+        /// Fires `event` with the session's channel data headers added.
+        pub session_fire_event:
+            unsafe extern "C" fn(session: SessionRef, event: *const EventDesc) -> Status,
+
+        /// Sets the channel's name (`loopback/1000-a`).
+        pub channel_set_name: unsafe extern "C" fn(session: SessionRef, name: RStr) -> Status,
+        /// Replaces the caller profile (copied).
+        pub channel_set_caller_profile:
+            unsafe extern "C" fn(session: SessionRef, profile: *const CallerProfile) -> Status,
+        /// A channel variable, or a caller-profile field by its variable
+        /// name (`destination_number`, `caller_id_number`, …), into `out`;
+        /// `NOTFOUND` when unset.
+        pub channel_get_variable:
+            unsafe extern "C" fn(session: SessionRef, name: RStr, out: *mut OutStream) -> Status,
+        /// Sets a channel variable; an empty value unsets it.
+        pub channel_set_variable:
+            unsafe extern "C" fn(session: SessionRef, name: RStr, value: RStr) -> Status,
+        /// Moves the channel to `state` (by FreeSWITCH's transition rules).
+        pub channel_set_state:
+            unsafe extern "C" fn(session: SessionRef, state: ChannelState) -> Status,
+        /// The channel's current state.
+        pub channel_get_state: unsafe extern "C" fn(session: SessionRef) -> ChannelState,
+        /// 1 for an inbound channel, 2 for an outbound one.
+        pub channel_direction: unsafe extern "C" fn(session: SessionRef) -> u32,
+        /// Hangs the call up with `cause` (once; later calls do nothing).
+        pub channel_hangup: unsafe extern "C" fn(session: SessionRef, cause: CallCause) -> Status,
+        /// 1 once the channel is hanging up or gone.
+        pub channel_is_down: unsafe extern "C" fn(session: SessionRef) -> u32,
+        /// Answers: indicates ANSWER to the endpoint, then marks it answered.
+        pub channel_answer: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Pre-answers (early media): indicates PROGRESS, then marks it.
+        pub channel_pre_answer: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Signals ringing: indicates RINGING, then marks it.
+        pub channel_ring_ready: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Records that the far end answered (what an endpoint calls).
+        pub channel_mark_answered: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Records early media from the far end.
+        pub channel_mark_pre_answered: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Records that the far end rings.
+        pub channel_mark_ring_ready: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Adds state handlers run for this channel after the endpoint's.
+        pub channel_add_state_handler: unsafe extern "C" fn(
+            module: ModuleHandle,
+            session: SessionRef,
+            handlers: *const StateHandlers,
+            user_data: *mut c_void,
+        ) -> Status,
+        /// Adds state handlers run for every channel; returns an id for
+        /// `remove_state_handler` (0 on failure). Removed at unload anyway.
+        pub add_state_handler: unsafe extern "C" fn(
+            module: ModuleHandle,
+            handlers: *const StateHandlers,
+            user_data: *mut c_void,
+        ) -> u64,
+        /// Removes global state handlers added by this module.
+        pub remove_state_handler: unsafe extern "C" fn(module: ModuleHandle, id: u64) -> Status,
     }
 }
+
+/// `session_request` direction: a call coming into the switch.
+pub const DIRECTION_INBOUND: u32 = 1;
+/// `session_request` direction: a call the switch places.
+pub const DIRECTION_OUTBOUND: u32 = 2;
 
 impl OutStream {
     /// Writes `text` into the stream.

@@ -53,15 +53,15 @@ pub mod host;
 #[allow(missing_docs)]
 pub mod interfaces;
 pub mod module;
+pub mod session;
 #[allow(missing_docs)]
 pub mod types;
 
 pub use abi::RStr;
-pub use host::{EventDesc, HostServices, OutStream};
+pub use host::{EventDesc, HostServices, OutStream, DIRECTION_INBOUND, DIRECTION_OUTBOUND};
 pub use interfaces::*;
-pub use module::{
-    guard, guard_or, Chat, HostError, ModuleContext, ModuleDescriptor, Session, Stream,
-};
+pub use module::{guard, guard_or, Chat, HostError, ModuleContext, ModuleDescriptor, Stream};
+pub use session::{Endpoint, Message, Outgoing, OwnedSession, Profile, Session};
 pub use types::*;
 
 /// Re-exported so that modules log with the same `log` this crate forwards.

@@ -13,6 +13,7 @@ use crate::host::{EventDesc, HostServices, OutStream};
 use crate::interfaces::{
     ApiInterface, ApplicationInterface, ChatInterface, ChatMessage, EndpointInterface,
 };
+use crate::session::{trampolines, Endpoint, OwnedSession, Session};
 use crate::types::{InterfaceKind, KeyValue, LogLevel, ModuleHandle, SessionRef, Status};
 use core::ffi::c_void;
 use std::any::Any;
@@ -77,7 +78,7 @@ pub fn guard(f: impl FnOnce() -> Status) -> Status {
     guard_or(Status::PANIC, f)
 }
 
-fn services() -> Option<&'static HostServices> {
+pub(crate) fn services() -> Option<&'static HostServices> {
     // SAFETY: the host keeps its services table alive for as long as this
     // library is loaded; the pointer is only ever set by `__load`.
     unsafe { SERVICES.load(Ordering::Acquire).as_ref() }
@@ -266,20 +267,6 @@ impl std::fmt::Write for Stream {
     }
 }
 
-/// A session an application runs on. Its operations arrive with the
-/// session core; today it is the host's handle.
-#[derive(Clone, Copy, Debug)]
-pub struct Session {
-    raw: SessionRef,
-}
-
-impl Session {
-    /// The host's handle.
-    pub fn raw(&self) -> SessionRef {
-        self.raw
-    }
-}
-
 /// A module's view of the host: register interfaces, read configuration,
 /// fire events, run api commands. Handed to the module's load, unload and
 /// runtime functions.
@@ -314,7 +301,7 @@ fn keep<T: Send + Sync + 'static>(value: T) -> *mut c_void {
     ptr
 }
 
-unsafe extern "C" fn collect_into_string(ctx: *mut c_void, text: RStr) {
+pub(crate) unsafe extern "C" fn collect_into_string(ctx: *mut c_void, text: RStr) {
     let s = &mut *(ctx as *mut String);
     s.push_str(&text.to_str());
 }
@@ -346,7 +333,7 @@ where
 {
     guard(|| {
         let f = &*(user_data as *const F);
-        f(Session { raw: session }, &data.to_str());
+        f(Session::from_raw(session), &data.to_str());
         Status::SUCCESS
     })
 }
@@ -400,6 +387,12 @@ pub struct Chat {
 }
 
 impl ModuleContext {
+    /// The context of the running module (for code that was not handed one,
+    /// such as an endpoint's callbacks).
+    pub fn current() -> ModuleContext {
+        ModuleContext { _private: () }
+    }
+
     fn svc(&self) -> Result<&'static HostServices, HostError> {
         services().ok_or(HostError(Status::GENERR))
     }
@@ -490,6 +483,73 @@ impl ModuleContext {
         let s = self.svc()?;
         // SAFETY: the host copies the interface during the call.
         check(unsafe { (s.register_endpoint)(handle(), iface) })
+    }
+
+    /// Registers an endpoint written against the [`Endpoint`] trait; every
+    /// callback is guarded against panics.
+    pub fn add_endpoint<E: Endpoint>(&self, name: &str, endpoint: E) -> Result<(), HostError> {
+        use crate::interfaces::{IoRoutines, StateHandlers};
+        use trampolines as t;
+        let iface = EndpointInterface {
+            name: RStr::new(name),
+            user_data: keep(endpoint),
+            io: IoRoutines {
+                outgoing_channel: Some(t::outgoing::<E>),
+                read_frame: Some(t::read_frame::<E>),
+                write_frame: Some(t::write_frame::<E>),
+                kill_channel: Some(t::kill_channel::<E>),
+                send_dtmf: Some(t::send_dtmf::<E>),
+                receive_message: Some(t::receive_message::<E>),
+                receive_event: None,
+                state_change: None,
+                state_run: None,
+            },
+            state: StateHandlers {
+                on_init: Some(t::on_init::<E>),
+                on_routing: Some(t::on_routing::<E>),
+                on_execute: Some(t::on_execute::<E>),
+                on_hangup: Some(t::on_hangup::<E>),
+                on_exchange_media: Some(t::on_exchange_media::<E>),
+                on_soft_execute: Some(t::on_soft_execute::<E>),
+                on_consume_media: Some(t::on_consume_media::<E>),
+                on_hibernate: Some(t::on_hibernate::<E>),
+                on_reset: Some(t::on_reset::<E>),
+                on_park: Some(t::on_park::<E>),
+                on_reporting: Some(t::on_reporting::<E>),
+                on_destroy: Some(t::on_destroy::<E>),
+            },
+        };
+        self.add_endpoint_raw(&iface)
+    }
+
+    /// Creates a session on this module's endpoint `endpoint`.
+    pub fn session_request(
+        &self,
+        endpoint: &str,
+        outbound: bool,
+    ) -> Result<OwnedSession, HostError> {
+        let s = self.svc()?;
+        let mut raw = SessionRef::NULL;
+        let dir = if outbound {
+            crate::host::DIRECTION_OUTBOUND
+        } else {
+            crate::host::DIRECTION_INBOUND
+        };
+        // SAFETY: host function; `raw` receives one reference.
+        check(unsafe { (s.session_request)(handle(), RStr::new(endpoint), dir, &mut raw) })?;
+        // SAFETY: the host handed us one reference.
+        Ok(unsafe { OwnedSession::from_raw(raw) })
+    }
+
+    /// Finds a session by uuid.
+    pub fn session_locate(&self, uuid: &str) -> Option<OwnedSession> {
+        let s = self.svc().ok()?;
+        let mut raw = SessionRef::NULL;
+        // SAFETY: host function; `raw` receives one reference.
+        let st = unsafe { (s.session_locate)(handle(), RStr::new(uuid), &mut raw) };
+        // SAFETY: on success the host handed us one reference.
+        st.is_success()
+            .then(|| unsafe { OwnedSession::from_raw(raw) })
     }
 
     /// Removes one of this module's interfaces.

@@ -1,0 +1,88 @@
+//! Dialplans: what CS_ROUTING asks for the applications a call runs. Each
+//! dialplan is found by name from the caller profile's `dialplan` list
+//! (`XML`, `inline`, …). Built in today: FreeSWITCH's `inline` dialplan,
+//! whose "destination" is the application list itself
+//! (`answer,park` or `set:foo=bar,hangup:USER_BUSY`).
+
+use crate::core::Core;
+use crate::session::Session;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// A dialplan: finds the applications for a session, or nothing.
+pub trait Dialplan: Send + Sync {
+    /// `arg` is what followed `name:` in the profile's dialplan list.
+    fn hunt(&self, core: &Arc<Core>, s: &Arc<Session>, arg: &str) -> Option<Vec<(String, String)>>;
+}
+
+/// Dialplans by case-insensitive name.
+#[derive(Default)]
+pub struct Dialplans {
+    map: RwLock<HashMap<String, Arc<dyn Dialplan>>>,
+}
+
+impl Dialplans {
+    pub fn add(&self, name: &str, d: Arc<dyn Dialplan>) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_ascii_lowercase(), d);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Dialplan>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+    }
+}
+
+/// FreeSWITCH's `inline` dialplan: `app[:arg],app[:arg]…`, taken from the
+/// dialplan argument when given, else from the destination number.
+pub struct Inline;
+
+/// Parses an inline application list.
+pub fn parse_inline(list: &str) -> Vec<(String, String)> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| match item.split_once(':') {
+            Some((app, arg)) => (app.trim().to_string(), arg.to_string()),
+            None => (item.to_string(), String::new()),
+        })
+        .collect()
+}
+
+impl Dialplan for Inline {
+    fn hunt(
+        &self,
+        _core: &Arc<Core>,
+        s: &Arc<Session>,
+        arg: &str,
+    ) -> Option<Vec<(String, String)>> {
+        let list = if arg.is_empty() {
+            s.ch().profile.destination_number.clone()
+        } else {
+            arg.to_string()
+        };
+        let apps = parse_inline(&list);
+        (!apps.is_empty()).then_some(apps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_inline_list_gives_applications_and_their_arguments_in_order() {
+        assert_eq!(
+            super::parse_inline("answer, set:a=b:c ,park"),
+            vec![
+                ("answer".to_string(), String::new()),
+                ("set".to_string(), "a=b:c".to_string()),
+                ("park".to_string(), String::new()),
+            ]
+        );
+        assert!(super::parse_inline(" , ").is_empty());
+    }
+}

@@ -1,0 +1,169 @@
+//! The session executor: a pool of host threads that run session state
+//! machines, growing when every worker is busy (a blocking application
+//! holds its worker) and shrinking when idle. A parked or waiting session
+//! holds no thread at all.
+//!
+//! Plugin code runs on these workers, so they carry the plugin-boundary
+//! rule with them: a worker remembers every module whose code it ran
+//! ([`touch`]), and when a module unloads, every worker that touched it
+//! retires (ends) before the library is closed ([`retire_module`]).
+
+use crate::modules::{contained, LoadedModule};
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    static TOUCHED: RefCell<Vec<Arc<LoadedModule>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The pool.
+pub struct Executor {
+    tx: Sender<Job>,
+    rx: Receiver<Job>,
+    idle: Arc<AtomicUsize>,
+    workers: Arc<AtomicUsize>,
+    min_idle: usize,
+    idle_timeout: Mutex<Duration>,
+}
+
+impl Executor {
+    pub fn new(min_idle: usize, idle_timeout: Duration) -> Executor {
+        let (tx, rx) = unbounded();
+        Executor {
+            tx,
+            rx,
+            idle: Arc::new(AtomicUsize::new(0)),
+            workers: Arc::new(AtomicUsize::new(0)),
+            min_idle,
+            idle_timeout: Mutex::new(idle_timeout),
+        }
+    }
+
+    pub fn set_idle_timeout(&self, d: Duration) {
+        *self.idle_timeout.lock().unwrap_or_else(|p| p.into_inner()) = d;
+    }
+
+    /// Live worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on a worker.
+    pub fn submit(&self, job: impl FnOnce() + Send + 'static) {
+        if self.tx.send(Box::new(job)).is_err() {
+            return;
+        }
+        if self.idle.load(Ordering::Acquire) == 0 {
+            self.spawn_worker();
+        }
+    }
+
+    fn spawn_worker(&self) {
+        let rx = self.rx.clone();
+        let idle = self.idle.clone();
+        let workers = self.workers.clone();
+        let min_idle = self.min_idle;
+        let timeout = *self.idle_timeout.lock().unwrap_or_else(|p| p.into_inner());
+        workers.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name("session-worker".into())
+            .spawn(move || {
+                IS_WORKER.with(|w| w.set(true));
+                idle.fetch_add(1, Ordering::AcqRel);
+                loop {
+                    match rx.recv_timeout(timeout) {
+                        Ok(job) => {
+                            idle.fetch_sub(1, Ordering::AcqRel);
+                            job();
+                            idle.fetch_add(1, Ordering::AcqRel);
+                            if must_retire() {
+                                break;
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {
+                            if must_retire() || idle.load(Ordering::Acquire) > min_idle {
+                                break;
+                            }
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                idle.fetch_sub(1, Ordering::AcqRel);
+                release_touched();
+                workers.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(e) = spawned {
+            self.workers.fetch_sub(1, Ordering::AcqRel);
+            log::error!("cannot start a session worker: {e}");
+        }
+    }
+
+    /// Makes every worker that ran `module`'s code end, and waits (up to
+    /// `timeout`) until none is left. False if some are still busy.
+    pub fn retire_module(&self, module: &LoadedModule, timeout: Duration) -> bool {
+        module.set_retiring();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if module.worker_threads() == 0 {
+                return true;
+            }
+            // Idle workers only look at the retire flag when they wake:
+            // give each one a no-op job.
+            for _ in 0..self.workers().max(1) {
+                let _ = self.tx.send(Box::new(|| {}));
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn must_retire() -> bool {
+    TOUCHED.with(|t| t.borrow().iter().any(|m| m.is_retiring()))
+}
+
+fn release_touched() {
+    TOUCHED.with(|t| {
+        for m in t.borrow_mut().drain(..) {
+            m.worker_thread_ended();
+        }
+    })
+}
+
+/// True on a session worker.
+pub fn on_worker() -> bool {
+    IS_WORKER.with(|w| w.get())
+}
+
+/// Records that this worker ran `module`'s code.
+pub fn touch(module: &Arc<LoadedModule>) {
+    TOUCHED.with(|t| {
+        let mut t = t.borrow_mut();
+        if !t.iter().any(|m| Arc::ptr_eq(m, module)) {
+            module.worker_thread_started();
+            t.push(module.clone());
+        }
+    })
+}
+
+/// Calls into `module`'s code: directly on a worker (which then remembers
+/// it), otherwise on a contained thread joined before returning.
+pub fn call_into<R: Send>(
+    module: &Arc<LoadedModule>,
+    f: impl FnOnce() -> R + Send,
+) -> Result<R, String> {
+    if on_worker() {
+        touch(module);
+        Ok(f())
+    } else {
+        contained(&module.name, f)
+    }
+}

@@ -1,0 +1,280 @@
+//! Originate: place outbound legs from a dial string (FreeSWITCH's
+//! `switch_ivr_originate`). Groups separated by `|` are tried in turn; the
+//! legs of a group (`,`) ring at once, the first to answer wins and the
+//! others hang up with LOSE_RACE. Timeouts: `originate_timeout` (else the
+//! argument, else 60 s) for the whole attempt, `leg_timeout` per leg.
+
+use crate::core::Core;
+use crate::dialstring::{self, DialLeg};
+use crate::event::EventType;
+use crate::executor::call_into;
+use crate::session::{cf, Session};
+use crate::state_machine::{hangup, str2cause};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use hotswitch_plugin_api::{
+    CallCause, ChannelState, KeyValue, OutgoingRequest, Profile, RStr, SessionRef,
+};
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+thread_local! {
+    /// The uuid the next session requested on this thread must take (set
+    /// around `outgoing_channel` for `origination_uuid`).
+    pub static ORIGINATION_UUID: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// What to originate.
+pub struct Request<'a> {
+    pub dialstring: &'a str,
+    pub timeout: Duration,
+    pub originator: Option<Arc<Session>>,
+    /// Caller id and other defaults for the new legs' profiles.
+    pub profile: Profile,
+}
+
+struct Leg {
+    session: Arc<Session>,
+    deadline: Option<Instant>,
+}
+
+/// Places the call; returns the answered leg (started, still flagged
+/// ORIGINATING: the caller decides what it does next with
+/// [`crate::state_machine`]'s helpers or [`resume`]).
+pub fn originate(core: &Arc<Core>, req: Request<'_>) -> Result<Arc<Session>, CallCause> {
+    let ds = dialstring::parse(req.dialstring).map_err(|e| {
+        log::warn!("originate: bad dial string '{}': {e}", req.dialstring);
+        CallCause::INVALID_URL
+    })?;
+    let started = Instant::now();
+    let mut last = CallCause::NO_ANSWER;
+    for group in &ds.groups {
+        let (tx, rx) = bounded::<()>(256);
+        let mut legs = Vec::new();
+        let mut timeout = req.timeout;
+        for leg in &group.legs {
+            let vars = leg.effective_vars(&ds, group);
+            if let Some(t) = var(&vars, "originate_timeout").and_then(|v| v.parse::<u64>().ok()) {
+                timeout = Duration::from_secs(t);
+            }
+            match create_leg(core, leg, &vars, &req, tx.clone()) {
+                Ok(s) => {
+                    let deadline = var(&vars, "leg_timeout")
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .map(|t| Instant::now() + Duration::from_secs(t));
+                    legs.push(Leg {
+                        session: s,
+                        deadline,
+                    });
+                }
+                Err(c) => last = c,
+            }
+        }
+        if legs.is_empty() {
+            continue;
+        }
+        match wait_for_answer(core, &mut legs, started + timeout, &rx) {
+            Ok(winner) => return Ok(winner),
+            Err(c) => last = c,
+        }
+    }
+    Err(last)
+}
+
+fn var<'a>(vars: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    vars.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn create_leg(
+    core: &Arc<Core>,
+    leg: &DialLeg,
+    vars: &[(String, String)],
+    req: &Request<'_>,
+    tx: Sender<()>,
+) -> Result<Arc<Session>, CallCause> {
+    if leg.endpoint.eq_ignore_ascii_case("error") {
+        return Err(error_cause(&leg.data));
+    }
+    let ep = core
+        .registry
+        .endpoint(&leg.endpoint)
+        .ok_or(CallCause::CHAN_NOT_IMPLEMENTED)?;
+    let _call = ep.module.enter().map_err(|e| {
+        log::warn!("originate {}: {e}", leg.endpoint);
+        CallCause::CHAN_NOT_IMPLEMENTED
+    })?;
+    let Some(outgoing) = ep.io.outgoing_channel else {
+        return Err(CallCause::CHAN_NOT_IMPLEMENTED);
+    };
+    let mut profile = req.profile.clone();
+    profile.destination_number = leg.data.clone();
+    if let Some(v) = var(vars, "origination_caller_id_name") {
+        profile.caller_id_name = v.to_string();
+    }
+    if let Some(v) = var(vars, "origination_caller_id_number") {
+        profile.caller_id_number = v.to_string();
+    }
+    let uuid = var(vars, "origination_uuid").map(str::to_string);
+    let kv: Vec<KeyValue> = vars
+        .iter()
+        .map(|(k, v)| KeyValue {
+            key: RStr::new(k),
+            value: RStr::new(v),
+        })
+        .collect();
+    let cancel = AtomicU32::new(0);
+    let originator = req
+        .originator
+        .as_ref()
+        .map(|s| s.as_ref())
+        .unwrap_or(SessionRef::NULL);
+    let ud = ep.user_data;
+    let cause_and_session = call_into(&ep.module, || {
+        profile.with_raw(|p| {
+            let r = OutgoingRequest {
+                originator,
+                dial_data: RStr::new(&leg.data),
+                profile: p,
+                vars: kv.as_ptr(),
+                var_count: kv.len(),
+                flags: 0,
+                cancel: &cancel,
+            };
+            ORIGINATION_UUID.with(|u| *u.borrow_mut() = uuid.clone());
+            let mut out = SessionRef::NULL;
+            // SAFETY: the endpoint's module is entered; everything the
+            // request points at outlives the call.
+            let cause = unsafe { outgoing(ud as *mut c_void, &r, &mut out) };
+            ORIGINATION_UUID.with(|u| *u.borrow_mut() = None);
+            (cause, crate::core::SendPtr(out.ptr as *const Session))
+        })
+    })
+    .map_err(|e| {
+        log::error!("originate {}: {e}", leg.endpoint);
+        CallCause::CRASH
+    })?;
+    let (cause, out) = cause_and_session;
+    if cause != CallCause::SUCCESS {
+        return Err(if cause == CallCause::CRASH {
+            ep.module.fault("panicked in outgoing_channel");
+            CallCause::CRASH
+        } else {
+            cause
+        });
+    }
+    if out.0.is_null() {
+        log::error!(
+            "{}: outgoing_channel succeeded without a session",
+            leg.endpoint
+        );
+        return Err(CallCause::CHAN_NOT_IMPLEMENTED);
+    }
+    // SAFETY: the endpoint handed over the reference it was given by
+    // session_request (OwnedSession::into_raw).
+    let s = unsafe { Arc::from_raw(out.0) };
+    if let Some(u) = &uuid {
+        if &s.uuid != u {
+            log::warn!("{}: origination_uuid {u} was not applied", leg.endpoint);
+        }
+    }
+    {
+        let mut ch = s.ch();
+        for (k, v) in vars {
+            ch.set_var(k, v);
+        }
+        ch.flags |= cf::ORIGINATING;
+        ch.originator = req.originator.as_ref().map(|o| o.uuid.clone());
+        if ch.profile.destination_number.is_empty() {
+            ch.profile = profile.clone();
+        }
+        if ch.state == ChannelState::NEW {
+            ch.state = ChannelState::INIT;
+        }
+    }
+    s.fire(core, EventType::CHANNEL_OUTGOING, true, &[]);
+    s.watch(tx);
+    s.start();
+    Ok(s)
+}
+
+fn wait_for_answer(
+    core: &Arc<Core>,
+    legs: &mut Vec<Leg>,
+    deadline: Instant,
+    rx: &Receiver<()>,
+) -> Result<Arc<Session>, CallCause> {
+    let mut last = CallCause::NO_ANSWER;
+    loop {
+        if let Some(i) = legs.iter().position(|l| l.session.ch().has(cf::ANSWERED)) {
+            let winner = legs.swap_remove(i).session;
+            for l in legs.drain(..) {
+                hangup(core, &l.session, CallCause::LOSE_RACE);
+            }
+            return Ok(winner);
+        }
+        let now = Instant::now();
+        legs.retain(|l| {
+            let cause = l.session.ch().hangup_cause;
+            if let Some(c) = cause {
+                last = c;
+                return false;
+            }
+            if l.deadline.is_some_and(|d| now >= d) {
+                hangup(core, &l.session, CallCause::NO_ANSWER);
+                last = CallCause::NO_ANSWER;
+                return false;
+            }
+            true
+        });
+        if legs.is_empty() {
+            return Err(last);
+        }
+        if now >= deadline {
+            for l in legs.drain(..) {
+                hangup(core, &l.session, CallCause::NO_ANSWER);
+            }
+            return Err(CallCause::NO_ANSWER);
+        }
+        let wait = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        let _ = rx.recv_timeout(wait);
+    }
+}
+
+/// After a successful originate: run `apps` on the leg, or send it to
+/// `exten`/`dialplan`/`context` (an `exten` of None with no apps leaves it
+/// waiting in CONSUME_MEDIA).
+pub fn resume(
+    s: &Arc<Session>,
+    apps: Option<Vec<(String, String)>>,
+    exten: Option<(&str, &str, &str)>,
+) {
+    if let Some((dest, dp, ctx)) = exten {
+        crate::state_machine::transfer(s, dest, dp, ctx);
+        return;
+    }
+    {
+        let mut ch = s.ch();
+        if let Some(a) = apps {
+            ch.extension = a.into();
+        }
+        ch.flags &= !cf::ORIGINATING;
+        if ch.state == ChannelState::CONSUME_MEDIA {
+            ch.state = ChannelState::ROUTING;
+        }
+    }
+    s.wake();
+}
+
+/// `error/<CAUSE>` legs fail with their cause without an endpoint module.
+pub fn error_cause(data: &str) -> CallCause {
+    match str2cause(data) {
+        CallCause::NONE => CallCause::DESTINATION_OUT_OF_ORDER,
+        c => c,
+    }
+}

@@ -1,0 +1,594 @@
+//! The safe face of sessions for module code: [`Session`] (a borrowed
+//! handle), [`OwnedSession`] (a reference the module holds), [`Profile`]
+//! (an owned caller profile) and the [`Endpoint`] trait, which
+//! [`ModuleContext::add_endpoint`](crate::ModuleContext::add_endpoint) turns
+//! into FreeSWITCH's `io_routines` and `state_handler` tables with every
+//! callback guarded against panics.
+
+use crate::abi::RStr;
+use crate::host::{EventDesc, HostServices, OutStream, DIRECTION_OUTBOUND};
+use crate::interfaces::{CallerProfile, CoreMessage, Dtmf, Frame, OutgoingRequest};
+use crate::module::{collect_into_string, services, HostError};
+use crate::types::{CallCause, ChannelState, KeyValue, KillSignal, MessageId, SessionRef, Status};
+use core::ffi::c_void;
+
+fn svc() -> &'static HostServices {
+    services().expect("host services are set before any session exists")
+}
+
+fn check(st: Status) -> Result<(), HostError> {
+    if st.is_success() {
+        Ok(())
+    } else {
+        Err(HostError(st))
+    }
+}
+
+/// A session the host lent for the duration of a call into the module.
+#[derive(Clone, Copy, Debug)]
+pub struct Session {
+    raw: SessionRef,
+}
+
+impl Session {
+    /// Wraps a handle the host passed in.
+    pub fn from_raw(raw: SessionRef) -> Session {
+        Session { raw }
+    }
+
+    /// The host's handle.
+    pub fn raw(&self) -> SessionRef {
+        self.raw
+    }
+
+    /// The session's uuid.
+    pub fn uuid(&self) -> String {
+        let mut s = String::new();
+        let mut out = OutStream {
+            ctx: &mut s as *mut String as *mut c_void,
+            write: collect_into_string,
+        };
+        // SAFETY: host function; `out` outlives the call.
+        unsafe { (svc().session_uuid)(self.raw, &mut out) };
+        s
+    }
+
+    /// A channel variable or caller-profile field.
+    pub fn var(&self, name: &str) -> Option<String> {
+        let mut s = String::new();
+        let mut out = OutStream {
+            ctx: &mut s as *mut String as *mut c_void,
+            write: collect_into_string,
+        };
+        // SAFETY: host function; `out` outlives the call.
+        let st = unsafe { (svc().channel_get_variable)(self.raw, RStr::new(name), &mut out) };
+        st.is_success().then_some(s)
+    }
+
+    /// Sets a channel variable (empty unsets).
+    pub fn set_var(&self, name: &str, value: &str) {
+        // SAFETY: host function.
+        unsafe { (svc().channel_set_variable)(self.raw, RStr::new(name), RStr::new(value)) };
+    }
+
+    /// The channel's state.
+    pub fn state(&self) -> ChannelState {
+        // SAFETY: host function.
+        unsafe { (svc().channel_get_state)(self.raw) }
+    }
+
+    /// Moves the channel to `state`.
+    pub fn set_state(&self, state: ChannelState) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe { (svc().channel_set_state)(self.raw, state) })
+    }
+
+    /// True for an outbound channel.
+    pub fn is_outbound(&self) -> bool {
+        // SAFETY: host function.
+        unsafe { (svc().channel_direction)(self.raw) == DIRECTION_OUTBOUND }
+    }
+
+    /// Sets the channel's name.
+    pub fn set_name(&self, name: &str) {
+        // SAFETY: host function.
+        unsafe { (svc().channel_set_name)(self.raw, RStr::new(name)) };
+    }
+
+    /// Replaces the caller profile.
+    pub fn set_profile(&self, p: &Profile) {
+        p.with_raw(|raw| {
+            // SAFETY: host function; `raw` points into `p` for the call.
+            unsafe { (svc().channel_set_caller_profile)(self.raw, raw) };
+        })
+    }
+
+    /// Hangs up with `cause` (the first hangup wins).
+    pub fn hangup(&self, cause: CallCause) {
+        // SAFETY: host function.
+        unsafe { (svc().channel_hangup)(self.raw, cause) };
+    }
+
+    /// True once the call is hanging up or gone.
+    pub fn is_down(&self) -> bool {
+        // SAFETY: host function.
+        unsafe { (svc().channel_is_down)(self.raw) != 0 }
+    }
+
+    /// Answers the call.
+    pub fn answer(&self) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe { (svc().channel_answer)(self.raw) })
+    }
+
+    /// Sends early media.
+    pub fn pre_answer(&self) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe { (svc().channel_pre_answer)(self.raw) })
+    }
+
+    /// Signals ringing.
+    pub fn ring_ready(&self) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe { (svc().channel_ring_ready)(self.raw) })
+    }
+
+    /// Records that the far end answered.
+    pub fn mark_answered(&self) {
+        // SAFETY: host function.
+        unsafe { (svc().channel_mark_answered)(self.raw) };
+    }
+
+    /// Records early media from the far end.
+    pub fn mark_pre_answered(&self) {
+        // SAFETY: host function.
+        unsafe { (svc().channel_mark_pre_answered)(self.raw) };
+    }
+
+    /// Records that the far end rings.
+    pub fn mark_ring_ready(&self) {
+        // SAFETY: host function.
+        unsafe { (svc().channel_mark_ring_ready)(self.raw) };
+    }
+
+    /// Lets the session run.
+    pub fn start(&self) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe { (svc().session_start)(self.raw) })
+    }
+
+    /// Attaches the endpoint's private data.
+    // The host stores the pointer and hands it back; it never dereferences it.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
+    pub fn set_private(&self, data: *mut c_void) {
+        // SAFETY: host function.
+        unsafe { (svc().session_set_private)(self.raw, data) };
+    }
+
+    /// The endpoint's private data.
+    pub fn private(&self) -> *mut c_void {
+        // SAFETY: host function.
+        unsafe { (svc().session_get_private)(self.raw) }
+    }
+
+    /// Queues an indication for the session's thread.
+    pub fn queue_message(&self, id: MessageId, string_arg: &str, numeric_arg: i64) {
+        let m = CoreMessage {
+            id,
+            from: RStr::EMPTY,
+            string_arg: RStr::new(string_arg),
+            numeric_arg,
+            args: core::ptr::null(),
+            arg_count: 0,
+        };
+        // SAFETY: host function; the host copies the message.
+        unsafe { (svc().session_queue_message)(self.raw, &m) };
+    }
+
+    /// Runs an application on the session (from its own thread).
+    pub fn execute(&self, app: &str, arg: &str) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe {
+            (svc().session_execute_application)(self.raw, RStr::new(app), RStr::new(arg))
+        })
+    }
+
+    /// Parks the session.
+    pub fn park(&self) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe { (svc().session_park)(self.raw) })
+    }
+
+    /// Sleeps while handling messages; false if interrupted.
+    pub fn sleep(&self, ms: u32) -> bool {
+        // SAFETY: host function.
+        unsafe { (svc().session_sleep)(self.raw, ms) }.is_success()
+    }
+
+    /// Sends the call to another extension.
+    pub fn transfer(
+        &self,
+        destination: &str,
+        dialplan: &str,
+        context: &str,
+    ) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe {
+            (svc().session_transfer)(
+                self.raw,
+                RStr::new(destination),
+                RStr::new(dialplan),
+                RStr::new(context),
+            )
+        })
+    }
+
+    /// Fires an event carrying this channel's data.
+    pub fn fire_event(
+        &self,
+        event_id: u32,
+        subclass: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(), HostError> {
+        let kv: Vec<KeyValue> = headers
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: RStr::new(k),
+                value: RStr::new(v),
+            })
+            .collect();
+        let ev = EventDesc {
+            event_id,
+            subclass: RStr::new(subclass),
+            headers: kv.as_ptr(),
+            header_count: kv.len(),
+            body: RStr::new(body),
+        };
+        // SAFETY: everything `ev` points at outlives the call.
+        check(unsafe { (svc().session_fire_event)(self.raw, &ev) })
+    }
+
+    /// Reads a frame into `frame`'s buffer.
+    ///
+    /// # Safety
+    /// `frame.data` must point to `frame.buflen` writable bytes.
+    pub unsafe fn read_frame(&self, frame: &mut Frame, timeout_ms: u32) -> Status {
+        (svc().session_read_frame)(self.raw, frame, timeout_ms)
+    }
+
+    /// Writes a frame to the session's endpoint.
+    pub fn write_frame(&self, frame: &Frame) -> Status {
+        // SAFETY: host function; the frame outlives the call.
+        unsafe { (svc().session_write_frame)(self.raw, frame) }
+    }
+
+    /// Sends a DTMF digit.
+    pub fn send_dtmf(&self, digit: char, duration_ms: u32) -> Status {
+        let d = Dtmf {
+            digit: digit as u32,
+            duration_ms,
+            source: 4,
+        };
+        // SAFETY: host function.
+        unsafe { (svc().session_send_dtmf)(self.raw, &d) }
+    }
+}
+
+/// A reference to a session the module holds (from `session_request` or
+/// `session_locate`); released when dropped.
+#[derive(Debug)]
+pub struct OwnedSession {
+    session: Session,
+}
+
+impl OwnedSession {
+    /// Takes over a reference the host handed out.
+    ///
+    /// # Safety
+    /// `raw` must carry a reference this value may release.
+    pub unsafe fn from_raw(raw: SessionRef) -> OwnedSession {
+        OwnedSession {
+            session: Session { raw },
+        }
+    }
+
+    /// Gives the reference up without releasing it (to hand it to the core,
+    /// e.g. as `outgoing_channel`'s new session).
+    pub fn into_raw(self) -> SessionRef {
+        let raw = self.session.raw;
+        core::mem::forget(self);
+        raw
+    }
+}
+
+impl core::ops::Deref for OwnedSession {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl Drop for OwnedSession {
+    fn drop(&mut self) {
+        if let Some(s) = services() {
+            // SAFETY: this value owns one reference.
+            unsafe { (s.session_release)(self.session.raw) };
+        }
+    }
+}
+
+/// An owned caller profile (the safe form of [`CallerProfile`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Profile {
+    pub username: String,
+    pub dialplan: String,
+    pub caller_id_name: String,
+    pub caller_id_number: String,
+    pub orig_caller_id_name: String,
+    pub orig_caller_id_number: String,
+    pub callee_id_name: String,
+    pub callee_id_number: String,
+    pub network_addr: String,
+    pub ani: String,
+    pub aniii: String,
+    pub rdnis: String,
+    pub destination_number: String,
+    pub source: String,
+    pub context: String,
+    pub chan_name: String,
+}
+
+impl Profile {
+    /// Copies a profile the host lent.
+    ///
+    /// # Safety
+    /// `p`'s strings must be alive.
+    pub unsafe fn from_raw(p: &CallerProfile) -> Profile {
+        let s = |r: RStr| r.to_str().into_owned();
+        Profile {
+            username: s(p.username),
+            dialplan: s(p.dialplan),
+            caller_id_name: s(p.caller_id_name),
+            caller_id_number: s(p.caller_id_number),
+            orig_caller_id_name: s(p.orig_caller_id_name),
+            orig_caller_id_number: s(p.orig_caller_id_number),
+            callee_id_name: s(p.callee_id_name),
+            callee_id_number: s(p.callee_id_number),
+            network_addr: s(p.network_addr),
+            ani: s(p.ani),
+            aniii: s(p.aniii),
+            rdnis: s(p.rdnis),
+            destination_number: s(p.destination_number),
+            source: s(p.source),
+            context: s(p.context),
+            chan_name: s(p.chan_name),
+        }
+    }
+
+    /// Lends a raw view of this profile to `f`.
+    pub fn with_raw<R>(&self, f: impl FnOnce(&CallerProfile) -> R) -> R {
+        let r = RStr::new;
+        let raw = CallerProfile {
+            username: r(&self.username),
+            dialplan: r(&self.dialplan),
+            caller_id_name: r(&self.caller_id_name),
+            caller_id_number: r(&self.caller_id_number),
+            orig_caller_id_name: r(&self.orig_caller_id_name),
+            orig_caller_id_number: r(&self.orig_caller_id_number),
+            callee_id_name: r(&self.callee_id_name),
+            callee_id_number: r(&self.callee_id_number),
+            network_addr: r(&self.network_addr),
+            ani: r(&self.ani),
+            aniii: r(&self.aniii),
+            rdnis: r(&self.rdnis),
+            destination_number: r(&self.destination_number),
+            source: r(&self.source),
+            context: r(&self.context),
+            chan_name: r(&self.chan_name),
+        };
+        f(&raw)
+    }
+}
+
+/// What the core asks of [`Endpoint::outgoing`] (the safe form of
+/// [`OutgoingRequest`]).
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// Everything after `tech/` in the dial string.
+    pub dial_data: String,
+    /// The profile to clone onto the new leg.
+    pub profile: Profile,
+    /// The leg's variables (`{}` and `[]` of the dial string).
+    pub vars: Vec<(String, String)>,
+    /// `sof::*` flags.
+    pub flags: u32,
+    /// The session originating the call, if any.
+    pub originator: Option<Session>,
+}
+
+impl Outgoing {
+    /// A variable of the request.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An indication or message for a session (the safe form of
+/// [`CoreMessage`]).
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// Which message.
+    pub id: MessageId,
+    /// Its string argument.
+    pub string_arg: String,
+    /// Its numeric argument.
+    pub numeric_arg: i64,
+}
+
+/// An endpoint written in safe Rust: implement what it does, leave the rest
+/// to the defaults (which report success and do nothing).
+#[allow(unused_variables)]
+pub trait Endpoint: Send + Sync + 'static {
+    /// Creates an outbound leg (FreeSWITCH's `outgoing_channel`): request a
+    /// session, name it, set its profile and state CS_INIT, and return it.
+    fn outgoing(&self, req: &Outgoing) -> Result<OwnedSession, CallCause> {
+        Err(CallCause::CHAN_NOT_IMPLEMENTED)
+    }
+    /// `on_init` … `on_destroy`: run before the core's handler for the state.
+    fn on_state(&self, session: &Session, state: ChannelState) -> Status {
+        Status::SUCCESS
+    }
+    /// An indication for the session.
+    fn receive_message(&self, session: &Session, msg: &Message) -> Status {
+        Status::SUCCESS
+    }
+    /// Interrupt (`BREAK`) or tear down (`KILL`) the endpoint side.
+    fn kill_channel(&self, session: &Session, sig: KillSignal) -> Status {
+        Status::SUCCESS
+    }
+    /// Fills `frame` (its buffer is the host's).
+    fn read_frame(&self, session: &Session, frame: &mut Frame) -> Status {
+        Status::BREAK
+    }
+    /// Takes a frame towards the far end.
+    fn write_frame(&self, session: &Session, frame: &Frame) -> Status {
+        Status::SUCCESS
+    }
+    /// Sends a digit.
+    fn send_dtmf(&self, session: &Session, dtmf: &Dtmf) -> Status {
+        Status::SUCCESS
+    }
+}
+
+pub(crate) mod trampolines {
+    use super::*;
+    use crate::module::{guard, guard_or};
+
+    unsafe fn ep<'a, E: Endpoint>(ud: *mut c_void) -> &'a E {
+        &*(ud as *const E)
+    }
+
+    pub unsafe extern "C" fn outgoing<E: Endpoint>(
+        ud: *mut c_void,
+        req: *const OutgoingRequest,
+        new_session: *mut SessionRef,
+    ) -> CallCause {
+        guard_or(CallCause::CRASH, || {
+            let Some(r) = req.as_ref() else {
+                return CallCause::INVALID_MSG_UNSPECIFIED;
+            };
+            let vars = if r.vars.is_null() {
+                Vec::new()
+            } else {
+                core::slice::from_raw_parts(r.vars, r.var_count)
+                    .iter()
+                    .map(|kv| (kv.key.to_str().into_owned(), kv.value.to_str().into_owned()))
+                    .collect()
+            };
+            let o = Outgoing {
+                dial_data: r.dial_data.to_str().into_owned(),
+                profile: r
+                    .profile
+                    .as_ref()
+                    .map(|p| Profile::from_raw(p))
+                    .unwrap_or_default(),
+                vars,
+                flags: r.flags,
+                originator: (!r.originator.is_null()).then_some(Session { raw: r.originator }),
+            };
+            match ep::<E>(ud).outgoing(&o) {
+                Ok(s) => {
+                    *new_session = s.into_raw();
+                    CallCause::SUCCESS
+                }
+                Err(c) => c,
+            }
+        })
+    }
+
+    pub unsafe extern "C" fn read_frame<E: Endpoint>(
+        ud: *mut c_void,
+        s: SessionRef,
+        f: *mut Frame,
+        _flags: u32,
+    ) -> Status {
+        guard(|| match f.as_mut() {
+            Some(f) => ep::<E>(ud).read_frame(&Session { raw: s }, f),
+            None => Status::FALSE,
+        })
+    }
+
+    pub unsafe extern "C" fn write_frame<E: Endpoint>(
+        ud: *mut c_void,
+        s: SessionRef,
+        f: *const Frame,
+        _flags: u32,
+    ) -> Status {
+        guard(|| match f.as_ref() {
+            Some(f) => ep::<E>(ud).write_frame(&Session { raw: s }, f),
+            None => Status::FALSE,
+        })
+    }
+
+    pub unsafe extern "C" fn kill_channel<E: Endpoint>(
+        ud: *mut c_void,
+        s: SessionRef,
+        sig: KillSignal,
+    ) -> Status {
+        guard(|| ep::<E>(ud).kill_channel(&Session { raw: s }, sig))
+    }
+
+    pub unsafe extern "C" fn send_dtmf<E: Endpoint>(
+        ud: *mut c_void,
+        s: SessionRef,
+        d: *const Dtmf,
+    ) -> Status {
+        guard(|| match d.as_ref() {
+            Some(d) => ep::<E>(ud).send_dtmf(&Session { raw: s }, d),
+            None => Status::FALSE,
+        })
+    }
+
+    pub unsafe extern "C" fn receive_message<E: Endpoint>(
+        ud: *mut c_void,
+        s: SessionRef,
+        m: *const CoreMessage,
+    ) -> Status {
+        guard(|| match m.as_ref() {
+            Some(m) => ep::<E>(ud).receive_message(
+                &Session { raw: s },
+                &Message {
+                    id: m.id,
+                    string_arg: m.string_arg.to_str().into_owned(),
+                    numeric_arg: m.numeric_arg,
+                },
+            ),
+            None => Status::FALSE,
+        })
+    }
+
+    macro_rules! state_fn {
+        ($name:ident, $state:expr) => {
+            pub unsafe extern "C" fn $name<E: Endpoint>(ud: *mut c_void, s: SessionRef) -> Status {
+                guard(|| ep::<E>(ud).on_state(&Session { raw: s }, $state))
+            }
+        };
+    }
+    state_fn!(on_init, ChannelState::INIT);
+    state_fn!(on_routing, ChannelState::ROUTING);
+    state_fn!(on_execute, ChannelState::EXECUTE);
+    state_fn!(on_hangup, ChannelState::HANGUP);
+    state_fn!(on_exchange_media, ChannelState::EXCHANGE_MEDIA);
+    state_fn!(on_soft_execute, ChannelState::SOFT_EXECUTE);
+    state_fn!(on_consume_media, ChannelState::CONSUME_MEDIA);
+    state_fn!(on_hibernate, ChannelState::HIBERNATE);
+    state_fn!(on_reset, ChannelState::RESET);
+    state_fn!(on_park, ChannelState::PARK);
+    state_fn!(on_reporting, ChannelState::REPORTING);
+    state_fn!(on_destroy, ChannelState::DESTROY);
+}
