@@ -260,12 +260,19 @@ pub fn resume(
     }
     {
         let mut ch = s.ch();
+        let has_apps = apps.is_some();
         if let Some(a) = apps {
             ch.extension = a.into();
         }
         ch.flags &= !cf::ORIGINATING;
+        // Waiting legs go straight to their applications (FreeSWITCH's
+        // originate sets CS_EXECUTE); a leg still routing finds them there.
         if ch.state == ChannelState::CONSUME_MEDIA {
-            ch.state = ChannelState::ROUTING;
+            ch.state = if has_apps {
+                ChannelState::EXECUTE
+            } else {
+                ChannelState::ROUTING
+            };
         }
     }
     s.wake();

@@ -96,6 +96,11 @@ pub fn split_args(s: &str) -> Vec<String> {
     if !cur.is_empty() {
         out.push(cur);
     }
+    if depth != 0 || quote {
+        // Unbalanced: split plainly, and let the dial-string parser say
+        // what is wrong with its part.
+        return s.split_whitespace().map(str::to_string).collect();
+    }
     out
 }
 

@@ -327,6 +327,18 @@ impl Switch {
         }
     }
 
+    /// Waits for an event matching `pred` and returns a copy, leaving it
+    /// among the events seen (for a later [`drain_events`](Self::drain_events)).
+    pub fn wait_event_kept(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Option<Event> {
+        let e = self.wait_event(timeout, pred)?;
+        self.pending.push_back(e.clone());
+        Some(e)
+    }
+
     /// Takes every event seen so far.
     pub fn drain_events(&mut self, settle: Duration) -> Vec<Event> {
         let deadline = Instant::now() + settle;

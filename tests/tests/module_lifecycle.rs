@@ -168,13 +168,23 @@ fn a_file_that_is_not_a_module_is_refused_by_name() {
 }
 
 #[test]
-fn the_default_configuration_starts_and_serves_mod_skel() {
+fn the_default_configuration_starts_with_its_modules_and_can_load_mod_skel() {
     let mut sw = Switch::start(SwitchConfig {
         conf_dir: Some(workspace_root().join("conf")),
         ..Default::default()
     });
-    assert_eq!(sw.cmd("module_exists mod_skel").trim(), "true");
-    assert_eq!(sw.cmd("skel").trim(), "+OK hello world");
+    assert_eq!(sw.cmd("module_exists mod_loopback").trim(), "true");
+    assert_eq!(sw.cmd("module_exists mod_dptools").trim(), "true");
+    assert!(sw.cmd("originate null/1 &hangup()").starts_with("+OK "));
+    assert_eq!(
+        lines(&sw.cmd("load mod_skel")),
+        ["+OK Reloading XML", "+OK"]
+    );
+    assert_eq!(
+        sw.cmd("skel").trim(),
+        "+OK hello world",
+        "its greeting comes from skel.conf.xml"
+    );
     assert!(
         sw.log().contains("mod_skel: mod_skel loaded"),
         "plugin logs reach the host's log:\n{}",

@@ -6,6 +6,16 @@
 //! the median and p99 cycle time (measured at the client, so pipe latency is
 //! included), the switch's RSS before and after, and how many module copies
 //! are still mapped and left on disk.
+//!
+//! `hotswitch-bench calls [--calls N] [--concurrency W] [--dial D] [--app A]`
+//! starts the switch with mod_loopback and mod_dptools and keeps W
+//! `bgapi originate <D> <A>` in flight until N have completed, counting
+//! the `+OK` / `-ERR` results from BACKGROUND_JOB events: calls per second,
+//! failures, and the switch's CPU time per call.
+//!
+//! `hotswitch-bench parked [--sessions N] [--dial D]` originates N calls
+//! that park and reports the switch's RSS and thread count per parked
+//! session.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +24,8 @@ use std::time::{Duration, Instant};
 
 fn usage() -> ! {
     eprintln!("usage: hotswitch-bench loader [--cycles N] [--module NAME]");
+    eprintln!("       hotswitch-bench calls [--calls N] [--concurrency W] [--dial D] [--app A]");
+    eprintln!("       hotswitch-bench parked [--sessions N] [--dial D]");
     std::process::exit(2)
 }
 
@@ -21,6 +33,57 @@ fn main() {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("loader") => {}
+        Some("calls") => {
+            let mut n = 20_000usize;
+            let mut w = 64usize;
+            let mut dial = "loopback/answer\\,park/default/inline".to_string();
+            let mut app = "&hangup()".to_string();
+            while let Some(a) = args.next() {
+                match a.as_str() {
+                    "--calls" => {
+                        n = args
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_else(|| usage())
+                    }
+                    "--concurrency" => {
+                        w = args
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_else(|| usage())
+                    }
+                    "--dial" => dial = args.next().unwrap_or_else(|| usage()),
+                    "--app" => app = args.next().unwrap_or_else(|| usage()),
+                    _ => usage(),
+                }
+            }
+            if let Err(e) = calls(n, w, &dial, &app) {
+                eprintln!("bench failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Some("parked") => {
+            let mut n = 10_000usize;
+            let mut dial = "null/parked".to_string();
+            while let Some(a) = args.next() {
+                match a.as_str() {
+                    "--sessions" => {
+                        n = args
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_else(|| usage())
+                    }
+                    "--dial" => dial = args.next().unwrap_or_else(|| usage()),
+                    _ => usage(),
+                }
+            }
+            if let Err(e) = parked(n, &dial) {
+                eprintln!("bench failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
         _ => usage(),
     }
     let mut cycles = 10_000usize;
@@ -180,5 +243,248 @@ fn loader(cycles: usize, module: &str) -> Result<(), String> {
     println!("  mapped .so  {libs_before} -> {libs_after}; module copies still mapped: {shadows_after}; shadow files left: {shadow_files}");
     println!("  threads     {threads_before} -> {threads_after}");
     let _ = PathBuf::new();
+    Ok(())
+}
+
+/// A running switch with its console on pipes.
+struct Console {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+    work: PathBuf,
+}
+
+impl Console {
+    fn start(modules: &[&str], settings: &str) -> Result<Console, String> {
+        let bin_dir = std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or("no binary directory")?;
+        let work = std::env::temp_dir().join(format!("hotswitch-bench-{}", std::process::id()));
+        let conf = work.join("conf");
+        std::fs::create_dir_all(conf.join("autoload_configs")).map_err(|e| e.to_string())?;
+        let loads: String = modules
+            .iter()
+            .map(|m| format!("<load module=\"{m}\"/>"))
+            .collect();
+        std::fs::write(
+            conf.join("autoload_configs/modules.conf.xml"),
+            format!(
+                "<configuration name=\"modules.conf\"><modules>{loads}</modules></configuration>\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::write(
+            conf.join("autoload_configs/switch.conf.xml"),
+            format!("<configuration name=\"switch.conf\"><settings>{settings}</settings></configuration>\n"),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut child = Command::new(bin_dir.join("hotswitch"))
+            .arg("-conf")
+            .arg(&conf)
+            .arg("-run")
+            .arg(&work)
+            .arg("-mod")
+            .arg(&bin_dir)
+            .arg("-loglevel")
+            .arg("warning")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("start hotswitch: {e}"))?;
+        let stdin = child.stdin.take().ok_or("stdin")?;
+        let out = BufReader::new(child.stdout.take().ok_or("stdout")?);
+        Ok(Console {
+            child,
+            stdin,
+            out,
+            work,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn send(&mut self, line: &str) -> Result<(), String> {
+        writeln!(self.stdin, "{line}").map_err(|e| e.to_string())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        self.stdin.flush().map_err(|e| e.to_string())
+    }
+
+    fn line(&mut self) -> Result<String, String> {
+        let mut l = String::new();
+        self.out.read_line(&mut l).map_err(|e| e.to_string())?;
+        if l.is_empty() {
+            return Err("the switch closed its console".into());
+        }
+        Ok(l.trim_end_matches('\n').to_string())
+    }
+
+    /// Reads until a BACKGROUND_JOB event; returns its body.
+    fn next_job_result(&mut self) -> Result<String, String> {
+        loop {
+            let l = self.line()?;
+            if l != "Event-Name: BACKGROUND_JOB" {
+                continue;
+            }
+            loop {
+                let h = self.line()?;
+                if let Some(n) = h.strip_prefix("Content-Length: ") {
+                    let n: usize = n.parse().map_err(|_| "bad Content-Length")?;
+                    self.line()?;
+                    let mut body = String::new();
+                    while body.len() < n {
+                        body.push_str(&self.line()?);
+                        body.push('\n');
+                    }
+                    return Ok(body);
+                }
+            }
+        }
+    }
+
+    /// Sends a command and reads lines until `expect` matches one.
+    fn command_until(
+        &mut self,
+        cmd: &str,
+        expect: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        self.send(cmd)?;
+        self.flush()?;
+        loop {
+            let l = self.line()?;
+            if expect(&l) {
+                return Ok(l);
+            }
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "shutdown");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+const BENCH_SETTINGS: &str = r#"<param name="max-sessions" value="100000"/><param name="sessions-per-second" value="1000000"/>"#;
+
+fn calls(n: usize, w: usize, dial: &str, app: &str) -> Result<(), String> {
+    let mut c = Console::start(&["mod_loopback", "mod_dptools"], BENCH_SETTINGS)?;
+    c.command_until("/event plain BACKGROUND_JOB", |l| {
+        l.starts_with("+OK event listener")
+    })?;
+    let cmd = format!("bgapi originate {dial} {app}");
+    // Warm up the worker pool and the allocator.
+    for _ in 0..w.min(n) {
+        c.send(&cmd)?;
+    }
+    c.flush()?;
+    for _ in 0..w.min(n) {
+        c.next_job_result()?;
+    }
+    let cpu0 = cpu_seconds(c.pid());
+    let t0 = Instant::now();
+    let (mut sent, mut done, mut ok, mut failed) = (0usize, 0usize, 0usize, 0usize);
+    let mut causes = std::collections::BTreeMap::<String, usize>::new();
+    while sent < w.min(n) {
+        c.send(&cmd)?;
+        sent += 1;
+    }
+    c.flush()?;
+    while done < n {
+        let body = c.next_job_result()?;
+        done += 1;
+        if body.starts_with("+OK") {
+            ok += 1;
+        } else {
+            failed += 1;
+            *causes.entry(body.trim().to_string()).or_default() += 1;
+        }
+        if sent < n {
+            c.send(&cmd)?;
+            sent += 1;
+            c.flush()?;
+        }
+    }
+    let took = t0.elapsed();
+    let cpu = cpu_seconds(c.pid()) - cpu0;
+    println!("hotswitch-bench calls: {n} x `originate {dial} {app}`, {w} in flight");
+    println!(
+        "  {:.0} calls/s ({ok} ok, {failed} failed) in {:.2} s; switch CPU {:.2} s = {:.0}% of one core, {:.1} µs per call",
+        n as f64 / took.as_secs_f64(),
+        took.as_secs_f64(),
+        cpu,
+        100.0 * cpu / took.as_secs_f64(),
+        cpu * 1e6 / n as f64
+    );
+    for (cause, k) in causes {
+        println!("  failed: {k} x {cause}");
+    }
+    Ok(())
+}
+
+fn parked(n: usize, dial: &str) -> Result<(), String> {
+    let mut c = Console::start(&["mod_loopback", "mod_dptools"], BENCH_SETTINGS)?;
+    c.command_until("/event plain BACKGROUND_JOB", |l| {
+        l.starts_with("+OK event listener")
+    })?;
+    c.command_until("echo ready", |l| l == "ready")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = c.pid();
+    let rss0 = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
+    let threads0 = proc_status_kib(pid, "Threads:").unwrap_or(0);
+    let cmd = format!("bgapi originate {dial} &park()");
+    let w = 64.min(n);
+    let (mut sent, mut done, mut failed) = (0usize, 0usize, 0usize);
+    while sent < w {
+        c.send(&cmd)?;
+        sent += 1;
+    }
+    c.flush()?;
+    while done < n {
+        let body = c.next_job_result()?;
+        done += 1;
+        if !body.starts_with("+OK") {
+            failed += 1;
+        }
+        if sent < n {
+            c.send(&cmd)?;
+            sent += 1;
+            c.flush()?;
+        }
+    }
+    let count_line = c.command_until("show channels count", |l| l.ends_with(" total."))?;
+    let sessions: u64 = count_line
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss1 = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
+    let threads1 = proc_status_kib(pid, "Threads:").unwrap_or(0);
+    println!("hotswitch-bench parked: {n} x `originate {dial} &park()` ({failed} failed)");
+    println!("  sessions parked: {sessions}; switch threads {threads0} -> {threads1}");
+    println!(
+        "  RSS {rss0} KiB -> {rss1} KiB: {:.1} KiB per parked session",
+        (rss1.saturating_sub(rss0)) as f64 / sessions.max(1) as f64
+    );
+    c.command_until("hupall", |l| l.starts_with("+OK hangup all"))?;
     Ok(())
 }
