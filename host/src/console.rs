@@ -8,7 +8,7 @@
 //! `/log <level>` sets the log level, and `/quit` (or `...`) shuts down.
 
 use crate::core::Core;
-use crate::event::{EventType, Interest};
+use crate::event::Interest;
 use hotswitch_plugin_api::InterfaceKind;
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
@@ -96,20 +96,10 @@ fn slash(core: &Arc<Core>, state: &mut ConsoleState, rest: &str) -> String {
             if names.is_empty() {
                 return "-ERR no keywords supplied\n".into();
             }
-            let mut interest = Interest::default();
-            let mut custom = false;
-            for n in names {
-                if custom {
-                    interest.subclasses.insert(n.to_string());
-                } else if n.eq_ignore_ascii_case("ALL") {
-                    interest.all = true;
-                } else if let Some(t) = EventType::from_name(n) {
-                    interest.types.insert(t.0);
-                    custom = t == EventType::CUSTOM;
-                } else {
-                    return format!("-ERR unknown event {n}\n");
-                }
-            }
+            let interest = match Interest::parse(&names.join(" ")) {
+                Ok(i) => i,
+                Err(e) => return format!("-ERR {e}\n"),
+            };
             if let Some(id) = state.subscription.take() {
                 core.bus.unsubscribe(id);
             }

@@ -318,6 +318,26 @@ pub struct Interest {
 }
 
 impl Interest {
+    /// Parses FreeSWITCH's event list: names separated by spaces, `ALL`,
+    /// and after `CUSTOM` the subclasses wanted.
+    pub fn parse(spec: &str) -> Result<Interest, String> {
+        let mut i = Interest::default();
+        let mut custom = false;
+        for n in spec.split_whitespace() {
+            if custom {
+                i.subclasses.insert(n.to_string());
+            } else if n.eq_ignore_ascii_case("ALL") {
+                i.all = true;
+            } else if let Some(t) = EventType::from_name(n) {
+                i.types.insert(t.0);
+                custom = t == EventType::CUSTOM;
+            } else {
+                return Err(format!("unknown event {n}"));
+            }
+        }
+        Ok(i)
+    }
+
     fn wants(&self, e: &Event) -> bool {
         if self.all {
             return true;
@@ -489,6 +509,17 @@ impl EventBus {
         });
         self.recompute_wanted(&subs);
         Subscription { id, rx, dropped }
+    }
+
+    /// Replaces what a subscription receives.
+    pub fn set_interest(&self, id: u64, interest: Interest) -> bool {
+        let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(s) = subs.iter_mut().find(|s| s.id == id) else {
+            return false;
+        };
+        s.interest = interest;
+        self.recompute_wanted(&subs);
+        true
     }
 
     /// Ends a subscription.

@@ -17,6 +17,7 @@ pub mod executor;
 pub mod expand;
 pub mod interfaces;
 pub mod loader;
+pub mod logtap;
 pub mod modules;
 pub mod originate;
 pub mod scheduler;

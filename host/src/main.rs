@@ -76,19 +76,22 @@ fn init_logging(level: &str) -> Result<(), String> {
             r.args()
         )
     });
-    match std::env::var("RUST_LOG") {
-        Ok(spec) => {
-            b.parse_filters(&spec);
-            b.init();
+    let from_env = std::env::var("RUST_LOG").ok();
+    match &from_env {
+        Some(spec) => {
+            b.parse_filters(spec);
         }
-        Err(_) => {
+        None => {
             // Keep the backend open to every level so that `/log` can raise
             // the level at run time; the effective level is log's max level.
             b.filter_level(log::LevelFilter::Trace);
-            b.init();
-            log::set_max_level(wanted);
         }
     }
+    let logger = b.build();
+    let max = logger.filter();
+    log::set_boxed_logger(Box::new(hotswitch::logtap::HostLogger::new(logger)))
+        .map_err(|e| e.to_string())?;
+    log::set_max_level(if from_env.is_some() { max } else { wanted });
     Ok(())
 }
 

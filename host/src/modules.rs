@@ -605,6 +605,7 @@ impl ModuleManager {
         let rows = core.registry.remove_module(&m);
         core.state_handlers
             .remove_where(|h| Arc::ptr_eq(&h.module, &m));
+        crate::services::close_module_subscriptions(core, &m);
         fire_module_events(core, EventType::MODULE_UNLOAD, &m, &rows);
         m.running.store(false, Ordering::Release);
         m.call_unload();

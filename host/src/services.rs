@@ -3,6 +3,7 @@
 //! module's handle first, copies what it keeps into host memory, and never
 //! lets a host panic unwind into the module.
 
+use crate::core::Core;
 use crate::event::EventType;
 use crate::interfaces::{ApiEntry, ApiImpl, AppEntry, ChatEntry, EndpointEntry};
 use crate::modules::LoadedModule;
@@ -11,9 +12,10 @@ use crate::session::{ChannelHandlers, Direction, Queued, Session};
 use crate::state_machine;
 use hotswitch_plugin_api::{
     ApiInterface, ApplicationInterface, CallCause, CallerProfile, ChannelState, ChatInterface,
-    ChatMessage, CoreMessage, Dtmf, EndpointInterface, EventDesc, Frame, HostServices,
-    InterfaceKind, LogLevel, ModuleHandle, OutStream, Profile, RStr, SessionRef, StateHandlers,
-    Status, DIRECTION_INBOUND, DIRECTION_OUTBOUND,
+    ChatMessage, CoreMessage, Dtmf, EndpointInterface, EventDesc, EventVisitor, Frame,
+    HostServices, InterfaceKind, LogLevel, ModuleHandle, OutStream, Profile, RStr, SessionRef,
+    StateHandlers, Status, DIRECTION_INBOUND, DIRECTION_OUTBOUND, EVENT_FORMAT_JSON,
+    EVENT_FORMAT_XML, ITEM_EVENT, ITEM_LOG,
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -67,6 +69,13 @@ pub static SERVICES: HostServices = HostServices {
     channel_add_state_handler: svc_channel_add_state_handler,
     add_state_handler: svc_add_state_handler,
     remove_state_handler: svc_remove_state_handler,
+    event_subscribe: svc_event_subscribe,
+    event_set_interest: svc_event_set_interest,
+    log_set_level: svc_log_set_level,
+    event_next: svc_event_next,
+    event_dropped: svc_event_dropped,
+    event_unsubscribe: svc_event_unsubscribe,
+    session_queue_application: svc_session_queue_application,
 };
 
 /// The module behind a handle, as a new strong reference.
@@ -644,3 +653,264 @@ unsafe extern "C" fn svc_remove_state_handler(module: ModuleHandle, id: u64) -> 
         st(n > 0)
     })
 }
+
+// ---- event and log subscriptions ----
+
+/// A module's subscription: events from the bus, log records from the tap.
+pub struct ModuleSub {
+    owner: usize,
+    bus_id: u64,
+    events: crossbeam_channel::Receiver<Arc<crate::event::Event>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+    capacity: usize,
+    log: std::sync::Mutex<Option<LogTap>>,
+}
+
+struct LogTap {
+    id: u64,
+    rx: crossbeam_channel::Receiver<Arc<crate::logtap::LogRecord>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for ModuleSub {
+    fn drop(&mut self) {
+        if let Some(t) = self.log.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            crate::logtap::untap(t.id);
+        }
+    }
+}
+
+/// Closes every subscription a module opened (at its unload).
+pub fn close_module_subscriptions(core: &Core, module: &LoadedModule) {
+    let owner = module as *const LoadedModule as usize;
+    let gone: Vec<Arc<ModuleSub>> = {
+        let mut subs = core.module_subs.lock().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<u64> = subs
+            .iter()
+            .filter(|(_, s)| s.owner == owner)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| subs.remove(id)).collect()
+    };
+    for s in gone {
+        core.bus.unsubscribe(s.bus_id);
+    }
+}
+
+fn module_sub(core: &Core, module: &LoadedModule, id: u64) -> Option<Arc<ModuleSub>> {
+    let owner = module as *const LoadedModule as usize;
+    core.module_subs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .filter(|s| s.owner == owner)
+        .cloned()
+}
+
+unsafe extern "C" fn svc_event_subscribe(module: ModuleHandle, capacity: u32) -> u64 {
+    shield(0, || {
+        let Some(m) = module_of(module) else { return 0 };
+        let Some(core) = m.core() else { return 0 };
+        let capacity = (capacity as usize).clamp(1, 1 << 20);
+        let sub = core
+            .bus
+            .subscribe(crate::event::Interest::default(), capacity);
+        let id = sub.id;
+        core.module_subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id,
+                Arc::new(ModuleSub {
+                    owner: Arc::as_ptr(&m) as usize,
+                    bus_id: sub.id,
+                    events: sub.rx,
+                    dropped: sub.dropped,
+                    capacity,
+                    log: std::sync::Mutex::new(None),
+                }),
+            );
+        id
+    })
+}
+
+unsafe extern "C" fn svc_event_set_interest(module: ModuleHandle, sub: u64, spec: RStr) -> Status {
+    shield(Status::GENERR, || {
+        let Some(m) = module_of(module) else {
+            return Status::GENERR;
+        };
+        let Some(core) = m.core() else {
+            return Status::GENERR;
+        };
+        let Some(s) = module_sub(&core, &m, sub) else {
+            return Status::NOTFOUND;
+        };
+        match crate::event::Interest::parse(&spec.to_str()) {
+            Ok(i) => st(core.bus.set_interest(s.bus_id, i)),
+            Err(e) => {
+                log::debug!("{}: event interest refused: {e}", m.name);
+                Status::FALSE
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn svc_log_set_level(module: ModuleHandle, sub: u64, level: LogLevel) -> Status {
+    shield(Status::GENERR, || {
+        let Some(m) = module_of(module) else {
+            return Status::GENERR;
+        };
+        let Some(core) = m.core() else {
+            return Status::GENERR;
+        };
+        let Some(s) = module_sub(&core, &m, sub) else {
+            return Status::NOTFOUND;
+        };
+        let mut tap = s.log.lock().unwrap_or_else(|p| p.into_inner());
+        match level.to_log() {
+            None => {
+                if let Some(t) = tap.take() {
+                    crate::logtap::untap(t.id);
+                }
+            }
+            Some(l) => match tap.as_ref() {
+                Some(t) => crate::logtap::set_level(t.id, l.to_level_filter()),
+                None => {
+                    let (id, rx, dropped) = crate::logtap::tap(l.to_level_filter(), s.capacity);
+                    *tap = Some(LogTap { id, rx, dropped });
+                }
+            },
+        }
+        Status::SUCCESS
+    })
+}
+
+unsafe extern "C" fn svc_event_next(
+    module: ModuleHandle,
+    sub: u64,
+    timeout_ms: u32,
+    format: u32,
+    visitor: *mut EventVisitor,
+) -> Status {
+    shield(Status::GENERR, || {
+        let Some(m) = module_of(module) else {
+            return Status::GENERR;
+        };
+        let Some(core) = m.core() else {
+            return Status::GENERR;
+        };
+        let Some(s) = module_sub(&core, &m, sub) else {
+            return Status::NOTFOUND;
+        };
+        let Some(v) = visitor.as_ref() else {
+            return Status::FALSE;
+        };
+        let log_rx = s
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|t| t.rx.clone());
+        let timeout = Duration::from_millis(timeout_ms as u64);
+        enum Got {
+            Event(Arc<crate::event::Event>),
+            Log(Arc<crate::logtap::LogRecord>),
+        }
+        let got = match &log_rx {
+            None => s.events.recv_timeout(timeout).ok().map(Got::Event),
+            Some(lrx) => {
+                crossbeam_channel::select! {
+                    recv(s.events) -> e => e.ok().map(Got::Event),
+                    recv(lrx) -> l => l.ok().map(Got::Log),
+                    default(timeout) => None,
+                }
+            }
+        };
+        match got {
+            None => Status::TIMEOUT,
+            Some(Got::Event(e)) => {
+                (v.begin)(v.ctx, ITEM_EVENT);
+                for (k, val) in &e.headers {
+                    (v.header)(v.ctx, RStr::new(k), RStr::new(val));
+                }
+                let text = match format {
+                    EVENT_FORMAT_JSON => e.to_json(),
+                    EVENT_FORMAT_XML => e.to_xml(),
+                    _ => e.to_plain(),
+                };
+                (v.text)(v.ctx, RStr::new(&text));
+                Status::SUCCESS
+            }
+            Some(Got::Log(r)) => {
+                (v.begin)(v.ctx, ITEM_LOG);
+                let line = r.line.to_string();
+                let level = r.fs_level().to_string();
+                for (k, val) in [
+                    ("Log-Level", level.as_str()),
+                    ("Text-Channel", "3"),
+                    ("Log-File", r.file.as_str()),
+                    ("Log-Func", r.target.as_str()),
+                    ("Log-Line", line.as_str()),
+                    ("User-Data", ""),
+                ] {
+                    (v.header)(v.ctx, RStr::new(k), RStr::new(val));
+                }
+                (v.text)(v.ctx, RStr::new(&r.formatted()));
+                Status::SUCCESS
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn svc_event_dropped(module: ModuleHandle, sub: u64) -> u64 {
+    shield(0, || {
+        let Some(m) = module_of(module) else { return 0 };
+        let Some(core) = m.core() else { return 0 };
+        let Some(s) = module_sub(&core, &m, sub) else {
+            return 0;
+        };
+        let logs = s
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|t| t.dropped.load(std::sync::atomic::Ordering::Relaxed))
+            .unwrap_or(0);
+        s.dropped.load(std::sync::atomic::Ordering::Relaxed) + logs
+    })
+}
+
+unsafe extern "C" fn svc_event_unsubscribe(module: ModuleHandle, sub: u64) -> Status {
+    shield(Status::GENERR, || {
+        let Some(m) = module_of(module) else {
+            return Status::GENERR;
+        };
+        let Some(core) = m.core() else {
+            return Status::GENERR;
+        };
+        if module_sub(&core, &m, sub).is_none() {
+            return Status::NOTFOUND;
+        }
+        let s = core
+            .module_subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&sub);
+        if let Some(s) = s {
+            core.bus.unsubscribe(s.bus_id);
+        }
+        Status::SUCCESS
+    })
+}
+
+session_fn!(svc_session_queue_application(app: RStr, arg: RStr, loops: u32) -> Status, Status::GENERR, |s, _core| {
+    if s.is_down() {
+        return Status::FALSE;
+    }
+    s.enqueue(Queued::Execute {
+        app: app.to_str().into_owned(),
+        arg: arg.to_str().into_owned(),
+        loops: loops.max(1),
+    });
+    Status::SUCCESS
+});

@@ -132,8 +132,12 @@ pub enum Queued {
         string_arg: String,
         numeric_arg: i64,
     },
-    /// Run an application (sendmsg / uuid_broadcast style).
-    Execute { app: String, arg: String },
+    /// Run an application (sendmsg / uuid_broadcast style), `loops` times.
+    Execute {
+        app: String,
+        arg: String,
+        loops: u32,
+    },
 }
 
 /// The mutable part of a session.

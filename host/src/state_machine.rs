@@ -118,8 +118,11 @@ fn drain_queue(core: &Arc<Core>, s: &Arc<Session>) {
             }) => {
                 deliver_message(s, id, &string_arg, numeric_arg);
             }
-            Some(Queued::Execute { app, arg }) => {
-                if !s.is_down() {
+            Some(Queued::Execute { app, arg, loops }) => {
+                for _ in 0..loops.max(1) {
+                    if s.is_down() {
+                        break;
+                    }
                     execute_app(core, s, &app, &arg);
                 }
             }

@@ -18,7 +18,7 @@ use core::ffi::c_void;
 
 /// Breaking ABI version. A module whose major differs is refused.
 #[cfg(not(feature = "test-skew-version"))]
-pub const ABI_MAJOR: u32 = 2;
+pub const ABI_MAJOR: u32 = 3;
 #[cfg(feature = "test-skew-version")]
 pub const ABI_MAJOR: u32 = 999;
 
@@ -356,6 +356,7 @@ pub const ABI_TYPES: &[TypeSig] = {
         KeyValue::SIG,
         OutStream::SIG,
         EventDesc::SIG,
+        EventVisitor::SIG,
         CallerProfile::SIG,
         Frame::SIG,
         Dtmf::SIG,

@@ -213,6 +213,73 @@ abi_struct! {
         ) -> u64,
         /// Removes global state handlers added by this module.
         pub remove_state_handler: unsafe extern "C" fn(module: ModuleHandle, id: u64) -> Status,
+
+        // ---- event and log subscriptions (what an event socket needs) ----
+
+        /// Opens a subscription with a queue of `capacity` items; it
+        /// receives nothing until `event_set_interest` / `log_set_level`.
+        /// Returns its id, 0 on failure. A subscriber that does not keep up
+        /// loses items (counted), it never slows the switch.
+        pub event_subscribe: unsafe extern "C" fn(module: ModuleHandle, capacity: u32) -> u64,
+        /// Sets the events a subscription receives: event names separated by
+        /// spaces, `ALL`, and after `CUSTOM` the subclasses wanted (none:
+        /// every CUSTOM event). An empty spec receives no events.
+        pub event_set_interest:
+            unsafe extern "C" fn(module: ModuleHandle, sub: u64, spec: RStr) -> Status,
+        /// Sets the least severe log level a subscription receives
+        /// (`LogLevel::OFF`: no log records).
+        pub log_set_level:
+            unsafe extern "C" fn(module: ModuleHandle, sub: u64, level: LogLevel) -> Status,
+        /// Waits up to `timeout_ms` for the next event or log record and
+        /// hands it to `visitor`; events serialised in `format`
+        /// ([`EVENT_FORMAT_PLAIN`], `_JSON`, `_XML`). `TIMEOUT` when none
+        /// came, `NOTFOUND` for an unknown subscription.
+        pub event_next: unsafe extern "C" fn(
+            module: ModuleHandle,
+            sub: u64,
+            timeout_ms: u32,
+            format: u32,
+            visitor: *mut EventVisitor,
+        ) -> Status,
+        /// How many items this subscription lost to a full queue.
+        pub event_dropped: unsafe extern "C" fn(module: ModuleHandle, sub: u64) -> u64,
+        /// Closes a subscription.
+        pub event_unsubscribe: unsafe extern "C" fn(module: ModuleHandle, sub: u64) -> Status,
+        /// Queues an application to run on the session at its next check
+        /// point (parked, between applications, sleeping), `loops` times.
+        pub session_queue_application: unsafe extern "C" fn(
+            session: SessionRef,
+            app: RStr,
+            arg: RStr,
+            loops: u32,
+        ) -> Status,
+    }
+}
+
+/// `event_next` format: FreeSWITCH's plain text form.
+pub const EVENT_FORMAT_PLAIN: u32 = 0;
+/// `event_next` format: JSON.
+pub const EVENT_FORMAT_JSON: u32 = 1;
+/// `event_next` format: XML.
+pub const EVENT_FORMAT_XML: u32 = 2;
+/// `EventVisitor::begin` kind: an event.
+pub const ITEM_EVENT: u32 = 0;
+/// `EventVisitor::begin` kind: a log record (headers Log-Level, Log-File,
+/// Log-Func, Log-Line, User-Data; text: the formatted line).
+pub const ITEM_LOG: u32 = 1;
+
+abi_struct! {
+    /// How `event_next` hands an item over: `begin`, then every header in
+    /// order, then the serialised text. All views last only for the call.
+    pub struct EventVisitor {
+        /// The module's own state.
+        pub ctx: *mut c_void,
+        /// A new item of `kind` ([`ITEM_EVENT`] or [`ITEM_LOG`]).
+        pub begin: unsafe extern "C" fn(ctx: *mut c_void, kind: u32),
+        /// One header (values unencoded).
+        pub header: unsafe extern "C" fn(ctx: *mut c_void, name: RStr, value: RStr),
+        /// The item's serialised text.
+        pub text: unsafe extern "C" fn(ctx: *mut c_void, text: RStr),
     }
 }
 

@@ -54,14 +54,19 @@ pub mod host;
 pub mod interfaces;
 pub mod module;
 pub mod session;
+pub mod subscription;
 #[allow(missing_docs)]
 pub mod types;
 
 pub use abi::RStr;
-pub use host::{EventDesc, HostServices, OutStream, DIRECTION_INBOUND, DIRECTION_OUTBOUND};
+pub use host::{
+    EventDesc, EventVisitor, HostServices, OutStream, DIRECTION_INBOUND, DIRECTION_OUTBOUND,
+    EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN, EVENT_FORMAT_XML, ITEM_EVENT, ITEM_LOG,
+};
 pub use interfaces::*;
 pub use module::{guard, guard_or, Chat, HostError, ModuleContext, ModuleDescriptor, Stream};
 pub use session::{Endpoint, Message, Outgoing, OwnedSession, Profile, Session};
+pub use subscription::{Item, ItemKind, Subscription};
 pub use types::*;
 
 /// Re-exported so that modules log with the same `log` this crate forwards.

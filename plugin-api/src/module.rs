@@ -541,6 +541,20 @@ impl ModuleContext {
         Ok(unsafe { OwnedSession::from_raw(raw) })
     }
 
+    /// Opens an event/log subscription with a queue of `capacity` items.
+    pub fn subscribe(&self, capacity: u32) -> Result<crate::subscription::Subscription, HostError> {
+        let s = self.svc()?;
+        // SAFETY: host function.
+        let id = unsafe { (s.event_subscribe)(handle(), capacity) };
+        if id == 0 {
+            return Err(HostError(Status::GENERR));
+        }
+        Ok(crate::subscription::Subscription {
+            id,
+            module: handle(),
+        })
+    }
+
     /// Finds a session by uuid.
     pub fn session_locate(&self, uuid: &str) -> Option<OwnedSession> {
         let s = self.svc().ok()?;

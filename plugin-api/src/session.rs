@@ -193,6 +193,14 @@ impl Session {
         })
     }
 
+    /// Queues an application to run at the session's next check point.
+    pub fn queue_application(&self, app: &str, arg: &str, loops: u32) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe {
+            (svc().session_queue_application)(self.raw, RStr::new(app), RStr::new(arg), loops)
+        })
+    }
+
     /// Parks the session.
     pub fn park(&self) -> Result<(), HostError> {
         // SAFETY: host function.

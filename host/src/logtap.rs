@@ -1,0 +1,136 @@
+//! The host's logger: every record goes to env_logger (stderr) and to the
+//! subscribers that asked for log records (the event socket's `log`
+//! command). Subscribers have bounded queues: a slow one loses records, it
+//! never slows whoever is logging.
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// One log record, owned.
+#[derive(Clone, Debug)]
+pub struct LogRecord {
+    pub level: log::Level,
+    pub target: String,
+    pub file: String,
+    pub line: u32,
+    pub text: String,
+    pub time: chrono::DateTime<chrono::Local>,
+}
+
+impl LogRecord {
+    /// FreeSWITCH's numeric level (3 error, 4 warning, 6 info, 7 debug).
+    pub fn fs_level(&self) -> u32 {
+        match self.level {
+            log::Level::Error => 3,
+            log::Level::Warn => 4,
+            log::Level::Info => 6,
+            log::Level::Debug | log::Level::Trace => 7,
+        }
+    }
+
+    /// The line as the console prints it.
+    pub fn formatted(&self) -> String {
+        format!(
+            "{} [{}] {}: {}\n",
+            self.time.format("%Y-%m-%d %H:%M:%S%.6f"),
+            self.level,
+            self.target,
+            self.text
+        )
+    }
+}
+
+struct Tap {
+    id: u64,
+    level: log::LevelFilter,
+    tx: Sender<Arc<LogRecord>>,
+    dropped: Arc<AtomicU64>,
+}
+
+static TAPS: RwLock<Vec<Tap>> = RwLock::new(Vec::new());
+static ANY_TAP: AtomicBool = AtomicBool::new(false);
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// Starts receiving records at `level` or more severe.
+pub fn tap(
+    level: log::LevelFilter,
+    capacity: usize,
+) -> (u64, Receiver<Arc<LogRecord>>, Arc<AtomicU64>) {
+    let (tx, rx) = bounded(capacity);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let mut t = TAPS.write().unwrap_or_else(|p| p.into_inner());
+    t.push(Tap {
+        id,
+        level,
+        tx,
+        dropped: dropped.clone(),
+    });
+    ANY_TAP.store(true, Ordering::Release);
+    (id, rx, dropped)
+}
+
+/// Changes a tap's level.
+pub fn set_level(id: u64, level: log::LevelFilter) {
+    let mut t = TAPS.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(tap) = t.iter_mut().find(|t| t.id == id) {
+        tap.level = level;
+    }
+}
+
+/// Stops a tap.
+pub fn untap(id: u64) {
+    let mut t = TAPS.write().unwrap_or_else(|p| p.into_inner());
+    t.retain(|tap| tap.id != id);
+    ANY_TAP.store(!t.is_empty(), Ordering::Release);
+}
+
+/// env_logger plus the taps.
+pub struct HostLogger {
+    inner: env_logger::Logger,
+}
+
+impl HostLogger {
+    pub fn new(inner: env_logger::Logger) -> HostLogger {
+        HostLogger { inner }
+    }
+}
+
+impl log::Log for HostLogger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        self.inner.enabled(m) || ANY_TAP.load(Ordering::Acquire)
+    }
+
+    fn log(&self, r: &log::Record) {
+        if self.inner.enabled(r.metadata()) {
+            self.inner.log(r);
+        }
+        if !ANY_TAP.load(Ordering::Acquire) {
+            return;
+        }
+        let taps = TAPS.read().unwrap_or_else(|p| p.into_inner());
+        let mut rec: Option<Arc<LogRecord>> = None;
+        for t in taps.iter().filter(|t| r.level() <= t.level) {
+            let rec = rec
+                .get_or_insert_with(|| {
+                    Arc::new(LogRecord {
+                        level: r.level(),
+                        target: r.target().to_string(),
+                        file: r.file().unwrap_or("").to_string(),
+                        line: r.line().unwrap_or(0),
+                        text: r.args().to_string(),
+                        time: chrono::Local::now(),
+                    })
+                })
+                .clone();
+            if let Err(TrySendError::Full(_)) = t.tx.try_send(rec) {
+                t.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush()
+    }
+}
