@@ -484,8 +484,10 @@ session_fn!(svc_session_park() -> Status, Status::GENERR, |s, _core| st(state_ma
 session_fn!(svc_session_sleep(ms: u32) -> Status, Status::GENERR, |s, _core| {
     let deadline = Instant::now() + Duration::from_millis(ms as u64);
     let mut seen = s.signal_generation();
+    let state = s.state();
     loop {
-        if s.is_down() {
+        // A hangup, a transfer or a park ends the sleep, as in FreeSWITCH.
+        if s.is_down() || s.state() != state {
             return Status::BREAK;
         }
         let now = Instant::now();

@@ -229,6 +229,16 @@ impl Channel {
     }
 }
 
+thread_local! {
+    /// The session this worker is running now (0: none).
+    static CURRENT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// True when the calling thread is the one running `s` right now.
+pub fn is_current(s: &Session) -> bool {
+    CURRENT.with(|c| c.get() == s as *const Session as usize)
+}
+
 const IDLE: u8 = 0;
 const SCHEDULED: u8 = 1;
 const RUNNING: u8 = 2;
@@ -324,6 +334,12 @@ impl Session {
     }
 
     fn run_on_worker(self: &Arc<Self>, core: &Arc<Core>) {
+        let previous = CURRENT.with(|c| c.replace(Arc::as_ptr(self) as usize));
+        self.run_loop(core);
+        CURRENT.with(|c| c.set(previous));
+    }
+
+    fn run_loop(self: &Arc<Self>, core: &Arc<Core>) {
         self.run.store(RUNNING, Ordering::Release);
         loop {
             crate::state_machine::run(core, self);

@@ -60,6 +60,12 @@ pub fn set_state(s: &Arc<Session>, to: CS) -> bool {
         }
         ch.state = to;
     }
+    // FreeSWITCH sends SIG_BREAK on every state change, so that a blocking
+    // read or wait in the endpoint notices; needed only when the change
+    // comes from another thread than the session's own.
+    if s.is_started() && !crate::session::is_current(s) {
+        s.signal_endpoint(KillSignal::BREAK);
+    }
     s.wake();
     true
 }
