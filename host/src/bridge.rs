@@ -5,11 +5,9 @@
 
 use crate::core::Core;
 use crate::event::EventType;
-use crate::executor::call_into;
 use crate::session::{cf, now_us, Session};
 use crate::state_machine::{hangup, set_state};
-use hotswitch_plugin_api::{CallCause, ChannelState as CS, Frame, RStr, Status};
-use std::ffi::c_void;
+use hotswitch_plugin_api::{CallCause, ChannelState as CS, Status};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,80 +59,60 @@ pub fn bridge(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>) -> Result<()
     Ok(())
 }
 
-fn read(s: &Arc<Session>, buf: &mut [u8]) -> (Status, Frame) {
-    let mut f = Frame {
-        codec: RStr::EMPTY,
-        rate: 0,
-        channels: 1,
-        samples: 0,
-        timestamp: 0,
-        seq: 0,
-        ssrc: 0,
-        payload_type: 0,
-        flags: 0,
-        data: buf.as_mut_ptr(),
-        datalen: 0,
-        buflen: buf.len() as u32,
-    };
-    let Some(rf) = s.endpoint.io.read_frame else {
-        return (Status::NOTIMPL, f);
-    };
-    let (ud, sref) = (s.endpoint.user_data, s.as_ref());
-    let fp = crate::core::SendPtr(&mut f as *mut Frame as *const Frame);
-    let st = call_into(&s.endpoint.module, move || {
-        let fp = fp;
-        // SAFETY: the session holds its endpoint's module; the frame and
-        // its buffer outlive the call.
-        unsafe { rf(ud as *mut c_void, sref, fp.0 as *mut Frame, 0) }
-    })
-    .unwrap_or(Status::GENERR);
-    (st, f)
-}
-
-fn write(s: &Arc<Session>, f: &Frame) -> Status {
-    let Some(wf) = s.endpoint.io.write_frame else {
-        return Status::NOTIMPL;
-    };
-    let (ud, sref) = (s.endpoint.user_data, s.as_ref());
-    let fp = crate::core::SendPtr(f as *const Frame);
-    call_into(&s.endpoint.module, move || {
-        let fp = fp;
-        // SAFETY: as in `read`.
-        unsafe { wf(ud as *mut c_void, sref, fp.0, 0) }
-    })
-    .unwrap_or(Status::GENERR)
+/// Bridges `a` (running an application on this thread) to `b`: `b` relays
+/// on its own worker in CS_EXCHANGE_MEDIA, `a` relays here until the bridge
+/// ends — FreeSWITCH's bridge application. Returns the peer's hangup cause
+/// if it hung up.
+pub fn bridge_inline(
+    core: &Arc<Core>,
+    a: &Arc<Session>,
+    b: &Arc<Session>,
+) -> Result<Option<CallCause>, String> {
+    if a.is_down() || b.is_down() {
+        return Err("channel is hanging up".into());
+    }
+    let now = now_us();
+    for (me, other) in [(a, b), (b, a)] {
+        let mut ch = me.ch();
+        ch.bridged_to = Some(other.uuid.clone());
+        ch.flags |= cf::BRIDGED;
+        ch.flags &= !cf::ORIGINATING;
+        ch.times.bridged = now;
+        ch.set_var("bridge_uuid", &other.uuid);
+        ch.set_var("signal_bond", &other.uuid);
+        ch.set_var("last_bridge_to", &other.uuid);
+    }
+    a.ch().set_var("bridge_role", "a");
+    a.fire(
+        core,
+        EventType::CHANNEL_BRIDGE,
+        true,
+        &[
+            ("Bridge-A-Unique-ID", &a.uuid),
+            ("Bridge-B-Unique-ID", &b.uuid),
+        ],
+    );
+    {
+        let mut ch = b.ch();
+        if ch.state < CS::HANGUP {
+            ch.extension.clear();
+            if ch.running_state == CS::EXCHANGE_MEDIA {
+                ch.running_state = CS::NONE;
+            }
+            ch.state = CS::EXCHANGE_MEDIA;
+        }
+    }
+    b.wake();
+    let state = a.state();
+    let peer_cause = relay_loop(core, a, state);
+    unbridge(core, a);
+    Ok(peer_cause)
 }
 
 /// The relay a bridged leg runs in CS_EXCHANGE_MEDIA; returns when the
 /// bridge ends, and decides what this leg does next.
 pub fn relay(core: &Arc<Core>, s: &Arc<Session>) {
-    let mut buf = vec![0u8; 8192];
-    let mut peer_cause = None;
-    loop {
-        let peer = s
-            .ch()
-            .bridged_to
-            .clone()
-            .and_then(|u| core.sessions.get(&u));
-        let Some(peer) = peer else { break };
-        if s.is_down() || s.state() != CS::EXCHANGE_MEDIA {
-            break;
-        }
-        if peer.is_down() {
-            peer_cause = peer.ch().hangup_cause;
-            break;
-        }
-        let gen = s.signal_generation();
-        let (st, f) = read(s, &mut buf);
-        if st == Status::SUCCESS && f.datalen > 0 {
-            write(&peer, &f);
-        } else if st == Status::PANIC {
-            s.endpoint.module.fault("panicked in read_frame");
-            break;
-        } else {
-            s.wait_signal(gen, Duration::from_millis(20));
-        }
-    }
+    let peer_cause = relay_loop(core, s, CS::EXCHANGE_MEDIA);
     unbridge(core, s);
     if s.is_down() || s.state() != CS::EXCHANGE_MEDIA {
         return;
@@ -145,6 +123,39 @@ pub fn relay(core: &Arc<Core>, s: &Arc<Session>) {
     } else {
         hangup(core, s, peer_cause.unwrap_or(CallCause::NORMAL_CLEARING));
     }
+}
+
+/// Moves frames from `s` to its bridged peer while `s` stays in `state`
+/// and both are up; returns the peer's cause if the peer hung up.
+fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause> {
+    let mut buf = vec![0u8; 8192];
+    let mut peer_cause = None;
+    loop {
+        let peer = s
+            .ch()
+            .bridged_to
+            .clone()
+            .and_then(|u| core.sessions.get(&u));
+        let Some(peer) = peer else { break };
+        if s.is_down() || s.state() != state {
+            break;
+        }
+        if peer.is_down() {
+            peer_cause = peer.ch().hangup_cause;
+            break;
+        }
+        let gen = s.signal_generation();
+        let (st, f) = crate::media_io::read_frame(s, &mut buf);
+        if st == Status::SUCCESS && f.datalen > 0 {
+            crate::media_io::write_frame(&peer, &f);
+        } else if st == Status::PANIC {
+            s.endpoint.module.fault("panicked in read_frame");
+            break;
+        } else {
+            s.wait_signal(gen, Duration::from_millis(20));
+        }
+    }
+    peer_cause
 }
 
 fn unbridge(core: &Arc<Core>, s: &Arc<Session>) {
@@ -177,4 +188,48 @@ fn unbridge(core: &Arc<Core>, s: &Arc<Session>) {
         );
     }
     s.ch().set_var("bridge_role", "");
+}
+
+/// The bridge application: originate `dialstring` from `a`, bridge, relay
+/// until the bridge ends. Returns SUCCESS with the far side's cause, or
+/// FALSE with why the originate failed.
+pub fn bridge_dialstring(
+    core: &Arc<Core>,
+    a: &Arc<Session>,
+    dialstring: &str,
+) -> (Status, CallCause) {
+    let timeout = a
+        .ch()
+        .var("call_timeout")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(60);
+    let profile = a.ch().profile.clone();
+    let peer = crate::originate::originate(
+        core,
+        crate::originate::Request {
+            dialstring,
+            timeout: Duration::from_secs(timeout),
+            originator: Some(a.clone()),
+            profile,
+        },
+    );
+    let b = match peer {
+        Ok(b) => b,
+        Err(c) => {
+            a.ch()
+                .set_var("originate_disposition", c.name().unwrap_or(""));
+            return (Status::FALSE, c);
+        }
+    };
+    a.ch().set_var("originate_disposition", "SUCCESS");
+    // The caller hears the answer: answer it if it was not yet.
+    crate::state_machine::answer(core, a);
+    match bridge_inline(core, a, &b) {
+        Ok(cause) => (Status::SUCCESS, cause.unwrap_or(CallCause::NONE)),
+        Err(e) => {
+            log::warn!("{}: bridge failed: {e}", a.uuid);
+            crate::state_machine::hangup(core, &b, CallCause::NORMAL_CLEARING);
+            (Status::FALSE, CallCause::NORMAL_TEMPORARY_FAILURE)
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     ("load", "Load a module", "<mod_name>", load),
+    ("reloadxml", "Reload the XML configuration", "", reloadxml),
     ("unload", "Unload a module", "[-f] <mod_name>", unload),
     ("reload", "Reload a module", "[-f] <mod_name>", reload),
     (
@@ -82,9 +83,14 @@ fn load(core: &Arc<Core>, args: &str) -> String {
     if name.is_empty() {
         return usage("<mod_name>");
     }
-    // Configuration is read from disk at every use, so a load always sees
-    // the current files: FreeSWITCH says so first, and so do we.
-    let mut out = String::from("+OK Reloading XML\n");
+    // FreeSWITCH reloads the configuration before loading a module.
+    let mut out = match core.reload_xml() {
+        Ok(()) => String::from("+OK Reloading XML\n"),
+        Err(e) => {
+            log::error!("reloadxml: {e}");
+            String::new()
+        }
+    };
     match core.modules.load(core, name) {
         Ok(_) => out.push_str("+OK\n"),
         Err(e) => {
@@ -92,6 +98,27 @@ fn load(core: &Arc<Core>, args: &str) -> String {
         }
     }
     out
+}
+
+fn reloadxml(core: &Arc<Core>, _args: &str) -> String {
+    let result = core.reload_xml();
+    let mut e = core.bus.create(
+        crate::event::EventType::RELOADXML,
+        None,
+        crate::origin!("reloadxml"),
+    );
+    match result {
+        Ok(()) => {
+            core.bus.fire(e);
+            "+OK [Success]\n".into()
+        }
+        Err(err) => {
+            log::error!("reloadxml refused, the running configuration stays: {err}");
+            e.add_header("Reload-Error", err.to_string());
+            core.bus.fire(e);
+            format!("-ERR [{err}]\n")
+        }
+    }
 }
 
 fn unload(core: &Arc<Core>, args: &str) -> String {

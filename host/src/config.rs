@@ -1,11 +1,16 @@
-//! The configuration: `conf/` in FreeSWITCH's layout. Today: the module
-//! list (`autoload_configs/modules.conf.xml`), the switch settings
-//! (`autoload_configs/switch.conf.xml`) and any module's own section
-//! (`autoload_configs/<name>.xml`), read fresh from disk each time so that an
-//! edited file takes effect at the next `load`.
+//! The configuration: `conf/` in FreeSWITCH's layout. The root file
+//! `freeswitch.xml` is preprocessed (`X-PRE-PROCESS set` / `include`, see
+//! `preprocess.rs`) into one document with `configuration`, `dialplan` and
+//! `directory` sections; `reloadxml` rebuilds it, and a broken file is
+//! refused with its file, line and reason while the running document stays
+//! in force.
+//!
+//! Without a root file (a minimal conf dir), sections are read straight
+//! from `autoload_configs/<name>.xml`, fresh at every use.
 
 use crate::xml::{self, Element, XmlError};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 /// A module listed in `modules.conf.xml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,17 +19,83 @@ pub struct ModuleLoad {
     pub critical: bool,
 }
 
-/// The configuration directory.
-#[derive(Clone, Debug)]
+/// The preprocessed configuration document.
+#[derive(Debug)]
+pub struct Document {
+    pub root: Element,
+    pub text: String,
+    /// `X-PRE-PROCESS set` variables, in order.
+    pub globals: Vec<(String, String)>,
+}
+
+impl Document {
+    /// A `<section name="…">` of the document.
+    pub fn section(&self, name: &str) -> Option<&Element> {
+        self.root
+            .children_named("section")
+            .find(|s| s.attr("name") == Some(name))
+    }
+}
+
+/// The configuration directory and its current document.
+#[derive(Debug)]
 pub struct Config {
     pub conf_dir: PathBuf,
+    doc: RwLock<Option<Arc<Document>>>,
 }
 
 impl Config {
     pub fn new(conf_dir: impl Into<PathBuf>) -> Config {
         Config {
             conf_dir: conf_dir.into(),
+            doc: RwLock::new(None),
         }
+    }
+
+    /// The root file, if this configuration has one.
+    pub fn root_file(&self) -> Option<PathBuf> {
+        let p = self.conf_dir.join("freeswitch.xml");
+        p.is_file().then_some(p)
+    }
+
+    /// (Re)reads the root document. On error the previous document stays.
+    pub fn load(&self) -> Result<(), XmlError> {
+        let Some(root) = self.root_file() else {
+            return Ok(());
+        };
+        let pre = crate::preprocess::preprocess(&root).map_err(|e| {
+            // The error's text starts with its own "file:line: ".
+            let full = e.to_string();
+            let prefix = if e.line > 0 {
+                format!("{}:{}: ", e.file.display(), e.line)
+            } else {
+                format!("{}: ", e.file.display())
+            };
+            XmlError {
+                file: e.file.clone(),
+                line: e.line,
+                reason: full.strip_prefix(&prefix).unwrap_or(&full).to_string(),
+            }
+        })?;
+        let parsed = xml::parse(&pre.text, &root).map_err(|e| {
+            let (file, line) = pre.origin(e.line);
+            XmlError {
+                file,
+                line,
+                reason: e.reason,
+            }
+        })?;
+        *self.doc.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Document {
+            root: parsed,
+            text: pre.text,
+            globals: pre.globals,
+        }));
+        Ok(())
+    }
+
+    /// The current document (None without a root file).
+    pub fn document(&self) -> Option<Arc<Document>> {
+        self.doc.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn autoload_path(&self, section: &str) -> PathBuf {
@@ -34,9 +105,14 @@ impl Config {
     }
 
     /// The `<configuration name="…">` element `section` (e.g. `skel.conf`),
-    /// its source text and the parsed element; `Ok(None)` when no file
-    /// defines it.
+    /// its source text and the parsed element; `Ok(None)` when absent.
     pub fn section(&self, section: &str) -> Result<Option<(String, Element)>, XmlError> {
+        if let Some(doc) = self.document() {
+            let found = doc
+                .section("configuration")
+                .and_then(|c| find_configuration(c, section));
+            return Ok(found.map(|e| (doc.text[e.span.0..e.span.1].to_string(), e.clone())));
+        }
         let path = self.autoload_path(section);
         if !path.exists() {
             return Ok(None);
@@ -117,44 +193,39 @@ fn find_configuration<'a>(e: &'a Element, name: &str) -> Option<&'a Element> {
 mod tests {
     use super::*;
 
-    fn conf_with(files: &[(&str, &str)]) -> (tempdir::Dir, Config) {
-        let d = tempdir::Dir::new();
-        std::fs::create_dir_all(d.0.join("autoload_configs")).unwrap();
-        for (n, t) in files {
-            std::fs::write(d.0.join("autoload_configs").join(n), t).unwrap();
+    struct Dir(PathBuf);
+    impl Dir {
+        fn new() -> Dir {
+            let p = std::env::temp_dir().join(format!(
+                "hs-conf-test-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4()
+            ));
+            std::fs::create_dir_all(p.join("autoload_configs")).unwrap();
+            Dir(p)
         }
-        let c = Config::new(&d.0);
-        (d, c)
+        fn write(&self, rel: &str, text: &str) {
+            let p = self.0.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
     }
-
-    mod tempdir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                let p = std::env::temp_dir().join(format!(
-                    "hs-conf-test-{}-{}",
-                    std::process::id(),
-                    uuid::Uuid::new_v4()
-                ));
-                std::fs::create_dir_all(&p).unwrap();
-                Dir(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
     #[test]
     fn the_module_list_keeps_order_and_criticality() {
-        let (_d, c) = conf_with(&[(
-            "modules.conf.xml",
+        let d = Dir::new();
+        d.write(
+            "autoload_configs/modules.conf.xml",
             r#"<configuration name="modules.conf"><modules>
                  <load module="mod_a"/><load module="mod_b" critical="true"/>
                </modules></configuration>"#,
-        )]);
+        );
+        let c = Config::new(&d.0);
         assert_eq!(
             c.modules_to_load().unwrap(),
             vec![
@@ -172,9 +243,53 @@ mod tests {
 
     #[test]
     fn a_missing_section_is_none_and_a_broken_one_names_its_line() {
-        let (_d, c) = conf_with(&[("x.conf.xml", "<configuration name=\"x.conf\">\n<a>\n</b>")]);
+        let d = Dir::new();
+        d.write(
+            "autoload_configs/x.conf.xml",
+            "<configuration name=\"x.conf\">\n<a>\n</b>",
+        );
+        let c = Config::new(&d.0);
         assert!(c.section("nothing.conf").unwrap().is_none());
-        let e = c.section("x.conf").unwrap_err();
-        assert_eq!(e.line, 3);
+        assert_eq!(c.section("x.conf").unwrap_err().line, 3);
+    }
+
+    #[test]
+    fn a_root_document_serves_sections_and_a_broken_reload_keeps_the_old_one() {
+        let d = Dir::new();
+        d.write(
+            "freeswitch.xml",
+            r#"<document type="freeswitch/xml">
+  <X-PRE-PROCESS cmd="set" data="greeting=hi"/>
+  <section name="configuration">
+    <X-PRE-PROCESS cmd="include" data="autoload_configs/*.xml"/>
+  </section>
+</document>"#,
+        );
+        d.write(
+            "autoload_configs/skel.conf.xml",
+            r#"<configuration name="skel.conf"><settings><param name="g" value="$${greeting}"/></settings></configuration>"#,
+        );
+        let c = Config::new(&d.0);
+        c.load().unwrap();
+        let (_, e) = c.section("skel.conf").unwrap().unwrap();
+        assert_eq!(
+            e.params("settings"),
+            vec![("g".to_string(), "hi".to_string())]
+        );
+        assert_eq!(
+            c.document().unwrap().globals,
+            vec![("greeting".to_string(), "hi".to_string())]
+        );
+        d.write(
+            "autoload_configs/broken.conf.xml",
+            "<configuration name=\"broken.conf\">\n  <settings>\n</configuration>\n",
+        );
+        let err = c.load().unwrap_err();
+        assert!(err.file.ends_with("broken.conf.xml"), "{err}");
+        assert_eq!(err.line, 3, "{err}");
+        assert!(
+            c.section("skel.conf").unwrap().is_some(),
+            "the old document stays"
+        );
     }
 }

@@ -202,6 +202,9 @@ impl Core {
         crate::session_commands::register(&core);
         core.dialplans
             .add("inline", Arc::new(crate::dialplan::Inline));
+        core.dialplans.add("XML", Arc::new(crate::dialplan::Xml));
+        core.reload_xml()
+            .map_err(|e| format!("configuration refused: {e}"))?;
         core.apply_switch_settings();
         crate::scheduler::start(&core);
         Ok(core)
@@ -237,6 +240,24 @@ impl Core {
             .collect();
         v.sort();
         v
+    }
+
+    /// Rereads the configuration (FreeSWITCH's `reloadxml`): on error the
+    /// running configuration stays in force. Applies the globals and checks
+    /// the dialplan's regular expressions and times.
+    pub fn reload_xml(&self) -> Result<(), crate::xml::XmlError> {
+        self.config.load()?;
+        if let Some(doc) = self.config.document() {
+            for (k, v) in &doc.globals {
+                self.set_global(k, v);
+            }
+            if let Some(dp) = doc.section("dialplan") {
+                for e in crate::dialplan_xml::check(dp) {
+                    log::warn!("dialplan: {e}");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads `switch.conf` limits: max-sessions, sessions-per-second,

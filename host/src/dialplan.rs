@@ -71,6 +71,73 @@ impl Dialplan for Inline {
     }
 }
 
+/// FreeSWITCH's XML dialplan over the configuration's `dialplan` section.
+pub struct Xml;
+
+struct SessionLookup<'a> {
+    core: &'a Arc<Core>,
+    session: &'a Arc<Session>,
+}
+
+impl crate::dialplan_xml::Lookup for SessionLookup<'_> {
+    fn field(&self, name: &str) -> Option<String> {
+        match name {
+            "uuid" => Some(self.session.uuid.clone()),
+            _ => self.session.ch().var_or_field(name),
+        }
+    }
+    fn expand(&self, s: &str) -> String {
+        crate::expand::expand(
+            s,
+            &crate::core::ChannelVars {
+                core: self.core,
+                session: self.session,
+            },
+        )
+    }
+    fn run_inline(&mut self, app: &str, data: &str) {
+        crate::state_machine::execute_app(self.core, self.session, app, data);
+    }
+}
+
+impl Dialplan for Xml {
+    fn hunt(
+        &self,
+        core: &Arc<Core>,
+        s: &Arc<Session>,
+        _arg: &str,
+    ) -> Option<Vec<(String, String)>> {
+        let doc = core.config.document()?;
+        let dp = doc.section("dialplan")?;
+        let context = {
+            let c = s.ch().profile.context.clone();
+            if c.is_empty() {
+                "default".to_string()
+            } else {
+                c
+            }
+        };
+        let mut lookup = SessionLookup { core, session: s };
+        let now = chrono::Local::now().naive_local();
+        match crate::dialplan_xml::hunt(dp, &context, &mut lookup, now) {
+            Ok(Some(h)) => {
+                log::debug!("{}: XML dialplan matched {:?}", s.uuid, h.extensions);
+                Some(
+                    h.actions
+                        .into_iter()
+                        .map(|a| (a.application, a.data))
+                        .collect(),
+                )
+            }
+            Ok(None) => None,
+            Err(e) => {
+                log::error!("{}: XML dialplan: {e}", s.uuid);
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

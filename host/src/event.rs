@@ -140,6 +140,12 @@ impl EventType {
     pub const CHANNEL_UNPARK: EventType = EventType(19);
     pub const CHANNEL_ORIGINATE: EventType = EventType(21);
     pub const HEARTBEAT: EventType = EventType(50);
+    pub const DTMF: EventType = EventType(36);
+    pub const RELOADXML: EventType = EventType(56);
+    pub const PLAYBACK_START: EventType = EventType(77);
+    pub const PLAYBACK_STOP: EventType = EventType(78);
+    pub const RECORD_START: EventType = EventType(75);
+    pub const RECORD_STOP: EventType = EventType(76);
     pub const ALL: EventType = EventType(93);
 
     /// The wire name (`MODULE_LOAD`).

@@ -153,6 +153,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let config = hotswitch::config::Config::new(&conf_dir);
+    if let Err(e) = config.load() {
+        log::error!("configuration refused: {e}");
+        return ExitCode::from(1);
+    }
     let mut module_dirs = args.mods.clone();
     match config.module_dirs() {
         Ok(d) => module_dirs.extend(d),

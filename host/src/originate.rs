@@ -181,9 +181,24 @@ fn create_leg(
             log::warn!("{}: origination_uuid {u} was not applied", leg.endpoint);
         }
     }
+    // `export`ed variables of the originating call go to the new leg.
+    let exported: Vec<(String, String)> = req
+        .originator
+        .as_ref()
+        .map(|o| {
+            let och = o.ch();
+            och.var("export_vars")
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .filter_map(|k| och.var(k).map(|v| (k.to_string(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
     {
         let mut ch = s.ch();
-        for (k, v) in vars {
+        for (k, v) in exported.iter().chain(vars) {
             ch.set_var(k, v);
         }
         ch.flags |= cf::ORIGINATING;

@@ -76,6 +76,14 @@ pub static SERVICES: HostServices = HostServices {
     event_dropped: svc_event_dropped,
     event_unsubscribe: svc_event_unsubscribe,
     session_queue_application: svc_session_queue_application,
+    channel_queue_dtmf: svc_channel_queue_dtmf,
+    session_read_dtmf: svc_session_read_dtmf,
+    session_flush_dtmf: svc_session_flush_dtmf,
+    session_expand: svc_session_expand,
+    session_bridge: svc_session_bridge,
+    session_play: svc_session_play,
+    session_record: svc_session_record,
+    session_record_session: svc_session_record_session,
 };
 
 /// The module behind a handle, as a new strong reference.
@@ -498,22 +506,20 @@ session_fn!(svc_session_sleep(ms: u32) -> Status, Status::GENERR, |s, _core| {
     }
 });
 session_fn!(svc_session_read_frame(frame: *mut Frame, _timeout_ms: u32) -> Status, Status::GENERR, |s, _core| {
-    let Some(f) = s.endpoint.io.read_frame else { return Status::NOTIMPL };
-    let (ud, sref, fp) = (s.endpoint.user_data, s.as_ref(), crate::core::SendPtr(frame as *const Frame));
-    crate::executor::call_into(&s.endpoint.module, move || {
-        let fp = fp;
-        f(ud as *mut _, sref, fp.0 as *mut Frame, 0)
-    })
-    .unwrap_or(Status::GENERR)
+    let Some(f) = frame.as_mut() else { return Status::FALSE };
+    if f.data.is_null() || f.buflen == 0 {
+        return Status::FALSE;
+    }
+    let buf = std::slice::from_raw_parts_mut(f.data, f.buflen as usize);
+    let (st, got) = crate::media_io::read_frame(&s, buf);
+    *f = got;
+    st
 });
 session_fn!(svc_session_write_frame(frame: *const Frame) -> Status, Status::GENERR, |s, _core| {
-    let Some(f) = s.endpoint.io.write_frame else { return Status::NOTIMPL };
-    let (ud, sref, fp) = (s.endpoint.user_data, s.as_ref(), crate::core::SendPtr(frame));
-    crate::executor::call_into(&s.endpoint.module, move || {
-        let fp = fp;
-        f(ud as *mut _, sref, fp.0, 0)
-    })
-    .unwrap_or(Status::GENERR)
+    match frame.as_ref() {
+        Some(f) => crate::media_io::write_frame(&s, f),
+        None => Status::FALSE,
+    }
 });
 session_fn!(svc_session_send_dtmf(dtmf: *const Dtmf) -> Status, Status::GENERR, |s, _core| {
     let Some(f) = s.endpoint.io.send_dtmf else { return Status::NOTIMPL };
@@ -915,4 +921,87 @@ session_fn!(svc_session_queue_application(app: RStr, arg: RStr, loops: u32) -> S
         loops: loops.max(1),
     });
     Status::SUCCESS
+});
+
+// ---- media and DTMF ----
+
+session_fn!(svc_channel_queue_dtmf(dtmf: *const Dtmf) -> Status, Status::GENERR, |s, core| {
+    let Some(d) = dtmf.as_ref() else { return Status::FALSE };
+    s.queue_dtmf(&core, *d);
+    Status::SUCCESS
+});
+session_fn!(svc_session_read_dtmf(timeout_ms: u32, out: *mut Dtmf) -> Status, Status::GENERR, |s, _core| {
+    match crate::media_io::read_dtmf(&s, Duration::from_millis(timeout_ms as u64)) {
+        Ok(Some(c)) => {
+            if let Some(o) = out.as_mut() {
+                *o = Dtmf { digit: c as u32, duration_ms: 0, source: 0 };
+            }
+            Status::SUCCESS
+        }
+        Ok(None) => Status::TIMEOUT,
+        Err(crate::media_io::CallEnded) => Status::BREAK,
+    }
+});
+session_fn!(svc_session_flush_dtmf() -> Status, Status::GENERR, |s, _core| {
+    s.flush_dtmf();
+    Status::SUCCESS
+});
+session_fn!(svc_session_expand(text: RStr, out: *mut OutStream) -> Status, Status::GENERR, |s, core| {
+    let v = crate::expand::expand(&text.to_str(), &crate::core::ChannelVars { core: &core, session: &s });
+    OutStream::write_str(out, &v);
+    Status::SUCCESS
+});
+session_fn!(svc_session_bridge(dialstring: RStr, cause: *mut CallCause) -> Status, Status::GENERR, |s, core| {
+    let (st, c) = crate::bridge::bridge_dialstring(&core, &s, &dialstring.to_str());
+    if let Some(o) = cause.as_mut() {
+        *o = c;
+    }
+    st
+});
+
+fn outcome_status(o: crate::media_io::Outcome, digit: *mut u32) -> Status {
+    use crate::media_io::Outcome;
+    match o {
+        Outcome::Done => Status::SUCCESS,
+        Outcome::Digit(d) => {
+            // SAFETY: the caller's out-parameter, valid for the call.
+            if let Some(p) = unsafe { digit.as_mut() } {
+                *p = d as u32;
+            }
+            Status::BREAK
+        }
+        Outcome::Interrupted => Status::FALSE,
+        Outcome::NotFound(_) => Status::NOTFOUND,
+    }
+}
+
+session_fn!(svc_session_play(path: RStr, terminators: RStr, flags: u32, digit: *mut u32) -> Status, Status::GENERR, |s, core| {
+    let any = flags & hotswitch_plugin_api::PLAY_STOP_ON_ANY_DIGIT != 0;
+    let o = crate::media_io::play(&core, &s, &path.to_str(), &terminators.to_str(), any);
+    if any {
+        if let crate::media_io::Outcome::Digit(d) = &o {
+            // With "any digit" the digit stays for the reader.
+            s.requeue_dtmf_front(*d);
+        }
+    }
+    outcome_status(o, digit)
+});
+session_fn!(svc_session_record(path: RStr, limit_secs: u32, terminators: RStr, digit: *mut u32) -> Status, Status::GENERR, |s, core| {
+    let o = crate::media_io::record(
+        &core,
+        &s,
+        &path.to_str(),
+        Duration::from_secs(limit_secs as u64),
+        &terminators.to_str(),
+    );
+    outcome_status(o, digit)
+});
+session_fn!(svc_session_record_session(path: RStr, start: u32) -> Status, Status::GENERR, |s, core| {
+    match crate::media_io::record_session(&core, &s, &path.to_str(), start != 0) {
+        Ok(()) => Status::SUCCESS,
+        Err(e) => {
+            log::warn!("{}: record_session {}: {e}", s.uuid, path.to_str());
+            Status::FALSE
+        }
+    }
 });

@@ -259,6 +259,10 @@ pub struct Session {
     /// Bumped and notified on every change waiters care about.
     signal: (Mutex<u64>, Condvar),
     watchers: Mutex<Vec<Sender<()>>>,
+    /// DTMF received from the far end, waiting for an application.
+    dtmf: Mutex<VecDeque<hotswitch_plugin_api::Dtmf>>,
+    /// `record_session`'s recorder, while recording.
+    pub recorder: Mutex<Option<crate::media_io::Recorder>>,
     _endpoint_guard: CallGuard,
 }
 
@@ -396,6 +400,76 @@ impl Session {
             .unwrap_or_else(|p| p.into_inner())
             .push_back(q);
         self.wake();
+    }
+
+    /// Queues a digit received from the far end, fires DTMF, wakes readers.
+    pub fn queue_dtmf(&self, core: &Core, d: hotswitch_plugin_api::Dtmf) {
+        let digit = char::from_u32(d.digit).unwrap_or('?');
+        self.dtmf
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(d);
+        let source = match d.source {
+            1 => "INBAND_AUDIO",
+            2 => "RTP",
+            3 => "ENDPOINT",
+            4 => "APP",
+            _ => "UNKNOWN",
+        };
+        self.fire(
+            core,
+            EventType::DTMF,
+            true,
+            &[
+                ("DTMF-Digit", &digit.to_string()),
+                ("DTMF-Duration", &(d.duration_ms * 8).to_string()),
+                ("DTMF-Source", source),
+            ],
+        );
+        self.notify();
+    }
+
+    /// The next queued digit, if any.
+    pub fn take_dtmf(&self) -> Option<hotswitch_plugin_api::Dtmf> {
+        self.dtmf
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    /// Takes the first queued digit that `pred` accepts, leaving the others.
+    pub fn take_dtmf_if(&self, pred: impl Fn(char) -> bool) -> Option<char> {
+        let mut q = self.dtmf.lock().unwrap_or_else(|p| p.into_inner());
+        let i = q
+            .iter()
+            .position(|d| char::from_u32(d.digit).is_some_and(&pred))?;
+        q.remove(i).and_then(|d| char::from_u32(d.digit))
+    }
+
+    /// Puts a digit back at the front of the queue.
+    pub fn requeue_dtmf_front(&self, c: char) {
+        self.dtmf
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_front(hotswitch_plugin_api::Dtmf {
+                digit: c as u32,
+                duration_ms: 100,
+                source: 0,
+            });
+    }
+
+    /// True when a digit is queued.
+    pub fn has_dtmf(&self) -> bool {
+        !self
+            .dtmf
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Drops queued digits.
+    pub fn flush_dtmf(&self) {
+        self.dtmf.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     pub fn state(&self) -> ChannelState {
@@ -710,6 +784,8 @@ impl Sessions {
             private: AtomicPtr::new(std::ptr::null_mut()),
             signal: (Mutex::new(0), Condvar::new()),
             watchers: Mutex::new(Vec::new()),
+            dtmf: Mutex::new(VecDeque::new()),
+            recorder: Mutex::new(None),
             _endpoint_guard: guard,
         });
         {

@@ -35,6 +35,18 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
         uuid_transfer,
     ),
     ("uuid_bridge", "Bridge two channels", "<uuid> <other_uuid>", uuid_bridge),
+    (
+        "uuid_send_dtmf",
+        "Send DTMF digits to the far end",
+        "<uuid> <digits>[@<tone_duration>]",
+        uuid_send_dtmf,
+    ),
+    (
+        "uuid_recv_dtmf",
+        "Receive DTMF digits as if from the far end",
+        "<uuid> <digits>[@<tone_duration>]",
+        uuid_recv_dtmf,
+    ),
     ("hupall", "Hangup all channels", "<cause> [<var> <value>]", hupall),
     ("create_uuid", "Create a uuid", "", create_uuid),
     ("global_getvar", "Get global var", "<var>", global_getvar),
@@ -305,6 +317,65 @@ fn uuid_bridge(core: &Arc<Core>, args: &str) -> String {
         Ok(()) => format!("+OK {}\n", y.uuid),
         Err(e) => format!("-ERR {e}\n"),
     }
+}
+
+/// `<digits>[@<ms>]` → digits and duration (`w`/`W` pauses are dropped).
+fn parse_digits(s: &str) -> Option<(Vec<char>, u32)> {
+    let (digits, ms) = match s.split_once('@') {
+        Some((d, ms)) => (d, ms.parse().ok()?),
+        None => (s, 100),
+    };
+    let v: Vec<char> = digits
+        .chars()
+        .filter(|c| !matches!(c, 'w' | 'W'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (!v.is_empty()
+        && v.iter()
+            .all(|c| c.is_ascii_digit() || "*#ABCD".contains(*c)))
+    .then_some((v, ms))
+}
+
+fn dtmf_target(core: &Arc<Core>, args: &str) -> Result<(Arc<Session>, Vec<char>, u32), String> {
+    let mut w = args.split_whitespace();
+    let (Some(uuid), Some(d)) = (w.next(), w.next()) else {
+        return Err(usage("<uuid> <digits>[@<tone_duration>]"));
+    };
+    let s = find(core, uuid).ok_or_else(|| NO_SUCH_CHANNEL.to_string())?;
+    let (digits, ms) = parse_digits(d).ok_or_else(|| format!("-ERR invalid digits {d}\n"))?;
+    Ok((s, digits, ms))
+}
+
+fn uuid_send_dtmf(core: &Arc<Core>, args: &str) -> String {
+    let (s, digits, ms) = match dtmf_target(core, args) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    for c in digits {
+        let st = state_machine::send_dtmf(&s, c, ms);
+        if !st.is_success() {
+            return format!("-ERR the endpoint refused the digit ({st:?})\n");
+        }
+    }
+    "+OK Success\n".into()
+}
+
+fn uuid_recv_dtmf(core: &Arc<Core>, args: &str) -> String {
+    let (s, digits, ms) = match dtmf_target(core, args) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    for c in digits {
+        s.queue_dtmf(
+            core,
+            hotswitch_plugin_api::Dtmf {
+                digit: c as u32,
+                duration_ms: ms,
+                source: 4,
+            },
+        );
+    }
+    "+OK Success\n".into()
 }
 
 fn hupall(core: &Arc<Core>, args: &str) -> String {

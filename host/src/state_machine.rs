@@ -457,6 +457,7 @@ pub fn execute_app(core: &Arc<Core>, s: &Arc<Session>, app: &str, arg: &str) -> 
 
 fn destroy(core: &Arc<Core>, s: &Arc<Session>) {
     s.ch().running_state = CS::DESTROY;
+    crate::media_io::finish_recording(core, s);
     s.fire(core, EventType::CHANNEL_DESTROY, true, &[]);
     run_handlers(core, s, CS::DESTROY);
     s.fire(core, EventType::CHANNEL_STATE, false, &[]);
@@ -624,6 +625,24 @@ pub fn mark_ring_ready(core: &Core, s: &Arc<Session>) {
     s.fire(core, EventType::CHANNEL_PROGRESS, true, &[]);
     set_callstate(core, s, CallState::Ringing);
     s.notify();
+}
+
+/// Sends a DTMF digit through the session's endpoint (towards the far end).
+pub fn send_dtmf(s: &Arc<Session>, digit: char, duration_ms: u32) -> Status {
+    let Some(f) = s.endpoint.io.send_dtmf else {
+        return Status::NOTIMPL;
+    };
+    let d = hotswitch_plugin_api::Dtmf {
+        digit: digit as u32,
+        duration_ms,
+        source: 4,
+    };
+    let (ud, sref) = (s.endpoint.user_data, s.as_ref());
+    call_into(&s.endpoint.module, move || {
+        // SAFETY: the session holds its endpoint's module; `d` outlives the call.
+        unsafe { f(ud as *mut c_void, sref, &d) }
+    })
+    .unwrap_or(Status::GENERR)
 }
 
 /// Sends the call to `dest` in `dialplan`/`context` (FreeSWITCH's

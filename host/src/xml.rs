@@ -69,32 +69,50 @@ impl fmt::Display for XmlError {
 
 impl std::error::Error for XmlError {}
 
-fn line_of(text: &str, pos: usize) -> usize {
-    text.as_bytes()[..pos.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// Where each line starts, so that a byte offset becomes a line number by
+/// binary search (counting newlines from the start each time made parsing
+/// a large configuration quadratic).
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    fn line_of(&self, pos: usize) -> usize {
+        self.0.partition_point(|&nl| nl < pos) + 1
+    }
 }
 
-fn start_element(text: &str, s: &BytesStart, pos: usize, file: &Path) -> Result<Element, XmlError> {
+fn start_element(
+    lines: &Lines,
+    s: &BytesStart,
+    pos: usize,
+    file: &Path,
+) -> Result<Element, XmlError> {
     let mut e = Element {
         name: AsRef::<str>::as_ref(&s.name()).to_string(),
-        line: line_of(text, pos),
+        line: lines.line_of(pos),
         span: (pos, pos),
         ..Default::default()
     };
     for a in s.attributes() {
         let a = a.map_err(|err| XmlError {
             file: file.to_path_buf(),
-            line: line_of(text, pos),
+            line: lines.line_of(pos),
             reason: format!("bad attribute: {err}"),
         })?;
         let value = a
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(|err| XmlError {
                 file: file.to_path_buf(),
-                line: line_of(text, pos),
+                line: lines.line_of(pos),
                 reason: format!("bad attribute value: {err}"),
             })?
             .into_owned();
@@ -110,9 +128,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Element, XmlError> {
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let lines = Lines::new(text);
     let err = |pos: usize, reason: String| XmlError {
         file: file.to_path_buf(),
-        line: line_of(text, pos),
+        line: lines.line_of(pos),
         reason,
     };
     loop {
@@ -122,9 +141,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Element, XmlError> {
             .map_err(|e| err(reader.error_position() as usize, e.to_string()))?;
         let after = reader.buffer_position() as usize;
         match ev {
-            Event::Start(s) => stack.push(start_element(text, &s, before, file)?),
+            Event::Start(s) => stack.push(start_element(&lines, &s, before, file)?),
             Event::Empty(s) => {
-                let mut e = start_element(text, &s, before, file)?;
+                let mut e = start_element(&lines, &s, before, file)?;
                 e.span = (before, after);
                 match stack.last_mut() {
                     Some(p) => p.children.push(e),

@@ -253,8 +253,62 @@ abi_struct! {
             arg: RStr,
             loops: u32,
         ) -> Status,
+
+        // ---- media and DTMF ----
+
+        /// An endpoint hands the core a digit received from the far end
+        /// (fires DTMF; applications read it with `session_read_dtmf`).
+        pub channel_queue_dtmf:
+            unsafe extern "C" fn(session: SessionRef, dtmf: *const Dtmf) -> Status,
+        /// Waits up to `timeout_ms` for a received digit: `SUCCESS` (written
+        /// to `out`), `TIMEOUT`, or `BREAK` when the call ends.
+        pub session_read_dtmf:
+            unsafe extern "C" fn(session: SessionRef, timeout_ms: u32, out: *mut Dtmf) -> Status,
+        /// Drops received digits not yet read.
+        pub session_flush_dtmf: unsafe extern "C" fn(session: SessionRef) -> Status,
+        /// Expands `${var}`, `$${global}` and `${api args}` for the session.
+        pub session_expand:
+            unsafe extern "C" fn(session: SessionRef, text: RStr, out: *mut OutStream) -> Status,
+        /// Originates `dialstring` from the session and bridges the two
+        /// until either side ends it (FreeSWITCH's bridge). `SUCCESS`: the
+        /// bridge happened (`cause`: how the other side ended, or NONE);
+        /// `FALSE`: it did not (`cause`: why).
+        pub session_bridge: unsafe extern "C" fn(
+            session: SessionRef,
+            dialstring: RStr,
+            cause: *mut CallCause,
+        ) -> Status,
+        /// Plays a file, `tone_stream://…` or `silence_stream://…` to the
+        /// session in real time. A digit in `terminators` (any digit when
+        /// `flags` has [`PLAY_STOP_ON_ANY_DIGIT`]) stops it: `BREAK` with
+        /// the digit in `digit` (left queued with the flag). `SUCCESS` when
+        /// played out, `FALSE` when the call ended, `NOTFOUND` for a missing
+        /// file or a bad tone script.
+        pub session_play: unsafe extern "C" fn(
+            session: SessionRef,
+            path: RStr,
+            terminators: RStr,
+            flags: u32,
+            digit: *mut u32,
+        ) -> Status,
+        /// Records what the session hears into a WAV file for up to
+        /// `limit_secs` (0: no limit) or until a terminator digit.
+        pub session_record: unsafe extern "C" fn(
+            session: SessionRef,
+            path: RStr,
+            limit_secs: u32,
+            terminators: RStr,
+            digit: *mut u32,
+        ) -> Status,
+        /// Starts (`start` 1) or stops (0) recording both directions of the
+        /// session into a WAV file in the background.
+        pub session_record_session:
+            unsafe extern "C" fn(session: SessionRef, path: RStr, start: u32) -> Status,
     }
 }
+
+/// `session_play` flag: any digit stops the playback (and stays queued).
+pub const PLAY_STOP_ON_ANY_DIGIT: u32 = 1;
 
 /// `event_next` format: FreeSWITCH's plain text form.
 pub const EVENT_FORMAT_PLAIN: u32 = 0;

@@ -62,6 +62,7 @@ pub use abi::RStr;
 pub use host::{
     EventDesc, EventVisitor, HostServices, OutStream, DIRECTION_INBOUND, DIRECTION_OUTBOUND,
     EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN, EVENT_FORMAT_XML, ITEM_EVENT, ITEM_LOG,
+    PLAY_STOP_ON_ANY_DIGIT,
 };
 pub use interfaces::*;
 pub use module::{guard, guard_or, Chat, HostError, ModuleContext, ModuleDescriptor, Stream};

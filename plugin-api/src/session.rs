@@ -201,6 +201,102 @@ impl Session {
         })
     }
 
+    /// Hands the core a digit received from the far end.
+    pub fn queue_dtmf(&self, digit: char, duration_ms: u32) {
+        let d = Dtmf {
+            digit: digit as u32,
+            duration_ms,
+            source: 3,
+        };
+        // SAFETY: host function; the host copies the digit.
+        unsafe { (svc().channel_queue_dtmf)(self.raw, &d) };
+    }
+
+    /// The next received digit, waiting up to `timeout_ms`; `Err` when the
+    /// call ended.
+    pub fn read_dtmf(&self, timeout_ms: u32) -> Result<Option<char>, HostError> {
+        let mut d = Dtmf {
+            digit: 0,
+            duration_ms: 0,
+            source: 0,
+        };
+        // SAFETY: host function; `d` outlives the call.
+        match unsafe { (svc().session_read_dtmf)(self.raw, timeout_ms, &mut d) } {
+            Status::SUCCESS => Ok(char::from_u32(d.digit)),
+            Status::TIMEOUT => Ok(None),
+            st => Err(HostError(st)),
+        }
+    }
+
+    /// Drops received digits not yet read.
+    pub fn flush_dtmf(&self) {
+        // SAFETY: host function.
+        unsafe { (svc().session_flush_dtmf)(self.raw) };
+    }
+
+    /// Expands `${…}` for this session.
+    pub fn expand(&self, text: &str) -> String {
+        let mut s = String::new();
+        let mut out = OutStream {
+            ctx: &mut s as *mut String as *mut c_void,
+            write: collect_into_string,
+        };
+        // SAFETY: host function; `out` outlives the call.
+        unsafe { (svc().session_expand)(self.raw, RStr::new(text), &mut out) };
+        s
+    }
+
+    /// Originates `dialstring` and bridges to it until the bridge ends:
+    /// `Ok(cause the far side ended with)` or `Err(why it failed)`.
+    pub fn bridge(&self, dialstring: &str) -> Result<CallCause, CallCause> {
+        let mut cause = CallCause::NONE;
+        // SAFETY: host function; `cause` outlives the call.
+        let st = unsafe { (svc().session_bridge)(self.raw, RStr::new(dialstring), &mut cause) };
+        if st.is_success() {
+            Ok(cause)
+        } else {
+            Err(cause)
+        }
+    }
+
+    /// Plays `path`; see [`HostServices::session_play`].
+    pub fn play(&self, path: &str, terminators: &str, flags: u32) -> (Status, Option<char>) {
+        let mut digit = 0u32;
+        // SAFETY: host function; `digit` outlives the call.
+        let st = unsafe {
+            (svc().session_play)(
+                self.raw,
+                RStr::new(path),
+                RStr::new(terminators),
+                flags,
+                &mut digit,
+            )
+        };
+        (st, char::from_u32(digit).filter(|c| *c != '\0'))
+    }
+
+    /// Records into `path`; see [`HostServices::session_record`].
+    pub fn record(&self, path: &str, limit_secs: u32, terminators: &str) -> (Status, Option<char>) {
+        let mut digit = 0u32;
+        // SAFETY: host function; `digit` outlives the call.
+        let st = unsafe {
+            (svc().session_record)(
+                self.raw,
+                RStr::new(path),
+                limit_secs,
+                RStr::new(terminators),
+                &mut digit,
+            )
+        };
+        (st, char::from_u32(digit).filter(|c| *c != '\0'))
+    }
+
+    /// Starts or stops recording both directions into `path`.
+    pub fn record_session(&self, path: &str, start: bool) -> Result<(), HostError> {
+        // SAFETY: host function.
+        check(unsafe { (svc().session_record_session)(self.raw, RStr::new(path), start as u32) })
+    }
+
     /// Parks the session.
     pub fn park(&self) -> Result<(), HostError> {
         // SAFETY: host function.

@@ -163,6 +163,16 @@ impl Switch {
                     ),
                 )
                 .unwrap();
+                std::fs::write(
+                    conf.join("freeswitch.xml"),
+                    r#"<document type="freeswitch/xml">
+  <section name="configuration"><X-PRE-PROCESS cmd="include" data="autoload_configs/*.xml"/></section>
+  <section name="dialplan"><X-PRE-PROCESS cmd="include" data="dialplan/*.xml"/></section>
+  <section name="directory"><X-PRE-PROCESS cmd="include" data="directory/*.xml"/></section>
+</document>
+"#,
+                )
+                .unwrap();
                 for (rel, text) in &cfg.files {
                     let p = conf.join(rel);
                     std::fs::create_dir_all(p.parent().unwrap()).unwrap();

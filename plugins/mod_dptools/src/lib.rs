@@ -5,10 +5,13 @@
 //! `hangup [cause]`, `park`, `sleep <ms>`, `set <var>=<value>`,
 //! `export <var>=<value>`, `unset <var>`, `log [level] <text>`, `info`,
 //! `event <header>=<value>,…`, `transfer <exten> [dialplan] [context]`,
-//! `echo`.
+//! `echo`, and the media ones: `playback`, `record`, `record_session`,
+//! `stop_record_session`, `bridge`, `read`, `play_and_get_digits`,
+//! `send_dtmf`.
 
 use hotswitch_plugin_api::{
     declare_module, log, saf, CallCause, Frame, ModuleContext, RStr, Session, Status,
+    PLAY_STOP_ON_ANY_DIGIT,
 };
 
 declare_module! {
@@ -102,6 +105,20 @@ const APPS: &[(&str, &str, &str, u32, App)] = &[
         transfer,
     ),
     ("echo", "Send the caller's audio back", "", 0, echo),
+    ("playback", "Play a file or a tone stream", "<path>", 0, playback),
+    ("record", "Record what the caller says", "<path> [<time_limit_secs>]", 0, record),
+    ("record_session", "Record both directions in the background", "<path>", saf::MEDIA_TAP, record_session),
+    ("stop_record_session", "Stop a background recording", "<path>", saf::NOMEDIA, stop_record_session),
+    ("bridge", "Bridge the call to a dial string", "<dialstring>", 0, bridge),
+    ("read", "Read digits into a variable", "<min> <max> <sound_file> <variable_name> <timeout_ms> <terminators>", 0, read),
+    (
+        "play_and_get_digits",
+        "Prompt for digits and check them",
+        "<min> <max> <tries> <timeout_ms> <terminators> <file> <invalid_file> <var_name> <regexp> [<digit_timeout_ms>] [<transfer_on_failure>]",
+        0,
+        play_and_get_digits,
+    ),
+    ("send_dtmf", "Send DTMF digits to the far end", "<digits>[@<tone_duration_ms>]", 0, send_dtmf),
 ];
 
 fn load(m: &ModuleContext) -> Result<(), String> {
@@ -306,5 +323,226 @@ fn echo(s: Session, _: &str) {
             Status::TIMEOUT | Status::BREAK => {}
             _ => break,
         }
+    }
+}
+
+fn var_true(s: &Session, name: &str) -> bool {
+    s.var(name)
+        .map(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "true" | "yes" | "on" | "1" | "enabled" | "active" | "allow"
+            )
+        })
+        .unwrap_or(false)
+}
+
+fn terminators(s: &Session) -> String {
+    match s.var("playback_terminators") {
+        Some(t) if t.eq_ignore_ascii_case("none") => String::new(),
+        Some(t) => t,
+        None => "*".to_string(),
+    }
+}
+
+fn playback(s: Session, data: &str) {
+    let path = data.trim();
+    if path.is_empty() {
+        log::warn!("playback: no file");
+        return;
+    }
+    let _ = s.play(path, &terminators(&s), 0);
+}
+
+fn record(s: Session, data: &str) {
+    let mut w = data.split_whitespace();
+    let Some(path) = w.next() else {
+        log::warn!("record: no file");
+        return;
+    };
+    let limit = w.next().and_then(|l| l.parse::<u32>().ok()).unwrap_or(0);
+    let _ = s.record(path, limit, &terminators(&s));
+}
+
+fn record_session(s: Session, data: &str) {
+    if let Err(e) = s.record_session(data.trim(), true) {
+        log::warn!("record_session {data}: {e}");
+    }
+}
+
+fn stop_record_session(s: Session, data: &str) {
+    if let Err(e) = s.record_session(data.trim(), false) {
+        log::warn!("stop_record_session {data}: {e}");
+    }
+}
+
+/// True when `continue_on_fail` lets the dialplan go on after `cause`:
+/// `true`, or a list of cause names / numbers that includes it.
+fn continue_on(s: &Session, cause: CallCause) -> bool {
+    let Some(v) = s.var("continue_on_fail") else {
+        return false;
+    };
+    if var_true(s, "continue_on_fail") {
+        return true;
+    }
+    v.split(',').map(str::trim).any(|c| {
+        c.eq_ignore_ascii_case(cause.name().unwrap_or(""))
+            || c.parse::<u32>().is_ok_and(|n| n == cause.0)
+    })
+}
+
+fn bridge(s: Session, data: &str) {
+    match s.bridge(data.trim()) {
+        Ok(cause) => {
+            if var_true(&s, "hangup_after_bridge") {
+                s.hangup(if cause == CallCause::NONE {
+                    CallCause::NORMAL_CLEARING
+                } else {
+                    cause
+                });
+            } else if var_true(&s, "park_after_bridge") {
+                let _ = s.park();
+            }
+        }
+        Err(cause) => {
+            let name = cause.name().unwrap_or("NORMAL_UNSPECIFIED");
+            log::info!("bridge {data}: {name}");
+            respond(&s, name);
+            if !continue_on(&s, cause) {
+                s.hangup(cause);
+            }
+        }
+    }
+}
+
+/// Collects up to `max` digits: the first within `first_timeout`, each
+/// next within `digit_timeout`; a terminator ends early. None: call ended.
+fn collect(
+    s: &Session,
+    max: usize,
+    first_timeout: u32,
+    digit_timeout: u32,
+    terms: &str,
+) -> Option<(String, Option<char>)> {
+    let mut digits = String::new();
+    loop {
+        let timeout = if digits.is_empty() {
+            first_timeout
+        } else {
+            digit_timeout
+        };
+        match s.read_dtmf(timeout) {
+            Ok(Some(c)) if terms.contains(c) => return Some((digits, Some(c))),
+            Ok(Some(c)) => {
+                digits.push(c);
+                if digits.len() >= max {
+                    return Some((digits, None));
+                }
+            }
+            Ok(None) => return Some((digits, None)),
+            Err(_) => return None,
+        }
+    }
+}
+
+fn prompt(s: &Session, file: &str) -> bool {
+    if file.is_empty() || file == "silence" {
+        return !s.is_down();
+    }
+    let (st, _) = s.play(file, "", PLAY_STOP_ON_ANY_DIGIT);
+    st != Status::FALSE && !s.is_down()
+}
+
+fn read(s: Session, data: &str) {
+    let a: Vec<&str> = data.split_whitespace().collect();
+    if a.len() < 5 {
+        log::warn!(
+            "read: usage <min> <max> <sound_file> <variable_name> <timeout_ms> [<terminators>]"
+        );
+        return;
+    }
+    let min: usize = a[0].parse().unwrap_or(0);
+    let max: usize = a[1].parse().unwrap_or(1).max(1);
+    let timeout: u32 = a[4].parse().unwrap_or(5000);
+    let terms = a.get(5).copied().unwrap_or("#");
+    if !prompt(&s, a[2]) {
+        return;
+    }
+    let Some((digits, term)) = collect(&s, max, timeout, timeout, terms) else {
+        return;
+    };
+    s.set_var(
+        "read_result",
+        if digits.len() >= min {
+            "success"
+        } else {
+            "failure"
+        },
+    );
+    if let Some(t) = term {
+        s.set_var("read_terminator_used", &t.to_string());
+    }
+    s.set_var(a[3], &digits);
+}
+
+fn play_and_get_digits(s: Session, data: &str) {
+    let a: Vec<&str> = data.split_whitespace().collect();
+    if a.len() < 9 {
+        log::warn!("play_and_get_digits: usage <min> <max> <tries> <timeout_ms> <terminators> <file> <invalid_file> <var_name> <regexp> [<digit_timeout_ms>] [<transfer_on_failure>]");
+        return;
+    }
+    let min: usize = a[0].parse().unwrap_or(1);
+    let max: usize = a[1].parse().unwrap_or(1).max(1);
+    let tries: u32 = a[2].parse().unwrap_or(1).max(1);
+    let timeout: u32 = a[3].parse().unwrap_or(5000);
+    let terms = a[4];
+    let (file, invalid, var) = (a[5], a[6], a[7]);
+    let re = match regex::Regex::new(a[8]) {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn!("play_and_get_digits: bad regexp {}: {e}", a[8]);
+            return;
+        }
+    };
+    let digit_timeout: u32 = a.get(9).and_then(|t| t.parse().ok()).unwrap_or(timeout);
+    for _ in 0..tries {
+        if !prompt(&s, file) {
+            return;
+        }
+        let Some((digits, term)) = collect(&s, max, timeout, digit_timeout, terms) else {
+            return;
+        };
+        if let Some(t) = term {
+            s.set_var("read_terminator_used", &t.to_string());
+        }
+        if digits.len() >= min && re.is_match(&digits) {
+            s.set_var(var, &digits);
+            s.set_var("read_result", "success");
+            return;
+        }
+        s.set_var(&format!("{var}_invalid"), &digits);
+        if invalid != "silence" && !invalid.is_empty() && !prompt(&s, invalid) {
+            return;
+        }
+    }
+    s.set_var("read_result", "failure");
+    if let Some(t) = a.get(10) {
+        let mut w = t.split_whitespace();
+        if let Some(dest) = w.next() {
+            let _ = s.transfer(dest, w.next().unwrap_or(""), w.next().unwrap_or(""));
+        }
+    }
+}
+
+fn send_dtmf(s: Session, data: &str) {
+    let (digits, ms) = match data.trim().split_once('@') {
+        Some((d, ms)) => (d, ms.parse().unwrap_or(100)),
+        None => (data.trim(), 100),
+    };
+    for c in digits
+        .chars()
+        .filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c))
+    {
+        s.send_dtmf(c.to_ascii_uppercase(), ms);
     }
 }

@@ -1,0 +1,463 @@
+//! Media on sessions: reading and writing frames through a session's
+//! endpoint (with the `record_session` tap on both directions), playback of
+//! files and `tone_stream://` / `silence_stream://` paced in real time,
+//! recording, and the statistics of the pacing timer.
+//!
+//! The session rate is 8 kHz mono L16 inside the core; frames from
+//! endpoints in PCMU/PCMA are decoded, frames to them are L16 (endpoints
+//! transcode to what they negotiated).
+
+use crate::core::Core;
+use crate::event::EventType;
+use crate::executor::call_into;
+use crate::media::pacer::Stats;
+use crate::media::{Codec, Pacer, ToneGenerator, WavReader, WavWriter};
+use crate::session::Session;
+use hotswitch_plugin_api::{Frame, RStr, Status};
+use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The core's audio rate.
+pub const RATE: u32 = 8000;
+/// Samples in one 20 ms frame at [`RATE`].
+pub const FRAME_SAMPLES: usize = 160;
+const PTIME: Duration = Duration::from_millis(20);
+
+/// Lateness of every paced frame since start (or the last reset).
+pub static PACING: Mutex<Option<Stats>> = Mutex::new(None);
+
+fn record_lateness(late: Duration) {
+    let mut p = PACING.lock().unwrap_or_else(|e| e.into_inner());
+    p.get_or_insert_with(Stats::new).record(late);
+}
+
+/// A frame that owns its bytes, lent out as a [`Frame`].
+pub fn frame_of(data: &mut [u8], codec: &'static str, samples: u32) -> Frame {
+    Frame {
+        codec: RStr::from_static(codec),
+        rate: RATE,
+        channels: 1,
+        samples,
+        timestamp: 0,
+        seq: 0,
+        ssrc: 0,
+        payload_type: 0,
+        flags: 0,
+        data: data.as_mut_ptr(),
+        datalen: data.len() as u32,
+        buflen: data.len() as u32,
+    }
+}
+
+/// Samples carried by a frame (L16, PCMU, PCMA).
+pub fn frame_samples(f: &Frame) -> Vec<i16> {
+    if f.data.is_null() || f.datalen == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the frame's data is valid for `datalen` bytes during the call.
+    let bytes = unsafe { std::slice::from_raw_parts(f.data, f.datalen as usize) };
+    // SAFETY: the codec view lives as long as the frame.
+    let codec = Codec::from_name(&unsafe { f.codec.to_str() }).unwrap_or(Codec::L16);
+    codec.decode(bytes)
+}
+
+/// What `record_session` keeps on a channel.
+pub struct Recorder {
+    writer: WavWriter,
+    read: VecDeque<i16>,
+    written: VecDeque<i16>,
+    pub path: String,
+}
+
+impl Recorder {
+    fn push(&mut self, read_side: bool, samples: &[i16]) {
+        let q = if read_side {
+            &mut self.read
+        } else {
+            &mut self.written
+        };
+        q.extend(samples);
+        self.drain(false);
+    }
+
+    /// Mixes what both directions have in common; a direction silent for
+    /// five frames is treated as silence rather than holding the other back.
+    fn drain(&mut self, all: bool) {
+        loop {
+            let (r, w) = (self.read.len(), self.written.len());
+            let n = if r >= FRAME_SAMPLES && w >= FRAME_SAMPLES {
+                FRAME_SAMPLES
+            } else if all || r.max(w) >= 5 * FRAME_SAMPLES {
+                r.max(w).min(FRAME_SAMPLES)
+            } else {
+                0
+            };
+            if n == 0 {
+                return;
+            }
+            let mixed: Vec<i16> = (0..n)
+                .map(|_| {
+                    let a = self.read.pop_front().unwrap_or(0) as i32;
+                    let b = self.written.pop_front().unwrap_or(0) as i32;
+                    (a + b).clamp(i16::MIN as i32, i16::MAX as i32) as i16
+                })
+                .collect();
+            if let Err(e) = self.writer.write(&mixed) {
+                log::warn!("record_session: {e}");
+                return;
+            }
+        }
+    }
+
+    /// Writes what is left and closes the file.
+    pub fn finish(mut self) {
+        self.drain(true);
+        if let Err(e) = self.writer.finalize() {
+            log::warn!("record_session: {e}");
+        }
+    }
+}
+
+fn tap(s: &Session, read_side: bool, f: &Frame) {
+    let mut rec = s.recorder.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = rec.as_mut() {
+        r.push(read_side, &frame_samples(f));
+    }
+}
+
+/// Reads one frame from the session's endpoint into `buf`.
+pub fn read_frame(s: &Arc<Session>, buf: &mut [u8]) -> (Status, Frame) {
+    let mut f = frame_of(buf, "L16", 0);
+    f.datalen = 0;
+    let Some(rf) = s.endpoint.io.read_frame else {
+        return (Status::NOTIMPL, f);
+    };
+    let (ud, sref) = (s.endpoint.user_data, s.as_ref());
+    let fp = crate::core::SendPtr(&mut f as *mut Frame as *const Frame);
+    let st = call_into(&s.endpoint.module, move || {
+        let fp = fp;
+        // SAFETY: the session holds its endpoint's module; the frame and
+        // its buffer outlive the call.
+        unsafe { rf(ud as *mut c_void, sref, fp.0 as *mut Frame, 0) }
+    })
+    .unwrap_or(Status::GENERR);
+    if st == Status::SUCCESS && f.datalen > 0 {
+        tap(s, true, &f);
+    }
+    (st, f)
+}
+
+/// Writes a frame to the session's endpoint.
+pub fn write_frame(s: &Arc<Session>, f: &Frame) -> Status {
+    let Some(wf) = s.endpoint.io.write_frame else {
+        return Status::NOTIMPL;
+    };
+    tap(s, false, f);
+    let (ud, sref) = (s.endpoint.user_data, s.as_ref());
+    let fp = crate::core::SendPtr(f as *const Frame);
+    call_into(&s.endpoint.module, move || {
+        let fp = fp;
+        // SAFETY: as in `read_frame`.
+        unsafe { wf(ud as *mut c_void, sref, fp.0, 0) }
+    })
+    .unwrap_or(Status::GENERR)
+}
+
+/// Writes L16 samples as one frame.
+pub fn write_samples(s: &Arc<Session>, samples: &[i16]) -> Status {
+    let mut bytes = Codec::L16.encode(samples);
+    let f = frame_of(&mut bytes, "L16", samples.len() as u32);
+    write_frame(s, &f)
+}
+
+/// How a playback or a recording ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// A terminator (or, when asked, any digit) ended it.
+    Digit(char),
+    /// The call ended or moved on.
+    Interrupted,
+    NotFound(String),
+}
+
+enum Source {
+    Tone(ToneGenerator),
+    Wav(Box<WavReader>),
+}
+
+impl Source {
+    fn open(path: &str) -> Result<Source, String> {
+        if path.starts_with("tone_stream://") || path.starts_with("silence_stream://") {
+            return ToneGenerator::from_address(path, RATE)
+                .map(Source::Tone)
+                .map_err(|e| e.to_string());
+        }
+        WavReader::open(path, RATE)
+            .map(|w| Source::Wav(Box::new(w)))
+            .map_err(|e| e.to_string())
+    }
+
+    fn fill(&mut self, out: &mut [i16]) -> usize {
+        match self {
+            Source::Tone(t) => t.fill(out),
+            Source::Wav(w) => w.read(out).unwrap_or_else(|e| {
+                log::warn!("playback: {e}");
+                0
+            }),
+        }
+    }
+}
+
+/// Checks queued digits: a terminator (or any digit with `any`) ends the
+/// operation; other digits stay queued for whoever reads them next.
+fn digit_stop(s: &Session, terminators: &str, any: bool) -> Option<char> {
+    s.take_dtmf_if(|c| any || terminators.contains(c))
+}
+
+/// Plays `path` to the session in real time.
+pub fn play(
+    core: &Core,
+    s: &Arc<Session>,
+    path: &str,
+    terminators: &str,
+    any_digit: bool,
+) -> Outcome {
+    let mut src = match Source::open(path) {
+        Ok(src) => src,
+        Err(e) => {
+            log::warn!("{}: playback of {path} failed: {e}", s.uuid);
+            s.ch()
+                .set_var("current_application_response", "FILE NOT FOUND");
+            return Outcome::NotFound(e);
+        }
+    };
+    s.fire(
+        core,
+        EventType::PLAYBACK_START,
+        true,
+        &[("Playback-File-Path", path)],
+    );
+    let state = s.state();
+    let mut pacer = Pacer::new(Instant::now(), PTIME);
+    let mut buf = [0i16; FRAME_SAMPLES];
+    let outcome = loop {
+        if s.is_down() || s.state() != state {
+            break Outcome::Interrupted;
+        }
+        if let Some(d) = digit_stop(s, terminators, any_digit) {
+            break Outcome::Digit(d);
+        }
+        let n = src.fill(&mut buf);
+        if n == 0 {
+            break Outcome::Done;
+        }
+        write_samples(s, &buf[..n]);
+        let deadline = pacer.next_deadline();
+        let now = Instant::now();
+        if deadline > now {
+            let gen = s.signal_generation();
+            // Woken early by a digit or a hangup: check at once, then go on
+            // sleeping to the deadline if nothing ended the playback.
+            s.wait_signal(gen, deadline - now);
+            let now = Instant::now();
+            if now < deadline
+                && !s.is_down()
+                && digit_stop(s, terminators, any_digit)
+                    .map(|d| {
+                        s.requeue_dtmf_front(d);
+                    })
+                    .is_none()
+            {
+                std::thread::sleep(deadline - now);
+            }
+        }
+        record_lateness(pacer.tick(Instant::now()));
+    };
+    let status = if outcome == Outcome::Done {
+        "done"
+    } else {
+        "break"
+    };
+    {
+        let mut ch = s.ch();
+        ch.set_var(
+            "current_application_response",
+            if outcome == Outcome::Done {
+                "FILE PLAYED"
+            } else {
+                "PLAYBACK_TERMINATED"
+            },
+        );
+        if let Outcome::Digit(d) = outcome {
+            ch.set_var("playback_terminator_used", &d.to_string());
+        }
+    }
+    s.fire(
+        core,
+        EventType::PLAYBACK_STOP,
+        true,
+        &[("Playback-File-Path", path), ("Playback-Status", status)],
+    );
+    outcome
+}
+
+/// Records what the session reads into a WAV file, for up to `limit`
+/// (0: until a terminator or the end of the call).
+pub fn record(
+    core: &Core,
+    s: &Arc<Session>,
+    path: &str,
+    limit: Duration,
+    terminators: &str,
+) -> Outcome {
+    let mut w = match WavWriter::create(path, RATE) {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!("{}: record: {e}", s.uuid);
+            return Outcome::NotFound(e.to_string());
+        }
+    };
+    s.fire(
+        core,
+        EventType::RECORD_START,
+        true,
+        &[("Record-File-Path", path)],
+    );
+    let state = s.state();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 8192];
+    let outcome = loop {
+        if s.is_down() || s.state() != state {
+            break Outcome::Interrupted;
+        }
+        if !limit.is_zero() && started.elapsed() >= limit {
+            break Outcome::Done;
+        }
+        if let Some(d) = digit_stop(s, terminators, false) {
+            break Outcome::Digit(d);
+        }
+        let (st, f) = read_frame(s, &mut buf);
+        let samples = if st == Status::SUCCESS {
+            frame_samples(&f)
+        } else {
+            Vec::new()
+        };
+        if samples.is_empty() {
+            // No audio this period: the recording keeps real time.
+            if st != Status::SUCCESS && st != Status::TIMEOUT && st != Status::BREAK {
+                std::thread::sleep(PTIME);
+            }
+            let _ = w.write(&[0; FRAME_SAMPLES]);
+        } else if let Err(e) = w.write(&samples) {
+            log::warn!("{}: record: {e}", s.uuid);
+            break Outcome::Interrupted;
+        }
+    };
+    let ms = (w.samples_written() as u64 * 1000) / RATE as u64;
+    if let Err(e) = w.finalize() {
+        log::warn!("{}: record: {e}", s.uuid);
+    }
+    {
+        let mut ch = s.ch();
+        ch.set_var("record_ms", &ms.to_string());
+        ch.set_var("record_seconds", &(ms / 1000).to_string());
+        if let Outcome::Digit(d) = outcome {
+            ch.set_var("playback_terminator_used", &d.to_string());
+        }
+    }
+    s.fire(
+        core,
+        EventType::RECORD_STOP,
+        true,
+        &[("Record-File-Path", path)],
+    );
+    outcome
+}
+
+/// Starts (or with `start` false, stops) recording both directions of the
+/// session into `path` in the background.
+pub fn record_session(
+    core: &Core,
+    s: &Arc<Session>,
+    path: &str,
+    start: bool,
+) -> Result<(), String> {
+    let mut rec = s.recorder.lock().unwrap_or_else(|p| p.into_inner());
+    if !start {
+        let Some(r) = rec.take() else {
+            return Err("not recording".into());
+        };
+        let p = r.path.clone();
+        r.finish();
+        drop(rec);
+        s.fire(
+            core,
+            EventType::RECORD_STOP,
+            true,
+            &[("Record-File-Path", &p)],
+        );
+        return Ok(());
+    }
+    if rec.is_some() {
+        return Err("already recording".into());
+    }
+    let writer = WavWriter::create(path, RATE).map_err(|e| e.to_string())?;
+    *rec = Some(Recorder {
+        writer,
+        read: VecDeque::new(),
+        written: VecDeque::new(),
+        path: path.to_string(),
+    });
+    drop(rec);
+    s.fire(
+        core,
+        EventType::RECORD_START,
+        true,
+        &[("Record-File-Path", path)],
+    );
+    Ok(())
+}
+
+/// Ends a `record_session` when the call ends.
+pub fn finish_recording(core: &Core, s: &Arc<Session>) {
+    let r = s.recorder.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(r) = r {
+        let p = r.path.clone();
+        r.finish();
+        s.fire(
+            core,
+            EventType::RECORD_STOP,
+            true,
+            &[("Record-File-Path", &p)],
+        );
+    }
+}
+
+/// The call ended while waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallEnded;
+
+/// Waits up to `timeout` for a digit.
+pub fn read_dtmf(s: &Arc<Session>, timeout: Duration) -> Result<Option<char>, CallEnded> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(d) = s.take_dtmf() {
+            return Ok(char::from_u32(d.digit));
+        }
+        if s.is_down() {
+            return Err(CallEnded);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        let gen = s.signal_generation();
+        if s.has_dtmf() {
+            continue;
+        }
+        s.wait_signal(gen, deadline - now);
+    }
+}
