@@ -27,6 +27,8 @@ pub struct Executor {
     tx: Sender<Job>,
     rx: Receiver<Job>,
     idle: Arc<AtomicUsize>,
+    /// Jobs submitted and not yet taken by a worker.
+    pending: Arc<AtomicUsize>,
     workers: Arc<AtomicUsize>,
     min_idle: usize,
     idle_timeout: Mutex<Duration>,
@@ -39,6 +41,7 @@ impl Executor {
             tx,
             rx,
             idle: Arc::new(AtomicUsize::new(0)),
+            pending: Arc::new(AtomicUsize::new(0)),
             workers: Arc::new(AtomicUsize::new(0)),
             min_idle,
             idle_timeout: Mutex::new(idle_timeout),
@@ -56,10 +59,16 @@ impl Executor {
 
     /// Runs `job` on a worker.
     pub fn submit(&self, job: impl FnOnce() + Send + 'static) {
+        // Counted before sending so that a worker taking it can never make
+        // `pending` go below zero.
+        let pending = self.pending.fetch_add(1, Ordering::AcqRel) + 1;
         if self.tx.send(Box::new(job)).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        if self.idle.load(Ordering::Acquire) == 0 {
+        // More jobs waiting than idle workers to take them: a job could
+        // otherwise wait behind workers that block for a whole call.
+        if pending > self.idle.load(Ordering::Acquire) {
             self.spawn_worker();
         }
     }
@@ -67,6 +76,7 @@ impl Executor {
     fn spawn_worker(&self) {
         let rx = self.rx.clone();
         let idle = self.idle.clone();
+        let pending = self.pending.clone();
         let workers = self.workers.clone();
         let min_idle = self.min_idle;
         let timeout = *self.idle_timeout.lock().unwrap_or_else(|p| p.into_inner());
@@ -79,6 +89,7 @@ impl Executor {
                 loop {
                     match rx.recv_timeout(timeout) {
                         Ok(job) => {
+                            pending.fetch_sub(1, Ordering::AcqRel);
                             idle.fetch_sub(1, Ordering::AcqRel);
                             job();
                             idle.fetch_add(1, Ordering::AcqRel);
@@ -116,7 +127,10 @@ impl Executor {
             // Idle workers only look at the retire flag when they wake:
             // give each one a no-op job.
             for _ in 0..self.workers().max(1) {
-                let _ = self.tx.send(Box::new(|| {}));
+                self.pending.fetch_add(1, Ordering::AcqRel);
+                if self.tx.send(Box::new(|| {})).is_err() {
+                    self.pending.fetch_sub(1, Ordering::AcqRel);
+                }
             }
             if Instant::now() >= deadline {
                 return false;

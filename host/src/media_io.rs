@@ -129,6 +129,11 @@ fn tap(s: &Session, read_side: bool, f: &Frame) {
 
 /// Reads one frame from the session's endpoint into `buf`.
 pub fn read_frame(s: &Arc<Session>, buf: &mut [u8]) -> (Status, Frame) {
+    read_frame_flags(s, buf, 0)
+}
+
+/// Reads one frame with endpoint `flags` (e.g. `READ_FLAG_NOBLOCK`).
+pub fn read_frame_flags(s: &Arc<Session>, buf: &mut [u8], flags: u32) -> (Status, Frame) {
     let mut f = frame_of(buf, "L16", 0);
     f.datalen = 0;
     let Some(rf) = s.endpoint.io.read_frame else {
@@ -140,7 +145,7 @@ pub fn read_frame(s: &Arc<Session>, buf: &mut [u8]) -> (Status, Frame) {
         let fp = fp;
         // SAFETY: the session holds its endpoint's module; the frame and
         // its buffer outlive the call.
-        unsafe { rf(ud as *mut c_void, sref, fp.0 as *mut Frame, 0) }
+        unsafe { rf(ud as *mut c_void, sref, fp.0 as *mut Frame, flags) }
     })
     .unwrap_or(Status::GENERR);
     if st == Status::SUCCESS && f.datalen > 0 {
@@ -243,6 +248,7 @@ pub fn play(
     let state = s.state();
     let mut pacer = Pacer::new(Instant::now(), PTIME);
     let mut buf = [0i16; FRAME_SAMPLES];
+    let mut rbuf = vec![0u8; 8192];
     let outcome = loop {
         if s.is_down() || s.state() != state {
             break Outcome::Interrupted;
@@ -255,6 +261,15 @@ pub fn play(
             break Outcome::Done;
         }
         write_samples(s, &buf[..n]);
+        // Like FreeSWITCH's playback loop, keep reading what the call hears
+        // (without waiting): taps such as record_session see it, and the
+        // endpoint's queue does not fill up.
+        for _ in 0..4 {
+            let (st, _) = read_frame_flags(s, &mut rbuf, hotswitch_plugin_api::READ_FLAG_NOBLOCK);
+            if st != Status::SUCCESS {
+                break;
+            }
+        }
         let deadline = pacer.next_deadline();
         let now = Instant::now();
         if deadline > now {

@@ -156,6 +156,10 @@ pub type OutgoingChannelFn = unsafe extern "C" fn(
     req: *const OutgoingRequest,
     new_session: *mut SessionRef,
 ) -> CallCause;
+/// `read_frame` flag: return at once when no frame is ready (FreeSWITCH's
+/// `SWITCH_IO_FLAG_NOBLOCK`), with `TIMEOUT`.
+pub const READ_FLAG_NOBLOCK: u32 = 1;
+
 /// `read_frame`: fill the host's frame buffer.
 pub type ReadFrameFn = unsafe extern "C" fn(
     user_data: *mut c_void,

@@ -555,8 +555,10 @@ pub trait Endpoint: Send + Sync + 'static {
     fn kill_channel(&self, session: &Session, sig: KillSignal) -> Status {
         Status::SUCCESS
     }
-    /// Fills `frame` (its buffer is the host's).
-    fn read_frame(&self, session: &Session, frame: &mut Frame) -> Status {
+    /// Fills `frame` (its buffer is the host's); with
+    /// [`READ_FLAG_NOBLOCK`](crate::READ_FLAG_NOBLOCK) in `flags`, returns
+    /// `TIMEOUT` at once when no frame is ready.
+    fn read_frame(&self, session: &Session, frame: &mut Frame, flags: u32) -> Status {
         Status::BREAK
     }
     /// Takes a frame towards the far end.
@@ -619,10 +621,10 @@ pub(crate) mod trampolines {
         ud: *mut c_void,
         s: SessionRef,
         f: *mut Frame,
-        _flags: u32,
+        flags: u32,
     ) -> Status {
         guard(|| match f.as_mut() {
-            Some(f) => ep::<E>(ud).read_frame(&Session { raw: s }, f),
+            Some(f) => ep::<E>(ud).read_frame(&Session { raw: s }, f, flags),
             None => Status::FALSE,
         })
     }

@@ -15,7 +15,7 @@
 
 use hotswitch_plugin_api::{
     declare_module, log, CallCause, ChannelState, Endpoint, Frame, KillSignal, Message, MessageId,
-    ModuleContext, Outgoing, OwnedSession, Profile, RStr, Session, Status,
+    ModuleContext, Outgoing, OwnedSession, Profile, RStr, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -208,6 +208,20 @@ impl Endpoint for Loopback {
         Status::SUCCESS
     }
 
+    fn send_dtmf(&self, s: &Session, d: &hotswitch_plugin_api::Dtmf) -> Status {
+        let Some(l) = leg(s) else {
+            return Status::FALSE;
+        };
+        let other = other_uuid(l);
+        let Some(o) = ModuleContext::current().session_locate(&other) else {
+            return Status::FALSE;
+        };
+        if let Some(c) = char::from_u32(d.digit) {
+            o.queue_dtmf(c, d.duration_ms);
+        }
+        Status::SUCCESS
+    }
+
     fn write_frame(&self, s: &Session, f: &Frame) -> Status {
         let Some(l) = leg(s) else {
             return Status::FALSE;
@@ -234,14 +248,14 @@ impl Endpoint for Loopback {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
         let Some(l) = leg(s) else {
             return Status::FALSE;
         };
         let mut q = l.pair.queues[l.index]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if q.is_empty() && !s.is_down() {
+        if q.is_empty() && !s.is_down() && flags & READ_FLAG_NOBLOCK == 0 {
             q = l
                 .pair
                 .arrived
@@ -342,9 +356,12 @@ impl Endpoint for Null {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
         if s.is_down() {
             return Status::FALSE;
+        }
+        if flags & READ_FLAG_NOBLOCK != 0 {
+            return Status::TIMEOUT;
         }
         std::thread::sleep(Duration::from_millis(20));
         let n = SILENCE.len().min(f.buflen as usize);
