@@ -34,7 +34,11 @@ pub fn bridge(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>) -> Result<()
         ch.set_var("signal_bond", &other.uuid);
         ch.set_var("last_bridge_to", &other.uuid);
     }
-    a.ch().set_var("bridge_role", "a");
+    {
+        let mut ch = a.ch();
+        ch.set_var("bridge_role", "a");
+        ch.set_var("bleg_uuid", &b.uuid);
+    }
     a.fire(
         core,
         EventType::CHANNEL_BRIDGE,
@@ -82,7 +86,11 @@ pub fn bridge_inline(
         ch.set_var("signal_bond", &other.uuid);
         ch.set_var("last_bridge_to", &other.uuid);
     }
-    a.ch().set_var("bridge_role", "a");
+    {
+        let mut ch = a.ch();
+        ch.set_var("bridge_role", "a");
+        ch.set_var("bleg_uuid", &b.uuid);
+    }
     a.fire(
         core,
         EventType::CHANNEL_BRIDGE,

@@ -534,7 +534,13 @@ impl Walk<'_> {
             written.to_string()
         };
         let re = compile(&expression, e.line)?;
-        let found = re.captures(subject.as_bytes());
+        // Most conditions of a large dialplan do not match: a plain match
+        // test is far cheaper than building capture groups.
+        let found = if re.is_match(subject.as_bytes()) {
+            re.captures(subject.as_bytes())
+        } else {
+            None
+        };
         let passed = found.is_some();
         let captures = expression.contains('(').then(|| {
             found
@@ -603,21 +609,23 @@ fn loop_count(a: &Element) -> Result<u32, DialplanError> {
 
 /// Compiled expressions, shared by every hunt: a dialplan's regexes are
 /// compiled once, not on every call. Bounded so that expressions built from
-/// `${variables}` cannot grow it without end.
-static REGEX_CACHE: std::sync::Mutex<
-    Option<std::collections::HashMap<String, regex::bytes::Regex>>,
-> = std::sync::Mutex::new(None);
+/// `${variables}` cannot grow it without end. An `Arc`, not a cloned
+/// `Regex`: each clone of a regex builds its own matching caches from
+/// scratch, which cost more than the match itself.
+type SharedRegex = std::sync::Arc<regex::bytes::Regex>;
+static REGEX_CACHE: std::sync::Mutex<Option<std::collections::HashMap<String, SharedRegex>>> =
+    std::sync::Mutex::new(None);
 const REGEX_CACHE_MAX: usize = 20_000;
 
 /// Compiles an expression (cached).
-fn compile(expression: &str, line: usize) -> Result<regex::bytes::Regex, DialplanError> {
+fn compile(expression: &str, line: usize) -> Result<SharedRegex, DialplanError> {
     {
         let cache = REGEX_CACHE.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = cache.as_ref().and_then(|c| c.get(expression)) {
             return Ok(r.clone());
         }
     }
-    let r = compile_uncached(expression, line)?;
+    let r = std::sync::Arc::new(compile_uncached(expression, line)?);
     let mut cache = REGEX_CACHE.lock().unwrap_or_else(|p| p.into_inner());
     let c = cache.get_or_insert_with(Default::default);
     if c.len() >= REGEX_CACHE_MAX {

@@ -48,6 +48,12 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
         uuid_recv_dtmf,
     ),
     ("hupall", "Hangup all channels", "<cause> [<var> <value>]", hupall),
+    (
+        "media_stats",
+        "Lateness of the real-time media timer (p50/p99/max)",
+        "[reset]",
+        media_stats,
+    ),
     ("create_uuid", "Create a uuid", "", create_uuid),
     ("global_getvar", "Get global var", "<var>", global_getvar),
     ("global_setvar", "Set global var", "<var>=<value>", global_setvar),
@@ -414,6 +420,24 @@ fn hupall(core: &Arc<Core>, args: &str) -> String {
             cause.name().unwrap_or("")
         ),
     }
+}
+
+fn media_stats(_core: &Arc<Core>, args: &str) -> String {
+    let mut p = crate::media_io::PACING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if args.trim() == "reset" {
+        *p = None;
+        return "+OK\n".into();
+    }
+    let st = p.get_or_insert_with(crate::media::pacer::Stats::new);
+    format!(
+        "frames: {}\nlate_p50_us: {}\nlate_p99_us: {}\nlate_max_us: {}\n",
+        st.count(),
+        st.p50().as_micros(),
+        st.p99().as_micros(),
+        st.max().as_micros()
+    )
 }
 
 fn create_uuid(_core: &Arc<Core>, _args: &str) -> String {

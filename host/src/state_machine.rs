@@ -300,6 +300,7 @@ fn standard_handler(core: &Arc<Core>, s: &Arc<Session>, state: CS) {
             s.fire(core, EventType::CHANNEL_PARK, true, &[]);
         }
         CS::HANGUP => {
+            set_timestamps(s);
             set_callstate(core, s, CallState::Hangup);
             if let Some(cmd) = s.ch().var("api_hangup_hook").map(str::to_string) {
                 let line =
@@ -494,6 +495,58 @@ pub fn hangup(core: &Core, s: &Arc<Session>, cause: CallCause) -> bool {
     }
     s.wake();
     true
+}
+
+/// FreeSWITCH's `switch_channel_set_timestamps`: the `*_stamp`, `*_epoch`
+/// and duration variables CDR templates use.
+fn set_timestamps(s: &Session) {
+    let mut ch = s.ch();
+    let t = ch.times;
+    let stamp = |us: u64| {
+        if us == 0 {
+            String::new()
+        } else {
+            chrono::DateTime::<chrono::Local>::from(
+                std::time::UNIX_EPOCH + std::time::Duration::from_micros(us),
+            )
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+        }
+    };
+    let end = if t.hangup == 0 { now_us() } else { t.hangup };
+    for (name, us) in [
+        ("start", t.created),
+        ("profile_start", t.profile_created),
+        ("answer", t.answered),
+        ("progress", t.progress),
+        ("progress_media", t.progress_media),
+        ("end", end),
+    ] {
+        ch.set_var(&format!("{name}_stamp"), &stamp(us));
+        ch.set_var(&format!("{name}_epoch"), &(us / 1_000_000).to_string());
+        ch.set_var(&format!("{name}_uepoch"), &us.to_string());
+    }
+    let secs = |from: u64, to: u64| {
+        if from == 0 || to < from {
+            0
+        } else {
+            (to - from) / 1_000_000
+        }
+    };
+    let ms = |from: u64, to: u64| {
+        if from == 0 || to < from {
+            0
+        } else {
+            (to - from) / 1000
+        }
+    };
+    ch.set_var("duration", &secs(t.created, end).to_string());
+    ch.set_var("mduration", &ms(t.created, end).to_string());
+    ch.set_var("billsec", &secs(t.answered, end).to_string());
+    ch.set_var("billmsec", &ms(t.answered, end).to_string());
+    ch.set_var("progresssec", &secs(t.created, t.progress).to_string());
+    ch.set_var("answersec", &secs(t.created, t.answered).to_string());
+    ch.set_var("waitsec", &secs(t.created, t.answered).to_string());
 }
 
 /// The Q.850 number FreeSWITCH reports for a cause (its own causes above

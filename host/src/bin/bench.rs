@@ -13,6 +13,13 @@
 //! the `+OK` / `-ERR` results from BACKGROUND_JOB events: calls per second,
 //! failures, and the switch's CPU time per call.
 //!
+//! `hotswitch-bench tones [--sessions N] [--seconds S]` originates N `null/`
+//! calls each playing a tone in real time and reports the pacing timer's
+//! lateness (p50/p99/max) over S seconds, and the switch's CPU.
+//!
+//! `hotswitch-bench dialplan [--extensions N] [--lookups L]` measures XML
+//! dialplan lookups per second on one context of N extensions, in process.
+//!
 //! `hotswitch-bench parked [--sessions N] [--dial D]` originates N calls
 //! that park and reports the switch's RSS and thread count per parked
 //! session.
@@ -26,6 +33,8 @@ fn usage() -> ! {
     eprintln!("usage: hotswitch-bench loader [--cycles N] [--module NAME]");
     eprintln!("       hotswitch-bench calls [--calls N] [--concurrency W] [--dial D] [--app A]");
     eprintln!("       hotswitch-bench parked [--sessions N] [--dial D]");
+    eprintln!("       hotswitch-bench tones [--sessions N] [--seconds S]");
+    eprintln!("       hotswitch-bench dialplan [--extensions N] [--lookups L]");
     std::process::exit(2)
 }
 
@@ -61,6 +70,55 @@ fn main() {
                 eprintln!("bench failed: {e}");
                 std::process::exit(1);
             }
+            return;
+        }
+        Some("tones") => {
+            let mut n = 100usize;
+            let mut secs = 10u64;
+            while let Some(a) = args.next() {
+                match a.as_str() {
+                    "--sessions" => {
+                        n = args
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_else(|| usage())
+                    }
+                    "--seconds" => {
+                        secs = args
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_else(|| usage())
+                    }
+                    _ => usage(),
+                }
+            }
+            if let Err(e) = tones(n, secs) {
+                eprintln!("bench failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Some("dialplan") => {
+            let mut n = 1000usize;
+            let mut lookups = 200_000usize;
+            while let Some(a) = args.next() {
+                match a.as_str() {
+                    "--extensions" => {
+                        n = args
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_else(|| usage())
+                    }
+                    "--lookups" => {
+                        lookups = args
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or_else(|| usage())
+                    }
+                    _ => usage(),
+                }
+            }
+            dialplan(n, lookups);
             return;
         }
         Some("parked") => {
@@ -487,4 +545,90 @@ fn parked(n: usize, dial: &str) -> Result<(), String> {
     );
     c.command_until("hupall", |l| l.starts_with("+OK hangup all"))?;
     Ok(())
+}
+
+fn tones(n: usize, secs: u64) -> Result<(), String> {
+    let mut c = Console::start(&["mod_loopback", "mod_dptools"], BENCH_SETTINGS)?;
+    c.command_until("/event plain BACKGROUND_JOB", |l| {
+        l.starts_with("+OK event listener")
+    })?;
+    let cmd = "bgapi originate null/tone &playback(tone_stream://%(1000,0,1004);loops=-1)";
+    for _ in 0..n {
+        c.send(cmd)?;
+    }
+    c.flush()?;
+    let mut failed = 0;
+    for _ in 0..n {
+        if !c.next_job_result()?.starts_with("+OK") {
+            failed += 1;
+        }
+    }
+    // Let every playback start before measuring.
+    std::thread::sleep(Duration::from_millis(500));
+    c.command_until("media_stats reset", |l| l == "+OK")?;
+    let cpu0 = cpu_seconds(c.pid());
+    std::thread::sleep(Duration::from_secs(secs));
+    let cpu = cpu_seconds(c.pid()) - cpu0;
+    c.send("media_stats")?;
+    c.flush()?;
+    let mut stats = Vec::new();
+    while stats.len() < 4 {
+        let l = c.line()?;
+        if l.starts_with("frames:") || l.starts_with("late_") {
+            stats.push(l);
+        }
+    }
+    let threads = proc_status_kib(c.pid(), "Threads:").unwrap_or(0);
+    println!("hotswitch-bench tones: {n} sessions each playing tone_stream://%(1000,0,1004) for {secs} s ({failed} failed to start)");
+    println!("  {}", stats.join("  "));
+    println!(
+        "  switch CPU {:.0}% of one core; {threads} threads",
+        100.0 * cpu / secs as f64
+    );
+    c.command_until("hupall", |l| l.starts_with("+OK hangup all"))?;
+    Ok(())
+}
+
+struct BenchLookup {
+    dest: String,
+}
+
+impl hotswitch::dialplan_xml::Lookup for BenchLookup {
+    fn field(&self, name: &str) -> Option<String> {
+        (name == "destination_number").then(|| self.dest.clone())
+    }
+    fn expand(&self, s: &str) -> String {
+        s.to_string()
+    }
+    fn run_inline(&mut self, _app: &str, _data: &str) {}
+}
+
+fn dialplan(n: usize, lookups: usize) {
+    let mut text = String::from("<include><context name=\"default\">\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "<extension name=\"e{i}\"><condition field=\"destination_number\" expression=\"^(2{i:05})$\"><action application=\"bridge\" data=\"user/$1\"/></condition></extension>\n"
+        ));
+    }
+    text.push_str("</context></include>\n");
+    let root = hotswitch::xml::parse(&text, Path::new("bench.xml")).expect("dialplan parses");
+    let now = chrono::Local::now().naive_local();
+    let run = |dests: &dyn Fn(usize) -> String| {
+        let t = Instant::now();
+        let mut hits = 0usize;
+        for k in 0..lookups {
+            let mut l = BenchLookup { dest: dests(k) };
+            if let Ok(Some(h)) = hotswitch::dialplan_xml::hunt(&root, "default", &mut l, now) {
+                hits += h.actions.len();
+            }
+        }
+        (lookups as f64 / t.elapsed().as_secs_f64(), hits)
+    };
+    let (last, h1) = run(&|_| format!("2{:05}", n - 1));
+    let (spread, h2) = run(&|k| format!("2{:05}", (k * 7919) % n));
+    let (miss, h3) = run(&|_| "999".to_string());
+    println!(
+        "hotswitch-bench dialplan: one context of {n} regex extensions, {lookups} lookups each"
+    );
+    println!("  last extension: {last:.0} lookups/s; spread over all: {spread:.0} lookups/s; no match: {miss:.0} lookups/s (hits {h1} {h2} {h3})");
 }

@@ -1,0 +1,323 @@
+//! What the server writes, byte for byte as FreeSWITCH writes it.
+
+use std::fmt::Write;
+
+/// The body of the notice sent when a connection is closed normally.
+pub const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
+/// The body of the notice sent to every connection at unload.
+pub const SHUTTING_DOWN: &str = "The system is being shut down.\n";
+/// The body of the notice sent to a client that stopped reading.
+pub const LOST_EVENTS: &str = "killed listener because of lost events\n";
+/// The body of the rejection sent to an address the ACL refuses.
+pub const ACCESS_DENIED: &str = "Access Denied, go away.\n";
+
+/// How events are serialised for a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `text/event-plain`.
+    Plain,
+    /// `text/event-json`.
+    Json,
+    /// `text/event-xml`.
+    Xml,
+}
+
+impl Format {
+    /// `plain`, `json` or `xml` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Format> {
+        match s.to_ascii_lowercase().as_str() {
+            "plain" => Some(Format::Plain),
+            "json" => Some(Format::Json),
+            "xml" => Some(Format::Xml),
+            _ => None,
+        }
+    }
+
+    /// The name FreeSWITCH prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Plain => "plain",
+            Format::Json => "json",
+            Format::Xml => "xml",
+        }
+    }
+}
+
+/// `Content-Type: auth/request`, the inbound greeting.
+pub fn auth_request() -> Vec<u8> {
+    b"Content-Type: auth/request\n\n".to_vec()
+}
+
+/// `Content-Type: command/reply` with `Reply-Text`.
+pub fn command_reply(text: &str) -> Vec<u8> {
+    command_reply_with(text, &[])
+}
+
+/// A command reply with extra headers after `Reply-Text` (bgapi's
+/// `Job-UUID`).
+pub fn command_reply_with(text: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut s = format!("Content-Type: command/reply\nReply-Text: {text}\n");
+    for (k, v) in extra {
+        let _ = writeln!(s, "{k}: {v}");
+    }
+    s.push('\n');
+    s.into_bytes()
+}
+
+/// `Content-Type: api/response` with the command's output as body.
+pub fn api_response(body: &str) -> Vec<u8> {
+    let mut v = format!(
+        "Content-Type: api/response\nContent-Length: {}\n\n",
+        body.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(body.as_bytes());
+    v
+}
+
+/// An event, already serialised in `format`.
+pub fn event(format: Format, text: &str) -> Vec<u8> {
+    let mut v = format!(
+        "Content-Length: {}\nContent-Type: text/event-{}\n\n",
+        text.len(),
+        format.as_str()
+    )
+    .into_bytes();
+    v.extend_from_slice(text.as_bytes());
+    v
+}
+
+/// A log record: `Content-Type: log/data`, `Content-Length`, then the
+/// record's headers (Log-Level, Text-Channel, Log-File, Log-Func, Log-Line,
+/// User-Data) and the line as body.
+pub fn log_data(headers: &[(String, String)], text: &str) -> Vec<u8> {
+    let mut s = format!("Content-Type: log/data\nContent-Length: {}\n", text.len());
+    for (k, v) in headers {
+        let _ = writeln!(s, "{k}: {v}");
+    }
+    s.push('\n');
+    let mut v = s.into_bytes();
+    v.extend_from_slice(text.as_bytes());
+    v
+}
+
+/// `Content-Type: text/disconnect-notice`; a connection controlling a
+/// session names it.
+pub fn disconnect_notice(message: &str, controlled: Option<&str>) -> Vec<u8> {
+    let mut s = String::from("Content-Type: text/disconnect-notice\n");
+    if let Some(uuid) = controlled {
+        let _ = write!(
+            s,
+            "Controlled-Session-UUID: {uuid}\nContent-Disposition: disconnect\n"
+        );
+    }
+    let _ = write!(s, "Content-Length: {}\n\n{message}", message.len());
+    s.into_bytes()
+}
+
+/// The notice a lingering connection gets when its session hangs up
+/// (`linger_time` -1: until the client closes).
+pub fn linger_notice(uuid: &str, channel_name: &str, linger_time: i64) -> Vec<u8> {
+    format!(
+        "Content-Type: text/disconnect-notice\nControlled-Session-UUID: {uuid}\nContent-Disposition: linger\nChannel-Name: {channel_name}\nLinger-Time: {linger_time}\nContent-Length: 0\n\n"
+    )
+    .into_bytes()
+}
+
+/// `Content-Type: text/rude-rejection`, for an address the ACL refuses.
+pub fn rude_rejection() -> Vec<u8> {
+    format!(
+        "Content-Type: text/rude-rejection\nContent-Length: {}\n\n{ACCESS_DENIED}",
+        ACCESS_DENIED.len()
+    )
+    .into_bytes()
+}
+
+/// FreeSWITCH's `switch_url_encode` for plain events: control and
+/// non-ASCII bytes, space and `#%&+:;<=>?@[\]^{|}"` and the backtick become
+/// `%XX`; an existing `%HH` is kept.
+pub fn url_encode_into(s: &str, out: &mut String) {
+    const SPECIAL: &[u8] = b"\r\n #%&+:;<=>?@[\\]^`{|}\"";
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped_already = b == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit();
+        if escaped_already {
+            out.push('%');
+        } else if !(0x20..=0x7e).contains(&b) || SPECIAL.contains(&b) {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+    }
+}
+
+/// Headers in the plain event form: `Name: urlenc(value)` lines and a
+/// final blank line.
+pub fn plain_headers(headers: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (k, v) in headers {
+        out.push_str(k);
+        out.push_str(": ");
+        if v.is_empty() {
+            out.push_str("_undef_");
+        } else {
+            url_encode_into(v, &mut out);
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// The body of an event in the host's plain form (`Content-Length: n`, a
+/// blank line, then n bytes), if it has one.
+pub fn plain_body(text: &str) -> Option<&str> {
+    let (head, rest) = text.split_once("\n\n")?;
+    let last = head.rsplit('\n').next()?;
+    let n: usize = last.strip_prefix("Content-Length: ")?.parse().ok()?;
+    (rest.len() == n).then_some(rest)
+}
+
+/// An event in `format`, from its headers and the host's plain text. The
+/// host serialises plain; JSON and XML are made here, at send time, so that
+/// a format change applies to the very next event, as in FreeSWITCH.
+pub fn serialize(format: Format, headers: &[(String, String)], plain: &str) -> String {
+    match format {
+        Format::Plain => plain.to_string(),
+        Format::Json => to_json(headers, plain_body(plain)),
+        Format::Xml => to_xml(headers, plain_body(plain)),
+    }
+}
+
+fn json_str(s: &str, out: &mut String) {
+    out.push_str(&serde_json::Value::String(s.to_string()).to_string());
+}
+
+/// FreeSWITCH's JSON form: a flat object of strings in header order; with
+/// a body, `Content-Length` and `_body`.
+fn to_json(headers: &[(String, String)], body: Option<&str>) -> String {
+    let mut out = String::with_capacity(64 * headers.len() + 16);
+    out.push('{');
+    let len = body.map(|b| b.len().to_string());
+    let extra = len
+        .as_deref()
+        .zip(body)
+        .map(|(l, b)| [("Content-Length", l), ("_body", b)]);
+    let all = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra.into_iter().flatten());
+    for (i, (k, v)) in all.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(k, &mut out);
+        out.push(':');
+        json_str(v, &mut out);
+    }
+    out.push('}');
+    out
+}
+
+/// FreeSWITCH's XML form: `<event><headers><Name>urlenc</Name>…</headers>`
+/// then, with a body, `<Content-Length>` and `<body>`.
+fn to_xml(headers: &[(String, String)], body: Option<&str>) -> String {
+    let mut out = String::from("<event>\n  <headers>\n");
+    for (k, v) in headers {
+        let mut enc = String::new();
+        url_encode_into(v, &mut enc);
+        let _ = writeln!(out, "    <{k}>{enc}</{k}>");
+    }
+    out.push_str("  </headers>\n");
+    if let Some(b) = body {
+        let _ = writeln!(out, "  <Content-Length>{}</Content-Length>", b.len());
+        let escaped = b
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let _ = writeln!(out, "  <body>{escaped}</body>");
+    }
+    out.push_str("</event>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: Vec<u8>) -> String {
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn the_greeting_and_replies_are_freeswitchs_bytes() {
+        assert_eq!(s(auth_request()), "Content-Type: auth/request\n\n");
+        assert_eq!(
+            s(command_reply("+OK accepted")),
+            "Content-Type: command/reply\nReply-Text: +OK accepted\n\n"
+        );
+        assert_eq!(
+            s(command_reply_with("+OK Job-UUID: u", &[("Job-UUID", "u")])),
+            "Content-Type: command/reply\nReply-Text: +OK Job-UUID: u\nJob-UUID: u\n\n"
+        );
+        assert_eq!(
+            s(api_response("+OK\n")),
+            "Content-Type: api/response\nContent-Length: 4\n\n+OK\n"
+        );
+    }
+
+    #[test]
+    fn the_disconnect_notice_is_sixty_seven_bytes_of_goodbye() {
+        assert_eq!(
+            s(disconnect_notice(GOODBYE, None)),
+            "Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+        );
+        assert!(s(disconnect_notice(GOODBYE, Some("u")))
+            .starts_with("Content-Type: text/disconnect-notice\nControlled-Session-UUID: u\nContent-Disposition: disconnect\nContent-Length: 67\n\n"));
+    }
+
+    #[test]
+    fn the_rude_rejection_says_go_away() {
+        assert_eq!(
+            s(rude_rejection()),
+            "Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
+        );
+    }
+
+    #[test]
+    fn an_event_frame_carries_its_length_and_format() {
+        assert_eq!(
+            s(event(Format::Json, "{}")),
+            "Content-Length: 2\nContent-Type: text/event-json\n\n{}"
+        );
+    }
+
+    #[test]
+    fn json_and_xml_are_made_from_the_headers_and_the_plain_body() {
+        let h = vec![
+            ("Event-Name".to_string(), "API".to_string()),
+            ("X".to_string(), "a b\"".to_string()),
+        ];
+        let plain = "Event-Name: API\nX: a%20b%22\nContent-Length: 3\n\nhi\n";
+        assert_eq!(plain_body(plain), Some("hi\n"));
+        assert_eq!(
+            serialize(Format::Json, &h, plain),
+            r#"{"Event-Name":"API","X":"a b\"","Content-Length":"3","_body":"hi\n"}"#
+        );
+        assert_eq!(
+            serialize(Format::Xml, &h, "Event-Name: API\nX: a%20b%22\n\n"),
+            "<event>\n  <headers>\n    <Event-Name>API</Event-Name>\n    <X>a%20b%22</X>\n  </headers>\n</event>\n"
+        );
+        assert_eq!(plain_body("Event-Name: API\n\n"), None);
+    }
+
+    #[test]
+    fn url_encoding_escapes_freeswitchs_set_and_keeps_existing_escapes() {
+        let mut o = String::new();
+        url_encode_into("+OK\n a:b %41 100%", &mut o);
+        assert_eq!(o, "%2BOK%0A%20a%3Ab%20%41%20100%25");
+    }
+}

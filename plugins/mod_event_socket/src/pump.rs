@@ -1,0 +1,136 @@
+//! A connection's event and log feed: one host subscription, pulled on a
+//! thread of its own (`Subscription::next` blocks), routed by the
+//! connection's [`Selection`], framed and queued for the writer.
+//!
+//! The queue is bounded: when the client does not read fast enough for it
+//! to drain, the pump tells the connection, which cuts the client off. The
+//! switch never waits for a client.
+
+use crate::frames::{self, Format};
+use crate::selection::Selection;
+use hotswitch_plugin_api::{ItemKind, LogLevel, ModuleContext, Subscription, EVENT_FORMAT_PLAIN};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+/// How long one pull waits, so that a stopped pump notices within this.
+const POLL_MS: u32 = 100;
+
+/// What goes to the writer.
+pub enum Out {
+    /// Bytes to send.
+    Frame(Vec<u8>),
+    /// Send what is queued, then close.
+    Close,
+}
+
+/// What the pump tells its connection.
+#[derive(Debug)]
+pub enum Control {
+    /// The outgoing queue is full: the client is not reading.
+    Overflow,
+    /// The controlled session hung up (its channel name).
+    Hangup(String),
+}
+
+/// The state the connection and its pump share.
+pub struct Feed {
+    sub: Subscription,
+    /// What the client is sent.
+    pub selection: Mutex<Selection>,
+    stop: AtomicBool,
+}
+
+impl Feed {
+    /// The selection, locked.
+    pub fn selection(&self) -> MutexGuard<'_, Selection> {
+        self.selection.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the host what to deliver, after the selection changed.
+    pub fn refresh_interest(&self) {
+        let spec = self.selection().host_spec();
+        if let Err(e) = self.sub.set_interest(&spec) {
+            log::warn!("event socket: interest {spec:?} refused: {e}");
+        }
+    }
+
+    /// Which log records to deliver.
+    pub fn set_log_level(&self, level: LogLevel) {
+        self.sub.set_log_level(level);
+    }
+
+    /// Asks the pump thread to end (within [`POLL_MS`]).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Opens a subscription and starts its pump; the thread is joined by the
+/// service at the latest when the module stops.
+pub fn start(
+    service: &crate::service::Service,
+    selection: Selection,
+    out: mpsc::Sender<Out>,
+    control: mpsc::UnboundedSender<Control>,
+) -> Result<Arc<Feed>, String> {
+    let capacity = service.config.queue_size.min(u32::MAX as usize) as u32;
+    let sub = ModuleContext::current()
+        .subscribe(capacity)
+        .map_err(|e| format!("cannot subscribe to events: {e}"))?;
+    let feed = Arc::new(Feed {
+        sub,
+        selection: Mutex::new(selection),
+        stop: AtomicBool::new(false),
+    });
+    feed.refresh_interest();
+    let f = feed.clone();
+    service
+        .spawn_thread("esl:events", move || pump(&f, &out, &control))
+        .map_err(|e| format!("cannot start an event thread: {e}"))?;
+    Ok(feed)
+}
+
+fn pump(feed: &Feed, out: &mpsc::Sender<Out>, control: &mpsc::UnboundedSender<Control>) {
+    let m = ModuleContext::current();
+    while !feed.stop.load(Ordering::Acquire) {
+        let Some(item) = feed.sub.next(POLL_MS, EVENT_FORMAT_PLAIN) else {
+            if !m.running() {
+                break;
+            }
+            continue;
+        };
+        let (frame, hangup) = match item.kind {
+            ItemKind::Log => (Some(frames::log_data(&item.headers, &item.text)), None),
+            ItemKind::Event => {
+                let (route, format) = {
+                    let sel = feed.selection();
+                    (
+                        sel.route(&item.headers),
+                        sel.format.unwrap_or(Format::Plain),
+                    )
+                };
+                let frame = route.forward.then(|| {
+                    frames::event(
+                        format,
+                        &frames::serialize(format, &item.headers, &item.text),
+                    )
+                });
+                (frame, route.hangup)
+            }
+        };
+        if let Some(frame) = frame {
+            match out.try_send(Out::Frame(frame)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    let _ = control.send(Control::Overflow);
+                    break;
+                }
+                Err(TrySendError::Closed(_)) => break,
+            }
+        }
+        if let Some(name) = hangup {
+            let _ = control.send(Control::Hangup(name));
+        }
+    }
+}
