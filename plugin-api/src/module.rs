@@ -522,6 +522,41 @@ impl ModuleContext {
         self.add_endpoint_raw(&iface)
     }
 
+    /// Adds a handler run for every channel's state changes; returns its id
+    /// (it is removed at unload anyway).
+    pub fn add_state_handler<H: crate::session::StateHandler>(
+        &self,
+        h: H,
+    ) -> Result<u64, HostError> {
+        use crate::interfaces::StateHandlers;
+        use crate::session::HandlerOnly;
+        use trampolines as t;
+        type E<H> = HandlerOnly<H>;
+        let s = self.svc()?;
+        let table = StateHandlers {
+            on_init: Some(t::on_init::<E<H>>),
+            on_routing: Some(t::on_routing::<E<H>>),
+            on_execute: Some(t::on_execute::<E<H>>),
+            on_hangup: Some(t::on_hangup::<E<H>>),
+            on_exchange_media: Some(t::on_exchange_media::<E<H>>),
+            on_soft_execute: Some(t::on_soft_execute::<E<H>>),
+            on_consume_media: Some(t::on_consume_media::<E<H>>),
+            on_hibernate: Some(t::on_hibernate::<E<H>>),
+            on_reset: Some(t::on_reset::<E<H>>),
+            on_park: Some(t::on_park::<E<H>>),
+            on_reporting: Some(t::on_reporting::<E<H>>),
+            on_destroy: Some(t::on_destroy::<E<H>>),
+        };
+        let ud = keep(HandlerOnly(h));
+        // SAFETY: host function; the table is copied, `ud` lives until unload.
+        let id = unsafe { (s.add_state_handler)(handle(), &table, ud) };
+        if id == 0 {
+            Err(HostError(Status::GENERR))
+        } else {
+            Ok(id)
+        }
+    }
+
     /// Creates a session on this module's endpoint `endpoint`.
     pub fn session_request(
         &self,

@@ -571,6 +571,33 @@ pub trait Endpoint: Send + Sync + 'static {
     }
 }
 
+/// A handler run for every channel's state changes (after the endpoint's
+/// own), e.g. a CDR writer on `REPORTING`. Return `SUCCESS` to let the
+/// remaining handlers and the core's run.
+pub trait StateHandler: Send + Sync + 'static {
+    /// Called as the channel enters `state`.
+    fn on_state(&self, session: &Session, state: ChannelState) -> Status;
+}
+
+impl<F> StateHandler for F
+where
+    F: Fn(&Session, ChannelState) -> Status + Send + Sync + 'static,
+{
+    fn on_state(&self, session: &Session, state: ChannelState) -> Status {
+        self(session, state)
+    }
+}
+
+/// An endpoint that only handles states: what a global handler looks like
+/// to the trampolines.
+pub(crate) struct HandlerOnly<H: StateHandler>(pub H);
+
+impl<H: StateHandler> Endpoint for HandlerOnly<H> {
+    fn on_state(&self, session: &Session, state: ChannelState) -> Status {
+        self.0.on_state(session, state)
+    }
+}
+
 pub(crate) mod trampolines {
     use super::*;
     use crate::module::{guard, guard_or};

@@ -553,15 +553,19 @@ fn tones(n: usize, secs: u64) -> Result<(), String> {
         l.starts_with("+OK event listener")
     })?;
     let cmd = "bgapi originate null/tone &playback(tone_stream://%(1000,0,1004);loops=-1)";
-    for _ in 0..n {
-        c.send(cmd)?;
-    }
-    c.flush()?;
-    let mut failed = 0;
-    for _ in 0..n {
+    // Keep a bounded number in flight: writing every command before reading
+    // any reply would fill both pipes.
+    let (mut sent, mut done, mut failed) = (0usize, 0usize, 0usize);
+    while done < n {
+        while sent < n && sent - done < 32 {
+            c.send(cmd)?;
+            sent += 1;
+        }
+        c.flush()?;
         if !c.next_job_result()?.starts_with("+OK") {
             failed += 1;
         }
+        done += 1;
     }
     // Let every playback start before measuring.
     std::thread::sleep(Duration::from_millis(500));

@@ -1,0 +1,406 @@
+//! The event socket as a client sees it, sans-IO: bytes from the server in,
+//! [`Packet`]s out; commands in, bytes to send out.
+//!
+//! A server packet is `Name: value` lines, a blank line, and a body of
+//! `Content-Length` bytes when that header is present (an event's own
+//! headers travel in that body). `\r` is ignored, and blank lines between
+//! packets are skipped. Nothing here touches a socket: the connection
+//! pushes what it read and pulls packets until none is complete.
+
+use std::fmt;
+
+/// The largest body accepted from the server (FreeSWITCH's
+/// `MAX_CONTENT_LENGTH` is 16 MiB for clients; `show` outputs can be big, so
+/// allow more).
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+/// The largest header block accepted.
+pub const MAX_HEAD: usize = 1024 * 1024;
+
+/// One server packet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Packet {
+    /// Headers in order, values as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty without `Content-Length`).
+    pub body: String,
+}
+
+/// What a packet is, from its `Content-Type`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `auth/request`: the greeting.
+    AuthRequest,
+    /// `command/reply`: the answer to a command, in `Reply-Text`.
+    CommandReply,
+    /// `api/response`: an api command's output, in the body.
+    ApiResponse,
+    /// `text/event-plain|json|xml`: an event, serialised in the body.
+    Event,
+    /// `log/data`: a log record; the line is the body.
+    Log,
+    /// `text/disconnect-notice`: the server is closing (or, with
+    /// `Content-Disposition: linger`, lingering).
+    DisconnectNotice,
+    /// `text/rude-rejection`: the ACL refused us.
+    RudeRejection,
+    /// Anything else (the type as sent).
+    Other(String),
+}
+
+impl Packet {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// What the packet is.
+    pub fn kind(&self) -> Kind {
+        match self.header("Content-Type").unwrap_or("") {
+            "auth/request" => Kind::AuthRequest,
+            "command/reply" => Kind::CommandReply,
+            "api/response" => Kind::ApiResponse,
+            "log/data" => Kind::Log,
+            "text/disconnect-notice" => Kind::DisconnectNotice,
+            "text/rude-rejection" => Kind::RudeRejection,
+            t if t.starts_with("text/event-") => Kind::Event,
+            t => Kind::Other(t.to_string()),
+        }
+    }
+
+    /// `Reply-Text` of a command reply.
+    pub fn reply_text(&self) -> &str {
+        self.header("Reply-Text").unwrap_or("")
+    }
+
+    /// A log record's FreeSWITCH level (0 console … 7 debug).
+    pub fn log_level(&self) -> Option<u8> {
+        self.header("Log-Level")?.trim().parse().ok()
+    }
+}
+
+/// What was wrong with the server's bytes. Every one of them leaves the
+/// stream out of step: the connection cannot go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A header line without `:`.
+    MalformedHeader(String),
+    /// `Content-Length` is not a number.
+    BadContentLength(String),
+    /// `Content-Length` above [`MAX_BODY`].
+    BodyTooLarge(usize),
+    /// No blank line within [`MAX_HEAD`] bytes.
+    HeaderTooLarge,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::MalformedHeader(l) => write!(f, "header line without ':': {l:?}"),
+            DecodeError::BadContentLength(v) => {
+                write!(f, "Content-Length is not a number: {v:?}")
+            }
+            DecodeError::BodyTooLarge(n) => {
+                write!(f, "Content-Length {n} is over the limit of {MAX_BODY}")
+            }
+            DecodeError::HeaderTooLarge => write!(f, "no end of headers within {MAX_HEAD} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Splits the server's byte stream into packets.
+#[derive(Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    /// Where the unread bytes start in `buf`.
+    start: usize,
+    /// A header block read whose body has not fully arrived.
+    head: Option<(Vec<(String, String)>, usize)>,
+}
+
+impl Decoder {
+    /// An empty decoder.
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    /// Adds bytes read from the socket.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete packet, if one has arrived.
+    pub fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
+        if self.head.is_none() {
+            // Blank lines between packets carry nothing.
+            while matches!(self.buf.get(self.start), Some(b'\n' | b'\r')) {
+                self.start += 1;
+            }
+            let rest = &self.buf[self.start..];
+            let Some(end) = find_blank_line(rest) else {
+                if rest.len() > MAX_HEAD {
+                    return Err(DecodeError::HeaderTooLarge);
+                }
+                return Ok(None);
+            };
+            let (head_len, skip) = end;
+            let text = String::from_utf8_lossy(&rest[..head_len]).into_owned();
+            self.start += head_len + skip;
+            let mut headers = Vec::new();
+            let mut length = 0usize;
+            for line in text.split('\n') {
+                let line = line.trim_end_matches('\r');
+                if line.is_empty() {
+                    continue;
+                }
+                let Some((k, v)) = line.split_once(':') else {
+                    return Err(DecodeError::MalformedHeader(line.to_string()));
+                };
+                let (k, v) = (k.trim(), v.trim());
+                if k.eq_ignore_ascii_case("Content-Length") {
+                    length = v
+                        .parse()
+                        .map_err(|_| DecodeError::BadContentLength(v.to_string()))?;
+                    if length > MAX_BODY {
+                        return Err(DecodeError::BodyTooLarge(length));
+                    }
+                }
+                headers.push((k.to_string(), v.to_string()));
+            }
+            self.head = Some((headers, length));
+        }
+        let Some((_, length)) = &self.head else {
+            return Ok(None);
+        };
+        let length = *length;
+        if self.buf.len() - self.start < length {
+            return Ok(None);
+        }
+        let body = String::from_utf8_lossy(&self.buf[self.start..self.start + length]).into_owned();
+        self.start += length;
+        let (headers, _) = self.head.take().unwrap_or_default();
+        Ok(Some(Packet { headers, body }))
+    }
+}
+
+/// Where the header block ends: its length and the length of the blank
+/// line separator (`\n\n`, `\r\n\r\n`, or mixed).
+fn find_blank_line(b: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'\n') {
+        let nl = i + off;
+        let mut j = nl + 1;
+        if b.get(j) == Some(&b'\r') {
+            j += 1;
+        }
+        if b.get(j) == Some(&b'\n') {
+            return Some((nl + 1, j + 1 - (nl + 1)));
+        }
+        i = nl + 1;
+    }
+    None
+}
+
+/// Why a command cannot be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// A line break would end the packet early and start another.
+    LineBreak,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::LineBreak => write!(f, "a command cannot contain a line break"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// A command packet: the line, then a blank line.
+pub fn encode_command(line: &str) -> Result<Vec<u8>, EncodeError> {
+    if line.contains(['\n', '\r']) {
+        return Err(EncodeError::LineBreak);
+    }
+    Ok(format!("{line}\n\n").into_bytes())
+}
+
+/// Decodes `%XX` escapes (plain event values).
+pub fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The headers of a plain event body, values decoded.
+pub fn plain_event_headers(body: &str) -> Vec<(String, String)> {
+    body.lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), url_decode(v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(d: &mut Decoder) -> Vec<Packet> {
+        let mut v = Vec::new();
+        while let Some(p) = d.next_packet().expect("well formed") {
+            v.push(p);
+        }
+        v
+    }
+
+    #[test]
+    fn a_greeting_a_reply_and_an_api_response_come_out_in_order() {
+        let mut d = Decoder::new();
+        d.push(b"Content-Type: auth/request\n\nContent-Type: command/reply\nReply-Text: +OK accepted\n\n");
+        d.push(b"Content-Type: api/response\nContent-Length: 4\n\n+OK\n");
+        let p = all(&mut d);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0].kind(), Kind::AuthRequest);
+        assert_eq!(p[1].kind(), Kind::CommandReply);
+        assert_eq!(p[1].reply_text(), "+OK accepted");
+        assert_eq!(p[2].kind(), Kind::ApiResponse);
+        assert_eq!(p[2].body, "+OK\n");
+    }
+
+    #[test]
+    fn a_packet_split_anywhere_comes_out_whole() {
+        let bytes: &[u8] = b"Content-Length: 27\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\nA: b\n\n";
+        for cut in 0..bytes.len() {
+            let mut d = Decoder::new();
+            d.push(&bytes[..cut]);
+            let first = d.next_packet().unwrap();
+            d.push(&bytes[cut..]);
+            let p = first.or_else(|| d.next_packet().unwrap()).expect("a packet");
+            assert_eq!(p.kind(), Kind::Event, "cut at {cut}");
+            assert_eq!(p.body, "Event-Name: HEARTBEAT\nA: b\n\n");
+            assert_eq!(d.next_packet().unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_input_gives_the_same_packets() {
+        let bytes = b"Content-Type: log/data\nContent-Length: 5\nLog-Level: 7\n\nhello\r\nContent-Type: text/disconnect-notice\r\nContent-Length: 3\r\n\r\nbye";
+        let mut d = Decoder::new();
+        let mut got = Vec::new();
+        for b in bytes.iter() {
+            d.push(std::slice::from_ref(b));
+            while let Some(p) = d.next_packet().unwrap() {
+                got.push(p);
+            }
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].kind(), Kind::Log);
+        assert_eq!(got[0].log_level(), Some(7));
+        assert_eq!(got[0].body, "hello");
+        assert_eq!(got[1].kind(), Kind::DisconnectNotice);
+        assert_eq!(got[1].body, "bye");
+    }
+
+    #[test]
+    fn blank_lines_between_packets_are_skipped() {
+        let mut d = Decoder::new();
+        d.push(b"\n\nContent-Type: command/reply\nReply-Text: +OK\n\n\n");
+        assert_eq!(all(&mut d).len(), 1);
+    }
+
+    #[test]
+    fn a_header_without_a_colon_is_an_error_not_a_panic() {
+        let mut d = Decoder::new();
+        d.push(b"garbage line\n\n");
+        assert_eq!(
+            d.next_packet(),
+            Err(DecodeError::MalformedHeader("garbage line".into()))
+        );
+    }
+
+    #[test]
+    fn a_bad_or_huge_content_length_is_an_error() {
+        let mut d = Decoder::new();
+        d.push(b"Content-Length: many\n\n");
+        assert!(matches!(
+            d.next_packet(),
+            Err(DecodeError::BadContentLength(_))
+        ));
+        let mut d = Decoder::new();
+        d.push(format!("Content-Length: {}\n\n", MAX_BODY + 1).as_bytes());
+        assert_eq!(d.next_packet(), Err(DecodeError::BodyTooLarge(MAX_BODY + 1)));
+    }
+
+    #[test]
+    fn an_endless_header_block_is_an_error() {
+        let mut d = Decoder::new();
+        let line = vec![b'a'; 1000];
+        for _ in 0..(MAX_HEAD / 1000 + 2) {
+            d.push(&line);
+        }
+        assert_eq!(d.next_packet(), Err(DecodeError::HeaderTooLarge));
+    }
+
+    #[test]
+    fn unknown_content_types_are_kept() {
+        let mut d = Decoder::new();
+        d.push(b"Content-Type: text/something\n\n");
+        assert_eq!(
+            all(&mut d)[0].kind(),
+            Kind::Other("text/something".into())
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_does_not_stop_the_stream() {
+        let mut d = Decoder::new();
+        d.push(b"Content-Type: api/response\nContent-Length: 2\n\n\xff\xfe");
+        d.push(b"Content-Type: command/reply\nReply-Text: +OK\n\n");
+        let p = all(&mut d);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].reply_text(), "+OK");
+    }
+
+    #[test]
+    fn commands_end_with_a_blank_line_and_refuse_line_breaks() {
+        assert_eq!(encode_command("api status").unwrap(), b"api status\n\n");
+        assert_eq!(
+            encode_command("api status\nexit"),
+            Err(EncodeError::LineBreak)
+        );
+    }
+
+    #[test]
+    fn plain_event_values_are_decoded() {
+        let h = plain_event_headers("Event-Name: API\nX: a%20b%3A%zz%\n\n");
+        assert_eq!(h[0], ("Event-Name".into(), "API".into()));
+        assert_eq!(h[1], ("X".into(), "a b:%zz%".into()));
+    }
+}
