@@ -62,6 +62,7 @@ fn each_leg_of_a_call_gets_one_record_from_the_template() {
     let master = dir.path().join("cdr-csv/Master.csv");
     let lines = wait_for_lines(&master, 2);
     assert_eq!(lines.len(), 2, "{lines:?}");
+    let a_line = lines
         .iter()
         .find(|l| l.starts_with(&format!("\"{a}\"")))
         .expect("the A leg's record");
@@ -83,7 +84,6 @@ fn each_leg_of_a_call_gets_one_record_from_the_template() {
         b_line.contains("\"USER_BUSY\""),
         "the B leg has the same cause: {b_line}"
     );
-    // The account's own file.
     // The account's own file: both legs carry the accountcode.
     assert_eq!(
         wait_for_lines(&dir.path().join("cdr-csv/acme.csv"), 2).len(),
