@@ -587,11 +587,16 @@ impl ModuleManager {
             }
             let before = u.phase;
             u.phase = Phase::Unloading;
+            // Tell the module now, so that its own blocking work (an
+            // outbound socket, a long api command) can end and let the
+            // drain finish.
+            m.running.store(false, Ordering::Release);
             let deadline = Instant::now() + DRAIN_TIMEOUT;
             while u.calls > 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     u.phase = before;
+                    m.running.store(true, Ordering::Release);
                     return Err(ModError::InUse);
                 }
                 u = m
