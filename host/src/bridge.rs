@@ -11,17 +11,10 @@ use hotswitch_plugin_api::{CallCause, ChannelState as CS, Status};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Bridges `a` and `b` (one of them must be answered).
-pub fn bridge(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>) -> Result<(), String> {
-    if Arc::ptr_eq(a, b) {
-        return Err("cannot bridge a channel to itself".into());
-    }
-    if a.is_down() || b.is_down() {
-        return Err("channel is hanging up".into());
-    }
-    if !a.ch().has(cf::ANSWERED) && !b.ch().has(cf::ANSWERED) {
-        return Err("neither channel is answered".into());
-    }
+/// Marks `a` and `b` bridged to each other (flags, variables) and fires
+/// CHANNEL_BRIDGE on `a`. `a` keeps its remaining applications unless
+/// `clear_a` (it runs the bridge application itself otherwise).
+fn link(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>, clear_a: bool) {
     let now = now_us();
     for (me, other) in [(a, b), (b, a)] {
         let mut ch = me.ch();
@@ -29,7 +22,9 @@ pub fn bridge(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>) -> Result<()
         ch.flags |= cf::BRIDGED;
         ch.flags &= !cf::ORIGINATING;
         ch.times.bridged = now;
-        ch.extension.clear();
+        if clear_a || Arc::ptr_eq(me, b) {
+            ch.extension.clear();
+        }
         ch.set_var("bridge_uuid", &other.uuid);
         ch.set_var("signal_bond", &other.uuid);
         ch.set_var("last_bridge_to", &other.uuid);
@@ -48,17 +43,36 @@ pub fn bridge(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>) -> Result<()
             ("Bridge-B-Unique-ID", &b.uuid),
         ],
     );
-    for s in [a, b] {
-        {
-            let mut ch = s.ch();
-            if ch.state < CS::HANGUP {
-                if ch.running_state == CS::EXCHANGE_MEDIA {
-                    ch.running_state = CS::NONE;
-                }
-                ch.state = CS::EXCHANGE_MEDIA;
+}
+
+/// Moves a leg into CS_EXCHANGE_MEDIA, where it relays frames.
+fn to_exchange_media(s: &Arc<Session>) {
+    {
+        let mut ch = s.ch();
+        if ch.state < CS::HANGUP {
+            if ch.running_state == CS::EXCHANGE_MEDIA {
+                ch.running_state = CS::NONE;
             }
+            ch.state = CS::EXCHANGE_MEDIA;
         }
-        s.wake();
+    }
+    s.wake();
+}
+
+/// Bridges `a` and `b` (one of them must be answered).
+pub fn bridge(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>) -> Result<(), String> {
+    if Arc::ptr_eq(a, b) {
+        return Err("cannot bridge a channel to itself".into());
+    }
+    if a.is_down() || b.is_down() {
+        return Err("channel is hanging up".into());
+    }
+    if !a.ch().has(cf::ANSWERED) && !b.ch().has(cf::ANSWERED) {
+        return Err("neither channel is answered".into());
+    }
+    link(core, a, b, true);
+    for s in [a, b] {
+        to_exchange_media(s);
     }
     Ok(())
 }
@@ -75,42 +89,8 @@ pub fn bridge_inline(
     if a.is_down() || b.is_down() {
         return Err("channel is hanging up".into());
     }
-    let now = now_us();
-    for (me, other) in [(a, b), (b, a)] {
-        let mut ch = me.ch();
-        ch.bridged_to = Some(other.uuid.clone());
-        ch.flags |= cf::BRIDGED;
-        ch.flags &= !cf::ORIGINATING;
-        ch.times.bridged = now;
-        ch.set_var("bridge_uuid", &other.uuid);
-        ch.set_var("signal_bond", &other.uuid);
-        ch.set_var("last_bridge_to", &other.uuid);
-    }
-    {
-        let mut ch = a.ch();
-        ch.set_var("bridge_role", "a");
-        ch.set_var("bleg_uuid", &b.uuid);
-    }
-    a.fire(
-        core,
-        EventType::CHANNEL_BRIDGE,
-        true,
-        &[
-            ("Bridge-A-Unique-ID", &a.uuid),
-            ("Bridge-B-Unique-ID", &b.uuid),
-        ],
-    );
-    {
-        let mut ch = b.ch();
-        if ch.state < CS::HANGUP {
-            ch.extension.clear();
-            if ch.running_state == CS::EXCHANGE_MEDIA {
-                ch.running_state = CS::NONE;
-            }
-            ch.state = CS::EXCHANGE_MEDIA;
-        }
-    }
-    b.wake();
+    link(core, a, b, false);
+    to_exchange_media(b);
     let state = a.state();
     let peer_cause = relay_loop(core, a, state);
     unbridge(core, a);

@@ -8,7 +8,6 @@
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use std::collections::HashSet;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -199,100 +198,25 @@ impl Event {
     /// The plain wire form: `Name: urlenc(value)` lines, then
     /// `Content-Length` and the body, or a final blank line.
     pub fn to_plain(&self) -> String {
-        let mut out = String::with_capacity(64 * self.headers.len() + 16);
-        for (k, v) in &self.headers {
-            out.push_str(k);
-            out.push_str(": ");
-            if v.is_empty() {
-                out.push_str("_undef_");
-            } else {
-                url_encode_into(v, &mut out);
-            }
-            out.push('\n');
-        }
-        match &self.body {
-            Some(b) => {
-                let _ = write!(out, "Content-Length: {}\n\n{}", b.len(), b);
-            }
-            None => out.push('\n'),
-        }
-        out
+        hotswitch_plugin_api::wire::to_plain(&self.headers, self.body.as_deref())
     }
-}
-
-fn is_hex(b: u8) -> bool {
-    b.is_ascii_hexdigit()
 }
 
 impl Event {
     /// The JSON wire form: a flat object of strings in header order; with a
     /// body, `Content-Length` and `_body`.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(64 * self.headers.len() + 16);
-        out.push('{');
-        let mut first = true;
-        let mut push = |k: &str, v: &str, out: &mut String| {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(&serde_json::Value::String(k.to_string()).to_string());
-            out.push(':');
-            out.push_str(&serde_json::Value::String(v.to_string()).to_string());
-        };
-        for (k, v) in &self.headers {
-            push(k, v, &mut out);
-        }
-        if let Some(b) = &self.body {
-            push("Content-Length", &b.len().to_string(), &mut out);
-            push("_body", b, &mut out);
-        }
-        out.push('}');
-        out
+        hotswitch_plugin_api::wire::to_json(&self.headers, self.body.as_deref())
     }
 
     /// The XML wire form: `<event><headers><Name>urlenc</Name>…</headers>`
     /// then, with a body, `<Content-Length>` and `<body>`.
     pub fn to_xml(&self) -> String {
-        let mut out = String::from("<event>\n  <headers>\n");
-        for (k, v) in &self.headers {
-            let mut enc = String::new();
-            url_encode_into(v, &mut enc);
-            let _ = writeln!(out, "    <{k}>{enc}</{k}>");
-        }
-        out.push_str("  </headers>\n");
-        if let Some(b) = &self.body {
-            let _ = writeln!(out, "  <Content-Length>{}</Content-Length>", b.len());
-            let escaped = b
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;");
-            let _ = writeln!(out, "  <body>{escaped}</body>");
-        }
-        out.push_str("</event>\n");
-        out
+        hotswitch_plugin_api::wire::to_xml(&self.headers, self.body.as_deref())
     }
 }
 
-/// FreeSWITCH's `switch_url_encode` as used for plain events: control and
-/// non-ASCII bytes, space, and `#%&+:;<=>?@[\]^{|}"` and the backtick become
-/// `%XX` (upper-case hex); an existing `%HH` is kept as it is.
-pub fn url_encode_into(s: &str, out: &mut String) {
-    const SPECIAL: &[u8] = b"\r\n #%&+:;<=>?@[\\]^`{|}\"";
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' && i + 2 < bytes.len() && is_hex(bytes[i + 1]) && is_hex(bytes[i + 2]) {
-            out.push('%');
-        } else if !(0x20..=0x7e).contains(&b) || SPECIAL.contains(&b) {
-            let _ = write!(out, "%{b:02X}");
-        } else {
-            out.push(b as char);
-        }
-        i += 1;
-    }
-}
+pub use hotswitch_plugin_api::wire::url_encode_into;
 
 /// Where an event comes from, for the `Event-Calling-*` headers.
 #[derive(Clone, Copy, Debug)]

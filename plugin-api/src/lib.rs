@@ -57,6 +57,7 @@ pub mod session;
 pub mod subscription;
 #[allow(missing_docs)]
 pub mod types;
+pub mod wire;
 
 pub use abi::RStr;
 pub use host::{

@@ -488,7 +488,7 @@ impl ModuleContext {
     /// Registers an endpoint written against the [`Endpoint`] trait; every
     /// callback is guarded against panics.
     pub fn add_endpoint<E: Endpoint>(&self, name: &str, endpoint: E) -> Result<(), HostError> {
-        use crate::interfaces::{IoRoutines, StateHandlers};
+        use crate::interfaces::IoRoutines;
         use trampolines as t;
         let iface = EndpointInterface {
             name: RStr::new(name),
@@ -504,20 +504,7 @@ impl ModuleContext {
                 state_change: None,
                 state_run: None,
             },
-            state: StateHandlers {
-                on_init: Some(t::on_init::<E>),
-                on_routing: Some(t::on_routing::<E>),
-                on_execute: Some(t::on_execute::<E>),
-                on_hangup: Some(t::on_hangup::<E>),
-                on_exchange_media: Some(t::on_exchange_media::<E>),
-                on_soft_execute: Some(t::on_soft_execute::<E>),
-                on_consume_media: Some(t::on_consume_media::<E>),
-                on_hibernate: Some(t::on_hibernate::<E>),
-                on_reset: Some(t::on_reset::<E>),
-                on_park: Some(t::on_park::<E>),
-                on_reporting: Some(t::on_reporting::<E>),
-                on_destroy: Some(t::on_destroy::<E>),
-            },
+            state: crate::session::state_table::<E>(),
         };
         self.add_endpoint_raw(&iface)
     }
@@ -528,25 +515,9 @@ impl ModuleContext {
         &self,
         h: H,
     ) -> Result<u64, HostError> {
-        use crate::interfaces::StateHandlers;
         use crate::session::HandlerOnly;
-        use trampolines as t;
-        type E<H> = HandlerOnly<H>;
         let s = self.svc()?;
-        let table = StateHandlers {
-            on_init: Some(t::on_init::<E<H>>),
-            on_routing: Some(t::on_routing::<E<H>>),
-            on_execute: Some(t::on_execute::<E<H>>),
-            on_hangup: Some(t::on_hangup::<E<H>>),
-            on_exchange_media: Some(t::on_exchange_media::<E<H>>),
-            on_soft_execute: Some(t::on_soft_execute::<E<H>>),
-            on_consume_media: Some(t::on_consume_media::<E<H>>),
-            on_hibernate: Some(t::on_hibernate::<E<H>>),
-            on_reset: Some(t::on_reset::<E<H>>),
-            on_park: Some(t::on_park::<E<H>>),
-            on_reporting: Some(t::on_reporting::<E<H>>),
-            on_destroy: Some(t::on_destroy::<E<H>>),
-        };
+        let table = crate::session::state_table::<HandlerOnly<H>>();
         let ud = keep(HandlerOnly(h));
         // SAFETY: host function; the table is copied, `ud` lives until unload.
         let id = unsafe { (s.add_state_handler)(handle(), &table, ud) };

@@ -598,6 +598,25 @@ impl<H: StateHandler> Endpoint for HandlerOnly<H> {
     }
 }
 
+/// The state-handler table whose every member calls `E::on_state`.
+pub(crate) fn state_table<E: Endpoint>() -> crate::interfaces::StateHandlers {
+    use trampolines as t;
+    crate::interfaces::StateHandlers {
+        on_init: Some(t::on_init::<E>),
+        on_routing: Some(t::on_routing::<E>),
+        on_execute: Some(t::on_execute::<E>),
+        on_hangup: Some(t::on_hangup::<E>),
+        on_exchange_media: Some(t::on_exchange_media::<E>),
+        on_soft_execute: Some(t::on_soft_execute::<E>),
+        on_consume_media: Some(t::on_consume_media::<E>),
+        on_hibernate: Some(t::on_hibernate::<E>),
+        on_reset: Some(t::on_reset::<E>),
+        on_park: Some(t::on_park::<E>),
+        on_reporting: Some(t::on_reporting::<E>),
+        on_destroy: Some(t::on_destroy::<E>),
+    }
+}
+
 pub(crate) mod trampolines {
     use super::*;
     use crate::module::{guard, guard_or};

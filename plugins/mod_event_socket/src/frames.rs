@@ -133,43 +133,12 @@ pub fn rude_rejection() -> Vec<u8> {
     .into_bytes()
 }
 
-/// FreeSWITCH's `switch_url_encode` for plain events: control and
-/// non-ASCII bytes, space and `#%&+:;<=>?@[\]^{|}"` and the backtick become
-/// `%XX`; an existing `%HH` is kept.
-pub fn url_encode_into(s: &str, out: &mut String) {
-    const SPECIAL: &[u8] = b"\r\n #%&+:;<=>?@[\\]^`{|}\"";
-    let bytes = s.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        let escaped_already = b == b'%'
-            && i + 2 < bytes.len()
-            && bytes[i + 1].is_ascii_hexdigit()
-            && bytes[i + 2].is_ascii_hexdigit();
-        if escaped_already {
-            out.push('%');
-        } else if !(0x20..=0x7e).contains(&b) || SPECIAL.contains(&b) {
-            let _ = write!(out, "%{b:02X}");
-        } else {
-            out.push(b as char);
-        }
-    }
-}
+pub use hotswitch_plugin_api::wire::url_encode_into;
 
 /// Headers in the plain event form: `Name: urlenc(value)` lines and a
 /// final blank line.
 pub fn plain_headers(headers: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (k, v) in headers {
-        out.push_str(k);
-        out.push_str(": ");
-        if v.is_empty() {
-            out.push_str("_undef_");
-        } else {
-            url_encode_into(v, &mut out);
-        }
-        out.push('\n');
-    }
-    out.push('\n');
-    out
+    hotswitch_plugin_api::wire::to_plain(headers, None)
 }
 
 /// The body of an event in the host's plain form (`Content-Length: n`, a
@@ -192,56 +161,12 @@ pub fn serialize(format: Format, headers: &[(String, String)], plain: &str) -> S
     }
 }
 
-fn json_str(s: &str, out: &mut String) {
-    out.push_str(&serde_json::Value::String(s.to_string()).to_string());
-}
-
-/// FreeSWITCH's JSON form: a flat object of strings in header order; with
-/// a body, `Content-Length` and `_body`.
 fn to_json(headers: &[(String, String)], body: Option<&str>) -> String {
-    let mut out = String::with_capacity(64 * headers.len() + 16);
-    out.push('{');
-    let len = body.map(|b| b.len().to_string());
-    let extra = len
-        .as_deref()
-        .zip(body)
-        .map(|(l, b)| [("Content-Length", l), ("_body", b)]);
-    let all = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(extra.into_iter().flatten());
-    for (i, (k, v)) in all.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json_str(k, &mut out);
-        out.push(':');
-        json_str(v, &mut out);
-    }
-    out.push('}');
-    out
+    hotswitch_plugin_api::wire::to_json(headers, body)
 }
 
-/// FreeSWITCH's XML form: `<event><headers><Name>urlenc</Name>…</headers>`
-/// then, with a body, `<Content-Length>` and `<body>`.
 fn to_xml(headers: &[(String, String)], body: Option<&str>) -> String {
-    let mut out = String::from("<event>\n  <headers>\n");
-    for (k, v) in headers {
-        let mut enc = String::new();
-        url_encode_into(v, &mut enc);
-        let _ = writeln!(out, "    <{k}>{enc}</{k}>");
-    }
-    out.push_str("  </headers>\n");
-    if let Some(b) = body {
-        let _ = writeln!(out, "  <Content-Length>{}</Content-Length>", b.len());
-        let escaped = b
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        let _ = writeln!(out, "  <body>{escaped}</body>");
-    }
-    out.push_str("</event>\n");
-    out
+    hotswitch_plugin_api::wire::to_xml(headers, body)
 }
 
 #[cfg(test)]
