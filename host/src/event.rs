@@ -140,6 +140,7 @@ impl EventType {
     pub const CHANNEL_ORIGINATE: EventType = EventType(21);
     pub const HEARTBEAT: EventType = EventType(50);
     pub const DTMF: EventType = EventType(36);
+    pub const CHANNEL_DATA: EventType = EventType(63);
     pub const RELOADXML: EventType = EventType(56);
     pub const PLAYBACK_START: EventType = EventType(77);
     pub const PLAYBACK_STOP: EventType = EventType(78);

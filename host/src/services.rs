@@ -76,6 +76,7 @@ pub static SERVICES: HostServices = HostServices {
     event_dropped: svc_event_dropped,
     event_unsubscribe: svc_event_unsubscribe,
     session_queue_application: svc_session_queue_application,
+    session_channel_data: svc_session_channel_data,
     channel_queue_dtmf: svc_channel_queue_dtmf,
     session_read_dtmf: svc_session_read_dtmf,
     session_flush_dtmf: svc_session_flush_dtmf,
@@ -485,8 +486,9 @@ session_fn!(svc_session_queue_message(msg: *const CoreMessage) -> Status, Status
     });
     Status::SUCCESS
 });
-session_fn!(svc_session_execute_application(app: RStr, arg: RStr) -> Status, Status::GENERR, |s, core| {
-    state_machine::execute_app(&core, &s, &app.to_str(), &arg.to_str())
+session_fn!(svc_session_execute_application(app: RStr, arg: RStr, app_uuid: RStr) -> Status, Status::GENERR, |s, core| {
+    let u = app_uuid.to_str();
+    state_machine::execute_app_with_uuid(&core, &s, &app.to_str(), &arg.to_str(), Some(&u))
 });
 session_fn!(svc_session_park() -> Status, Status::GENERR, |s, _core| st(state_machine::set_state(&s, ChannelState::PARK)));
 session_fn!(svc_session_sleep(ms: u32) -> Status, Status::GENERR, |s, _core| {
@@ -911,15 +913,31 @@ unsafe extern "C" fn svc_event_unsubscribe(module: ModuleHandle, sub: u64) -> St
     })
 }
 
-session_fn!(svc_session_queue_application(app: RStr, arg: RStr, loops: u32) -> Status, Status::GENERR, |s, _core| {
+session_fn!(svc_session_queue_application(app: RStr, arg: RStr, loops: u32, app_uuid: RStr) -> Status, Status::GENERR, |s, _core| {
     if s.is_down() {
         return Status::FALSE;
     }
+    let u = app_uuid.to_str();
     s.enqueue(Queued::Execute {
         app: app.to_str().into_owned(),
         arg: arg.to_str().into_owned(),
         loops: loops.max(1),
+        app_uuid: (!u.is_empty()).then(|| u.into_owned()),
     });
+    Status::SUCCESS
+});
+session_fn!(svc_session_channel_data(visitor: *mut EventVisitor) -> Status, Status::GENERR, |s, core| {
+    let Some(v) = visitor.as_ref() else { return Status::FALSE };
+    let mut e = core.bus.create(EventType::CHANNEL_DATA, None, origin!("session_channel_data"));
+    {
+        let ch = s.ch();
+        s.add_channel_data(&ch, &mut e, true);
+    }
+    (v.begin)(v.ctx, ITEM_EVENT);
+    for (k, val) in &e.headers {
+        (v.header)(v.ctx, RStr::new(k), RStr::new(val));
+    }
+    (v.text)(v.ctx, RStr::new(&e.to_plain()));
     Status::SUCCESS
 });
 

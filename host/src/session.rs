@@ -137,6 +137,7 @@ pub enum Queued {
         app: String,
         arg: String,
         loops: u32,
+        app_uuid: Option<String>,
     },
 }
 

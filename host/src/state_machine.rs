@@ -124,12 +124,17 @@ fn drain_queue(core: &Arc<Core>, s: &Arc<Session>) {
             }) => {
                 deliver_message(s, id, &string_arg, numeric_arg);
             }
-            Some(Queued::Execute { app, arg, loops }) => {
+            Some(Queued::Execute {
+                app,
+                arg,
+                loops,
+                app_uuid,
+            }) => {
                 for _ in 0..loops.max(1) {
                     if s.is_down() {
                         break;
                     }
-                    execute_app(core, s, &app, &arg);
+                    execute_app_with_uuid(core, s, &app, &arg, app_uuid.as_deref());
                 }
             }
         }
@@ -393,8 +398,23 @@ fn execute(core: &Arc<Core>, s: &Arc<Session>) {
 
 /// Runs one application on the session's thread, with its events.
 pub fn execute_app(core: &Arc<Core>, s: &Arc<Session>, app: &str, arg: &str) -> Status {
+    execute_app_with_uuid(core, s, app, arg, None)
+}
+
+/// Runs an application whose events carry `app_uuid` (sendmsg's
+/// Event-UUID) as Application-UUID.
+pub fn execute_app_with_uuid(
+    core: &Arc<Core>,
+    s: &Arc<Session>,
+    app: &str,
+    arg: &str,
+    app_uuid: Option<&str>,
+) -> Status {
     let data = crate::expand::expand(arg, &crate::core::ChannelVars { core, session: s });
-    let app_uuid = uuid::Uuid::new_v4().to_string();
+    let app_uuid = app_uuid
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     {
         let mut ch = s.ch();
         ch.set_var("current_application", app);

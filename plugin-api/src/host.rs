@@ -132,9 +132,14 @@ abi_struct! {
         pub session_queue_message:
             unsafe extern "C" fn(session: SessionRef, msg: *const CoreMessage) -> Status,
         /// Runs an application on the session now, on the calling thread
-        /// (which must be the session's).
-        pub session_execute_application:
-            unsafe extern "C" fn(session: SessionRef, app: RStr, arg: RStr) -> Status,
+        /// (which must be the session's). `app_uuid` becomes the events'
+        /// Application-UUID (empty: a new one).
+        pub session_execute_application: unsafe extern "C" fn(
+            session: SessionRef,
+            app: RStr,
+            arg: RStr,
+            app_uuid: RStr,
+        ) -> Status,
         /// Parks the session: it waits, without a thread, for a message,
         /// a transfer or a hangup.
         pub session_park: unsafe extern "C" fn(session: SessionRef) -> Status,
@@ -252,7 +257,13 @@ abi_struct! {
             app: RStr,
             arg: RStr,
             loops: u32,
+            app_uuid: RStr,
         ) -> Status,
+        /// Hands `visitor` the session's channel data as FreeSWITCH's
+        /// CHANNEL_DATA event carries it: base headers, `Channel-*`,
+        /// `Caller-*` and every `variable_*`, then the plain text.
+        pub session_channel_data:
+            unsafe extern "C" fn(session: SessionRef, visitor: *mut EventVisitor) -> Status,
 
         // ---- media and DTMF ----
 

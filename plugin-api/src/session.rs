@@ -187,17 +187,59 @@ impl Session {
 
     /// Runs an application on the session (from its own thread).
     pub fn execute(&self, app: &str, arg: &str) -> Result<(), HostError> {
+        self.execute_with_uuid(app, arg, "")
+    }
+
+    /// Runs an application, its events carrying `app_uuid` as
+    /// Application-UUID (sendmsg's `Event-UUID`).
+    pub fn execute_with_uuid(&self, app: &str, arg: &str, app_uuid: &str) -> Result<(), HostError> {
         // SAFETY: host function.
         check(unsafe {
-            (svc().session_execute_application)(self.raw, RStr::new(app), RStr::new(arg))
+            (svc().session_execute_application)(
+                self.raw,
+                RStr::new(app),
+                RStr::new(arg),
+                RStr::new(app_uuid),
+            )
         })
     }
 
-    /// Queues an application to run at the session's next check point.
-    pub fn queue_application(&self, app: &str, arg: &str, loops: u32) -> Result<(), HostError> {
+    /// The session's channel data, as a CHANNEL_DATA event carries it.
+    pub fn channel_data(&self) -> Option<crate::subscription::Item> {
+        let mut item = crate::subscription::Item {
+            kind: crate::subscription::ItemKind::Event,
+            headers: Vec::new(),
+            text: String::new(),
+        };
+        let mut v = crate::host::EventVisitor {
+            ctx: &mut item as *mut crate::subscription::Item as *mut c_void,
+            begin: crate::subscription::v_begin,
+            header: crate::subscription::v_header,
+            text: crate::subscription::v_text,
+        };
+        // SAFETY: host function; `v` and `item` outlive the call.
+        let st = unsafe { (svc().session_channel_data)(self.raw, &mut v) };
+        st.is_success().then_some(item)
+    }
+
+    /// Queues an application to run at the session's next check point;
+    /// `app_uuid` (may be empty) becomes its events' Application-UUID.
+    pub fn queue_application(
+        &self,
+        app: &str,
+        arg: &str,
+        loops: u32,
+        app_uuid: &str,
+    ) -> Result<(), HostError> {
         // SAFETY: host function.
         check(unsafe {
-            (svc().session_queue_application)(self.raw, RStr::new(app), RStr::new(arg), loops)
+            (svc().session_queue_application)(
+                self.raw,
+                RStr::new(app),
+                RStr::new(arg),
+                loops,
+                RStr::new(app_uuid),
+            )
         })
     }
 

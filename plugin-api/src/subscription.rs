@@ -58,7 +58,7 @@ pub struct Subscription {
     pub(crate) module: ModuleHandle,
 }
 
-unsafe extern "C" fn v_begin(ctx: *mut c_void, kind: u32) {
+pub(crate) unsafe extern "C" fn v_begin(ctx: *mut c_void, kind: u32) {
     let item = &mut *(ctx as *mut Item);
     item.kind = if kind == ITEM_LOG {
         ItemKind::Log
@@ -67,13 +67,13 @@ unsafe extern "C" fn v_begin(ctx: *mut c_void, kind: u32) {
     };
 }
 
-unsafe extern "C" fn v_header(ctx: *mut c_void, name: RStr, value: RStr) {
+pub(crate) unsafe extern "C" fn v_header(ctx: *mut c_void, name: RStr, value: RStr) {
     let item = &mut *(ctx as *mut Item);
     item.headers
         .push((name.to_str().into_owned(), value.to_str().into_owned()));
 }
 
-unsafe extern "C" fn v_text(ctx: *mut c_void, text: RStr) {
+pub(crate) unsafe extern "C" fn v_text(ctx: *mut c_void, text: RStr) {
     let item = &mut *(ctx as *mut Item);
     item.text.push_str(&text.to_str());
 }

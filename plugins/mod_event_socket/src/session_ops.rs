@@ -6,7 +6,7 @@ use crate::command::CallCommand;
 use crate::frames;
 use crate::outbound::Link;
 use crate::selection::{event_id, ALL};
-use hotswitch_plugin_api::{CallCause, ChannelState, ModuleContext, Session};
+use hotswitch_plugin_api::{CallCause, ChannelState, ModuleContext};
 
 /// `Some(channel name)` when the session is gone or hanging up.
 pub fn gone(uuid: &str) -> Option<String> {
@@ -85,8 +85,12 @@ pub async fn sendmsg(
     };
     match message {
         CallCommand::Execute {
-            app, arg, loops, ..
-        } => match s.queue_application(&app, &arg, loops) {
+            app,
+            arg,
+            loops,
+            event_uuid,
+            ..
+        } => match s.queue_application(&app, &arg, loops, event_uuid.as_deref().unwrap_or("")) {
             Ok(()) => "+OK".into(),
             Err(_) => format!("-ERR invalid session id [{target}]"),
         },
@@ -155,181 +159,26 @@ fn is_true(v: &str) -> bool {
     )
 }
 
-/// The caller-profile fields of FreeSWITCH's channel data, by the variable
-/// names the host reads them under.
-const CALLER_FIELDS: &[(&str, &str)] = &[
-    ("Caller-Username", "username"),
-    ("Caller-Dialplan", "dialplan"),
-    ("Caller-Caller-ID-Name", "caller_id_name"),
-    ("Caller-Caller-ID-Number", "caller_id_number"),
-    ("Caller-Orig-Caller-ID-Name", "orig_caller_id_name"),
-    ("Caller-Orig-Caller-ID-Number", "orig_caller_id_number"),
-    ("Caller-Callee-ID-Name", "callee_id_name"),
-    ("Caller-Callee-ID-Number", "callee_id_number"),
-    ("Caller-Network-Addr", "network_addr"),
-    ("Caller-ANI", "ani"),
-    ("Caller-ANI-II", "aniii"),
-    ("Caller-Destination-Number", "destination_number"),
-];
-
-const CALLER_FIELDS_AFTER_UUID: &[(&str, &str)] = &[
-    ("Caller-Source", "source"),
-    ("Caller-Context", "context"),
-    ("Caller-RDNIS", "rdnis"),
-    ("Caller-Channel-Name", "channel_name"),
-];
-
-/// Channel variables read for the `variable_*` headers. The host offers
-/// no way to list a channel's variables, so only these known ones appear.
-const KNOWN_VARIABLES: &[&str] = &[
-    "direction",
-    "uuid",
-    "call_uuid",
-    "channel_name",
-    "origination_uuid",
-    "originator",
-    "originate_disposition",
-    "other_loopback_leg_uuid",
-    "other_loopback_from_uuid",
-    "loopback_leg",
-    "is_outbound",
-    "current_application",
-    "current_application_data",
-    "current_application_response",
-    "hangup_cause",
-    "socket_host",
-    "socket_path",
-    "socket_resume",
-    "park_timeout",
-    "hangup_after_bridge",
-    "continue_on_fail",
-    "bridge_to",
-    "last_bridge_to",
-    "signal_bond",
-    "sip_call_id",
-    "caller_id_name",
-    "caller_id_number",
-    "destination_number",
-    "effective_caller_id_name",
-    "effective_caller_id_number",
-    "dialed_extension",
-    "dialed_user",
-    "dialed_domain",
-    "domain_name",
-    "user_name",
-    "accountcode",
-    "presence_id",
-];
-
 /// The outbound `connect` reply: FreeSWITCH sends a CHANNEL_DATA event
 /// whose header block is the reply (`Reply-Text: +OK`, `Socket-Mode`,
-/// `Control`), in the plain form.
+/// `Control`), in the plain form. The channel data comes from the host, so
+/// it is exactly what the switch's own events carry.
 pub fn channel_data(link: &Link) -> Vec<u8> {
     let m = ModuleContext::current();
-    let mut h: Vec<(String, String)> = Vec::new();
-    let mut push = |k: &str, v: String| {
-        if !v.is_empty() {
-            h.push((k.to_string(), v));
-        }
-    };
-    push("Event-Name", "CHANNEL_DATA".into());
-    push(
-        "FreeSWITCH-Hostname",
-        m.execute_api("hostname", "").unwrap_or_default(),
-    );
-    let session = m.session_locate(&link.uuid);
-    if let Some(s) = session.as_deref() {
-        add_channel_data(&m, s, &link.uuid, &mut push);
-    }
-    push("Content-Type", "command/reply".into());
-    push("Reply-Text", "+OK\n".into());
+    let mut h: Vec<(String, String)> = m
+        .session_locate(&link.uuid)
+        .and_then(|s| s.channel_data())
+        .map(|item| item.headers)
+        .unwrap_or_else(|| vec![("Event-Name".into(), "CHANNEL_DATA".into())]);
+    let mut push = |k: &str, v: &str| h.push((k.to_string(), v.to_string()));
+    push("Content-Type", "command/reply");
+    push("Reply-Text", "+OK\n");
     push(
         "Socket-Mode",
-        if link.async_mode { "async" } else { "static" }.into(),
+        if link.async_mode { "async" } else { "static" },
     );
-    push(
-        "Control",
-        if link.full { "full" } else { "single-channel" }.into(),
-    );
+    push("Control", if link.full { "full" } else { "single-channel" });
     frames::plain_headers(&h).into_bytes()
-}
-
-fn add_channel_data(
-    m: &ModuleContext,
-    s: &Session,
-    uuid: &str,
-    push: &mut impl FnMut(&str, String),
-) {
-    let var = |n: &str| s.var(n).unwrap_or_default();
-    let state = s.state();
-    let direction = if s.is_outbound() {
-        "outbound"
-    } else {
-        "inbound"
-    };
-    let callstate = callstate_of(m, uuid);
-    push(
-        "Channel-State",
-        format!("CS_{}", state.name().unwrap_or("NONE")),
-    );
-    push("Channel-Call-State", callstate.clone());
-    push("Channel-State-Number", state.0.to_string());
-    push("Channel-Name", var("channel_name"));
-    push("Unique-ID", uuid.to_string());
-    push("Call-Direction", direction.into());
-    push("Presence-Call-Direction", direction.into());
-    push(
-        "Channel-Call-UUID",
-        s.var("call_uuid").unwrap_or(uuid.into()),
-    );
-    let answer_state = if s.is_down() {
-        "hangup"
-    } else {
-        match callstate.as_str() {
-            "ACTIVE" | "HELD" => "answered",
-            "EARLY" => "early",
-            _ => "ringing",
-        }
-    };
-    push("Answer-State", answer_state.into());
-    push("Caller-Direction", direction.into());
-    push("Caller-Logical-Direction", direction.into());
-    for (k, n) in CALLER_FIELDS {
-        push(k, var(n));
-    }
-    push("Caller-Unique-ID", uuid.to_string());
-    for (k, n) in CALLER_FIELDS_AFTER_UUID {
-        push(k, var(n));
-    }
-    for n in KNOWN_VARIABLES {
-        let v = match *n {
-            "uuid" => uuid.to_string(),
-            "direction" => direction.to_string(),
-            _ => var(n),
-        };
-        push(&format!("variable_{n}"), v);
-    }
-}
-
-/// The channel's call state (`ACTIVE`, `EARLY`, `RINGING`…) from
-/// `show channels as json`, the only place the host offers it.
-fn callstate_of(m: &ModuleContext, uuid: &str) -> String {
-    let Ok(text) = m.execute_api("show", "channels as json") else {
-        return String::new();
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return String::new();
-    };
-    v.get("rows")
-        .and_then(|r| r.as_array())
-        .and_then(|rows| {
-            rows.iter()
-                .find(|r| r.get("uuid").and_then(|u| u.as_str()) == Some(uuid))
-        })
-        .and_then(|r| r.get("callstate"))
-        .and_then(|c| c.as_str())
-        .unwrap_or("")
-        .to_string()
 }
 
 #[cfg(test)]
