@@ -110,7 +110,7 @@ fn slash(core: &Arc<Core>, state: &mut ConsoleState, rest: &str) -> String {
                 .name("console-events".into())
                 .spawn(move || {
                     for e in sub.rx.iter() {
-                        printer.console_write(&e.to_plain());
+                        printer.console_write(e.plain());
                     }
                 });
             match spawned {

@@ -219,6 +219,43 @@ impl Event {
 
 pub use hotswitch_plugin_api::wire::url_encode_into;
 
+/// An event as delivered to subscribers: its wire forms are made once, on
+/// first use, and shared by every subscriber that asks for them.
+#[derive(Debug)]
+pub struct Fired {
+    pub event: Event,
+    plain: std::sync::OnceLock<String>,
+    json: std::sync::OnceLock<String>,
+    xml: std::sync::OnceLock<String>,
+}
+
+impl Fired {
+    pub fn new(event: Event) -> Fired {
+        Fired {
+            event,
+            plain: std::sync::OnceLock::new(),
+            json: std::sync::OnceLock::new(),
+            xml: std::sync::OnceLock::new(),
+        }
+    }
+    pub fn plain(&self) -> &str {
+        self.plain.get_or_init(|| self.event.to_plain())
+    }
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| self.event.to_json())
+    }
+    pub fn xml(&self) -> &str {
+        self.xml.get_or_init(|| self.event.to_xml())
+    }
+}
+
+impl std::ops::Deref for Fired {
+    type Target = Event;
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
 /// Where an event comes from, for the `Event-Calling-*` headers.
 #[derive(Clone, Copy, Debug)]
 pub struct Origin {
@@ -289,7 +326,7 @@ impl Interest {
 struct Subscriber {
     id: u64,
     interest: Interest,
-    tx: Sender<Arc<Event>>,
+    tx: Sender<Arc<Fired>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -297,7 +334,7 @@ struct Subscriber {
 /// not fit in its queue.
 pub struct Subscription {
     pub id: u64,
-    pub rx: Receiver<Arc<Event>>,
+    pub rx: Receiver<Arc<Fired>>,
     pub dropped: Arc<AtomicU64>,
 }
 
@@ -407,7 +444,7 @@ impl EventBus {
     /// Delivers `e` to every interested subscriber without blocking.
     pub fn fire(&self, e: Event) {
         self.fired.fetch_add(1, Ordering::Relaxed);
-        let e = Arc::new(e);
+        let e = Arc::new(Fired::new(e));
         let subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
         for s in subs.iter().filter(|s| s.interest.wants(&e)) {
             match s.tx.try_send(e.clone()) {

@@ -670,7 +670,7 @@ unsafe extern "C" fn svc_remove_state_handler(module: ModuleHandle, id: u64) -> 
 pub struct ModuleSub {
     owner: usize,
     bus_id: u64,
-    events: crossbeam_channel::Receiver<Arc<crate::event::Event>>,
+    events: crossbeam_channel::Receiver<Arc<crate::event::Fired>>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
     capacity: usize,
     log: std::sync::Mutex<Option<LogTap>>,
@@ -823,7 +823,7 @@ unsafe extern "C" fn svc_event_next(
             .map(|t| t.rx.clone());
         let timeout = Duration::from_millis(timeout_ms as u64);
         enum Got {
-            Event(Arc<crate::event::Event>),
+            Event(Arc<crate::event::Fired>),
             Log(Arc<crate::logtap::LogRecord>),
         }
         let got = match &log_rx {
@@ -844,11 +844,11 @@ unsafe extern "C" fn svc_event_next(
                     (v.header)(v.ctx, RStr::new(k), RStr::new(val));
                 }
                 let text = match format {
-                    EVENT_FORMAT_JSON => e.to_json(),
-                    EVENT_FORMAT_XML => e.to_xml(),
-                    _ => e.to_plain(),
+                    EVENT_FORMAT_JSON => e.json(),
+                    EVENT_FORMAT_XML => e.xml(),
+                    _ => e.plain(),
                 };
-                (v.text)(v.ctx, RStr::new(&text));
+                (v.text)(v.ctx, RStr::new(text));
                 Status::SUCCESS
             }
             Some(Got::Log(r)) => {
