@@ -42,8 +42,20 @@ pub fn run(core: Arc<Core>) {
         interactive(&core, &mut state);
     } else {
         let stdin = std::io::stdin();
-        for line in stdin.lock().lines() {
-            let Ok(line) = line else { break };
+        let mut input = stdin.lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match input.read_until(b'\n', &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    log::error!("console input: {e}");
+                    break;
+                }
+            }
+            // Bytes that are not UTF-8 are shown as U+FFFD, never fatal.
+            let line = String::from_utf8_lossy(&buf);
             if let Flow::Quit = handle(&core, &mut state, &line) {
                 return;
             }

@@ -249,3 +249,13 @@ fn a_broken_modules_conf_is_refused_with_file_and_line() {
         "names the file and line: {log}"
     );
 }
+
+#[test]
+fn garbage_on_the_console_gets_an_error_and_the_switch_goes_on() {
+    let mut sw = Switch::start(SwitchConfig::default());
+    let r = sw.cmd("\u{1}\u{7f}\u{fffd}garbage \u{0} with nul");
+    assert!(r.starts_with("-ERR "), "{r}");
+    let long = "x".repeat(100_000);
+    assert!(sw.cmd(&long).starts_with("-ERR "));
+    assert!(sw.cmd("status").contains("is ready"));
+}
