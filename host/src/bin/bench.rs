@@ -35,6 +35,9 @@ fn usage() -> ! {
     eprintln!("       hotswitch-bench parked [--sessions N] [--dial D]");
     eprintln!("       hotswitch-bench tones [--sessions N] [--seconds S]");
     eprintln!("       hotswitch-bench dialplan [--extensions N] [--lookups L]");
+    eprintln!("       hotswitch-bench events [--subscribers N] [--seconds S] [--load calls|sendevent] [--concurrency W]");
+    eprintln!("       hotswitch-bench api [--seconds S] [--command C]");
+    eprintln!("       hotswitch-bench stuck [--calls N] [--concurrency W] [--queue-size Q]");
     std::process::exit(2)
 }
 
@@ -137,6 +140,19 @@ fn main() {
                 }
             }
             if let Err(e) = parked(n, &dial) {
+                eprintln!("bench failed: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Some(cmd @ ("events" | "api" | "stuck")) => {
+            let rest: Vec<String> = args.collect();
+            let r = match cmd {
+                "events" => esl_bench::events(&rest),
+                "api" => esl_bench::api(&rest),
+                _ => esl_bench::stuck(&rest),
+            };
+            if let Err(e) = r {
                 eprintln!("bench failed: {e}");
                 std::process::exit(1);
             }
@@ -635,4 +651,681 @@ fn dialplan(n: usize, lookups: usize) {
         "hotswitch-bench dialplan: one context of {n} regex extensions, {lookups} lookups each"
     );
     println!("  last extension: {last:.0} lookups/s; spread over all: {spread:.0} lookups/s; no match: {miss:.0} lookups/s (hits {h1} {h2} {h3})");
+}
+
+/// The event-socket benchmarks: `events`, `api` and `stuck`. Each starts
+/// the switch with mod_event_socket on a free port and talks to it over raw
+/// sockets, as a client library would.
+mod esl_bench {
+    use super::{cpu_seconds, usage, Console, BENCH_SETTINGS};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    const CALL: &str = "bgapi originate loopback/answer\\,park/default/inline &hangup()";
+
+    fn parse<T: std::str::FromStr>(v: Option<&String>) -> T {
+        v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())
+    }
+
+    fn free_port() -> Result<u16, String> {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("no free port: {e}"))
+    }
+
+    /// The switch with mod_loopback, mod_dptools and mod_event_socket (on a
+    /// free port; `queue_size` frames per client when given); returns it
+    /// and the port once the socket accepts.
+    fn switch(queue_size: Option<usize>) -> Result<(Console, u16), String> {
+        let port = free_port()?;
+        // Console::start uses this directory; the file is written first.
+        let conf = std::env::temp_dir()
+            .join(format!("hotswitch-bench-{}", std::process::id()))
+            .join("conf/autoload_configs");
+        std::fs::create_dir_all(&conf).map_err(|e| e.to_string())?;
+        let queue = queue_size
+            .map(|q| format!("<param name=\"queue-size\" value=\"{q}\"/>"))
+            .unwrap_or_default();
+        std::fs::write(
+            conf.join("event_socket.conf.xml"),
+            format!(
+                "<configuration name=\"event_socket.conf\"><settings>\
+                 <param name=\"listen-ip\" value=\"127.0.0.1\"/>\
+                 <param name=\"listen-port\" value=\"{port}\"/>\
+                 <param name=\"password\" value=\"ClueCon\"/>{queue}\
+                 </settings></configuration>\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut c = Console::start(
+            &["mod_loopback", "mod_dptools", "mod_event_socket"],
+            BENCH_SETTINGS,
+        )?;
+        c.command_until("echo ready", |l| l == "ready")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("the event socket does not listen on {port}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok((c, port))
+    }
+
+    /// A blocking event-socket client for replies (not for event floods).
+    struct Esl {
+        r: BufReader<TcpStream>,
+        w: TcpStream,
+    }
+
+    impl Esl {
+        fn connect(port: u16) -> Result<Esl, String> {
+            let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            let _ = s.set_nodelay(true);
+            let mut c = Esl {
+                r: BufReader::with_capacity(256 * 1024, s.try_clone().map_err(|e| e.to_string())?),
+                w: s,
+            };
+            let (h, _) = c.packet()?;
+            if !h.contains("auth/request") {
+                return Err(format!("unexpected greeting {h:?}"));
+            }
+            let reply = c.command("auth ClueCon")?;
+            if reply != "+OK accepted" {
+                return Err(format!("auth: {reply}"));
+            }
+            Ok(c)
+        }
+
+        /// One packet: (header block, body).
+        fn packet(&mut self) -> Result<(String, String), String> {
+            let mut head = String::new();
+            loop {
+                let mut l = String::new();
+                if self.r.read_line(&mut l).map_err(|e| e.to_string())? == 0 {
+                    return Err("the server closed the connection".into());
+                }
+                if l == "\n" {
+                    if head.is_empty() {
+                        continue;
+                    }
+                    break;
+                }
+                head.push_str(&l);
+            }
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            self.r.read_exact(&mut body).map_err(|e| e.to_string())?;
+            Ok((head, String::from_utf8_lossy(&body).into_owned()))
+        }
+
+        fn send(&mut self, line: &str) -> Result<(), String> {
+            self.w
+                .write_all(format!("{line}\n\n").as_bytes())
+                .map_err(|e| e.to_string())
+        }
+
+        /// A command's Reply-Text (or an api response's body), skipping events.
+        fn command(&mut self, line: &str) -> Result<String, String> {
+            self.send(line)?;
+            self.reply()
+        }
+
+        fn reply(&mut self) -> Result<String, String> {
+            loop {
+                let (h, body) = self.packet()?;
+                if h.contains("Content-Type: api/response") {
+                    return Ok(body);
+                }
+                if let Some(t) = h.lines().find_map(|l| l.strip_prefix("Reply-Text: ")) {
+                    return Ok(t.to_string());
+                }
+            }
+        }
+    }
+
+    /// Counts event frames in a byte stream without building them.
+    #[derive(Default)]
+    struct FrameCounter {
+        buf: Vec<u8>,
+        /// Bytes of the current body still to skip.
+        skip: usize,
+        events: u64,
+        logs: u64,
+        goodbye: bool,
+    }
+
+    impl FrameCounter {
+        fn push(&mut self, mut bytes: &[u8]) {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+            }
+            self.buf.extend_from_slice(bytes);
+            let mut pos = 0;
+            loop {
+                while pos < self.buf.len() && self.buf[pos] == b'\n' {
+                    pos += 1;
+                }
+                let Some(end) = find(&self.buf[pos..], b"\n\n") else {
+                    break;
+                };
+                let head = &self.buf[pos..pos + end];
+                let mut len = 0usize;
+                let mut kind = 0u8;
+                for line in head.split(|b| *b == b'\n') {
+                    if let Some(v) = line.strip_prefix(b"Content-Length: ") {
+                        len = std::str::from_utf8(v)
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                    } else if line.starts_with(b"Content-Type: text/event-") {
+                        kind = 1;
+                    } else if line == b"Content-Type: log/data" {
+                        kind = 2;
+                    } else if line == b"Content-Type: text/disconnect-notice" {
+                        kind = 3;
+                    }
+                }
+                match kind {
+                    1 => self.events += 1,
+                    2 => self.logs += 1,
+                    3 => self.goodbye = true,
+                    _ => {}
+                }
+                let body_start = pos + end + 2;
+                let avail = self.buf.len() - body_start;
+                if avail >= len {
+                    pos = body_start + len;
+                } else {
+                    self.skip = len - avail;
+                    pos = self.buf.len();
+                    break;
+                }
+            }
+            self.buf.drain(..pos);
+        }
+    }
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+
+    /// A subscriber of `event plain ALL` that reads and counts.
+    fn subscriber(
+        port: u16,
+        count: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<bool>, String> {
+        let mut c = Esl::connect(port)?;
+        let reply = c.command("event plain ALL")?;
+        if !reply.starts_with("+OK event listener enabled") {
+            return Err(format!("event plain ALL: {reply}"));
+        }
+        let Esl { r, .. } = c;
+        // What the BufReader already holds is counted first.
+        let pending = r.buffer().to_vec();
+        let mut s = r.into_inner();
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        std::thread::Builder::new()
+            .name("subscriber".into())
+            .spawn(move || {
+                let mut counter = FrameCounter::default();
+                counter.push(&pending);
+                let mut buf = vec![0u8; 1024 * 1024];
+                let mut reported = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => counter.push(&buf[..n]),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => break,
+                    }
+                    count.fetch_add(counter.events - reported, Ordering::Relaxed);
+                    reported = counter.events;
+                }
+                counter.goodbye
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// Keeps `w` originates in flight on the console until `stop`; counts
+    /// completed calls.
+    fn call_load(
+        c: &mut Console,
+        w: usize,
+        done: &AtomicU64,
+        stop: &AtomicBool,
+    ) -> Result<u64, String> {
+        let mut failed = 0u64;
+        for _ in 0..w {
+            c.send(CALL)?;
+        }
+        c.flush()?;
+        let mut in_flight = w;
+        while in_flight > 0 {
+            let body = c.next_job_result()?;
+            in_flight -= 1;
+            if !body.starts_with("+OK") {
+                failed += 1;
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+            if !stop.load(Ordering::Relaxed) {
+                c.send(CALL)?;
+                c.flush()?;
+                in_flight += 1;
+            }
+        }
+        Ok(failed)
+    }
+
+    /// `sendevent` floods from one connection, `depth` packets in flight.
+    fn sendevent_load(
+        port: u16,
+        depth: usize,
+        fired: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>, String> {
+        let mut c = Esl::connect(port)?;
+        let packet = b"sendevent CUSTOM\nEvent-Subclass: bench::load\nBench-Header: some value\n\n";
+        std::thread::Builder::new()
+            .name("sendevent".into())
+            .spawn(move || {
+                let mut in_flight = 0usize;
+                let mut batch = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    batch.clear();
+                    while in_flight < depth {
+                        batch.extend_from_slice(packet);
+                        in_flight += 1;
+                    }
+                    if c.w.write_all(&batch).is_err() {
+                        return;
+                    }
+                    // Half the window back before topping up.
+                    for _ in 0..depth / 2 {
+                        if c.reply().is_err() {
+                            return;
+                        }
+                        in_flight -= 1;
+                        fired.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                while in_flight > 0 && c.reply().is_ok() {
+                    in_flight -= 1;
+                    fired.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn own_cpu_seconds() -> f64 {
+        cpu_seconds(std::process::id())
+    }
+
+    /// CPU seconds of a process's threads, summed by thread name (threads
+    /// that ended are not counted).
+    fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
+        let mut by_name = std::collections::BTreeMap::new();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return by_name;
+        };
+        for t in tasks.flatten() {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(") ")) else {
+                continue;
+            };
+            let name = stat[open + 1..close].to_string();
+            let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            *by_name.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) / 100.0;
+        }
+        by_name
+    }
+
+    /// The thread names that used the most CPU between two snapshots.
+    fn thread_cpu_delta(
+        before: &std::collections::BTreeMap<String, f64>,
+        after: &std::collections::BTreeMap<String, f64>,
+        secs: f64,
+    ) -> String {
+        let mut v: Vec<(String, f64)> = after
+            .iter()
+            .map(|(k, a)| (k.clone(), a - before.get(k).copied().unwrap_or(0.0)))
+            .filter(|(_, d)| *d > 0.0)
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v.iter()
+            .take(6)
+            .map(|(k, d)| format!("{k} {:.0}%", 100.0 * d / secs))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `events`: N subscribers of `event plain ALL` while calls (or
+    /// sendevent floods) run for S seconds.
+    pub fn events(args: &[String]) -> Result<(), String> {
+        let (mut n, mut secs, mut w, mut load) = (1usize, 10u64, 32usize, "calls".to_string());
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--subscribers" => n = parse(it.next()),
+                "--seconds" => secs = parse(it.next()),
+                "--concurrency" => w = parse(it.next()),
+                "--load" => load = it.next().cloned().unwrap_or_else(|| usage()),
+                _ => usage(),
+            }
+        }
+        let (mut c, port) = switch(None)?;
+        c.command_until("/event plain BACKGROUND_JOB", |l| {
+            l.starts_with("+OK event listener")
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let mut readers = Vec::new();
+        for k in counts.iter() {
+            readers.push(subscriber(port, k.clone(), stop.clone())?);
+        }
+        // Warm up: a few calls, so that every pool has its threads.
+        let warm = AtomicBool::new(true);
+        let done = AtomicU64::new(0);
+        call_load(&mut c, w, &done, &warm)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let before: Vec<u64> = counts.iter().map(|k| k.load(Ordering::Relaxed)).collect();
+        let (cpu0, own0) = (cpu_seconds(c.pid()), own_cpu_seconds());
+        let threads0 = thread_cpu(c.pid());
+        let t0 = Instant::now();
+        let load_stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let timer = {
+            let s = load_stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(secs));
+                s.store(true, Ordering::Relaxed);
+            })
+        };
+        let mut failed = 0;
+        match load.as_str() {
+            "calls" => failed = call_load(&mut c, w, &done, &load_stop)?,
+            "sendevent" => {
+                let h = sendevent_load(port, w.max(2), done.clone(), load_stop.clone())?;
+                let _ = h.join();
+            }
+            _ => usage(),
+        }
+        let _ = timer.join();
+        let took = t0.elapsed();
+        // Events still queued are delivered after the load stops; count
+        // them within a second, as delivered late.
+        let generated_at = Instant::now();
+        let mut last: Vec<u64> = counts.iter().map(|k| k.load(Ordering::Relaxed)).collect();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now: Vec<u64> = counts.iter().map(|k| k.load(Ordering::Relaxed)).collect();
+            if now == last || generated_at.elapsed() > Duration::from_secs(5) {
+                break;
+            }
+            last = now;
+        }
+        let drained = t0.elapsed();
+        let cpu = cpu_seconds(c.pid()) - cpu0;
+        let threads = thread_cpu_delta(&threads0, &thread_cpu(c.pid()), drained.as_secs_f64());
+        let own = own_cpu_seconds() - own0;
+        stop.store(true, Ordering::Relaxed);
+        let cut_off = readers
+            .into_iter()
+            .filter_map(|r| r.join().ok())
+            .filter(|g| *g)
+            .count();
+        let got: Vec<u64> = counts
+            .iter()
+            .zip(&before)
+            .map(|(k, b)| k.load(Ordering::Relaxed) - b)
+            .collect();
+        let total: u64 = got.iter().sum();
+        let per = total as f64 / n as f64;
+        let calls = done.load(Ordering::Relaxed);
+        let what = if load == "calls" {
+            format!(
+                "calls ({w} in flight of `{}`)",
+                CALL.trim_start_matches("bgapi ")
+            )
+        } else {
+            format!("sendevent CUSTOM from one connection ({w} in flight)")
+        };
+        println!("hotswitch-bench events: {n} subscriber(s) of `event plain ALL`, load: {what}, {secs} s");
+        println!(
+            "  load: {calls} {} in {:.2} s = {:.0}/s ({failed} failed)",
+            if load == "calls" {
+                "calls"
+            } else {
+                "events fired"
+            },
+            took.as_secs_f64(),
+            calls as f64 / took.as_secs_f64()
+        );
+        println!(
+            "  delivered: {:.0} events/s per subscriber, {:.0} events/s in total ({} events per {}; min {} max {} per subscriber; {cut_off} cut off)",
+            per / drained.as_secs_f64(),
+            total as f64 / drained.as_secs_f64(),
+            if calls > 0 { format!("{:.1}", per / calls as f64) } else { "-".into() },
+            if load == "calls" { "call" } else { "fired event" },
+            got.iter().min().unwrap_or(&0),
+            got.iter().max().unwrap_or(&0),
+        );
+        println!(
+            "  switch CPU {:.2} s = {:.0}% of one core ({:.2} µs per delivered event); bench process CPU {:.0}% of one core",
+            cpu,
+            100.0 * cpu / drained.as_secs_f64(),
+            cpu * 1e6 / total.max(1) as f64,
+            100.0 * own / drained.as_secs_f64()
+        );
+        println!("  switch threads (% of one core): {threads}");
+        Ok(())
+    }
+
+    /// `api`: `api <command>` round trips on one connection.
+    pub fn api(args: &[String]) -> Result<(), String> {
+        let (mut secs, mut cmd) = (10u64, "status".to_string());
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--seconds" => secs = parse(it.next()),
+                "--command" => cmd = it.next().cloned().unwrap_or_else(|| usage()),
+                _ => usage(),
+            }
+        }
+        let (c, port) = switch(None)?;
+        let mut e = Esl::connect(port)?;
+        let line = format!("api {cmd}");
+        for _ in 0..1000 {
+            e.command(&line)?;
+        }
+        let cpu0 = cpu_seconds(c.pid());
+        let t0 = Instant::now();
+        let end = t0 + Duration::from_secs(secs);
+        let mut times = Vec::new();
+        while Instant::now() < end {
+            let t = Instant::now();
+            let r = e.command(&line)?;
+            times.push(t.elapsed());
+            if r.starts_with("-ERR") {
+                return Err(format!("{line}: {r}"));
+            }
+        }
+        let took = t0.elapsed();
+        let cpu = cpu_seconds(c.pid()) - cpu0;
+        times.sort();
+        println!("hotswitch-bench api: `{line}` round trips on one connection for {secs} s");
+        println!(
+            "  {:.0} round trips/s; latency p50 {:.1} µs p99 {:.1} µs; switch CPU {:.0}% of one core, {:.1} µs per command",
+            times.len() as f64 / took.as_secs_f64(),
+            super::percentile(&times, 0.5).as_secs_f64() * 1e6,
+            super::percentile(&times, 0.99).as_secs_f64() * 1e6,
+            100.0 * cpu / took.as_secs_f64(),
+            cpu * 1e6 / times.len().max(1) as f64
+        );
+        Ok(())
+    }
+
+    /// Runs `n` calls, `w` in flight; returns (calls/s, failed).
+    fn timed_calls(c: &mut Console, n: usize, w: usize) -> Result<(f64, u64, f64), String> {
+        let cpu0 = cpu_seconds(c.pid());
+        let t0 = Instant::now();
+        let (mut sent, mut done, mut failed) = (0usize, 0usize, 0u64);
+        while sent < w.min(n) {
+            c.send(CALL)?;
+            sent += 1;
+        }
+        c.flush()?;
+        while done < n {
+            if !c.next_job_result()?.starts_with("+OK") {
+                failed += 1;
+            }
+            done += 1;
+            if sent < n {
+                c.send(CALL)?;
+                c.flush()?;
+                sent += 1;
+            }
+        }
+        let took = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(c.pid()) - cpu0;
+        Ok((n as f64 / took, failed, 100.0 * cpu / took))
+    }
+
+    /// `stuck`: the call rate with no subscriber, with a subscriber of
+    /// `event plain ALL` that never reads, with none again, and (for
+    /// comparison) with one that reads.
+    pub fn stuck(args: &[String]) -> Result<(), String> {
+        let (mut n, mut w, mut q) = (20_000usize, 64usize, None);
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--calls" => n = parse(it.next()),
+                "--concurrency" => w = parse(it.next()),
+                "--queue-size" => q = Some(parse(it.next())),
+                _ => usage(),
+            }
+        }
+        let (mut c, port) = switch(q)?;
+        c.command_until("/event plain BACKGROUND_JOB", |l| {
+            l.starts_with("+OK event listener")
+        })?;
+        timed_calls(&mut c, w * 4, w)?;
+        let (r1, f1, cpu1) = timed_calls(&mut c, n, w)?;
+        // The stuck client: subscribes to everything, then never reads.
+        let mut stuck = Esl::connect(port)?;
+        let reply = stuck.command("event plain ALL")?;
+        if !reply.starts_with("+OK") {
+            return Err(format!("event plain ALL: {reply}"));
+        }
+        let t_stuck = Instant::now();
+        let (r2, f2, cpu2) = timed_calls(&mut c, n / 2, w)?;
+        let (r2b, f2b, cpu2b) = timed_calls(&mut c, n / 2, w)?;
+        let with_took = t_stuck.elapsed();
+        // Read what the stuck client was sent: was it cut off?
+        let _ = stuck
+            .r
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(2)));
+        let mut counter = FrameCounter::default();
+        counter.push(stuck.r.buffer());
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut bytes = 0usize;
+        let mut closed = false;
+        loop {
+            match stuck.r.get_mut().read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(k) => {
+                    bytes += k;
+                    counter.push(&buf[..k]);
+                }
+                Err(_) => break,
+            }
+        }
+        drop(stuck);
+        let (r3, f3, cpu3) = timed_calls(&mut c, n, w)?;
+        // For comparison: a subscriber of everything that does read.
+        let stop = Arc::new(AtomicBool::new(false));
+        let got = Arc::new(AtomicU64::new(0));
+        let reader = subscriber(port, got.clone(), stop.clone())?;
+        let (r4, f4, cpu4) = timed_calls(&mut c, n, w)?;
+        stop.store(true, Ordering::Relaxed);
+        let _ = reader.join();
+        let queue = q
+            .map(|q| q.to_string())
+            .unwrap_or_else(|| "default (10000)".into());
+        println!(
+            "hotswitch-bench stuck: {n} calls per phase, {w} in flight, `{}`; event socket queue-size {queue}",
+            CALL.trim_start_matches("bgapi ")
+        );
+        println!("  no subscriber:                      {r1:.0} calls/s ({f1} failed), switch CPU {cpu1:.0}%");
+        println!(
+            "  a stuck subscriber of ALL:          {r2:.0} calls/s ({f2} failed), switch CPU {cpu2:.0}% in the first half; {r2b:.0} calls/s ({f2b} failed), CPU {cpu2b:.0}% in the second (phase took {:.2} s)",
+            with_took.as_secs_f64()
+        );
+        println!("  no subscriber again:                {r3:.0} calls/s ({f3} failed), switch CPU {cpu3:.0}%");
+        println!(
+            "  a reading subscriber of ALL:        {r4:.0} calls/s ({f4} failed), switch CPU {cpu4:.0}% ({} events read)",
+            got.load(Ordering::Relaxed)
+        );
+        println!(
+            "  the stuck client, read afterwards: {} events ({} bytes) then {}",
+            counter.events,
+            bytes,
+            match (counter.goodbye, closed) {
+                (true, _) => "the disconnect notice: it had been cut off",
+                (false, true) => "the connection closed (no notice: its socket buffer was full): it had been cut off",
+                (false, false) => "nothing more: still connected",
+            }
+        );
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::FrameCounter;
+
+        #[test]
+        fn frames_are_counted_however_the_stream_is_cut() {
+            // Bodies hold blank lines and header-like lines; only the frames count.
+            let one: &[u8] =
+                b"Content-Length: 12\nContent-Type: text/event-plain\n\nA: b\nC: dd\n\n";
+            let mut stream = Vec::new();
+            for _ in 0..5 {
+                stream.extend_from_slice(one);
+            }
+            stream.extend_from_slice(
+                b"Content-Type: log/data\nContent-Length: 32\n\nContent-Type: text/event-plain\n\n",
+            );
+            stream.extend_from_slice(
+                b"Content-Type: text/disconnect-notice\nContent-Length: 3\n\nbye",
+            );
+            for cut in 1..stream.len() {
+                let mut c = FrameCounter::default();
+                for chunk in stream.chunks(cut) {
+                    c.push(chunk);
+                }
+                assert_eq!((c.events, c.logs), (5, 1), "chunks of {cut}");
+                assert!(c.goodbye);
+            }
+        }
+    }
 }

@@ -237,37 +237,6 @@ pub fn encode_command(line: &str) -> Result<Vec<u8>, EncodeError> {
     Ok(format!("{line}\n\n").into_bytes())
 }
 
-/// Decodes `%XX` escapes (plain event values).
-pub fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The headers of a plain event body, values decoded.
-pub fn plain_event_headers(body: &str) -> Vec<(String, String)> {
-    body.lines()
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), url_decode(v)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,13 +265,15 @@ mod tests {
 
     #[test]
     fn a_packet_split_anywhere_comes_out_whole() {
-        let bytes: &[u8] = b"Content-Length: 27\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\nA: b\n\n";
+        let bytes: &[u8] = b"Content-Length: 28\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\nA: b\n\n";
         for cut in 0..bytes.len() {
             let mut d = Decoder::new();
             d.push(&bytes[..cut]);
             let first = d.next_packet().unwrap();
             d.push(&bytes[cut..]);
-            let p = first.or_else(|| d.next_packet().unwrap()).expect("a packet");
+            let p = first
+                .or_else(|| d.next_packet().unwrap())
+                .expect("a packet");
             assert_eq!(p.kind(), Kind::Event, "cut at {cut}");
             assert_eq!(p.body, "Event-Name: HEARTBEAT\nA: b\n\n");
             assert_eq!(d.next_packet().unwrap(), None);
@@ -355,7 +326,10 @@ mod tests {
         ));
         let mut d = Decoder::new();
         d.push(format!("Content-Length: {}\n\n", MAX_BODY + 1).as_bytes());
-        assert_eq!(d.next_packet(), Err(DecodeError::BodyTooLarge(MAX_BODY + 1)));
+        assert_eq!(
+            d.next_packet(),
+            Err(DecodeError::BodyTooLarge(MAX_BODY + 1))
+        );
     }
 
     #[test]
@@ -372,10 +346,7 @@ mod tests {
     fn unknown_content_types_are_kept() {
         let mut d = Decoder::new();
         d.push(b"Content-Type: text/something\n\n");
-        assert_eq!(
-            all(&mut d)[0].kind(),
-            Kind::Other("text/something".into())
-        );
+        assert_eq!(all(&mut d)[0].kind(), Kind::Other("text/something".into()));
     }
 
     #[test]
@@ -395,12 +366,5 @@ mod tests {
             encode_command("api status\nexit"),
             Err(EncodeError::LineBreak)
         );
-    }
-
-    #[test]
-    fn plain_event_values_are_decoded() {
-        let h = plain_event_headers("Event-Name: API\nX: a%20b%3A%zz%\n\n");
-        assert_eq!(h[0], ("Event-Name".into(), "API".into()));
-        assert_eq!(h[1], ("X".into(), "a b:%zz%".into()));
     }
 }

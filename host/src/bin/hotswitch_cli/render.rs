@@ -89,9 +89,15 @@ mod tests {
     #[test]
     fn without_colour_text_is_unchanged_but_for_a_final_newline() {
         let s = Style { color: false };
-        assert_eq!(s.reply("-ERR foo Command not found!\n"), "-ERR foo Command not found!\n");
+        assert_eq!(
+            s.reply("-ERR foo Command not found!\n"),
+            "-ERR foo Command not found!\n"
+        );
         assert_eq!(s.log(Some(3), "bad"), "bad\n");
-        assert_eq!(s.event("Event-Name: X\n\n"), "RECV EVENT\nEvent-Name: X\n\n");
+        assert_eq!(
+            s.event("Event-Name: X\n\n"),
+            "RECV EVENT\nEvent-Name: X\n\n"
+        );
     }
 
     #[test]
@@ -115,7 +121,10 @@ mod tests {
     #[test]
     fn every_line_of_a_coloured_block_is_closed() {
         let s = Style { color: true };
-        assert_eq!(s.event("A: 1\n"), format!("{DIM}RECV EVENT{RESET}\n{DIM}A: 1{RESET}\n{DIM}{RESET}\n"));
+        assert_eq!(
+            s.event("A: 1\n"),
+            format!("{DIM}RECV EVENT{RESET}\n{DIM}A: 1{RESET}\n{DIM}{RESET}\n")
+        );
     }
 
     #[test]

@@ -195,7 +195,8 @@ pub fn parse_config(name: &str, text: &str) -> Result<FileValues, SettingsError>
             "host" => v.host = Some(value),
             "port" => {
                 v.port = Some(
-                    parse_port("port", &value).map_err(|_| err(format!("port {value:?} is not a port number")))?,
+                    parse_port("port", &value)
+                        .map_err(|_| err(format!("port {value:?} is not a port number")))?,
                 )
             }
             "password" => v.password = Some(value),
@@ -267,7 +268,10 @@ mod tests {
     #[test]
     fn with_nothing_given_it_is_fs_clis_defaults() {
         let s = run(&[], "");
-        assert_eq!((s.host.as_str(), s.port, s.password.as_str()), ("127.0.0.1", 8021, "ClueCon"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.password.as_str()),
+            ("127.0.0.1", 8021, "ClueCon")
+        );
         assert!(s.commands.is_empty());
     }
 
@@ -275,14 +279,30 @@ mod tests {
     fn the_config_file_sets_host_port_and_password_and_flags_override_it() {
         let file = "# mine\nhost = 10.0.0.1\n  port=8022\n; old\npassword = \"secret pw\"\n";
         let s = run(&[], file);
-        assert_eq!((s.host.as_str(), s.port, s.password.as_str()), ("10.0.0.1", 8022, "secret pw"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.password.as_str()),
+            ("10.0.0.1", 8022, "secret pw")
+        );
         let s = run(&["-P", "9000", "--password=x"], file);
-        assert_eq!((s.host.as_str(), s.port, s.password.as_str()), ("10.0.0.1", 9000, "x"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.password.as_str()),
+            ("10.0.0.1", 9000, "x")
+        );
     }
 
     #[test]
     fn options_take_separate_glued_and_equals_values() {
-        let f = parse_flags(&args(&["-H", "h1", "-P8023", "--password=pw", "-x", "status", "--execute", "version"])).unwrap();
+        let f = parse_flags(&args(&[
+            "-H",
+            "h1",
+            "-P8023",
+            "--password=pw",
+            "-x",
+            "status",
+            "--execute",
+            "version",
+        ]))
+        .unwrap();
         assert_eq!(f.host.as_deref(), Some("h1"));
         assert_eq!(f.port, Some(8023));
         assert_eq!(f.password.as_deref(), Some("pw"));
@@ -308,9 +328,16 @@ mod tests {
     #[test]
     fn config_file_mistakes_name_the_file_and_line() {
         let e = parse_config("my.conf", "host = a\npasword = x\n").unwrap_err();
-        assert_eq!(e.to_string(), "my.conf:2: unknown key \"pasword\" (known: host, port, password)");
+        assert_eq!(
+            e.to_string(),
+            "my.conf:2: unknown key \"pasword\" (known: host, port, password)"
+        );
         let e = parse_config("my.conf", "just words\n").unwrap_err();
-        assert!(e.to_string().starts_with("my.conf:1: expected `key = value`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("my.conf:1: expected `key = value`"),
+            "{e}"
+        );
         assert!(parse_config("my.conf", "port = 0\n").is_err());
     }
 
@@ -324,7 +351,19 @@ mod tests {
 
     #[test]
     fn help_and_version_win_over_everything() {
-        assert_eq!(merge(parse_flags(&args(&["-x", "a", "-h"])).unwrap(), FileValues::default()), Action::Help);
-        assert_eq!(merge(parse_flags(&args(&["--version"])).unwrap(), FileValues::default()), Action::Version);
+        assert_eq!(
+            merge(
+                parse_flags(&args(&["-x", "a", "-h"])).unwrap(),
+                FileValues::default()
+            ),
+            Action::Help
+        );
+        assert_eq!(
+            merge(
+                parse_flags(&args(&["--version"])).unwrap(),
+                FileValues::default()
+            ),
+            Action::Version
+        );
     }
 }
