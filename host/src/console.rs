@@ -140,7 +140,7 @@ fn slash(core: &Arc<Core>, state: &mut ConsoleState, rest: &str) -> String {
             let level = words.next().unwrap_or("debug");
             match parse_level(level) {
                 Some(l) => {
-                    log::set_max_level(l);
+                    crate::logtap::set_console_level(l);
                     format!("+OK log level {level} [{}]\n", l as usize)
                 }
                 None => format!("-ERR unknown log level {level}\n"),

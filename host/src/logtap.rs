@@ -49,6 +49,40 @@ struct Tap {
 }
 
 static TAPS: RwLock<Vec<Tap>> = RwLock::new(Vec::new());
+/// The console's (stderr's) level; taps have their own, so that an event
+/// socket asking for `log debug` gets debug records whatever the console
+/// shows. The global `log::max_level` is the larger of them all.
+static CONSOLE_LEVEL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(3);
+
+fn level_from(n: usize) -> log::LevelFilter {
+    match n {
+        0 => log::LevelFilter::Off,
+        1 => log::LevelFilter::Error,
+        2 => log::LevelFilter::Warn,
+        3 => log::LevelFilter::Info,
+        4 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
+}
+
+/// Sets the level written to stderr.
+pub fn set_console_level(level: log::LevelFilter) {
+    CONSOLE_LEVEL.store(level as usize, Ordering::Release);
+    recompute(&TAPS.read().unwrap_or_else(|p| p.into_inner()));
+}
+
+/// The level written to stderr.
+pub fn console_level() -> log::LevelFilter {
+    level_from(CONSOLE_LEVEL.load(Ordering::Acquire))
+}
+
+fn recompute(taps: &[Tap]) {
+    let max = taps
+        .iter()
+        .map(|t| t.level)
+        .fold(console_level(), |a, b| a.max(b));
+    log::set_max_level(max);
+}
 static ANY_TAP: AtomicBool = AtomicBool::new(false);
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
@@ -68,6 +102,7 @@ pub fn tap(
         dropped: dropped.clone(),
     });
     ANY_TAP.store(true, Ordering::Release);
+    recompute(&t);
     (id, rx, dropped)
 }
 
@@ -77,6 +112,7 @@ pub fn set_level(id: u64, level: log::LevelFilter) {
     if let Some(tap) = t.iter_mut().find(|t| t.id == id) {
         tap.level = level;
     }
+    recompute(&t);
 }
 
 /// Stops a tap.
@@ -84,6 +120,7 @@ pub fn untap(id: u64) {
     let mut t = TAPS.write().unwrap_or_else(|p| p.into_inner());
     t.retain(|tap| tap.id != id);
     ANY_TAP.store(!t.is_empty(), Ordering::Release);
+    recompute(&t);
 }
 
 /// env_logger plus the taps.
@@ -103,7 +140,7 @@ impl log::Log for HostLogger {
     }
 
     fn log(&self, r: &log::Record) {
-        if self.inner.enabled(r.metadata()) {
+        if r.level() <= console_level() && self.inner.enabled(r.metadata()) {
             self.inner.log(r);
         }
         if !ANY_TAP.load(Ordering::Acquire) {

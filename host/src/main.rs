@@ -91,7 +91,7 @@ fn init_logging(level: &str) -> Result<(), String> {
     let max = logger.filter();
     log::set_boxed_logger(Box::new(hotswitch::logtap::HostLogger::new(logger)))
         .map_err(|e| e.to_string())?;
-    log::set_max_level(if from_env.is_some() { max } else { wanted });
+    hotswitch::logtap::set_console_level(if from_env.is_some() { max } else { wanted });
     Ok(())
 }
 

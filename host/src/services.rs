@@ -840,10 +840,24 @@ unsafe extern "C" fn svc_event_next(
             None => Status::TIMEOUT,
             Some(Got::Event(e)) => {
                 (v.begin)(v.ctx, ITEM_EVENT);
+                let routing_only = format & hotswitch_plugin_api::EVENT_FLAG_ROUTING_HEADERS != 0;
                 for (k, val) in &e.headers {
+                    if routing_only
+                        && !matches!(
+                            k.as_str(),
+                            "Event-Name"
+                                | "Event-Subclass"
+                                | "Unique-ID"
+                                | "Channel-Name"
+                                | "Job-UUID"
+                                | "Job-Owner-UUID"
+                        )
+                    {
+                        continue;
+                    }
                     (v.header)(v.ctx, RStr::new(k), RStr::new(val));
                 }
-                let text = match format {
+                let text = match format & 0xff {
                     EVENT_FORMAT_JSON => e.json(),
                     EVENT_FORMAT_XML => e.xml(),
                     _ => e.plain(),

@@ -321,6 +321,12 @@ abi_struct! {
 /// `session_play` flag: any digit stops the playback (and stays queued).
 pub const PLAY_STOP_ON_ANY_DIGIT: u32 = 1;
 
+/// `event_next` flag (or-ed into the format): hand over only the headers
+/// that route an event (Event-Name, Event-Subclass, Unique-ID, Channel-Name,
+/// Job-UUID, Job-Owner-UUID) instead of all of them — for a subscriber
+/// without header filters, the copying is most of the cost.
+pub const EVENT_FLAG_ROUTING_HEADERS: u32 = 0x100;
+
 /// `event_next` format: FreeSWITCH's plain text form.
 pub const EVENT_FORMAT_PLAIN: u32 = 0;
 /// `event_next` format: JSON.

@@ -62,8 +62,8 @@ pub mod wire;
 pub use abi::RStr;
 pub use host::{
     EventDesc, EventVisitor, HostServices, OutStream, DIRECTION_INBOUND, DIRECTION_OUTBOUND,
-    EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN, EVENT_FORMAT_XML, ITEM_EVENT, ITEM_LOG,
-    PLAY_STOP_ON_ANY_DIGIT,
+    EVENT_FLAG_ROUTING_HEADERS, EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN, EVENT_FORMAT_XML,
+    ITEM_EVENT, ITEM_LOG, PLAY_STOP_ON_ANY_DIGIT,
 };
 pub use interfaces::*;
 pub use module::{guard, guard_or, Chat, HostError, ModuleContext, ModuleDescriptor, Stream};

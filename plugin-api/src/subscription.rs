@@ -104,7 +104,7 @@ impl Subscription {
         let s = services()?;
         let mut item = Item {
             kind: ItemKind::Event,
-            headers: Vec::new(),
+            headers: Vec::with_capacity(64),
             text: String::new(),
         };
         let mut v = EventVisitor {

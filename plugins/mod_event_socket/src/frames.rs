@@ -150,6 +150,36 @@ pub fn plain_body(text: &str) -> Option<&str> {
     (rest.len() == n).then_some(rest)
 }
 
+/// Every header of an event in the plain form (values URL-decoded): for
+/// when an event was fetched with only its routing headers and must now be
+/// sent as JSON or XML.
+pub fn headers_from_plain(plain: &str) -> Vec<(String, String)> {
+    let head = plain.split("\n\n").next().unwrap_or("");
+    head.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(k, _)| *k != "Content-Length")
+        .map(|(k, v)| (k.to_string(), url_decode(v)))
+        .collect()
+}
+
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() && s.is_char_boundary(i + 3) {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An event in `format`, from its headers and the host's plain text. The
 /// host serialises plain; JSON and XML are made here, at send time, so that
 /// a format change applies to the very next event, as in FreeSWITCH.
@@ -172,6 +202,18 @@ fn to_xml(headers: &[(String, String)], body: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_headers_come_back_out_of_the_plain_form() {
+        let plain = "Event-Name: CUSTOM\nX-Thing: a%20b%3Ac\nContent-Length: 2\n\nhi";
+        assert_eq!(
+            headers_from_plain(plain),
+            vec![
+                ("Event-Name".to_string(), "CUSTOM".to_string()),
+                ("X-Thing".to_string(), "a b:c".to_string()),
+            ]
+        );
+    }
 
     fn s(v: Vec<u8>) -> String {
         String::from_utf8(v).unwrap()

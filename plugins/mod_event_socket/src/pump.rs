@@ -8,7 +8,9 @@
 
 use crate::frames::{self, Format};
 use crate::selection::Selection;
-use hotswitch_plugin_api::{ItemKind, LogLevel, ModuleContext, Subscription, EVENT_FORMAT_PLAIN};
+use hotswitch_plugin_api::{
+    ItemKind, LogLevel, ModuleContext, Subscription, EVENT_FLAG_ROUTING_HEADERS, EVENT_FORMAT_PLAIN,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -93,8 +95,31 @@ pub fn start(
 
 fn pump(feed: &Feed, out: &mpsc::Sender<Out>, control: &mpsc::UnboundedSender<Control>) {
     let m = ModuleContext::current();
+    let mut since_check = 0u32;
     while !feed.stop.load(Ordering::Acquire) {
-        let Some(item) = feed.sub.next(POLL_MS, EVENT_FORMAT_PLAIN) else {
+        // Without header filters only the routing headers are needed, and
+        // copying every header is most of the cost of an event.
+        // (JSON and XML are made here from the headers: they need all.)
+        let flags = {
+            let sel = feed.selection();
+            if sel.filters.is_empty() && matches!(sel.format, None | Some(Format::Plain)) {
+                EVENT_FLAG_ROUTING_HEADERS
+            } else {
+                0
+            }
+        };
+        let item = feed.sub.next(POLL_MS, EVENT_FORMAT_PLAIN | flags);
+        // Events the host could not queue for us are lost: FreeSWITCH
+        // disconnects such a listener rather than hide the loss.
+        since_check += 1;
+        if item.is_none() || since_check >= 256 {
+            since_check = 0;
+            if feed.sub.dropped() > 0 {
+                let _ = control.send(Control::Overflow);
+                break;
+            }
+        }
+        let Some(item) = item else {
             if !m.running() {
                 break;
             }
@@ -111,10 +136,16 @@ fn pump(feed: &Feed, out: &mpsc::Sender<Out>, control: &mpsc::UnboundedSender<Co
                     )
                 };
                 let frame = route.forward.then(|| {
-                    frames::event(
-                        format,
-                        &frames::serialize(format, &item.headers, &item.text),
-                    )
+                    let all;
+                    let headers = if flags != 0 && format != Format::Plain {
+                        // Fetched with routing headers only, just before the
+                        // format changed: the plain text has them all.
+                        all = frames::headers_from_plain(&item.text);
+                        &all
+                    } else {
+                        &item.headers
+                    };
+                    frames::event(format, &frames::serialize(format, headers, &item.text))
                 });
                 (frame, route.hangup)
             }
