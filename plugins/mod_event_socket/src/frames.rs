@@ -76,6 +76,18 @@ pub fn api_response(body: &str) -> Vec<u8> {
 }
 
 /// An event, already serialised in `format`.
+/// Appends an event frame to `out` (no intermediate buffers).
+pub fn event_into(out: &mut Vec<u8>, format: Format, text: &str) {
+    use std::io::Write as _;
+    let _ = write!(
+        out,
+        "Content-Length: {}\nContent-Type: text/event-{}\n\n",
+        text.len(),
+        format.as_str()
+    );
+    out.extend_from_slice(text.as_bytes());
+}
+
 pub fn event(format: Format, text: &str) -> Vec<u8> {
     let mut v = format!(
         "Content-Length: {}\nContent-Type: text/event-{}\n\n",

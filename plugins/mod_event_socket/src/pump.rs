@@ -93,9 +93,14 @@ pub fn start(
     Ok(feed)
 }
 
+/// Events that are already waiting are sent together: one frame buffer and
+/// one wake-up of the writer for up to this many events.
+const BATCH: usize = 64;
+
 fn pump(feed: &Feed, out: &mpsc::Sender<Out>, control: &mpsc::UnboundedSender<Control>) {
     let m = ModuleContext::current();
     let mut since_check = 0u32;
+    let mut batch: Vec<u8> = Vec::new();
     while !feed.stop.load(Ordering::Acquire) {
         // Without header filters only the routing headers are needed, and
         // copying every header is most of the cost of an event.
@@ -108,50 +113,36 @@ fn pump(feed: &Feed, out: &mpsc::Sender<Out>, control: &mpsc::UnboundedSender<Co
                 0
             }
         };
-        let item = feed.sub.next(POLL_MS, EVENT_FORMAT_PLAIN | flags);
+        let mut wait = POLL_MS;
+        let mut got = 0usize;
+        let mut hangups = Vec::new();
+        batch.clear();
+        while got < BATCH {
+            let item = feed.sub.next(wait, EVENT_FORMAT_PLAIN | flags);
+            // Later items of a batch are only those already waiting.
+            wait = 0;
+            let Some(item) = item else { break };
+            got += 1;
+            let hangup = frame_into(&mut batch, feed, &item, flags);
+            if let Some(name) = hangup {
+                hangups.push(name);
+            }
+        }
         // Events the host could not queue for us are lost: FreeSWITCH
         // disconnects such a listener rather than hide the loss.
-        since_check += 1;
-        if item.is_none() || since_check >= 256 {
+        since_check += got.max(1) as u32;
+        if got == 0 || since_check >= 256 {
             since_check = 0;
             if feed.sub.dropped() > 0 {
                 let _ = control.send(Control::Overflow);
                 break;
             }
         }
-        let Some(item) = item else {
-            if !m.running() {
-                break;
-            }
-            continue;
-        };
-        let (frame, hangup) = match item.kind {
-            ItemKind::Log => (Some(frames::log_data(&item.headers, &item.text)), None),
-            ItemKind::Event => {
-                let (route, format) = {
-                    let sel = feed.selection();
-                    (
-                        sel.route(&item.headers),
-                        sel.format.unwrap_or(Format::Plain),
-                    )
-                };
-                let frame = route.forward.then(|| {
-                    let all;
-                    let headers = if flags != 0 && format != Format::Plain {
-                        // Fetched with routing headers only, just before the
-                        // format changed: the plain text has them all.
-                        all = frames::headers_from_plain(&item.text);
-                        &all
-                    } else {
-                        &item.headers
-                    };
-                    frames::event(format, &frames::serialize(format, headers, &item.text))
-                });
-                (frame, route.hangup)
-            }
-        };
-        if let Some(frame) = frame {
-            match out.try_send(Out::Frame(frame)) {
+        if got == 0 && !m.running() {
+            break;
+        }
+        if !batch.is_empty() {
+            match out.try_send(Out::Frame(std::mem::take(&mut batch))) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     let _ = control.send(Control::Overflow);
@@ -160,8 +151,55 @@ fn pump(feed: &Feed, out: &mpsc::Sender<Out>, control: &mpsc::UnboundedSender<Co
                 Err(TrySendError::Closed(_)) => break,
             }
         }
-        if let Some(name) = hangup {
+        for name in hangups {
             let _ = control.send(Control::Hangup(name));
+        }
+    }
+}
+
+/// Appends the frame an item becomes on this connection to `out` (nothing
+/// when filtered out); returns the channel name when it is the controlled
+/// channel's hangup.
+fn frame_into(
+    out: &mut Vec<u8>,
+    feed: &Feed,
+    item: &hotswitch_plugin_api::Item,
+    flags: u32,
+) -> Option<String> {
+    match item.kind {
+        ItemKind::Log => {
+            out.extend_from_slice(&frames::log_data(&item.headers, &item.text));
+            None
+        }
+        ItemKind::Event => {
+            let (route, format) = {
+                let sel = feed.selection();
+                (
+                    sel.route(&item.headers),
+                    sel.format.unwrap_or(Format::Plain),
+                )
+            };
+            if route.forward {
+                if format == Format::Plain {
+                    frames::event_into(out, format, &item.text);
+                } else {
+                    let all;
+                    let headers = if flags != 0 {
+                        // Fetched with routing headers only, just before the
+                        // format changed: the plain text has them all.
+                        all = frames::headers_from_plain(&item.text);
+                        &all
+                    } else {
+                        &item.headers
+                    };
+                    frames::event_into(
+                        out,
+                        format,
+                        &frames::serialize(format, headers, &item.text),
+                    );
+                }
+            }
+            route.hangup
         }
     }
 }
