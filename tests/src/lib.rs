@@ -500,6 +500,50 @@ pub fn install(src: &Path, dir: &Path, name: &str) -> PathBuf {
     dst
 }
 
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A switch with mod_loopback, mod_dptools and mod_event_socket listening
+/// on a free port with `password`; `params` are extra `<param>`s for
+/// event_socket.conf, `args` extra command-line arguments.
+pub fn event_socket_switch(password: &str, params: &str, args: &[&str]) -> (Switch, u16) {
+    let port = free_port();
+    let conf = format!(
+        r#"<configuration name="event_socket.conf"><settings>
+             <param name="listen-ip" value="127.0.0.1"/>
+             <param name="listen-port" value="{port}"/>
+             <param name="password" value="{password}"/>
+             {params}
+           </settings></configuration>"#
+    );
+    let sw = Switch::start(SwitchConfig {
+        autoload: vec![
+            "mod_loopback".into(),
+            "mod_dptools".into(),
+            "mod_event_socket".into(),
+        ],
+        files: vec![
+            ("autoload_configs/event_socket.conf.xml".into(), conf),
+            (
+                "autoload_configs/switch.conf.xml".into(),
+                r#"<configuration name="switch.conf"><settings>
+                     <param name="max-sessions" value="10000"/>
+                     <param name="sessions-per-second" value="10000"/>
+                   </settings></configuration>"#
+                    .into(),
+            ),
+        ],
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
+    });
+    (sw, port)
+}
+
 /// Lines of a reply, for assertions.
 pub fn lines(reply: &str) -> Vec<&str> {
     reply.lines().collect()

@@ -4,7 +4,7 @@
 //! (replies, Tab completion, events, log lines, colours, leaving, and the
 //! server going away).
 
-use hotswitch_e2e::{build_dir, Switch, SwitchConfig, TempDir};
+use hotswitch_e2e::{build_dir, free_port, Switch, TempDir};
 use rexpect::reader::Options;
 use rexpect::session::{spawn_with_options, PtySession};
 use std::net::TcpListener;
@@ -14,13 +14,6 @@ use std::time::Duration;
 
 const PTY_TIMEOUT_MS: u64 = 20_000;
 const PROMPT: &str = "hotswitch@127.0.0.1> ";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// The CLI binary, built by `cargo build --workspace` next to the switch.
 fn cli() -> PathBuf {
@@ -41,25 +34,7 @@ fn esl_switch(password: &str) -> (Switch, u16) {
 
 /// [`esl_switch`] with extra command-line arguments for the switch.
 fn esl_switch_with(password: &str, args: &[&str]) -> (Switch, u16) {
-    let port = free_port();
-    let conf = format!(
-        r#"<configuration name="event_socket.conf"><settings>
-             <param name="listen-ip" value="127.0.0.1"/>
-             <param name="listen-port" value="{port}"/>
-             <param name="password" value="{password}"/>
-           </settings></configuration>"#
-    );
-    let sw = Switch::start(SwitchConfig {
-        autoload: vec![
-            "mod_loopback".into(),
-            "mod_dptools".into(),
-            "mod_event_socket".into(),
-        ],
-        files: vec![("autoload_configs/event_socket.conf.xml".into(), conf)],
-        args: args.iter().map(|a| a.to_string()).collect(),
-        ..Default::default()
-    });
-    (sw, port)
+    hotswitch_e2e::event_socket_switch(password, "", args)
 }
 
 /// A private `$HOME`, so that no user's config or history is read or

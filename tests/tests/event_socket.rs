@@ -4,7 +4,7 @@
 //! outbound `socket` application against a server run by the test, slow
 //! clients, malformed input, a thousand connections, and reload.
 
-use hotswitch_e2e::{workspace_root, Switch, SwitchConfig};
+use hotswitch_e2e::{workspace_root, Switch};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,45 +14,10 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(15);
 const GOODBYE: &str = "Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A switch with mod_loopback, mod_dptools and mod_event_socket on a free
-/// port; `params` are extra `<param>`s for event_socket.conf.
+/// A switch with the event socket on a free port (password ClueCon);
+/// `params` are extra `<param>`s for event_socket.conf.
 fn esl_switch(params: &str) -> (Switch, u16) {
-    let port = free_port();
-    let conf = format!(
-        r#"<configuration name="event_socket.conf"><settings>
-             <param name="listen-ip" value="127.0.0.1"/>
-             <param name="listen-port" value="{port}"/>
-             <param name="password" value="ClueCon"/>
-             {params}
-           </settings></configuration>"#
-    );
-    let sw = Switch::start(SwitchConfig {
-        autoload: vec![
-            "mod_loopback".into(),
-            "mod_dptools".into(),
-            "mod_event_socket".into(),
-        ],
-        files: vec![
-            ("autoload_configs/event_socket.conf.xml".into(), conf),
-            (
-                "autoload_configs/switch.conf.xml".into(),
-                r#"<configuration name="switch.conf"><settings>
-                     <param name="max-sessions" value="10000"/>
-                     <param name="sessions-per-second" value="10000"/>
-                   </settings></configuration>"#
-                    .into(),
-            ),
-        ],
-        ..Default::default()
-    });
-    (sw, port)
+    hotswitch_e2e::event_socket_switch("ClueCon", params, &[])
 }
 
 /// One server packet: the header block as sent, its headers, its body.
