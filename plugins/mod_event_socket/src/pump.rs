@@ -172,26 +172,23 @@ fn frame_into(
             None
         }
         ItemKind::Event => {
-            let (route, format) = {
-                let sel = feed.selection();
-                (
-                    sel.route(&item.headers),
-                    sel.format.unwrap_or(Format::Plain),
-                )
+            let sel = feed.selection();
+            let format = sel.format.unwrap_or(Format::Plain);
+            // Fetched with routing headers only, but a filter or a format
+            // that needs them all came meanwhile: the plain text has them.
+            let all;
+            let headers = if flags != 0 && (!sel.filters.is_empty() || format != Format::Plain) {
+                all = frames::headers_from_plain(&item.text);
+                &all
+            } else {
+                &item.headers
             };
+            let route = sel.route(headers);
+            drop(sel);
             if route.forward {
                 if format == Format::Plain {
                     frames::event_into(out, format, &item.text);
                 } else {
-                    let all;
-                    let headers = if flags != 0 {
-                        // Fetched with routing headers only, just before the
-                        // format changed: the plain text has them all.
-                        all = frames::headers_from_plain(&item.text);
-                        &all
-                    } else {
-                        &item.headers
-                    };
                     frames::event_into(
                         out,
                         format,
