@@ -118,7 +118,13 @@ impl RStr {
     /// # Safety
     /// The memory the view was made from must still be alive.
     pub unsafe fn to_str<'a>(self) -> std::borrow::Cow<'a, str> {
-        String::from_utf8_lossy(self.as_bytes())
+        let bytes = self.as_bytes();
+        // The fast (vectorised) check first; the lossy walk only for bytes
+        // that are not UTF-8.
+        match std::str::from_utf8(bytes) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(bytes),
+        }
     }
 }
 
