@@ -306,6 +306,47 @@ pub(crate) unsafe extern "C" fn collect_into_string(ctx: *mut c_void, text: RStr
     s.push_str(&text.to_str());
 }
 
+/// Runs `f` with a host stream that collects into a `String`.
+pub(crate) fn collect<R>(f: impl FnOnce(*mut OutStream) -> R) -> (R, String) {
+    let mut text = String::new();
+    let mut out = OutStream {
+        ctx: &mut text as *mut String as *mut c_void,
+        write: collect_into_string,
+    };
+    let r = f(&mut out);
+    (r, text)
+}
+
+/// Borrowed views of `pairs`, for a call that lends them to the host.
+pub(crate) fn key_values<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<KeyValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| KeyValue {
+            key: RStr::new(k.as_ref()),
+            value: RStr::new(v.as_ref()),
+        })
+        .collect()
+}
+
+/// Runs `f` with an event description lent to the host for the call.
+pub(crate) fn with_event<R>(
+    event_id: u32,
+    subclass: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    f: impl FnOnce(&EventDesc) -> R,
+) -> R {
+    let kv = key_values(headers);
+    let ev = EventDesc {
+        event_id,
+        subclass: RStr::new(subclass),
+        headers: kv.as_ptr(),
+        header_count: kv.len(),
+        body: RStr::new(body),
+    };
+    f(&ev)
+}
+
 unsafe extern "C" fn api_trampoline<F>(
     user_data: *mut c_void,
     args: RStr,
@@ -583,13 +624,9 @@ impl ModuleContext {
     /// fresh from the host's configuration.
     pub fn config_section(&self, name: &str) -> Option<String> {
         let s = self.svc().ok()?;
-        let mut text = String::new();
-        let mut out = OutStream {
-            ctx: &mut text as *mut String as *mut c_void,
-            write: collect_into_string,
-        };
-        // SAFETY: `out` and `text` outlive the call.
-        let st = unsafe { (s.config_section)(handle(), RStr::new(name), &mut out) };
+        // SAFETY: the stream and its string outlive the call.
+        let (st, text) =
+            collect(|out| unsafe { (s.config_section)(handle(), RStr::new(name), out) });
         st.is_success().then_some(text)
     }
 
@@ -603,56 +640,32 @@ impl ModuleContext {
         body: &str,
     ) -> Result<(), HostError> {
         let s = self.svc()?;
-        let kv: Vec<KeyValue> = headers
-            .iter()
-            .map(|(k, v)| KeyValue {
-                key: RStr::new(k),
-                value: RStr::new(v),
-            })
-            .collect();
-        let ev = EventDesc {
-            event_id,
-            subclass: RStr::new(subclass),
-            headers: kv.as_ptr(),
-            header_count: kv.len(),
-            body: RStr::new(body),
-        };
-        // SAFETY: everything the descriptor points at outlives the call.
-        check(unsafe { (s.fire_event)(handle(), &ev) })
+        // SAFETY: everything the description points at outlives the call.
+        with_event(event_id, subclass, headers, body, |ev| {
+            check(unsafe { (s.fire_event)(handle(), ev) })
+        })
     }
 
     /// Runs an api command and returns its output.
     pub fn execute_api(&self, command: &str, args: &str) -> Result<String, HostError> {
         let s = self.svc()?;
-        let mut text = String::new();
-        let mut out = OutStream {
-            ctx: &mut text as *mut String as *mut c_void,
-            write: collect_into_string,
-        };
-        // SAFETY: `out` and `text` outlive the call.
-        let st = unsafe {
+        // SAFETY: the stream and its string outlive the call.
+        let (st, text) = collect(|out| unsafe {
             (s.execute_api)(
                 handle(),
                 RStr::new(command),
                 RStr::new(args),
                 SessionRef::NULL,
-                &mut out,
+                out,
             )
-        };
+        });
         check(st).map(|()| text)
     }
 
     /// Sends a text message through whichever module serves `chat.proto`.
     pub fn send_chat(&self, chat: &Chat) -> Result<(), HostError> {
         let s = self.svc()?;
-        let kv: Vec<KeyValue> = chat
-            .headers
-            .iter()
-            .map(|(k, v)| KeyValue {
-                key: RStr::new(k),
-                value: RStr::new(v),
-            })
-            .collect();
+        let kv = key_values(&chat.headers);
         let m = ChatMessage {
             proto: RStr::new(&chat.proto),
             from: RStr::new(&chat.from),

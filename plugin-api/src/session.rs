@@ -6,10 +6,10 @@
 //! callback guarded against panics.
 
 use crate::abi::RStr;
-use crate::host::{EventDesc, HostServices, OutStream, DIRECTION_OUTBOUND};
+use crate::host::{HostServices, DIRECTION_OUTBOUND};
 use crate::interfaces::{CallerProfile, CoreMessage, Dtmf, Frame, OutgoingRequest};
-use crate::module::{collect_into_string, services, HostError};
-use crate::types::{CallCause, ChannelState, KeyValue, KillSignal, MessageId, SessionRef, Status};
+use crate::module::{collect, services, HostError};
+use crate::types::{CallCause, ChannelState, KillSignal, MessageId, SessionRef, Status};
 use core::ffi::c_void;
 
 fn svc() -> &'static HostServices {
@@ -43,25 +43,15 @@ impl Session {
 
     /// The session's uuid.
     pub fn uuid(&self) -> String {
-        let mut s = String::new();
-        let mut out = OutStream {
-            ctx: &mut s as *mut String as *mut c_void,
-            write: collect_into_string,
-        };
-        // SAFETY: host function; `out` outlives the call.
-        unsafe { (svc().session_uuid)(self.raw, &mut out) };
-        s
+        // SAFETY: host function; the stream outlives the call.
+        collect(|out| unsafe { (svc().session_uuid)(self.raw, out) }).1
     }
 
     /// A channel variable or caller-profile field.
     pub fn var(&self, name: &str) -> Option<String> {
-        let mut s = String::new();
-        let mut out = OutStream {
-            ctx: &mut s as *mut String as *mut c_void,
-            write: collect_into_string,
-        };
-        // SAFETY: host function; `out` outlives the call.
-        let st = unsafe { (svc().channel_get_variable)(self.raw, RStr::new(name), &mut out) };
+        // SAFETY: host function; the stream outlives the call.
+        let (st, s) =
+            collect(|out| unsafe { (svc().channel_get_variable)(self.raw, RStr::new(name), out) });
         st.is_success().then_some(s)
     }
 
@@ -278,14 +268,8 @@ impl Session {
 
     /// Expands `${…}` for this session.
     pub fn expand(&self, text: &str) -> String {
-        let mut s = String::new();
-        let mut out = OutStream {
-            ctx: &mut s as *mut String as *mut c_void,
-            write: collect_into_string,
-        };
-        // SAFETY: host function; `out` outlives the call.
-        unsafe { (svc().session_expand)(self.raw, RStr::new(text), &mut out) };
-        s
+        // SAFETY: host function; the stream outlives the call.
+        collect(|out| unsafe { (svc().session_expand)(self.raw, RStr::new(text), out) }).1
     }
 
     /// Originates `dialstring` and bridges to it until the bridge ends:
@@ -377,22 +361,10 @@ impl Session {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Result<(), HostError> {
-        let kv: Vec<KeyValue> = headers
-            .iter()
-            .map(|(k, v)| KeyValue {
-                key: RStr::new(k),
-                value: RStr::new(v),
-            })
-            .collect();
-        let ev = EventDesc {
-            event_id,
-            subclass: RStr::new(subclass),
-            headers: kv.as_ptr(),
-            header_count: kv.len(),
-            body: RStr::new(body),
-        };
-        // SAFETY: everything `ev` points at outlives the call.
-        check(unsafe { (svc().session_fire_event)(self.raw, &ev) })
+        // SAFETY: everything the description points at outlives the call.
+        crate::module::with_event(event_id, subclass, headers, body, |ev| {
+            check(unsafe { (svc().session_fire_event)(self.raw, ev) })
+        })
     }
 
     /// Reads a frame into `frame`'s buffer.

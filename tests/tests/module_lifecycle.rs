@@ -193,20 +193,14 @@ fn the_default_configuration_starts_with_its_modules_and_can_load_mod_skel() {
     assert!(sw.shutdown().success());
 }
 
-#[test]
-fn a_critical_module_that_fails_to_load_stops_the_switch() {
-    let dir = hotswitch_e2e::TempDir::new("critical");
+/// Runs the switch on a conf dir whose only file is `modules_conf`, with no
+/// console, and returns how it ended.
+fn run_with_modules_conf(tag: &str, modules_conf: &str) -> std::process::Output {
+    let dir = hotswitch_e2e::TempDir::new(tag);
     let conf = dir.path().join("conf");
     std::fs::create_dir_all(conf.join("autoload_configs")).unwrap();
-    std::fs::write(
-        conf.join("autoload_configs/modules.conf.xml"),
-        r#"<configuration name="modules.conf"><modules>
-             <load module="mod_skel"/>
-             <load module="mod_missing" critical="true"/>
-           </modules></configuration>"#,
-    )
-    .unwrap();
-    let out = std::process::Command::new(hotswitch_e2e::binary())
+    std::fs::write(conf.join("autoload_configs/modules.conf.xml"), modules_conf).unwrap();
+    std::process::Command::new(hotswitch_e2e::binary())
         .arg("-conf")
         .arg(&conf)
         .arg("-run")
@@ -215,7 +209,18 @@ fn a_critical_module_that_fails_to_load_stops_the_switch() {
         .arg(hotswitch_e2e::build_dir())
         .stdin(std::process::Stdio::null())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_critical_module_that_fails_to_load_stops_the_switch() {
+    let out = run_with_modules_conf(
+        "critical",
+        r#"<configuration name="modules.conf"><modules>
+             <load module="mod_skel"/>
+             <load module="mod_missing" critical="true"/>
+           </modules></configuration>"#,
+    );
     assert_eq!(out.status.code(), Some(1));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -226,22 +231,10 @@ fn a_critical_module_that_fails_to_load_stops_the_switch() {
 
 #[test]
 fn a_broken_modules_conf_is_refused_with_file_and_line() {
-    let dir = hotswitch_e2e::TempDir::new("brokenconf");
-    let conf = dir.path().join("conf");
-    std::fs::create_dir_all(conf.join("autoload_configs")).unwrap();
-    std::fs::write(
-        conf.join("autoload_configs/modules.conf.xml"),
+    let out = run_with_modules_conf(
+        "brokenconf",
         "<configuration name=\"modules.conf\">\n<modules>\n<load module=\"mod_skel\">\n</modules>\n</configuration>\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(hotswitch_e2e::binary())
-        .arg("-conf")
-        .arg(&conf)
-        .arg("-run")
-        .arg(dir.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(1));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(

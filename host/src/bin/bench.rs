@@ -41,6 +41,11 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
+/// A flag's numeric value, or the usage text.
+fn number<T: std::str::FromStr>(v: Option<String>) -> T {
+    v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
@@ -52,18 +57,8 @@ fn main() {
             let mut app = "&hangup()".to_string();
             while let Some(a) = args.next() {
                 match a.as_str() {
-                    "--calls" => {
-                        n = args
-                            .next()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or_else(|| usage())
-                    }
-                    "--concurrency" => {
-                        w = args
-                            .next()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or_else(|| usage())
-                    }
+                    "--calls" => n = number(args.next()),
+                    "--concurrency" => w = number(args.next()),
                     "--dial" => dial = args.next().unwrap_or_else(|| usage()),
                     "--app" => app = args.next().unwrap_or_else(|| usage()),
                     _ => usage(),
@@ -80,18 +75,8 @@ fn main() {
             let mut secs = 10u64;
             while let Some(a) = args.next() {
                 match a.as_str() {
-                    "--sessions" => {
-                        n = args
-                            .next()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or_else(|| usage())
-                    }
-                    "--seconds" => {
-                        secs = args
-                            .next()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or_else(|| usage())
-                    }
+                    "--sessions" => n = number(args.next()),
+                    "--seconds" => secs = number(args.next()),
                     _ => usage(),
                 }
             }
@@ -106,18 +91,8 @@ fn main() {
             let mut lookups = 200_000usize;
             while let Some(a) = args.next() {
                 match a.as_str() {
-                    "--extensions" => {
-                        n = args
-                            .next()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or_else(|| usage())
-                    }
-                    "--lookups" => {
-                        lookups = args
-                            .next()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or_else(|| usage())
-                    }
+                    "--extensions" => n = number(args.next()),
+                    "--lookups" => lookups = number(args.next()),
                     _ => usage(),
                 }
             }
@@ -129,12 +104,7 @@ fn main() {
             let mut dial = "null/parked".to_string();
             while let Some(a) = args.next() {
                 match a.as_str() {
-                    "--sessions" => {
-                        n = args
-                            .next()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or_else(|| usage())
-                    }
+                    "--sessions" => n = number(args.next()),
                     "--dial" => dial = args.next().unwrap_or_else(|| usage()),
                     _ => usage(),
                 }
@@ -164,12 +134,7 @@ fn main() {
     let mut module = "mod_skel".to_string();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--cycles" => {
-                cycles = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or_else(|| usage())
-            }
+            "--cycles" => cycles = number(args.next()),
             "--module" => module = args.next().unwrap_or_else(|| usage()),
             _ => usage(),
         }
@@ -667,7 +632,7 @@ mod esl_bench {
     const CALL: &str = "bgapi originate loopback/answer\\,park/default/inline &hangup()";
 
     fn parse<T: std::str::FromStr>(v: Option<&String>) -> T {
-        v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())
+        super::number(v.cloned())
     }
 
     fn free_port() -> Result<u16, String> {
