@@ -47,7 +47,12 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
 
 /// Registers the core's commands.
 pub fn register(core: &Arc<Core>) {
-    for (name, description, syntax, f) in COMMANDS {
+    register_table(core, COMMANDS);
+}
+
+/// Registers a table of host api commands.
+pub(crate) fn register_table(core: &Arc<Core>, table: &[(&str, &str, &str, HostApiFn)]) {
+    for (name, description, syntax, f) in table {
         let added = core.registry.add_api(ApiEntry {
             name: name.to_string(),
             description: description.to_string(),

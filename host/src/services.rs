@@ -102,6 +102,28 @@ unsafe fn module_of(h: ModuleHandle) -> Option<Arc<LoadedModule>> {
     Some(Arc::from_raw(p))
 }
 
+/// Runs `f` with the calling module and its core (`default` for a stale
+/// handle or a host panic).
+///
+/// # Safety
+/// As [`module_of`].
+unsafe fn with_module<T: Clone>(
+    module: ModuleHandle,
+    default: T,
+    f: impl FnOnce(Arc<LoadedModule>, Arc<Core>) -> T,
+) -> T {
+    let fallback = default.clone();
+    shield(default, || {
+        let Some(m) = module_of(module) else {
+            return fallback;
+        };
+        let Some(core) = m.core() else {
+            return fallback;
+        };
+        f(m, core)
+    })
+}
+
 fn shield<T>(default: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
 }
@@ -294,13 +316,7 @@ unsafe extern "C" fn svc_unregister_interface(
     kind: InterfaceKind,
     name: RStr,
 ) -> Status {
-    shield(Status::GENERR, || {
-        let Some(m) = module_of(module) else {
-            return Status::GENERR;
-        };
-        let Some(core) = m.core() else {
-            return Status::GENERR;
-        };
+    with_module(module, Status::GENERR, |m, core| {
         if core.registry.remove_one(&m, kind, &name.to_str()) {
             Status::SUCCESS
         } else {
@@ -380,13 +396,7 @@ unsafe extern "C" fn svc_session_request(
     direction: u32,
     out: *mut SessionRef,
 ) -> Status {
-    shield(Status::GENERR, || {
-        let Some(m) = module_of(module) else {
-            return Status::GENERR;
-        };
-        let Some(core) = m.core() else {
-            return Status::GENERR;
-        };
+    with_module(module, Status::GENERR, |m, core| {
         let name = endpoint.to_str();
         let Some(ep) = core.registry.endpoint(&name) else {
             log::error!("{}: session_request for unknown endpoint '{name}'", m.name);
@@ -650,13 +660,7 @@ unsafe extern "C" fn svc_add_state_handler(
 }
 
 unsafe extern "C" fn svc_remove_state_handler(module: ModuleHandle, id: u64) -> Status {
-    shield(Status::GENERR, || {
-        let Some(m) = module_of(module) else {
-            return Status::GENERR;
-        };
-        let Some(core) = m.core() else {
-            return Status::GENERR;
-        };
+    with_module(module, Status::GENERR, |m, core| {
         let n = core
             .state_handlers
             .remove_where(|h| h.id == id && Arc::ptr_eq(&h.module, &m));
@@ -745,13 +749,7 @@ unsafe extern "C" fn svc_event_subscribe(module: ModuleHandle, capacity: u32) ->
 }
 
 unsafe extern "C" fn svc_event_set_interest(module: ModuleHandle, sub: u64, spec: RStr) -> Status {
-    shield(Status::GENERR, || {
-        let Some(m) = module_of(module) else {
-            return Status::GENERR;
-        };
-        let Some(core) = m.core() else {
-            return Status::GENERR;
-        };
+    with_module(module, Status::GENERR, |m, core| {
         let Some(s) = module_sub(&core, &m, sub) else {
             return Status::NOTFOUND;
         };
@@ -766,13 +764,7 @@ unsafe extern "C" fn svc_event_set_interest(module: ModuleHandle, sub: u64, spec
 }
 
 unsafe extern "C" fn svc_log_set_level(module: ModuleHandle, sub: u64, level: LogLevel) -> Status {
-    shield(Status::GENERR, || {
-        let Some(m) = module_of(module) else {
-            return Status::GENERR;
-        };
-        let Some(core) = m.core() else {
-            return Status::GENERR;
-        };
+    with_module(module, Status::GENERR, |m, core| {
         let Some(s) = module_sub(&core, &m, sub) else {
             return Status::NOTFOUND;
         };
@@ -802,13 +794,7 @@ unsafe extern "C" fn svc_event_next(
     format: u32,
     visitor: *mut EventVisitor,
 ) -> Status {
-    shield(Status::GENERR, || {
-        let Some(m) = module_of(module) else {
-            return Status::GENERR;
-        };
-        let Some(core) = m.core() else {
-            return Status::GENERR;
-        };
+    with_module(module, Status::GENERR, |m, core| {
         let Some(s) = module_sub(&core, &m, sub) else {
             return Status::NOTFOUND;
         };
@@ -905,13 +891,7 @@ unsafe extern "C" fn svc_event_dropped(module: ModuleHandle, sub: u64) -> u64 {
 }
 
 unsafe extern "C" fn svc_event_unsubscribe(module: ModuleHandle, sub: u64) -> Status {
-    shield(Status::GENERR, || {
-        let Some(m) = module_of(module) else {
-            return Status::GENERR;
-        };
-        let Some(core) = m.core() else {
-            return Status::GENERR;
-        };
+    with_module(module, Status::GENERR, |m, core| {
         if module_sub(&core, &m, sub).is_none() {
             return Status::NOTFOUND;
         }

@@ -6,7 +6,7 @@
 
 use crate::commands::{usage, Format, Table};
 use crate::core::{ChannelVars, Core, GlobalVars};
-use crate::interfaces::{ApiEntry, ApiImpl, HostApiFn};
+use crate::interfaces::HostApiFn;
 use crate::originate::{self, Request};
 use crate::session::{state_name, Session};
 use crate::state_machine::{self, str2cause};
@@ -70,16 +70,7 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
 
 /// Registers the call commands.
 pub fn register(core: &Arc<Core>) {
-    for (name, description, syntax, f) in COMMANDS {
-        if let Err(e) = core.registry.add_api(ApiEntry {
-            name: name.to_string(),
-            description: description.to_string(),
-            syntax: syntax.to_string(),
-            imp: ApiImpl::Host(*f),
-        }) {
-            log::error!("core command {name}: {e}");
-        }
-    }
+    crate::commands::register_table(core, COMMANDS);
 }
 
 /// Splits arguments at white space, keeping `'…'`-quoted runs (and
