@@ -43,6 +43,18 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
         bgapi,
     ),
     ("hostname", "Return the system hostname", "", hostname),
+    (
+        "user_data",
+        "Look a value up in the user directory",
+        "<user>@<domain> [var|param|attr] <name>",
+        crate::directory::user_data,
+    ),
+    (
+        "user_exists",
+        "Whether a user is in the directory",
+        "<key> <user> <domain>",
+        crate::directory::user_exists,
+    ),
 ];
 
 /// Registers the core's commands.

@@ -128,6 +128,23 @@ impl Expander<'_> {
             return String::new();
         }
         if !global {
+            // `${func(args)}`: FreeSWITCH's other form of an api call.
+            if let Some(open) = inner.find('(') {
+                let name = &inner[..open];
+                if inner.ends_with(')')
+                    && !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    let args = self.run(&inner[open + 1..inner.len() - 1], depth);
+                    if self.stopped {
+                        return String::new();
+                    }
+                    return match self.vars.api(name, &args) {
+                        Some(output) => output.trim_end_matches(['\r', '\n']).to_owned(),
+                        None => String::new(),
+                    };
+                }
+            }
             // Split on the raw text so that a space inside a nested
             // reference, or in a value it expands to, never makes an api
             // call out of a plain lookup.
@@ -568,6 +585,18 @@ mod tests {
         let vars = TestVars::new();
         assert_eq!(expand("[${echo hi}]", &vars), "[hi]");
         assert_eq!(expand("[${crlf hi}]", &vars), "[hi]");
+    }
+
+    #[test]
+    fn a_call_in_parentheses_is_an_api_call_with_expanded_arguments() {
+        let vars = TestVars::new().var("u", "1000");
+        assert_eq!(
+            expand("${upper(${u}@example.com)}", &vars),
+            "1000@EXAMPLE.COM"
+        );
+        assert_eq!(expand("${echo(a b)}", &vars), "a b");
+        // Not a name before the parenthesis: a plain lookup.
+        assert_eq!(expand("${a-b(c)}", &vars), "");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod core;
 pub mod dialplan;
 pub mod dialplan_xml;
 pub mod dialstring;
+pub mod directory;
 pub mod event;
 pub mod executor;
 pub mod expand;

@@ -473,6 +473,16 @@ pub fn read_dtmf(s: &Arc<Session>, timeout: Duration) -> Result<Option<char>, Ca
         if s.has_dtmf() {
             continue;
         }
-        s.wait_signal(gen, deadline - now);
+        // As FreeSWITCH's digit collection does, keep reading media: an
+        // endpoint learns of digits from its media (RFC 4733 events in RTP)
+        // only while someone reads it.
+        if s.endpoint.io.read_frame.is_some() {
+            let mut buf = [0u8; 640];
+            let (st, _) = read_frame(s, &mut buf);
+            if st == Status::SUCCESS || st == Status::TIMEOUT {
+                continue;
+            }
+        }
+        s.wait_signal(gen, (deadline - now).min(PTIME));
     }
 }

@@ -83,6 +83,33 @@ pub fn originate(core: &Arc<Core>, req: Request<'_>) -> Result<Arc<Session>, Cal
     Err(last)
 }
 
+/// `user/<id>[@<domain>]`: the directory's dial string for the user,
+/// placed as the leg (its first leg, with the user's variables under the
+/// leg's own).
+fn user_leg(
+    core: &Arc<Core>,
+    leg: &DialLeg,
+    vars: &[(String, String)],
+    req: &Request<'_>,
+    tx: Sender<()>,
+) -> Result<Arc<Session>, CallCause> {
+    let (ds, user_vars) =
+        crate::directory::dialstring(core, &leg.data).ok_or(CallCause::SUBSCRIBER_ABSENT)?;
+    let parsed = dialstring::parse(&ds).map_err(|e| {
+        log::warn!("user/{}: bad dial string '{ds}': {e}", leg.data);
+        CallCause::INVALID_URL
+    })?;
+    let group = parsed.groups.first().ok_or(CallCause::INVALID_URL)?;
+    let inner = group.legs.first().ok_or(CallCause::INVALID_URL)?;
+    if inner.endpoint.eq_ignore_ascii_case("user") {
+        return Err(CallCause::INVALID_URL);
+    }
+    let mut merged = user_vars;
+    merged.extend(inner.effective_vars(&parsed, group));
+    merged.extend(vars.iter().cloned());
+    create_leg(core, inner, &merged, req, tx)
+}
+
 fn var<'a>(vars: &'a [(String, String)], name: &str) -> Option<&'a str> {
     vars.iter()
         .find(|(k, _)| k == name)
@@ -98,6 +125,9 @@ fn create_leg(
 ) -> Result<Arc<Session>, CallCause> {
     if leg.endpoint.eq_ignore_ascii_case("error") {
         return Err(error_cause(&leg.data));
+    }
+    if leg.endpoint.eq_ignore_ascii_case("user") {
+        return user_leg(core, leg, vars, req, tx);
     }
     let ep = core
         .registry
