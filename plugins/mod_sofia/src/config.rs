@@ -1,0 +1,500 @@
+//! `sofia.conf` (profiles from `conf/sip_profiles/*.xml`, their gateways)
+//! and the RTP port range of `switch.conf`, with FreeSWITCH's parameter
+//! names.
+
+use crate::sdp::Codec;
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A small element tree of the section's XML.
+#[derive(Clone, Debug, Default)]
+pub struct Element {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// Parses a whole XML text.
+    pub fn parse(xml: &str) -> Result<Element, String> {
+        let mut reader = Reader::from_str(xml);
+        let mut stack: Vec<Element> = vec![Element::default()];
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e)) => stack.push(element(&e)?),
+                Ok(Event::Empty(e)) => {
+                    let el = element(&e)?;
+                    if let Some(top) = stack.last_mut() {
+                        top.children.push(el);
+                    }
+                }
+                Ok(Event::End(_)) => {
+                    let el = stack.pop().ok_or("unbalanced XML")?;
+                    stack.last_mut().ok_or("unbalanced XML")?.children.push(el);
+                }
+                Ok(Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "XML error at byte {}: {e}",
+                        reader.buffer_position()
+                    ))
+                }
+            }
+        }
+        let mut root = stack.pop().ok_or("empty XML")?;
+        Ok(root.children.pop().unwrap_or_default())
+    }
+
+    /// An attribute.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first child named `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// Children named `name`.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// `<param name= value=>` children, in order.
+    pub fn params(&self) -> Vec<(String, String)> {
+        self.children_named("param")
+            .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value")?.to_string())))
+            .collect()
+    }
+}
+
+fn element(e: &quick_xml::events::BytesStart) -> Result<Element, String> {
+    let name = AsRef::<str>::as_ref(&e.name()).to_string();
+    let mut attrs = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|e| e.to_string())?;
+        let v = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| e.to_string())?
+            .into_owned();
+        attrs.push((AsRef::<str>::as_ref(&a.key).to_string(), v));
+    }
+    Ok(Element {
+        name,
+        attrs,
+        children: Vec::new(),
+    })
+}
+
+/// How DTMF is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtmfType {
+    Rfc2833,
+    Info,
+    None,
+}
+
+/// A gateway: a peer we register with and call through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gateway {
+    pub name: String,
+    pub username: String,
+    pub password: String,
+    pub realm: String,
+    /// `host[:port]` requests go to.
+    pub proxy: String,
+    pub from_domain: String,
+    pub register: bool,
+    pub expire_seconds: u32,
+    pub retry_seconds: u32,
+    pub caller_id_in_from: bool,
+    pub extension: String,
+}
+
+/// One profile's settings.
+#[derive(Clone, Debug)]
+pub struct ProfileConfig {
+    pub name: String,
+    pub sip_ip: IpAddr,
+    pub sip_port: u16,
+    pub rtp_ip: IpAddr,
+    /// Address written in SDP and Contact when it differs (NAT).
+    pub ext_rtp_ip: Option<IpAddr>,
+    pub context: String,
+    pub dialplan: String,
+    pub codecs: Vec<Codec>,
+    pub auth_calls: bool,
+    /// Address ranges allowed to call and register; empty: anyone.
+    pub acl: Vec<(IpAddr, u8)>,
+    pub user_agent: String,
+    pub dtmf_type: DtmfType,
+    pub te_pt: u8,
+    pub rtp_timeout: Option<Duration>,
+    pub rtp_hold_timeout: Option<Duration>,
+    pub registration_db: Option<String>,
+    /// The realm challenges name (default: the request's host).
+    pub challenge_realm: Option<String>,
+    pub tcp: bool,
+    pub gateways: Vec<Gateway>,
+    /// `sip-trace` at start.
+    pub trace: bool,
+}
+
+/// Everything mod_sofia reads.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub profiles: Vec<ProfileConfig>,
+    pub rtp_start: u16,
+    pub rtp_end: u16,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sofia.conf: {}", self.0)
+    }
+}
+
+fn bool_param(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "true" | "yes" | "on" | "1" | "enabled"
+    )
+}
+
+fn cidr(s: &str) -> Result<(IpAddr, u8), ConfigError> {
+    let s = s.trim();
+    let named = match s {
+        "loopback.auto" => Some(("127.0.0.0", 8)),
+        "any_v4.auto" => Some(("0.0.0.0", 0)),
+        _ => None,
+    };
+    if let Some((ip, bits)) = named {
+        return Ok((ip.parse().unwrap_or(IpAddr::from([127, 0, 0, 1])), bits));
+    }
+    let (ip, bits) = s.split_once('/').unwrap_or((s, ""));
+    let ip: IpAddr = ip.parse().map_err(|_| {
+        ConfigError(format!(
+            "apply-inbound-acl {s:?} is not a CIDR or a known list"
+        ))
+    })?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = if bits.is_empty() {
+        max
+    } else {
+        bits.parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| ConfigError(format!("apply-inbound-acl {s:?}: bad prefix length")))?
+    };
+    Ok((ip, bits))
+}
+
+/// True when `ip` is inside one of `acl`'s ranges (or `acl` is empty).
+pub fn acl_allows(acl: &[(IpAddr, u8)], ip: IpAddr) -> bool {
+    acl.is_empty()
+        || acl.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if *bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - *bits as u32)
+                };
+                u32::from(*n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if *bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - *bits as u32)
+                };
+                u128::from(*n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+}
+
+impl Config {
+    /// Reads `sofia.conf` and `switch.conf`'s RTP range.
+    pub fn from_xml(sofia: Option<&str>, switch: Option<&str>) -> Result<Config, ConfigError> {
+        let mut rtp_start = 16384u16;
+        let mut rtp_end = 32768u16;
+        if let Some(sw) = switch {
+            let root = Element::parse(sw).map_err(|e| ConfigError(format!("switch.conf: {e}")))?;
+            if let Some(settings) = root.child("settings") {
+                for (k, v) in settings.params() {
+                    let port = || {
+                        v.trim().parse::<u16>().map_err(|_| {
+                            ConfigError(format!("switch.conf {k} {v:?} is not a port"))
+                        })
+                    };
+                    match k.as_str() {
+                        "rtp-start-port" => rtp_start = port()?,
+                        "rtp-end-port" => rtp_end = port()?,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if rtp_end <= rtp_start + 2 {
+            return Err(ConfigError(format!(
+                "rtp-start-port {rtp_start} / rtp-end-port {rtp_end} leave no ports"
+            )));
+        }
+        let mut profiles = Vec::new();
+        if let Some(xml) = sofia {
+            let root = Element::parse(xml).map_err(ConfigError)?;
+            if let Some(ps) = root.child("profiles") {
+                for p in ps.children_named("profile") {
+                    profiles.push(profile(p)?);
+                }
+            }
+        }
+        for (i, p) in profiles.iter().enumerate() {
+            if profiles[..i].iter().any(|q| q.name == p.name) {
+                return Err(ConfigError(format!(
+                    "profile {:?} is defined twice",
+                    p.name
+                )));
+            }
+        }
+        Ok(Config {
+            profiles,
+            rtp_start,
+            rtp_end,
+        })
+    }
+}
+
+fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
+    let name = p
+        .attr("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ConfigError("a <profile> has no name".into()))?
+        .to_string();
+    let err = |k: &str, v: &str| ConfigError(format!("profile {name}: {k} {v:?} is not valid"));
+    let mut c = ProfileConfig {
+        name: name.clone(),
+        sip_ip: IpAddr::from([127, 0, 0, 1]),
+        sip_port: 5060,
+        rtp_ip: IpAddr::from([127, 0, 0, 1]),
+        ext_rtp_ip: None,
+        context: "public".into(),
+        dialplan: "XML".into(),
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        auth_calls: false,
+        acl: Vec::new(),
+        user_agent: "hotswitch".into(),
+        dtmf_type: DtmfType::Rfc2833,
+        te_pt: 101,
+        rtp_timeout: None,
+        rtp_hold_timeout: None,
+        registration_db: None,
+        challenge_realm: None,
+        tcp: true,
+        gateways: Vec::new(),
+        trace: false,
+    };
+    let mut rtp_ip_set = false;
+    if let Some(settings) = p.child("settings") {
+        for (k, v) in settings.params() {
+            let vt = v.trim();
+            match k.as_str() {
+                "sip-ip" => c.sip_ip = vt.parse().map_err(|_| err(&k, &v))?,
+                "sip-port" => c.sip_port = vt.parse().map_err(|_| err(&k, &v))?,
+                "rtp-ip" => {
+                    c.rtp_ip = vt.parse().map_err(|_| err(&k, &v))?;
+                    rtp_ip_set = true;
+                }
+                "ext-rtp-ip" | "ext-sip-ip" if !vt.is_empty() && vt != "auto" => {
+                    c.ext_rtp_ip = Some(vt.parse().map_err(|_| err(&k, &v))?)
+                }
+                "context" => c.context = vt.to_string(),
+                "dialplan" => c.dialplan = vt.to_string(),
+                "codec-prefs" | "inbound-codec-prefs" | "outbound-codec-prefs" => {
+                    let codecs: Vec<Codec> = vt.split(',').filter_map(Codec::from_name).collect();
+                    if codecs.is_empty() {
+                        return Err(ConfigError(format!(
+                            "profile {name}: {k} {v:?} names no codec hotswitch carries (PCMU, PCMA)"
+                        )));
+                    }
+                    c.codecs = codecs;
+                }
+                "auth-calls" => c.auth_calls = bool_param(vt),
+                "apply-inbound-acl" | "apply-register-acl" => {
+                    for part in vt.split(',').filter(|s| !s.trim().is_empty()) {
+                        c.acl.push(cidr(part)?);
+                    }
+                }
+                "user-agent-string" => c.user_agent = vt.to_string(),
+                "dtmf-type" => {
+                    c.dtmf_type = match vt.to_ascii_lowercase().as_str() {
+                        "rfc2833" | "rfc4733" => DtmfType::Rfc2833,
+                        "info" => DtmfType::Info,
+                        "none" => DtmfType::None,
+                        _ => return Err(err(&k, &v)),
+                    }
+                }
+                "rfc2833-pt" => {
+                    c.te_pt = vt
+                        .parse()
+                        .ok()
+                        .filter(|p| (96..128).contains(p))
+                        .ok_or_else(|| err(&k, &v))?
+                }
+                "rtp-timeout-sec" => {
+                    let s: u64 = vt.parse().map_err(|_| err(&k, &v))?;
+                    c.rtp_timeout = (s > 0).then(|| Duration::from_secs(s));
+                }
+                "rtp-hold-timeout-sec" => {
+                    let s: u64 = vt.parse().map_err(|_| err(&k, &v))?;
+                    c.rtp_hold_timeout = (s > 0).then(|| Duration::from_secs(s));
+                }
+                "registration-db" | "odbc-dsn" if !vt.is_empty() => {
+                    c.registration_db = Some(vt.to_string())
+                }
+                "challenge-realm" if !vt.is_empty() && vt != "auto_from" && vt != "auto_to" => {
+                    c.challenge_realm = Some(vt.to_string())
+                }
+                "enable-tcp" | "bind-tcp" => c.tcp = bool_param(vt),
+                "sip-trace" => c.trace = bool_param(vt),
+                _ => {}
+            }
+        }
+    }
+    if !rtp_ip_set {
+        c.rtp_ip = c.sip_ip;
+    }
+    if let Some(gws) = p.child("gateways") {
+        for g in gws.children_named("gateway") {
+            c.gateways.push(gateway(&name, g)?);
+        }
+    }
+    Ok(c)
+}
+
+fn gateway(profile: &str, g: &Element) -> Result<Gateway, ConfigError> {
+    let name = g
+        .attr("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ConfigError(format!("profile {profile}: a <gateway> has no name")))?
+        .to_string();
+    let mut gw = Gateway {
+        name: name.clone(),
+        username: String::new(),
+        password: String::new(),
+        realm: String::new(),
+        proxy: String::new(),
+        from_domain: String::new(),
+        register: true,
+        expire_seconds: 3600,
+        retry_seconds: 30,
+        caller_id_in_from: false,
+        extension: String::new(),
+    };
+    for (k, v) in g.params() {
+        let v = v.trim().to_string();
+        match k.as_str() {
+            "username" => gw.username = v,
+            "password" => gw.password = v,
+            "realm" => gw.realm = v,
+            "proxy" => gw.proxy = v,
+            "from-domain" => gw.from_domain = v,
+            "register" => gw.register = bool_param(&v),
+            "expire-seconds" => {
+                gw.expire_seconds = v.parse().ok().filter(|n| *n >= 10).ok_or_else(|| {
+                    ConfigError(format!("gateway {name}: expire-seconds {v:?} is not valid"))
+                })?
+            }
+            "retry-seconds" => gw.retry_seconds = v.parse().unwrap_or(30).max(1),
+            "caller-id-in-from" => gw.caller_id_in_from = bool_param(&v),
+            "extension" => gw.extension = v,
+            _ => {}
+        }
+    }
+    if gw.proxy.is_empty() {
+        gw.proxy = gw.realm.clone();
+    }
+    if gw.realm.is_empty() {
+        gw.realm = gw.proxy.clone();
+    }
+    if gw.proxy.is_empty() {
+        return Err(ConfigError(format!(
+            "gateway {name}: neither proxy nor realm is set"
+        )));
+    }
+    if gw.from_domain.is_empty() {
+        gw.from_domain = gw.realm.split(':').next().unwrap_or("").to_string();
+    }
+    if gw.register && gw.username.is_empty() {
+        return Err(ConfigError(format!(
+            "gateway {name}: register is on but username is empty"
+        )));
+    }
+    Ok(gw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"<configuration name="sofia.conf"><profiles>
+      <profile name="internal"><gateways>
+        <gateway name="carrier"><param name="username" value="u"/><param name="password" value="p"/>
+          <param name="proxy" value="127.0.0.1:5090"/></gateway>
+      </gateways><settings>
+        <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="5070"/>
+        <param name="context" value="default"/><param name="codec-prefs" value="PCMA,PCMU,G729"/>
+        <param name="auth-calls" value="true"/><param name="apply-inbound-acl" value="loopback.auto,10.0.0.0/8"/>
+        <param name="dtmf-type" value="info"/>
+      </settings></profile>
+      <profile name="external"><settings><param name="sip-port" value="5080"/></settings></profile>
+    </profiles></configuration>"#;
+
+    #[test]
+    fn profiles_take_freeswitch_parameter_names() {
+        let sw = r#"<configuration name="switch.conf"><settings><param name="rtp-start-port" value="20000"/><param name="rtp-end-port" value="20100"/></settings></configuration>"#;
+        let c = Config::from_xml(Some(CONF), Some(sw)).unwrap();
+        assert_eq!((c.rtp_start, c.rtp_end), (20000, 20100));
+        let p = &c.profiles[0];
+        assert_eq!(p.sip_port, 5070);
+        assert_eq!(p.context, "default");
+        assert_eq!(p.codecs, vec![Codec::Pcma, Codec::Pcmu]);
+        assert!(p.auth_calls);
+        assert_eq!(p.dtmf_type, DtmfType::Info);
+        assert!(acl_allows(&p.acl, "127.0.0.9".parse().unwrap()));
+        assert!(acl_allows(&p.acl, "10.1.2.3".parse().unwrap()));
+        assert!(!acl_allows(&p.acl, "192.168.1.1".parse().unwrap()));
+        assert_eq!(p.gateways[0].proxy, "127.0.0.1:5090");
+        assert_eq!(p.gateways[0].realm, "127.0.0.1:5090");
+        assert_eq!(c.profiles[1].context, "public");
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let bad = CONF.replace("value=\"5070\"", "value=\"fifty\"");
+        let e = Config::from_xml(Some(&bad), None).unwrap_err().to_string();
+        assert!(e.contains("sip-port") && e.contains("fifty"), "{e}");
+        let bad = CONF.replace("PCMA,PCMU,G729", "G729");
+        assert!(Config::from_xml(Some(&bad), None)
+            .unwrap_err()
+            .to_string()
+            .contains("codec-prefs"));
+        let dup = CONF.replace("name=\"external\"", "name=\"internal\"");
+        assert!(Config::from_xml(Some(&dup), None)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        assert!(Config::from_xml(Some("<configuration"), None).is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! The `sofia` endpoint: outbound legs, what the core tells a leg
+//! (answer, progress, ringing, hangup), and frames to and from RTP on the
+//! session's own thread.
+
+use crate::config::DtmfType;
+use crate::leg::{self, Input, Leg, Outbound};
+use crate::rtp::{Media, Read};
+use crate::sdp::Codec;
+use crate::shell;
+use crate::ua::dial_target;
+use hotswitch_plugin_api::{
+    CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
+    Outgoing, OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a blocking read waits for a packet.
+const READ_WAIT: Duration = Duration::from_millis(20);
+
+/// The endpoint registered as `sofia`.
+pub struct Sofia;
+
+impl Endpoint for Sofia {
+    fn outgoing(&self, req: &Outgoing) -> Result<OwnedSession, CallCause> {
+        let shared = shell::shared().ok_or(CallCause::SERVICE_UNAVAILABLE)?;
+        let gateways = |name: &str| {
+            shared
+                .gateways
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find(|g| g.1.name == name)
+                .cloned()
+        };
+        let t = dial_target(
+            &req.dial_data,
+            &shared.profiles,
+            &shared.registrar,
+            &gateways,
+        )?;
+        let pc = &shared.profile_cfg[t.profile];
+        let media = Media::bind(
+            pc.rtp_ip,
+            pc.ext_rtp_ip.unwrap_or(pc.rtp_ip),
+            shared.rtp.0,
+            shared.rtp.1,
+        )
+        .map_err(|e| {
+            log::error!("outbound call: {e}");
+            CallCause::SWITCH_CONGESTION
+        })?;
+        media.set_timeouts(pc.rtp_timeout, pc.rtp_hold_timeout);
+        let s = ModuleContext::current()
+            .session_request("sofia", true)
+            .map_err(|_| CallCause::SWITCH_CONGESTION)?;
+        let call_id = uuid::Uuid::new_v4().to_string();
+        let leg = Arc::new(Leg {
+            call_id: call_id.clone(),
+            uuid: s.uuid(),
+            profile: t.profile,
+            media,
+            dtmf_type: pc.dtmf_type,
+            tx: shared.input.clone(),
+        });
+        let after_profile = req.dial_data.split_once('/').map(|x| x.1).unwrap_or("");
+        let name = format!("sofia/{}/{}", pc.name, after_profile);
+        let mut profile = req.profile.clone();
+        profile.destination_number = t.uri.user.clone().unwrap_or_default();
+        profile.chan_name = name.clone();
+        s.set_name(&name);
+        s.set_profile(&profile);
+        for (k, v) in [
+            ("sip_call_id", call_id.as_str()),
+            ("sip_profile_name", pc.name.as_str()),
+            ("sip_to_user", t.uri.user.as_deref().unwrap_or("")),
+            ("sip_to_host", t.uri.host.as_str()),
+            ("sip_req_uri", t.uri.to_string().trim_start_matches("sip:")),
+            ("sip_destination_url", &t.uri.to_string()),
+            ("sip_gateway_name", t.gateway.as_deref().unwrap_or("")),
+            ("rtp_local_sdp_port", &leg.media.port.to_string()),
+        ] {
+            if !v.is_empty() {
+                s.set_var(k, v);
+            }
+        }
+        let headers: Vec<(String, String)> = req
+            .vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let h = k.strip_prefix("sip_h_")?;
+                (h.len() > 2 && h[..2].eq_ignore_ascii_case("X-"))
+                    .then(|| (h.to_string(), v.clone()))
+            })
+            .collect();
+        let auth = t.auth.clone().or_else(|| {
+            Some((
+                req.var("sip_auth_username")?.to_string(),
+                req.var("sip_auth_password")?.to_string(),
+            ))
+        });
+        let from_user = req
+            .var("origination_caller_id_number")
+            .map(str::to_string)
+            .unwrap_or_else(|| req.profile.caller_id_number.clone());
+        let from_display = req
+            .var("origination_caller_id_name")
+            .map(str::to_string)
+            .unwrap_or_else(|| req.profile.caller_id_name.clone());
+        s.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
+        s.set_state(ChannelState::INIT)
+            .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
+        leg.send(Input::Invite(Box::new(Outbound {
+            leg: leg.clone(),
+            uri: t.uri,
+            target: t.target,
+            from_user: if from_user.is_empty() {
+                "0000000000".into()
+            } else {
+                from_user
+            },
+            from_display,
+            from_host: t.from_host,
+            headers,
+            auth,
+            gateway: t.gateway,
+        })));
+        Ok(s)
+    }
+
+    fn on_state(&self, s: &Session, state: ChannelState) -> Status {
+        match state {
+            ChannelState::HANGUP => {
+                if let Some(l) = leg::of(s) {
+                    let cause = s
+                        .var("hangup_cause")
+                        .and_then(|c| CallCause::from_name(&c))
+                        .unwrap_or(CallCause::NORMAL_CLEARING);
+                    l.send(Input::Hangup {
+                        call_id: l.call_id.clone(),
+                        cause,
+                    });
+                }
+            }
+            ChannelState::DESTROY => {
+                let p = s.private() as *mut Arc<Leg>;
+                if !p.is_null() {
+                    s.set_private(std::ptr::null_mut());
+                    // SAFETY: the Box this module put there; on_destroy is
+                    // the session's last callback.
+                    drop(unsafe { Box::from_raw(p) });
+                }
+            }
+            _ => {}
+        }
+        Status::SUCCESS
+    }
+
+    fn receive_message(&self, s: &Session, msg: &Message) -> Status {
+        let Some(l) = leg::of(s) else {
+            return Status::SUCCESS;
+        };
+        let call_id = l.call_id.clone();
+        match msg.id {
+            MessageId::ANSWER => l.send(Input::Answer { call_id }),
+            MessageId::PROGRESS => l.send(Input::Progress { call_id }),
+            MessageId::RINGING => l.send(Input::Ringing { call_id }),
+            _ => {}
+        }
+        Status::SUCCESS
+    }
+
+    fn kill_channel(&self, _s: &Session, _sig: KillSignal) -> Status {
+        // Reads wait at most READ_WAIT; nothing to interrupt.
+        Status::SUCCESS
+    }
+
+    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+        let Some(l) = leg::of(s) else {
+            return Status::FALSE;
+        };
+        if f.data.is_null() || f.buflen == 0 {
+            return Status::FALSE;
+        }
+        // SAFETY: the host lent `buflen` writable bytes at `data`.
+        let buf = unsafe { std::slice::from_raw_parts_mut(f.data, f.buflen as usize) };
+        let wait = if flags & READ_FLAG_NOBLOCK != 0 {
+            Duration::ZERO
+        } else {
+            READ_WAIT
+        };
+        loop {
+            match l.media.read(buf, wait) {
+                Read::Audio { len, codec } => {
+                    f.datalen = len as u32;
+                    f.samples = len as u32;
+                    f.rate = 8000;
+                    f.channels = 1;
+                    f.codec = match codec {
+                        Codec::Pcmu => RStr::from_static("PCMU"),
+                        Codec::Pcma => RStr::from_static("PCMA"),
+                    };
+                    return Status::SUCCESS;
+                }
+                Read::Dtmf(d, ms) => {
+                    log::debug!("{}: RFC 4733 digit {d} ({ms} ms)", l.uuid);
+                    s.queue_dtmf(d, ms);
+                }
+                Read::Timeout => {
+                    return if s.is_down() {
+                        Status::FALSE
+                    } else {
+                        Status::TIMEOUT
+                    };
+                }
+                Read::MediaTimeout => {
+                    log::warn!("{}: no RTP for the media timeout; hanging up", l.uuid);
+                    s.hangup(CallCause::MEDIA_TIMEOUT);
+                    return Status::FALSE;
+                }
+            }
+        }
+    }
+
+    fn write_frame(&self, s: &Session, f: &Frame) -> Status {
+        let Some(l) = leg::of(s) else {
+            return Status::FALSE;
+        };
+        if f.data.is_null() || f.datalen == 0 {
+            return Status::SUCCESS;
+        }
+        // SAFETY: the frame's data is valid for the call.
+        let data = unsafe { std::slice::from_raw_parts(f.data, f.datalen as usize) };
+        // SAFETY: the codec view lives as long as the frame.
+        let codec = match &*unsafe { f.codec.to_str() } {
+            "PCMU" => Some(Codec::Pcmu),
+            "PCMA" => Some(Codec::Pcma),
+            "L16" | "" => None,
+            _ => return Status::SUCCESS,
+        };
+        l.media.write(data, codec, f.samples);
+        Status::SUCCESS
+    }
+
+    fn send_dtmf(&self, s: &Session, d: &Dtmf) -> Status {
+        let Some(l) = leg::of(s) else {
+            return Status::FALSE;
+        };
+        let Some(digit) = char::from_u32(d.digit) else {
+            return Status::FALSE;
+        };
+        match l.dtmf_type {
+            DtmfType::Rfc2833 => {
+                l.media.queue_dtmf(digit, d.duration_ms);
+                l.media.flush_dtmf();
+            }
+            DtmfType::Info => l.send(Input::Info {
+                call_id: l.call_id.clone(),
+                digit,
+                duration_ms: d.duration_ms,
+            }),
+            DtmfType::None => {}
+        }
+        Status::SUCCESS
+    }
+}

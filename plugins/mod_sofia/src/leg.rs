@@ -1,0 +1,124 @@
+//! What a call leg's session and the SIP thread share, and what they say
+//! to each other.
+
+use crate::config::DtmfType;
+use crate::rtp::Media;
+use crate::sip::headers::Uri;
+use crate::sip::transaction::Target;
+use hotswitch_plugin_api::{CallCause, Session};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// One SIP call leg: the session's private data (as `Box<Arc<Leg>>`) and
+/// the SIP thread's view of the same call.
+pub struct Leg {
+    pub call_id: String,
+    pub uuid: String,
+    pub profile: usize,
+    pub media: Media,
+    pub dtmf_type: DtmfType,
+    /// The SIP thread's queue.
+    pub tx: UnboundedSender<Input>,
+}
+
+impl Leg {
+    /// Tells the SIP thread.
+    pub fn send(&self, input: Input) {
+        let _ = self.tx.send(input);
+    }
+}
+
+/// The leg of a session (set by this module at creation, freed at
+/// CS_DESTROY).
+pub fn of(s: &Session) -> Option<&Arc<Leg>> {
+    let p = s.private() as *const Arc<Leg>;
+    // SAFETY: the only private data this module sets on its sessions is a
+    // `Box<Arc<Leg>>`, alive until on_destroy, the session's last callback.
+    unsafe { p.as_ref() }
+}
+
+/// An outbound call the SIP thread is to place.
+pub struct Outbound {
+    pub leg: Arc<Leg>,
+    pub uri: Uri,
+    /// Where the INVITE goes (a registered contact's network address, the
+    /// gateway's proxy, or the URI's host).
+    pub target: Target,
+    pub from_user: String,
+    pub from_display: String,
+    pub from_host: String,
+    /// `sip_h_X-…` variables as headers.
+    pub headers: Vec<(String, String)>,
+    /// Credentials for a challenge (gateway or `sip_auth_*` variables).
+    pub auth: Option<(String, String)>,
+    pub gateway: Option<String>,
+}
+
+/// A request for the API, answered on `reply`.
+pub struct ApiRequest {
+    pub args: String,
+    pub reply: std::sync::mpsc::SyncSender<String>,
+}
+
+/// Everything the SIP thread is told.
+pub enum Input {
+    /// A datagram on a profile's UDP socket.
+    Datagram {
+        profile: usize,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// One framed message from a TCP connection.
+    Stream {
+        profile: usize,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// A TCP connection opened (accepted or connected): its writer.
+    TcpOpen {
+        from: SocketAddr,
+        writer: UnboundedSender<Vec<u8>>,
+    },
+    TcpClosed {
+        from: SocketAddr,
+    },
+    /// The core answered / pre-answered / rang an inbound leg.
+    Answer {
+        call_id: String,
+    },
+    Progress {
+        call_id: String,
+    },
+    Ringing {
+        call_id: String,
+    },
+    /// The session is hanging up.
+    Hangup {
+        call_id: String,
+        cause: CallCause,
+    },
+    /// Place an outbound call.
+    Invite(Box<Outbound>),
+    /// Send a digit by SIP INFO.
+    Info {
+        call_id: String,
+        digit: char,
+        duration_ms: u32,
+    },
+    /// Send a MESSAGE.
+    Message {
+        profile: Option<String>,
+        to: String,
+        from: String,
+        body: String,
+        content_type: String,
+    },
+    /// `sofia …` commands.
+    Api(ApiRequest),
+    /// Unload: stop serving.
+    Stop,
+}
+
+/// Errors of outbound dialing, as hangup causes.
+pub type DialResult<T> = Result<T, CallCause>;

@@ -1,0 +1,125 @@
+//! # mod_sofia — the SIP endpoint
+//!
+//! Profiles from `sofia.conf` (`conf/sip_profiles/*.xml`) listen on UDP
+//! and TCP; calls, registrations and gateways follow RFC 3261 with SDP
+//! offer/answer and RTP media.
+//!
+//! - [`sip`]: the sans-IO core — messages, headers, digest, transactions.
+//! - [`sdp`], [`rtp`], [`g711`]: media negotiation and transport.
+//! - [`ua`]: dialogs, calls, the registrar's requests and gateways (the
+//!   transaction user), on the SIP thread.
+//! - [`registrar`]: registrations, kept in an embedded store.
+//! - [`endpoint`]: the `sofia` endpoint the core calls (frames, answer,
+//!   hangup, outbound legs).
+//! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
+//! - [`config`], [`causes`], [`leg`]: settings, cause mapping, the state a
+//!   session and the SIP thread share.
+
+pub mod api;
+pub mod causes;
+pub mod config;
+pub mod endpoint;
+pub mod g711;
+pub mod leg;
+pub mod registrar;
+pub mod rtp;
+pub mod sdp;
+pub mod shell;
+pub mod sip;
+pub mod ua;
+
+use hotswitch_plugin_api::{declare_module, ModuleContext, Status};
+use std::fmt::Write as _;
+
+declare_module! {
+    name: "mod_sofia",
+    description: "SIP endpoint: profiles, registrar, gateways, SDP and RTP",
+    load: load,
+    unload: Some(unload),
+    runtime: Some(runtime),
+}
+
+fn load(m: &ModuleContext) -> Result<(), String> {
+    let sofia = m.config_section("sofia.conf");
+    let switch = m.config_section("switch.conf");
+    let config =
+        config::Config::from_xml(sofia.as_deref(), switch.as_deref()).map_err(|e| e.to_string())?;
+    if config.profiles.is_empty() {
+        log::warn!("sofia.conf defines no profile: no SIP port is open");
+    }
+    shell::prepare(config)?;
+    m.add_endpoint("sofia", endpoint::Sofia)
+        .map_err(|e| format!("sofia endpoint: {e}"))?;
+    m.add_api(
+        "sofia",
+        "Sofia SIP stack control",
+        "status [profile <name> [reg] | gateway] | profile <name> start|stop|restart|rescan | global siptrace on|off",
+        |args, out| {
+            let _ = out.write_str(&shell::api(args));
+        },
+    )
+    .map_err(|e| format!("sofia api: {e}"))?;
+    m.add_api(
+        "sofia_contact",
+        "The dial string of a registered user",
+        "[profile/]<user>@<domain>",
+        |args, out| {
+            let _ = out.write_str(&contact(args.trim()));
+        },
+    )
+    .map_err(|e| format!("sofia_contact api: {e}"))?;
+    m.add_chat("sip", |chat| {
+        let Some(s) = shell::shared() else {
+            return Status::FALSE;
+        };
+        let to = chat.to.trim_start_matches("sip:").to_string();
+        let ok = s
+            .input
+            .send(leg::Input::Message {
+                profile: (!chat.hint.is_empty()).then(|| chat.hint.clone()),
+                to,
+                from: chat.from.clone(),
+                body: chat.body.clone(),
+                content_type: "text/plain".into(),
+            })
+            .is_ok();
+        if ok {
+            Status::SUCCESS
+        } else {
+            Status::FALSE
+        }
+    })
+    .map_err(|e| format!("sip chat: {e}"))?;
+    Ok(())
+}
+
+fn runtime(_m: &ModuleContext) -> Status {
+    shell::run()
+}
+
+fn unload(_m: &ModuleContext) -> Result<(), String> {
+    shell::stop();
+    Ok(())
+}
+
+/// `sofia_contact [profile/]user@domain`: `sofia/<profile>/<contact>` for
+/// every live binding, comma-separated; `error/user_not_registered` when
+/// there is none.
+fn contact(args: &str) -> String {
+    let Some(s) = shell::shared() else {
+        return "error/user_not_registered".into();
+    };
+    let (profile, aor) = match args.split_once('/') {
+        Some((p, a)) if p != "*" => (Some(p), a),
+        Some((_, a)) => (None, a),
+        None => (None, args),
+    };
+    let regs = s.registrar.lookup(aor, profile);
+    if regs.is_empty() {
+        return "error/user_not_registered".into();
+    }
+    regs.iter()
+        .map(|r| format!("sofia/{}/{}", r.profile, r.contact))
+        .collect::<Vec<_>>()
+        .join(",")
+}

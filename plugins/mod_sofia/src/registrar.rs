@@ -1,0 +1,337 @@
+//! Registrations: who is reachable where, kept across restarts.
+//!
+//! [`Registrar`] answers lookups from memory and writes every change
+//! through a [`RegistrationStore`]. The default store is an embedded redb
+//! file ([`RedbStore`]); a shared database can implement the same trait.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One binding of an address-of-record to a contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub profile: String,
+    pub user: String,
+    pub domain: String,
+    /// The Contact URI as registered.
+    pub contact: String,
+    /// Where the REGISTER came from (requests go there: NAT-safe).
+    pub network: SocketAddr,
+    /// `UDP` or `TCP`.
+    pub transport: String,
+    /// Unix time the binding lapses.
+    pub expires_at: u64,
+    pub call_id: String,
+    pub user_agent: String,
+}
+
+impl Registration {
+    /// `user@domain`.
+    pub fn aor(&self) -> String {
+        format!("{}@{}", self.user, self.domain)
+    }
+
+    fn key(&self) -> String {
+        format!("{}\u{1}{}\u{1}{}", self.profile, self.aor(), self.contact)
+    }
+
+    fn encode(&self) -> String {
+        [
+            self.profile.as_str(),
+            &self.user,
+            &self.domain,
+            &self.contact,
+            &self.network.to_string(),
+            &self.transport,
+            &self.expires_at.to_string(),
+            &self.call_id,
+            &self.user_agent,
+        ]
+        .join("\u{1}")
+    }
+
+    fn decode(s: &str) -> Option<Registration> {
+        let f: Vec<&str> = s.split('\u{1}').collect();
+        if f.len() != 9 {
+            return None;
+        }
+        Some(Registration {
+            profile: f[0].into(),
+            user: f[1].into(),
+            domain: f[2].into(),
+            contact: f[3].into(),
+            network: f[4].parse().ok()?,
+            transport: f[5].into(),
+            expires_at: f[6].parse().ok()?,
+            call_id: f[7].into(),
+            user_agent: f[8].into(),
+        })
+    }
+}
+
+/// Unix time now.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Where registrations persist.
+pub trait RegistrationStore: Send + Sync {
+    /// Adds or replaces a binding.
+    fn save(&self, r: &Registration) -> Result<(), String>;
+    /// Removes a binding.
+    fn delete(&self, r: &Registration) -> Result<(), String>;
+    /// Every stored binding.
+    fn load_all(&self) -> Result<Vec<Registration>, String>;
+}
+
+/// Keeps nothing (tests, or `registration-db` set to `none`).
+pub struct MemoryStore;
+
+impl RegistrationStore for MemoryStore {
+    fn save(&self, _: &Registration) -> Result<(), String> {
+        Ok(())
+    }
+    fn delete(&self, _: &Registration) -> Result<(), String> {
+        Ok(())
+    }
+    fn load_all(&self) -> Result<Vec<Registration>, String> {
+        Ok(Vec::new())
+    }
+}
+
+const TABLE: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("registrations");
+
+/// The embedded store: one redb file.
+pub struct RedbStore {
+    db: redb::Database,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the file.
+    pub fn open(path: &str) -> Result<RedbStore, String> {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+        }
+        let db = redb::Database::create(path).map_err(|e| format!("{path}: {e}"))?;
+        Ok(RedbStore { db })
+    }
+
+    fn write(
+        &self,
+        f: impl FnOnce(&mut redb::Table<&str, &str>) -> Result<(), redb::StorageError>,
+    ) -> Result<(), String> {
+        let tx = self.db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut t = tx.open_table(TABLE).map_err(|e| e.to_string())?;
+            f(&mut t).map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+}
+
+impl RegistrationStore for RedbStore {
+    fn save(&self, r: &Registration) -> Result<(), String> {
+        let (k, v) = (r.key(), r.encode());
+        self.write(|t| t.insert(k.as_str(), v.as_str()).map(|_| ()))
+    }
+
+    fn delete(&self, r: &Registration) -> Result<(), String> {
+        let k = r.key();
+        self.write(|t| t.remove(k.as_str()).map(|_| ()))
+    }
+
+    fn load_all(&self) -> Result<Vec<Registration>, String> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let tx = self.db.begin_read().map_err(|e| e.to_string())?;
+        let t = match tx.open_table(TABLE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| e.to_string())? {
+            let (_, v) = row.map_err(|e| e.to_string())?;
+            if let Some(r) = Registration::decode(v.value()) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Bindings by address-of-record, written through to a store.
+pub struct Registrar {
+    store: Box<dyn RegistrationStore>,
+    by_aor: RwLock<HashMap<String, Vec<Registration>>>,
+}
+
+impl Registrar {
+    /// Loads what the store kept (dropping lapsed bindings).
+    pub fn new(store: Box<dyn RegistrationStore>) -> Result<Registrar, String> {
+        let now = now_secs();
+        let mut by_aor: HashMap<String, Vec<Registration>> = HashMap::new();
+        for r in store.load_all()? {
+            if r.expires_at > now {
+                by_aor.entry(r.aor()).or_default().push(r);
+            } else {
+                let _ = store.delete(&r);
+            }
+        }
+        Ok(Registrar {
+            store,
+            by_aor: RwLock::new(by_aor),
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Vec<Registration>>> {
+        self.by_aor.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Vec<Registration>>> {
+        self.by_aor.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or refreshes a binding.
+    pub fn bind(&self, r: Registration) {
+        if let Err(e) = self.store.save(&r) {
+            log::error!("registration of {} not stored: {e}", r.aor());
+        }
+        let mut m = self.write();
+        let list = m.entry(r.aor()).or_default();
+        list.retain(|x| !(x.profile == r.profile && x.contact == r.contact));
+        list.push(r);
+    }
+
+    /// Removes one contact of an AOR, or all of them (`contact` = `None`).
+    pub fn unbind(&self, profile: &str, aor: &str, contact: Option<&str>) {
+        let mut m = self.write();
+        let Some(list) = m.get_mut(aor) else {
+            return;
+        };
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(list)
+            .into_iter()
+            .partition(|x| x.profile == profile && contact.is_none_or(|c| x.contact == c));
+        *list = keep;
+        if list.is_empty() {
+            m.remove(aor);
+        }
+        drop(m);
+        for r in gone {
+            let _ = self.store.delete(&r);
+        }
+    }
+
+    /// Live bindings of `user@domain` (on `profile`, when given), newest
+    /// first.
+    pub fn lookup(&self, aor: &str, profile: Option<&str>) -> Vec<Registration> {
+        let now = now_secs();
+        let mut v: Vec<Registration> = self
+            .read()
+            .get(aor)
+            .map(|l| {
+                l.iter()
+                    .filter(|r| r.expires_at > now && profile.is_none_or(|p| p == r.profile))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by_key(|r| std::cmp::Reverse(r.expires_at));
+        v
+    }
+
+    /// Every live binding of `profile`.
+    pub fn all(&self, profile: &str) -> Vec<Registration> {
+        let now = now_secs();
+        let mut v: Vec<Registration> = self
+            .read()
+            .values()
+            .flatten()
+            .filter(|r| r.profile == profile && r.expires_at > now)
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| r.aor());
+        v
+    }
+
+    /// Drops lapsed bindings; returns how many.
+    pub fn purge(&self, now: u64) -> usize {
+        let mut gone = Vec::new();
+        {
+            let mut m = self.write();
+            for list in m.values_mut() {
+                let (dead, live): (Vec<_>, Vec<_>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|r| r.expires_at <= now);
+                *list = live;
+                gone.extend(dead);
+            }
+            m.retain(|_, l| !l.is_empty());
+        }
+        for r in &gone {
+            let _ = self.store.delete(r);
+        }
+        gone.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(contact: &str, expires_at: u64) -> Registration {
+        Registration {
+            profile: "internal".into(),
+            user: "1000".into(),
+            domain: "127.0.0.1".into(),
+            contact: contact.into(),
+            network: "127.0.0.1:5062".parse().unwrap(),
+            transport: "UDP".into(),
+            expires_at,
+            call_id: "c".into(),
+            user_agent: "sipp".into(),
+        }
+    }
+
+    #[test]
+    fn bindings_survive_a_restart_in_the_redb_store() {
+        let dir = std::env::temp_dir().join(format!("sofia-reg-{}", std::process::id()));
+        let path = dir.join("reg.redb");
+        let path = path.to_str().unwrap();
+        let _ = std::fs::remove_file(path);
+        let later = now_secs() + 3600;
+        {
+            let r = Registrar::new(Box::new(RedbStore::open(path).unwrap())).unwrap();
+            r.bind(reg("sip:1000@127.0.0.1:5062", later));
+            r.bind(reg("sip:1000@127.0.0.1:5064", later));
+            r.unbind(
+                "internal",
+                "1000@127.0.0.1",
+                Some("sip:1000@127.0.0.1:5064"),
+            );
+        }
+        let r = Registrar::new(Box::new(RedbStore::open(path).unwrap())).unwrap();
+        let found = r.lookup("1000@127.0.0.1", None);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].contact, "sip:1000@127.0.0.1:5062");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn lapsed_bindings_are_not_found_and_are_purged() {
+        let r = Registrar::new(Box::new(MemoryStore)).unwrap();
+        r.bind(reg("sip:a@h", now_secs() - 1));
+        r.bind(reg("sip:b@h", now_secs() + 60));
+        assert_eq!(r.lookup("1000@127.0.0.1", Some("internal")).len(), 1);
+        assert_eq!(r.lookup("1000@127.0.0.1", Some("external")).len(), 0);
+        assert_eq!(r.purge(now_secs()), 1);
+        assert_eq!(r.all("internal").len(), 1);
+    }
+}

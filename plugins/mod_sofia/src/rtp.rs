@@ -1,0 +1,628 @@
+//! RTP and RTCP for one call leg (RFC 3550, RFC 4733): a socket pair from
+//! the profile's port range, packets paced by the session thread that
+//! reads and writes frames, sequence/timestamp/SSRC handling, symmetric
+//! latching, telephone-events both ways, sender and receiver reports, and
+//! the media timeout.
+//!
+//! The session's own thread calls [`Media::read`] and [`Media::write`]; the
+//! SIP thread only changes where media goes ([`Media::set_remote`]).
+
+use crate::g711;
+use crate::sdp::Codec;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The next port to try, shared by every leg of the module.
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
+
+/// What one [`Media::read`] gives.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    /// `len` bytes of audio in the negotiated codec.
+    Audio { len: usize, codec: Codec },
+    /// A telephone-event ended: the digit and its duration in ms.
+    Dtmf(char, u32),
+    /// Nothing within the wait.
+    Timeout,
+    /// Nothing for the media timeout: the call should end MEDIA_TIMEOUT.
+    MediaTimeout,
+}
+
+/// Counters `sofia status` and RTCP report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub rx_packets: u64,
+    pub rx_octets: u64,
+    pub tx_packets: u64,
+    pub tx_octets: u64,
+    pub lost: u64,
+    pub dtmf_in: u64,
+    pub rtcp_in: u64,
+    pub rtcp_out: u64,
+}
+
+struct State {
+    remote: Option<SocketAddr>,
+    remote_rtcp: Option<SocketAddr>,
+    /// Latch onto the address packets actually come from.
+    latch: bool,
+    latched: bool,
+    codec: Codec,
+    pt: u8,
+    te_pt: Option<u8>,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    /// The last RTP timestamp sent (for SR).
+    last_ts: u32,
+    remote_ssrc: u32,
+    /// Highest sequence received (extended) and the first one.
+    max_seq: Option<u32>,
+    base_seq: u32,
+    last_event_ts: Option<u32>,
+    hold: bool,
+    last_rx: Instant,
+    last_rtcp: Instant,
+    stats: Stats,
+    timeout: Option<Duration>,
+    hold_timeout: Option<Duration>,
+    /// Digits to send as events.
+    dtmf_out: VecDeque<(char, u32)>,
+}
+
+/// One leg's RTP/RTCP sockets and state.
+pub struct Media {
+    sock: UdpSocket,
+    rtcp: UdpSocket,
+    /// The address written in SDP.
+    pub ip: IpAddr,
+    pub port: u16,
+    st: Mutex<State>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A DTMF digit's RFC 4733 event code.
+pub fn dtmf_event(c: char) -> Option<u8> {
+    Some(match c.to_ascii_uppercase() {
+        '0'..='9' => c as u8 - b'0',
+        '*' => 10,
+        '#' => 11,
+        'A'..='D' => 12 + (c.to_ascii_uppercase() as u8 - b'A'),
+        _ => return None,
+    })
+}
+
+fn event_digit(e: u8) -> Option<char> {
+    Some(match e {
+        0..=9 => (b'0' + e) as char,
+        10 => '*',
+        11 => '#',
+        12..=15 => (b'A' + e - 12) as char,
+        _ => return None,
+    })
+}
+
+/// Waits up to `ms` for `fd` to be readable.
+fn wait_readable(fd: i32, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    n > 0 && p.revents & libc::POLLIN != 0
+}
+
+impl Media {
+    /// Binds an even RTP port and the RTCP port above it in
+    /// `[start, end)` on `ip`.
+    pub fn bind(ip: IpAddr, sdp_ip: IpAddr, start: u16, end: u16) -> std::io::Result<Media> {
+        let span = ((end - start) / 2).max(1) as u32;
+        for _ in 0..span {
+            let i = NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span;
+            let port = start + (i * 2) as u16;
+            let Ok(sock) = UdpSocket::bind((ip, port)) else {
+                continue;
+            };
+            let Ok(rtcp) = UdpSocket::bind((ip, port + 1)) else {
+                continue;
+            };
+            sock.set_nonblocking(true)?;
+            rtcp.set_nonblocking(true)?;
+            let now = Instant::now();
+            let seed = uuid::Uuid::new_v4().as_u128();
+            return Ok(Media {
+                sock,
+                rtcp,
+                ip: sdp_ip,
+                port,
+                st: Mutex::new(State {
+                    remote: None,
+                    remote_rtcp: None,
+                    latch: true,
+                    latched: false,
+                    codec: Codec::Pcmu,
+                    pt: 0,
+                    te_pt: None,
+                    ssrc: seed as u32,
+                    seq: (seed >> 32) as u16,
+                    ts: (seed >> 48) as u32,
+                    last_ts: 0,
+                    remote_ssrc: 0,
+                    max_seq: None,
+                    base_seq: 0,
+                    last_event_ts: None,
+                    hold: false,
+                    last_rx: now,
+                    last_rtcp: now,
+                    stats: Stats::default(),
+                    timeout: None,
+                    hold_timeout: None,
+                    dtmf_out: VecDeque::new(),
+                }),
+            });
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no free RTP port in {start}-{end}"),
+        ))
+    }
+
+    /// Where media goes, in which codec (from the negotiation).
+    pub fn set_remote(&self, addr: Option<SocketAddr>, codec: Codec, pt: u8, te_pt: Option<u8>) {
+        let mut st = lock(&self.st);
+        if st.remote != addr {
+            st.latched = false;
+        }
+        st.remote = addr;
+        st.remote_rtcp = addr.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
+        st.codec = codec;
+        st.pt = pt;
+        st.te_pt = te_pt;
+        st.last_rx = Instant::now();
+    }
+
+    /// On hold the far end sends nothing; the hold timeout applies instead.
+    pub fn set_hold(&self, hold: bool) {
+        let mut st = lock(&self.st);
+        st.hold = hold;
+        st.last_rx = Instant::now();
+    }
+
+    /// `rtp-timeout-sec` and `rtp-hold-timeout-sec`.
+    pub fn set_timeouts(&self, timeout: Option<Duration>, hold: Option<Duration>) {
+        let mut st = lock(&self.st);
+        st.timeout = timeout;
+        st.hold_timeout = hold;
+    }
+
+    /// The negotiated codec.
+    pub fn codec(&self) -> Codec {
+        lock(&self.st).codec
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        lock(&self.st).stats
+    }
+
+    /// The address media is sent to.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        lock(&self.st).remote
+    }
+
+    /// Waits up to `wait` for audio; `buf` receives the payload.
+    pub fn read(&self, buf: &mut [u8], wait: Duration) -> Read {
+        let deadline = Instant::now() + wait;
+        let mut pkt = [0u8; 1500];
+        loop {
+            match self.sock.recv_from(&mut pkt) {
+                Ok((n, from)) => {
+                    if let Some(r) = self.packet(&pkt[..n], from, buf) {
+                        return r;
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {}
+            }
+            self.poll_rtcp();
+            let now = Instant::now();
+            if let Some(r) = self.check_timeout(now) {
+                return r;
+            }
+            if now >= deadline {
+                return Read::Timeout;
+            }
+            let ms = (deadline - now).as_millis().clamp(1, 1000) as i32;
+            wait_readable(self.sock.as_raw_fd(), ms);
+        }
+    }
+
+    fn check_timeout(&self, now: Instant) -> Option<Read> {
+        let st = lock(&self.st);
+        let limit = if st.hold { st.hold_timeout } else { st.timeout }?;
+        (now.duration_since(st.last_rx) > limit).then_some(Read::MediaTimeout)
+    }
+
+    /// One received datagram: `Some` when it ends the read.
+    fn packet(&self, p: &[u8], from: SocketAddr, buf: &mut [u8]) -> Option<Read> {
+        if p.len() < 12 || p[0] >> 6 != 2 {
+            return None;
+        }
+        let cc = (p[0] & 0x0f) as usize;
+        let has_ext = p[0] & 0x10 != 0;
+        let padding = p[0] & 0x20 != 0;
+        let pt = p[1] & 0x7f;
+        let seq = u16::from_be_bytes([p[2], p[3]]);
+        let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        let ssrc = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+        let mut off = 12 + cc * 4;
+        if has_ext {
+            if p.len() < off + 4 {
+                return None;
+            }
+            let words = u16::from_be_bytes([p[off + 2], p[off + 3]]) as usize;
+            off += 4 + words * 4;
+        }
+        let mut end = p.len();
+        if padding {
+            end = end.saturating_sub(*p.last()? as usize);
+        }
+        if off > end {
+            return None;
+        }
+        let payload = &p[off..end];
+        let mut st = lock(&self.st);
+        if st.remote != Some(from) {
+            if st.latch && !st.latched {
+                // Symmetric RTP: answer where the far end really sends from
+                // (NAT), once.
+                log::debug!("RTP on port {} latched to {from}", self.port);
+                st.remote = Some(from);
+                st.remote_rtcp = Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
+                st.latched = true;
+            } else if st.latched {
+                return None;
+            }
+        }
+        st.latched = true;
+        st.last_rx = Instant::now();
+        st.remote_ssrc = ssrc;
+        st.stats.rx_packets += 1;
+        st.stats.rx_octets += payload.len() as u64;
+        let ext = seq as u32;
+        match st.max_seq {
+            None => {
+                st.base_seq = ext;
+                st.max_seq = Some(ext);
+            }
+            Some(m) => {
+                let delta = seq.wrapping_sub(m as u16);
+                if delta > 0 && delta < 3000 {
+                    st.stats.lost += (delta - 1) as u64;
+                    st.max_seq = Some(m + delta as u32);
+                }
+            }
+        }
+        if Some(pt) == st.te_pt && payload.len() >= 4 {
+            let end_bit = payload[1] & 0x80 != 0;
+            let duration = u16::from_be_bytes([payload[2], payload[3]]) as u32;
+            if end_bit && st.last_event_ts != Some(ts) {
+                st.last_event_ts = Some(ts);
+                st.stats.dtmf_in += 1;
+                return event_digit(payload[0]).map(|d| Read::Dtmf(d, duration / 8));
+            }
+            return None;
+        }
+        let codec = match pt {
+            0 => Codec::Pcmu,
+            8 => Codec::Pcma,
+            _ if pt == st.pt => st.codec,
+            _ => return None,
+        };
+        let n = payload.len().min(buf.len());
+        buf[..n].copy_from_slice(&payload[..n]);
+        Some(Read::Audio { len: n, codec })
+    }
+
+    fn poll_rtcp(&self) {
+        let mut b = [0u8; 1500];
+        while let Ok((n, _)) = self.rtcp.recv_from(&mut b) {
+            if n >= 8 && b[0] >> 6 == 2 && (200..=204).contains(&b[1]) {
+                lock(&self.st).stats.rtcp_in += 1;
+            }
+        }
+    }
+
+    /// Sends one frame of audio: `data` in `codec` (`None`: L16 samples).
+    pub fn write(&self, data: &[u8], codec: Option<Codec>, samples: u32) {
+        let mut st = lock(&self.st);
+        let Some(to) = st.remote else {
+            return;
+        };
+        if st.hold {
+            return;
+        }
+        let samples = if samples == 0 {
+            match codec {
+                None => (data.len() / 2) as u32,
+                Some(_) => data.len() as u32,
+            }
+        } else {
+            samples
+        };
+        if let Some((digit, ms)) = st.dtmf_out.pop_front() {
+            drop(st);
+            self.send_event(digit, ms);
+            st = lock(&self.st);
+        }
+        let mut pkt = Vec::with_capacity(12 + samples as usize);
+        let (pt, ssrc, seq, ts) = (st.pt, st.ssrc, st.seq, st.ts);
+        pkt.extend_from_slice(&[0x80, pt]);
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&ts.to_be_bytes());
+        pkt.extend_from_slice(&ssrc.to_be_bytes());
+        match (codec, st.codec) {
+            (Some(c), want) if c == want => pkt.extend_from_slice(data),
+            (None, want) => {
+                for ch in data.chunks_exact(2) {
+                    let s = i16::from_le_bytes([ch[0], ch[1]]);
+                    pkt.push(match want {
+                        Codec::Pcmu => g711::ulaw_encode(s),
+                        Codec::Pcma => g711::alaw_encode(s),
+                    });
+                }
+            }
+            (Some(Codec::Pcmu), Codec::Pcma) => pkt.extend(
+                data.iter()
+                    .map(|b| g711::alaw_encode(g711::ulaw_decode(*b))),
+            ),
+            (Some(Codec::Pcma), Codec::Pcmu) => pkt.extend(
+                data.iter()
+                    .map(|b| g711::ulaw_encode(g711::alaw_decode(*b))),
+            ),
+            _ => return,
+        }
+        st.seq = seq.wrapping_add(1);
+        st.last_ts = ts;
+        st.ts = ts.wrapping_add(samples);
+        st.stats.tx_packets += 1;
+        st.stats.tx_octets += (pkt.len() - 12) as u64;
+        let report = st.last_rtcp.elapsed() >= Duration::from_secs(5);
+        drop(st);
+        let _ = self.sock.send_to(&pkt, to);
+        if report {
+            self.send_report();
+        }
+    }
+
+    /// Queues a digit; it goes out as RFC 4733 events before the next
+    /// audio frame (or at once when no audio flows).
+    pub fn queue_dtmf(&self, digit: char, duration_ms: u32) {
+        let mut st = lock(&self.st);
+        if st.te_pt.is_none() || st.remote.is_none() {
+            return;
+        }
+        st.dtmf_out.push_back((digit, duration_ms.clamp(40, 2000)));
+    }
+
+    /// Sends the events of queued digits now (no frames are being written).
+    pub fn flush_dtmf(&self) {
+        loop {
+            let next = lock(&self.st).dtmf_out.pop_front();
+            match next {
+                Some((d, ms)) => self.send_event(d, ms),
+                None => break,
+            }
+        }
+    }
+
+    /// One digit: a start packet with the marker bit and three end
+    /// packets, all with the event's timestamp (§2.5.1.4).
+    fn send_event(&self, digit: char, ms: u32) {
+        let Some(code) = dtmf_event(digit) else {
+            return;
+        };
+        let mut st = lock(&self.st);
+        let (Some(to), Some(te)) = (st.remote, st.te_pt) else {
+            return;
+        };
+        let duration = (ms * 8).min(0xffff) as u16;
+        let ts = st.ts;
+        let mut packets = Vec::new();
+        for (i, (end, dur)) in [
+            (false, 160u16),
+            (true, duration),
+            (true, duration),
+            (true, duration),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut p = Vec::with_capacity(16);
+            p.push(0x80);
+            p.push(te | if i == 0 { 0x80 } else { 0 });
+            p.extend_from_slice(&st.seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&st.ssrc.to_be_bytes());
+            p.push(code);
+            p.push(if end { 0x80 | 10 } else { 10 });
+            p.extend_from_slice(&dur.to_be_bytes());
+            st.seq = st.seq.wrapping_add(1);
+            packets.push(p);
+        }
+        st.ts = ts.wrapping_add(duration as u32);
+        st.stats.tx_packets += packets.len() as u64;
+        drop(st);
+        for p in packets {
+            let _ = self.sock.send_to(&p, to);
+        }
+    }
+
+    /// A sender report with one reception report block (RFC 3550 §6.4.1).
+    fn send_report(&self) {
+        let mut st = lock(&self.st);
+        let Some(to) = st.remote_rtcp else {
+            return;
+        };
+        st.last_rtcp = Instant::now();
+        st.stats.rtcp_out += 1;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let ntp_sec = (now.as_secs() + 2_208_988_800) as u32;
+        let ntp_frac = ((now.subsec_nanos() as u64) << 32) / 1_000_000_000;
+        let has_rx = st.max_seq.is_some();
+        let mut p = Vec::with_capacity(52);
+        p.push(0x80 | u8::from(has_rx));
+        p.push(200);
+        let words: u16 = if has_rx { 12 } else { 6 };
+        p.extend_from_slice(&words.to_be_bytes());
+        p.extend_from_slice(&st.ssrc.to_be_bytes());
+        p.extend_from_slice(&ntp_sec.to_be_bytes());
+        p.extend_from_slice(&(ntp_frac as u32).to_be_bytes());
+        p.extend_from_slice(&st.last_ts.to_be_bytes());
+        p.extend_from_slice(&(st.stats.tx_packets as u32).to_be_bytes());
+        p.extend_from_slice(&(st.stats.tx_octets as u32).to_be_bytes());
+        if let Some(max) = st.max_seq {
+            let expected = (max - st.base_seq + 1) as u64;
+            let lost = st.stats.lost.min(0x7f_ffff) as u32;
+            let fraction = (st.stats.lost * 256)
+                .checked_div(expected)
+                .map_or(0, |f| f.min(255) as u32);
+            p.extend_from_slice(&st.remote_ssrc.to_be_bytes());
+            p.extend_from_slice(&((fraction << 24) | lost).to_be_bytes());
+            p.extend_from_slice(&max.to_be_bytes());
+            p.extend_from_slice(&[0u8; 12]);
+        }
+        drop(st);
+        let _ = self.rtcp.send_to(&p, to);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Media, UdpSocket) {
+        let m = Media::bind(
+            "127.0.0.1".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            41000,
+            41200,
+        )
+        .unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        m.set_remote(Some(peer.local_addr().unwrap()), Codec::Pcmu, 0, Some(101));
+        (m, peer)
+    }
+
+    fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, pt];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&7u32.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn audio_sent_by_the_peer_is_read_and_audio_written_reaches_it() {
+        let (m, peer) = pair();
+        let to = format!("127.0.0.1:{}", m.port);
+        peer.send_to(&rtp(0, 1, 160, &[0x55; 160]), &to).unwrap();
+        let mut buf = [0u8; 320];
+        assert_eq!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Audio {
+                len: 160,
+                codec: Codec::Pcmu
+            }
+        );
+        assert_eq!(buf[..160], [0x55; 160]);
+        // L16 silence goes out as μ-law silence with a fresh header.
+        m.write(&[0u8; 320], None, 160);
+        let mut got = [0u8; 400];
+        let (n, _) = peer.recv_from(&mut got).unwrap();
+        assert_eq!(n, 172);
+        assert_eq!(got[1], 0);
+        assert!(got[12..172].iter().all(|b| *b == 0xff));
+    }
+
+    #[test]
+    fn a_telephone_event_is_one_digit_however_often_its_end_is_repeated() {
+        let (m, peer) = pair();
+        let to = format!("127.0.0.1:{}", m.port);
+        let ev = |end: bool| rtp(101, 5, 800, &[5, if end { 0x8a } else { 0x0a }, 0x03, 0x20]);
+        for e in [false, true, true, true] {
+            peer.send_to(&ev(e), &to).unwrap();
+        }
+        let mut buf = [0u8; 320];
+        assert_eq!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Dtmf('5', 100)
+        );
+        assert_eq!(m.read(&mut buf, Duration::from_millis(50)), Read::Timeout);
+    }
+
+    #[test]
+    fn queued_digits_go_out_as_events_with_one_timestamp() {
+        let (m, peer) = pair();
+        m.queue_dtmf('#', 100);
+        m.flush_dtmf();
+        let mut got = [0u8; 100];
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let (n, _) = peer.recv_from(&mut got).unwrap();
+            assert_eq!(n, 16);
+            seen.push((
+                got[1],
+                got[12],
+                got[13] & 0x80 != 0,
+                u32::from_be_bytes([got[4], got[5], got[6], got[7]]),
+            ));
+        }
+        assert_eq!(seen[0].0, 0x80 | 101, "the first packet has the marker");
+        assert!(seen.iter().all(|s| s.1 == 11 && s.3 == seen[0].3));
+        assert_eq!(seen.iter().filter(|s| s.2).count(), 3);
+    }
+
+    #[test]
+    fn silence_beyond_the_media_timeout_is_reported() {
+        let (m, _peer) = pair();
+        m.set_timeouts(Some(Duration::from_millis(30)), None);
+        let mut buf = [0u8; 320];
+        let mut r = Read::Timeout;
+        for _ in 0..10 {
+            r = m.read(&mut buf, Duration::from_millis(20));
+            if r != Read::Timeout {
+                break;
+            }
+        }
+        assert_eq!(r, Read::MediaTimeout);
+    }
+
+    #[test]
+    fn the_first_packets_source_is_latched() {
+        let (m, _peer) = pair();
+        let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+        other
+            .send_to(&rtp(0, 1, 0, &[1; 160]), format!("127.0.0.1:{}", m.port))
+            .unwrap();
+        let mut buf = [0u8; 320];
+        assert!(matches!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Audio { .. }
+        ));
+        assert_eq!(m.remote(), Some(other.local_addr().unwrap()));
+    }
+}

@@ -1,0 +1,486 @@
+//! The module's I/O shell around the sans-IO stack: sockets bound at load
+//! (so a busy port fails the load), one SIP thread — the host's runtime
+//! thread for this module — running a single-threaded tokio runtime with
+//! a reader task per socket and the stack's loop, and the stop at unload
+//! that drops every socket and task before the runtime thread returns.
+
+use crate::api::ShellAction;
+use crate::config::{Config, ProfileConfig};
+use crate::leg::{ApiRequest, Input};
+use crate::registrar::Registrar;
+use crate::sip::message;
+use crate::sip::transaction::{Proto, Target};
+use crate::ua::Stack;
+use hotswitch_plugin_api::Status;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
+
+/// What session threads and api calls read without the SIP thread.
+pub struct Shared {
+    /// `(name, bound address)` per profile.
+    pub profiles: Vec<(String, SocketAddr)>,
+    pub profile_cfg: Vec<ProfileConfig>,
+    pub registrar: Arc<Registrar>,
+    pub gateways: crate::ua::GatewayView,
+    pub input: UnboundedSender<Input>,
+    pub rtp: (u16, u16),
+}
+
+struct Prepared {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<Option<std::net::TcpListener>>,
+    stack: Stack,
+    rx: UnboundedReceiver<Input>,
+}
+
+static SHARED: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
+static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The running module's shared state.
+pub fn shared() -> Option<Arc<Shared>> {
+    SHARED.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let s = std::net::UdpSocket::bind(addr)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Load: reads the configuration, binds every profile, opens the
+/// registration store.
+pub fn prepare(config: Config) -> Result<(), String> {
+    let mut udp = Vec::new();
+    let mut tcp = Vec::new();
+    let mut addrs = Vec::new();
+    for p in &config.profiles {
+        let addr = SocketAddr::new(p.sip_ip, p.sip_port);
+        let u = bind_udp(addr)
+            .map_err(|e| format!("profile {}: cannot bind UDP {addr}: {e}", p.name))?;
+        let t = if p.tcp {
+            Some(
+                bind_tcp(addr)
+                    .map_err(|e| format!("profile {}: cannot bind TCP {addr}: {e}", p.name))?,
+            )
+        } else {
+            None
+        };
+        log::info!(
+            "profile {} listening on {addr} (udp{})",
+            p.name,
+            if p.tcp { ", tcp" } else { "" }
+        );
+        udp.push(u);
+        tcp.push(t);
+        addrs.push(addr);
+    }
+    let store: Box<dyn crate::registrar::RegistrationStore> = match config
+        .profiles
+        .iter()
+        .find_map(|p| p.registration_db.clone())
+        .filter(|p| p != "none")
+    {
+        Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
+        None => Box::new(crate::registrar::MemoryStore),
+    };
+    let registrar = Arc::new(Registrar::new(store)?);
+    let (tx, rx) = unbounded_channel();
+    let stack = Stack::new(&config, addrs.clone(), registrar.clone(), tx.clone());
+    let shared = Shared {
+        profiles: config
+            .profiles
+            .iter()
+            .map(|p| p.name.clone())
+            .zip(addrs)
+            .collect(),
+        profile_cfg: config.profiles.clone(),
+        registrar,
+        gateways: stack.gateway_view.clone(),
+        input: tx,
+        rtp: (config.rtp_start, config.rtp_end),
+    };
+    STOPPING.store(false, Ordering::Release);
+    *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
+    *lock(&PREPARED) = Some(Prepared {
+        udp,
+        tcp,
+        stack,
+        rx,
+    });
+    Ok(())
+}
+
+/// The SIP thread: serves until unload, then drops every socket and task.
+pub fn run() -> Status {
+    let Some(p) = lock(&PREPARED).take() else {
+        return Status::TERM;
+    };
+    if STOPPING.load(Ordering::Acquire) {
+        return Status::TERM;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("cannot start the SIP runtime: {e}");
+            return Status::TERM;
+        }
+    };
+    rt.block_on(serve(p));
+    drop(rt);
+    log::info!("mod_sofia stopped");
+    Status::TERM
+}
+
+/// Unload: stop serving; the runtime thread ends.
+pub fn stop() {
+    STOPPING.store(true, Ordering::Release);
+    if let Some(s) = SHARED.write().unwrap_or_else(|p| p.into_inner()).take() {
+        let _ = s.input.send(Input::Stop);
+    }
+    drop(lock(&PREPARED).take());
+}
+
+/// Runs `sofia <args>` on the SIP thread and waits for its reply.
+pub fn api(args: &str) -> String {
+    let Some(s) = shared() else {
+        return "-ERR mod_sofia is not running\n".into();
+    };
+    let (reply, rx) = std::sync::mpsc::sync_channel(1);
+    let _ = s.input.send(Input::Api(ApiRequest {
+        args: args.to_string(),
+        reply,
+    }));
+    rx.recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| "-ERR the SIP thread did not answer\n".into())
+}
+
+struct Sockets {
+    udp: Vec<Option<Arc<UdpSocket>>>,
+    tasks: Vec<Vec<JoinHandle<()>>>,
+    conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    input: UnboundedSender<Input>,
+}
+
+impl Sockets {
+    fn stop_profile(&mut self, i: usize) {
+        for t in self.tasks[i].drain(..) {
+            t.abort();
+        }
+        self.udp[i] = None;
+    }
+
+    fn start_profile(
+        &mut self,
+        i: usize,
+        udp: std::net::UdpSocket,
+        tcp: Option<std::net::TcpListener>,
+    ) -> std::io::Result<()> {
+        let u = Arc::new(UdpSocket::from_std(udp)?);
+        self.udp[i] = Some(u.clone());
+        let input = self.input.clone();
+        self.tasks[i].push(tokio::spawn(udp_reader(i, u, input)));
+        if let Some(l) = tcp {
+            let l = TcpListener::from_std(l)?;
+            let input = self.input.clone();
+            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input)));
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, stack: &Stack, t: Target, bytes: Vec<u8>) {
+        if stack.trace.load(Ordering::Relaxed) {
+            log::info!(
+                "send {} bytes to {}/{}:\n{}",
+                bytes.len(),
+                t.proto.as_str().to_ascii_lowercase(),
+                t.addr,
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        match t.proto {
+            Proto::Udp => {
+                let Some(sock) = self.udp.get(t.profile).and_then(|s| s.clone()) else {
+                    return;
+                };
+                match sock.try_send_to(&bytes, t.addr) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        tokio::spawn(async move {
+                            let _ = sock.send_to(&bytes, t.addr).await;
+                        });
+                    }
+                    Err(e) => log::debug!("send to {}: {e}", t.addr),
+                }
+            }
+            Proto::Tcp => {
+                if let Some(w) = self.conns.get(&t.addr) {
+                    if w.send(bytes.clone()).is_ok() {
+                        return;
+                    }
+                }
+                // No connection yet: queue on a new one, connected in the
+                // background.
+                let (w, rx) = unbounded_channel();
+                let _ = w.send(bytes);
+                self.conns.insert(t.addr, w);
+                let input = self.input.clone();
+                let profile = t.profile;
+                tokio::spawn(async move {
+                    match TcpStream::connect(t.addr).await {
+                        Ok(s) => tcp_conn(profile, s, t.addr, rx, input).await,
+                        Err(e) => {
+                            log::warn!("cannot connect to {}: {e}", t.addr);
+                            let _ = input.send(Input::TcpClosed { from: t.addr });
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn udp_reader(profile: usize, sock: Arc<UdpSocket>, input: UnboundedSender<Input>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                if input
+                    .send(Input::Datagram {
+                        profile,
+                        from,
+                        data: buf[..n].to_vec(),
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // ICMP port unreachable and the like: keep reading.
+            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+}
+
+async fn tcp_acceptor(profile: usize, l: TcpListener, input: UnboundedSender<Input>) {
+    loop {
+        let Ok((s, from)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (w, rx) = unbounded_channel();
+        if input.send(Input::TcpOpen { from, writer: w }).is_err() {
+            return;
+        }
+        tokio::spawn(tcp_conn(profile, s, from, rx, input.clone()));
+    }
+}
+
+/// One TCP connection: messages framed by Content-Length in, queued
+/// messages out.
+async fn tcp_conn(
+    profile: usize,
+    s: TcpStream,
+    from: SocketAddr,
+    mut out: UnboundedReceiver<Vec<u8>>,
+    input: UnboundedSender<Input>,
+) {
+    let (mut r, mut w) = s.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(b) = out.recv().await {
+            if w.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16_384];
+    'conn: loop {
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match message::frame(&buf) {
+                Ok(Some(len)) => {
+                    let data: Vec<u8> = buf.drain(..len).collect();
+                    if input
+                        .send(Input::Stream {
+                            profile,
+                            from,
+                            data,
+                        })
+                        .is_err()
+                    {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("TCP {from}: {e}; closing the connection");
+                    break 'conn;
+                }
+            }
+        }
+    }
+    writer.abort();
+    let _ = input.send(Input::TcpClosed { from });
+}
+
+async fn serve(p: Prepared) {
+    let Prepared {
+        udp,
+        tcp,
+        mut stack,
+        mut rx,
+    } = p;
+    let n = udp.len();
+    let mut sockets = Sockets {
+        udp: vec![None; n],
+        tasks: (0..n).map(|_| Vec::new()).collect(),
+        conns: HashMap::new(),
+        input: shared()
+            .map(|s| s.input.clone())
+            .unwrap_or_else(|| unbounded_channel().0),
+    };
+    for (i, (u, t)) in udp.into_iter().zip(tcp).enumerate() {
+        if let Err(e) = sockets.start_profile(i, u, t) {
+            log::error!("profile {}: {e}", stack.profiles[i].cfg.name);
+        }
+    }
+    loop {
+        let deadline = tokio::time::Instant::from_std(stack.next_deadline());
+        tokio::select! {
+            biased;
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                if !handle(&mut stack, &mut sockets, msg) {
+                    break;
+                }
+                // Take what else is waiting before sending (fewer wakeups).
+                let mut more = 0;
+                while more < 256 {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            if !handle(&mut stack, &mut sockets, m) {
+                                flush(&mut stack, &mut sockets);
+                                return finish(stack, sockets);
+                            }
+                            more += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => stack.on_timer(Instant::now()),
+        }
+        for a in std::mem::take(&mut stack.actions) {
+            match a {
+                ShellAction::Stop(i) => {
+                    sockets.stop_profile(i);
+                    log::info!("profile {} stopped", stack.profiles[i].cfg.name);
+                }
+                ShellAction::Start(i) => {
+                    sockets.stop_profile(i);
+                    let cfg = &stack.profiles[i].cfg;
+                    let addr = stack.profiles[i].addr;
+                    let started = bind_udp(addr).and_then(|u| {
+                        let t = if cfg.tcp { Some(bind_tcp(addr)?) } else { None };
+                        sockets.start_profile(i, u, t)
+                    });
+                    match started {
+                        Ok(()) => log::info!("profile {} started on {addr}", cfg.name),
+                        Err(e) => {
+                            log::error!("profile {}: cannot bind {addr}: {e}", cfg.name);
+                            stack.profiles[i].running = false;
+                        }
+                    }
+                }
+            }
+        }
+        flush(&mut stack, &mut sockets);
+    }
+    finish(stack, sockets)
+}
+
+fn finish(stack: Stack, mut sockets: Sockets) {
+    for i in 0..sockets.udp.len() {
+        sockets.stop_profile(i);
+    }
+    sockets.conns.clear();
+    log::info!(
+        "SIP stack stopping with {} calls and {:?} transactions",
+        stack.call_count(),
+        stack.tx.len()
+    );
+}
+
+/// False on Stop.
+fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
+    let now = Instant::now();
+    match msg {
+        Input::Stop => return false,
+        Input::Datagram {
+            profile,
+            from,
+            data,
+        } => stack.on_bytes(
+            Target {
+                proto: Proto::Udp,
+                addr: from,
+                profile,
+            },
+            &data,
+            now,
+        ),
+        Input::Stream {
+            profile,
+            from,
+            data,
+        } => stack.on_bytes(
+            Target {
+                proto: Proto::Tcp,
+                addr: from,
+                profile,
+            },
+            &data,
+            now,
+        ),
+        Input::TcpOpen { from, writer } => {
+            sockets.conns.insert(from, writer);
+        }
+        Input::TcpClosed { from } => {
+            sockets.conns.remove(&from);
+        }
+        other => stack.on_input(other, now),
+    }
+    true
+}
+
+fn flush(stack: &mut Stack, sockets: &mut Sockets) {
+    for (t, bytes) in std::mem::take(&mut stack.tx.outbox) {
+        sockets.send(stack, t, bytes);
+    }
+}

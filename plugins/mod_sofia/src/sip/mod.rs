@@ -1,0 +1,7 @@
+//! The sans-IO SIP core: messages, headers, digest auth and transactions.
+//! No sockets and no clocks here; the module's shell feeds bytes and time.
+
+pub mod digest;
+pub mod headers;
+pub mod message;
+pub mod transaction;

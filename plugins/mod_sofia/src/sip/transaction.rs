@@ -1,0 +1,709 @@
+//! Transactions (RFC 3261 §17, with RFC 6026's Accepted state): the four
+//! state machines, their timers A–K, retransmission and matching.
+//!
+//! Sans-IO: messages and the current time go in; bytes to send, events for
+//! the transaction user (TU) and the next deadline come out. Nothing here
+//! reads a clock or touches a socket, so the timers are tested by passing
+//! time.
+
+use crate::sip::headers::Via;
+use crate::sip::message::Message;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// RTT estimate.
+pub const T1: Duration = Duration::from_millis(500);
+/// Longest retransmit interval for non-INVITE requests and INVITE responses.
+pub const T2: Duration = Duration::from_secs(4);
+/// Longest a message stays in the network.
+pub const T4: Duration = Duration::from_secs(5);
+
+/// Transport of a hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl Proto {
+    /// The Via token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        }
+    }
+
+    fn reliable(self) -> bool {
+        self == Proto::Tcp
+    }
+}
+
+/// Where a message goes or came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub proto: Proto,
+    pub addr: SocketAddr,
+    /// The profile (socket set) it belongs to.
+    pub profile: usize,
+}
+
+/// A server transaction's key: branch, sent-by and method (ACK matches
+/// INVITE).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerKey {
+    pub branch: String,
+    pub sent_by: String,
+    pub method: String,
+}
+
+/// A client transaction's key: our branch and the method.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    pub branch: String,
+    pub method: String,
+}
+
+/// What the TU is told.
+#[derive(Debug)]
+pub enum TxEvent {
+    /// A new request (not a retransmission); INVITE has been answered 100.
+    Request {
+        key: ServerKey,
+        msg: Message,
+        from: Target,
+    },
+    /// An ACK that matches no transaction: the ACK of a 2xx.
+    Ack { msg: Message, from: Target },
+    /// A response to one of our requests (retransmitted finals filtered).
+    Response { key: ClientKey, msg: Message },
+    /// Timer B or F fired: no final response came.
+    Timeout { key: ClientKey },
+    /// Timer H / L fired: our 2xx or final response was never acknowledged.
+    NoAck { key: ServerKey },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SState {
+    Trying,
+    Proceeding,
+    Completed,
+    Confirmed,
+    Accepted,
+}
+
+struct Server {
+    invite: bool,
+    state: SState,
+    last: Option<Vec<u8>>,
+    to: Target,
+    interval: Duration,
+    gen: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CState {
+    Calling,
+    Proceeding,
+    Completed,
+    Accepted,
+}
+
+struct Client {
+    invite: bool,
+    state: CState,
+    request: Vec<u8>,
+    /// The ACK for a non-2xx final (built here) or for the 2xx (given by the TU).
+    ack: Option<Vec<u8>>,
+    to: Target,
+    interval: Duration,
+    gen: u64,
+    /// The request, kept for building the ACK.
+    req: Message,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// A (client INVITE), E (client non-INVITE), G (server INVITE final).
+    Retransmit,
+    /// B, F (client), H (server INVITE), L (Accepted).
+    Timeout,
+    /// D, K (client), I, J (server): the end of absorbing retransmissions.
+    End,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    Server(String, String, String),
+    Client(String, String),
+}
+
+/// All transactions of a stack.
+#[derive(Default)]
+pub struct Transactions {
+    servers: HashMap<ServerKey, Server>,
+    clients: HashMap<ClientKey, Client>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Kind, Owner)>>,
+    seq: u64,
+    /// Bytes to send, drained by the shell.
+    pub outbox: Vec<(Target, Vec<u8>)>,
+    /// Events for the TU, drained by the stack.
+    pub events: Vec<TxEvent>,
+}
+
+fn server_key(msg: &Message) -> Option<ServerKey> {
+    let via = Via::parse(msg.headers.get("Via")?)?;
+    let method = match msg.method() {
+        "ACK" => "INVITE",
+        m => m,
+    };
+    Some(ServerKey {
+        branch: via
+            .branch
+            .unwrap_or_else(|| format!("rfc2543-{}", msg.call_id())),
+        sent_by: format!("{}:{}", via.host, via.port.unwrap_or(5060)),
+        method: method.to_string(),
+    })
+}
+
+impl Transactions {
+    /// Transactions alive.
+    pub fn len(&self) -> (usize, usize) {
+        (self.servers.len(), self.clients.len())
+    }
+
+    fn arm(&mut self, at: Instant, kind: Kind, owner: Owner) {
+        self.seq += 1;
+        self.timers.push(Reverse((at, self.seq, kind, owner)));
+    }
+
+    /// The next time [`Transactions::on_timer`] has work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, ..))| *t)
+    }
+
+    /// A request from the network.
+    pub fn on_request(&mut self, msg: Message, from: Target, now: Instant) {
+        let Some(key) = server_key(&msg) else {
+            return;
+        };
+        if let Some(tx) = self.servers.get_mut(&key) {
+            if msg.method() == "ACK" {
+                if tx.state == SState::Completed {
+                    tx.state = SState::Confirmed;
+                    tx.gen += 1;
+                    let wait = if from.proto.reliable() {
+                        Duration::ZERO
+                    } else {
+                        T4
+                    };
+                    let owner = Owner::Server(key.branch, key.sent_by, key.method);
+                    self.arm(now + wait, Kind::End, owner);
+                }
+                // An ACK on an Accepted transaction is the 2xx's ACK that
+                // reused the INVITE's branch (RFC 2543 peers): hand it up.
+                else if tx.state == SState::Accepted {
+                    self.events.push(TxEvent::Ack { msg, from });
+                }
+                return;
+            }
+            // A retransmitted request: answer with the last response.
+            if let Some(last) = &tx.last {
+                self.outbox.push((tx.to, last.clone()));
+            }
+            return;
+        }
+        if msg.method() == "ACK" {
+            self.events.push(TxEvent::Ack { msg, from });
+            return;
+        }
+        let invite = msg.method() == "INVITE";
+        let mut tx = Server {
+            invite,
+            state: if invite {
+                SState::Proceeding
+            } else {
+                SState::Trying
+            },
+            last: None,
+            to: from,
+            interval: T1,
+            gen: 0,
+        };
+        if invite {
+            // §17.2.1: 100 Trying at once, so the client stops Timer A.
+            let trying = Message::response_to(&msg, 100, "Trying", None).to_bytes();
+            self.outbox.push((from, trying.clone()));
+            tx.last = Some(trying);
+        }
+        self.servers.insert(key.clone(), tx);
+        self.events.push(TxEvent::Request { key, msg, from });
+    }
+
+    /// The TU's response on a server transaction.
+    pub fn respond(&mut self, key: &ServerKey, resp: &Message, now: Instant) {
+        let code = resp.code().unwrap_or(500);
+        let Some(tx) = self.servers.get_mut(key) else {
+            return;
+        };
+        if matches!(tx.state, SState::Completed | SState::Confirmed) {
+            return;
+        }
+        if tx.state == SState::Accepted && !(200..300).contains(&code) {
+            return;
+        }
+        let bytes = resp.to_bytes();
+        self.outbox.push((tx.to, bytes.clone()));
+        tx.last = Some(bytes);
+        if code < 200 {
+            tx.state = SState::Proceeding;
+            return;
+        }
+        tx.gen += 1;
+        let reliable = tx.to.proto.reliable();
+        let owner = Owner::Server(key.branch.clone(), key.sent_by.clone(), key.method.clone());
+        if !tx.invite {
+            tx.state = SState::Completed;
+            let wait = if reliable { Duration::ZERO } else { 64 * T1 };
+            self.arm(now + wait, Kind::End, owner);
+        } else if code < 300 {
+            // RFC 6026 Accepted: the 2xx is retransmitted until its ACK.
+            tx.state = SState::Accepted;
+            tx.interval = T1;
+            if !reliable {
+                self.arm(now + T1, Kind::Retransmit, owner.clone());
+            }
+            self.arm(now + 64 * T1, Kind::Timeout, owner);
+        } else {
+            tx.state = SState::Completed;
+            tx.interval = T1;
+            if !reliable {
+                self.arm(now + T1, Kind::Retransmit, owner.clone());
+            }
+            self.arm(now + 64 * T1, Kind::Timeout, owner);
+        }
+    }
+
+    /// The TU saw the ACK of a 2xx: stop retransmitting it.
+    pub fn confirmed(&mut self, key: &ServerKey) {
+        self.servers.remove(key);
+    }
+
+    /// Sends a request in a new client transaction.
+    pub fn send_request(&mut self, msg: Message, to: Target, now: Instant) -> Option<ClientKey> {
+        let via = Via::parse(msg.headers.get("Via")?)?;
+        let key = ClientKey {
+            branch: via.branch?,
+            method: msg.method().to_string(),
+        };
+        let bytes = msg.to_bytes();
+        self.outbox.push((to, bytes.clone()));
+        if msg.method() == "ACK" {
+            return None;
+        }
+        let invite = msg.method() == "INVITE";
+        let owner = Owner::Client(key.branch.clone(), key.method.clone());
+        if !to.proto.reliable() {
+            self.arm(now + T1, Kind::Retransmit, owner.clone());
+        }
+        self.arm(now + 64 * T1, Kind::Timeout, owner);
+        self.clients.insert(
+            key.clone(),
+            Client {
+                invite,
+                state: CState::Calling,
+                request: bytes,
+                ack: None,
+                to,
+                interval: T1,
+                gen: 0,
+                req: msg,
+            },
+        );
+        Some(key)
+    }
+
+    /// The TU's ACK for a 2xx, resent when the 2xx is retransmitted.
+    pub fn set_ack(&mut self, key: &ClientKey, ack: Vec<u8>) {
+        if let Some(tx) = self.clients.get_mut(key) {
+            tx.ack = Some(ack);
+        }
+    }
+
+    /// The request a client transaction sent (to build CANCEL from it).
+    pub fn client_request(&self, key: &ClientKey) -> Option<&Message> {
+        self.clients.get(key).map(|c| &c.req)
+    }
+
+    /// True while a client INVITE has had a provisional response but no
+    /// final one (when CANCEL may be sent, §9.1).
+    pub fn cancellable(&self, key: &ClientKey) -> bool {
+        self.clients
+            .get(key)
+            .is_some_and(|c| c.invite && c.state == CState::Proceeding)
+    }
+
+    /// A response from the network.
+    pub fn on_response(&mut self, msg: Message, now: Instant) {
+        let Some(via) = msg.headers.get("Via").and_then(Via::parse) else {
+            return;
+        };
+        let Some(branch) = via.branch else {
+            return;
+        };
+        let key = ClientKey {
+            branch,
+            method: msg.method().to_string(),
+        };
+        let code = msg.code().unwrap_or(0);
+        let Some(tx) = self.clients.get_mut(&key) else {
+            return;
+        };
+        let reliable = tx.to.proto.reliable();
+        let owner = Owner::Client(key.branch.clone(), key.method.clone());
+        match tx.state {
+            CState::Completed => {
+                // A retransmitted final: ACK again (INVITE), else ignore.
+                if let Some(ack) = &tx.ack {
+                    self.outbox.push((tx.to, ack.clone()));
+                }
+                return;
+            }
+            CState::Accepted => {
+                if (200..300).contains(&code) {
+                    if let Some(ack) = &tx.ack {
+                        self.outbox.push((tx.to, ack.clone()));
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        if code < 200 {
+            if tx.state == CState::Calling {
+                tx.state = CState::Proceeding;
+                if !tx.invite {
+                    // Timer E continues at T2 in Proceeding.
+                    tx.interval = T2;
+                } else {
+                    // Timer A stops; Timer B stops too (the TU now waits for
+                    // the final response as long as its own timeout says).
+                    tx.gen += 1;
+                }
+            }
+            self.events.push(TxEvent::Response { key, msg });
+            return;
+        }
+        tx.gen += 1;
+        if tx.invite && code < 300 {
+            tx.state = CState::Accepted;
+            self.arm(now + 64 * T1, Kind::End, owner);
+        } else if tx.invite {
+            let ack = build_ack(&tx.req, &msg).to_bytes();
+            self.outbox.push((tx.to, ack.clone()));
+            tx.ack = Some(ack);
+            tx.state = CState::Completed;
+            let wait = if reliable {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(32)
+            };
+            self.arm(now + wait, Kind::End, owner);
+        } else {
+            tx.state = CState::Completed;
+            let wait = if reliable { Duration::ZERO } else { T4 };
+            self.arm(now + wait, Kind::End, owner);
+        }
+        self.events.push(TxEvent::Response { key, msg });
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn on_timer(&mut self, now: Instant) {
+        while let Some(Reverse((at, ..))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, _, kind, owner))) = self.timers.pop() else {
+                break;
+            };
+            match owner {
+                Owner::Server(branch, sent_by, method) => {
+                    let key = ServerKey {
+                        branch,
+                        sent_by,
+                        method,
+                    };
+                    self.server_timer(key, kind, now);
+                }
+                Owner::Client(branch, method) => {
+                    self.client_timer(ClientKey { branch, method }, kind, now);
+                }
+            }
+        }
+    }
+
+    fn server_timer(&mut self, key: ServerKey, kind: Kind, now: Instant) {
+        let Some(tx) = self.servers.get_mut(&key) else {
+            return;
+        };
+        match kind {
+            Kind::Retransmit => {
+                if !matches!(tx.state, SState::Completed | SState::Accepted) {
+                    return;
+                }
+                if let Some(last) = &tx.last {
+                    self.outbox.push((tx.to, last.clone()));
+                }
+                tx.interval = (tx.interval * 2).min(T2);
+                let at = now + tx.interval;
+                let owner = Owner::Server(key.branch, key.sent_by, key.method);
+                self.arm(at, Kind::Retransmit, owner);
+            }
+            Kind::Timeout => {
+                if matches!(tx.state, SState::Completed | SState::Accepted) {
+                    self.servers.remove(&key);
+                    self.events.push(TxEvent::NoAck { key });
+                }
+            }
+            Kind::End => {
+                if matches!(tx.state, SState::Completed | SState::Confirmed) {
+                    self.servers.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn client_timer(&mut self, key: ClientKey, kind: Kind, now: Instant) {
+        let Some(tx) = self.clients.get_mut(&key) else {
+            return;
+        };
+        match kind {
+            Kind::Retransmit => {
+                let active = match tx.state {
+                    CState::Calling => true,
+                    CState::Proceeding => !tx.invite,
+                    _ => false,
+                };
+                if !active {
+                    return;
+                }
+                self.outbox.push((tx.to, tx.request.clone()));
+                tx.interval = if tx.invite {
+                    tx.interval * 2
+                } else {
+                    (tx.interval * 2).min(T2)
+                };
+                let at = now + tx.interval;
+                self.arm(at, Kind::Retransmit, Owner::Client(key.branch, key.method));
+            }
+            Kind::Timeout => {
+                let waiting =
+                    tx.state == CState::Calling || (!tx.invite && tx.state == CState::Proceeding);
+                if waiting {
+                    self.clients.remove(&key);
+                    self.events.push(TxEvent::Timeout { key });
+                }
+            }
+            Kind::End => {
+                if matches!(tx.state, CState::Completed | CState::Accepted) {
+                    self.clients.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// The ACK of a non-2xx final response (§17.1.1.3): same Request-URI, top
+/// Via, From, Call-ID and CSeq number as the INVITE, To from the response.
+pub fn build_ack(invite: &Message, resp: &Message) -> Message {
+    let mut ack = Message::request("ACK", invite.uri().unwrap_or(""));
+    if let Some(v) = invite.headers.get("Via") {
+        ack.headers.push("Via", v);
+    }
+    ack.headers.push("Max-Forwards", "70");
+    for n in ["From", "Call-ID"] {
+        if let Some(v) = invite.headers.get(n) {
+            ack.headers.push(n, v);
+        }
+    }
+    if let Some(v) = resp.headers.get("To") {
+        ack.headers.push("To", v);
+    }
+    let n = invite.cseq().map(|c| c.0).unwrap_or(1);
+    ack.headers.push("CSeq", format!("{n} ACK"));
+    for r in invite.headers.get_all("Route") {
+        ack.headers.push("Route", r);
+    }
+    ack
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            proto: Proto::Udp,
+            addr: "127.0.0.1:5062".parse().unwrap(),
+            profile: 0,
+        }
+    }
+
+    fn req(method: &str, branch: &str) -> Message {
+        let text = format!(
+            "{method} sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch={branch}\r\n\
+From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            m = if method == "ACK" { "INVITE" } else { method }
+        );
+        Message::parse(text.as_bytes()).unwrap()
+    }
+
+    fn count_code(tx: &mut Transactions, code: &str) -> usize {
+        let n = tx
+            .outbox
+            .iter()
+            .filter(|(_, b)| String::from_utf8_lossy(b).starts_with(&format!("SIP/2.0 {code}")))
+            .count();
+        tx.outbox.clear();
+        n
+    }
+
+    #[test]
+    fn an_invite_gets_100_at_once_and_a_retransmission_gets_the_last_response() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        tx.on_request(req("INVITE", "z9hG4bK1"), target(), t0);
+        assert_eq!(count_code(&mut tx, "100"), 1);
+        assert_eq!(tx.events.len(), 1);
+        tx.on_request(req("INVITE", "z9hG4bK1"), target(), t0);
+        assert_eq!(count_code(&mut tx, "100"), 1);
+        assert_eq!(tx.events.len(), 1, "a retransmission is not a new request");
+    }
+
+    #[test]
+    fn a_final_error_is_retransmitted_by_timer_g_until_the_ack() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        let invite = req("INVITE", "z9hG4bK2");
+        tx.on_request(invite.clone(), target(), t0);
+        let TxEvent::Request { key, .. } = tx.events.pop().unwrap() else {
+            panic!()
+        };
+        tx.outbox.clear();
+        tx.respond(
+            &key,
+            &Message::response_to(&invite, 486, "Busy Here", Some("t")),
+            t0,
+        );
+        assert_eq!(count_code(&mut tx, "486"), 1);
+        tx.on_timer(t0 + T1);
+        assert_eq!(count_code(&mut tx, "486"), 1, "G fires at T1");
+        tx.on_timer(t0 + T1 + T1);
+        assert_eq!(count_code(&mut tx, "486"), 0, "then at 2·T1 after that");
+        tx.on_timer(t0 + 3 * T1);
+        assert_eq!(count_code(&mut tx, "486"), 1);
+        tx.on_request(req("ACK", "z9hG4bK2"), target(), t0 + 4 * T1);
+        tx.on_timer(t0 + 20 * T1);
+        assert_eq!(count_code(&mut tx, "486"), 0, "the ACK stops G");
+        assert_eq!(tx.len().0, 0, "timer I ended the transaction");
+        assert!(
+            tx.events.is_empty(),
+            "an absorbed ACK does not reach the TU"
+        );
+    }
+
+    #[test]
+    fn timer_h_reports_a_final_response_never_acknowledged() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        let invite = req("INVITE", "z9hG4bK3");
+        tx.on_request(invite.clone(), target(), t0);
+        let TxEvent::Request { key, .. } = tx.events.pop().unwrap() else {
+            panic!()
+        };
+        tx.respond(
+            &key,
+            &Message::response_to(&invite, 200, "OK", Some("t")),
+            t0,
+        );
+        tx.on_timer(t0 + 64 * T1);
+        assert!(matches!(tx.events.pop(), Some(TxEvent::NoAck { .. })));
+        assert_eq!(tx.len().0, 0);
+    }
+
+    #[test]
+    fn a_client_invite_retransmits_on_a_until_b_times_out() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        tx.send_request(req("INVITE", "z9hG4bKc1"), target(), t0)
+            .unwrap();
+        tx.outbox.clear();
+        let mut sent = 0;
+        let mut t = t0;
+        while t < t0 + 64 * T1 {
+            t += Duration::from_millis(100);
+            tx.on_timer(t);
+            sent += tx.outbox.len();
+            tx.outbox.clear();
+        }
+        // A fires at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s.
+        assert_eq!(sent, 6);
+        assert!(matches!(tx.events.pop(), Some(TxEvent::Timeout { .. })));
+    }
+
+    #[test]
+    fn a_client_invite_acks_a_failure_itself_and_absorbs_its_retransmission() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        let invite = req("INVITE", "z9hG4bKc2");
+        tx.send_request(invite.clone(), target(), t0).unwrap();
+        tx.outbox.clear();
+        let busy = Message::response_to(&invite, 486, "Busy Here", Some("x"));
+        tx.on_response(busy.clone(), t0);
+        assert_eq!(tx.events.len(), 1);
+        let acks = |tx: &mut Transactions| {
+            let n = tx
+                .outbox
+                .iter()
+                .filter(|(_, b)| b.starts_with(b"ACK "))
+                .count();
+            tx.outbox.clear();
+            n
+        };
+        assert_eq!(acks(&mut tx), 1);
+        tx.on_response(busy, t0);
+        assert_eq!(acks(&mut tx), 1, "a retransmitted final is ACKed again");
+        assert_eq!(tx.events.len(), 1, "and not reported twice");
+    }
+
+    #[test]
+    fn a_non_invite_client_retransmits_at_most_every_t2_and_times_out_on_f() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        tx.send_request(req("OPTIONS", "z9hG4bKc3"), target(), t0)
+            .unwrap();
+        tx.outbox.clear();
+        let mut times = Vec::new();
+        let mut t = t0;
+        while t < t0 + 64 * T1 {
+            t += Duration::from_millis(50);
+            tx.on_timer(t);
+            if !tx.outbox.is_empty() {
+                times.push(t - t0);
+                tx.outbox.clear();
+            }
+        }
+        let gaps: Vec<_> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| *g <= T2 + Duration::from_millis(50)));
+        assert!(matches!(tx.events.pop(), Some(TxEvent::Timeout { .. })));
+    }
+
+    #[test]
+    fn an_unmatched_ack_goes_to_the_tu() {
+        let mut tx = Transactions::default();
+        tx.on_request(req("ACK", "z9hG4bKnew"), target(), Instant::now());
+        assert!(matches!(tx.events.pop(), Some(TxEvent::Ack { .. })));
+    }
+}

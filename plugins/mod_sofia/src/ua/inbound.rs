@@ -1,0 +1,640 @@
+//! Requests that open or change a call we answer: INVITE (and re-INVITE
+//! for hold), ACK, BYE, CANCEL, INFO (DTMF), MESSAGE; and the answer and
+//! provisional responses the core asks for.
+
+use super::*;
+
+impl Stack {
+    pub(super) fn on_invite(&mut self, key: ServerKey, msg: Message, from: Target, now: Instant) {
+        let call_id = msg.call_id().to_string();
+        let to = msg.headers.get("To").and_then(NameAddr::parse);
+        if to.as_ref().and_then(|t| t.tag()).is_some() {
+            return self.on_reinvite(key, msg, now);
+        }
+        if self.calls.contains_key(&call_id) {
+            self.reply(
+                &key,
+                &msg,
+                (482, "Loop Detected"),
+                Some(&new_tag()),
+                now,
+                |_| {},
+            );
+            return;
+        }
+        let profile = from.profile;
+        let p = &self.profiles[profile];
+        let Some(from_na) = msg.headers.get("From").and_then(NameAddr::parse) else {
+            return;
+        };
+        let Some(ruri) = msg.uri().and_then(Uri::parse) else {
+            self.reply(
+                &key,
+                &msg,
+                (416, "Unsupported URI Scheme"),
+                Some(&new_tag()),
+                now,
+                |_| {},
+            );
+            return;
+        };
+        let mut auth_user = None;
+        if p.cfg.auth_calls {
+            let realm = p
+                .cfg
+                .challenge_realm
+                .clone()
+                .unwrap_or_else(|| from_na.uri.host.clone());
+            match self.authenticate(&msg, &realm, true, now) {
+                Ok(u) => auth_user = Some(u),
+                Err(e) => {
+                    self.profiles[profile].failed_in += 1;
+                    return self.challenge_reply(&key, &msg, true, e, now);
+                }
+            }
+        }
+        let p = &self.profiles[profile];
+        let remote = if msg.body.is_empty() {
+            None
+        } else {
+            match sdp::parse(&msg.body) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    log::warn!("INVITE {call_id}: unusable SDP: {e}");
+                    self.reply(
+                        &key,
+                        &msg,
+                        (488, "Not Acceptable Here"),
+                        Some(&new_tag()),
+                        now,
+                        |_| {},
+                    );
+                    return;
+                }
+            }
+        };
+        let chosen = match &remote {
+            Some(r) => match r.choose(&p.cfg.codecs) {
+                Some(c) => Some(c),
+                None => {
+                    log::warn!("INVITE {call_id}: no codec in common");
+                    self.reply(
+                        &key,
+                        &msg,
+                        (488, "Not Acceptable Here"),
+                        Some(&new_tag()),
+                        now,
+                        |_| {},
+                    );
+                    return;
+                }
+            },
+            None => None,
+        };
+        let media = match crate::rtp::Media::bind(p.cfg.rtp_ip, p.sdp_ip(), self.rtp.0, self.rtp.1)
+        {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("INVITE {call_id}: {e}");
+                self.reply(
+                    &key,
+                    &msg,
+                    (503, "Service Unavailable"),
+                    Some(&new_tag()),
+                    now,
+                    |_| {},
+                );
+                return;
+            }
+        };
+        media.set_timeouts(p.cfg.rtp_timeout, p.cfg.rtp_hold_timeout);
+        if let (Some(r), Some((codec, pt))) = (&remote, chosen) {
+            media.set_remote(r.addr, codec, pt, r.te_pt);
+        }
+        let ctx = ModuleContext::current();
+        let session = match ctx.session_request("sofia", false) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("INVITE {call_id}: no session: {e}");
+                self.reply(
+                    &key,
+                    &msg,
+                    (503, "Service Unavailable"),
+                    Some(&new_tag()),
+                    now,
+                    |_| {},
+                );
+                return;
+            }
+        };
+        let local_tag = new_tag();
+        let leg = Arc::new(Leg {
+            call_id: call_id.clone(),
+            uuid: session.uuid(),
+            profile,
+            media,
+            dtmf_type: p.cfg.dtmf_type,
+            tx: self.input.clone(),
+        });
+        let from_user = from_na.uri.user.clone().unwrap_or_default();
+        let name = format!("sofia/{}/{}@{}", p.cfg.name, from_user, from_na.uri.host);
+        let profile_data = Profile {
+            username: auth_user.clone().unwrap_or_default(),
+            dialplan: p.cfg.dialplan.clone(),
+            caller_id_name: from_na.display.clone().unwrap_or_else(|| from_user.clone()),
+            caller_id_number: from_user.clone(),
+            network_addr: from.addr.ip().to_string(),
+            destination_number: ruri.user.clone().unwrap_or_default(),
+            source: "mod_sofia".into(),
+            context: p.cfg.context.clone(),
+            chan_name: name.clone(),
+            ..Default::default()
+        };
+        session.set_name(&name);
+        session.set_profile(&profile_data);
+        set_inbound_vars(
+            &session,
+            &msg,
+            &from_na,
+            to.as_ref(),
+            &ruri,
+            from,
+            &p.cfg.name,
+            auth_user.as_deref(),
+        );
+        if let Some((codec, _)) = chosen {
+            session.set_var("rtp_use_codec_name", codec.name());
+        }
+        session.set_var("rtp_local_sdp_port", &leg.media.port.to_string());
+        session.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
+        let contact = msg
+            .headers
+            .get("Contact")
+            .and_then(NameAddr::parse)
+            .map(|c| c.uri_text)
+            .unwrap_or_default();
+        let call = Call {
+            leg,
+            uas: true,
+            phase: Phase::Early,
+            local_tag,
+            remote_tag: from_na.tag().map(str::to_string),
+            local_uri: strip_tag(msg.headers.get("To").unwrap_or("")),
+            remote_uri: strip_tag(msg.headers.get("From").unwrap_or("")),
+            remote_target: contact,
+            route_set: msg
+                .headers
+                .get_all("Record-Route")
+                .map(str::to_string)
+                .collect(),
+            local_cseq: 0,
+            peer: from,
+            invite_key: Some(key.clone()),
+            invite_req: Some(msg.clone()),
+            client_invite: None,
+            cancel_pending: false,
+            sdp_session: now_secs(),
+            sdp_version: 1,
+            remote_version: remote.as_ref().map(|r| r.version),
+            hold: false,
+            auth_tries: 0,
+            outbound: None,
+            offer: None,
+        };
+        self.calls.insert(call_id.clone(), call);
+        self.profiles[profile].calls_in += 1;
+        if session
+            .set_state(hotswitch_plugin_api::ChannelState::INIT)
+            .is_err()
+            || session.start().is_err()
+        {
+            log::warn!("INVITE {call_id}: the session did not start");
+            self.calls.remove(&call_id);
+            self.reply(
+                &key,
+                &msg,
+                (503, "Service Unavailable"),
+                Some(&new_tag()),
+                now,
+                |_| {},
+            );
+        }
+    }
+
+    pub(super) fn local_sdp(&self, call: &Call, direction: Direction) -> String {
+        let p = &self.profiles[call.leg.profile];
+        let codecs = match call.remote_version {
+            // Answering: the one codec chosen.
+            Some(_) if call.uas || call.phase == Phase::Confirmed => {
+                let c = call.leg.media.codec();
+                let pt = call
+                    .invite_req
+                    .as_ref()
+                    .and_then(|m| sdp::parse(&m.body).ok())
+                    .and_then(|r| r.choose(&[c]))
+                    .map(|x| x.1)
+                    .unwrap_or(c.pt());
+                vec![(c, pt)]
+            }
+            _ => p.cfg.codecs.iter().map(|c| (*c, c.pt())).collect(),
+        };
+        sdp::build(&Local {
+            ip: call.leg.media.ip,
+            port: call.leg.media.port,
+            session_id: call.sdp_session,
+            version: call.sdp_version,
+            codecs,
+            te_pt: (p.cfg.dtmf_type == crate::config::DtmfType::Rfc2833).then_some(p.cfg.te_pt),
+            direction,
+            ptime: 20,
+        })
+    }
+
+    pub(super) fn on_reinvite(&mut self, key: ServerKey, msg: Message, now: Instant) {
+        let call_id = msg.call_id().to_string();
+        let Some(call) = self.calls.get(&call_id) else {
+            self.reply(
+                &key,
+                &msg,
+                (481, "Call/Transaction Does Not Exist"),
+                None,
+                now,
+                |_| {},
+            );
+            return;
+        };
+        if call.phase != Phase::Confirmed {
+            self.reply(&key, &msg, (491, "Request Pending"), None, now, |_| {});
+            return;
+        }
+        let remote = if msg.body.is_empty() {
+            None
+        } else {
+            match sdp::parse(&msg.body) {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    self.reply(&key, &msg, (488, "Not Acceptable Here"), None, now, |_| {});
+                    return;
+                }
+            }
+        };
+        let mut direction = Direction::SendRecv;
+        let mut hold_change = None;
+        if let Some(r) = &remote {
+            let Some((codec, pt)) = r.choose(&self.profiles[call.leg.profile].cfg.codecs) else {
+                self.reply(&key, &msg, (488, "Not Acceptable Here"), None, now, |_| {});
+                return;
+            };
+            let hold = r.is_hold();
+            if hold != call.hold {
+                hold_change = Some(hold);
+            }
+            if r.addr.is_some_and(|a| !a.ip().is_unspecified()) {
+                call.leg.media.set_remote(r.addr, codec, pt, r.te_pt);
+            }
+            call.leg.media.set_hold(hold);
+            direction = r.direction.answer();
+            if r.addr.is_some_and(|a| a.ip().is_unspecified()) {
+                direction = Direction::Inactive;
+            }
+        }
+        let call = self.calls.get_mut(&call_id).expect("found above");
+        if let Some(r) = &remote {
+            if Some(r.version) != call.remote_version {
+                call.sdp_version += 1;
+            }
+            call.remote_version = Some(r.version);
+        }
+        if let Some(h) = hold_change {
+            call.hold = h;
+        }
+        let contact = self.profiles[call.leg.profile].contact(call.peer.proto);
+        let call = &self.calls[&call_id];
+        let body = self.local_sdp(call, direction);
+        let uuid = call.leg.uuid.clone();
+        let tag = call.local_tag.clone();
+        self.reply(&key, &msg, (200, "OK"), Some(&tag), now, |r| {
+            r.headers.push("Contact", contact);
+            r.headers.push("Allow", ALLOW);
+            r.set_body("application/sdp", body.into_bytes());
+        });
+        if let Some(hold) = hold_change {
+            if let Some(s) = ModuleContext::current().session_locate(&uuid) {
+                s.set_var("sip_hold", if hold { "true" } else { "" });
+                let ev = if hold {
+                    EV_CHANNEL_HOLD
+                } else {
+                    EV_CHANNEL_UNHOLD
+                };
+                let _ = s.fire_event(ev, "", &[], "");
+                log::info!("{} {}", s.uuid(), if hold { "on hold" } else { "off hold" });
+            }
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, msg: Message) {
+        let Some(call) = self.calls.get_mut(msg.call_id()) else {
+            return;
+        };
+        if let Some(k) = call.invite_key.take() {
+            self.tx.confirmed(&k);
+        }
+        // A delayed offer: the answer comes in the ACK.
+        if call.uas && !msg.body.is_empty() {
+            if let Ok(r) = sdp::parse(&msg.body) {
+                if let Some((codec, pt)) = r.choose(&self.profiles[call.leg.profile].cfg.codecs) {
+                    call.leg.media.set_remote(r.addr, codec, pt, r.te_pt);
+                    call.remote_version = Some(r.version);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_bye(&mut self, key: ServerKey, msg: Message, now: Instant) {
+        let Some(call) = self.calls.remove(msg.call_id()) else {
+            self.reply(
+                &key,
+                &msg,
+                (481, "Call/Transaction Does Not Exist"),
+                None,
+                now,
+                |_| {},
+            );
+            return;
+        };
+        if let Some(k) = &call.invite_key {
+            self.tx.confirmed(k);
+        }
+        self.reply(&key, &msg, (200, "OK"), None, now, |_| {});
+        if let Some(s) = ModuleContext::current().session_locate(&call.leg.uuid) {
+            s.set_var("sip_hangup_disposition", "recv_bye");
+            s.hangup(CallCause::NORMAL_CLEARING);
+        }
+    }
+
+    pub(super) fn on_cancel(&mut self, key: ServerKey, msg: Message, now: Instant) {
+        let invite_key = ServerKey {
+            method: "INVITE".into(),
+            ..key.clone()
+        };
+        let call_id = msg.call_id().to_string();
+        let found = self
+            .calls
+            .get(&call_id)
+            .is_some_and(|c| c.uas && c.invite_key.as_ref() == Some(&invite_key));
+        if !found {
+            self.reply(
+                &key,
+                &msg,
+                (481, "Call/Transaction Does Not Exist"),
+                None,
+                now,
+                |_| {},
+            );
+            return;
+        }
+        self.reply(&key, &msg, (200, "OK"), None, now, |_| {});
+        let call = self.calls.get(&call_id).expect("found above");
+        if call.phase != Phase::Early {
+            return; // too late: the call was answered
+        }
+        let call = self.calls.remove(&call_id).expect("found above");
+        if let Some(inv) = &call.invite_req {
+            let tag = call.local_tag.clone();
+            self.reply(
+                &invite_key,
+                inv,
+                (487, "Request Terminated"),
+                Some(&tag),
+                now,
+                |_| {},
+            );
+        }
+        if let Some(s) = ModuleContext::current().session_locate(&call.leg.uuid) {
+            s.set_var("sip_hangup_disposition", "recv_cancel");
+            s.hangup(CallCause::ORIGINATOR_CANCEL);
+        }
+    }
+
+    pub(super) fn on_info(&mut self, key: ServerKey, msg: Message, now: Instant) {
+        let Some(call) = self.calls.get(msg.call_id()) else {
+            self.reply(
+                &key,
+                &msg,
+                (481, "Call/Transaction Does Not Exist"),
+                None,
+                now,
+                |_| {},
+            );
+            return;
+        };
+        let ctype = msg
+            .headers
+            .get("Content-Type")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = String::from_utf8_lossy(&msg.body).to_string();
+        let mut digit = None;
+        let mut duration = 100;
+        if ctype.starts_with("application/dtmf-relay") {
+            for line in body.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "signal" => digit = v.trim().chars().next(),
+                        "duration" => duration = v.trim().parse().unwrap_or(100),
+                        _ => {}
+                    }
+                }
+            }
+        } else if ctype.starts_with("application/dtmf") {
+            digit = body.trim().chars().next();
+        }
+        let uuid = call.leg.uuid.clone();
+        self.reply(&key, &msg, (200, "OK"), None, now, |_| {});
+        if let Some(d) = digit.filter(|d| crate::rtp::dtmf_event(*d).is_some()) {
+            if let Some(s) = ModuleContext::current().session_locate(&uuid) {
+                s.queue_dtmf(d, duration);
+            }
+        }
+    }
+
+    pub(super) fn on_message(&mut self, key: ServerKey, msg: Message, from: Target, now: Instant) {
+        let f = msg.headers.get("From").and_then(NameAddr::parse);
+        let t = msg.headers.get("To").and_then(NameAddr::parse);
+        let (Some(f), Some(t)) = (f, t) else {
+            return;
+        };
+        let body = String::from_utf8_lossy(&msg.body).to_string();
+        let chat = hotswitch_plugin_api::Chat {
+            proto: "sip".into(),
+            from: format!("{}@{}", f.uri.user.unwrap_or_default(), f.uri.host),
+            to: format!("{}@{}", t.uri.user.unwrap_or_default(), t.uri.host),
+            subject: msg.headers.get("Subject").unwrap_or("").to_string(),
+            body,
+            hint: self.profiles[from.profile].cfg.name.clone(),
+            headers: vec![
+                (
+                    "sip_profile".into(),
+                    self.profiles[from.profile].cfg.name.clone(),
+                ),
+                ("from_sip_ip".into(), from.addr.ip().to_string()),
+                ("from_sip_port".into(), from.addr.port().to_string()),
+                (
+                    "type".into(),
+                    msg.headers
+                        .get("Content-Type")
+                        .unwrap_or("text/plain")
+                        .to_string(),
+                ),
+            ],
+        };
+        let ok = ModuleContext::current().send_chat(&chat).is_ok();
+        if ok {
+            self.reply(&key, &msg, (202, "Accepted"), Some(&new_tag()), now, |_| {});
+        } else {
+            self.reply(
+                &key,
+                &msg,
+                (503, "Service Unavailable"),
+                Some(&new_tag()),
+                now,
+                |_| {},
+            );
+        }
+    }
+
+    pub(super) fn answer(&mut self, call_id: &str, now: Instant) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        if !call.uas || call.phase != Phase::Early {
+            return;
+        }
+        let (Some(key), Some(req)) = (call.invite_key.clone(), call.invite_req.clone()) else {
+            return;
+        };
+        let body = self.local_sdp(call, Direction::SendRecv);
+        let contact = self.profiles[call.leg.profile].contact(call.peer.proto);
+        let ua = self.server_header(call.leg.profile);
+        let tag = call.local_tag.clone();
+        self.reply(&key, &req, (200, "OK"), Some(&tag), now, |r| {
+            r.headers.push("Contact", contact);
+            r.headers.push("Allow", ALLOW);
+            r.headers.push("Server", ua);
+            r.set_body("application/sdp", body.into_bytes());
+        });
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.phase = Phase::Confirmed;
+        }
+    }
+
+    pub(super) fn provisional(&mut self, call_id: &str, code: u16, now: Instant) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        if !call.uas || call.phase != Phase::Early {
+            return;
+        }
+        let (Some(key), Some(req)) = (call.invite_key.clone(), call.invite_req.clone()) else {
+            return;
+        };
+        let body = (code == 183 && call.remote_version.is_some())
+            .then(|| self.local_sdp(call, Direction::SendRecv));
+        let contact = self.profiles[call.leg.profile].contact(call.peer.proto);
+        let tag = call.local_tag.clone();
+        let reason = if code == 180 {
+            "Ringing"
+        } else {
+            "Session Progress"
+        };
+        self.reply(&key, &req, (code, reason), Some(&tag), now, |r| {
+            r.headers.push("Contact", contact);
+            if let Some(b) = body {
+                r.set_body("application/sdp", b.into_bytes());
+            }
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn set_inbound_vars(
+    s: &OwnedSession,
+    msg: &Message,
+    from: &NameAddr,
+    to: Option<&NameAddr>,
+    ruri: &Uri,
+    src: Target,
+    profile: &str,
+    auth_user: Option<&str>,
+) {
+    let mut vars: Vec<(String, String)> = vec![
+        ("sip_call_id".into(), msg.call_id().into()),
+        ("sip_profile_name".into(), profile.into()),
+        ("sip_network_ip".into(), src.addr.ip().to_string()),
+        ("sip_network_port".into(), src.addr.port().to_string()),
+        ("sip_received_ip".into(), src.addr.ip().to_string()),
+        ("sip_received_port".into(), src.addr.port().to_string()),
+        (
+            "sip_via_protocol".into(),
+            src.proto.as_str().to_ascii_lowercase(),
+        ),
+        (
+            "sip_from_user".into(),
+            from.uri.user.clone().unwrap_or_default(),
+        ),
+        ("sip_from_host".into(), from.uri.host.clone()),
+        (
+            "sip_from_uri".into(),
+            from.uri_text.trim_start_matches("sip:").into(),
+        ),
+        ("sip_from_tag".into(), from.tag().unwrap_or("").into()),
+        ("sip_req_user".into(), ruri.user.clone().unwrap_or_default()),
+        ("sip_req_host".into(), ruri.host.clone()),
+        (
+            "sip_req_uri".into(),
+            ruri.to_string().trim_start_matches("sip:").into(),
+        ),
+        (
+            "sip_user_agent".into(),
+            msg.headers.get("User-Agent").unwrap_or("").into(),
+        ),
+        (
+            "switch_r_sdp".into(),
+            String::from_utf8_lossy(&msg.body).into(),
+        ),
+    ];
+    if let Some(d) = &from.display {
+        vars.push(("sip_from_display".into(), d.clone()));
+    }
+    if let Some(t) = to {
+        vars.push(("sip_to_user".into(), t.uri.user.clone().unwrap_or_default()));
+        vars.push(("sip_to_host".into(), t.uri.host.clone()));
+        vars.push((
+            "sip_to_uri".into(),
+            t.uri_text.trim_start_matches("sip:").into(),
+        ));
+    }
+    if let Some(c) = msg.headers.get("Contact").and_then(NameAddr::parse) {
+        vars.push((
+            "sip_contact_user".into(),
+            c.uri.user.clone().unwrap_or_default(),
+        ));
+        vars.push(("sip_contact_host".into(), c.uri.host.clone()));
+        vars.push((
+            "sip_contact_uri".into(),
+            c.uri_text.trim_start_matches("sip:").into(),
+        ));
+    }
+    if let Some(u) = auth_user {
+        vars.push(("sip_auth_username".into(), u.into()));
+        vars.push(("user_name".into(), u.into()));
+    }
+    for (n, v) in &msg.headers.0 {
+        if n.len() > 2 && n[..2].eq_ignore_ascii_case("X-") {
+            vars.push((format!("sip_h_{n}"), v.clone()));
+        }
+    }
+    for (k, v) in vars {
+        s.set_var(&k, &v);
+    }
+}
