@@ -1,0 +1,226 @@
+//! The `gsmopen` endpoint: dial strings `gsmopen/<interface>/<number>` and
+//! `gsmopen/ANY/<number>`, call control handed to the interface's thread,
+//! audio through the interface's [`AudioPort`](crate::audio::AudioPort).
+//!
+//! Each session's private data is a `Box<Leg>` naming its interface, freed
+//! in `on_destroy`.
+
+use crate::at::Request;
+use crate::audio::FRAME_BYTES;
+use crate::interface::{Interface, Job};
+use hotswitch_plugin_api::{
+    CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
+    Outgoing, OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A session's private data.
+pub struct Leg {
+    pub iface: Arc<Interface>,
+    /// Outbound: the number to dial in `on_init`.
+    pub dial: Option<String>,
+}
+
+impl Leg {
+    /// A leg as `set_private` takes it.
+    pub fn boxed(iface: Arc<Interface>) -> *mut core::ffi::c_void {
+        Box::into_raw(Box::new(Leg { iface, dial: None })) as *mut _
+    }
+}
+
+fn leg(s: &Session) -> Option<&Leg> {
+    let p = s.private() as *const Leg;
+    // SAFETY: set by this module to a Box<Leg> that lives until on_destroy,
+    // the last callback for the session.
+    unsafe { p.as_ref() }
+}
+
+/// Splits `<interface>/<number>`.
+pub fn parse_dial(data: &str) -> Option<(&str, &str)> {
+    let (iface, number) = data.split_once('/')?;
+    let number = number.trim();
+    let valid = !number.is_empty()
+        && number
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+*#".contains(c));
+    (!iface.is_empty() && valid).then_some((iface, number))
+}
+
+pub struct Gsm;
+
+impl Endpoint for Gsm {
+    fn outgoing(&self, req: &Outgoing) -> Result<OwnedSession, CallCause> {
+        let (want, number) = parse_dial(&req.dial_data).ok_or(CallCause::INVALID_NUMBER_FORMAT)?;
+        let ifaces = crate::interfaces();
+        let iface = if want.eq_ignore_ascii_case("ANY") {
+            ifaces
+                .iter()
+                .find(|i| i.available() && i.reserve(number).is_ok())
+                .cloned()
+                .ok_or(CallCause::NORMAL_CIRCUIT_CONGESTION)?
+        } else {
+            let i = ifaces
+                .iter()
+                .find(|i| i.name().eq_ignore_ascii_case(want))
+                .cloned()
+                .ok_or(CallCause::INVALID_GATEWAY)?;
+            i.reserve(number)?;
+            i
+        };
+        let s = match ModuleContext::current().session_request("gsmopen", true) {
+            Ok(s) => s,
+            Err(_) => {
+                iface.release(""); // the reservation
+                return Err(CallCause::SWITCH_CONGESTION);
+            }
+        };
+        let name = format!("gsmopen/{}/{number}", iface.name());
+        let mut profile = req.profile.clone();
+        profile.destination_number = number.into();
+        profile.callee_id_number = number.into();
+        profile.chan_name = name.clone();
+        s.set_name(&name);
+        s.set_profile(&profile);
+        s.set_var("gsmopen_interface", iface.name());
+        iface.bind(&s.uuid());
+        iface.audio.flush();
+        s.set_private(Box::into_raw(Box::new(Leg {
+            iface: iface.clone(),
+            dial: Some(number.into()),
+        })) as *mut _);
+        if s.set_state(ChannelState::INIT).is_err() {
+            iface.release(&s.uuid());
+            return Err(CallCause::DESTINATION_OUT_OF_ORDER);
+        }
+        Ok(s)
+    }
+
+    fn on_state(&self, s: &Session, state: ChannelState) -> Status {
+        match state {
+            ChannelState::INIT => {
+                if let Some(l) = leg(s) {
+                    if let Some(n) = &l.dial {
+                        log::info!("gsmopen {}: dialing {n}", l.iface.name());
+                        l.iface.send(Job::Driver(Request::Dial(n.clone())));
+                    }
+                }
+            }
+            ChannelState::HANGUP => {
+                if let Some(l) = leg(s) {
+                    if l.iface.release(&s.uuid()) {
+                        l.iface.send(Job::Driver(Request::Hangup));
+                    }
+                    l.iface.audio.wake();
+                }
+            }
+            ChannelState::DESTROY => {
+                let p = s.private() as *mut Leg;
+                if !p.is_null() {
+                    s.set_private(std::ptr::null_mut());
+                    if let Some(l) = leg_ref(p) {
+                        l.iface.release(&s.uuid());
+                    }
+                    // SAFETY: the Box this module put there; nothing uses
+                    // it after on_destroy.
+                    drop(unsafe { Box::from_raw(p) });
+                }
+            }
+            _ => {}
+        }
+        Status::SUCCESS
+    }
+
+    fn receive_message(&self, s: &Session, msg: &Message) -> Status {
+        if msg.id == MessageId::ANSWER && !s.is_outbound() {
+            if let Some(l) = leg(s) {
+                l.iface.send(Job::Driver(Request::Answer));
+            }
+        }
+        Status::SUCCESS
+    }
+
+    fn kill_channel(&self, s: &Session, _sig: KillSignal) -> Status {
+        if let Some(l) = leg(s) {
+            l.iface.audio.wake();
+        }
+        Status::SUCCESS
+    }
+
+    fn send_dtmf(&self, s: &Session, d: &Dtmf) -> Status {
+        let (Some(l), Some(c)) = (leg(s), char::from_u32(d.digit)) else {
+            return Status::FALSE;
+        };
+        l.iface.send(Job::Driver(Request::Dtmf(c)));
+        Status::SUCCESS
+    }
+
+    fn write_frame(&self, s: &Session, f: &Frame) -> Status {
+        let Some(l) = leg(s) else {
+            return Status::FALSE;
+        };
+        if f.data.is_null() || f.datalen == 0 {
+            return Status::SUCCESS;
+        }
+        // SAFETY: the codec view and the data are valid for the call.
+        let codec = unsafe { f.codec.to_str() };
+        if codec != "L16" || f.rate != 8000 {
+            log::debug!("gsmopen: dropping a {codec}/{} frame", f.rate);
+            return Status::SUCCESS;
+        }
+        // SAFETY: as above.
+        let data = unsafe { std::slice::from_raw_parts(f.data, f.datalen as usize) };
+        l.iface.audio.write(data);
+        Status::SUCCESS
+    }
+
+    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+        let Some(l) = leg(s) else {
+            return Status::FALSE;
+        };
+        if s.is_down() {
+            return Status::FALSE;
+        }
+        let wait = if flags & READ_FLAG_NOBLOCK != 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(20)
+        };
+        let Some(frame) = l.iface.audio.read(wait) else {
+            return if s.is_down() {
+                Status::FALSE
+            } else {
+                Status::TIMEOUT
+            };
+        };
+        let n = frame.len().min(f.buflen as usize).min(FRAME_BYTES);
+        // SAFETY: the host lent `buflen` writable bytes at `data`.
+        unsafe { std::ptr::copy_nonoverlapping(frame.as_ptr(), f.data, n) };
+        f.datalen = n as u32;
+        f.samples = (n / 2) as u32;
+        f.rate = 8000;
+        f.channels = 1;
+        f.codec = RStr::from_static("L16");
+        Status::SUCCESS
+    }
+}
+
+fn leg_ref<'a>(p: *mut Leg) -> Option<&'a Leg> {
+    // SAFETY: `p` is this module's live Box<Leg> (checked non-null by the
+    // caller, freed right after).
+    unsafe { p.as_ref() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_dial;
+
+    #[test]
+    fn dial_strings_name_an_interface_or_any_and_a_number() {
+        assert_eq!(parse_dial("gsm0/5551234"), Some(("gsm0", "5551234")));
+        assert_eq!(parse_dial("ANY/+4930123"), Some(("ANY", "+4930123")));
+        assert_eq!(parse_dial("gsm0/"), None);
+        assert_eq!(parse_dial("5551234"), None);
+        assert_eq!(parse_dial("gsm0/12;ATH"), None, "no AT injection");
+    }
+}
