@@ -143,6 +143,9 @@ FAILED-CALLS-IN  \t{}\n\
 CALLS-OUT        \t{}\n\
 ACTIVE-CALLS     \t{}\n\
 REGISTRATIONS    \t{}\n\
+RTP-IN-PACKETS   \t{}\n\
+RTP-OUT-PACKETS  \t{}\n\
+RTP-LOST-PACKETS \t{}\n\
 {RULE}\n",
         c.name,
         c.registration_db.as_deref().unwrap_or("memory"),
@@ -168,6 +171,9 @@ REGISTRATIONS    \t{}\n\
         p.calls_out,
         stack.calls_of(i),
         stack.registrar.all(name).len(),
+        crate::rtp::TOTAL_IN.load(Ordering::Relaxed),
+        crate::rtp::TOTAL_OUT.load(Ordering::Relaxed),
+        crate::rtp::TOTAL_LOST.load(Ordering::Relaxed),
     )
 }
 

@@ -132,6 +132,19 @@ impl Endpoint for Sofia {
         match state {
             ChannelState::HANGUP => {
                 if let Some(l) = leg::of(s) {
+                    // FreeSWITCH's names, for CDRs and the hangup events.
+                    let st = l.media.stats();
+                    for (k, v) in [
+                        ("rtp_audio_in_media_packet_count", st.rx_packets),
+                        ("rtp_audio_in_media_bytes", st.rx_octets),
+                        ("rtp_audio_in_skip_packet_count", st.lost),
+                        ("rtp_audio_in_dtmf_packet_count", st.dtmf_in),
+                        ("rtp_audio_out_media_packet_count", st.tx_packets),
+                        ("rtp_audio_out_media_bytes", st.tx_octets),
+                        ("rtp_audio_rtcp_packet_count", st.rtcp_in + st.rtcp_out),
+                    ] {
+                        s.set_var(k, &v.to_string());
+                    }
                     let cause = s
                         .var("hangup_cause")
                         .and_then(|c| CallCause::from_name(&c))

@@ -12,12 +12,50 @@ use crate::sdp::Codec;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The next port to try, shared by every leg of the module.
-static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
+/// Free RTP ports by range (even ports; RTCP takes the one above), shared
+/// by every leg of the module: taking and returning a port is O(1), so an
+/// exhausted range refuses a call at once instead of scanning it.
+static POOLS: Mutex<Vec<PortPool>> = Mutex::new(Vec::new());
+
+struct PortPool {
+    range: (u16, u16),
+    free: VecDeque<u16>,
+}
+
+fn take_port(start: u16, end: u16) -> Option<u16> {
+    let mut pools = lock(&POOLS);
+    let i = match pools.iter().position(|p| p.range == (start, end)) {
+        Some(i) => i,
+        None => {
+            let first = start + start % 2;
+            pools.push(PortPool {
+                range: (start, end),
+                free: (first..end.saturating_sub(1)).step_by(2).collect(),
+            });
+            pools.len() - 1
+        }
+    };
+    pools[i].free.pop_front()
+}
+
+fn give_port(start: u16, end: u16, port: u16) {
+    let mut pools = lock(&POOLS);
+    if let Some(p) = pools.iter_mut().find(|p| p.range == (start, end)) {
+        p.free.push_back(port);
+    }
+}
+
+/// Packets and losses of every leg since load (`sofia status profile`).
+pub static TOTAL_IN: AtomicU64 = AtomicU64::new(0);
+pub static TOTAL_OUT: AtomicU64 = AtomicU64::new(0);
+pub static TOTAL_LOST: AtomicU64 = AtomicU64::new(0);
+
+/// Ports tried (other programs may hold some) before a call is refused.
+const BIND_ATTEMPTS: usize = 32;
 
 /// What one [`Media::read`] gives.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,6 +104,9 @@ struct State {
     last_event_ts: Option<u32>,
     hold: bool,
     last_rx: Instant,
+    /// When the session thread last read (a leg nobody reads is drained
+    /// by [`Media::check_idle`]).
+    last_read: Instant,
     last_rtcp: Instant,
     stats: Stats,
     timeout: Option<Duration>,
@@ -81,7 +122,14 @@ pub struct Media {
     /// The address written in SDP.
     pub ip: IpAddr,
     pub port: u16,
+    range: (u16, u16),
     st: Mutex<State>,
+}
+
+impl Drop for Media {
+    fn drop(&mut self) {
+        give_port(self.range.0, self.range.1, self.port);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,33 +157,65 @@ fn event_digit(e: u8) -> Option<char> {
     })
 }
 
-/// Waits up to `ms` for `fd` to be readable.
-fn wait_readable(fd: i32, ms: i32) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+/// How long one blocking receive waits (a frame's time).
+const READ_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// A receive that does not wait, on a socket that otherwise blocks.
+fn recv_dontwait(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    // SAFETY: zeroed sockaddr_storage is a valid value of the type.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `buf` and `addr` are valid for the lengths given during the call.
+    let n = unsafe {
+        libc::recvfrom(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            &mut addr as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+            &mut len,
+        )
     };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut p, 1, ms) };
-    n > 0 && p.revents & libc::POLLIN != 0
+    if n < 0 {
+        return None;
+    }
+    let from = match addr.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+            let a =
+                unsafe { *(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            SocketAddr::new(
+                IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
+                u16::from_be(a.sin_port),
+            )
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+            let a =
+                unsafe { *(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+            SocketAddr::new(IpAddr::from(a.sin6_addr.s6_addr), u16::from_be(a.sin6_port))
+        }
+        _ => return None,
+    };
+    Some((n as usize, from))
 }
 
 impl Media {
     /// Binds an even RTP port and the RTCP port above it in
     /// `[start, end)` on `ip`.
     pub fn bind(ip: IpAddr, sdp_ip: IpAddr, start: u16, end: u16) -> std::io::Result<Media> {
-        let span = ((end - start) / 2).max(1) as u32;
-        for _ in 0..span {
-            let i = NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span;
-            let port = start + (i * 2) as u16;
-            let Ok(sock) = UdpSocket::bind((ip, port)) else {
+        for _ in 0..BIND_ATTEMPTS {
+            let Some(port) = take_port(start, end) else {
+                break;
+            };
+            let pair =
+                UdpSocket::bind((ip, port)).and_then(|s| Ok((s, UdpSocket::bind((ip, port + 1))?)));
+            let Ok((sock, rtcp)) = pair else {
+                // Held by someone else: try it again later.
+                give_port(start, end, port);
                 continue;
             };
-            let Ok(rtcp) = UdpSocket::bind((ip, port + 1)) else {
-                continue;
-            };
-            sock.set_nonblocking(true)?;
+            sock.set_read_timeout(Some(READ_TIMEOUT))?;
             rtcp.set_nonblocking(true)?;
             let now = Instant::now();
             let seed = uuid::Uuid::new_v4().as_u128();
@@ -144,6 +224,7 @@ impl Media {
                 rtcp,
                 ip: sdp_ip,
                 port,
+                range: (start, end),
                 st: Mutex::new(State {
                     remote: None,
                     remote_rtcp: None,
@@ -162,6 +243,7 @@ impl Media {
                     last_event_ts: None,
                     hold: false,
                     last_rx: now,
+                    last_read: now,
                     last_rtcp: now,
                     stats: Stats::default(),
                     timeout: None,
@@ -219,20 +301,24 @@ impl Media {
         lock(&self.st).remote
     }
 
-    /// Waits up to `wait` for audio; `buf` receives the payload.
+    /// Waits up to `wait` for audio; `buf` receives the payload. A blocking
+    /// receive with the socket's own timeout: one system call per packet
+    /// and no timer armed per wait.
     pub fn read(&self, buf: &mut [u8], wait: Duration) -> Read {
         let deadline = Instant::now() + wait;
+        lock(&self.st).last_read = deadline;
         let mut pkt = [0u8; 1500];
         loop {
-            match self.sock.recv_from(&mut pkt) {
-                Ok((n, from)) => {
-                    if let Some(r) = self.packet(&pkt[..n], from, buf) {
-                        return r;
-                    }
-                    continue;
+            let got = if wait.is_zero() {
+                recv_dontwait(&self.sock, &mut pkt)
+            } else {
+                self.sock.recv_from(&mut pkt).ok()
+            };
+            if let Some((n, from)) = got {
+                if let Some(r) = self.packet(&pkt[..n], from, buf) {
+                    return r;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => {}
+                continue;
             }
             self.poll_rtcp();
             let now = Instant::now();
@@ -242,9 +328,26 @@ impl Media {
             if now >= deadline {
                 return Read::Timeout;
             }
-            let ms = (deadline - now).as_millis().clamp(1, 1000) as i32;
-            wait_readable(self.sock.as_raw_fd(), ms);
         }
+    }
+
+    /// For a leg no session thread reads (parked, say): takes what arrived
+    /// so that liveness is known, and reports the media timeout. Legs being
+    /// read are left alone.
+    /// Returns whether the media timed out, and the digits that arrived.
+    pub fn check_idle(&self, now: Instant) -> (bool, Vec<(char, u32)>) {
+        let mut digits = Vec::new();
+        if now.duration_since(lock(&self.st).last_read) < Duration::from_millis(500) {
+            return (false, digits);
+        }
+        let mut pkt = [0u8; 1500];
+        let mut sink = [0u8; 1500];
+        while let Some((n, from)) = recv_dontwait(&self.sock, &mut pkt) {
+            if let Some(Read::Dtmf(d, ms)) = self.packet(&pkt[..n], from, &mut sink) {
+                digits.push((d, ms));
+            }
+        }
+        (self.check_timeout(now).is_some(), digits)
     }
 
     fn check_timeout(&self, now: Instant) -> Option<Read> {
@@ -299,6 +402,7 @@ impl Media {
         st.remote_ssrc = ssrc;
         st.stats.rx_packets += 1;
         st.stats.rx_octets += payload.len() as u64;
+        TOTAL_IN.fetch_add(1, Ordering::Relaxed);
         let ext = seq as u32;
         match st.max_seq {
             None => {
@@ -309,6 +413,7 @@ impl Media {
                 let delta = seq.wrapping_sub(m as u16);
                 if delta > 0 && delta < 3000 {
                     st.stats.lost += (delta - 1) as u64;
+                    TOTAL_LOST.fetch_add((delta - 1) as u64, Ordering::Relaxed);
                     st.max_seq = Some(m + delta as u32);
                 }
             }
@@ -397,6 +502,7 @@ impl Media {
         st.ts = ts.wrapping_add(samples);
         st.stats.tx_packets += 1;
         st.stats.tx_octets += (pkt.len() - 12) as u64;
+        TOTAL_OUT.fetch_add(1, Ordering::Relaxed);
         let report = st.last_rtcp.elapsed() >= Duration::from_secs(5);
         drop(st);
         let _ = self.sock.send_to(&pkt, to);
@@ -609,6 +715,37 @@ mod tests {
             }
         }
         assert_eq!(r, Read::MediaTimeout);
+    }
+
+    #[test]
+    fn a_leg_nobody_reads_still_times_out_and_keeps_its_digits() {
+        let (m, peer) = pair();
+        m.set_timeouts(Some(Duration::from_millis(300)), None);
+        let to = format!("127.0.0.1:{}", m.port);
+        // Nobody has read for longer than the watchdog waits.
+        std::thread::sleep(Duration::from_millis(550));
+        peer.send_to(&rtp(101, 9, 80, &[3, 0x8a, 0, 160]), &to)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let (dead, digits) = m.check_idle(Instant::now());
+        assert!(!dead, "a packet just came");
+        assert_eq!(digits, vec![('3', 20)]);
+        std::thread::sleep(Duration::from_millis(400));
+        let (dead, _) = m.check_idle(Instant::now());
+        assert!(dead);
+    }
+
+    #[test]
+    fn ports_come_back_to_the_pool_when_a_leg_ends() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = Media::bind(ip, ip, 42000, 42004).unwrap();
+        let b = Media::bind(ip, ip, 42000, 42004).unwrap();
+        assert!(Media::bind(ip, ip, 42000, 42004).is_err(), "two pairs only");
+        let port = a.port;
+        drop(a);
+        let c = Media::bind(ip, ip, 42000, 42004).unwrap();
+        assert_eq!(c.port, port);
+        drop(b);
     }
 
     #[test]

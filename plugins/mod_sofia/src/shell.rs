@@ -1,8 +1,9 @@
 //! The module's I/O shell around the sans-IO stack: sockets bound at load
 //! (so a busy port fails the load), one SIP thread — the host's runtime
-//! thread for this module — running a single-threaded tokio runtime with
-//! a reader task per socket and the stack's loop, and the stop at unload
-//! that drops every socket and task before the runtime thread returns.
+//! thread for this module — running the stack's loop on a tokio runtime
+//! whose two workers run a reader task per socket, and the stop at unload
+//! that drops every socket and task (and joins the workers) before the
+//! runtime thread returns.
 
 use crate::api::ShellAction;
 use crate::config::{Config, ProfileConfig};
@@ -53,9 +54,36 @@ pub fn shared() -> Option<Arc<Shared>> {
     SHARED.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
+/// Bytes the kernel may queue on a SIP socket: bursts at thousands of
+/// calls a second overflow Linux's default (~200 KiB) and cost a T1
+/// retransmission each. Linux caps the request at `net.core.rmem_max`.
+const SOCKET_BUFFER: libc::c_int = 8 * 1024 * 1024;
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::AsRawFd;
     let s = std::net::UdpSocket::bind(addr)?;
     s.set_nonblocking(true)?;
+    // The FORCE forms pass rmem_max when the switch may (CAP_NET_ADMIN).
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        let set = |opt| {
+            // SAFETY: a valid socket and a c_int option value for the call.
+            unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    &SOCKET_BUFFER as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if set(force) != 0 {
+            set(plain);
+        }
+    }
     Ok(s)
 }
 
@@ -136,7 +164,14 @@ pub fn run() -> Status {
     if STOPPING.load(Ordering::Acquire) {
         return Status::TERM;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // The stack's loop runs on this thread (block_on); the socket readers
+    // run on the runtime's workers, so the sockets drain while the stack
+    // works through a burst.
+    raise_priority();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sofia-io")
+        .on_thread_start(raise_priority)
         .enable_io()
         .enable_time()
         .build()
@@ -151,6 +186,18 @@ pub fn run() -> Status {
     drop(rt);
     log::info!("mod_sofia stopped");
     Status::TERM
+}
+
+/// Signalling before media: under a full load of calls, the threads that
+/// answer INVITEs and ACKs get the CPU ahead of the calls' media threads,
+/// as FreeSWITCH raises its own (`-rp`). Needs CAP_SYS_NICE; without it the
+/// threads stay at the default priority.
+fn raise_priority() {
+    // SAFETY: plain system calls on the calling thread.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -10);
+    }
 }
 
 /// Unload: stop serving; the runtime thread ends.

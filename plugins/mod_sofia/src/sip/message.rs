@@ -244,10 +244,11 @@ pub fn frame(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     }
     // RFC 3261 §18.3: on a stream, Content-Length is mandatory.
     let length = length.ok_or_else(|| ParseError::Length("missing on a stream".into()))?;
-    if end + length > MAX_MESSAGE {
-        return Err(ParseError::TooLarge(end + length));
+    let total = end.saturating_add(length);
+    if total > MAX_MESSAGE {
+        return Err(ParseError::TooLarge(total));
     }
-    Ok((buf.len() >= end + length).then_some(end + length))
+    Ok((buf.len() >= total).then_some(total))
 }
 
 /// Splits `v` at commas outside double quotes and angle brackets.
@@ -688,5 +689,11 @@ l: 0\n\n";
         assert_eq!(frame(b"\r\n\r\nINV").unwrap(), Some(4));
         let no_len = INVITE.replace("Content-Length: 4\r\n", "");
         assert!(frame(no_len.as_bytes()).is_err());
+        // Found by the fuzzer: a length that overflows is refused, not added.
+        let huge = INVITE.replace("Content-Length: 4", "Content-Length: 18446744073709551615");
+        assert!(matches!(
+            frame(huge.as_bytes()),
+            Err(ParseError::TooLarge(_))
+        ));
     }
 }

@@ -144,6 +144,7 @@ pub struct Stack {
     input: UnboundedSender<Input>,
     rtp: (u16, u16),
     next_purge: Instant,
+    next_media_check: Instant,
     /// Malformed messages seen (logged once a second at most).
     pub malformed: u64,
     last_malformed_log: Option<Instant>,
@@ -220,6 +221,7 @@ impl Stack {
             input,
             rtp: (config.rtp_start, config.rtp_end),
             next_purge: Instant::now() + Duration::from_secs(30),
+            next_media_check: Instant::now() + Duration::from_secs(1),
             malformed: 0,
             last_malformed_log: None,
             gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
@@ -249,7 +251,7 @@ impl Stack {
 
     /// The next time [`Stack::on_timer`] has work.
     pub fn next_deadline(&self) -> Instant {
-        let mut t = self.next_purge;
+        let mut t = self.next_purge.min(self.next_media_check);
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
@@ -271,6 +273,10 @@ impl Stack {
                 self.gateway_register(i, None, now);
             }
         }
+        if now >= self.next_media_check {
+            self.next_media_check = now + Duration::from_secs(1);
+            self.check_media(now);
+        }
         if now >= self.next_purge {
             self.next_purge = now + Duration::from_secs(30);
             let n = self.registrar.purge(now_secs());
@@ -279,6 +285,33 @@ impl Stack {
             }
             self.nonces
                 .retain(|_, t| now.duration_since(*t) < NONCE_LIFE);
+        }
+    }
+
+    /// Legs no session thread reads (parked calls): their RTP is drained
+    /// here, digits handed to the session, and a silent leg hung up
+    /// MEDIA_TIMEOUT, as a reading thread would.
+    fn check_media(&mut self, now: Instant) {
+        let mut dead = Vec::new();
+        let ctx = ModuleContext::current();
+        for c in self.calls.values().filter(|c| c.phase == Phase::Confirmed) {
+            let (timed_out, digits) = c.leg.media.check_idle(now);
+            if !digits.is_empty() {
+                if let Some(s) = ctx.session_locate(&c.leg.uuid) {
+                    for (d, ms) in digits {
+                        s.queue_dtmf(d, ms);
+                    }
+                }
+            }
+            if timed_out {
+                dead.push(c.leg.uuid.clone());
+            }
+        }
+        for uuid in dead {
+            if let Some(s) = ctx.session_locate(&uuid) {
+                log::warn!("{uuid}: no RTP for the media timeout; hanging up");
+                s.hangup(CallCause::MEDIA_TIMEOUT);
+            }
         }
     }
 
