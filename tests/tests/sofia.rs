@@ -10,19 +10,6 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// sipp must be installed (Debian: `apt install sip-tester`; `.ci/run`
-/// installs it).
-fn sipp_available() -> bool {
-    let found = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(found, "sipp is not installed: apt install sip-tester");
-    found
-}
-
 /// A switch with mod_sofia's profile `internal` on a free port.
 struct Sip {
     sw: Switch,
@@ -53,6 +40,14 @@ fn dialplan(extra: &str) -> String {
   {extra}
 </context></include>"#
     )
+}
+
+/// A switch as [`start`] gives, its console printing `events`.
+fn start_with_events(events: &str) -> Sip {
+    let mut s = start("", "", "");
+    let out = s.sw.cmd(&format!("/event plain {events}"));
+    assert!(out.contains("+OK"), "{out}");
+    s
 }
 
 fn start(settings: &str, extra_dialplan: &str, profile_extra: &str) -> Sip {
@@ -163,7 +158,7 @@ fn sipp(name: &str, target: Option<u16>, keys: &[(&str, &str)], args: &[&str]) -
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start sipp (apt install sip-tester)");
+        .expect("sipp must be installed (Debian: apt install sip-tester; .ci/run installs it)");
     Sipp {
         child,
         log,
@@ -277,9 +272,6 @@ fn ulaw(sample: i16) -> u8 {
 
 #[test]
 fn an_inbound_call_to_echo_sends_back_the_audio_it_receives() {
-    if !sipp_available() {
-        return;
-    }
     let mut s = start("", "", "");
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     media
@@ -343,9 +335,6 @@ fn an_inbound_call_to_echo_sends_back_the_audio_it_receives() {
 
 #[test]
 fn originate_reaches_a_sipp_uas_and_sip_h_variables_become_headers() {
-    if !sipp_available() {
-        return;
-    }
     let mut s = start("", "", "");
     let uas_port = free_port();
     let uas = sipp(
@@ -367,9 +356,6 @@ fn originate_reaches_a_sipp_uas_and_sip_h_variables_become_headers() {
 
 #[test]
 fn a_bridged_call_ends_when_either_side_sends_bye() {
-    if !sipp_available() {
-        return;
-    }
     let b_port = free_port();
     let ext = format!(
         r#"<extension name="bridge"><condition field="destination_number" expression="^2000$">
@@ -428,9 +414,6 @@ fn a_bridged_call_ends_when_either_side_sends_bye() {
 
 #[test]
 fn register_checks_the_digest_and_user_dialing_reaches_the_contact() {
-    if !sipp_available() {
-        return;
-    }
     let dir = hotswitch_e2e::TempDir::new("sofia-reg");
     let db = dir.path().join("db/sofia_reg.redb");
     let port = free_port();
@@ -489,9 +472,6 @@ fn register_checks_the_digest_and_user_dialing_reaches_the_contact() {
 
 #[test]
 fn auth_calls_challenges_invites_and_refuses_a_wrong_password() {
-    if !sipp_available() {
-        return;
-    }
     let s = start(r#"<param name="auth-calls" value="true"/>"#, "", "");
     let good = sipp(
         "uac_auth.xml",
@@ -511,14 +491,7 @@ fn auth_calls_challenges_invites_and_refuses_a_wrong_password() {
 
 #[test]
 fn a_call_cancelled_before_answer_gets_487_and_ends_originator_cancel() {
-    if !sipp_available() {
-        return;
-    }
-    let mut s = start("", "", "");
-    assert!(s
-        .sw
-        .cmd("/event plain CHANNEL_HANGUP_COMPLETE")
-        .contains("+OK"));
+    let mut s = start_with_events("CHANNEL_HANGUP_COMPLETE");
     sipp(
         "uac_cancel.xml",
         Some(s.port),
@@ -534,14 +507,7 @@ fn a_call_cancelled_before_answer_gets_487_and_ends_originator_cancel() {
 
 #[test]
 fn a_reinvite_puts_the_call_on_hold_and_takes_it_off() {
-    if !sipp_available() {
-        return;
-    }
-    let mut s = start("", "", "");
-    assert!(s
-        .sw
-        .cmd("/event plain CHANNEL_HOLD CHANNEL_UNHOLD")
-        .contains("+OK"));
+    let mut s = start_with_events("CHANNEL_HOLD CHANNEL_UNHOLD");
     let call = sipp(
         "uac_hold.xml",
         Some(s.port),
@@ -561,9 +527,6 @@ fn a_reinvite_puts_the_call_on_hold_and_takes_it_off() {
 
 #[test]
 fn rfc4733_digits_are_collected_by_play_and_get_digits() {
-    if !sipp_available() {
-        return;
-    }
     let mut s = start("", "", "");
     let media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp_port = media.local_addr().unwrap().port().to_string();
@@ -602,9 +565,6 @@ fn rfc4733_digits_are_collected_by_play_and_get_digits() {
 
 #[test]
 fn unload_is_refused_with_calls_up_and_reload_serves_the_same_port() {
-    if !sipp_available() {
-        return;
-    }
     let mut s = start("", "", "");
     let call = sipp(
         "uac_call.xml",
@@ -633,31 +593,22 @@ fn unload_is_refused_with_calls_up_and_reload_serves_the_same_port() {
     // Every socket is released: the ports bind again at once.
     UdpSocket::bind(("127.0.0.1", s.port)).expect("the UDP port is free after unload");
     std::net::TcpListener::bind(("127.0.0.1", s.port)).expect("the TCP port is free after unload");
-    let out = s.sw.cmd("load mod_sofia");
-    assert!(out.contains("+OK"), "{out}");
-    sipp(
-        "uac_call.xml",
-        Some(s.port),
-        &[],
-        &["-s", "5900", "-m", "2", "-d", "100"],
-    )
-    .success(&s.sw);
-    let out = s.sw.cmd("reload mod_sofia");
-    assert!(out.contains("+OK"), "{out}");
-    sipp(
-        "uac_call.xml",
-        Some(s.port),
-        &[],
-        &["-s", "5900", "-m", "2", "-d", "100"],
-    )
-    .success(&s.sw);
+    // Back on the same port after load, and after reload.
+    for command in ["load mod_sofia", "reload mod_sofia"] {
+        let out = s.sw.cmd(command);
+        assert!(out.contains("+OK"), "{command}: {out}");
+        sipp(
+            "uac_call.xml",
+            Some(s.port),
+            &[],
+            &["-s", "5900", "-m", "2", "-d", "100"],
+        )
+        .success(&s.sw);
+    }
 }
 
 #[test]
 fn malformed_messages_get_400_and_garbage_does_not_stop_calls() {
-    if !sipp_available() {
-        return;
-    }
     let mut s = start("", "", "");
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -720,9 +671,6 @@ CSeq: 1 INVITE\r\nMax-Forwards: seventy\r\nContent-Length: 0\r\n\r\n"
 
 #[test]
 fn a_gateway_registers_through_a_challenge_and_carries_calls() {
-    if !sipp_available() {
-        return;
-    }
     let gw_port = free_port();
     let registrar = sipp(
         "uas_challenge.xml",
@@ -800,4 +748,34 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         .cmd("sofia profile internal start")
         .contains("starting"));
     assert!(s.sw.cmd("sofia status").contains("RUNNING"));
+}
+
+#[test]
+fn a_call_over_tcp_is_served_on_the_same_port() {
+    let s = start("", "", "");
+    sipp(
+        "uac_call.xml",
+        Some(s.port),
+        &[],
+        &["-t", "t1", "-s", "5900", "-m", "2", "-d", "300"],
+    )
+    .success(&s.sw);
+}
+
+#[test]
+fn a_digit_sent_by_sip_info_is_collected() {
+    let ext = r#"<extension name="one-digit"><condition field="destination_number" expression="^4001$">
+    <action application="answer"/>
+    <action application="play_and_get_digits" data="1 1 1 8000 # silence_stream://200 silence_stream://200 info_digit \d"/>
+    <action application="park"/></condition></extension>"#;
+    let mut s = start("", ext, "");
+    let call = sipp(
+        "uac_info_dtmf.xml",
+        Some(s.port),
+        &[],
+        &["-s", "4001", "-m", "1", "-d", "1500"],
+    );
+    let uuid = only_channel(&mut s.sw);
+    assert_eq!(wait_var(&mut s.sw, &uuid, "info_digit", "7"), "7");
+    call.success(&s.sw);
 }

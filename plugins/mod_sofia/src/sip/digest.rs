@@ -136,6 +136,16 @@ fn response(
     }
 }
 
+/// The challenge a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`)
+/// carries.
+pub fn challenge_in(resp: &crate::sip::message::Message) -> Option<&str> {
+    match resp.code()? {
+        401 => resp.headers.get("WWW-Authenticate"),
+        407 => resp.headers.get("Proxy-Authenticate"),
+        _ => None,
+    }
+}
+
 /// A `WWW-Authenticate` / `Proxy-Authenticate` value.
 pub fn challenge(realm: &str, nonce: &str, alg: Algorithm, stale: bool) -> String {
     format!(

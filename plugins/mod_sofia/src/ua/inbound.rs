@@ -12,14 +12,7 @@ impl Stack {
             return self.on_reinvite(key, msg, now);
         }
         if self.calls.contains_key(&call_id) {
-            self.reply(
-                &key,
-                &msg,
-                (482, "Loop Detected"),
-                Some(&new_tag()),
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (482, "Loop Detected"), now);
             return;
         }
         let profile = from.profile;
@@ -28,14 +21,7 @@ impl Stack {
             return;
         };
         let Some(ruri) = msg.uri().and_then(Uri::parse) else {
-            self.reply(
-                &key,
-                &msg,
-                (416, "Unsupported URI Scheme"),
-                Some(&new_tag()),
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (416, "Unsupported URI Scheme"), now);
             return;
         };
         let mut auth_user = None;
@@ -61,14 +47,7 @@ impl Stack {
                 Ok(r) => Some(r),
                 Err(e) => {
                     log::warn!("INVITE {call_id}: unusable SDP: {e}");
-                    self.reply(
-                        &key,
-                        &msg,
-                        (488, "Not Acceptable Here"),
-                        Some(&new_tag()),
-                        now,
-                        |_| {},
-                    );
+                    self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
                     return;
                 }
             }
@@ -78,14 +57,7 @@ impl Stack {
                 Some(c) => Some(c),
                 None => {
                     log::warn!("INVITE {call_id}: no codec in common");
-                    self.reply(
-                        &key,
-                        &msg,
-                        (488, "Not Acceptable Here"),
-                        Some(&new_tag()),
-                        now,
-                        |_| {},
-                    );
+                    self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
                     return;
                 }
             },
@@ -96,14 +68,7 @@ impl Stack {
             Ok(m) => m,
             Err(e) => {
                 log::error!("INVITE {call_id}: {e}");
-                self.reply(
-                    &key,
-                    &msg,
-                    (503, "Service Unavailable"),
-                    Some(&new_tag()),
-                    now,
-                    |_| {},
-                );
+                self.refuse(&key, &msg, (503, "Service Unavailable"), now);
                 return;
             }
         };
@@ -116,14 +81,7 @@ impl Stack {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("INVITE {call_id}: no session: {e}");
-                self.reply(
-                    &key,
-                    &msg,
-                    (503, "Service Unavailable"),
-                    Some(&new_tag()),
-                    now,
-                    |_| {},
-                );
+                self.refuse(&key, &msg, (503, "Service Unavailable"), now);
                 return;
             }
         };
@@ -210,14 +168,7 @@ impl Stack {
         {
             log::warn!("INVITE {call_id}: the session did not start");
             self.calls.remove(&call_id);
-            self.reply(
-                &key,
-                &msg,
-                (503, "Service Unavailable"),
-                Some(&new_tag()),
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (503, "Service Unavailable"), now);
         }
     }
 
@@ -253,18 +204,11 @@ impl Stack {
     pub(super) fn on_reinvite(&mut self, key: ServerKey, msg: Message, now: Instant) {
         let call_id = msg.call_id().to_string();
         let Some(call) = self.calls.get(&call_id) else {
-            self.reply(
-                &key,
-                &msg,
-                (481, "Call/Transaction Does Not Exist"),
-                None,
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         };
         if call.phase != Phase::Confirmed {
-            self.reply(&key, &msg, (491, "Request Pending"), None, now, |_| {});
+            self.refuse(&key, &msg, (491, "Request Pending"), now);
             return;
         }
         let remote = if msg.body.is_empty() {
@@ -273,7 +217,7 @@ impl Stack {
             match sdp::parse(&msg.body) {
                 Ok(r) => Some(r),
                 Err(_) => {
-                    self.reply(&key, &msg, (488, "Not Acceptable Here"), None, now, |_| {});
+                    self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
                     return;
                 }
             }
@@ -282,7 +226,7 @@ impl Stack {
         let mut hold_change = None;
         if let Some(r) = &remote {
             let Some((codec, pt)) = r.choose(&self.profiles[call.leg.profile].cfg.codecs) else {
-                self.reply(&key, &msg, (488, "Not Acceptable Here"), None, now, |_| {});
+                self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
                 return;
             };
             let hold = r.is_hold();
@@ -352,20 +296,13 @@ impl Stack {
 
     pub(super) fn on_bye(&mut self, key: ServerKey, msg: Message, now: Instant) {
         let Some(call) = self.calls.remove(msg.call_id()) else {
-            self.reply(
-                &key,
-                &msg,
-                (481, "Call/Transaction Does Not Exist"),
-                None,
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         };
         if let Some(k) = &call.invite_key {
             self.tx.confirmed(k);
         }
-        self.reply(&key, &msg, (200, "OK"), None, now, |_| {});
+        self.refuse(&key, &msg, (200, "OK"), now);
         if let Some(s) = ModuleContext::current().session_locate(&call.leg.uuid) {
             s.set_var("sip_hangup_disposition", "recv_bye");
             s.hangup(CallCause::NORMAL_CLEARING);
@@ -383,17 +320,10 @@ impl Stack {
             .get(&call_id)
             .is_some_and(|c| c.uas && c.invite_key.as_ref() == Some(&invite_key));
         if !found {
-            self.reply(
-                &key,
-                &msg,
-                (481, "Call/Transaction Does Not Exist"),
-                None,
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         }
-        self.reply(&key, &msg, (200, "OK"), None, now, |_| {});
+        self.refuse(&key, &msg, (200, "OK"), now);
         let call = self.calls.get(&call_id).expect("found above");
         if call.phase != Phase::Early {
             return; // too late: the call was answered
@@ -418,14 +348,7 @@ impl Stack {
 
     pub(super) fn on_info(&mut self, key: ServerKey, msg: Message, now: Instant) {
         let Some(call) = self.calls.get(msg.call_id()) else {
-            self.reply(
-                &key,
-                &msg,
-                (481, "Call/Transaction Does Not Exist"),
-                None,
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         };
         let ctype = msg
@@ -450,7 +373,7 @@ impl Stack {
             digit = body.trim().chars().next();
         }
         let uuid = call.leg.uuid.clone();
-        self.reply(&key, &msg, (200, "OK"), None, now, |_| {});
+        self.refuse(&key, &msg, (200, "OK"), now);
         if let Some(d) = digit.filter(|d| crate::rtp::dtmf_event(*d).is_some()) {
             if let Some(s) = ModuleContext::current().session_locate(&uuid) {
                 s.queue_dtmf(d, duration);
@@ -490,33 +413,31 @@ impl Stack {
         };
         let ok = ModuleContext::current().send_chat(&chat).is_ok();
         if ok {
-            self.reply(&key, &msg, (202, "Accepted"), Some(&new_tag()), now, |_| {});
+            self.refuse(&key, &msg, (202, "Accepted"), now);
         } else {
-            self.reply(
-                &key,
-                &msg,
-                (503, "Service Unavailable"),
-                Some(&new_tag()),
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (503, "Service Unavailable"), now);
         }
     }
 
-    pub(super) fn answer(&mut self, call_id: &str, now: Instant) {
-        let Some(call) = self.calls.get(call_id) else {
-            return;
-        };
+    /// A call we answer that has no final response yet: its INVITE's
+    /// transaction and request, our Contact and To tag.
+    fn early_uas(&self, call_id: &str) -> Option<(&Call, ServerKey, Message, String, String)> {
+        let call = self.calls.get(call_id)?;
         if !call.uas || call.phase != Phase::Early {
-            return;
+            return None;
         }
-        let (Some(key), Some(req)) = (call.invite_key.clone(), call.invite_req.clone()) else {
+        let key = call.invite_key.clone()?;
+        let req = call.invite_req.clone()?;
+        let contact = self.profiles[call.leg.profile].contact(call.peer.proto);
+        Some((call, key, req, contact, call.local_tag.clone()))
+    }
+
+    pub(super) fn answer(&mut self, call_id: &str, now: Instant) {
+        let Some((call, key, req, contact, tag)) = self.early_uas(call_id) else {
             return;
         };
         let body = self.local_sdp(call, Direction::SendRecv);
-        let contact = self.profiles[call.leg.profile].contact(call.peer.proto);
         let ua = self.server_header(call.leg.profile);
-        let tag = call.local_tag.clone();
         self.reply(&key, &req, (200, "OK"), Some(&tag), now, |r| {
             r.headers.push("Contact", contact);
             r.headers.push("Allow", ALLOW);
@@ -529,19 +450,11 @@ impl Stack {
     }
 
     pub(super) fn provisional(&mut self, call_id: &str, code: u16, now: Instant) {
-        let Some(call) = self.calls.get(call_id) else {
-            return;
-        };
-        if !call.uas || call.phase != Phase::Early {
-            return;
-        }
-        let (Some(key), Some(req)) = (call.invite_key.clone(), call.invite_req.clone()) else {
+        let Some((call, key, req, contact, tag)) = self.early_uas(call_id) else {
             return;
         };
         let body = (code == 183 && call.remote_version.is_some())
             .then(|| self.local_sdp(call, Direction::SendRecv));
-        let contact = self.profiles[call.leg.profile].contact(call.peer.proto);
-        let tag = call.local_tag.clone();
         let reason = if code == 180 {
             "Ringing"
         } else {

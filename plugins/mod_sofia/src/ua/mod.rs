@@ -402,6 +402,12 @@ impl Stack {
         self.tx.respond(key, &r, now);
     }
 
+    /// A final response with nothing but the status (a new To tag when the
+    /// request has none).
+    fn refuse(&mut self, key: &ServerKey, req: &Message, status: (u16, &str), now: Instant) {
+        self.reply(key, req, status, Some(&new_tag()), now, |_| {});
+    }
+
     fn server_header(&self, profile: usize) -> String {
         self.profiles[profile].cfg.user_agent.clone()
     }
@@ -419,14 +425,7 @@ impl Stack {
                 from.addr,
                 self.profiles[profile].cfg.name
             );
-            self.reply(
-                &key,
-                &msg,
-                (403, "Forbidden"),
-                Some(&new_tag()),
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (403, "Forbidden"), now);
             return;
         }
         let ua = self.server_header(profile);
@@ -442,7 +441,7 @@ impl Stack {
             "REGISTER" => self.on_register(key, msg, from, now),
             "INFO" => self.on_info(key, msg, now),
             "MESSAGE" => self.on_message(key, msg, from, now),
-            "UPDATE" => self.reply(&key, &msg, (200, "OK"), None, now, |_| {}),
+            "UPDATE" => self.refuse(&key, &msg, (200, "OK"), now),
             _ => self.reply(
                 &key,
                 &msg,

@@ -302,14 +302,7 @@ impl Stack {
         // 401/407: answer the challenge once with the credentials we have.
         if (code == 401 || code == 407) && call.auth_tries < 1 {
             let creds = call.outbound.as_ref().and_then(|o| o.auth.clone());
-            let header = msg
-                .headers
-                .get(if code == 401 {
-                    "WWW-Authenticate"
-                } else {
-                    "Proxy-Authenticate"
-                })
-                .map(str::to_string);
+            let header = digest::challenge_in(&msg).map(str::to_string);
             if let (Some((user, pass)), Some(h)) = (creds, header) {
                 call.auth_tries += 1;
                 let uri = call.remote_target.clone();

@@ -129,14 +129,7 @@ impl Stack {
         let to_user = to.uri.user.clone().unwrap_or_default();
         if to_user != user {
             log::warn!("REGISTER for {to_user} authenticated as {user}: refused");
-            self.reply(
-                &key,
-                &msg,
-                (403, "Forbidden"),
-                Some(&new_tag()),
-                now,
-                |_| {},
-            );
+            self.refuse(&key, &msg, (403, "Forbidden"), now);
             return;
         }
         let aor = format!("{user}@{domain}");
@@ -149,14 +142,7 @@ impl Stack {
         let contacts: Vec<&str> = msg.headers.get_all("Contact").collect();
         if contacts.iter().any(|c| c.trim() == "*") {
             if default_expires != 0 {
-                self.reply(
-                    &key,
-                    &msg,
-                    (400, "Bad Request"),
-                    Some(&new_tag()),
-                    now,
-                    |_| {},
-                );
+                self.refuse(&key, &msg, (400, "Bad Request"), now);
                 return;
             }
             self.registrar.unbind(&pname, &aor, None);
@@ -171,14 +157,7 @@ impl Stack {
         }
         for c in contacts.iter().filter(|c| c.trim() != "*") {
             let Some(na) = NameAddr::parse(c) else {
-                self.reply(
-                    &key,
-                    &msg,
-                    (400, "Bad Request"),
-                    Some(&new_tag()),
-                    now,
-                    |_| {},
-                );
+                self.refuse(&key, &msg, (400, "Bad Request"), now);
                 return;
             };
             let expires = na
@@ -351,14 +330,7 @@ impl Stack {
         }
         if (code == 401 || code == 407) && g.tries < 2 {
             g.tries += 1;
-            let h = msg
-                .headers
-                .get(if code == 401 {
-                    "WWW-Authenticate"
-                } else {
-                    "Proxy-Authenticate"
-                })
-                .map(str::to_string);
+            let h = digest::challenge_in(&msg).map(str::to_string);
             if let Some(h) = h {
                 let uri = format!("sip:{}", g.cfg.realm);
                 if let Some(v) =
