@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod g711;
 pub mod host;
 #[allow(missing_docs)]
 pub mod interfaces;

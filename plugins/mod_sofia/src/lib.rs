@@ -5,7 +5,7 @@
 //! offer/answer and RTP media.
 //!
 //! - [`sip`]: the sans-IO core — messages, headers, digest, transactions.
-//! - [`sdp`], [`rtp`], [`g711`]: media negotiation and transport.
+//! - [`sdp`], [`rtp`]: media negotiation and transport.
 //! - [`ua`]: dialogs, calls, the registrar's requests and gateways (the
 //!   transaction user), on the SIP thread.
 //! - [`registrar`]: registrations, kept in an embedded store.
@@ -19,7 +19,6 @@ pub mod api;
 pub mod causes;
 pub mod config;
 pub mod endpoint;
-pub mod g711;
 pub mod leg;
 pub mod registrar;
 pub mod rtp;

@@ -7,8 +7,8 @@
 //! The session's own thread calls [`Media::read`] and [`Media::write`]; the
 //! SIP thread only changes where media goes ([`Media::set_remote`]).
 
-use crate::g711;
 use crate::sdp::Codec;
+use hotswitch_plugin_api::g711;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -482,18 +482,18 @@ impl Media {
                 for ch in data.chunks_exact(2) {
                     let s = i16::from_le_bytes([ch[0], ch[1]]);
                     pkt.push(match want {
-                        Codec::Pcmu => g711::ulaw_encode(s),
-                        Codec::Pcma => g711::alaw_encode(s),
+                        Codec::Pcmu => g711::linear_to_ulaw(s),
+                        Codec::Pcma => g711::linear_to_alaw(s),
                     });
                 }
             }
             (Some(Codec::Pcmu), Codec::Pcma) => pkt.extend(
                 data.iter()
-                    .map(|b| g711::alaw_encode(g711::ulaw_decode(*b))),
+                    .map(|b| g711::linear_to_alaw(g711::ulaw_to_linear(*b))),
             ),
             (Some(Codec::Pcma), Codec::Pcmu) => pkt.extend(
                 data.iter()
-                    .map(|b| g711::ulaw_encode(g711::alaw_decode(*b))),
+                    .map(|b| g711::linear_to_ulaw(g711::alaw_to_linear(*b))),
             ),
             _ => return,
         }
