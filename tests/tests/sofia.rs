@@ -779,3 +779,25 @@ fn a_digit_sent_by_sip_info_is_collected() {
     assert_eq!(wait_var(&mut s.sw, &uuid, "info_digit", "7"), "7");
     call.success(&s.sw);
 }
+
+#[test]
+fn rescan_takes_gateways_added_to_the_configuration() {
+    let mut s = start("", "", "");
+    assert!(!s.sw.cmd("sofia status gateway").contains("carrier2"));
+    let path = s.sw.dir.path().join("conf/autoload_configs/sofia.conf.xml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        r#"<profile name="internal">"#,
+        r#"<profile name="internal"><gateways><gateway name="carrier2">
+  <param name="proxy" value="127.0.0.1:9"/><param name="register" value="false"/>
+</gateway></gateways>"#,
+    );
+    std::fs::write(&path, text).unwrap();
+    assert!(s.sw.cmd("reloadxml").contains("+OK"));
+    let out = s.sw.cmd("sofia profile internal rescan");
+    assert!(out.contains("1 gateways added, 0 removed"), "{out}");
+    let st = s.sw.cmd("sofia status gateway");
+    assert!(
+        st.contains("internal::carrier2") && st.contains("NOREG"),
+        "{st}"
+    );
+}

@@ -213,13 +213,21 @@ fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<Shel
             stack.profiles[i].running = true;
             (format!("restarting: {name}\n"), Some(ShellAction::Start(i)))
         }
-        "rescan" => (
-            format!(
-                "+OK scan complete: {} gateways\n",
-                stack.gateway_rows().len()
-            ),
-            None,
-        ),
+        "rescan" => {
+            let ctx = hotswitch_plugin_api::ModuleContext::current();
+            let sofia = ctx.config_section("sofia.conf");
+            let switch = ctx.config_section("switch.conf");
+            match crate::config::Config::from_xml(sofia.as_deref(), switch.as_deref()) {
+                Ok(config) => {
+                    let (added, removed) = stack.rescan(i, &config);
+                    (
+                        format!("+OK scan complete: {added} gateways added, {removed} removed\n"),
+                        None,
+                    )
+                }
+                Err(e) => (format!("-ERR {e}\n"), None),
+            }
+        }
         _ => (
             "-ERR Usage: sofia profile <name> start|stop|restart|rescan\n".into(),
             None,

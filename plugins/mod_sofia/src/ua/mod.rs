@@ -132,6 +132,22 @@ struct GatewayRt {
     last_challenge: Option<String>,
 }
 
+impl GatewayRt {
+    fn new(g: &Gateway, profile: usize) -> GatewayRt {
+        GatewayRt {
+            cfg: g.clone(),
+            profile,
+            state: if g.register { "UNREGED" } else { "NOREG" },
+            call_id: uuid::Uuid::new_v4().to_string(),
+            cseq: 0,
+            next: g.register.then(Instant::now),
+            key: None,
+            tries: 0,
+            last_challenge: None,
+        }
+    }
+}
+
 /// The SIP thread's state.
 pub struct Stack {
     pub profiles: Vec<ProfileRt>,
@@ -194,22 +210,11 @@ impl Stack {
                 failed_in: 0,
             })
             .collect();
-        let mut gateways = Vec::new();
-        for (i, p) in profiles.iter().enumerate() {
-            for g in &p.cfg.gateways {
-                gateways.push(GatewayRt {
-                    cfg: g.clone(),
-                    profile: i,
-                    state: if g.register { "UNREGED" } else { "NOREG" },
-                    call_id: uuid::Uuid::new_v4().to_string(),
-                    cseq: 0,
-                    next: g.register.then(Instant::now),
-                    key: None,
-                    tries: 0,
-                    last_challenge: None,
-                });
-            }
-        }
+        let gateways = profiles
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.cfg.gateways.iter().map(move |g| GatewayRt::new(g, i)))
+            .collect();
         Stack {
             profiles,
             tx: Transactions::default(),
@@ -228,6 +233,34 @@ impl Stack {
             actions: Vec::new(),
         }
         .with_gateway_view()
+    }
+
+    /// `sofia profile <name> rescan`: gateways added to or removed from the
+    /// profile's configuration since load; unchanged ones keep their state.
+    /// Returns (added, removed).
+    pub fn rescan(&mut self, profile: usize, config: &Config) -> (usize, usize) {
+        let name = self.profiles[profile].cfg.name.clone();
+        let Some(fresh) = config.profiles.iter().find(|p| p.name == name) else {
+            return (0, 0);
+        };
+        let before = self.gateways.len();
+        self.gateways
+            .retain(|g| g.profile != profile || fresh.gateways.contains(&g.cfg));
+        let removed = before - self.gateways.len();
+        let mut added = 0;
+        for g in &fresh.gateways {
+            let known = self
+                .gateways
+                .iter()
+                .any(|x| x.profile == profile && x.cfg == *g);
+            if !known {
+                self.gateways.push(GatewayRt::new(g, profile));
+                added += 1;
+            }
+        }
+        self.profiles[profile].cfg.gateways = fresh.gateways.clone();
+        self.publish_gateways();
+        (added, removed)
     }
 
     fn with_gateway_view(self) -> Stack {
