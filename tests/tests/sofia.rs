@@ -801,3 +801,56 @@ fn rescan_takes_gateways_added_to_the_configuration() {
         "{st}"
     );
 }
+
+#[test]
+fn pre_answer_sends_183_with_sdp_before_the_200() {
+    let ext = r#"<extension name="early"><condition field="destination_number" expression="^6000$">
+    <action application="pre_answer"/><action application="sleep" data="500"/>
+    <action application="answer"/><action application="sleep" data="500"/>
+    <action application="hangup"/></condition></extension>"#;
+    let s = start("", ext, "");
+    sipp(
+        "uac_early.xml",
+        Some(s.port),
+        &[],
+        &["-s", "6000", "-m", "1"],
+    )
+    .success(&s.sw);
+}
+
+#[test]
+fn a_message_to_a_registered_user_is_relayed_through_the_chat_interface() {
+    let s = start("", "", "");
+    let ua_port = free_port();
+    sipp(
+        "register.xml",
+        Some(s.port),
+        &[("auth_user", "1000"), ("auth_password", "1234")],
+        &["-m", "1", "-p", &ua_port.to_string()],
+    )
+    .success(&s.sw);
+    let phone = sipp(
+        "uas_message.xml",
+        None,
+        &[("want_body", "hello from sipp")],
+        &["-m", "1", "-p", &ua_port.to_string()],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = peer.local_addr().unwrap();
+    let body = "hello from sipp";
+    let message = format!(
+        "MESSAGE sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKmsg1\r\n\
+From: <sip:2000@127.0.0.1>;tag=m1\r\nTo: <sip:1000@127.0.0.1>\r\nCall-ID: msg-1\r\n\
+CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    peer.send_to(message.as_bytes(), ("127.0.0.1", s.port))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = peer.recv_from(&mut buf).expect("the MESSAGE is answered");
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("SIP/2.0 202 "), "{reply}");
+    phone.success(&s.sw);
+}
