@@ -152,6 +152,22 @@ fn release_touched() {
     })
 }
 
+thread_local! {
+    /// The module whose runtime thread this is (null elsewhere).
+    static RUNTIME_OF: Cell<*const LoadedModule> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Marks the calling thread as `module`'s runtime thread, which the host
+/// joins before the module's library closes: the module's own code may run
+/// on it directly.
+pub fn mark_runtime_thread(module: &Arc<LoadedModule>) {
+    RUNTIME_OF.with(|r| r.set(Arc::as_ptr(module)));
+}
+
+fn on_runtime_of(module: &Arc<LoadedModule>) -> bool {
+    RUNTIME_OF.with(|r| std::ptr::eq(r.get(), Arc::as_ptr(module)))
+}
+
 /// True on a session worker.
 pub fn on_worker() -> bool {
     IS_WORKER.with(|w| w.get())
@@ -169,13 +185,17 @@ pub fn touch(module: &Arc<LoadedModule>) {
 }
 
 /// Calls into `module`'s code: directly on a worker (which then remembers
-/// it), otherwise on a contained thread joined before returning.
+/// it) or on the module's own runtime thread (joined before its library
+/// closes, e.g. mod_sofia's SIP thread hanging up one of its calls),
+/// otherwise on a contained thread joined before returning.
 pub fn call_into<R: Send>(
     module: &Arc<LoadedModule>,
     f: impl FnOnce() -> R + Send,
 ) -> Result<R, String> {
     if on_worker() {
         touch(module);
+        Ok(f())
+    } else if on_runtime_of(module) {
         Ok(f())
     } else {
         contained(&module.name, f)

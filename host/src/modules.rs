@@ -216,6 +216,7 @@ impl LoadedModule {
         let spawned = std::thread::Builder::new()
             .name(thread_name(&self.name, "rt"))
             .spawn(move || {
+                crate::executor::mark_runtime_thread(&m);
                 while m.is_running() && m.phase() == Phase::Loaded {
                     // SAFETY: the runtime entry of a module whose library
                     // stays open until this thread has been joined.
