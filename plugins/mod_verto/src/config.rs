@@ -1,0 +1,164 @@
+//! `verto.conf`: profiles with FreeSWITCH's parameter names (`bind-local`,
+//! `userauth`, `blind-reg`, `force-register-domain`, `context`, `dialplan`,
+//! `rtp-ip`).
+
+use crate::conn::Settings;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use std::net::{IpAddr, SocketAddr};
+
+/// One profile: where it listens and how its clients are treated.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    /// Plain WebSocket listeners (`bind-local` without `secure="true"`).
+    pub binds: Vec<SocketAddr>,
+    /// `rtp-ip`: where WebRTC media is offered (default: the first bind).
+    pub rtp_ip: Option<IpAddr>,
+    pub settings: Settings,
+}
+
+/// The whole section.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub profiles: Vec<Profile>,
+    pub debug: bool,
+}
+
+fn attr(e: &BytesStart, name: &str) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == name)
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "true" | "yes" | "on" | "1" | "enabled" | "active" | "allow"
+    )
+}
+
+impl Config {
+    /// Parses the `verto.conf` section's XML.
+    pub fn from_xml(xml: &str) -> Result<Config, String> {
+        let mut reader = Reader::from_str(xml);
+        let mut config = Config::default();
+        let mut current: Option<Profile> = None;
+        loop {
+            let ev = reader
+                .read_event()
+                .map_err(|e| format!("XML error at byte {}: {e}", reader.buffer_position()))?;
+            match ev {
+                Event::Start(e) if e.name().as_ref() == "profile" => {
+                    let name = attr(&e, "name").unwrap_or_else(|| "default".into());
+                    current = Some(Profile {
+                        name: name.clone(),
+                        binds: Vec::new(),
+                        rtp_ip: None,
+                        settings: Settings {
+                            profile: name,
+                            userauth: false,
+                            blind_reg: false,
+                            force_domain: None,
+                            context: "default".into(),
+                            dialplan: "XML".into(),
+                        },
+                    });
+                }
+                Event::End(e) if e.name().as_ref() == "profile" => {
+                    if let Some(p) = current.take() {
+                        config.profiles.push(p);
+                    }
+                }
+                Event::Empty(e) | Event::Start(e) if e.name().as_ref() == "param" => {
+                    let (Some(name), Some(value)) = (attr(&e, "name"), attr(&e, "value")) else {
+                        continue;
+                    };
+                    let secure = attr(&e, "secure").is_some_and(|s| truthy(&s));
+                    match current.as_mut() {
+                        Some(p) => p.param(&name, &value, secure)?,
+                        None if name == "debug" => config.debug = value != "0" && !value.is_empty(),
+                        None => {}
+                    }
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        Ok(config)
+    }
+}
+
+impl Profile {
+    fn param(&mut self, name: &str, value: &str, secure: bool) -> Result<(), String> {
+        let s = &mut self.settings;
+        match name {
+            "bind-local" if secure => {
+                log::warn!(
+                    "profile {}: secure bind-local {value} is not supported yet (no wss)",
+                    self.name
+                );
+            }
+            "bind-local" => {
+                let addr = value
+                    .parse()
+                    .map_err(|e| format!("profile {}: bind-local {value}: {e}", self.name))?;
+                self.binds.push(addr);
+            }
+            "rtp-ip" => {
+                let ip = value
+                    .parse()
+                    .map_err(|e| format!("profile {}: rtp-ip {value}: {e}", self.name))?;
+                self.rtp_ip = Some(ip);
+            }
+            "userauth" => s.userauth = truthy(value),
+            "blind-reg" => s.blind_reg = truthy(value),
+            "force-register-domain" if !value.is_empty() => s.force_domain = Some(value.into()),
+            "context" if !value.is_empty() => s.context = value.into(),
+            "dialplan" if !value.is_empty() => s.dialplan = value.into(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_takes_freeswitchs_parameter_names() {
+        let c = Config::from_xml(
+            r#"<configuration name="verto.conf"><settings><param name="debug" value="1"/></settings>
+<profiles><profile name="ws">
+  <param name="bind-local" value="127.0.0.1:8081"/>
+  <param name="bind-local" value="127.0.0.1:8082" secure="true"/>
+  <param name="userauth" value="true"/><param name="blind-reg" value="false"/>
+  <param name="context" value="public"/><param name="dialplan" value="XML"/>
+  <param name="force-register-domain" value="example.org"/>
+</profile></profiles></configuration>"#,
+        )
+        .unwrap();
+        assert!(c.debug);
+        let p = &c.profiles[0];
+        assert_eq!(p.name, "ws");
+        assert_eq!(p.binds, vec!["127.0.0.1:8081".parse().unwrap()]);
+        assert!(p.settings.userauth && !p.settings.blind_reg);
+        assert_eq!(p.settings.context, "public");
+        assert_eq!(p.settings.force_domain.as_deref(), Some("example.org"));
+    }
+
+    #[test]
+    fn a_bad_bind_address_names_the_profile() {
+        let e = Config::from_xml(
+            r#"<configuration><profiles><profile name="x"><param name="bind-local" value="nowhere"/></profile></profiles></configuration>"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("profile x"), "{e}");
+    }
+}
