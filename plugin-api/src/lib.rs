@@ -59,6 +59,7 @@ pub mod subscription;
 #[allow(missing_docs)]
 pub mod types;
 pub mod wire;
+pub mod xml;
 
 pub use abi::RStr;
 pub use host::{

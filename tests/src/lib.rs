@@ -14,6 +14,31 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The lines a child prints on its (piped) stdout, read on a thread of
+/// their own; the channel closes when the child closes stdout.
+pub fn stdout_lines(child: &mut Child) -> Receiver<String> {
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Calls `f` until it is true, failing the test after 20 s.
+pub fn wait_until(sw: &mut Switch, what: &str, mut f: impl FnMut(&mut Switch) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f(sw) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// How long a console command may take before a test fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -200,16 +225,7 @@ impl Switch {
             .spawn()
             .expect("start hotswitch");
         let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stdout_lines(&mut child);
         let mut s = Switch {
             child,
             stdin,
@@ -227,6 +243,15 @@ impl Switch {
             s.log()
         );
         s
+    }
+
+    /// `show channels count`.
+    pub fn channel_count(&mut self) -> usize {
+        let r = self.cmd("show channels count");
+        r.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("show channels count: {r}"))
     }
 
     pub fn pid(&self) -> u32 {

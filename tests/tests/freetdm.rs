@@ -12,10 +12,10 @@ use hotswitch::media::goertzel::power;
 use hotswitch::media::WavReader;
 use hotswitch_e2e::{build_dir, Event, Switch, SwitchConfig, TempDir};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -51,16 +51,7 @@ impl LineSim {
             .spawn()
             .expect("start hotswitch-linesim");
         let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = hotswitch_e2e::stdout_lines(&mut child);
         let mut sim = LineSim {
             child,
             stdin,

@@ -6,10 +6,10 @@
 use hotswitch::media::goertzel::power;
 use hotswitch::media::WavReader;
 use hotswitch_e2e::{build_dir, workspace_root, Event, Switch, SwitchConfig, TempDir};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -47,16 +47,7 @@ impl Sim {
             .spawn()
             .expect("start the modem simulator");
         let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = hotswitch_e2e::stdout_lines(&mut child);
         let mut sim = Sim {
             child,
             stdin,

@@ -3,7 +3,7 @@
 //! headers, hangup causes, hupall, dial-string groups, and unloading an
 //! endpoint module with calls up.
 
-use hotswitch_e2e::{Event, Switch, SwitchConfig};
+use hotswitch_e2e::{wait_until, Event, Switch, SwitchConfig};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -32,19 +32,7 @@ fn ok_uuid(reply: &str) -> String {
 }
 
 fn count(sw: &mut Switch) -> usize {
-    let r = sw.cmd("show channels count");
-    r.split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("show channels count: {r}"))
-}
-
-fn wait_until(sw: &mut Switch, what: &str, mut f: impl FnMut(&mut Switch) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f(sw) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sw.channel_count()
 }
 
 /// The position of the first event matching, after `from`.

@@ -8,7 +8,7 @@
 //! Needs Node and `npm ci --prefix tests/verto` (the tests run `npm install`
 //! there themselves when `node_modules` is missing).
 
-use hotswitch_e2e::{free_port, workspace_root, Switch, SwitchConfig};
+use hotswitch_e2e::{free_port, wait_until, workspace_root, Switch, SwitchConfig};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -188,19 +188,7 @@ fn received(out: &str) -> Vec<serde_json::Value> {
 }
 
 fn count(sw: &mut Switch) -> usize {
-    let r = sw.cmd("show channels count");
-    r.split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("show channels count: {r}"))
-}
-
-fn wait_until(sw: &mut Switch, what: &str, mut f: impl FnMut(&mut Switch) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f(sw) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sw.channel_count()
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //! `queue-size` (frames waiting for a slow client before it is cut off).
 
 use crate::acl::{Acl, AclError};
+use hotswitch_plugin_api::xml;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -138,42 +139,11 @@ fn params(xml: &str) -> Vec<(String, String)> {
         if !attrs.starts_with(char::is_whitespace) {
             continue;
         }
-        if let (Some(n), Some(v)) = (attr(attrs, "name"), attr(attrs, "value")) {
+        if let (Some(n), Some(v)) = (xml::attr(attrs, "name"), xml::attr(attrs, "value")) {
             out.push((n, v));
         }
     }
     out
-}
-
-fn attr(attrs: &str, name: &str) -> Option<String> {
-    let mut rest = attrs;
-    loop {
-        let i = rest.find(name)?;
-        let before_ok = i == 0 || rest[..i].ends_with(char::is_whitespace);
-        let after = rest[i + name.len()..].trim_start();
-        rest = &rest[i + name.len()..];
-        let Some(after) = after.strip_prefix('=').map(str::trim_start) else {
-            continue;
-        };
-        if !before_ok {
-            continue;
-        }
-        let quote = after.chars().next()?;
-        if quote != '"' && quote != '\'' {
-            continue;
-        }
-        let body = &after[1..];
-        let value = &body[..body.find(quote)?];
-        return Some(unescape(value));
-    }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 use crate::analog::FxsTiming;
 use crate::g711::Law;
 use crate::q931::Role;
+use hotswitch_plugin_api::xml;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -444,18 +445,10 @@ fn attributes(s: &str) -> Vec<(String, String)> {
         let Some(close) = after[1..].find(q) else {
             break;
         };
-        out.push((name, unescape(&after[1..1 + close])));
+        out.push((name, xml::unescape(&after[1..1 + close])));
         rest = after[close + 2..].trim_start();
     }
     out
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }
 
 #[cfg(test)]

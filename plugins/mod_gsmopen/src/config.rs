@@ -21,6 +21,7 @@
 //! ```
 
 use crate::at::Settings;
+use hotswitch_plugin_api::xml;
 use std::fmt;
 use std::time::Duration;
 
@@ -138,8 +139,8 @@ pub fn parse(xml: &str) -> Result<Vec<InterfaceConfig>, ConfigError> {
         let (tname, attrs) = tag.split_once(char::is_whitespace).unwrap_or((tag, ""));
         match tname {
             "interface" => {
-                let name = attr(attrs, "name")
-                    .or_else(|| attr(attrs, "id"))
+                let name = xml::attr(attrs, "name")
+                    .or_else(|| xml::attr(attrs, "id"))
                     .ok_or_else(|| ConfigError("an interface without a name".into()))?;
                 current = Some(InterfaceConfig::new(&name));
             }
@@ -158,9 +159,11 @@ pub fn parse(xml: &str) -> Result<Vec<InterfaceConfig>, ConfigError> {
                 }
             }
             "param" => {
-                if let (Some(c), Some(n), Some(v)) =
-                    (current.as_mut(), attr(attrs, "name"), attr(attrs, "value"))
-                {
+                if let (Some(c), Some(n), Some(v)) = (
+                    current.as_mut(),
+                    xml::attr(attrs, "name"),
+                    xml::attr(attrs, "value"),
+                ) {
                     c.set(&n, &v)?;
                 }
             }
@@ -168,36 +171,6 @@ pub fn parse(xml: &str) -> Result<Vec<InterfaceConfig>, ConfigError> {
         }
     }
     Ok(out)
-}
-
-fn attr(attrs: &str, name: &str) -> Option<String> {
-    let mut rest = attrs;
-    loop {
-        let i = rest.find(name)?;
-        let before_ok = i == 0 || rest[..i].ends_with(char::is_whitespace);
-        let after = rest[i + name.len()..].trim_start();
-        rest = &rest[i + name.len()..];
-        let Some(after) = after.strip_prefix('=').map(str::trim_start) else {
-            continue;
-        };
-        if !before_ok {
-            continue;
-        }
-        let quote = after.chars().next()?;
-        if quote != '"' && quote != '\'' {
-            continue;
-        }
-        let body = &after[1..];
-        let value = &body[..body.find(quote)?];
-        return Some(
-            value
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&"),
-        );
-    }
 }
 
 #[cfg(test)]
