@@ -25,59 +25,100 @@ thread_local! {
 /// The pool.
 pub struct Executor {
     tx: Sender<Job>,
+    pool: Pool,
+    /// Asks the spawner thread for one more worker.
+    spawn: Sender<()>,
+}
+
+/// What a worker shares with the pool.
+#[derive(Clone)]
+struct Pool {
     rx: Receiver<Job>,
     idle: Arc<AtomicUsize>,
     /// Jobs submitted and not yet taken by a worker.
     pending: Arc<AtomicUsize>,
     workers: Arc<AtomicUsize>,
+    /// Workers asked for and not yet idle.
+    spawning: Arc<AtomicUsize>,
     min_idle: usize,
-    idle_timeout: Mutex<Duration>,
+    idle_timeout: Arc<Mutex<Duration>>,
 }
 
 impl Executor {
     pub fn new(min_idle: usize, idle_timeout: Duration) -> Executor {
         let (tx, rx) = unbounded();
-        Executor {
-            tx,
+        let pool = Pool {
             rx,
             idle: Arc::new(AtomicUsize::new(0)),
             pending: Arc::new(AtomicUsize::new(0)),
             workers: Arc::new(AtomicUsize::new(0)),
+            spawning: Arc::new(AtomicUsize::new(0)),
             min_idle,
-            idle_timeout: Mutex::new(idle_timeout),
+            idle_timeout: Arc::new(Mutex::new(idle_timeout)),
+        };
+        // Starting a thread takes milliseconds on a loaded machine: the
+        // spawner does it, so that whoever submits a job (mod_sofia's SIP
+        // thread starting a call) never waits for a thread to be created.
+        let (spawn, spawn_rx) = unbounded::<()>();
+        let p = pool.clone();
+        let spawner = std::thread::Builder::new()
+            .name("worker-spawner".into())
+            .spawn(move || {
+                for () in spawn_rx {
+                    p.start_worker();
+                }
+            });
+        if let Err(e) = spawner {
+            log::error!("cannot start the worker spawner: {e}");
         }
+        Executor { tx, pool, spawn }
     }
 
     pub fn set_idle_timeout(&self, d: Duration) {
-        *self.idle_timeout.lock().unwrap_or_else(|p| p.into_inner()) = d;
+        *self
+            .pool
+            .idle_timeout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = d;
     }
 
     /// Live worker threads.
     pub fn workers(&self) -> usize {
-        self.workers.load(Ordering::Relaxed)
+        self.pool.workers.load(Ordering::Relaxed)
     }
 
     /// Runs `job` on a worker.
     pub fn submit(&self, job: impl FnOnce() + Send + 'static) {
         // Counted before sending so that a worker taking it can never make
         // `pending` go below zero.
-        let pending = self.pending.fetch_add(1, Ordering::AcqRel) + 1;
+        let p = &self.pool;
+        let pending = p.pending.fetch_add(1, Ordering::AcqRel) + 1;
         if self.tx.send(Box::new(job)).is_err() {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
+            p.pending.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        // More jobs waiting than idle workers to take them: a job could
-        // otherwise wait behind workers that block for a whole call.
-        if pending > self.idle.load(Ordering::Acquire) {
-            self.spawn_worker();
+        // More jobs waiting than idle workers (and workers on their way) to
+        // take them: a job could otherwise wait behind workers that block
+        // for a whole call.
+        let coming = p.idle.load(Ordering::Acquire) + p.spawning.load(Ordering::Acquire);
+        if pending > coming {
+            p.spawning.fetch_add(1, Ordering::AcqRel);
+            if self.spawn.send(()).is_err() {
+                p.spawning.fetch_sub(1, Ordering::AcqRel);
+                p.start_worker();
+            }
         }
     }
+}
 
-    fn spawn_worker(&self) {
+impl Pool {
+    /// Starts one worker; it counts itself idle, then no longer spawning.
+    fn start_worker(&self) {
         let rx = self.rx.clone();
         let idle = self.idle.clone();
         let pending = self.pending.clone();
         let workers = self.workers.clone();
+        let spawning = self.spawning.clone();
         let min_idle = self.min_idle;
         let timeout = *self.idle_timeout.lock().unwrap_or_else(|p| p.into_inner());
         workers.fetch_add(1, Ordering::AcqRel);
@@ -86,6 +127,8 @@ impl Executor {
             .spawn(move || {
                 IS_WORKER.with(|w| w.set(true));
                 idle.fetch_add(1, Ordering::AcqRel);
+                let _ = spawning
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
                 loop {
                     match rx.recv_timeout(timeout) {
                         Ok(job) => {
@@ -111,10 +154,15 @@ impl Executor {
             });
         if let Err(e) = spawned {
             self.workers.fetch_sub(1, Ordering::AcqRel);
+            let _ = self
+                .spawning
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
             log::error!("cannot start a session worker: {e}");
         }
     }
+}
 
+impl Executor {
     /// Makes every worker that ran `module`'s code end, and waits (up to
     /// `timeout`) until none is left. False if some are still busy.
     pub fn retire_module(&self, module: &LoadedModule, timeout: Duration) -> bool {
@@ -127,9 +175,9 @@ impl Executor {
             // Idle workers only look at the retire flag when they wake:
             // give each one a no-op job.
             for _ in 0..self.workers().max(1) {
-                self.pending.fetch_add(1, Ordering::AcqRel);
+                self.pool.pending.fetch_add(1, Ordering::AcqRel);
                 if self.tx.send(Box::new(|| {})).is_err() {
-                    self.pending.fetch_sub(1, Ordering::AcqRel);
+                    self.pool.pending.fetch_sub(1, Ordering::AcqRel);
                 }
             }
             if Instant::now() >= deadline {

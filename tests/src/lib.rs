@@ -39,6 +39,9 @@ pub fn wait_until(sw: &mut Switch, what: &str, mut f: impl FnMut(&mut Switch) ->
     }
 }
 
+/// How long one line of an event block may take once the block started.
+const EVENT_LINE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a console command may take before a test fails.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -269,7 +272,7 @@ impl Switch {
                 }
             };
             if line.starts_with("Event-Name: ") {
-                let ev = self.read_event(line, deadline)?;
+                let ev = self.read_event(line)?;
                 self.pending.push_back(ev);
                 continue;
             }
@@ -281,7 +284,10 @@ impl Switch {
         }
     }
 
-    fn read_event(&mut self, first: String, deadline: Instant) -> Option<Event> {
+    /// Reads the rest of an event block. Its lines come together, so each
+    /// gets a timeout of its own: the caller's deadline may be about to pass
+    /// and must not cut an event in half.
+    fn read_event(&mut self, first: String) -> Option<Event> {
         let mut ev = Event::default();
         let mut line = first;
         loop {
@@ -291,16 +297,10 @@ impl Switch {
             let (k, v) = line.split_once(": ").unwrap_or((line.as_str(), ""));
             if k == "Content-Length" {
                 let n: usize = v.parse().unwrap_or(0);
-                let _blank = self
-                    .lines
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .ok()?;
+                let _blank = self.lines.recv_timeout(EVENT_LINE_TIMEOUT).ok()?;
                 let mut body = String::new();
                 while body.len() < n {
-                    let l = self
-                        .lines
-                        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                        .ok()?;
+                    let l = self.lines.recv_timeout(EVENT_LINE_TIMEOUT).ok()?;
                     body.push_str(&l);
                     body.push('\n');
                 }
@@ -308,10 +308,7 @@ impl Switch {
                 return Some(ev);
             }
             ev.headers.push((k.to_string(), url_decode(v)));
-            line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .ok()?;
+            line = self.lines.recv_timeout(EVENT_LINE_TIMEOUT).ok()?;
         }
     }
 
