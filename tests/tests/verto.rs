@@ -9,10 +9,9 @@
 //! there themselves when `node_modules` is missing).
 
 use hotswitch_e2e::{free_port, wait_until, workspace_root, Switch, SwitchConfig};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -63,6 +62,12 @@ fn npm_ready() {
 
 /// A switch with profile `ws` on a free port.
 fn start() -> (Switch, u16) {
+    start_with(&[], vec![("dialplan/default.xml".into(), DIALPLAN.into())])
+}
+
+/// A switch with mod_verto's profile `ws` on a free port, `more` modules
+/// and these configuration files.
+fn start_with(more: &[&str], files: Vec<(String, String)>) -> (Switch, u16) {
     npm_ready();
     let port = free_port();
     let verto = format!(
@@ -73,17 +78,20 @@ fn start() -> (Switch, u16) {
   <param name="context" value="public"/><param name="dialplan" value="XML"/>
 </profile></profiles></configuration>"#
     );
+    let mut autoload: Vec<String> = vec![
+        "mod_dptools".into(),
+        "mod_loopback".into(),
+        "mod_verto".into(),
+    ];
+    autoload.extend(more.iter().map(|m| m.to_string()));
+    let mut all = vec![
+        ("autoload_configs/verto.conf.xml".to_string(), verto),
+        ("directory/default.xml".to_string(), DIRECTORY.to_string()),
+    ];
+    all.extend(files);
     let sw = Switch::start(SwitchConfig {
-        autoload: vec![
-            "mod_dptools".into(),
-            "mod_loopback".into(),
-            "mod_verto".into(),
-        ],
-        files: vec![
-            ("autoload_configs/verto.conf.xml".into(), verto),
-            ("dialplan/default.xml".into(), DIALPLAN.into()),
-            ("directory/default.xml".into(), DIRECTORY.into()),
-        ],
+        autoload,
+        files: all,
         ..Default::default()
     });
     (sw, port)
@@ -105,16 +113,7 @@ impl Node {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("run node");
-        let out = child.stdout.take().expect("node's stdout");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = hotswitch_e2e::stdout_lines(&mut child);
         Node {
             child,
             lines,
@@ -448,4 +447,67 @@ fn unload_is_refused_with_a_call_up_and_when_idle_closes_the_port_until_load() {
     assert!(sw.cmd("load mod_verto").contains("+OK"));
     let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
     assert!(ok && out.contains("LOGIN OK"), "{out}");
+}
+
+/// A SIP phone played by sipp: it answers one call and echoes the RTP it
+/// receives (`-rtp_echo`), until the BYE.
+fn sipp_phone(port: u16, media: u16) -> Child {
+    Command::new("sipp")
+        .arg("-sf")
+        .arg(workspace_root().join("tests/sipp/uas_answer.xml"))
+        .args(["-i", "127.0.0.1", "-nostdin", "-m", "1", "-rtp_echo"])
+        .args(["-timeout", "40s", "-timeout_error"])
+        .args(["-p", &port.to_string(), "-mp", &media.to_string()])
+        .args(["-key", "rtp_port", &media.to_string()])
+        .args(["-key", "want_header", "INVITE"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp must be installed (Debian: apt install sip-tester)")
+}
+
+#[test]
+fn a_verto_client_calls_a_sip_phone_and_the_audio_crosses_both_ways() {
+    let (sip, phone, media) = (free_port(), free_port(), free_port());
+    let sofia = format!(
+        r#"<configuration name="sofia.conf"><profiles><profile name="internal"><settings>
+  <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="{sip}"/>
+  <param name="rtp-ip" value="127.0.0.1"/><param name="context" value="default"/>
+</settings></profile></profiles></configuration>"#
+    );
+    let dialplan = DIALPLAN.replace(
+        "</context>",
+        &format!(
+            r#"<extension name="sip-phone"><condition field="destination_number" expression="^7001$">
+    <action application="bridge" data="sofia/internal/phone@127.0.0.1:{phone}"/></condition></extension>
+</context>"#
+        ),
+    );
+    let (sw, port) = start_with(
+        &["mod_sofia"],
+        vec![
+            ("autoload_configs/sofia.conf.xml".into(), sofia),
+            ("dialplan/default.xml".into(), dialplan),
+        ],
+    );
+    let mut sipp = sipp_phone(phone, media);
+    std::thread::sleep(Duration::from_millis(300));
+    // verto (WebRTC, DTLS-SRTP) → bridge → SIP (plain RTP) → sipp echoes →
+    // back across the bridge to the browser side.
+    let (sent, matched, out) = media_run(media_client(port, &["call", "7001"]), &sw);
+    assert_eq!(sent, 100, "{out}");
+    assert!(
+        matched >= 60,
+        "the audio crossed both ways: {out}\n{}",
+        sw.log()
+    );
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Ok(Some(st)) = sipp.try_wait() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "sipp did not see the BYE");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "sipp's call failed: {status}");
 }
