@@ -62,6 +62,29 @@ abi_struct! {
     }
 }
 
+impl Frame {
+    /// Copies 8 kHz mono audio in `codec` (`L16`, `PCMU` or `PCMA`) into
+    /// the buffer the host lent, as much as fits, and describes it; returns
+    /// the bytes copied. What every endpoint's `read_frame` ends with.
+    ///
+    /// # Safety
+    /// `data` must point to `buflen` writable bytes (true of the frame the
+    /// host passes to `read_frame`).
+    pub unsafe fn fill(&mut self, bytes: &[u8], codec: &'static str) -> usize {
+        if self.data.is_null() {
+            return 0;
+        }
+        let n = bytes.len().min(self.buflen as usize);
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data, n);
+        self.datalen = n as u32;
+        self.samples = if codec == "L16" { n / 2 } else { n } as u32;
+        self.rate = 8000;
+        self.channels = 1;
+        self.codec = RStr::from_static(codec);
+        n
+    }
+}
+
 /// The frame carries comfort noise / no audio.
 pub const FRAME_FLAG_CNG: u32 = 1;
 /// The frame marks the start of a talk spurt (RTP marker bit).

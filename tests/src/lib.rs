@@ -30,6 +30,24 @@ pub fn stdout_lines(child: &mut Child) -> Receiver<String> {
     rx
 }
 
+/// The uuid of an `originate` reply (`+OK <uuid>`); fails the test on
+/// anything else.
+pub fn ok_uuid(reply: &str) -> String {
+    let r = reply.trim();
+    assert!(r.starts_with("+OK "), "expected +OK <uuid>, got {r}");
+    r[4..].to_string()
+}
+
+/// Waits until channel `uuid` no longer exists, failing the test after
+/// `within`.
+pub fn wait_gone(sw: &mut Switch, uuid: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while sw.cmd(&format!("uuid_exists {uuid}")).trim() == "true" {
+        assert!(Instant::now() < deadline, "{uuid} did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Calls `f` until it is true, failing the test after 20 s.
 pub fn wait_until(sw: &mut Switch, what: &str, mut f: impl FnMut(&mut Switch) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

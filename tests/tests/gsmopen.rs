@@ -5,7 +5,7 @@
 
 use hotswitch::media::goertzel::power;
 use hotswitch::media::WavReader;
-use hotswitch_e2e::{build_dir, workspace_root, Event, Switch, SwitchConfig, TempDir};
+use hotswitch_e2e::{build_dir, ok_uuid, workspace_root, Event, Switch, SwitchConfig, TempDir};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -198,18 +198,8 @@ fn wait_up(sw: &mut Switch) {
     wait_status(sw, "state=UP registration=home");
 }
 
-fn ok_uuid(reply: &str) -> String {
-    let r = reply.trim();
-    assert!(r.starts_with("+OK "), "expected +OK <uuid>, got {r}");
-    r[4..].to_string()
-}
-
 fn wait_gone(sw: &mut Switch, uuid: &str) {
-    let deadline = Instant::now() + WAIT;
-    while sw.cmd(&format!("uuid_exists {uuid}")).trim() == "true" {
-        assert!(Instant::now() < deadline, "{uuid} did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    hotswitch_e2e::wait_gone(sw, uuid, WAIT);
 }
 
 fn hangup_cause(sw: &mut Switch, uuid: &str) -> String {

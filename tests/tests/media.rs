@@ -5,7 +5,7 @@
 
 use hotswitch::media::goertzel::power;
 use hotswitch::media::WavReader;
-use hotswitch_e2e::{Switch, SwitchConfig, TempDir};
+use hotswitch_e2e::{ok_uuid, Switch, SwitchConfig, TempDir};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -62,18 +62,8 @@ fn media_switch() -> Switch {
     })
 }
 
-fn ok_uuid(reply: &str) -> String {
-    let r = reply.trim();
-    assert!(r.starts_with("+OK "), "expected +OK <uuid>, got {r}");
-    r[4..].to_string()
-}
-
 fn wait_gone(sw: &mut Switch, uuid: &str) {
-    let deadline = Instant::now() + WAIT;
-    while sw.cmd(&format!("uuid_exists {uuid}")).trim() == "true" {
-        assert!(Instant::now() < deadline, "{uuid} did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    hotswitch_e2e::wait_gone(sw, uuid, WAIT);
 }
 
 /// Mean power at `freq` over the file, skipping the first 100 ms.

@@ -3,7 +3,7 @@
 //! headers, hangup causes, hupall, dial-string groups, and unloading an
 //! endpoint module with calls up.
 
-use hotswitch_e2e::{wait_until, Event, Switch, SwitchConfig};
+use hotswitch_e2e::{ok_uuid, wait_until, Event, Switch, SwitchConfig};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -23,12 +23,6 @@ fn call_switch(extra_settings: &str) -> Switch {
         )],
         ..Default::default()
     })
-}
-
-fn ok_uuid(reply: &str) -> String {
-    let r = reply.trim();
-    assert!(r.starts_with("+OK "), "expected +OK <uuid>, got {r}");
-    r[4..].to_string()
 }
 
 fn count(sw: &mut Switch) -> usize {

@@ -8,7 +8,7 @@ use crate::registry;
 use crate::span::{Read, Span};
 use hotswitch_plugin_api::{
     CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
-    Outgoing, OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
+    Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,14 +143,8 @@ impl Endpoint for FreeTdm {
             Read::Nothing if s.is_down() => Status::FALSE,
             Read::Nothing => Status::TIMEOUT,
             Read::Frame(bytes) => {
-                let n = bytes.len().min(f.buflen as usize);
                 // SAFETY: the host lent `buflen` writable bytes at `data`.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), f.data, n) };
-                f.datalen = n as u32;
-                f.samples = n as u32;
-                f.rate = 8000;
-                f.channels = 1;
-                f.codec = RStr::from_static(p.span.cfg.law.name());
+                unsafe { f.fill(&bytes, p.span.cfg.law.name()) };
                 Status::SUCCESS
             }
         }

@@ -10,7 +10,7 @@ use crate::audio::FRAME_BYTES;
 use crate::interface::{Interface, Job};
 use hotswitch_plugin_api::{
     CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
-    Outgoing, OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
+    Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -193,14 +193,8 @@ impl Endpoint for Gsm {
                 Status::TIMEOUT
             };
         };
-        let n = frame.len().min(f.buflen as usize).min(FRAME_BYTES);
         // SAFETY: the host lent `buflen` writable bytes at `data`.
-        unsafe { std::ptr::copy_nonoverlapping(frame.as_ptr(), f.data, n) };
-        f.datalen = n as u32;
-        f.samples = (n / 2) as u32;
-        f.rate = 8000;
-        f.channels = 1;
-        f.codec = RStr::from_static("L16");
+        unsafe { f.fill(&frame[..frame.len().min(FRAME_BYTES)], "L16") };
         Status::SUCCESS
     }
 }

@@ -364,13 +364,8 @@ impl Endpoint for Null {
             return Status::TIMEOUT;
         }
         std::thread::sleep(Duration::from_millis(20));
-        let n = SILENCE.len().min(f.buflen as usize);
         // SAFETY: the host lent `buflen` writable bytes at `data`.
-        unsafe { std::ptr::copy_nonoverlapping(SILENCE.as_ptr(), f.data, n) };
-        f.datalen = n as u32;
-        f.samples = (n / 2) as u32;
-        f.rate = 8000;
-        f.codec = RStr::from_static("L16");
+        unsafe { f.fill(&SILENCE, "L16") };
         Status::SUCCESS
     }
 }

@@ -205,14 +205,13 @@ impl Endpoint for Sofia {
         loop {
             match l.media.read(buf, wait) {
                 Read::Audio { len, codec } => {
+                    // The payload is already in the host's buffer; this
+                    // describes it in place.
                     f.datalen = len as u32;
                     f.samples = len as u32;
                     f.rate = 8000;
                     f.channels = 1;
-                    f.codec = match codec {
-                        Codec::Pcmu => RStr::from_static("PCMU"),
-                        Codec::Pcma => RStr::from_static("PCMA"),
-                    };
+                    f.codec = RStr::from_static(codec.name());
                     return Status::SUCCESS;
                 }
                 Read::Dtmf(d, ms) => {

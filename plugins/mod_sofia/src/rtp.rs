@@ -54,6 +54,9 @@ pub static TOTAL_IN: AtomicU64 = AtomicU64::new(0);
 pub static TOTAL_OUT: AtomicU64 = AtomicU64::new(0);
 pub static TOTAL_LOST: AtomicU64 = AtomicU64::new(0);
 
+/// The largest payload one packet carries (a datagram on an Ethernet MTU).
+const MAX_PAYLOAD: usize = 1400;
+
 /// Ports tried (other programs may hold some) before a call is refused.
 const BIND_ATTEMPTS: usize = 32;
 
@@ -470,33 +473,50 @@ impl Media {
             self.send_event(digit, ms);
             st = lock(&self.st);
         }
-        let mut pkt = Vec::with_capacity(12 + samples as usize);
+        // On the stack: this runs for every packet of every call.
+        let mut buf = [0u8; 12 + MAX_PAYLOAD];
         let (pt, ssrc, seq, ts) = (st.pt, st.ssrc, st.seq, st.ts);
-        pkt.extend_from_slice(&[0x80, pt]);
-        pkt.extend_from_slice(&seq.to_be_bytes());
-        pkt.extend_from_slice(&ts.to_be_bytes());
-        pkt.extend_from_slice(&ssrc.to_be_bytes());
-        match (codec, st.codec) {
-            (Some(c), want) if c == want => pkt.extend_from_slice(data),
+        buf[0] = 0x80;
+        buf[1] = pt;
+        buf[2..4].copy_from_slice(&seq.to_be_bytes());
+        buf[4..8].copy_from_slice(&ts.to_be_bytes());
+        buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        let out = &mut buf[12..];
+        let len = match (codec, st.codec) {
+            (Some(c), want) if c == want => {
+                let n = data.len().min(MAX_PAYLOAD);
+                out[..n].copy_from_slice(&data[..n]);
+                n
+            }
             (None, want) => {
-                for ch in data.chunks_exact(2) {
+                let mut n = 0;
+                for (o, ch) in out.iter_mut().zip(data.chunks_exact(2)) {
                     let s = i16::from_le_bytes([ch[0], ch[1]]);
-                    pkt.push(match want {
+                    *o = match want {
                         Codec::Pcmu => g711::linear_to_ulaw(s),
                         Codec::Pcma => g711::linear_to_alaw(s),
-                    });
+                    };
+                    n += 1;
                 }
+                n
             }
-            (Some(Codec::Pcmu), Codec::Pcma) => pkt.extend(
-                data.iter()
-                    .map(|b| g711::linear_to_alaw(g711::ulaw_to_linear(*b))),
-            ),
-            (Some(Codec::Pcma), Codec::Pcmu) => pkt.extend(
-                data.iter()
-                    .map(|b| g711::linear_to_ulaw(g711::alaw_to_linear(*b))),
-            ),
-            _ => return,
-        }
+            (Some(from), want) => {
+                let mut n = 0;
+                for (o, b) in out.iter_mut().zip(data) {
+                    let s = match from {
+                        Codec::Pcmu => g711::ulaw_to_linear(*b),
+                        Codec::Pcma => g711::alaw_to_linear(*b),
+                    };
+                    *o = match want {
+                        Codec::Pcmu => g711::linear_to_ulaw(s),
+                        Codec::Pcma => g711::linear_to_alaw(s),
+                    };
+                    n += 1;
+                }
+                n
+            }
+        };
+        let pkt = &buf[..12 + len];
         st.seq = seq.wrapping_add(1);
         st.last_ts = ts;
         st.ts = ts.wrapping_add(samples);
@@ -505,7 +525,7 @@ impl Media {
         TOTAL_OUT.fetch_add(1, Ordering::Relaxed);
         let report = st.last_rtcp.elapsed() >= Duration::from_secs(5);
         drop(st);
-        let _ = self.sock.send_to(&pkt, to);
+        let _ = self.sock.send_to(pkt, to);
         if report {
             self.send_report();
         }

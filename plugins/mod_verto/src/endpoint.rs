@@ -8,7 +8,7 @@ use crate::media::{self, Media, Outbound, Read};
 use crate::shell::{self, ToConn};
 use hotswitch_plugin_api::{
     CallCause, ChannelState, Dtmf, Endpoint, Frame, Message, MessageId, ModuleContext, Outgoing,
-    OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
+    OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,14 +158,8 @@ impl Endpoint for Verto {
         if let Some(m) = leg_of(s).and_then(|l| l.media.as_ref()) {
             match m.read(wait) {
                 Read::Audio(codec, data) => {
-                    let n = data.len().min(f.buflen as usize);
                     // SAFETY: the host lent `buflen` writable bytes at `data`.
-                    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), f.data, n) };
-                    f.datalen = n as u32;
-                    f.samples = n as u32;
-                    f.rate = 8000;
-                    f.channels = 1;
-                    f.codec = RStr::from_static(codec.name());
+                    unsafe { f.fill(&data, codec.name()) };
                     return Status::SUCCESS;
                 }
                 Read::Timeout => return Status::TIMEOUT,
@@ -177,14 +171,8 @@ impl Endpoint for Verto {
             return Status::TIMEOUT;
         }
         std::thread::sleep(Duration::from_millis(20));
-        let n = SILENCE.len().min(f.buflen as usize);
         // SAFETY: the host lent `buflen` writable bytes at `data`.
-        unsafe { std::ptr::copy_nonoverlapping(SILENCE.as_ptr(), f.data, n) };
-        f.datalen = n as u32;
-        f.samples = (n / 2) as u32;
-        f.rate = 8000;
-        f.channels = 1;
-        f.codec = RStr::from_static("L16");
+        unsafe { f.fill(&SILENCE, "L16") };
         Status::SUCCESS
     }
 
