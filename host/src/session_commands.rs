@@ -1,6 +1,6 @@
 //! The core's call commands: `originate`, `show channels|calls`,
 //! `uuid_kill`, `uuid_exists`, `uuid_getvar`, `uuid_setvar`, `uuid_answer`,
-//! `uuid_park`, `uuid_transfer`, `uuid_bridge`, `hupall`, `create_uuid`,
+//! `uuid_park`, `uuid_transfer`, `uuid_bridge`, `uuid_display`, `hupall`, `create_uuid`,
 //! `global_getvar`, `global_setvar`, `eval`, `expand`, `sched_api`,
 //! `sched_del` — with FreeSWITCH's reply texts.
 
@@ -46,6 +46,12 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
         "Receive DTMF digits as if from the far end",
         "<uuid> <digits>[@<tone_duration>]",
         uuid_recv_dtmf,
+    ),
+    (
+        "uuid_display",
+        "Update the far party's name and number shown by a phone",
+        "<uuid> <name>[|<number>]",
+        uuid_display,
     ),
     ("hupall", "Hangup all channels", "<cause> [<var> <value>]", hupall),
     (
@@ -355,6 +361,28 @@ fn uuid_send_dtmf(core: &Arc<Core>, args: &str) -> String {
         }
     }
     "+OK Success\n".into()
+}
+
+/// FreeSWITCH's `uuid_display`: the endpoint gets a DISPLAY message with
+/// `name|number`, and shows it (verto: `verto.display`).
+fn uuid_display(core: &Arc<Core>, args: &str) -> String {
+    let Some((uuid, display)) = args.trim().split_once(char::is_whitespace) else {
+        return usage("<uuid> <name>[|<number>]");
+    };
+    let Some(s) = find(core, uuid) else {
+        return NO_SUCH_CHANNEL.into();
+    };
+    let st = state_machine::deliver_message(
+        &s,
+        hotswitch_plugin_api::MessageId::DISPLAY,
+        display.trim(),
+        0,
+    );
+    if st.is_success() {
+        "+OK Success\n".into()
+    } else {
+        format!("-ERR the endpoint refused the display ({st:?})\n")
+    }
 }
 
 fn uuid_recv_dtmf(core: &Arc<Core>, args: &str) -> String {

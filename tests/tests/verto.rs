@@ -21,12 +21,17 @@ const DIRECTORY: &str = r#"<include><domain name="127.0.0.1">
   <groups><group name="default"><users>
     <user id="1000"><params><param name="password" value="1234"/></params>
       <variables><variable name="user_context" value="default"/></variables></user>
+    <user id="1001"><params><param name="password" value="1234"/></params></user>
+    <user id="1002"><params><param name="password" value="1234"/>
+      <param name="jsonrpc-allowed-event-channels" value="room"/></params></user>
   </users></group></groups>
 </domain></include>"#;
 
 const DIALPLAN: &str = r#"<include><context name="default">
   <extension name="echo"><condition field="destination_number" expression="^9196$">
     <action application="answer"/><action application="echo"/></condition></extension>
+  <extension name="park"><condition field="destination_number" expression="^5900$">
+    <action application="answer"/><action application="park"/></condition></extension>
   <extension name="short"><condition field="destination_number" expression="^5000$">
     <action application="answer"/><action application="sleep" data="300"/>
     <action application="hangup" data="NORMAL_CLEARING"/></condition></extension>
@@ -65,15 +70,33 @@ fn start() -> (Switch, u16) {
     start_with(&[], vec![("dialplan/default.xml".into(), DIALPLAN.into())])
 }
 
+/// The default dialplan file.
+fn dialplan() -> Vec<(String, String)> {
+    vec![("dialplan/default.xml".into(), DIALPLAN.into())]
+}
+
 /// A switch with mod_verto's profile `ws` on a free port, `more` modules
 /// and these configuration files.
 fn start_with(more: &[&str], files: Vec<(String, String)>) -> (Switch, u16) {
-    npm_ready();
     let port = free_port();
+    let sw = start_verto(&format!("127.0.0.1:{port}"), "", "", more, files);
+    (sw, port)
+}
+
+/// A switch whose verto profile `ws` binds `bind` (and has `profile`
+/// params more), with `settings` params in verto.conf's settings.
+fn start_verto(
+    bind: &str,
+    settings: &str,
+    profile: &str,
+    more: &[&str],
+    files: Vec<(String, String)>,
+) -> Switch {
+    npm_ready();
     let verto = format!(
-        r#"<configuration name="verto.conf"><settings><param name="debug" value="0"/></settings>
+        r#"<configuration name="verto.conf"><settings><param name="debug" value="0"/>{settings}</settings>
 <profiles><profile name="ws">
-  <param name="bind-local" value="127.0.0.1:{port}"/>
+  <param name="bind-local" value="{bind}"/>{profile}
   <param name="userauth" value="true"/><param name="blind-reg" value="false"/>
   <param name="context" value="public"/><param name="dialplan" value="XML"/>
 </profile></profiles></configuration>"#
@@ -89,12 +112,11 @@ fn start_with(more: &[&str], files: Vec<(String, String)>) -> (Switch, u16) {
         ("directory/default.xml".to_string(), DIRECTORY.to_string()),
     ];
     all.extend(files);
-    let sw = Switch::start(SwitchConfig {
+    Switch::start(SwitchConfig {
         autoload,
         files: all,
         ..Default::default()
-    });
-    (sw, port)
+    })
 }
 
 /// A Node script of tests/verto, its output read line by line.
@@ -235,8 +257,15 @@ fn a_wrong_password_is_refused_with_freeswitchs_authentication_failure() {
 }
 
 #[test]
-fn a_client_that_goes_away_mid_call_has_its_call_hung_up() {
-    let (mut sw, port) = start();
+fn a_client_that_goes_away_mid_call_has_its_call_hung_up_when_detaching_is_off() {
+    let port = free_port();
+    let mut sw = start_verto(
+        &format!("127.0.0.1:{port}"),
+        r#"<param name="detach-timeout-sec" value="0"/>"#,
+        "",
+        &[],
+        dialplan(),
+    );
     let mut c = Node::client(
         port,
         "1000@127.0.0.1",
@@ -249,6 +278,23 @@ fn a_client_that_goes_away_mid_call_has_its_call_hung_up() {
     wait_until(&mut sw, "the call of the vanished client is gone", |sw| {
         count(sw) == 0
     });
+}
+
+#[test]
+fn a_client_that_goes_away_before_an_answer_has_its_call_hung_up_at_once() {
+    let (mut sw, port) = start();
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP_COMPLETE")
+        .starts_with("+OK"));
+    let mut a = Raw::ws(port);
+    a.login("1001@127.0.0.1", None);
+    sw.cmd("bgapi originate verto.rtc/1001@127.0.0.1 &park()");
+    a.request("verto.invite");
+    a.close();
+    let e = sw
+        .wait_event(WAIT, |e| e.name() == "CHANNEL_HANGUP_COMPLETE")
+        .expect("the ringing call ends");
+    assert_eq!(e.get("Hangup-Cause"), Some("DESTINATION_OUT_OF_ORDER"));
 }
 
 #[test]
@@ -312,9 +358,10 @@ fn a_call_to_a_logged_in_user_is_offered_answered_and_ended_by_the_switch() {
     let (mut sw, port) = start();
     let mut c = Node::client(port, "1000@127.0.0.1", "1234", &["answer"]);
     c.expect("READY");
-    assert_eq!(
-        sw.cmd("verto_contact 1000@127.0.0.1").trim(),
-        "verto.rtc/1000@127.0.0.1"
+    let contact = sw.cmd("verto_contact 1000@127.0.0.1");
+    assert!(
+        contact.trim().starts_with("verto.rtc/u:") && !contact.contains(','),
+        "one client: {contact}"
     );
     let r = sw.cmd("originate verto.rtc/1000@127.0.0.1 &park()");
     let r = r.trim();
@@ -510,4 +557,504 @@ fn a_verto_client_calls_a_sip_phone_and_the_audio_crosses_both_ways() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "sipp's call failed: {status}");
+}
+
+/// A verto connection the test plays itself (tests/verto/raw.js): frames
+/// out through its stdin, every frame in as a line.
+struct Raw {
+    node: Node,
+    stdin: std::process::ChildStdin,
+    next_id: u64,
+}
+
+impl Raw {
+    fn connect(url: &str, ca: Option<&std::path::Path>) -> Raw {
+        let mut cmd = Command::new("node");
+        cmd.arg(client_dir().join("raw.js"))
+            .arg(url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(ca) = ca {
+            cmd.env("VERTO_CA", ca);
+        }
+        let mut child = cmd.spawn().expect("run node");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = hotswitch_e2e::stdout_lines(&mut child);
+        let mut node = Node {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        node.expect("OPEN");
+        Raw {
+            node,
+            stdin,
+            next_id: 0,
+        }
+    }
+
+    fn ws(port: u16) -> Raw {
+        Raw::connect(&format!("ws://127.0.0.1:{port}"), None)
+    }
+
+    /// Sends a request; its id.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> u64 {
+        use std::io::Write;
+        self.next_id += 1;
+        let m =
+            serde_json::json!({"jsonrpc":"2.0","id":self.next_id,"method":method,"params":params});
+        writeln!(self.stdin, "{m}").expect("write to raw.js");
+        self.next_id
+    }
+
+    /// The next frame `pred` accepts.
+    fn frame(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.node.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("no {what}; the client saw:\n{}", self.node.seen.join("\n"))
+            });
+            self.node.seen.push(line.clone());
+            if let Some(v) = line
+                .strip_prefix("RECV ")
+                .and_then(|j| serde_json::from_str(j).ok())
+            {
+                if pred(&v) {
+                    return v;
+                }
+            }
+        }
+    }
+
+    /// The reply to request `id`.
+    fn reply(&mut self, id: u64) -> serde_json::Value {
+        self.frame(&format!("reply {id}"), |v| {
+            v["id"] == id && v.get("method").is_none()
+        })
+    }
+
+    /// The next request of the switch's with `method`.
+    fn request(&mut self, method: &str) -> serde_json::Value {
+        self.frame(method, |v| v["method"] == method)
+    }
+
+    /// Logs in (with `sessid` when given): the reply.
+    fn login(&mut self, user: &str, sessid: Option<&str>) -> serde_json::Value {
+        let mut p = serde_json::json!({"login": user, "passwd": "1234"});
+        if let Some(s) = sessid {
+            p["sessid"] = s.into();
+        }
+        let id = self.call("login", p);
+        self.reply(id)
+    }
+
+    /// Places a call to `dest` (no WebRTC media): its uuid on the switch.
+    fn invite(&mut self, sw: &mut Switch, call_id: &str, dest: &str) -> String {
+        let id = self.call(
+            "verto.invite",
+            serde_json::json!({"sdp": "v=0\r\n", "dialogParams": {"callID": call_id, "destination_number": dest}}),
+        );
+        let r = self.reply(id);
+        assert_eq!(r["result"]["message"], "CALL CREATED", "{r}");
+        self.request("verto.answer");
+        wait_until(sw, "the verto call is up", |sw| count(sw) >= 1);
+        let show = sw.cmd("show channels as json");
+        let v: serde_json::Value = serde_json::from_str(show.trim()).expect("json channels");
+        v["rows"]
+            .as_array()
+            .and_then(|rows| {
+                rows.iter().find(|r| {
+                    r["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("verto.rtc/"))
+                })
+            })
+            .and_then(|r| r["uuid"].as_str())
+            .unwrap_or_else(|| panic!("no verto channel in {show}"))
+            .to_string()
+    }
+
+    fn close(&mut self) {
+        use std::io::Write;
+        writeln!(self.stdin, "close").expect("write to raw.js");
+        self.node.expect("CLOSED");
+    }
+}
+
+#[test]
+fn wss_serves_vertojs_with_a_certificate_generated_on_first_start() {
+    let certs = hotswitch_e2e::TempDir::new("certs");
+    let pem = certs.path().join("wss.pem");
+    let (plain, secure) = (free_port(), free_port());
+    let mut sw = start_verto(
+        &format!("127.0.0.1:{plain}"),
+        "",
+        &format!(
+            r#"<param name="bind-local" value="127.0.0.1:{secure}" secure="true"/>
+  <param name="secure-combined" value="{}"/>"#,
+            pem.display()
+        ),
+        &[],
+        dialplan(),
+    );
+    let first = std::fs::read_to_string(&pem).expect("a certificate was generated");
+    assert!(first.contains("BEGIN CERTIFICATE") && first.contains("PRIVATE KEY"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&pem).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key is private");
+    // vertojs over wss, trusting that certificate (and only it): a call.
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new("node");
+        cmd.arg(client_dir().join("client.js"))
+            .arg(format!("wss://127.0.0.1:{secure}"))
+            .args(["1000@127.0.0.1", "1234"])
+            .args(args)
+            .env("VERTO_CA", &pem)
+            .output()
+            .expect("run node")
+    };
+    let out = run(&["call", "9196", "5", "500"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && text.contains("ANSWERED"), "{text}");
+    assert!(
+        text.contains("CALL ENDED") || text.contains("DONE"),
+        "{text}"
+    );
+    // A client that does not trust it is refused at the TLS handshake.
+    let out = Command::new("node")
+        .arg(client_dir().join("client.js"))
+        .arg(format!("wss://127.0.0.1:{secure}"))
+        .args(["1000@127.0.0.1", "1234", "login"])
+        .output()
+        .expect("run node");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("LOGIN OK"),
+        "an untrusted certificate was accepted"
+    );
+    // The same certificate after a reload.
+    assert!(sw.cmd("reload mod_verto").contains("+OK"));
+    assert_eq!(std::fs::read_to_string(&pem).unwrap(), first);
+    let out = run(&["login"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("LOGIN OK"), "{text}");
+    // Plain ws still serves beside it.
+    let (ok, out) = Node::client(plain, "1000@127.0.0.1", "1234", &["login"]).finish();
+    assert!(ok && out.contains("LOGIN OK"), "{out}");
+}
+
+#[test]
+fn webrtc_audio_comes_back_after_the_client_reconnects_and_reattaches_its_call() {
+    let (mut sw, port) = start();
+    let node = media_client(port, &["reattach", "9196"]);
+    let (sent, matched, out) = media_run(node, &sw);
+    assert_eq!(sent, 50, "{out}");
+    assert!(matched >= 35, "audio before the reconnect: {out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("REATTACHED "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let field = |name: &str| -> String {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+            .to_string()
+    };
+    assert!(
+        field("uuid").len() >= 32,
+        "the switch named the call: {line}"
+    );
+    assert_eq!(field("sent"), "50", "{line}");
+    let m2: usize = field("matched").parse().unwrap();
+    assert!(m2 >= 35, "audio after the reattach: {out}");
+    assert!(out.contains("CALL ENDED"), "{out}");
+    wait_until(&mut sw, "the call is gone", |sw| count(sw) == 0);
+}
+
+#[test]
+fn a_detached_call_is_punted_to_the_new_connection_and_another_user_is_refused() {
+    let (mut sw, port) = start();
+    let mut a = Raw::ws(port);
+    let r = a.login("1000@127.0.0.1", Some("sess-punt"));
+    assert_eq!(r["result"]["sessid"], "sess-punt", "{r}");
+    let uuid = a.invite(&mut sw, "call-p", "5900");
+    // Another user may not take the session.
+    let mut x = Raw::ws(port);
+    let r = x.login("1001@127.0.0.1", Some("sess-punt"));
+    assert_eq!(r["error"]["code"], -32001, "{r}");
+    assert_eq!(r["error"]["message"], "Session in use", "{r}");
+    x.node.expect("CLOSED");
+    // The same user from a new connection takes it; the old one is punted.
+    let mut b = Raw::ws(port);
+    let r = b.login("1000@127.0.0.1", Some("sess-punt"));
+    assert_eq!(r["result"]["sessid"], "sess-punt", "{r}");
+    a.request("verto.punt");
+    a.node.expect("CLOSED");
+    let ready = b.request("verto.clientReady");
+    assert_eq!(
+        ready["params"]["reattached_sessions"],
+        serde_json::json!([uuid])
+    );
+    let attach = b.request("verto.attach");
+    assert_eq!(attach["params"]["callID"], "call-p");
+    assert!(attach["params"]["sdp"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("v=0"));
+    assert_eq!(count(&mut sw), 1, "the call survived the punt");
+    // The new connection owns the call: display updates and the bye reach it.
+    let r = sw.cmd(&format!("uuid_display {uuid} Alice Cooper|1002"));
+    assert!(r.starts_with("+OK"), "{r}");
+    let d = b.request("verto.display");
+    assert_eq!(d["params"]["callID"], "call-p");
+    assert_eq!(d["params"]["display_name"], "Alice Cooper");
+    assert_eq!(d["params"]["display_number"], "1002");
+    let id = b.call(
+        "verto.bye",
+        serde_json::json!({"dialogParams": {"callID": "call-p"}}),
+    );
+    assert_eq!(b.reply(id)["result"]["message"], "CALL ENDED");
+    wait_until(&mut sw, "the call is gone", |sw| count(sw) == 0);
+}
+
+#[test]
+fn a_client_that_never_comes_back_loses_its_call_after_the_detach_timeout() {
+    let port = free_port();
+    let mut sw = start_verto(
+        &format!("127.0.0.1:{port}"),
+        r#"<param name="detach-timeout-sec" value="2"/>"#,
+        "",
+        &[],
+        dialplan(),
+    );
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP_COMPLETE")
+        .starts_with("+OK"));
+    let mut a = Raw::ws(port);
+    a.login("1000@127.0.0.1", None);
+    a.invite(&mut sw, "call-d", "5900");
+    let gone = Instant::now();
+    a.close();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(count(&mut sw), 1, "the call waits for its client");
+    let e = sw
+        .wait_event(WAIT, |e| e.name() == "CHANNEL_HANGUP_COMPLETE")
+        .expect("the call ends");
+    assert!(gone.elapsed() >= Duration::from_secs(2));
+    assert_eq!(e.get("Hangup-Cause"), Some("RECOVERY_ON_TIMER_EXPIRE"));
+}
+
+#[test]
+fn event_channels_carry_broadcasts_to_their_subscribers_only() {
+    let (_sw, port) = start();
+    let mut a = Raw::ws(port);
+    a.login("1000@127.0.0.1", None);
+    let mut b = Raw::ws(port);
+    b.login("1001@127.0.0.1", None);
+    let mut main = Raw::ws(port);
+    main.login("1001@127.0.0.1", None);
+    let mut limited = Raw::ws(port);
+    limited.login("1002@127.0.0.1", None);
+    for (c, ch) in [(&mut a, "room.1"), (&mut b, "room.1"), (&mut main, "room")] {
+        let id = c.call("verto.subscribe", serde_json::json!({"eventChannel": ch}));
+        let r = c.reply(id);
+        assert_eq!(
+            r["result"]["subscribedChannels"],
+            serde_json::json!([ch]),
+            "{r}"
+        );
+    }
+    // 1002 may use "room" channels only (jsonrpc-allowed-event-channels).
+    let id = limited.call(
+        "verto.subscribe",
+        serde_json::json!({"eventChannel": ["room.2", "lobby"]}),
+    );
+    let r = limited.reply(id);
+    assert_eq!(
+        r["result"]["subscribedChannels"],
+        serde_json::json!(["room.2"]),
+        "{r}"
+    );
+    assert_eq!(
+        r["result"]["unauthorizedChannels"],
+        serde_json::json!(["lobby"]),
+        "{r}"
+    );
+    let id = limited.call(
+        "verto.broadcast",
+        serde_json::json!({"eventChannel": "lobby", "data": {}}),
+    );
+    assert_eq!(limited.reply(id)["error"]["message"], "Permission Denied.");
+    // a broadcasts on room.1: a and b (room.1) and main (room) get it.
+    let id = a.call(
+        "verto.broadcast",
+        serde_json::json!({"eventChannel": "room.1", "data": {"text": "hello"}}),
+    );
+    assert!(a.reply(id)["result"].is_object());
+    for (c, sub) in [(&mut a, "room.1"), (&mut b, "room.1"), (&mut main, "room")] {
+        let e = c.request("verto.event");
+        assert_eq!(e["params"]["eventChannel"], "room.1", "{e}");
+        assert_eq!(e["params"]["subscribedChannel"], sub, "{e}");
+        assert_eq!(e["params"]["data"]["text"], "hello", "{e}");
+        assert_eq!(e["params"]["userid"], "1000@127.0.0.1", "{e}");
+        assert_eq!(e["params"]["eventSerno"], 0, "{e}");
+    }
+    // b unsubscribes: the next broadcast reaches a only, numbered 1.
+    let id = b.call(
+        "verto.unsubscribe",
+        serde_json::json!({"eventChannel": "room.1"}),
+    );
+    assert_eq!(
+        b.reply(id)["result"]["unsubscribedChannels"],
+        serde_json::json!(["room.1"])
+    );
+    let id = main.call(
+        "verto.unsubscribe",
+        serde_json::json!({"eventChannel": "room"}),
+    );
+    main.reply(id);
+    let id = limited.call(
+        "verto.broadcast",
+        serde_json::json!({"eventChannel": "room.1", "data": {"text": "second"}}),
+    );
+    assert!(limited.reply(id)["result"].is_object());
+    let e = a.request("verto.event");
+    assert_eq!(e["params"]["data"]["text"], "second");
+    assert_eq!(e["params"]["eventSerno"], 1);
+    assert_eq!(e["params"]["userid"], "1002@127.0.0.1");
+    // Nothing more reached b: its next frame is the reply to a ping.
+    let id = b.call("echo", serde_json::json!({"n": 1}));
+    let next = b.frame("any frame", |_| true);
+    assert_eq!(next["id"], id, "b got {next}");
+}
+
+#[test]
+fn chat_crosses_between_verto_users_and_from_the_switch() {
+    let (mut sw, port) = start();
+    let mut a = Raw::ws(port);
+    a.login("1000@127.0.0.1", None);
+    let mut b1 = Raw::ws(port);
+    b1.login("1001@127.0.0.1", None);
+    let mut b2 = Raw::ws(port);
+    b2.login("1001@127.0.0.1", None);
+    let id = a.call(
+        "verto.info",
+        serde_json::json!({"msg": {"to": "1001@127.0.0.1", "body": "Héllo ☎", "from_msg_name": "Al"}}),
+    );
+    assert_eq!(a.reply(id)["result"]["message"], "SENT");
+    // Every connection of the user gets it.
+    for b in [&mut b1, &mut b2] {
+        let m = b.request("verto.info");
+        assert_eq!(m["params"]["msg"]["from"], "1000@127.0.0.1", "{m}");
+        assert_eq!(m["params"]["msg"]["to"], "1001@127.0.0.1", "{m}");
+        assert_eq!(m["params"]["msg"]["body"], "Héllo ☎", "{m}");
+        assert_eq!(m["params"]["msg"]["from_msg_name"], "Al", "{m}");
+    }
+    // Nobody logged in as 1019: not delivered.
+    let id = a.call(
+        "verto.info",
+        serde_json::json!({"msg": {"to": "1019@127.0.0.1", "body": "x"}}),
+    );
+    assert_eq!(a.reply(id)["error"]["message"], "NOT DELIVERED");
+    // The switch's chat command reaches a verto user.
+    let r = sw.cmd("chat verto|system@127.0.0.1|1000@127.0.0.1|from the console");
+    assert!(r.starts_with("+OK"), "{r}");
+    let m = a.request("verto.info");
+    assert_eq!(m["params"]["msg"]["body"], "from the console");
+    assert_eq!(m["params"]["msg"]["from"], "system@127.0.0.1");
+}
+
+#[test]
+fn a_user_logged_in_twice_is_rung_on_both_and_the_first_answer_wins() {
+    let (mut sw, port) = start();
+    let mut c1 = Raw::ws(port);
+    let s1 = c1.login("1001@127.0.0.1", None)["result"]["sessid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c2 = Raw::ws(port);
+    let s2 = c2.login("1001@127.0.0.1", None)["result"]["sessid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let contact = sw.cmd("verto_contact 1001@127.0.0.1");
+    let mut got: Vec<&str> = contact.trim().split(',').collect();
+    got.sort();
+    let mut want = vec![format!("verto.rtc/u:{s1}"), format!("verto.rtc/u:{s2}")];
+    want.sort();
+    assert_eq!(got, want, "{contact}");
+    assert_eq!(
+        sw.cmd("verto_contact 1019@127.0.0.1").trim(),
+        "error/user_not_registered"
+    );
+    assert!(sw.cmd("/event plain BACKGROUND_JOB").starts_with("+OK"));
+    let r = sw.cmd("bgapi originate verto.rtc/1001@127.0.0.1 &park()");
+    assert!(r.contains("Job-UUID"), "{r}");
+    // Both ring; the second answers first.
+    let i1 = c1.request("verto.invite");
+    let i2 = c2.request("verto.invite");
+    assert!(i1["params"]["sdp"]
+        .as_str()
+        .unwrap()
+        .contains("a=ice-ufrag"));
+    assert_ne!(i1["params"]["callID"], i2["params"]["callID"]);
+    let id = c2.call(
+        "verto.answer",
+        serde_json::json!({"sdp": "v=0\r\n", "dialogParams": {"callID": i2["params"]["callID"]}}),
+    );
+    assert_eq!(c2.reply(id)["result"]["message"], "CALL ANSWERED");
+    let bye = c1.request("verto.bye");
+    assert_eq!(bye["params"]["callID"], i1["params"]["callID"]);
+    assert_eq!(bye["params"]["cause"], "LOSE_RACE");
+    // Too late for the first.
+    let id = c1.call(
+        "verto.answer",
+        serde_json::json!({"sdp": "v=0\r\n", "dialogParams": {"callID": i1["params"]["callID"]}}),
+    );
+    assert_eq!(c1.reply(id)["error"]["message"], "CALL DOES NOT EXIST");
+    let job = sw
+        .wait_event(WAIT, |e| e.name() == "BACKGROUND_JOB")
+        .expect("originate returned");
+    assert!(
+        job.body.as_deref().unwrap_or("").starts_with("+OK "),
+        "{}",
+        job.body.as_deref().unwrap_or("")
+    );
+    assert_eq!(count(&mut sw), 1);
+    assert!(sw.cmd("hupall NORMAL_CLEARING").starts_with("+OK"));
+    wait_until(&mut sw, "the call is gone", |sw| count(sw) == 0);
+    // One client declining while the other rings leaves the call ringing;
+    // when both have declined, the originate fails with the cause.
+    sw.cmd("bgapi originate verto.rtc/1001@127.0.0.1 &park()");
+    let i1 = c1.request("verto.invite");
+    let i2 = c2.request("verto.invite");
+    let id = c1.call(
+        "verto.bye",
+        serde_json::json!({"cause": "CALL_REJECTED", "dialogParams": {"callID": i1["params"]["callID"]}}),
+    );
+    assert_eq!(c1.reply(id)["result"]["message"], "CALL ENDED");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(&mut sw), 1, "still ringing the other client");
+    let id = c2.call(
+        "verto.bye",
+        serde_json::json!({"cause": "USER_BUSY", "dialogParams": {"callID": i2["params"]["callID"]}}),
+    );
+    assert_eq!(c2.reply(id)["result"]["message"], "CALL ENDED");
+    let job = sw
+        .wait_event(WAIT, |e| e.name() == "BACKGROUND_JOB")
+        .expect("originate returned");
+    assert!(
+        job.body
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("-ERR USER_BUSY"),
+        "{}",
+        job.body.as_deref().unwrap_or("")
+    );
+    wait_until(&mut sw, "all gone", |sw| count(sw) == 0);
 }

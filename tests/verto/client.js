@@ -13,7 +13,12 @@
 
 'use strict'
 
+const fs = require('fs')
 const WS = require('ws')
+
+// VERTO_CA=<pem file>: a wss server whose certificate is that one is
+// trusted (the switch's self-signed certificate).
+const tls = process.env.VERTO_CA ? { ca: fs.readFileSync(process.env.VERTO_CA) } : {}
 
 function say(...args) {
   console.log(...args)
@@ -22,7 +27,7 @@ function say(...args) {
 // Every frame in both directions, for the test to check codes.
 global.WebSocket = class extends WS {
   constructor(url) {
-    super(url)
+    super(url, tls)
     this.on('message', (data) => say('RECV ' + data.toString()))
   }
   send(data) {

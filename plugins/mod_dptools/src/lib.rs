@@ -14,6 +14,8 @@ use hotswitch_plugin_api::{
     PLAY_STOP_ON_ANY_DIGIT,
 };
 
+use std::fmt::Write as _;
+
 declare_module! {
     name: "mod_dptools",
     description: "Dialplan tools: the core applications",
@@ -127,7 +129,44 @@ fn load(m: &ModuleContext) -> Result<(), String> {
         m.add_application(name, desc, syntax, *flags, f)
             .map_err(|e| format!("{name}: {e}"))?;
     }
+    m.add_api(
+        "chat",
+        "Send a text message through a chat protocol",
+        "<proto>|<from>|<to>|<message>[|<content-type>]",
+        |args, out| {
+            let _ = out.write_str(&chat_api(args));
+        },
+    )
+    .map_err(|e| format!("chat: {e}"))?;
     Ok(())
+}
+
+/// FreeSWITCH's `chat <proto>|<from>|<to>|<message>[|<content-type>]`:
+/// the message goes out through the module serving `proto` (`sip`,
+/// `verto`, `gsmopen`).
+fn chat_api(args: &str) -> String {
+    let mut f = args.trim().splitn(5, '|');
+    let (Some(proto), Some(from), Some(to), Some(body)) = (f.next(), f.next(), f.next(), f.next())
+    else {
+        return "-ERR Usage: chat <proto>|<from>|<to>|<message>[|<content-type>]\n".into();
+    };
+    let mut headers = Vec::new();
+    if let Some(t) = f.next().filter(|t| !t.is_empty()) {
+        headers.push(("type".to_string(), t.to_string()));
+    }
+    let chat = hotswitch_plugin_api::Chat {
+        proto: proto.into(),
+        from: from.into(),
+        to: to.into(),
+        subject: String::new(),
+        body: body.into(),
+        hint: String::new(),
+        headers,
+    };
+    match ModuleContext::current().send_chat(&chat) {
+        Ok(()) => "+OK Sent\n".into(),
+        Err(e) => format!("-ERR Error! Message Not Sent ({e})\n"),
+    }
 }
 
 fn respond(s: &Session, text: &str) {

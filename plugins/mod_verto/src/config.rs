@@ -1,6 +1,7 @@
-//! `verto.conf`: profiles with FreeSWITCH's parameter names (`bind-local`,
-//! `userauth`, `blind-reg`, `force-register-domain`, `context`, `dialplan`,
-//! `rtp-ip`).
+//! `verto.conf`: profiles with FreeSWITCH's parameter names (`bind-local`
+//! with and without `secure="true"`, `secure-combined`, `secure-cert`,
+//! `secure-key`, `userauth`, `blind-reg`, `force-register-domain`,
+//! `context`, `dialplan`, `rtp-ip`) and the global `detach-timeout-sec`.
 
 use crate::conn::Settings;
 use quick_xml::events::{BytesStart, Event};
@@ -13,16 +14,38 @@ pub struct Profile {
     pub name: String,
     /// Plain WebSocket listeners (`bind-local` without `secure="true"`).
     pub binds: Vec<SocketAddr>,
+    /// TLS listeners (`bind-local` with `secure="true"`): wss.
+    pub secure_binds: Vec<SocketAddr>,
+    /// `secure-combined`: one PEM file with the certificate (chain) and its
+    /// key; generated, self-signed, when it does not exist.
+    pub secure_combined: Option<String>,
+    /// `secure-cert` / `secure-key`: the same in two files.
+    pub secure_cert: Option<String>,
+    pub secure_key: Option<String>,
     /// `rtp-ip`: where WebRTC media is offered (default: the first bind).
     pub rtp_ip: Option<IpAddr>,
     pub settings: Settings,
 }
 
 /// The whole section.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     pub profiles: Vec<Profile>,
     pub debug: bool,
+    /// `detach-timeout-sec`: how long an answered call outlives its
+    /// client's connection, waiting for the client to come back with its
+    /// session id (`verto.attach`). FreeSWITCH's default: 120.
+    pub detach_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            profiles: Vec::new(),
+            debug: false,
+            detach_timeout_secs: 120,
+        }
+    }
 }
 
 fn attr(e: &BytesStart, name: &str) -> Option<String> {
@@ -59,6 +82,10 @@ impl Config {
                     current = Some(Profile {
                         name: name.clone(),
                         binds: Vec::new(),
+                        secure_binds: Vec::new(),
+                        secure_combined: None,
+                        secure_cert: None,
+                        secure_key: None,
                         rtp_ip: None,
                         settings: Settings {
                             profile: name,
@@ -83,6 +110,12 @@ impl Config {
                     match current.as_mut() {
                         Some(p) => p.param(&name, &value, secure)?,
                         None if name == "debug" => config.debug = value != "0" && !value.is_empty(),
+                        None if name == "detach-timeout-sec" => {
+                            config.detach_timeout_secs = value
+                                .trim()
+                                .parse()
+                                .map_err(|e| format!("detach-timeout-sec {value}: {e}"))?;
+                        }
                         None => {}
                     }
                 }
@@ -98,18 +131,19 @@ impl Profile {
     fn param(&mut self, name: &str, value: &str, secure: bool) -> Result<(), String> {
         let s = &mut self.settings;
         match name {
-            "bind-local" if secure => {
-                log::warn!(
-                    "profile {}: secure bind-local {value} is not supported yet (no wss)",
-                    self.name
-                );
-            }
             "bind-local" => {
                 let addr = value
                     .parse()
                     .map_err(|e| format!("profile {}: bind-local {value}: {e}", self.name))?;
-                self.binds.push(addr);
+                if secure {
+                    self.secure_binds.push(addr);
+                } else {
+                    self.binds.push(addr);
+                }
             }
+            "secure-combined" if !value.is_empty() => self.secure_combined = Some(value.into()),
+            "secure-cert" if !value.is_empty() => self.secure_cert = Some(value.into()),
+            "secure-key" if !value.is_empty() => self.secure_key = Some(value.into()),
             "rtp-ip" => {
                 let ip = value
                     .parse()
@@ -148,6 +182,7 @@ mod tests {
         let p = &c.profiles[0];
         assert_eq!(p.name, "ws");
         assert_eq!(p.binds, vec!["127.0.0.1:8081".parse().unwrap()]);
+        assert_eq!(p.secure_binds, vec!["127.0.0.1:8082".parse().unwrap()]);
         assert!(p.settings.userauth && !p.settings.blind_reg);
         assert_eq!(p.settings.context, "public");
         assert_eq!(p.settings.force_domain.as_deref(), Some("example.org"));

@@ -3,6 +3,7 @@
 //! sockets and no clock; the shell feeds it frames and the switch's news
 //! (answered, hung up, an outbound call) and sends what it returns.
 
+use crate::endpoint::ClientCall;
 use crate::rpc::{self, str_of};
 use hotswitch_plugin_api::CallCause;
 use serde_json::{json, Map, Value};
@@ -17,16 +18,65 @@ pub trait Switch {
     /// Creates the inbound session of a `verto.invite` and starts routing
     /// it; its uuid, or why not.
     fn invite(&mut self, invite: &Invite) -> Result<String, String>;
-    /// The client answered the outbound call `uuid` with `sdp`.
-    fn answer(&mut self, uuid: &str, sdp: &str) -> bool;
-    /// The client hung up call `uuid`; false when there is no such call.
-    fn hangup(&mut self, uuid: &str, cause: CallCause) -> bool;
+    /// The client `by` answered the switch's offer on call `uuid` with
+    /// `sdp` (an outbound call's `verto.answer`, a reattached call's
+    /// `verto.attach`); false when that offer is not (or no longer) open.
+    fn answer(&mut self, uuid: &str, by: &ClientCall, sdp: &str) -> bool;
+    /// The client `by` hung up or declined call `uuid`; false when there is
+    /// no such call.
+    fn hangup(&mut self, uuid: &str, by: &ClientCall, cause: CallCause) -> bool;
     /// The client sent digits on call `uuid`.
     fn dtmf(&mut self, uuid: &str, digits: &str) -> bool;
     /// The client put call `uuid` on hold or took it off.
     fn hold(&mut self, uuid: &str, held: bool) -> bool;
     /// A login was accepted or refused (FreeSWITCH's `verto::login` event).
     fn login_event(&mut self, login: &str, sessid: Option<&str>, result: &str);
+    /// Binds client session `sessid` of `user` to this connection. When an
+    /// earlier connection of the same session is still open it is punted;
+    /// the answered calls the session carries come back to be reattached.
+    /// `None` when the session belongs to another user.
+    fn bind_session(&mut self, sessid: &str, user: &str) -> Option<Vec<Reattach>>;
+    /// Subscribes this connection to an event channel.
+    fn subscribe(&mut self, user: &str, channel: &str) -> Subscribed;
+    /// Unsubscribes; false when it was not subscribed.
+    fn unsubscribe(&mut self, channel: &str) -> bool;
+    /// `verto.broadcast`: delivers `event` (with `eventChannel`) to the
+    /// channel's subscribers; false when `user` may not use the channel.
+    fn broadcast(&mut self, user: &str, event: Value) -> bool;
+    /// A chat message from the client (`verto.info` with `msg`); false when
+    /// it could not be delivered.
+    fn chat(&mut self, chat: &ChatOut) -> bool;
+}
+
+/// A call the client's session carries, offered again on a new connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reattach {
+    pub call_id: String,
+    pub uuid: String,
+    /// The switch's new offer.
+    pub sdp: String,
+}
+
+/// What a subscription request found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subscribed {
+    Now,
+    Already,
+    Unauthorized,
+}
+
+/// A chat message a client sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatOut {
+    /// Chat protocol: `verto`, or what `to` names before a `+`
+    /// (`sip+1001@example.org`).
+    pub proto: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    /// `from_*` and `to_*` members of the message, and `call_id` when sent
+    /// in a dialog.
+    pub headers: Vec<(String, String)>,
 }
 
 /// The profile settings a connection follows.
@@ -55,6 +105,8 @@ pub struct Invite {
     pub domain: String,
     pub context: String,
     pub dialplan: String,
+    /// The client's session.
+    pub sessid: String,
 }
 
 #[derive(Clone, Debug)]
@@ -77,6 +129,10 @@ pub struct Conn {
     sessid: Option<String>,
     calls: HashMap<String, Call>,
     next_id: u64,
+    /// The session is bound to this connection.
+    bound: bool,
+    /// The connection must close (its session was refused).
+    close: bool,
 }
 
 impl Conn {
@@ -88,7 +144,14 @@ impl Conn {
             sessid: None,
             calls: HashMap::new(),
             next_id: 0,
+            bound: false,
+            close: false,
         }
+    }
+
+    /// True once the connection must be closed.
+    pub fn must_close(&self) -> bool {
+        self.close
     }
 
     /// `user@domain` once logged in.
@@ -150,14 +213,52 @@ impl Conn {
             let who = str_of(params, "login").unwrap_or("").to_string();
             match self.authenticate(params, sw) {
                 Ok(login) => {
-                    if self.sessid.is_none() {
-                        let sessid = str_of(params, "sessid").unwrap_or(new_sessid);
-                        self.sessid = Some(sessid.to_string());
+                    let mut reattach = Vec::new();
+                    if !self.bound {
+                        let sessid = str_of(params, "sessid")
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or(new_sessid)
+                            .to_string();
+                        let uid = format!("{}@{}", login.user, login.domain);
+                        match sw.bind_session(&sessid, &uid) {
+                            Some(r) => reattach = r,
+                            None => {
+                                self.close = true;
+                                sw.login_event(&who, None, "Session in use");
+                                return Some(rpc::error(
+                                    &id,
+                                    rpc::CODE_AUTH_FAILED,
+                                    "Session in use",
+                                ));
+                            }
+                        }
+                        self.sessid = Some(sessid);
+                        self.bound = true;
                     }
                     sw.login_event(&who, self.sessid.as_deref(), "Logged in");
                     self.login = Some(login);
-                    if logging_in {
-                        after.push(self.request("verto.clientReady", Map::new()));
+                    for r in &reattach {
+                        self.calls.insert(
+                            r.call_id.clone(),
+                            Call {
+                                uuid: r.uuid.clone(),
+                                held: false,
+                            },
+                        );
+                    }
+                    if logging_in || !reattach.is_empty() {
+                        let mut p = Map::new();
+                        p.insert(
+                            "reattached_sessions".into(),
+                            json!(reattach.iter().map(|r| r.uuid.as_str()).collect::<Vec<_>>()),
+                        );
+                        after.push(self.request("verto.clientReady", p));
+                    }
+                    for r in reattach {
+                        let mut p = Map::new();
+                        p.insert("callID".into(), json!(r.call_id));
+                        p.insert("sdp".into(), json!(r.sdp));
+                        after.push(self.request("verto.attach", p));
                     }
                 }
                 Err((code, message)) => {
@@ -183,9 +284,13 @@ impl Conn {
             "echo" => Ok(params.clone()),
             "verto.invite" => self.invite(params, sw),
             "verto.answer" => self.answer(params, sw),
+            "verto.attach" => self.attach(params, sw),
             "verto.bye" => self.bye(params, sw),
             "verto.info" => self.info(params, sw),
             "verto.modify" => self.modify(params, sw),
+            "verto.subscribe" => self.subscribe(params, sw),
+            "verto.unsubscribe" => self.unsubscribe(params, sw),
+            "verto.broadcast" => self.broadcast(params, sw),
             _ => {
                 return Some(rpc::error(
                     &id,
@@ -279,6 +384,7 @@ impl Conn {
                 .clone()
                 .unwrap_or_else(|| self.settings.context.clone()),
             dialplan: self.settings.dialplan.clone(),
+            sessid: self.sessid.clone().unwrap_or_default(),
         };
         match sw.invite(&invite) {
             Ok(uuid) => {
@@ -298,11 +404,107 @@ impl Conn {
         let Some(sdp) = str_of(params, "sdp") else {
             return Err(json!({ "message": "SDP missing" }));
         };
+        let by = self.client_call(call_id);
         match self.calls.get(call_id) {
-            Some(c) if sw.answer(&c.uuid, sdp) => {
+            Some(c) if sw.answer(&c.uuid, &by, sdp) => {
                 Ok(json!({ "message": "CALL ANSWERED", "callID": call_id }))
             }
             _ => Err(json!({ "message": "CALL DOES NOT EXIST", "callID": call_id })),
+        }
+    }
+
+    /// `verto.attach`: the client's answer to the switch's offer for a call
+    /// its session carried over from an earlier connection.
+    fn attach(&mut self, params: &Value, sw: &mut dyn Switch) -> Result<Value, Value> {
+        if params.as_object().is_none_or(|o| o.is_empty()) {
+            return Err(json!({ "message": "Params data missing" }));
+        }
+        let dialog = dialog(params)?;
+        let Some(sdp) = str_of(params, "sdp") else {
+            return Err(json!({ "message": "SDP missing" }));
+        };
+        let call_id = call_id(dialog)?;
+        let by = self.client_call(call_id);
+        match self.calls.get(call_id) {
+            Some(c) if sw.answer(&c.uuid, &by, sdp) => Ok(json!({})),
+            _ => Err(json!({ "message": "CALL DOES NOT EXIST" })),
+        }
+    }
+
+    fn client_call(&self, call_id: &str) -> ClientCall {
+        ClientCall {
+            sessid: self.sessid.clone().unwrap_or_default(),
+            call_id: call_id.to_string(),
+        }
+    }
+
+    /// `verto.subscribe` to one channel or a list: the result lists them
+    /// under `subscribedChannels`, `alreadySubscribedChannels` and
+    /// `unauthorizedChannels`; an error when none was subscribed.
+    fn subscribe(&mut self, params: &Value, sw: &mut dyn Switch) -> Result<Value, Value> {
+        let user = self.user().unwrap_or_default();
+        let (mut now, mut already, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        for ch in channels(params) {
+            match sw.subscribe(&user, ch) {
+                Subscribed::Now => now.push(ch),
+                Subscribed::Already => already.push(ch),
+                Subscribed::Unauthorized => refused.push(ch),
+            }
+        }
+        let mut r = Map::new();
+        for (k, v) in [
+            ("subscribedChannels", &now),
+            ("unauthorizedChannels", &refused),
+            ("alreadySubscribedChannels", &already),
+        ] {
+            if !v.is_empty() {
+                r.insert(k.into(), json!(v));
+            }
+        }
+        if now.is_empty() {
+            Err(Value::Object(r))
+        } else {
+            Ok(Value::Object(r))
+        }
+    }
+
+    fn unsubscribe(&mut self, params: &Value, sw: &mut dyn Switch) -> Result<Value, Value> {
+        let (mut gone, mut not) = (Vec::new(), Vec::new());
+        for ch in channels(params) {
+            if sw.unsubscribe(ch) {
+                gone.push(ch);
+            } else {
+                not.push(ch);
+            }
+        }
+        let mut r = Map::new();
+        if !gone.is_empty() {
+            r.insert("unsubscribedChannels".into(), json!(gone));
+        }
+        if !not.is_empty() {
+            r.insert("notSubscribedChannels".into(), json!(not));
+        }
+        if gone.is_empty() && !not.is_empty() {
+            Err(Value::Object(r))
+        } else {
+            Ok(Value::Object(r))
+        }
+    }
+
+    /// `verto.broadcast`: the params, with the sender's `userid` and
+    /// `sessid`, go to every subscriber of `eventChannel` as `verto.event`.
+    fn broadcast(&mut self, params: &Value, sw: &mut dyn Switch) -> Result<Value, Value> {
+        if str_of(params, "eventChannel").is_none_or(str::is_empty) {
+            return Err(json!({ "message": "eventChannel not specified." }));
+        }
+        let user = self.user().unwrap_or_default();
+        let mut event = params.clone();
+        event["userid"] = json!(user);
+        event["sessid"] = json!(self.sessid.clone().unwrap_or_default());
+        if sw.broadcast(&user, event) {
+            Ok(json!({}))
+        } else {
+            Err(json!({ "message": "Permission Denied." }))
         }
     }
 
@@ -320,8 +522,9 @@ impl Conn {
                 c.name().map(|_| c).filter(|c| *c != CallCause::NONE)
             })
             .unwrap_or(CallCause::NORMAL_CLEARING);
+        let by = self.client_call(&call_id);
         match self.calls.remove(&call_id) {
-            Some(c) if sw.hangup(&c.uuid, cause) => Ok(json!({
+            Some(c) if sw.hangup(&c.uuid, &by, cause) => Ok(json!({
                 "callID": call_id,
                 "message": "CALL ENDED",
                 "causeCode": cause.0,
@@ -331,22 +534,65 @@ impl Conn {
         }
     }
 
+    /// `verto.info`: DTMF on a call (`dtmf`), and chat (`msg` with `to`
+    /// and `body`, in or outside a call).
     fn info(&mut self, params: &Value, sw: &mut dyn Switch) -> Result<Value, Value> {
-        let call_id = call_id(dialog(params)?)?;
-        let Some(call) = self.calls.get(call_id) else {
-            return Err(json!({ "message": "CALL DOES NOT EXIST", "callID": call_id }));
-        };
-        match str_of(params, "dtmf") {
-            Some(digits) => {
-                let digits: String = digits.chars().filter(|c| is_dtmf(*c)).collect();
-                if sw.dtmf(&call.uuid, &digits) {
-                    Ok(json!({ "message": "SENT" }))
-                } else {
-                    Err(json!({ "message": "CALL DOES NOT EXIST", "callID": call_id }))
-                }
-            }
-            None => Ok(json!({ "message": "SENT" })),
+        if params.as_object().is_none_or(|o| o.is_empty()) {
+            return Err(json!({ "message": "Params data missing" }));
         }
+        let in_call = params
+            .get("dialogParams")
+            .and_then(|d| str_of(d, "callID"))
+            .filter(|c| !c.is_empty());
+        let mut reply = json!({});
+        if let (Some(call_id), Some(digits)) = (in_call, str_of(params, "dtmf")) {
+            let Some(call) = self.calls.get(call_id) else {
+                return Err(json!({ "message": "CALL DOES NOT EXIST", "callID": call_id }));
+            };
+            let digits: String = digits.chars().filter(|c| is_dtmf(*c)).collect();
+            if !sw.dtmf(&call.uuid, &digits) {
+                return Err(json!({ "message": "CALL DOES NOT EXIST", "callID": call_id }));
+            }
+            reply = json!({ "message": "SENT" });
+        }
+        if let Some(msg) = params.get("msg") {
+            let to = str_of(msg, "to").unwrap_or("");
+            let body = str_of(msg, "body").unwrap_or("");
+            if to.is_empty() || body.is_empty() {
+                return Err(json!({ "message": "INVALID MESSAGE to and body params required" }));
+            }
+            let (proto, to) = match to.split_once('+') {
+                Some((p, t)) if !p.is_empty() => (p, t),
+                _ => ("verto", to),
+            };
+            let mut headers: Vec<(String, String)> = msg
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| k.starts_with("from_") || k.starts_with("to_"))
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect();
+            let in_dialog = match msg.get("inDialog") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => matches!(s.as_str(), "true" | "yes" | "1"),
+                _ => false,
+            };
+            if let (true, Some(call_id)) = (in_dialog, in_call) {
+                headers.push(("call_id".into(), call_id.into()));
+            }
+            let chat = ChatOut {
+                proto: proto.into(),
+                from: self.user().unwrap_or_default(),
+                to: to.into(),
+                body: body.into(),
+                headers,
+            };
+            if !sw.chat(&chat) {
+                return Err(json!({ "message": "NOT DELIVERED", "to": to }));
+            }
+            reply = json!({ "message": "SENT" });
+        }
+        Ok(reply)
     }
 
     /// `verto.modify`: hold, unhold and toggleHold; other actions only
@@ -449,10 +695,36 @@ impl Conn {
         Some(self.request("verto.info", p))
     }
 
-    /// The socket closed: the calls still up, as `(callID, uuid)`, for the
-    /// shell to hang up.
-    pub fn closed(&mut self) -> Vec<(String, String)> {
-        self.calls.drain().map(|(k, c)| (k, c.uuid)).collect()
+    /// A request of the switch's (display, punt, chat, events).
+    pub fn notify(&mut self, method: &str, params: Map<String, Value>) -> String {
+        self.request(method, params)
+    }
+
+    /// The switch updated the display of call `call_id`: the
+    /// `verto.display` to send.
+    pub fn display(&mut self, call_id: &str, name: &str, number: &str) -> Option<String> {
+        self.calls.get(call_id)?;
+        let mut p = Map::new();
+        p.insert("callID".into(), json!(call_id));
+        p.insert("display_name".into(), json!(name));
+        p.insert("display_number".into(), json!(number));
+        Some(self.request("verto.display", p))
+    }
+
+    /// The socket closed: the client session and its calls as `(callID,
+    /// uuid)`, for the shell to detach or hang up.
+    pub fn closed(&mut self) -> (Option<String>, Vec<(String, String)>) {
+        let calls = self.calls.drain().map(|(k, c)| (k, c.uuid)).collect();
+        (self.sessid.clone().filter(|_| self.bound), calls)
+    }
+}
+
+/// The `eventChannel` of a (un)subscription: one name or a list.
+fn channels(params: &Value) -> Vec<&str> {
+    match params.get("eventChannel") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -1,18 +1,23 @@
 //! # mod_verto — the WebSocket endpoint
 //!
-//! Browsers and apps log in over a WebSocket and place calls with verto's
-//! JSON-RPC 2.0 methods (`login`, `verto.invite`, `verto.answer`,
-//! `verto.bye`, `verto.info`, `verto.modify`), as FreeSWITCH's mod_verto
-//! speaks them; the switch calls them through `verto.rtc/<user>@<domain>`.
-//! Profiles come from `verto.conf`. Media is WebRTC (ICE-lite, DTLS-SRTP,
-//! PCMU/PCMA); an offer str0m cannot accept gets a placeholder answer and
-//! the call reads silence.
+//! Browsers and apps log in over a WebSocket (ws or wss) and place calls
+//! with verto's JSON-RPC 2.0 methods (`login`, `verto.invite`,
+//! `verto.answer`, `verto.attach`, `verto.bye`, `verto.info` for DTMF and
+//! chat, `verto.modify`, `verto.subscribe`, `verto.unsubscribe`,
+//! `verto.broadcast`), as FreeSWITCH's mod_verto speaks them; the switch
+//! sends `verto.media`, `verto.display`, `verto.punt`, `verto.event` and
+//! calls them through `verto.rtc/<user>@<domain>` (every client of the
+//! user) or `verto.rtc/u:<sessid>`. Profiles come from `verto.conf`. Media
+//! is WebRTC (ICE-lite, DTLS-SRTP, PCMU/PCMA); an offer str0m cannot accept
+//! gets a placeholder answer and the call reads silence.
 //!
 //! - [`rpc`]: JSON-RPC 2.0 shapes and verto's error codes.
 //! - [`conn`]: one client connection as a sans-IO state machine.
 //! - [`endpoint`]: the `verto.rtc` endpoint the core calls.
 //! - [`media`], [`g711`]: WebRTC media (str0m) and its audio.
-//! - [`shell`]: listeners and connections on the module's runtime thread.
+//! - [`shell`]: listeners and connections on the module's runtime thread,
+//!   client sessions, event channels, chat.
+//! - [`tls`]: the wss certificate (generated when missing).
 //! - [`config`]: reading `verto.conf`.
 
 pub mod config;
@@ -22,8 +27,9 @@ pub mod g711;
 pub mod media;
 pub mod rpc;
 pub mod shell;
+pub mod tls;
 
-use hotswitch_plugin_api::{declare_module, ModuleContext, Status};
+use hotswitch_plugin_api::{declare_module, Chat, ModuleContext, Status};
 use std::fmt::Write as _;
 
 declare_module! {
@@ -50,17 +56,38 @@ fn load(m: &ModuleContext) -> Result<(), String> {
         "The dial string of a logged-in verto user",
         "<user>@<domain>",
         |args, out| {
-            let user = args.trim();
-            let reply = if shell::client_of(user).is_some() {
-                format!("verto.rtc/{user}")
-            } else {
-                "error/user_not_registered".into()
-            };
-            let _ = out.write_str(&reply);
+            let _ = out.write_str(&contact(args.trim()));
         },
     )
     .map_err(|e| format!("verto_contact api: {e}"))?;
+    m.add_chat("verto", chat)
+        .map_err(|e| format!("verto chat: {e}"))?;
     Ok(())
+}
+
+/// `verto_contact <user>@<domain>`: `verto.rtc/u:<sessid>` for every
+/// connection logged in as the user, comma-separated (rung at once by a
+/// bridge), as FreeSWITCH has it; `error/user_not_registered` when none.
+fn contact(user: &str) -> String {
+    let found: Vec<String> = shell::clients_for(user)
+        .into_iter()
+        .map(|(sessid, _)| format!("verto.rtc/u:{sessid}"))
+        .collect();
+    if found.is_empty() {
+        "error/user_not_registered".into()
+    } else {
+        found.join(",")
+    }
+}
+
+/// The `verto` chat protocol: the message goes to every connection of
+/// the recipient as `verto.info` with `msg`.
+fn chat(c: &Chat) -> Status {
+    if shell::deliver_chat(&c.from, &c.to, &c.body, &c.headers) > 0 {
+        Status::SUCCESS
+    } else {
+        Status::FALSE
+    }
 }
 
 fn runtime(_m: &ModuleContext) -> Status {

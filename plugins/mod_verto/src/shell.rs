@@ -1,30 +1,44 @@
 //! The module's I/O shell around [`Conn`]: listeners bound at load (a busy
 //! port fails the load), a single-threaded tokio runtime on the module's
-//! runtime thread serving every WebSocket connection, and the stop at
-//! unload that ends the runtime — listeners, connections and their tasks
-//! are dropped before the runtime thread returns.
+//! runtime thread serving every WebSocket connection (wss through rustls),
+//! and the stop at unload that ends the runtime — listeners, connections
+//! and their tasks are dropped before the runtime thread returns.
+//!
+//! It also keeps what outlives one connection: client sessions (`sessid`)
+//! and the answered calls they carry, so a client that reconnects within
+//! `detach-timeout-sec` gets its calls back (`verto.attach`) and an older
+//! connection of the same session is punted (`verto.punt`); event-channel
+//! subscriptions (`verto.subscribe` / `verto.broadcast` → `verto.event`);
+//! chat delivery to every connection of a user.
 
 use crate::config::{Config, Profile};
-use crate::conn::{Conn, Invite, Switch};
-use crate::endpoint::{self, Leg, PLACEHOLDER_SDP};
-use crate::media;
+use crate::conn::{ChatOut, Conn, Invite, Reattach, Subscribed, Switch};
+use crate::endpoint::{self, Accepted, ClientCall, Leg, Withdrawn, PLACEHOLDER_SDP};
+use crate::{media, tls};
 use futures_util::{SinkExt, StreamExt};
 use hotswitch_plugin_api::{
-    CallCause, ChannelState, ModuleContext, Profile as CallerProfile, Status,
+    CallCause, ChannelState, Chat, ModuleContext, Profile as CallerProfile, Status,
 };
-use std::collections::HashMap;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The largest message a client may send (FreeSWITCH's clients send SDP
 /// of a few KiB); a bigger one closes the connection.
 const MAX_MESSAGE: usize = 256 * 1024;
+
+/// How long a client has for the TLS and WebSocket handshakes.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// Event ids (FreeSWITCH's numbering) this module fires.
 const EV_CUSTOM: u32 = 0;
@@ -50,6 +64,19 @@ pub enum ToConn {
         caller_id_number: String,
         sdp: String,
     },
+    /// The far party's name and number changed.
+    Display {
+        call_id: String,
+        name: String,
+        number: String,
+    },
+    /// A newer connection took the client's session: say so and close.
+    Punt,
+    /// A request to pass on as it is (`verto.event`, chat's `verto.info`).
+    Request {
+        method: &'static str,
+        params: Map<String, Value>,
+    },
 }
 
 struct Client {
@@ -58,14 +85,38 @@ struct Client {
     rtp_ip: IpAddr,
     /// `user@domain` once logged in.
     user: Option<String>,
+    /// Its client session once logged in.
+    sessid: Option<String>,
+}
+
+/// A client session: the connection it is on (none while detached) and
+/// the answered calls it carries.
+struct Sess {
+    conn: Option<u64>,
+    user: String,
+    calls: HashSet<String>,
+    detached_at: Option<Instant>,
+}
+
+struct Sub {
+    conn: u64,
+    serno: u64,
+}
+
+#[derive(Default)]
+struct State {
+    clients: HashMap<u64, Client>,
+    sessions: HashMap<String, Sess>,
+    channels: HashMap<String, Vec<Sub>>,
+    detach_timeout: Duration,
 }
 
 struct Prepared {
-    listeners: Vec<(Arc<Profile>, std::net::TcpListener)>,
+    listeners: Vec<(Arc<Profile>, std::net::TcpListener, Option<TlsAcceptor>)>,
     stop: watch::Receiver<bool>,
 }
 
-static CLIENTS: Mutex<Option<HashMap<u64, Client>>> = Mutex::new(None);
+static STATE: Mutex<Option<State>> = Mutex::new(None);
 static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
 static STOP: Mutex<Option<watch::Sender<bool>>> = Mutex::new(None);
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -76,20 +127,112 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Runs `f` on the module's state (none once stopped).
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    lock(&STATE).as_mut().map(f)
+}
+
 /// A fresh uuid (session ids, outbound call ids).
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// The queue of a connection logged in as `user@domain`, and where its
-/// media goes.
-pub fn client_of(user: &str) -> Option<(UnboundedSender<ToConn>, IpAddr)> {
-    lock(&CLIENTS).as_ref()?.values().find_map(|c| {
-        c.user
-            .as_deref()
-            .filter(|u| u.eq_ignore_ascii_case(user))
-            .map(|_| (c.tx.clone(), c.rtp_ip))
+/// Queues `m` for the connection that carries client session `sessid`
+/// (dropped while the session is detached).
+pub fn send_to(sessid: &str, m: ToConn) {
+    with_state(|st| {
+        let conn = st.sessions.get(sessid).and_then(|s| s.conn)?;
+        st.clients.get(&conn).map(|c| c.tx.send(m))
+    });
+}
+
+/// The client sessions a `verto.rtc` dial string reaches, and where their
+/// media goes: `u:<sessid>` one session, `<user>@<domain>` every
+/// connection logged in as that user.
+pub fn clients_for(target: &str) -> Vec<(String, IpAddr)> {
+    with_state(|st| {
+        st.clients
+            .values()
+            .filter_map(|c| {
+                let sessid = c.sessid.as_ref()?;
+                let hit = match target.strip_prefix("u:") {
+                    Some(id) => sessid == id,
+                    None => c
+                        .user
+                        .as_deref()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(target)),
+                };
+                hit.then(|| (sessid.clone(), c.rtp_ip))
+            })
+            .collect()
     })
+    .unwrap_or_default()
+}
+
+/// The session `sessid` carries answered call `uuid`.
+fn own_call(sessid: &str, uuid: &str) {
+    with_state(|st| {
+        if let Some(s) = st.sessions.get_mut(sessid) {
+            s.calls.insert(uuid.to_string());
+        }
+    });
+}
+
+/// Call `uuid` of session `sessid` ended.
+pub fn call_gone(sessid: &str, uuid: &str) {
+    with_state(|st| {
+        let Some(s) = st.sessions.get_mut(sessid) else {
+            return;
+        };
+        s.calls.remove(uuid);
+        if s.conn.is_none() && s.calls.is_empty() {
+            st.sessions.remove(sessid);
+        }
+    });
+}
+
+/// Delivers a chat message to every connection logged in as `to`; how
+/// many got it.
+pub fn deliver_chat(from: &str, to: &str, body: &str, headers: &[(String, String)]) -> usize {
+    let mut msg = Map::new();
+    msg.insert("from".into(), json!(from));
+    msg.insert("to".into(), json!(to));
+    msg.insert("body".into(), json!(body));
+    let mut call_id = None;
+    for (k, v) in headers {
+        if k.starts_with("from_") || k.starts_with("to_") {
+            msg.insert(k.clone(), json!(v));
+        } else if k == "call_id" {
+            call_id = Some(v.clone());
+        }
+    }
+    with_state(|st| {
+        let mut hits = 0;
+        for c in st.clients.values() {
+            if c.sessid.is_some()
+                && c.user
+                    .as_deref()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(to))
+            {
+                let mut params = Map::new();
+                if let Some(id) = &call_id {
+                    params.insert("callID".into(), json!(id));
+                }
+                params.insert("msg".into(), Value::Object(msg.clone()));
+                if c.tx
+                    .send(ToConn::Request {
+                        method: "verto.info",
+                        params,
+                    })
+                    .is_ok()
+                {
+                    hits += 1;
+                }
+            }
+        }
+        hits
+    })
+    .unwrap_or(0)
 }
 
 /// Runs `f` in the module's runtime (to start tasks from a host thread).
@@ -106,23 +249,38 @@ fn rtp_ip(p: &Profile) -> IpAddr {
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
 }
 
-/// Load: binds every profile's listeners.
+/// Load: binds every profile's listeners (and reads or makes the
+/// certificate of its secure ones).
 pub fn prepare(config: Config) -> Result<(), String> {
     let mut listeners = Vec::new();
     for p in config.profiles {
         let p = Arc::new(p);
-        for addr in &p.binds {
+        let acceptor = if p.secure_binds.is_empty() {
+            None
+        } else {
+            Some(tls::acceptor(&p).map_err(|e| format!("profile {}: {e}", p.name))?)
+        };
+        let all = p
+            .binds
+            .iter()
+            .map(|a| (*a, None))
+            .chain(p.secure_binds.iter().map(|a| (*a, acceptor.clone())));
+        for (addr, tls) in all {
             let l = std::net::TcpListener::bind(addr)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
                 .map_err(|e| format!("profile {}: cannot bind {addr}: {e}", p.name))?;
-            log::info!("verto profile {} listening on ws://{addr}", p.name);
-            listeners.push((p.clone(), l));
+            let scheme = if tls.is_some() { "wss" } else { "ws" };
+            log::info!("verto profile {} listening on {scheme}://{addr}", p.name);
+            listeners.push((p.clone(), l, tls));
         }
     }
     let (tx, rx) = watch::channel(false);
     STOPPING.store(false, Ordering::Release);
     *lock(&STOP) = Some(tx);
-    *lock(&CLIENTS) = Some(HashMap::new());
+    *lock(&STATE) = Some(State {
+        detach_timeout: Duration::from_secs(config.detach_timeout_secs),
+        ..State::default()
+    });
     *lock(&PREPARED) = Some(Prepared {
         listeners,
         stop: rx,
@@ -154,7 +312,7 @@ pub fn run() -> Status {
     *lock(&RUNTIME) = None;
     // Drops every connection task (and its socket) still pending.
     drop(rt);
-    *lock(&CLIENTS) = None;
+    *lock(&STATE) = None;
     log::info!("mod_verto stopped");
     Status::TERM
 }
@@ -173,14 +331,15 @@ async fn serve(p: Prepared) {
         listeners,
         mut stop,
     } = p;
-    for (profile, l) in listeners {
+    for (profile, l, tls) in listeners {
         match TcpListener::from_std(l) {
             Ok(l) => {
-                tokio::spawn(accept(profile, l));
+                tokio::spawn(accept(profile, l, tls));
             }
             Err(e) => log::error!("profile {}: {e}", profile.name),
         }
     }
+    tokio::spawn(expire_detached());
     while !*stop.borrow() {
         if stop.changed().await.is_err() {
             break;
@@ -188,15 +347,57 @@ async fn serve(p: Prepared) {
     }
 }
 
-async fn accept(profile: Arc<Profile>, l: TcpListener) {
+/// Hangs up the calls of sessions detached for longer than
+/// `detach-timeout-sec` (FreeSWITCH's cause: RECOVERY_ON_TIMER_EXPIRE).
+async fn expire_detached() {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let expired: Vec<(String, Vec<String>)> = with_state(|st| {
+            let limit = st.detach_timeout;
+            let gone: Vec<String> = st
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.detached_at.is_some_and(|t| t.elapsed() >= limit))
+                .map(|(id, _)| id.clone())
+                .collect();
+            gone.into_iter()
+                .filter_map(|id| {
+                    let s = st.sessions.remove(&id)?;
+                    Some((id, s.calls.into_iter().collect()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+        for (sessid, calls) in expired {
+            for uuid in calls {
+                log::info!("verto session {sessid} did not come back: hanging up {uuid}");
+                if let Some(s) = ModuleContext::current().session_locate(&uuid) {
+                    s.hangup(CallCause::RECOVERY_ON_TIMER_EXPIRE);
+                }
+            }
+        }
+    }
+}
+
+async fn accept(profile: Arc<Profile>, l: TcpListener, tls: Option<TlsAcceptor>) {
     loop {
         match l.accept().await {
             Ok((s, peer)) => {
-                tokio::spawn(client(profile.clone(), s, peer));
+                let profile = profile.clone();
+                match tls.clone() {
+                    None => tokio::spawn(client(profile, s, peer)),
+                    Some(tls) => tokio::spawn(async move {
+                        match tokio::time::timeout(HANDSHAKE, tls.accept(s)).await {
+                            Ok(Ok(s)) => client(profile, s, peer).await,
+                            Ok(Err(e)) => log::info!("verto {peer}: TLS handshake failed: {e}"),
+                            Err(_) => log::info!("verto {peer}: TLS handshake timed out"),
+                        }
+                    }),
+                };
             }
             Err(e) => {
                 log::debug!("verto accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
@@ -204,51 +405,53 @@ async fn accept(profile: Arc<Profile>, l: TcpListener) {
 
 /// One WebSocket connection: frames to the [`Conn`], its replies and the
 /// switch's news back.
-async fn client(profile: Arc<Profile>, s: TcpStream, peer: SocketAddr) {
+async fn client<S>(profile: Arc<Profile>, s: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let cfg = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let ws = match tokio_tungstenite::accept_async_with_config(s, Some(cfg)).await {
-        Ok(ws) => ws,
-        Err(e) => {
+    let handshake = tokio_tungstenite::accept_async_with_config(s, Some(cfg));
+    let ws = match tokio::time::timeout(HANDSHAKE, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
             log::debug!("verto {peer}: handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            log::debug!("verto {peer}: handshake timed out");
             return;
         }
     };
     let (mut sink, mut source) = ws.split();
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = unbounded_channel();
-    if let Some(c) = lock(&CLIENTS).as_mut() {
-        c.insert(
+    let rtp_ip = rtp_ip(&profile);
+    with_state(|st| {
+        st.clients.insert(
             id,
             Client {
                 tx: tx.clone(),
-                rtp_ip: rtp_ip(&profile),
+                rtp_ip,
                 user: None,
+                sessid: None,
             },
-        );
-    }
+        )
+    });
     log::info!("verto {peer} connected to profile {}", profile.name);
     let mut conn = Conn::new(profile.settings.clone());
     let mut sw = HostSwitch {
-        tx,
+        conn: id,
+        rtp_ip,
         profile: profile.clone(),
         peer,
     };
     loop {
+        let mut punted = false;
         let frames = tokio::select! {
             m = source.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    let before = conn.user();
-                    let out = conn.on_text(t.as_str(), &mut sw, &new_id());
-                    let now = conn.user();
-                    if now != before {
-                        if let Some(c) = lock(&CLIENTS).as_mut().and_then(|c| c.get_mut(&id)) {
-                            c.user = now;
-                        }
-                    }
-                    out
-                }
+                Some(Ok(Message::Text(t))) => conn.on_text(t.as_str(), &mut sw, &new_id()),
                 Some(Ok(Message::Binary(_))) => conn.on_text("", &mut sw, ""),
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Ok(_)) => Vec::new(),
@@ -265,6 +468,13 @@ async fn client(profile: Arc<Profile>, s: TcpStream, peer: SocketAddr) {
                 Some(ToConn::Invite { call_id, uuid, caller_id_name, caller_id_number, sdp }) => {
                     vec![conn.invite_out(&call_id, &uuid, (&caller_id_name, &caller_id_number), &sdp)]
                 }
+                Some(ToConn::Display { call_id, name, number }) => conn.display(&call_id, &name, &number).into_iter().collect(),
+                Some(ToConn::Punt) => {
+                    log::warn!("verto {peer}: a new connection took session {}; dropping this one", conn.sessid().unwrap_or(""));
+                    punted = true;
+                    vec![conn.notify("verto.punt", Map::new())]
+                }
+                Some(ToConn::Request { method, params }) => vec![conn.notify(method, params)],
                 None => Vec::new(),
             },
         };
@@ -275,24 +485,82 @@ async fn client(profile: Arc<Profile>, s: TcpStream, peer: SocketAddr) {
                 break;
             }
         }
-        if failed {
+        if failed || punted || conn.must_close() {
+            let _ = sink.close().await;
             break;
         }
     }
-    if let Some(c) = lock(&CLIENTS).as_mut() {
-        c.remove(&id);
-    }
-    // No verto.attach yet: a client that goes away ends its calls.
-    for (call_id, uuid) in conn.closed() {
-        log::info!("verto {peer} gone: hanging up call {call_id}");
-        sw.hangup(&uuid, CallCause::NORMAL_CLEARING);
-    }
+    closed(id, &mut conn, peer);
     log::info!("verto {peer} disconnected");
+}
+
+/// Connection `id` is gone: its subscriptions end; calls still ringing
+/// it are withdrawn; answered calls stay with its client session, which
+/// detaches (kept `detach-timeout-sec` for the client to come back),
+/// unless a newer connection already took the session.
+fn closed(id: u64, conn: &mut Conn, peer: SocketAddr) {
+    let (sessid, calls) = conn.closed();
+    let (owner, keep) = with_state(|st| {
+        st.clients.remove(&id);
+        for subs in st.channels.values_mut() {
+            subs.retain(|s| s.conn != id);
+        }
+        st.channels.retain(|_, subs| !subs.is_empty());
+        let owner = sessid
+            .as_ref()
+            .and_then(|s| st.sessions.get(s))
+            .is_some_and(|s| s.conn == Some(id));
+        (owner, !st.detach_timeout.is_zero())
+    })
+    .unwrap_or((false, false));
+    let sessid = sessid.unwrap_or_default();
+    for (call_id, uuid) in calls {
+        let Some(s) = ModuleContext::current().session_locate(&uuid) else {
+            continue;
+        };
+        let Some(leg) = endpoint::leg_of(&s) else {
+            continue;
+        };
+        let by = ClientCall {
+            sessid: sessid.clone(),
+            call_id: call_id.clone(),
+        };
+        match leg.withdraw(&by) {
+            Withdrawn::Last => {
+                log::info!("verto {peer} gone: hanging up unanswered call {call_id}");
+                s.hangup(CallCause::DESTINATION_OUT_OF_ORDER);
+            }
+            Withdrawn::Owner if owner && !keep => {
+                log::info!("verto {peer} gone: hanging up call {call_id}");
+                s.hangup(CallCause::NORMAL_CLEARING);
+            }
+            Withdrawn::Owner if owner => {
+                log::info!(
+                    "verto {peer} gone: call {call_id} waits for session {sessid} to come back"
+                );
+            }
+            _ => {}
+        }
+    }
+    if owner {
+        with_state(|st| {
+            if let Some(s) = st.sessions.get_mut(&sessid) {
+                s.conn = None;
+                if s.calls.is_empty() {
+                    st.sessions.remove(&sessid);
+                } else {
+                    s.detached_at = Some(Instant::now());
+                }
+            }
+        });
+    }
 }
 
 /// The switch as a connection sees it: the directory, sessions.
 struct HostSwitch {
-    tx: UnboundedSender<ToConn>,
+    /// The connection's id.
+    conn: u64,
+    rtp_ip: IpAddr,
     profile: Arc<Profile>,
     peer: SocketAddr,
 }
@@ -354,7 +622,7 @@ impl Switch for HostSwitch {
                 s.set_var(k, v);
             }
         }
-        let (media, local_sdp) = match media::answer(&i.sdp, rtp_ip(&self.profile)) {
+        let (media, local_sdp) = match media::answer(&i.sdp, self.rtp_ip) {
             Ok((m, sdp)) => (Some(m), sdp),
             Err(e) => {
                 log::info!("verto.invite {}: no WebRTC media ({e})", i.call_id);
@@ -362,43 +630,66 @@ impl Switch for HostSwitch {
             }
         };
         s.set_var("switch_l_sdp", &local_sdp);
-        endpoint::attach(
-            &s,
-            Leg {
-                call_id: i.call_id.clone(),
-                tx: self.tx.clone(),
-                local_sdp,
-                media,
-            },
-        );
+        s.set_var("jsock_uuid_str", &i.sessid);
+        let owner = ClientCall {
+            sessid: i.sessid.clone(),
+            call_id: i.call_id.clone(),
+        };
+        endpoint::attach(&s, Leg::inbound(owner, media, local_sdp));
+        own_call(&i.sessid, &s.uuid());
         s.set_state(ChannelState::INIT)
             .map_err(|e| format!("CS_INIT: {e}"))?;
         s.start().map_err(|e| format!("start: {e}"))?;
         Ok(s.uuid())
     }
 
-    fn answer(&mut self, uuid: &str, sdp: &str) -> bool {
-        match ModuleContext::current().session_locate(uuid) {
-            Some(s) => {
-                if let Some(m) = endpoint::leg_of(&s).and_then(|l| l.media.as_ref()) {
-                    m.remote_answer(sdp);
-                }
-                s.set_var("switch_r_sdp", sdp);
-                s.mark_answered();
-                true
-            }
-            None => false,
+    fn answer(&mut self, uuid: &str, by: &ClientCall, sdp: &str) -> bool {
+        let Some(s) = ModuleContext::current().session_locate(uuid) else {
+            return false;
+        };
+        let Some(leg) = endpoint::leg_of(&s) else {
+            return false;
+        };
+        let was_answered = leg.is_answered();
+        let Accepted::Won(lost) = leg.accept(by, sdp) else {
+            return false;
+        };
+        for l in lost {
+            send_to(
+                &l.to.sessid,
+                ToConn::HungUp {
+                    call_id: l.to.call_id,
+                    cause: CallCause::LOSE_RACE,
+                },
+            );
         }
+        s.set_var("switch_r_sdp", sdp);
+        if was_answered {
+            log::info!("{uuid} reattached to verto session {}", by.sessid);
+        } else {
+            own_call(&by.sessid, uuid);
+            s.set_var("jsock_uuid_str", &by.sessid);
+            s.mark_answered();
+        }
+        true
     }
 
-    fn hangup(&mut self, uuid: &str, cause: CallCause) -> bool {
-        match ModuleContext::current().session_locate(uuid) {
-            Some(s) => {
+    fn hangup(&mut self, uuid: &str, by: &ClientCall, cause: CallCause) -> bool {
+        let Some(s) = ModuleContext::current().session_locate(uuid) else {
+            return false;
+        };
+        let Some(leg) = endpoint::leg_of(&s) else {
+            return false;
+        };
+        match leg.withdraw(by) {
+            // One of several clients rung declined: the others still ring.
+            Withdrawn::Offer => true,
+            Withdrawn::None => false,
+            Withdrawn::Last | Withdrawn::Owner => {
                 s.set_var("verto_hangup_disposition", "recv_bye");
                 s.hangup(cause);
                 true
             }
-            None => false,
         }
     }
 
@@ -437,6 +728,159 @@ impl Switch for HostSwitch {
         let _ = ModuleContext::current().fire_event(EV_CUSTOM, "verto::login", &headers, "");
     }
 
+    fn bind_session(&mut self, sessid: &str, user: &str) -> Option<Vec<Reattach>> {
+        let calls = with_state(|st| {
+            if let Some(c) = st.clients.get_mut(&self.conn) {
+                c.user = Some(user.to_string());
+                c.sessid = Some(sessid.to_string());
+            }
+            match st.sessions.get_mut(sessid) {
+                Some(s) if !s.user.eq_ignore_ascii_case(user) => {
+                    log::warn!(
+                        "verto {}: {user} may not take over session {sessid} of {}",
+                        self.peer,
+                        s.user
+                    );
+                    None
+                }
+                Some(s) => {
+                    if let Some(old) = s.conn.filter(|c| *c != self.conn) {
+                        if let Some(c) = st.clients.get(&old) {
+                            let _ = c.tx.send(ToConn::Punt);
+                        }
+                    }
+                    s.conn = Some(self.conn);
+                    s.detached_at = None;
+                    Some(s.calls.iter().cloned().collect::<Vec<_>>())
+                }
+                None => {
+                    st.sessions.insert(
+                        sessid.to_string(),
+                        Sess {
+                            conn: Some(self.conn),
+                            user: user.to_string(),
+                            calls: HashSet::new(),
+                            detached_at: None,
+                        },
+                    );
+                    Some(Vec::new())
+                }
+            }
+        })
+        .flatten();
+        let Some(calls) = calls else {
+            with_state(|st| {
+                if let Some(c) = st.clients.get_mut(&self.conn) {
+                    c.sessid = None;
+                }
+            });
+            return None;
+        };
+        // Each answered call gets new media, offered to the client.
+        let mut out = Vec::new();
+        for uuid in calls {
+            let Some(s) = ModuleContext::current().session_locate(&uuid) else {
+                continue;
+            };
+            let Some(leg) = endpoint::leg_of(&s) else {
+                continue;
+            };
+            let Some(owner) = leg.owner().filter(|_| leg.is_answered()) else {
+                continue;
+            };
+            let (media, sdp) = match media::offer(self.rtp_ip) {
+                Ok((m, sdp)) => (Some(m), sdp),
+                Err(e) => {
+                    log::warn!("reattaching {uuid}: no WebRTC media ({e})");
+                    (None, PLACEHOLDER_SDP.to_string())
+                }
+            };
+            let to = ClientCall {
+                sessid: sessid.to_string(),
+                call_id: owner.call_id,
+            };
+            leg.offer(endpoint::Offer {
+                to: to.clone(),
+                media,
+            });
+            log::info!(
+                "verto {}: offering call {uuid} again to session {sessid}",
+                self.peer
+            );
+            out.push(Reattach {
+                call_id: to.call_id,
+                uuid,
+                sdp,
+            });
+        }
+        Some(out)
+    }
+
+    fn subscribe(&mut self, user: &str, channel: &str) -> Subscribed {
+        if !self.may_use(user, channel) {
+            return Subscribed::Unauthorized;
+        }
+        with_state(|st| {
+            let subs = st.channels.entry(channel.to_string()).or_default();
+            if subs.iter().any(|s| s.conn == self.conn) {
+                Subscribed::Already
+            } else {
+                subs.push(Sub {
+                    conn: self.conn,
+                    serno: 0,
+                });
+                Subscribed::Now
+            }
+        })
+        .unwrap_or(Subscribed::Unauthorized)
+    }
+
+    fn unsubscribe(&mut self, channel: &str) -> bool {
+        with_state(|st| {
+            let Some(subs) = st.channels.get_mut(channel) else {
+                return false;
+            };
+            let before = subs.len();
+            subs.retain(|s| s.conn != self.conn);
+            let gone = subs.len() != before;
+            if subs.is_empty() {
+                st.channels.remove(channel);
+            }
+            gone
+        })
+        .unwrap_or(false)
+    }
+
+    fn broadcast(&mut self, user: &str, event: Value) -> bool {
+        let Some(channel) = event.get("eventChannel").and_then(Value::as_str) else {
+            return false;
+        };
+        if !self.may_use(user, channel) {
+            return false;
+        }
+        publish(channel, &event);
+        true
+    }
+
+    fn chat(&mut self, chat: &ChatOut) -> bool {
+        if chat.proto == "verto" {
+            return deliver_chat(&chat.from, &chat.to, &chat.body, &chat.headers) > 0;
+        }
+        let mut headers = chat.headers.clone();
+        headers.push(("verto_profile".into(), self.profile.name.clone()));
+        ModuleContext::current()
+            .send_chat(&Chat {
+                proto: chat.proto.clone(),
+                from: chat.from.clone(),
+                to: chat.to.clone(),
+                subject: String::new(),
+                body: chat.body.clone(),
+                hint: String::new(),
+                headers,
+            })
+            .is_ok()
+    }
+
     fn dtmf(&mut self, uuid: &str, digits: &str) -> bool {
         match ModuleContext::current().session_locate(uuid) {
             Some(s) => {
@@ -448,4 +892,60 @@ impl Switch for HostSwitch {
             None => false,
         }
     }
+}
+
+impl HostSwitch {
+    /// FreeSWITCH's `jsonrpc-allowed-event-channels` user parameter: when
+    /// set, only the channels it lists (or whose part before the first `.`
+    /// it lists) may be used; when not, every channel.
+    fn may_use(&self, user: &str, channel: &str) -> bool {
+        let Some((u, d)) = user.split_once('@') else {
+            return true;
+        };
+        let Some(allowed) = user_data(u, d, "param jsonrpc-allowed-event-channels") else {
+            return true;
+        };
+        let main = channel.split('.').next().unwrap_or(channel);
+        allowed
+            .split(',')
+            .map(str::trim)
+            .any(|a| a.eq_ignore_ascii_case(channel) || a.eq_ignore_ascii_case(main))
+    }
+}
+
+/// Delivers `event` as `verto.event`: straight to the connection whose
+/// client session is the channel's name, else to every subscriber of the
+/// channel and of its main channel (the part before the first `.`), each
+/// with its own `eventSerno`.
+fn publish(channel: &str, event: &Value) {
+    with_state(|st| {
+        let direct = st.sessions.get(channel).and_then(|s| s.conn);
+        if let Some(c) = direct.and_then(|c| st.clients.get(&c)) {
+            let params = event.as_object().cloned().unwrap_or_default();
+            let _ = c.tx.send(ToConn::Request {
+                method: "verto.event",
+                params,
+            });
+            return;
+        }
+        let main = channel.split_once('.').map(|(m, _)| m.to_string());
+        for name in std::iter::once(channel.to_string()).chain(main) {
+            let Some(subs) = st.channels.get_mut(&name) else {
+                continue;
+            };
+            for sub in subs.iter_mut() {
+                let Some(c) = st.clients.get(&sub.conn) else {
+                    continue;
+                };
+                let mut params = event.as_object().cloned().unwrap_or_default();
+                params.insert("eventSerno".into(), json!(sub.serno));
+                params.insert("subscribedChannel".into(), json!(name));
+                sub.serno += 1;
+                let _ = c.tx.send(ToConn::Request {
+                    method: "verto.event",
+                    params,
+                });
+            }
+        }
+    });
 }

@@ -10,6 +10,13 @@ struct Fake {
     answers: Vec<String>,
     holds: Vec<(String, bool)>,
     logins: Vec<String>,
+    /// sessid → user of sessions bound so far.
+    sessions: Vec<(String, String)>,
+    /// Calls a rebound session carries.
+    carried: Vec<Reattach>,
+    subs: Vec<String>,
+    broadcasts: Vec<Value>,
+    chats: Vec<ChatOut>,
 }
 
 impl Switch for Fake {
@@ -23,11 +30,11 @@ impl Switch for Fake {
         self.invites.push(invite.clone());
         Ok(format!("uuid-{}", self.invites.len()))
     }
-    fn answer(&mut self, uuid: &str, _sdp: &str) -> bool {
+    fn answer(&mut self, uuid: &str, _by: &ClientCall, _sdp: &str) -> bool {
         self.answers.push(uuid.into());
         true
     }
-    fn hangup(&mut self, uuid: &str, cause: CallCause) -> bool {
+    fn hangup(&mut self, uuid: &str, _by: &ClientCall, cause: CallCause) -> bool {
         self.hangups.push((uuid.into(), cause));
         true
     }
@@ -42,6 +49,45 @@ impl Switch for Fake {
     fn login_event(&mut self, login: &str, sessid: Option<&str>, result: &str) {
         self.logins
             .push(format!("{login} {} {result}", sessid.unwrap_or("-")));
+    }
+    fn bind_session(&mut self, sessid: &str, user: &str) -> Option<Vec<Reattach>> {
+        match self.sessions.iter().find(|(s, _)| s == sessid) {
+            Some((_, u)) if u != user => None,
+            Some(_) => Some(std::mem::take(&mut self.carried)),
+            None => {
+                self.sessions.push((sessid.into(), user.into()));
+                Some(Vec::new())
+            }
+        }
+    }
+    fn subscribe(&mut self, _user: &str, channel: &str) -> Subscribed {
+        if channel.starts_with("secret") {
+            Subscribed::Unauthorized
+        } else if self.subs.iter().any(|c| c == channel) {
+            Subscribed::Already
+        } else {
+            self.subs.push(channel.into());
+            Subscribed::Now
+        }
+    }
+    fn unsubscribe(&mut self, channel: &str) -> bool {
+        let before = self.subs.len();
+        self.subs.retain(|c| c != channel);
+        before != self.subs.len()
+    }
+    fn broadcast(&mut self, _user: &str, event: Value) -> bool {
+        let ok = !event["eventChannel"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("secret");
+        if ok {
+            self.broadcasts.push(event);
+        }
+        ok
+    }
+    fn chat(&mut self, chat: &ChatOut) -> bool {
+        self.chats.push(chat.clone());
+        chat.to != "nobody@127.0.0.1"
     }
 }
 
@@ -242,7 +288,7 @@ fn a_hangup_by_the_switch_sends_a_bye_with_the_cause() {
     assert_eq!(bye["method"], "verto.bye");
     assert_eq!(bye["params"]["causeCode"], 16);
     assert_eq!(bye["params"]["cause"], "NORMAL_CLEARING");
-    assert!(c.closed().is_empty());
+    assert!(c.closed().1.is_empty());
 }
 
 #[test]
@@ -321,4 +367,188 @@ fn replies_from_the_client_get_no_answer() {
     login(&mut c, &mut sw);
     let out = c.on_text(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#, &mut sw, "s");
     assert!(out.is_empty());
+}
+
+#[test]
+fn a_session_id_of_another_user_is_refused_and_the_connection_closes() {
+    let (mut c, mut sw) = (conn(), Fake::default());
+    sw.sessions.push(("s-1".into(), "1001@127.0.0.1".into()));
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":1,"method":"login",
+               "params":{"login":"1000@127.0.0.1","passwd":"1234","sessid":"s-1"}}),
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["error"]["code"], -32001);
+    assert_eq!(out[0]["error"]["message"], "Session in use");
+    assert!(c.must_close());
+}
+
+#[test]
+fn a_client_back_with_its_session_gets_its_calls_offered_again() {
+    let (mut c, mut sw) = (conn(), Fake::default());
+    sw.sessions.push(("s-1".into(), "1000@127.0.0.1".into()));
+    sw.carried.push(Reattach {
+        call_id: "c9".into(),
+        uuid: "uuid-9".into(),
+        sdp: "v=0 offer".into(),
+    });
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":1,"method":"login",
+               "params":{"login":"1000@127.0.0.1","passwd":"1234","sessid":"s-1"}}),
+    );
+    assert_eq!(out[0]["result"]["sessid"], "s-1");
+    assert_eq!(out[1]["method"], "verto.clientReady");
+    assert_eq!(out[1]["params"]["reattached_sessions"], json!(["uuid-9"]));
+    assert_eq!(out[2]["method"], "verto.attach");
+    assert_eq!(out[2]["params"]["callID"], "c9");
+    assert_eq!(out[2]["params"]["sdp"], "v=0 offer");
+    // The client answers the new offer, then can hang the call up.
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":2,"method":"verto.attach",
+               "params":{"sdp":"v=0 answer","dialogParams":{"callID":"c9"}}}),
+    );
+    assert!(out[0]["result"].is_object(), "{out:?}");
+    assert_eq!(sw.answers, vec!["uuid-9".to_string()]);
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":3,"method":"verto.bye","params":{"dialogParams":{"callID":"c9"}}}),
+    );
+    assert_eq!(out[0]["result"]["message"], "CALL ENDED");
+    // Attaching a call the session does not carry fails.
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":4,"method":"verto.attach",
+               "params":{"sdp":"v=0","dialogParams":{"callID":"other"}}}),
+    );
+    assert_eq!(out[0]["error"]["message"], "CALL DOES NOT EXIST");
+}
+
+#[test]
+fn subscriptions_report_new_existing_and_refused_channels() {
+    let (mut c, mut sw) = (conn(), Fake::default());
+    login(&mut c, &mut sw);
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":2,"method":"verto.subscribe",
+               "params":{"eventChannel":["room.1","secret.x"]}}),
+    );
+    assert_eq!(out[0]["result"]["subscribedChannels"], json!(["room.1"]));
+    assert_eq!(
+        out[0]["result"]["unauthorizedChannels"],
+        json!(["secret.x"])
+    );
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":3,"method":"verto.subscribe","params":{"eventChannel":"room.1"}}),
+    );
+    assert_eq!(
+        out[0]["error"]["alreadySubscribedChannels"],
+        json!(["room.1"])
+    );
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":4,"method":"verto.unsubscribe",
+               "params":{"eventChannel":["room.1","room.2"]}}),
+    );
+    assert_eq!(out[0]["result"]["unsubscribedChannels"], json!(["room.1"]));
+    assert_eq!(out[0]["result"]["notSubscribedChannels"], json!(["room.2"]));
+}
+
+#[test]
+fn a_broadcast_carries_the_senders_identity_and_needs_a_channel() {
+    let (mut c, mut sw) = (conn(), Fake::default());
+    login(&mut c, &mut sw);
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":2,"method":"verto.broadcast",
+               "params":{"eventChannel":"room.1","data":{"x":1}}}),
+    );
+    assert!(out[0]["result"].is_object());
+    assert_eq!(sw.broadcasts[0]["userid"], "1000@127.0.0.1");
+    assert_eq!(sw.broadcasts[0]["sessid"], "generated");
+    assert_eq!(sw.broadcasts[0]["data"]["x"], 1);
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":3,"method":"verto.broadcast","params":{"data":{}}}),
+    );
+    assert_eq!(out[0]["error"]["message"], "eventChannel not specified.");
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":4,"method":"verto.broadcast","params":{"eventChannel":"secret"}}),
+    );
+    assert_eq!(out[0]["error"]["message"], "Permission Denied.");
+}
+
+#[test]
+fn chat_goes_out_through_the_protocol_its_address_names() {
+    let (mut c, mut sw) = in_call("c1");
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":5,"method":"verto.info",
+               "params":{"msg":{"to":"1001@127.0.0.1","body":"hi","from_msg_name":"Al"}}}),
+    );
+    assert_eq!(out[0]["result"]["message"], "SENT");
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":6,"method":"verto.info",
+               "params":{"dialogParams":{"callID":"c1"},
+                         "msg":{"to":"sip+1002@127.0.0.1","body":"yo","inDialog":true}}}),
+    );
+    assert_eq!(out[0]["result"]["message"], "SENT");
+    assert_eq!(sw.chats[0].proto, "verto");
+    assert_eq!(sw.chats[0].from, "1000@127.0.0.1");
+    assert_eq!(sw.chats[0].to, "1001@127.0.0.1");
+    assert_eq!(
+        sw.chats[0].headers,
+        vec![("from_msg_name".to_string(), "Al".to_string())]
+    );
+    assert_eq!(sw.chats[1].proto, "sip");
+    assert_eq!(sw.chats[1].to, "1002@127.0.0.1");
+    assert_eq!(
+        sw.chats[1].headers,
+        vec![("call_id".to_string(), "c1".to_string())]
+    );
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":7,"method":"verto.info","params":{"msg":{"to":"1001@127.0.0.1"}}}),
+    );
+    assert_eq!(
+        out[0]["error"]["message"],
+        "INVALID MESSAGE to and body params required"
+    );
+    let out = send(
+        &mut c,
+        &mut sw,
+        json!({"jsonrpc":"2.0","id":8,"method":"verto.info",
+               "params":{"msg":{"to":"nobody@127.0.0.1","body":"x"}}}),
+    );
+    assert_eq!(out[0]["error"]["message"], "NOT DELIVERED");
+}
+
+#[test]
+fn a_display_update_names_the_call() {
+    let (mut c, _sw) = in_call("c1");
+    let d: Value = serde_json::from_str(&c.display("c1", "Bob", "1002").unwrap()).unwrap();
+    assert_eq!(d["method"], "verto.display");
+    assert_eq!(d["params"]["callID"], "c1");
+    assert_eq!(d["params"]["display_name"], "Bob");
+    assert_eq!(d["params"]["display_number"], "1002");
+    assert!(c.display("nope", "x", "y").is_none());
 }
