@@ -803,6 +803,65 @@ fn rescan_takes_gateways_added_to_the_configuration() {
 }
 
 #[test]
+fn restart_reads_the_profiles_settings_again_and_binds_where_they_now_say() {
+    let mut s = start("", "", "");
+    let old = s.port;
+    let new = free_port();
+    let path = s.sw.dir.path().join("conf/autoload_configs/sofia.conf.xml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&format!(r#"value="{old}""#), &format!(r#"value="{new}""#))
+        .replace(
+            r#"<param name="context" value="default"/>"#,
+            r#"<param name="context" value="moved"/>"#,
+        );
+    std::fs::write(&path, text).unwrap();
+    std::fs::write(
+        s.sw.dir.path().join("conf/dialplan/moved.xml"),
+        r#"<include><context name="moved">
+  <extension name="echo"><condition field="destination_number" expression="^7196$">
+    <action application="answer"/><action application="echo"/></condition></extension>
+</context></include>"#,
+    )
+    .unwrap();
+    assert!(s.sw.cmd("reloadxml").contains("+OK"));
+    // Nothing changes until the restart.
+    assert!(s
+        .sw
+        .cmd("sofia status profile internal")
+        .contains(&format!(":{old}")));
+    let out = s.sw.cmd("sofia profile internal restart");
+    assert!(out.contains("restarting: internal"), "{out}");
+    let st = s.sw.cmd("sofia status profile internal");
+    assert!(
+        st.contains(&format!("sip:mod_sofia@127.0.0.1:{new}")),
+        "{st}"
+    );
+    assert!(st.contains("moved"), "{st}");
+    // The old port is free again and calls come in on the new one.
+    hotswitch_e2e::wait_until(&mut s.sw, "the old port is released", |_| {
+        std::net::UdpSocket::bind(("127.0.0.1", old)).is_ok()
+    });
+    s.port = new;
+    let call = sipp(
+        "uac_call.xml",
+        Some(new),
+        &[],
+        &["-s", "7196", "-m", "1", "-d", "200"],
+    );
+    call.success(&s.sw);
+    // A profile taken out of sofia.conf cannot be restarted.
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        r#"<profile name="internal">"#,
+        r#"<profile name="renamed">"#,
+    );
+    std::fs::write(&path, text).unwrap();
+    assert!(s.sw.cmd("reloadxml").contains("+OK"));
+    let out = s.sw.cmd("sofia profile internal restart");
+    assert!(out.contains("no longer in sofia.conf"), "{out}");
+}
+
+#[test]
 fn pre_answer_sends_183_with_sdp_before_the_200() {
     let ext = r#"<extension name="early"><condition field="destination_number" expression="^6000$">
     <action application="pre_answer"/><action application="sleep" data="500"/>

@@ -190,6 +190,14 @@ fn gateway_status(stack: &Stack) -> String {
     out
 }
 
+/// sofia.conf (with switch.conf's RTP range) as the switch has it now.
+fn read_config() -> Result<crate::config::Config, String> {
+    let ctx = hotswitch_plugin_api::ModuleContext::current();
+    let sofia = ctx.config_section("sofia.conf");
+    let switch = ctx.config_section("switch.conf");
+    crate::config::Config::from_xml(sofia.as_deref(), switch.as_deref()).map_err(|e| e.to_string())
+}
+
 fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<ShellAction>) {
     let Some(i) = stack.profiles.iter().position(|p| p.cfg.name == name) else {
         return ("Invalid Profile!\n".into(), None);
@@ -209,25 +217,36 @@ fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<Shel
             stack.profiles[i].running = true;
             (format!("starting: {name}\n"), Some(ShellAction::Start(i)))
         }
+        // Reads the profile's settings again (after reloadxml) and binds
+        // its sockets anew, on the address they now name; calls up go on.
         "restart" => {
-            stack.profiles[i].running = true;
+            let config = match read_config() {
+                Ok(c) => c,
+                Err(e) => return (format!("-ERR {e}\n"), None),
+            };
+            let Some(fresh) = config.profiles.iter().find(|p| p.name == name) else {
+                return (
+                    format!("-ERR profile {name} is no longer in sofia.conf\n"),
+                    None,
+                );
+            };
+            stack.rescan(i, &config);
+            let p = &mut stack.profiles[i];
+            p.addr = std::net::SocketAddr::new(fresh.sip_ip, fresh.sip_port);
+            p.cfg = fresh.clone();
+            p.running = true;
             (format!("restarting: {name}\n"), Some(ShellAction::Start(i)))
         }
-        "rescan" => {
-            let ctx = hotswitch_plugin_api::ModuleContext::current();
-            let sofia = ctx.config_section("sofia.conf");
-            let switch = ctx.config_section("switch.conf");
-            match crate::config::Config::from_xml(sofia.as_deref(), switch.as_deref()) {
-                Ok(config) => {
-                    let (added, removed) = stack.rescan(i, &config);
-                    (
-                        format!("+OK scan complete: {added} gateways added, {removed} removed\n"),
-                        None,
-                    )
-                }
-                Err(e) => (format!("-ERR {e}\n"), None),
+        "rescan" => match read_config() {
+            Ok(config) => {
+                let (added, removed) = stack.rescan(i, &config);
+                (
+                    format!("+OK scan complete: {added} gateways added, {removed} removed\n"),
+                    None,
+                )
             }
-        }
+            Err(e) => (format!("-ERR {e}\n"), None),
+        },
         _ => (
             "-ERR Usage: sofia profile <name> start|stop|restart|rescan\n".into(),
             None,
