@@ -8,62 +8,15 @@
 //! Needs Node and `npm ci --prefix tests/verto` (the tests run `npm install`
 //! there themselves when `node_modules` is missing).
 
-use hotswitch_e2e::{free_port, wait_until, workspace_root, Switch, SwitchConfig};
-use std::path::PathBuf;
+mod verto_common;
+
+use hotswitch_e2e::{free_port, wait_until, workspace_root, Switch};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
-use std::sync::Once;
 use std::time::{Duration, Instant};
+use verto_common::{client_dir, start_verto, DIALPLAN};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-const DIRECTORY: &str = r#"<include><domain name="127.0.0.1">
-  <groups><group name="default"><users>
-    <user id="1000"><params><param name="password" value="1234"/></params>
-      <variables><variable name="user_context" value="default"/></variables></user>
-    <user id="1001"><params><param name="password" value="1234"/></params></user>
-    <user id="1002"><params><param name="password" value="1234"/>
-      <param name="jsonrpc-allowed-event-channels" value="room"/></params></user>
-  </users></group></groups>
-</domain></include>"#;
-
-const DIALPLAN: &str = r#"<include><context name="default">
-  <extension name="echo"><condition field="destination_number" expression="^9196$">
-    <action application="answer"/><action application="echo"/></condition></extension>
-  <extension name="park"><condition field="destination_number" expression="^5900$">
-    <action application="answer"/><action application="park"/></condition></extension>
-  <extension name="short"><condition field="destination_number" expression="^5000$">
-    <action application="answer"/><action application="sleep" data="300"/>
-    <action application="hangup" data="NORMAL_CLEARING"/></condition></extension>
-</context></include>"#;
-
-fn client_dir() -> PathBuf {
-    workspace_root().join("tests/verto")
-}
-
-/// Node must be installed; vertojs and ws come from npm (tests/verto).
-fn npm_ready() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let node = Command::new("node").arg("--version").output();
-        assert!(
-            node.is_ok_and(|o| o.status.success()),
-            "node is not installed (Debian: apt install nodejs npm)"
-        );
-        if ["vertojs", "ws", "werift"]
-            .iter()
-            .all(|p| client_dir().join("node_modules").join(p).is_dir())
-        {
-            return;
-        }
-        let st = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund"])
-            .current_dir(client_dir())
-            .status()
-            .expect("run npm install in tests/verto");
-        assert!(st.success(), "npm install in tests/verto failed");
-    });
-}
 
 /// A switch with profile `ws` on a free port.
 fn start() -> (Switch, u16) {
@@ -81,42 +34,6 @@ fn start_with(more: &[&str], files: Vec<(String, String)>) -> (Switch, u16) {
     let port = free_port();
     let sw = start_verto(&format!("127.0.0.1:{port}"), "", "", more, files);
     (sw, port)
-}
-
-/// A switch whose verto profile `ws` binds `bind` (and has `profile`
-/// params more), with `settings` params in verto.conf's settings.
-fn start_verto(
-    bind: &str,
-    settings: &str,
-    profile: &str,
-    more: &[&str],
-    files: Vec<(String, String)>,
-) -> Switch {
-    npm_ready();
-    let verto = format!(
-        r#"<configuration name="verto.conf"><settings><param name="debug" value="0"/>{settings}</settings>
-<profiles><profile name="ws">
-  <param name="bind-local" value="{bind}"/>{profile}
-  <param name="userauth" value="true"/><param name="blind-reg" value="false"/>
-  <param name="context" value="public"/><param name="dialplan" value="XML"/>
-</profile></profiles></configuration>"#
-    );
-    let mut autoload: Vec<String> = vec![
-        "mod_dptools".into(),
-        "mod_loopback".into(),
-        "mod_verto".into(),
-    ];
-    autoload.extend(more.iter().map(|m| m.to_string()));
-    let mut all = vec![
-        ("autoload_configs/verto.conf.xml".to_string(), verto),
-        ("directory/default.xml".to_string(), DIRECTORY.to_string()),
-    ];
-    all.extend(files);
-    Switch::start(SwitchConfig {
-        autoload,
-        files: all,
-        ..Default::default()
-    })
 }
 
 /// A Node script of tests/verto, its output read line by line.
