@@ -602,6 +602,12 @@ impl Raw {
         writeln!(self.stdin, "close").expect("write to raw.js");
         self.node.expect("CLOSED");
     }
+
+    /// Stops reading the socket: a client that hangs.
+    fn pause(&mut self) {
+        use std::io::Write;
+        writeln!(self.stdin, "pause").expect("write to raw.js");
+    }
 }
 
 #[test]
@@ -974,4 +980,48 @@ fn a_user_logged_in_twice_is_rung_on_both_and_the_first_answer_wins() {
         job.body.as_deref().unwrap_or("")
     );
     wait_until(&mut sw, "all gone", |sw| count(sw) == 0);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_and_nobody_else_waits_for_it() {
+    let (sw, port) = start();
+    let mut stuck = Raw::ws(port);
+    stuck.login("1001@127.0.0.1", None);
+    let id = stuck.call(
+        "verto.subscribe",
+        serde_json::json!({"eventChannel": "flood"}),
+    );
+    assert!(stuck.reply(id)["result"]["subscribedChannels"].is_array());
+    stuck.pause();
+    // 96 MiB of events for the stuck client: more than its socket buffers
+    // (up to 32 MiB to receive here, 4 MiB to send) and its queue hold.
+    let mut a = Raw::ws(port);
+    a.login("1000@127.0.0.1", None);
+    let pad = "x".repeat(64 * 1024);
+    let mut last = 0;
+    for n in 0..1500 {
+        last = a.call(
+            "verto.broadcast",
+            serde_json::json!({"eventChannel": "flood", "data": {"n": n, "pad": pad}}),
+        );
+    }
+    // The sender is answered all along.
+    let r = a.reply(last);
+    assert!(r["result"].is_object(), "{r}");
+    // The stuck client loses what does not fit, then is disconnected.
+    let deadline = Instant::now() + WAIT;
+    while !sw.log().contains("not reading for") {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck client was not cut off: {}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sw.log().contains("message(s) dropped"), "{}", sw.log());
+    // Meanwhile others were served, and still are.
+    let id = a.call("echo", serde_json::json!({"still": "here"}));
+    assert_eq!(a.reply(id)["result"]["still"], "here");
+    let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
+    assert!(ok && out.contains("LOGIN OK"), "{out}");
 }

@@ -2,8 +2,9 @@
 // "OPEN" once connected, then "RECV <json>" for every frame the switch
 // sends and "CLOSED <code>" when the socket closes; every line the test
 // writes to its stdin is sent as a frame, except "close", which closes the
-// socket. For the sessions, events, chat and display tests, where the test
-// itself plays the client.
+// socket, and "pause", which stops reading it (a client that hangs). For
+// the sessions, events, chat and display tests, where the test itself
+// plays the client.
 //
 //   node raw.js <ws-or-wss-url>
 //
@@ -29,6 +30,11 @@ ws.on('close', (code) => {
 
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   if (line === 'close') ws.close()
+  else if (line === 'pause') {
+    // Not even ws reads any more (it resumes a paused socket itself).
+    ws._socket.removeAllListeners('data')
+    ws._socket.pause()
+  }
   else ws.send(line)
 })
 // Never outlive the test.

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::mpsc::{channel, error::TrySendError, Sender};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -39,6 +39,15 @@ const MAX_MESSAGE: usize = 256 * 1024;
 
 /// How long a client has for the TLS and WebSocket handshakes.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// What the switch may queue for one connection (calls' news, events,
+/// chat); past it a client that does not read loses them, and one that
+/// does not take a frame within [`WRITE_WAIT`] is disconnected.
+const QUEUE: usize = 1024;
+const WRITE_WAIT: Duration = Duration::from_secs(10);
+
+/// The event channels one connection may subscribe to.
+const MAX_SUBSCRIPTIONS: usize = 1000;
 
 /// Event ids (FreeSWITCH's numbering) this module fires.
 const EV_CUSTOM: u32 = 0;
@@ -80,7 +89,9 @@ pub enum ToConn {
 }
 
 struct Client {
-    tx: UnboundedSender<ToConn>,
+    tx: Sender<ToConn>,
+    /// Messages dropped because it did not read.
+    dropped: AtomicU64,
     /// Where its calls' media is offered.
     rtp_ip: IpAddr,
     /// `user@domain` once logged in.
@@ -101,6 +112,27 @@ struct Sess {
 struct Sub {
     conn: u64,
     serno: u64,
+}
+
+impl Client {
+    /// Queues `m`; false (and a warning) when the connection's queue is
+    /// full or gone.
+    fn tell(&self, m: ToConn) -> bool {
+        match self.tx.try_send(m) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n == 1 || n.is_multiple_of(1000) {
+                    log::warn!(
+                        "verto connection of {} is not reading: {n} message(s) dropped",
+                        self.user.as_deref().unwrap_or("a client")
+                    );
+                }
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -142,7 +174,7 @@ pub fn new_id() -> String {
 pub fn send_to(sessid: &str, m: ToConn) {
     with_state(|st| {
         let conn = st.sessions.get(sessid).and_then(|s| s.conn)?;
-        st.clients.get(&conn).map(|c| c.tx.send(m))
+        st.clients.get(&conn).map(|c| c.tell(m))
     });
 }
 
@@ -219,13 +251,10 @@ pub fn deliver_chat(from: &str, to: &str, body: &str, headers: &[(String, String
                     params.insert("callID".into(), json!(id));
                 }
                 params.insert("msg".into(), Value::Object(msg.clone()));
-                if c.tx
-                    .send(ToConn::Request {
-                        method: "verto.info",
-                        params,
-                    })
-                    .is_ok()
-                {
+                if c.tell(ToConn::Request {
+                    method: "verto.info",
+                    params,
+                }) {
                     hits += 1;
                 }
             }
@@ -426,13 +455,14 @@ where
     };
     let (mut sink, mut source) = ws.split();
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = unbounded_channel();
+    let (tx, mut rx) = channel(QUEUE);
     let rtp_ip = rtp_ip(&profile);
     with_state(|st| {
         st.clients.insert(
             id,
             Client {
                 tx: tx.clone(),
+                dropped: AtomicU64::new(0),
                 rtp_ip,
                 user: None,
                 sessid: None,
@@ -480,9 +510,17 @@ where
         };
         let mut failed = false;
         for f in frames {
-            if sink.send(Message::text(f)).await.is_err() {
-                failed = true;
-                break;
+            match tokio::time::timeout(WRITE_WAIT, sink.send(Message::text(f))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    failed = true;
+                    break;
+                }
+                Err(_) => {
+                    log::warn!("verto {peer}: not reading for {WRITE_WAIT:?}; disconnecting");
+                    failed = true;
+                    break;
+                }
             }
         }
         if failed || punted || conn.must_close() {
@@ -746,7 +784,7 @@ impl Switch for HostSwitch {
                 Some(s) => {
                     if let Some(old) = s.conn.filter(|c| *c != self.conn) {
                         if let Some(c) = st.clients.get(&old) {
-                            let _ = c.tx.send(ToConn::Punt);
+                            c.tell(ToConn::Punt);
                         }
                     }
                     s.conn = Some(self.conn);
@@ -821,16 +859,25 @@ impl Switch for HostSwitch {
             return Subscribed::Unauthorized;
         }
         with_state(|st| {
-            let subs = st.channels.entry(channel.to_string()).or_default();
-            if subs.iter().any(|s| s.conn == self.conn) {
-                Subscribed::Already
-            } else {
-                subs.push(Sub {
+            let subscribed = |subs: &Vec<Sub>| subs.iter().any(|s| s.conn == self.conn);
+            if st.channels.get(channel).is_some_and(subscribed) {
+                return Subscribed::Already;
+            }
+            if st.channels.values().filter(|subs| subscribed(subs)).count() >= MAX_SUBSCRIPTIONS {
+                log::warn!(
+                    "verto {}: more than {MAX_SUBSCRIPTIONS} event channels refused",
+                    self.peer
+                );
+                return Subscribed::Unauthorized;
+            }
+            st.channels
+                .entry(channel.to_string())
+                .or_default()
+                .push(Sub {
                     conn: self.conn,
                     serno: 0,
                 });
-                Subscribed::Now
-            }
+            Subscribed::Now
         })
         .unwrap_or(Subscribed::Unauthorized)
     }
@@ -922,7 +969,7 @@ fn publish(channel: &str, event: &Value) {
         let direct = st.sessions.get(channel).and_then(|s| s.conn);
         if let Some(c) = direct.and_then(|c| st.clients.get(&c)) {
             let params = event.as_object().cloned().unwrap_or_default();
-            let _ = c.tx.send(ToConn::Request {
+            c.tell(ToConn::Request {
                 method: "verto.event",
                 params,
             });
@@ -941,7 +988,7 @@ fn publish(channel: &str, event: &Value) {
                 params.insert("eventSerno".into(), json!(sub.serno));
                 params.insert("subscribedChannel".into(), json!(name));
                 sub.serno += 1;
-                let _ = c.tx.send(ToConn::Request {
+                c.tell(ToConn::Request {
                     method: "verto.event",
                     params,
                 });
