@@ -174,50 +174,88 @@ impl EventType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub event_type: EventType,
-    pub subclass: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     pub body: Option<String>,
 }
 
 impl Event {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
+    }
+
+    /// The CUSTOM subclass (`Event-Subclass`), if any.
+    pub fn subclass(&self) -> Option<&str> {
+        self.header("Event-Subclass")
     }
 
     /// Appends a header; an empty value adds nothing (FreeSWITCH's rule).
-    pub fn add_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let value = value.into();
+    pub fn add_header(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let value = value.as_ref();
         if !value.is_empty() {
-            self.headers.push((name.into(), value));
+            self.headers.push(name.as_ref(), value);
         }
     }
 
     /// The plain wire form: `Name: urlenc(value)` lines, then
     /// `Content-Length` and the body, or a final blank line.
     pub fn to_plain(&self) -> String {
-        hotswitch_plugin_api::wire::to_plain(&self.headers, self.body.as_deref())
+        let body = self.body.as_deref();
+        // A little room for escapes.
+        let room = self.headers.plain_len_hint() + 64 + body.map_or(0, |b| b.len() + 24);
+        let mut out = reused_text(room);
+        self.headers.write_plain(&mut out);
+        match body {
+            Some(b) => {
+                out.push_str("Content-Length: ");
+                push_decimal(&mut out, b.len() as u64);
+                out.push_str("\n\n");
+                out.push_str(b);
+            }
+            None => out.push('\n'),
+        }
+        out
     }
-}
 
-impl Event {
     /// The JSON wire form: a flat object of strings in header order; with a
     /// body, `Content-Length` and `_body`.
     pub fn to_json(&self) -> String {
-        hotswitch_plugin_api::wire::to_json(&self.headers, self.body.as_deref())
+        let h: Vec<(&str, &str)> = self.headers.iter().collect();
+        hotswitch_plugin_api::wire::to_json(&h, self.body.as_deref())
     }
 
     /// The XML wire form: `<event><headers><Name>urlenc</Name>…</headers>`
     /// then, with a body, `<Content-Length>` and `<body>`.
     pub fn to_xml(&self) -> String {
-        hotswitch_plugin_api::wire::to_xml(&self.headers, self.body.as_deref())
+        let h: Vec<(&str, &str)> = self.headers.iter().collect();
+        hotswitch_plugin_api::wire::to_xml(&h, self.body.as_deref())
     }
 }
 
 pub use hotswitch_plugin_api::wire::url_encode_into;
+
+mod headers;
+use headers::{push_decimal, recycle_text, reused_text, Pool, POOL_SIZE};
+pub use headers::{HeaderIter, Headers};
+
+/// Whether a header routes an event (which subscriber, which session, which
+/// job): what subscribers that need no other headers are given.
+pub fn is_routing_header(name: &str) -> bool {
+    ROUTING.contains(&name.as_bytes())
+}
+
+const ROUTING: [&[u8]; 6] = [
+    b"Event-Name",
+    b"Event-Subclass",
+    b"Unique-ID",
+    b"Channel-Name",
+    b"Job-UUID",
+    b"Job-Owner-UUID",
+];
+
+/// Where an event's routing headers are: up to eight positions, or `None`
+/// (more than that: look through them all).
+type RoutingAt = Option<([u32; 8], usize)>;
 
 /// An event as delivered to subscribers: its wire forms are made once, on
 /// first use, and shared by every subscriber that asks for them.
@@ -227,6 +265,8 @@ pub struct Fired {
     plain: std::sync::OnceLock<String>,
     json: std::sync::OnceLock<String>,
     xml: std::sync::OnceLock<String>,
+    /// Where the routing headers are among the headers.
+    routing: std::sync::OnceLock<RoutingAt>,
 }
 
 impl Fired {
@@ -236,8 +276,35 @@ impl Fired {
             plain: std::sync::OnceLock::new(),
             json: std::sync::OnceLock::new(),
             xml: std::sync::OnceLock::new(),
+            routing: std::sync::OnceLock::new(),
         }
     }
+
+    /// The routing headers (see [`is_routing_header`]) the event has, in
+    /// order; found once for all subscribers.
+    pub fn routing_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        let (found, all) = match self.routing_at() {
+            Some((at, n)) => (&at[..*n], None),
+            None => (&[][..], Some(self.event.headers.iter())),
+        };
+        found
+            .iter()
+            .filter_map(|&i| self.event.headers.at(i as usize))
+            .chain(
+                all.into_iter()
+                    .flatten()
+                    .filter(|(k, _)| is_routing_header(k)),
+            )
+    }
+
+    fn routing_at(&self) -> &RoutingAt {
+        self.routing.get_or_init(|| {
+            let mut at = [0u32; 8];
+            let n = self.event.headers.positions(&ROUTING, &mut at)?;
+            Some((at, n))
+        })
+    }
+
     pub fn plain(&self) -> &str {
         self.plain.get_or_init(|| self.event.to_plain())
     }
@@ -247,6 +314,53 @@ impl Fired {
     pub fn xml(&self) -> &str {
         self.xml.get_or_init(|| self.event.to_xml())
     }
+}
+
+impl Fired {
+    /// Empties the event, its buffers back to their pools.
+    fn clear(&mut self) {
+        std::mem::take(&mut self.event.headers).recycle();
+        self.event.body = None;
+        if let Some(p) = self.plain.take() {
+            recycle_text(p);
+        }
+        self.json.take();
+        self.xml.take();
+        self.routing.take();
+    }
+}
+
+impl Drop for Fired {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+fn fired_pool() -> &'static Pool<Arc<Fired>> {
+    static POOL: std::sync::OnceLock<Pool<Arc<Fired>>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| Pool::new(POOL_SIZE))
+}
+
+/// Lets go of a fired event. When that was the last reference the event,
+/// allocation and all, is kept for the next one to be fired: the shared
+/// allocation is otherwise freed on a subscriber's thread, in the firing
+/// thread's arena (see [`Pool`]).
+pub fn release(mut e: Arc<Fired>) {
+    if let Some(f) = Arc::get_mut(&mut e) {
+        f.clear();
+        fired_pool().give(e);
+    }
+}
+
+/// `e` in a fired event kept by [`release`], or a new one.
+fn fired(e: Event) -> Arc<Fired> {
+    if let Some(mut kept) = fired_pool().take() {
+        if let Some(f) = Arc::get_mut(&mut kept) {
+            f.event = e;
+            return kept;
+        }
+    }
+    Arc::new(Fired::new(e))
 }
 
 impl std::ops::Deref for Fired {
@@ -314,10 +428,7 @@ impl Interest {
             return false;
         }
         if e.event_type == EventType::CUSTOM && !self.subclasses.is_empty() {
-            return e
-                .subclass
-                .as_deref()
-                .is_some_and(|s| self.subclasses.contains(s));
+            return e.subclass().is_some_and(|s| self.subclasses.contains(s));
         }
         true
     }
@@ -348,15 +459,36 @@ pub struct Identity {
     pub ipv6: String,
 }
 
-thread_local! {
-    /// The date headers of the current second on this thread: formatting
-    /// them for every event was a visible share of firing one.
-    static DATES: std::cell::RefCell<(u64, String, String)> =
-        const { std::cell::RefCell::new((u64::MAX, String::new(), String::new())) };
+/// A header value with its plain (URL-encoded) form, when that differs.
+#[derive(Clone, Debug, Default)]
+struct Encoded {
+    value: String,
+    plain: Option<String>,
 }
 
-/// Event-Date-Local and Event-Date-GMT for a Unix second.
-fn dates_for(secs: u64) -> (String, String) {
+impl Encoded {
+    fn new(value: String) -> Encoded {
+        let mut plain = String::with_capacity(value.len());
+        url_encode_into(&value, &mut plain);
+        let plain = (plain != value).then_some(plain);
+        Encoded { value, plain }
+    }
+
+    fn push_to(&self, headers: &mut Headers, name: &str) {
+        headers.push_with_plain(name, &self.value, self.plain.as_deref());
+    }
+}
+
+thread_local! {
+    /// The date headers of the current second on this thread, and their
+    /// plain forms: formatting them for every event was a visible share of
+    /// firing one.
+    static DATES: std::cell::RefCell<(u64, Encoded, Encoded)> =
+        std::cell::RefCell::new((u64::MAX, Encoded::default(), Encoded::default()));
+}
+
+/// Appends Event-Date-Local and Event-Date-GMT for a Unix second.
+fn push_dates(headers: &mut Headers, secs: u64) {
     DATES.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != secs {
@@ -366,17 +498,19 @@ fn dates_for(secs: u64) -> (String, String) {
             let local = utc.with_timezone(&chrono::Local);
             *d = (
                 secs,
-                local.format("%Y-%m-%d %H:%M:%S").to_string(),
-                utc.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                Encoded::new(local.format("%Y-%m-%d %H:%M:%S").to_string()),
+                Encoded::new(utc.format("%a, %d %b %Y %H:%M:%S GMT").to_string()),
             );
         }
-        (d.1.clone(), d.2.clone())
+        d.1.push_to(headers, "Event-Date-Local");
+        d.2.push_to(headers, "Event-Date-GMT");
     })
 }
 
 /// The bus.
 pub struct EventBus {
-    identity: Identity,
+    /// The identity headers' values with their plain forms, in order.
+    identity: [(&'static str, Encoded); 5],
     seq: AtomicU64,
     next_sub: AtomicU64,
     subs: Mutex<Vec<Subscriber>>,
@@ -388,8 +522,21 @@ pub struct EventBus {
 
 impl EventBus {
     pub fn new(identity: Identity) -> EventBus {
+        let Identity {
+            core_uuid,
+            hostname,
+            switchname,
+            ipv4,
+            ipv6,
+        } = identity;
         EventBus {
-            identity,
+            identity: [
+                ("Core-UUID", Encoded::new(core_uuid)),
+                ("FreeSWITCH-Hostname", Encoded::new(hostname)),
+                ("FreeSWITCH-Switchname", Encoded::new(switchname)),
+                ("FreeSWITCH-IPv4", Encoded::new(ipv4)),
+                ("FreeSWITCH-IPv6", Encoded::new(ipv6)),
+            ],
             seq: AtomicU64::new(1),
             next_sub: AtomicU64::new(1),
             subs: Mutex::new(Vec::new()),
@@ -431,31 +578,27 @@ impl EventBus {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let (date_local, date_gmt) = dates_for(now.as_secs());
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let id = &self.identity;
-        let mut headers = Vec::with_capacity(20);
-        let mut push = |k: &str, v: String| headers.push((k.to_string(), v));
-        push("Event-Name", t.name().to_string());
-        push("Core-UUID", id.core_uuid.clone());
-        push("FreeSWITCH-Hostname", id.hostname.clone());
-        push("FreeSWITCH-Switchname", id.switchname.clone());
-        push("FreeSWITCH-IPv4", id.ipv4.clone());
-        push("FreeSWITCH-IPv6", id.ipv6.clone());
-        push("Event-Date-Local", date_local);
-        push("Event-Date-GMT", date_gmt);
-        push("Event-Date-Timestamp", now.as_micros().to_string());
-        push("Event-Calling-File", origin.file.to_string());
-        push("Event-Calling-Function", origin.function.to_string());
-        push("Event-Calling-Line-Number", origin.line.to_string());
-        push("Event-Sequence", seq.to_string());
+        // Room for the base headers and about as many again: one
+        // allocation for most events.
+        let mut h = Headers::reused(1024, 32);
+        // Event names are capitals and underscores: their own plain form.
+        h.push_with_plain("Event-Name", t.name(), None);
+        for (name, value) in &self.identity {
+            value.push_to(&mut h, name);
+        }
+        push_dates(&mut h, now.as_secs());
+        h.push_number("Event-Date-Timestamp", now.as_micros() as u64);
+        h.push("Event-Calling-File", origin.file);
+        h.push("Event-Calling-Function", origin.function);
+        h.push_number("Event-Calling-Line-Number", origin.line.into());
+        h.push_number("Event-Sequence", seq);
         if let Some(sc) = subclass {
-            push("Event-Subclass", sc.to_string());
+            h.push("Event-Subclass", sc);
         }
         Event {
             event_type: t,
-            subclass: subclass.map(str::to_string),
-            headers,
+            headers: h,
             body: None,
         }
     }
@@ -463,7 +606,16 @@ impl EventBus {
     /// Delivers `e` to every interested subscriber without blocking.
     pub fn fire(&self, e: Event) {
         self.fired.fetch_add(1, Ordering::Relaxed);
-        let e = Arc::new(Fired::new(e));
+        let e = fired(e);
+        // The plain form is what every subscriber is sent (the event
+        // socket makes JSON and XML from it too), and the routing headers
+        // are what an event socket looks at: both made here, on the thread
+        // that fires, outside the lock — not on a subscriber's thread,
+        // which one client's delivery would then wait for.
+        if self.wants(e.event_type, None) {
+            e.plain();
+            e.routing_at();
+        }
         let subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
         for s in subs.iter().filter(|s| s.interest.wants(&e)) {
             match s.tx.try_send(e.clone()) {
@@ -480,6 +632,8 @@ impl EventBus {
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }
+        drop(subs);
+        release(e);
     }
 
     /// Subscribes with a queue of `capacity` events.
@@ -547,8 +701,7 @@ mod tests {
     fn plain_form_ends_with_a_blank_line_or_carries_the_body() {
         let mut e = Event {
             event_type: EventType::MODULE_LOAD,
-            subclass: None,
-            headers: vec![("A".into(), "x y".into())],
+            headers: [("A", "x y")].into_iter().collect(),
             body: None,
         };
         assert_eq!(e.to_plain(), "A: x%20y\n\n");
@@ -557,14 +710,121 @@ mod tests {
     }
 
     #[test]
+    fn a_created_event_has_the_base_headers_in_order_and_its_plain_form_matches_the_wire_one() {
+        let bus = EventBus::new(Identity {
+            core_uuid: "u-1".into(),
+            hostname: "h".into(),
+            switchname: "s".into(),
+            ipv4: "127.0.0.1".into(),
+            ipv6: "::1".into(),
+        });
+        let mut e = bus.create(EventType::CUSTOM, Some("a::b"), origin!("t"));
+        e.add_header("X-Empty", "");
+        e.add_header("X-Value", "a b&c%41");
+        e.body = Some("body\n".into());
+        let names: Vec<&str> = e.headers.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            names,
+            [
+                "Event-Name",
+                "Core-UUID",
+                "FreeSWITCH-Hostname",
+                "FreeSWITCH-Switchname",
+                "FreeSWITCH-IPv4",
+                "FreeSWITCH-IPv6",
+                "Event-Date-Local",
+                "Event-Date-GMT",
+                "Event-Date-Timestamp",
+                "Event-Calling-File",
+                "Event-Calling-Function",
+                "Event-Calling-Line-Number",
+                "Event-Sequence",
+                "Event-Subclass",
+                "X-Value",
+            ]
+        );
+        assert_eq!(e.subclass(), Some("a::b"));
+        assert_eq!(e.header("event-sequence"), Some("1"));
+        let pairs: Vec<(&str, &str)> = e.headers.iter().collect();
+        assert_eq!(
+            e.to_plain(),
+            hotswitch_plugin_api::wire::to_plain(&pairs, Some("body\n"))
+        );
+        let ts: u64 = e.header("Event-Date-Timestamp").unwrap().parse().unwrap();
+        assert!(ts > 1_600_000_000_000_000, "{ts}");
+    }
+
+    #[test]
+    fn routing_headers_are_found_once_and_kept_in_order_even_when_many() {
+        let mut e = Event {
+            event_type: EventType::CUSTOM,
+            headers: [("Event-Name", "CUSTOM"), ("X", "1"), ("Unique-ID", "u")]
+                .into_iter()
+                .collect(),
+            body: None,
+        };
+        let few = Fired::new(e.clone());
+        let got: Vec<_> = few.routing_headers().collect();
+        assert_eq!(got, [("Event-Name", "CUSTOM"), ("Unique-ID", "u")]);
+        assert_eq!(few.routing_headers().count(), 2);
+        for i in 0..10 {
+            e.add_header("Job-UUID", i.to_string());
+        }
+        let many = Fired::new(e);
+        assert_eq!(many.routing_headers().count(), 12);
+        assert_eq!(many.routing_headers().last(), Some(("Job-UUID", "9")));
+    }
+
+    #[test]
+    fn a_released_event_is_reused_with_nothing_left_of_the_old_one() {
+        let bus = EventBus::new(Identity {
+            core_uuid: "u".into(),
+            hostname: "h".into(),
+            switchname: "h".into(),
+            ipv4: "127.0.0.1".into(),
+            ipv6: "::1".into(),
+        });
+        let sub = bus.subscribe(
+            Interest {
+                all: true,
+                ..Default::default()
+            },
+            4,
+        );
+        let mut a = bus.create(EventType::CUSTOM, Some("a::b"), origin!("t"));
+        a.add_header("Unique-ID", "first");
+        a.body = Some("body".into());
+        bus.fire(a);
+        let got = sub.rx.try_recv().unwrap();
+        assert!(got
+            .plain()
+            .contains("Unique-ID: first\nContent-Length: 4\n\nbody"));
+        assert_eq!(got.json().len(), got.to_json().len());
+        // (Other tests fire events too: which shell comes back is not
+        // known, only that none carries anything of an older event.)
+        release(got);
+        let mut b = bus.create(EventType::MODULE_LOAD, None, origin!("t"));
+        b.add_header("Channel-Name", "second");
+        let plain = b.to_plain();
+        bus.fire(b);
+        let got = sub.rx.try_recv().unwrap();
+        assert_eq!(got.plain(), plain);
+        assert!(!got.plain().contains("first") && got.body.is_none());
+        assert_eq!(got.json(), got.to_json());
+        let routing: Vec<_> = got.routing_headers().collect();
+        assert_eq!(
+            routing,
+            [("Event-Name", "MODULE_LOAD"), ("Channel-Name", "second")]
+        );
+    }
+
+    #[test]
     fn json_and_xml_forms_keep_header_order_and_carry_the_body() {
         let e = Event {
             event_type: EventType::BACKGROUND_JOB,
-            subclass: None,
-            headers: vec![
-                ("Event-Name".into(), "BACKGROUND_JOB".into()),
-                ("Job-UUID".into(), "a b".into()),
-            ],
+            headers: [("Event-Name", "BACKGROUND_JOB"), ("Job-UUID", "a b")]
+                .into_iter()
+                .collect(),
             body: Some("+OK \"x\"\n".into()),
         };
         assert_eq!(

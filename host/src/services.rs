@@ -204,7 +204,7 @@ unsafe extern "C" fn svc_fire_event(module: ModuleHandle, ev: *const EventDesc) 
         let mut e = core.bus.create(t, subclass, origin!("module"));
         if !d.headers.is_null() {
             for kv in std::slice::from_raw_parts(d.headers, d.header_count) {
-                e.add_header(kv.key.to_str().into_owned(), kv.value.to_str().into_owned());
+                e.add_header(kv.key.to_str(), kv.value.to_str());
             }
         }
         if !d.body.is_empty() {
@@ -559,7 +559,7 @@ session_fn!(svc_session_fire_event(ev: *const EventDesc) -> Status, Status::GENE
     }
     if !d.headers.is_null() {
         for kv in std::slice::from_raw_parts(d.headers, d.header_count) {
-            e.add_header(kv.key.to_str().into_owned(), kv.value.to_str().into_owned());
+            e.add_header(kv.key.to_str(), kv.value.to_str());
         }
     }
     if !d.body.is_empty() {
@@ -827,21 +827,14 @@ unsafe extern "C" fn svc_event_next(
             Some(Got::Event(e)) => {
                 (v.begin)(v.ctx, ITEM_EVENT);
                 let routing_only = format & hotswitch_plugin_api::EVENT_FLAG_ROUTING_HEADERS != 0;
-                for (k, val) in &e.headers {
-                    if routing_only
-                        && !matches!(
-                            k.as_str(),
-                            "Event-Name"
-                                | "Event-Subclass"
-                                | "Unique-ID"
-                                | "Channel-Name"
-                                | "Job-UUID"
-                                | "Job-Owner-UUID"
-                        )
-                    {
-                        continue;
+                if routing_only {
+                    for (k, val) in e.routing_headers() {
+                        (v.header)(v.ctx, RStr::new(k), RStr::new(val));
                     }
-                    (v.header)(v.ctx, RStr::new(k), RStr::new(val));
+                } else {
+                    for (k, val) in &e.headers {
+                        (v.header)(v.ctx, RStr::new(k), RStr::new(val));
+                    }
                 }
                 let text = match format & 0xff {
                     EVENT_FORMAT_JSON => e.json(),
@@ -849,6 +842,7 @@ unsafe extern "C" fn svc_event_next(
                     _ => e.plain(),
                 };
                 (v.text)(v.ctx, RStr::new(text));
+                crate::event::release(e);
                 Status::SUCCESS
             }
             Some(Got::Log(r)) => {

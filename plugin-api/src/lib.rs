@@ -70,7 +70,7 @@ pub use host::{
 pub use interfaces::*;
 pub use module::{guard, guard_or, Chat, HostError, ModuleContext, ModuleDescriptor, Stream};
 pub use session::{Endpoint, Message, Outgoing, OwnedSession, Profile, Session};
-pub use subscription::{Item, ItemKind, Subscription};
+pub use subscription::{Item, ItemKind, ItemSink, Subscription};
 pub use types::*;
 
 /// Re-exported so that modules log with the same `log` this crate forwards.

@@ -52,10 +52,106 @@ impl Item {
     }
 }
 
+/// Receives an item's parts as the host hands them over, in order:
+/// [`begin`](ItemSink::begin), every header, then the text. The views are
+/// valid only during the call; a sink that keeps its buffers from one item
+/// to the next receives events without allocating (see
+/// [`Subscription::next_with`]).
+///
+/// ```no_run
+/// # fn run(m: &hotswitch_plugin_api::ModuleContext) {
+/// use hotswitch_plugin_api::{ItemKind, ItemSink, EVENT_FORMAT_PLAIN};
+/// /// Event names, and the plain events one after the other.
+/// #[derive(Default)]
+/// struct Tape { names: Vec<String>, bytes: Vec<u8> }
+/// impl ItemSink for Tape {
+///     fn begin(&mut self, _kind: ItemKind) {}
+///     fn header(&mut self, name: &str, value: &str) {
+///         if name == "Event-Name" {
+///             self.names.push(value.to_string());
+///         }
+///     }
+///     fn text(&mut self, text: &str) {
+///         self.bytes.extend_from_slice(text.as_bytes());
+///     }
+/// }
+/// let sub = m.subscribe(1000).expect("subscription");
+/// sub.set_interest("ALL");
+/// let mut tape = Tape::default();
+/// while sub.next_with(250, EVENT_FORMAT_PLAIN, &mut tape) {}
+/// # }
+/// ```
+pub trait ItemSink {
+    /// A new item of this kind.
+    fn begin(&mut self, kind: ItemKind);
+    /// One header (value not URL-encoded).
+    fn header(&mut self, name: &str, value: &str);
+    /// The serialised event in the requested format, or the log line.
+    fn text(&mut self, text: &str);
+    /// The same text as bytes, as the host handed them over. A sink that
+    /// only passes the bytes on (to a socket) overrides this and spares
+    /// checking that they are UTF-8; by default they are checked (invalid
+    /// sequences replaced) and passed to [`text`](ItemSink::text).
+    fn text_bytes(&mut self, bytes: &[u8]) {
+        self.text(&String::from_utf8_lossy(bytes));
+    }
+}
+
+impl ItemSink for Item {
+    fn begin(&mut self, kind: ItemKind) {
+        self.kind = kind;
+    }
+    fn header(&mut self, name: &str, value: &str) {
+        self.headers.push((name.to_string(), value.to_string()));
+    }
+    fn text(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+}
+
 /// An open subscription; closed when dropped.
 pub struct Subscription {
     pub(crate) id: u64,
     pub(crate) module: ModuleHandle,
+}
+
+/// A sink and the first panic it raised (it must not unwind into the host).
+struct Visit<'a, S: ItemSink> {
+    sink: &'a mut S,
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl<S: ItemSink> Visit<'_, S> {
+    /// Runs `f` on the sink unless it already panicked.
+    ///
+    /// # Safety
+    /// `ctx` is the `Visit` handed to `event_next` by `next_with`.
+    unsafe fn with(ctx: *mut c_void, f: impl FnOnce(&mut S)) {
+        let v = &mut *(ctx as *mut Visit<'_, S>);
+        if v.panic.is_none() {
+            let sink = &mut *v.sink;
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(sink))) {
+                v.panic = Some(p);
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn s_begin<S: ItemSink>(ctx: *mut c_void, kind: u32) {
+    let kind = if kind == ITEM_LOG {
+        ItemKind::Log
+    } else {
+        ItemKind::Event
+    };
+    Visit::<S>::with(ctx, |s| s.begin(kind));
+}
+
+unsafe extern "C" fn s_header<S: ItemSink>(ctx: *mut c_void, name: RStr, value: RStr) {
+    Visit::<S>::with(ctx, |s| s.header(&name.to_str(), &value.to_str()));
+}
+
+unsafe extern "C" fn s_text<S: ItemSink>(ctx: *mut c_void, text: RStr) {
+    Visit::<S>::with(ctx, |s| s.text_bytes(text.as_bytes()));
 }
 
 pub(crate) unsafe extern "C" fn v_begin(ctx: *mut c_void, kind: u32) {
@@ -101,21 +197,34 @@ impl Subscription {
 
     /// The next item, waiting up to `timeout_ms`.
     pub fn next(&self, timeout_ms: u32, format: u32) -> Option<Item> {
-        let s = services()?;
         let mut item = Item {
             kind: ItemKind::Event,
-            headers: Vec::with_capacity(64),
+            headers: Vec::new(),
             text: String::new(),
         };
+        self.next_with(timeout_ms, format, &mut item)
+            .then_some(item)
+    }
+
+    /// The next item, handed to `sink` part by part; false when none came
+    /// within `timeout_ms`. A panic in the sink is raised again here, after
+    /// the host's call has returned.
+    pub fn next_with<S: ItemSink>(&self, timeout_ms: u32, format: u32, sink: &mut S) -> bool {
+        let Some(s) = services() else { return false };
+        let mut visit = Visit { sink, panic: None };
         let mut v = EventVisitor {
-            ctx: &mut item as *mut Item as *mut c_void,
-            begin: v_begin,
-            header: v_header,
-            text: v_text,
+            ctx: &mut visit as *mut Visit<'_, S> as *mut c_void,
+            begin: s_begin::<S>,
+            header: s_header::<S>,
+            text: s_text::<S>,
         };
-        // SAFETY: `v` and `item` outlive the call.
+        // SAFETY: `v` and `visit` outlive the call; the callbacks never
+        // unwind (a panic is caught and kept).
         let st = unsafe { (s.event_next)(self.module, self.id, timeout_ms, format, &mut v) };
-        st.is_success().then_some(item)
+        if let Some(p) = visit.panic {
+            std::panic::resume_unwind(p);
+        }
+        st.is_success()
     }
 
     /// Items lost to a full queue so far.

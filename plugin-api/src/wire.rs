@@ -18,23 +18,32 @@ use std::fmt::Write;
 pub fn url_encode_into(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = s.as_bytes();
-    // Most values need no escaping at all: copy them whole.
-    if !bytes.iter().any(|&b| NEEDS_ESCAPE[b as usize]) {
-        out.push_str(s);
-        return;
-    }
+    // Runs of bytes that need no escaping are copied whole. A run ends
+    // before an ASCII byte or the first byte of a character (every byte of
+    // a multi-byte character is escaped), so its bounds are char
+    // boundaries.
+    let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        if !NEEDS_ESCAPE[b as usize] {
+            continue;
+        }
         let escaped_already = b == b'%'
             && i + 2 < bytes.len()
             && bytes[i + 1].is_ascii_hexdigit()
             && bytes[i + 2].is_ascii_hexdigit();
-        if escaped_already || !NEEDS_ESCAPE[b as usize] {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
+        if escaped_already {
+            continue;
         }
+        if run < i {
+            out.push_str(&s[run..i]);
+        }
+        out.push('%');
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+        run = i + 1;
+    }
+    if run < bytes.len() {
+        out.push_str(&s[run..]);
     }
 }
 
@@ -146,6 +155,19 @@ mod tests {
         let mut s = String::new();
         url_encode_into("a b:c%41%zz\n\u{e9}", &mut s);
         assert_eq!(s, "a%20b%3Ac%41%25zz%0A%C3%A9");
+    }
+
+    #[test]
+    fn runs_between_escapes_are_kept_whole_around_multibyte_characters() {
+        let mut s = String::new();
+        url_encode_into("\u{e9}t\u{e9} 100%25 ok", &mut s);
+        assert_eq!(s, "%C3%A9t%C3%A9%20100%25%20ok");
+        s.clear();
+        url_encode_into("plain-value_1.2", &mut s);
+        assert_eq!(s, "plain-value_1.2");
+        s.clear();
+        url_encode_into("%4", &mut s);
+        assert_eq!(s, "%254");
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn usage() -> ! {
     eprintln!("       hotswitch-bench parked [--sessions N] [--dial D]");
     eprintln!("       hotswitch-bench tones [--sessions N] [--seconds S]");
     eprintln!("       hotswitch-bench dialplan [--extensions N] [--lookups L]");
-    eprintln!("       hotswitch-bench events [--subscribers N] [--seconds S] [--load calls|sendevent] [--concurrency W]");
+    eprintln!("       hotswitch-bench events [--subscribers N] [--seconds S] [--load calls|sendevent] [--concurrency W] [--rate EVENTS_PER_S]");
     eprintln!("       hotswitch-bench api [--seconds S] [--command C]");
     eprintln!("       hotswitch-bench stuck [--calls N] [--concurrency W] [--queue-size Q]");
     std::process::exit(2)
@@ -825,10 +825,18 @@ mod esl_bench {
         hay.windows(needle.len()).position(|w| w == needle)
     }
 
-    /// A subscriber of `event plain ALL` that reads and counts.
+    /// Microseconds since the first call (a clock the threads share).
+    fn now_us() -> u64 {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        BASE.get_or_init(Instant::now).elapsed().as_micros() as u64
+    }
+
+    /// A subscriber of `event plain ALL` that reads and counts; `last`
+    /// holds when (see [`now_us`]) it last counted an event.
     fn subscriber(
         port: u16,
         count: Arc<AtomicU64>,
+        last: Arc<AtomicU64>,
         stop: Arc<AtomicBool>,
     ) -> Result<std::thread::JoinHandle<bool>, String> {
         let mut c = Esl::connect(port)?;
@@ -859,8 +867,11 @@ mod esl_bench {
                             ) => {}
                         Err(_) => break,
                     }
-                    count.fetch_add(counter.events - reported, Ordering::Relaxed);
-                    reported = counter.events;
+                    if counter.events > reported {
+                        count.fetch_add(counter.events - reported, Ordering::Relaxed);
+                        last.store(now_us(), Ordering::Relaxed);
+                        reported = counter.events;
+                    }
                 }
                 counter.goodbye
             })
@@ -897,10 +908,14 @@ mod esl_bench {
         Ok(failed)
     }
 
-    /// `sendevent` floods from one connection, `depth` packets in flight.
+    /// `sendevent` from one connection, `depth` packets in flight: as fast
+    /// as replies come back, or paced to `rate` events/s (open loop: the
+    /// generator never waits for the subscribers, as a switch's calls do
+    /// not).
     fn sendevent_load(
         port: u16,
         depth: usize,
+        rate: Option<f64>,
         fired: Arc<AtomicU64>,
         stop: Arc<AtomicBool>,
     ) -> Result<std::thread::JoinHandle<()>, String> {
@@ -909,24 +924,42 @@ mod esl_bench {
         std::thread::Builder::new()
             .name("sendevent".into())
             .spawn(move || {
-                let mut in_flight = 0usize;
+                let t0 = Instant::now();
+                let (mut sent, mut in_flight) = (0u64, 0usize);
                 let mut batch = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    batch.clear();
-                    while in_flight < depth {
-                        batch.extend_from_slice(packet);
-                        in_flight += 1;
+                    let due = rate.map_or(u64::MAX, |r| (r * t0.elapsed().as_secs_f64()) as u64);
+                    let n = (depth - in_flight).min(due.saturating_sub(sent) as usize);
+                    if n > 0 {
+                        batch.clear();
+                        for _ in 0..n {
+                            batch.extend_from_slice(packet);
+                        }
+                        if c.w.write_all(&batch).is_err() {
+                            return;
+                        }
+                        sent += n as u64;
+                        in_flight += n;
+                    } else if in_flight == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                        continue;
                     }
-                    if c.w.write_all(&batch).is_err() {
-                        return;
-                    }
-                    // Half the window back before topping up.
-                    for _ in 0..depth / 2 {
+                    // Half the window back before topping up (paced: what
+                    // has come back).
+                    let keep = if n > 0 || rate.is_none() {
+                        depth / 2
+                    } else {
+                        0
+                    };
+                    while in_flight > keep {
                         if c.reply().is_err() {
                             return;
                         }
                         in_flight -= 1;
                         fired.fetch_add(1, Ordering::Relaxed);
+                        if rate.is_some() && c.r.buffer().is_empty() {
+                            break;
+                        }
                     }
                 }
                 while in_flight > 0 && c.reply().is_ok() {
@@ -984,9 +1017,11 @@ mod esl_bench {
     /// sendevent floods) run for S seconds.
     pub fn events(args: &[String]) -> Result<(), String> {
         let (mut n, mut secs, mut w, mut load) = (1usize, 10u64, 32usize, "calls".to_string());
+        let mut rate: Option<f64> = None;
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
+                "--rate" => rate = Some(parse(it.next())),
                 "--subscribers" => n = parse(it.next()),
                 "--seconds" => secs = parse(it.next()),
                 "--concurrency" => w = parse(it.next()),
@@ -1000,9 +1035,10 @@ mod esl_bench {
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let counts: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
+        let lasts: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
         let mut readers = Vec::new();
-        for k in counts.iter() {
-            readers.push(subscriber(port, k.clone(), stop.clone())?);
+        for (k, l) in counts.iter().zip(&lasts) {
+            readers.push(subscriber(port, k.clone(), l.clone(), stop.clone())?);
         }
         // Warm up: a few calls, so that every pool has its threads.
         let warm = AtomicBool::new(true);
@@ -1013,6 +1049,7 @@ mod esl_bench {
         let (cpu0, own0) = (cpu_seconds(c.pid()), own_cpu_seconds());
         let threads0 = thread_cpu(c.pid());
         let t0 = Instant::now();
+        let t0_us = now_us();
         let load_stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicU64::new(0));
         let timer = {
@@ -1026,7 +1063,7 @@ mod esl_bench {
         match load.as_str() {
             "calls" => failed = call_load(&mut c, w, &done, &load_stop)?,
             "sendevent" => {
-                let h = sendevent_load(port, w.max(2), done.clone(), load_stop.clone())?;
+                let h = sendevent_load(port, w.max(2), rate, done.clone(), load_stop.clone())?;
                 let _ = h.join();
             }
             _ => usage(),
@@ -1063,13 +1100,24 @@ mod esl_bench {
         let total: u64 = got.iter().sum();
         let per = total as f64 / n as f64;
         let calls = done.load(Ordering::Relaxed);
+        // Rates over the time until the last event arrived (not less than
+        // the load ran), not over the wait that confirmed no more came.
+        let last_us = lasts
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        let delivered_in = took.max(Duration::from_micros(last_us.saturating_sub(t0_us)));
         let what = if load == "calls" {
             format!(
                 "calls ({w} in flight of `{}`)",
                 CALL.trim_start_matches("bgapi ")
             )
         } else {
-            format!("sendevent CUSTOM from one connection ({w} in flight)")
+            let pace = rate.map_or("as fast as replies come".into(), |r| {
+                format!("paced to {r:.0}/s")
+            });
+            format!("sendevent CUSTOM from one connection ({w} in flight, {pace})")
         };
         println!("hotswitch-bench events: {n} subscriber(s) of `event plain ALL`, load: {what}, {secs} s");
         println!(
@@ -1083,14 +1131,26 @@ mod esl_bench {
             calls as f64 / took.as_secs_f64()
         );
         println!(
-            "  delivered: {:.0} events/s per subscriber, {:.0} events/s in total ({} events per {}; min {} max {} per subscriber; {cut_off} cut off)",
-            per / drained.as_secs_f64(),
-            total as f64 / drained.as_secs_f64(),
+            "  delivered: {:.0} events/s per subscriber, {:.0} events/s in total, the last {:.2} s after the start ({} events per {}; min {} max {} per subscriber; {cut_off} cut off)",
+            per / delivered_in.as_secs_f64(),
+            total as f64 / delivered_in.as_secs_f64(),
+            delivered_in.as_secs_f64(),
             if calls > 0 { format!("{:.1}", per / calls as f64) } else { "-".into() },
             if load == "calls" { "call" } else { "fired event" },
             got.iter().min().unwrap_or(&0),
             got.iter().max().unwrap_or(&0),
         );
+        if load != "calls" {
+            let lost = calls.saturating_sub(got.iter().copied().min().unwrap_or(0));
+            println!(
+                "  {}",
+                if lost == 0 && cut_off == 0 {
+                    "lossless: every subscriber got every fired event".to_string()
+                } else {
+                    format!("NOT lossless: {lost} event(s) missing at the worst subscriber, {cut_off} cut off")
+                }
+            );
+        }
         println!(
             "  switch CPU {:.2} s = {:.0}% of one core ({:.2} µs per delivered event); bench process CPU {:.0}% of one core",
             cpu,
@@ -1199,6 +1259,8 @@ mod esl_bench {
             return Err(format!("event plain ALL: {reply}"));
         }
         let t_stuck = Instant::now();
+        // The switch logs (with its time) when it cuts the client off.
+        let subscribed_at = chrono::Local::now().format("%H:%M:%S%.6f");
         let (r2, f2, cpu2) = timed_calls(&mut c, n / 2, w)?;
         let (r2b, f2b, cpu2b) = timed_calls(&mut c, n / 2, w)?;
         let with_took = t_stuck.elapsed();
@@ -1230,7 +1292,7 @@ mod esl_bench {
         // For comparison: a subscriber of everything that does read.
         let stop = Arc::new(AtomicBool::new(false));
         let got = Arc::new(AtomicU64::new(0));
-        let reader = subscriber(port, got.clone(), stop.clone())?;
+        let reader = subscriber(port, got.clone(), Arc::default(), stop.clone())?;
         let (r4, f4, cpu4) = timed_calls(&mut c, n, w)?;
         stop.store(true, Ordering::Relaxed);
         let _ = reader.join();
@@ -1251,6 +1313,7 @@ mod esl_bench {
             "  a reading subscriber of ALL:        {r4:.0} calls/s ({f4} failed), switch CPU {cpu4:.0}% ({} events read)",
             got.load(Ordering::Relaxed)
         );
+        println!("  the stuck client subscribed at {subscribed_at} (the switch's warning above says when it was cut off)");
         println!(
             "  the stuck client, read afterwards: {} events ({} bytes) then {}",
             counter.events,

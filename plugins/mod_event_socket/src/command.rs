@@ -117,16 +117,23 @@ fn is_true(v: &str) -> bool {
     )
 }
 
+/// True when `hay` contains `needle` (ASCII, case-insensitively).
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// Parses a packet into a command.
-pub fn parse(packet: &Packet) -> Command {
-    let line = packet.command.trim();
+pub fn parse(mut packet: Packet) -> Command {
+    let command_line = std::mem::take(&mut packet.command);
+    let line = command_line.trim();
     // FreeSWITCH runs any command that would unload this module through
     // `bgapi`, so that the connection asking is not the one waiting for
     // itself to close.
-    let lower = line.to_ascii_lowercase();
-    if lower.contains("mod_event_socket") {
+    if contains_ignore_case(line, "mod_event_socket") {
         for verb in ["unload", "reload"] {
-            if lower.contains(verb) {
+            if contains_ignore_case(line, verb) {
                 return Command::Api {
                     command: "bgapi".into(),
                     args: format!("{verb} mod_event_socket"),
@@ -139,7 +146,17 @@ pub fn parse(packet: &Packet) -> Command {
     }
     let word = line.split_whitespace().next().unwrap_or("");
     let args = rest(line);
-    match word.to_ascii_lowercase().as_str() {
+    // Every command name is short: lower-cased on the stack.
+    let mut lower = [0u8; 16];
+    let verb = match lower.get_mut(..word.len()) {
+        Some(l) => {
+            l.copy_from_slice(word.as_bytes());
+            l.make_ascii_lowercase();
+            std::str::from_utf8(l).unwrap_or("")
+        }
+        None => "",
+    };
+    match verb {
         "exit" => Command::Exit,
         "auth" => Command::Auth(args.to_string()),
         "userauth" => Command::Userauth,
@@ -180,13 +197,13 @@ pub fn parse(packet: &Packet) -> Command {
                 .map(|u| u.trim().to_string());
             Command::Sendmsg {
                 uuid,
-                message: parse_call_command(packet),
+                message: parse_call_command(&packet),
             }
         }
         "sendevent" => Command::Sendevent {
             name: args.split_whitespace().next().unwrap_or("").to_string(),
-            headers: packet.headers.clone(),
-            body: packet.body.clone(),
+            headers: std::mem::take(&mut packet.headers),
+            body: packet.body.take(),
         },
         "myevents" => {
             let mut uuid = None;
@@ -306,7 +323,7 @@ mod tests {
     fn cmd(text: &str) -> Command {
         let mut p = Parser::new();
         p.push(text.as_bytes());
-        parse(&p.next_packet().unwrap().unwrap())
+        parse(p.next_packet().unwrap().unwrap())
     }
 
     #[test]

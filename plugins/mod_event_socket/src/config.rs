@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Besides FreeSWITCH's, `max-connections` (0: no limit) and
-//! `queue-size` (frames waiting for a slow client before it is cut off).
+//! `queue-size` (frames waiting for a slow client before it is cut off;
+//! the switch keeps four times as many events for the connection's event
+//! thread, see [`crate::pump`]).
 
 use crate::acl::{Acl, AclError};
 use hotswitch_plugin_api::xml;

@@ -8,18 +8,18 @@
 use crate::command::{self, Command, FilterCommand};
 use crate::frames::{self, Format, GOODBYE, LOST_EVENTS, SHUTTING_DOWN};
 use crate::outbound::Link;
+use crate::outbox::{self, Outbox};
 use crate::packet::{Packet, Parser};
-use crate::pump::{self, Control, Feed, Out};
+use crate::pump::{self, Control, Feed};
 use crate::selection::{Selection, BACKGROUND_JOB};
 use crate::service::{LiveGuard, Service};
 use crate::session_ops;
 use hotswitch_plugin_api::{LogLevel, ModuleContext};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 /// How long a client has to authenticate (outbound: to send its first
@@ -62,7 +62,10 @@ struct Conn {
     peer: String,
     authed: bool,
     outbound: Option<Link>,
-    out: mpsc::Sender<Out>,
+    outbox: Arc<Outbox>,
+    /// Replies to the packets of one read, sent together.
+    replies: Vec<u8>,
+    reply_frames: usize,
     control_tx: mpsc::UnboundedSender<Control>,
     control_rx: mpsc::UnboundedReceiver<Control>,
     feed: Option<Arc<Feed>>,
@@ -87,9 +90,8 @@ pub async fn serve(stream: TcpStream, origin: Origin, service: Arc<Service>, _li
         Origin::Outbound(link) => (format!("outbound {}", link.uuid), Some(link)),
     };
     let (mut reader, writer) = stream.into_split();
-    let (out, out_rx) = mpsc::channel(service.config.queue_size);
-    let (kill_tx, kill_rx) = oneshot::channel();
-    let writer = tokio::spawn(write_loop(writer, out_rx, kill_rx));
+    let outbox = Outbox::new(service.config.queue_size);
+    let writer = tokio::spawn(outbox::write_loop(outbox.clone(), writer));
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let mut conn = Conn {
         service: service.clone(),
@@ -97,7 +99,9 @@ pub async fn serve(stream: TcpStream, origin: Origin, service: Arc<Service>, _li
         authed: outbound.is_some(),
         controlled: outbound.as_ref().map(|l| l.uuid.clone()),
         outbound,
-        out,
+        outbox,
+        replies: Vec::new(),
+        reply_frames: 0,
         control_tx,
         control_rx,
         feed: None,
@@ -116,67 +120,8 @@ pub async fn serve(stream: TcpStream, origin: Origin, service: Arc<Service>, _li
     }
     let mut shutdown = service.shutdown.subscribe();
     let ending = conn.read_loop(&mut reader, &mut shutdown).await;
-    conn.finish(ending, writer, kill_tx).await;
+    conn.finish(ending, writer).await;
     log::debug!("event socket: {} closed", conn.peer);
-}
-
-async fn write_loop(
-    mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Out>,
-    mut kill: oneshot::Receiver<Vec<u8>>,
-) {
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    loop {
-        let first = tokio::select! {
-            biased;
-            notice = &mut kill => {
-                if let Ok(n) = notice {
-                    kill_with(&mut w, n).await;
-                }
-                return;
-            }
-            next = rx.recv() => next,
-        };
-        let mut close = false;
-        match first {
-            Some(Out::Frame(f)) => buf.extend_from_slice(&f),
-            Some(Out::Close) | None => close = true,
-        }
-        while !close && buf.len() < 256 * 1024 {
-            match rx.try_recv() {
-                Ok(Out::Frame(f)) => buf.extend_from_slice(&f),
-                Ok(Out::Close) => close = true,
-                Err(_) => break,
-            }
-        }
-        if !buf.is_empty() {
-            tokio::select! {
-                biased;
-                notice = &mut kill => {
-                    if let Ok(n) = notice {
-                        kill_with(&mut w, n).await;
-                    }
-                    return;
-                }
-                r = w.write_all(&buf) => if r.is_err() { return },
-            }
-            buf.clear();
-        }
-        if close {
-            let _ = w.shutdown().await;
-            return;
-        }
-    }
-}
-
-/// Drops what is queued: sends the notice (if the client reads within a
-/// second) and closes.
-async fn kill_with(w: &mut OwnedWriteHalf, notice: Vec<u8>) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = w.write_all(&notice).await;
-        let _ = w.shutdown().await;
-    })
-    .await;
 }
 
 fn reply_text_is_error(t: &str) -> bool {
@@ -184,22 +129,40 @@ fn reply_text_is_error(t: &str) -> bool {
 }
 
 impl Conn {
-    /// Queues a frame; a full queue marks the client as not reading.
+    /// Queues a frame to go out with the other replies of this read; a full
+    /// queue marks the client as not reading.
     fn send(&mut self, frame: Vec<u8>) {
         if self.overflowed {
             return;
         }
-        if self.out.try_send(Out::Frame(frame)).is_err() {
-            self.overflowed = true;
-            let _ = self.control_tx.send(Control::Overflow);
+        self.replies.extend_from_slice(&frame);
+        self.reply_frames += 1;
+    }
+
+    /// Hands the replies queued so far to the writer.
+    fn flush_replies(&mut self) {
+        if self.reply_frames == 0 || self.overflowed {
+            return;
         }
+        match self.outbox.push(&mut self.replies, self.reply_frames) {
+            Ok(()) | Err(outbox::Refused::Closed) => {}
+            Err(outbox::Refused::Full) => {
+                self.overflowed = true;
+                let _ = self.control_tx.send(Control::Overflow);
+            }
+        }
+        self.replies.clear();
+        self.reply_frames = 0;
     }
 
     fn reply(&mut self, text: &str) {
         if reply_text_is_error(text) {
             log::debug!("event socket: {}: {text}", self.peer);
         }
-        self.send(frames::command_reply(text));
+        if !self.overflowed {
+            frames::command_reply_into(&mut self.replies, text);
+            self.reply_frames += 1;
+        }
     }
 
     fn start_feed(&mut self) -> Result<Arc<Feed>, String> {
@@ -213,7 +176,7 @@ impl Conn {
         let feed = pump::start(
             &self.service,
             selection,
-            self.out.clone(),
+            self.outbox.clone(),
             self.control_tx.clone(),
         )?;
         self.feed = Some(feed.clone());
@@ -252,6 +215,7 @@ impl Conn {
                     }
                 }
             }
+            self.flush_replies();
             let waiting_first = !self.authed || (self.outbound.is_some() && !got_first);
             let deadline = if waiting_first {
                 Some(first_deadline)
@@ -269,6 +233,13 @@ impl Conn {
                         log::warn!(
                             "event socket: {} is not reading: its queue of {} frames is full; disconnecting",
                             self.peer, self.service.config.queue_size
+                        );
+                        return Ending::Kill(LOST_EVENTS);
+                    }
+                    Some(Control::Lost) => {
+                        log::warn!(
+                            "event socket: {} lost events: the switch's queue of {} events for it is full; disconnecting",
+                            self.peer, self.service.config.queue_size * pump::HOST_QUEUE_FACTOR
                         );
                         return Ending::Kill(LOST_EVENTS);
                     }
@@ -317,12 +288,7 @@ impl Conn {
         None
     }
 
-    async fn finish(
-        &mut self,
-        ending: Ending,
-        mut writer: tokio::task::JoinHandle<()>,
-        kill: oneshot::Sender<Vec<u8>>,
-    ) {
+    async fn finish(&mut self, ending: Ending, mut writer: tokio::task::JoinHandle<()>) {
         if let Some(f) = self.feed.take() {
             f.stop();
         }
@@ -330,19 +296,20 @@ impl Conn {
         let notice = |text: &str| frames::disconnect_notice(text, controlled.as_deref());
         match ending {
             Ending::Gone => {
-                let _ = self.out.try_send(Out::Close);
+                self.flush_replies();
+                self.outbox.close();
             }
             Ending::Close(text) => {
-                let queued = !self.overflowed
-                    && self.out.try_send(Out::Frame(notice(text))).is_ok()
-                    && self.out.try_send(Out::Close).is_ok();
-                if !queued {
-                    let _ = kill.send(notice(LOST_EVENTS));
+                self.send(notice(text));
+                let overflowed = self.overflowed;
+                self.flush_replies();
+                if overflowed || self.overflowed {
+                    self.outbox.kill(notice(LOST_EVENTS));
+                } else {
+                    self.outbox.close();
                 }
             }
-            Ending::Kill(text) => {
-                let _ = kill.send(notice(text));
-            }
+            Ending::Kill(text) => self.outbox.kill(notice(text)),
         }
         if tokio::time::timeout(FLUSH_TIMEOUT, &mut writer)
             .await
@@ -355,8 +322,21 @@ impl Conn {
         }
     }
 
+    /// Runs one packet's command. Replies to `sendevent` wait for the rest
+    /// of the read (a client pipelining events gets them in one write);
+    /// any other reply goes to the writer at once, before anything the
+    /// command causes (a bgapi's job, events of a new subscription).
     async fn handle(&mut self, packet: Packet) -> Flow {
-        let cmd = command::parse(&packet);
+        let cmd = command::parse(packet);
+        let batched = matches!(cmd, Command::Sendevent { .. });
+        let flow = self.run_command(cmd).await;
+        if !batched {
+            self.flush_replies();
+        }
+        flow
+    }
+
+    async fn run_command(&mut self, cmd: Command) -> Flow {
         if let Command::Exit = cmd {
             self.reply("+OK bye");
             return Flow::End(Ending::Close(GOODBYE));
@@ -399,6 +379,7 @@ impl Conn {
                 (true, Some(false)) => "+OK events not diverted",
             }),
             Command::Sendmsg { uuid, message } => {
+                self.flush_replies();
                 let r = session_ops::sendmsg(
                     uuid.as_deref(),
                     self.controlled.as_deref(),
@@ -420,6 +401,7 @@ impl Conn {
                 self.reply(&r);
             }
             Command::Api { command, args } => {
+                self.flush_replies();
                 let text = run_api(command, args).await;
                 self.send(frames::api_response(&text));
             }
@@ -605,13 +587,14 @@ impl Conn {
     }
 
     fn bgapi(&mut self, command: String, args: String, job_uuid: Option<String>) {
-        let job = job_uuid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let job = job_uuid.unwrap_or_else(|| session_ops::new_uuid().to_string());
         // The reply is queued before the job starts, so that it always
         // precedes the job's BACKGROUND_JOB event.
         self.send(frames::command_reply_with(
             &format!("+OK Job-UUID: {job}"),
             &[("Job-UUID", &job)],
         ));
+        self.flush_replies();
         let owner = self.controlled.clone().unwrap_or_default();
         tokio::task::spawn_blocking(move || {
             let output = execute_api(&command, &args);

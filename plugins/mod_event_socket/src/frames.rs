@@ -50,7 +50,16 @@ pub fn auth_request() -> Vec<u8> {
 
 /// `Content-Type: command/reply` with `Reply-Text`.
 pub fn command_reply(text: &str) -> Vec<u8> {
-    command_reply_with(text, &[])
+    let mut v = Vec::with_capacity(text.len() + 48);
+    command_reply_into(&mut v, text);
+    v
+}
+
+/// Appends a command reply (see [`command_reply`]) to `out`.
+pub fn command_reply_into(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"Content-Type: command/reply\nReply-Text: ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\n\n");
 }
 
 /// A command reply with extra headers after `Reply-Text` (bgapi's
@@ -75,42 +84,55 @@ pub fn api_response(body: &str) -> Vec<u8> {
     v
 }
 
-/// An event, already serialised in `format`.
-/// Appends an event frame to `out` (no intermediate buffers).
-pub fn event_into(out: &mut Vec<u8>, format: Format, text: &str) {
-    use std::io::Write as _;
-    let _ = write!(
-        out,
-        "Content-Length: {}\nContent-Type: text/event-{}\n\n",
-        text.len(),
-        format.as_str()
-    );
-    out.extend_from_slice(text.as_bytes());
+/// Appends an event frame, already serialised in `format`, to `out`.
+pub fn event_into(out: &mut Vec<u8>, format: Format, text: &[u8]) {
+    out.extend_from_slice(b"Content-Length: ");
+    push_decimal(out, text.len());
+    out.extend_from_slice(match format {
+        Format::Plain => b"\nContent-Type: text/event-plain\n\n",
+        Format::Json => b"\nContent-Type: text/event-json\n\n",
+        Format::Xml => b"\nContent-Type: text/event-xml\n\n",
+    });
+    out.extend_from_slice(text);
 }
 
+/// An event frame, already serialised in `format`.
 pub fn event(format: Format, text: &str) -> Vec<u8> {
-    let mut v = format!(
-        "Content-Length: {}\nContent-Type: text/event-{}\n\n",
-        text.len(),
-        format.as_str()
-    )
-    .into_bytes();
-    v.extend_from_slice(text.as_bytes());
+    let mut v = Vec::with_capacity(text.len() + 64);
+    event_into(&mut v, format, text.as_bytes());
     v
 }
 
-/// A log record: `Content-Type: log/data`, `Content-Length`, then the
-/// record's headers (Log-Level, Text-Channel, Log-File, Log-Func, Log-Line,
-/// User-Data) and the line as body.
-pub fn log_data(headers: &[(String, String)], text: &str) -> Vec<u8> {
-    let mut s = format!("Content-Type: log/data\nContent-Length: {}\n", text.len());
-    for (k, v) in headers {
-        let _ = writeln!(s, "{k}: {v}");
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    s.push('\n');
-    let mut v = s.into_bytes();
-    v.extend_from_slice(text.as_bytes());
-    v
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends a log record's frame to `out`: `Content-Type: log/data`,
+/// `Content-Length`, then the record's headers (Log-Level, Text-Channel,
+/// Log-File, Log-Func, Log-Line, User-Data) and the line as body.
+pub fn log_data_into(out: &mut Vec<u8>, headers: &[(String, String)], text: &str) {
+    out.extend_from_slice(b"Content-Type: log/data\nContent-Length: ");
+    push_decimal(out, text.len());
+    out.push(b'\n');
+    for (k, v) in headers {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// `Content-Type: text/disconnect-notice`; a connection controlling a

@@ -13,7 +13,9 @@
 //! - [`selection`] and [`filter`]: which events and log records a
 //!   connection is sent.
 //! - [`pump`]: a connection's host subscription, pulled on its own thread
-//!   into a bounded queue.
+//!   in bursts, framed into the connection's outbox.
+//! - [`outbox`]: the bytes a connection has yet to send, bounded in frames,
+//!   and the writer that sends them a burst at a time.
 //! - [`connection`]: one client: read, run commands, write; slow clients
 //!   are cut off, never waited for.
 //! - [`session_ops`]: what commands do to sessions and the event bus.
@@ -29,6 +31,7 @@ pub mod connection;
 pub mod filter;
 pub mod frames;
 pub mod outbound;
+pub mod outbox;
 pub mod packet;
 pub mod pump;
 pub mod selection;

@@ -8,6 +8,7 @@
 //! The parser never touches a socket: the connection pushes what it read
 //! and pulls packets until there is none complete.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The largest body a client may send (FreeSWITCH's `MAX_CONTENT_LENGTH`).
@@ -79,6 +80,11 @@ impl std::error::Error for ParseError {}
 #[derive(Default)]
 pub struct Parser {
     buf: Vec<u8>,
+    /// Where the bytes not yet returned start: packets are consumed by
+    /// moving this, and the buffer is compacted only when it is refilled
+    /// (taking packets off the front one by one moved the rest of a
+    /// pipelined read every time).
+    start: usize,
     /// Where scanning for the end of the header block resumes.
     scan: usize,
     /// A packet whose headers are complete, waiting for its body.
@@ -94,12 +100,17 @@ impl Parser {
 
     /// Appends bytes read from the client.
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.scan -= self.start;
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// Bytes buffered and not yet part of a returned packet.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// The next complete packet, `Ok(None)` when more bytes are needed.
@@ -110,25 +121,27 @@ impl Parser {
         }
         if let Some((_, len)) = &self.waiting {
             let len = *len;
-            if self.buf.len() < len {
+            if self.buffered() < len {
                 return Ok(None);
             }
             let (mut packet, _) = self.waiting.take().expect("checked above");
-            let body: Vec<u8> = self.buf.drain(..len).collect();
-            packet.body = Some(String::from_utf8_lossy(&body).into_owned());
+            let body = &self.buf[self.start..self.start + len];
+            packet.body = Some(String::from_utf8_lossy(body).into_owned());
+            self.start += len;
+            self.scan = self.start;
             return Ok(Some(packet));
         }
         self.skip_blank_lines();
         let Some(end) = self.find_head_end() else {
-            if self.buf.len() > MAX_HEAD {
+            if self.buffered() > MAX_HEAD {
                 self.failed = true;
                 return Err(ParseError::HeaderTooLarge);
             }
             return Ok(None);
         };
-        let head: Vec<u8> = self.buf.drain(..end).collect();
-        self.scan = 0;
-        let result = parse_head(&head);
+        let result = parse_head(&self.buf[self.start..end]);
+        self.start = end;
+        self.scan = end;
         match result {
             Ok((packet, 0)) => Ok(Some(packet)),
             Ok((packet, len)) => {
@@ -145,30 +158,26 @@ impl Parser {
     }
 
     fn skip_blank_lines(&mut self) {
-        let n = self
-            .buf
+        let n = self.buf[self.start..]
             .iter()
             .take_while(|b| **b == b'\n' || **b == b'\r')
             .count();
         if n > 0 {
-            self.buf.drain(..n);
-            self.scan = 0;
+            self.start += n;
+            self.scan = self.scan.max(self.start);
         }
     }
 
-    /// The length of the header block including its blank line.
+    /// Where the header block ends, after its blank line.
     fn find_head_end(&mut self) -> Option<usize> {
         let mut line_start = self.scan;
-        let mut i = self.scan;
-        while i < self.buf.len() {
-            if self.buf[i] == b'\n' {
-                let blank = self.buf[line_start..i].iter().all(|b| *b == b'\r');
-                if blank && line_start > 0 {
-                    return Some(i + 1);
-                }
-                line_start = i + 1;
+        while let Some(n) = memchr::memchr(b'\n', &self.buf[line_start..]) {
+            let i = line_start + n;
+            let blank = self.buf[line_start..i].iter().all(|b| *b == b'\r');
+            if blank && line_start > self.start {
+                return Some(i + 1);
             }
-            i += 1;
+            line_start = i + 1;
         }
         // Resume at the start of the unfinished line next time.
         self.scan = line_start;
@@ -178,10 +187,19 @@ impl Parser {
 
 /// Parses a complete header block; returns the packet and its body length.
 fn parse_head(head: &[u8]) -> Result<(Packet, usize), ParseError> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text
-        .split('\n')
-        .map(|l| l.trim_end_matches('\r').replace('\r', ""));
+    // The fast check first; the lossy walk only for bytes that are not UTF-8.
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(head),
+    };
+    let mut lines = text.split('\n').map(|l| {
+        let l = l.trim_end_matches('\r');
+        if l.contains('\r') {
+            Cow::Owned(l.replace('\r', ""))
+        } else {
+            Cow::Borrowed(l)
+        }
+    });
     let command = lines.next().unwrap_or_default().trim().to_string();
     let mut packet = Packet {
         command,
@@ -191,11 +209,11 @@ fn parse_head(head: &[u8]) -> Result<(Packet, usize), ParseError> {
     let mut malformed = None;
     for line in lines.filter(|l| !l.is_empty()) {
         let Some((name, value)) = line.split_once(':') else {
-            malformed.get_or_insert(line);
+            malformed.get_or_insert(line.to_string());
             continue;
         };
         if name.is_empty() {
-            malformed.get_or_insert(line.clone());
+            malformed.get_or_insert(line.to_string());
             continue;
         }
         let value = value.trim_start_matches(' ');

@@ -102,10 +102,45 @@ pub async fn sendmsg(
     }
 }
 
+thread_local! {
+    /// xoshiro256++ state, seeded once per thread from the system's
+    /// random source.
+    static RNG: std::cell::Cell<[u64; 4]> = std::cell::Cell::new({
+        let a = uuid::Uuid::new_v4().as_u64_pair();
+        let b = uuid::Uuid::new_v4().as_u64_pair();
+        [a.0, a.1, b.0, b.1 | 1]
+    });
+}
+
+fn next_random() -> u64 {
+    RNG.with(|c| {
+        let mut s = c.get();
+        let r = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        c.set(s);
+        r
+    })
+}
+
+/// A random (version 4) UUID for `Event-UUID` and `Job-UUID`: from a
+/// per-thread generator seeded by the system, not a system call per UUID
+/// (which was a visible share of a `sendevent`).
+pub fn new_uuid() -> uuid::Uuid {
+    let bytes = (u128::from(next_random()) << 64 | u128::from(next_random())).to_be_bytes();
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
 /// `sendevent NAME`: fires the packet's headers and body as an event.
 /// Returns the reply text.
 pub fn sendevent(name: &str, headers: &[(String, String)], body: Option<&str>) -> String {
-    let event_uuid = uuid::Uuid::new_v4().to_string();
+    let mut text = uuid::Uuid::encode_buffer();
+    let event_uuid: &str = new_uuid().hyphenated().encode_lower(&mut text);
     // An unknown name stays a CLONE event, as in FreeSWITCH.
     let id = event_id(name).filter(|id| *id != ALL).unwrap_or(1);
     let subclass = if id == 0 {
@@ -126,7 +161,7 @@ pub fn sendevent(name: &str, headers: &[(String, String)], body: Option<&str>) -
         })
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    h.push(("Event-UUID", &event_uuid));
+    h.push(("Event-UUID", event_uuid));
     if let Err(e) = ModuleContext::current().fire_event(id, subclass, &h, body.unwrap_or("")) {
         log::warn!("event socket: sendevent {name}: {e}");
     }
@@ -184,6 +219,15 @@ pub fn channel_data(link: &Link) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_uuids_are_version_4_and_differ() {
+        let a = new_uuid();
+        let b = new_uuid();
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 4);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+    }
 
     #[test]
     fn causes_parse_like_str2cause() {
