@@ -98,6 +98,26 @@ fn start_on(
     })
 }
 
+/// Waits until a sipp started as a UAS holds its SIP port (a busy machine
+/// may take a while to start it). Read from /proc/net/udp: binding the port
+/// to probe it could take it from sipp.
+fn sipp_listening(port: u16) {
+    let needle = format!(":{port:04X} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        if table.lines().skip(1).any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| format!("{a} ").ends_with(&needle))
+        }) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "sipp never bound port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One sipp run.
 struct Sipp {
     child: Child,
@@ -343,7 +363,7 @@ fn originate_reaches_a_sipp_uas_and_sip_h_variables_become_headers() {
         &[("want_header", "X-app: 42")],
         &["-p", &uas_port.to_string(), "-m", "1"],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    sipp_listening(uas_port);
     let out = s.sw.cmd(&format!(
         "originate {{sip_h_X-app=42}}sofia/internal/uas@127.0.0.1:{uas_port} &park()"
     ));
@@ -373,7 +393,7 @@ fn a_bridged_call_ends_when_either_side_sends_bye() {
         &[("want_header", "INVITE")],
         &["-p", &b_port.to_string(), "-m", "1"],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    sipp_listening(b_port);
     let a = sipp(
         "uac_call.xml",
         Some(s.port),
@@ -395,7 +415,7 @@ fn a_bridged_call_ends_when_either_side_sends_bye() {
         &[],
         &["-p", &b_port.to_string(), "-m", "1", "-d", "1500"],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    sipp_listening(b_port);
     let a = sipp(
         "uac_wait_bye.xml",
         Some(s.port),
@@ -453,7 +473,7 @@ fn register_checks_the_digest_and_user_dialing_reaches_the_contact() {
         &[("want_header", "INVITE sip:1000@127.0.0.1")],
         &["-m", "1", "-p", &ua_port.to_string()],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    sipp_listening(ua_port);
     let out = sw.cmd("originate {originate_timeout=10}user/1000@127.0.0.1 &park()");
     assert!(out.starts_with("+OK "), "{out}\n{}", tail(&sw.log()));
     let uuid = out[4..].trim().to_string();
@@ -678,7 +698,7 @@ fn a_gateway_registers_through_a_challenge_and_carries_calls() {
         &[("auth_user", "gwuser")],
         &["-p", &gw_port.to_string(), "-m", "1"],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    sipp_listening(gw_port);
     let gateways = format!(
         r#"<gateways><gateway name="carrier">
   <param name="username" value="gwuser"/><param name="password" value="gwpass"/>
@@ -703,7 +723,7 @@ fn a_gateway_registers_through_a_challenge_and_carries_calls() {
         &[("auth_user", "gwuser")],
         &["-p", &gw_port.to_string(), "-m", "1"],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    sipp_listening(gw_port);
     let out = s.sw.cmd("originate sofia/gateway/carrier/5551234 &park()");
     assert!(out.starts_with("+OK "), "{out}\n{}", tail(&s.sw.log()));
     assert!(s
@@ -894,7 +914,7 @@ fn a_message_to_a_registered_user_is_relayed_through_the_chat_interface() {
         &[("want_body", "hello from sipp")],
         &["-m", "1", "-p", &ua_port.to_string()],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    sipp_listening(ua_port);
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let me = peer.local_addr().unwrap();
