@@ -709,6 +709,17 @@ mod tests {
         assert_eq!(e.to_plain(), "A: x%20y\nContent-Length: 5\n\nhello");
     }
 
+    /// A bus of core `u` on host `h`.
+    fn test_bus() -> EventBus {
+        EventBus::new(Identity {
+            core_uuid: "u".into(),
+            hostname: "h".into(),
+            switchname: "h".into(),
+            ipv4: "127.0.0.1".into(),
+            ipv6: "::1".into(),
+        })
+    }
+
     #[test]
     fn a_created_event_has_the_base_headers_in_order_and_its_plain_form_matches_the_wire_one() {
         let bus = EventBus::new(Identity {
@@ -777,13 +788,7 @@ mod tests {
 
     #[test]
     fn a_released_event_is_reused_with_nothing_left_of_the_old_one() {
-        let bus = EventBus::new(Identity {
-            core_uuid: "u".into(),
-            hostname: "h".into(),
-            switchname: "h".into(),
-            ipv4: "127.0.0.1".into(),
-            ipv6: "::1".into(),
-        });
+        let bus = test_bus();
         let sub = bus.subscribe(
             Interest {
                 all: true,
@@ -838,13 +843,7 @@ mod tests {
 
     #[test]
     fn only_subscribed_types_are_wanted() {
-        let bus = EventBus::new(Identity {
-            core_uuid: "u".into(),
-            hostname: "h".into(),
-            switchname: "h".into(),
-            ipv4: "127.0.0.1".into(),
-            ipv6: "::1".into(),
-        });
+        let bus = test_bus();
         assert!(!bus.wants(EventType::CHANNEL_CREATE, None));
         let mut i = Interest::default();
         i.types.insert(EventType::CHANNEL_CREATE.0);
@@ -866,13 +865,7 @@ mod tests {
 
     #[test]
     fn a_full_subscriber_loses_events_without_blocking_the_firer() {
-        let bus = EventBus::new(Identity {
-            core_uuid: "u".into(),
-            hostname: "h".into(),
-            switchname: "h".into(),
-            ipv4: "127.0.0.1".into(),
-            ipv6: "::1".into(),
-        });
+        let bus = test_bus();
         let sub = bus.subscribe(
             Interest {
                 all: true,
