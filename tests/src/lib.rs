@@ -48,6 +48,27 @@ pub fn wait_gone(sw: &mut Switch, uuid: &str, within: Duration) {
     }
 }
 
+/// Waits until some process holds UDP `port` on the machine (a peer such
+/// as sipp has started), failing the test after `within`. Read from
+/// /proc/net/udp: binding the port to probe it could take it from the peer.
+pub fn wait_udp_bound(port: u16, within: Duration) {
+    let needle = format!(":{port:04X}");
+    let deadline = Instant::now() + within;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        let bound = table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .any(|local| local.ends_with(&needle));
+        if bound {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing bound UDP port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Calls `f` until it is true, failing the test after 20 s.
 pub fn wait_until(sw: &mut Switch, what: &str, mut f: impl FnMut(&mut Switch) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -99,23 +99,9 @@ fn start_on(
 }
 
 /// Waits until a sipp started as a UAS holds its SIP port (a busy machine
-/// may take a while to start it). Read from /proc/net/udp: binding the port
-/// to probe it could take it from sipp.
+/// may take a while to start it).
 fn sipp_listening(port: u16) {
-    let needle = format!(":{port:04X} ");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-        if table.lines().skip(1).any(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .is_some_and(|a| format!("{a} ").ends_with(&needle))
-        }) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "sipp never bound port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    hotswitch_e2e::wait_udp_bound(port, Duration::from_secs(10));
 }
 
 /// One sipp run.
