@@ -1,8 +1,9 @@
 #!/bin/sh
 # Makes a configuration for verto load tests from conf/: mod_verto loaded
-# (profile "ws" on 127.0.0.1:<port>, default 8081), no mod_sofia and no
-# mod_cdr_csv (the bench is WebRTC only, and leaves 5060 to others), no
-# session-rate limit, 9196 (echo) as in conf/. Usage:
+# (profile "ws" on 127.0.0.1:<port>, default 8081, its wss listener on
+# <port>+1), no mod_sofia and no mod_cdr_csv (the bench is WebRTC only, and
+# leaves 5060 to others), no session-rate limit, 9196 (echo) as in conf/;
+# db and certificates inside <dir>. Usage:
 #   plugins/mod_verto/vertobench/bench-conf.sh [dir] [port]   (default /tmp/hotswitch-verto-bench-conf 8081)
 # then
 #   ./target/release/hotswitch -conf <dir> -nc
@@ -14,8 +15,9 @@ rm -rf "$dir"
 cp -r "$root/conf" "$dir"
 sed -i 's|<load module="mod_cdr_csv"/>||; s|<load module="mod_sofia"/>||; s|<load module="mod_dptools"/>|<load module="mod_dptools"/>\n    <load module="mod_verto"/>|' \
   "$dir/autoload_configs/modules.conf.xml"
-sed -i "s|\"bind-local\" value=\"127.0.0.1:8081\"|\"bind-local\" value=\"127.0.0.1:$port\"|" "$dir/autoload_configs/verto.conf.xml"
+sed -i "s|\"bind-local\" value=\"127.0.0.1:8081\"|\"bind-local\" value=\"127.0.0.1:$port\"|; s|\"bind-local\" value=\"127.0.0.1:8082\"|\"bind-local\" value=\"127.0.0.1:$((port + 1))\"|" \
+  "$dir/autoload_configs/verto.conf.xml"
 sed -i 's/"max-sessions" value="[0-9]*"/"max-sessions" value="50000"/; s/"sessions-per-second" value="[0-9]*"/"sessions-per-second" value="20000"/' \
   "$dir/autoload_configs/switch.conf.xml"
-sed -i "s|db_dir=[^\"]*\"|db_dir=$dir/db\"|" "$dir/vars.xml"
+sed -i "s|db_dir=[^\"]*\"|db_dir=$dir/db\"|; s|certs_dir=[^\"]*\"|certs_dir=$dir/certs\"|" "$dir/vars.xml"
 echo "$dir"

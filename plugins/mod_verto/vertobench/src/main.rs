@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! hotswitch-vertobench [--calls 50] [--ramp-per-sec 50] [--hold-secs 30] [--server ws://127.0.0.1:8081]
-//!                      [--user 1000-1019@127.0.0.1] [--password 1234] [--calls-per-login 1]
+//!                      [--user 1000@127.0.0.1 | 1000-1019@127.0.0.1] [--password 1234] [--calls-per-login 1]
 //!                      [--destination 9196] [--switch-pid PID] [--rtp-ip 127.0.0.1]
 //!                      [--setup-timeout-secs 10] [--threads 1]
 //! ```
