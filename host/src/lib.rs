@@ -29,5 +29,6 @@ pub mod scheduler;
 pub mod services;
 pub mod session;
 pub mod session_commands;
+pub mod show;
 pub mod state_machine;
 pub mod xml;

@@ -187,7 +187,7 @@ fn heartbeat(core: &Arc<Core>) {
         "Up-Time",
         crate::commands::uptime_text(core).trim_start_matches("UP "),
     );
-    e.add_header("FreeSWITCH-Version", crate::commands::VERSION);
+    e.add_header("FreeSWITCH-Version", crate::commands::version_full());
     e.add_header("Uptime-msec", up.as_millis().to_string());
     e.add_header("Session-Count", s.count().to_string());
     e.add_header(
