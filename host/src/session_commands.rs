@@ -264,6 +264,9 @@ fn uuid_answer(core: &Arc<Core>, args: &str) -> String {
 }
 
 fn uuid_park(core: &Arc<Core>, args: &str) -> String {
+    if args.trim().is_empty() {
+        return usage("<uuid>");
+    }
     match find(core, args) {
         Some(s) => {
             if state_machine::set_state(&s, ChannelState::PARK) {

@@ -312,6 +312,14 @@ fn the_interactive_mode_runs_commands_completes_names_and_prints_events_and_logs
     t.expect_regex(r"\ntrue\r?\n");
     t.prompt();
 
+    // hotswitch's own module view completes like any command.
+    t.s.send("module_l\t").unwrap();
+    t.s.flush().unwrap();
+    t.expect("module_list");
+    t.line("");
+    t.expect("name,version,state,filename,interfaces,note");
+    t.prompt();
+
     // Events as they fire.
     t.line("/event plain CHANNEL_CREATE");
     t.expect("+OK event listener enabled plain");

@@ -3,7 +3,9 @@
 //! (`uuid_bridge`), and with `fire-bowout-on-bridge` each loopback leg
 //! fires `CUSTOM loopback::direct` — FreeSWITCH's mod_loopback. Here X
 //! (`null/x`) bridges to `loopback/far`, whose B leg bridges to Y
-//! (`null/far`).
+//! (`null/far`). And on execute: a leg with `loopback_bowout_on_execute`
+//! hands the call it was about to run to the real channel
+//! (`loopback::bowout`).
 
 use hotswitch_e2e::*;
 use std::time::{Duration, Instant};
@@ -15,6 +17,18 @@ const DIALPLAN: &str = r#"<include>
     <extension name="far">
       <condition field="destination_number" expression="^far$">
         <action application="bridge" data="null/far"/>
+      </condition>
+    </extension>
+    <extension name="hold">
+      <condition field="destination_number" expression="^hold$">
+        <action application="answer"/>
+        <action application="park"/>
+      </condition>
+    </extension>
+    <extension name="takeover">
+      <condition field="destination_number" expression="^takeover$">
+        <action application="set" data="took_over=yes"/>
+        <action application="park"/>
       </condition>
     </extension>
   </context>
@@ -68,7 +82,11 @@ fn a_loopback_pair_between_two_real_channels_bows_out_and_bridges_them_directly(
         assert_eq!(e.get("Resigning-Peer-UUID"), Some(peer.as_str()));
         assert_eq!(e.get("Connecting-Leg-A-UUID"), Some(conn_a.as_str()));
         assert_eq!(e.get("Connecting-Leg-B-UUID"), Some(conn_b.as_str()));
-        assert_eq!(e.get("Unique-ID"), Some(me.as_str()), "with its channel's data");
+        assert_eq!(
+            e.get("Unique-ID"),
+            Some(me.as_str()),
+            "with its channel's data"
+        );
     }
     // The real legs are bridged to each other…
     sw.wait_event_kept(WAIT, |e| {
@@ -107,7 +125,9 @@ fn a_loopback_pair_between_two_real_channels_bows_out_and_bridges_them_directly(
 #[test]
 fn loopback_bowout_false_keeps_the_pair_in_the_call() {
     let mut sw = loopback_switch("");
-    assert!(sw.cmd("/event plain CHANNEL_BRIDGE CUSTOM loopback::direct").starts_with("+OK"));
+    assert!(sw
+        .cmd("/event plain CHANNEL_BRIDGE CUSTOM loopback::direct")
+        .starts_with("+OK"));
     let x = ok_uuid(&sw.cmd("originate null/x &bridge({loopback_bowout=false}loopback/far)"));
     wait_until(&mut sw, "four legs up", |sw| sw.channel_count() == 4);
     sw.wait_event_kept(WAIT, |e| {
@@ -123,10 +143,60 @@ fn loopback_bowout_false_keeps_the_pair_in_the_call() {
     }
     let a = sw.cmd(&format!("uuid_getvar {x} bridge_uuid"));
     assert_eq!(
-        sw.cmd(&format!("uuid_getvar {} loopback_leg", a.trim())).trim(),
+        sw.cmd(&format!("uuid_getvar {} loopback_leg", a.trim()))
+            .trim(),
         "A",
         "X is still bridged to the loopback A leg"
     );
-    assert_eq!(sw.cmd("hupall").trim(), "+OK hangup all channels with cause MANAGER_REQUEST");
+    assert_eq!(
+        sw.cmd("hupall").trim(),
+        "+OK hangup all channels with cause MANAGER_REQUEST"
+    );
+    wait_until(&mut sw, "no calls", |sw| sw.channel_count() == 0);
+}
+
+#[test]
+fn a_leg_bowing_out_on_execute_hands_its_extension_to_the_real_channel() {
+    let mut sw = loopback_switch("");
+    assert!(sw.cmd("/event plain ALL").starts_with("+OK"));
+    let x = ok_uuid(&sw.cmd("originate null/x &bridge(loopback/hold)"));
+    let a = uuid_of(&mut sw, "loopback/hold-a");
+    let b = uuid_of(&mut sw, "loopback/hold-b");
+    sw.wait_event_kept(WAIT, |e| {
+        e.name() == "CHANNEL_BRIDGE"
+            && e.get("Bridge-A-Unique-ID") == Some(x.as_str())
+            && e.get("Bridge-B-Unique-ID") == Some(a.as_str())
+    })
+    .expect("X bridged to the loopback A leg");
+    assert_eq!(
+        sw.cmd(&format!("uuid_setvar {b} loopback_bowout_on_execute true"))
+            .trim(),
+        "+OK"
+    );
+    assert_eq!(sw.cmd(&format!("uuid_transfer {b} takeover")).trim(), "+OK");
+    let e = sw
+        .wait_event_kept(WAIT, |e| {
+            e.get("Event-Subclass") == Some("loopback::bowout")
+        })
+        .unwrap_or_else(|| panic!("loopback::bowout\n{}", sw.log()));
+    assert_eq!(e.name(), "CUSTOM");
+    assert_eq!(e.get("Resigning-UUID"), Some(b.as_str()));
+    assert_eq!(e.get("Resigning-Peer-UUID"), Some(a.as_str()));
+    assert_eq!(e.get("Acquired-UUID"), Some(x.as_str()));
+    let gone = sw
+        .wait_event_kept(WAIT, |e| {
+            e.name() == "CHANNEL_HANGUP_COMPLETE" && e.get("Unique-ID") == Some(b.as_str())
+        })
+        .expect("the B leg leaves");
+    assert_eq!(gone.get("variable_loopback_hangup_cause"), Some("bowout"));
+    assert_eq!(
+        gone.get("variable_loopback_bowout_other_uuid"),
+        Some(x.as_str())
+    );
+    wait_until(&mut sw, "X runs the extension", |sw| {
+        sw.cmd(&format!("uuid_getvar {x} took_over")).trim() == "yes"
+    });
+    wait_until(&mut sw, "only X left", |sw| sw.channel_count() == 1);
+    assert_eq!(sw.cmd(&format!("uuid_kill {x}")).trim(), "+OK");
     wait_until(&mut sw, "no calls", |sw| sw.channel_count() == 0);
 }

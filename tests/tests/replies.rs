@@ -97,7 +97,10 @@ fn every_command_replies_with_freeswitchs_text() {
         ("uuid_getvar {u} color", "blue".into()),
         ("uuid_setvar nope color blue", "-ERR No such channel!\n".into()),
         ("uuid_answer nope", "-ERROR\n".into()),
+        ("uuid_answer", "-ERROR\n".into()),
+        ("uuid_park", "-USAGE: <uuid>\n".into()),
         ("uuid_park nope", "-ERR No such channel!\n".into()),
+        ("uuid_exists", "false".into()),
         (
             "uuid_transfer",
             "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n".into(),

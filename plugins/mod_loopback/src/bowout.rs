@@ -13,6 +13,15 @@
 //! `fire-bowout-on-bridge` (fire `CUSTOM loopback::direct` on both legs),
 //! `bowout-controlled-hangup` and `bowout-hangup-cause` (hang the loopback
 //! legs up at once with that cause, default NORMAL_UNSPECIFIED).
+//!
+//! On execute: a leg that enters CS_EXECUTE with
+//! `loopback_bowout_on_execute=true` while the other leg is bridged to a
+//! real channel hands its extension to that channel and leaves — `CUSTOM
+//! loopback::bowout` (Resigning-UUID, Resigning-Peer-UUID, Acquired-UUID),
+//! `loopback_hangup_cause=bowout`, and a hangup with `bowout-hangup-cause`.
+//! FreeSWITCH gives the real channel the leg's caller profile and hunted
+//! extension; here the real channel is transferred to the leg's destination,
+//! dialplan and context, and hunts it again.
 
 use crate::{other_uuid, Leg};
 use hotswitch_plugin_api::{log, xml, CallCause, ModuleContext, Session};
@@ -84,17 +93,21 @@ fn settings() -> Settings {
 
 /// FreeSWITCH's `switch_true`.
 fn switch_true(v: &str) -> bool {
-    ["yes", "on", "true", "t", "enable", "enabled", "active", "allow"]
-        .iter()
-        .any(|w| v.eq_ignore_ascii_case(w))
+    [
+        "yes", "on", "true", "t", "enable", "enabled", "active", "allow",
+    ]
+    .iter()
+    .any(|w| v.eq_ignore_ascii_case(w))
         || v.trim().parse::<i64>().is_ok_and(|n| n != 0)
 }
 
 /// FreeSWITCH's `switch_false`.
 fn switch_false(v: &str) -> bool {
-    ["no", "off", "false", "f", "disable", "disabled", "inactive", "disallow"]
-        .iter()
-        .any(|w| v.eq_ignore_ascii_case(w))
+    [
+        "no", "off", "false", "f", "disable", "disabled", "inactive", "disallow",
+    ]
+    .iter()
+    .any(|w| v.eq_ignore_ascii_case(w))
         || v.trim().parse::<i64>().is_ok_and(|n| n == 0)
 }
 
@@ -192,6 +205,58 @@ pub fn check(a: &Session, l: &Leg) -> bool {
         a.hangup(cfg.hangup_cause);
         b.hangup(cfg.hangup_cause);
     }
+    true
+}
+
+/// Called when leg `s` enters CS_EXECUTE; true when it bowed out (and is
+/// hanging up, so its extension must not run).
+pub fn on_execute(s: &Session, l: &Leg) -> bool {
+    if !s
+        .var("loopback_bowout_on_execute")
+        .is_some_and(|v| switch_true(&v))
+    {
+        return false;
+    }
+    let ctx = ModuleContext::current();
+    let peer_uuid = other_uuid(l);
+    let Some(peer) = ctx.session_locate(&peer_uuid) else {
+        return false;
+    };
+    let Some(x) = real_peer(&ctx, &peer) else {
+        return false;
+    };
+    let Some(real) = ctx.session_locate(&x) else {
+        return false;
+    };
+    if l.pair.bowed_out.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    let me = s.uuid();
+    log::info!("bowout on execute: {x} takes over {me}'s call");
+    let fired = ctx.fire_event(
+        0,
+        "loopback::bowout",
+        &[
+            ("Resigning-UUID", &me),
+            ("Resigning-Peer-UUID", &peer_uuid),
+            ("Acquired-UUID", &x),
+        ],
+        "",
+    );
+    if let Err(e) = fired {
+        log::warn!("loopback::bowout on {me}: {e}");
+    }
+    s.set_var("loopback_hangup_cause", "bowout");
+    s.set_var("loopback_bowout_other_uuid", &x);
+    let field = |n: &str| s.var(n).unwrap_or_default();
+    if let Err(e) = real.transfer(
+        &field("destination_number"),
+        &field("dialplan"),
+        &field("context"),
+    ) {
+        log::warn!("bowout on execute: transfer of {x}: {e}");
+    }
+    s.hangup(settings().hangup_cause);
     true
 }
 

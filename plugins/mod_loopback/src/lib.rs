@@ -165,6 +165,10 @@ impl Endpoint for Loopback {
                 Some(l) if l.index == 0 => start_b_leg(s, l),
                 _ => Status::SUCCESS,
             },
+            ChannelState::EXECUTE => match leg(s) {
+                Some(l) if bowout::on_execute(s, l) => Status::FALSE,
+                _ => Status::SUCCESS,
+            },
             ChannelState::HANGUP => {
                 if let Some(l) = leg(s) {
                     let cause = s
