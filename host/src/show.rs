@@ -212,14 +212,7 @@ pub fn show(core: &Arc<Core>, args: &str) -> String {
         "interfaces" => Report::Rows(interfaces(core, &["type", "name", "ikey"], |_| true)),
         "interface_types" => Report::Rows(interface_types(core)),
         "application" | "api" => Report::Rows(described(core, &command, arg)),
-        "tasks" => Report::Rows(Table::new(&[
-            "task_id",
-            "task_desc",
-            "task_group",
-            "task_runtime",
-            "task_sql_manager",
-            "hostname",
-        ])),
+        "tasks" => Report::Rows(tasks(core)),
         "aliases" => Report::Rows(Table::new(&["sticky", "alias", "command", "hostname"])),
         "complete" => Report::Rows(Table::new(&[
             "sticky", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "hostname",
@@ -304,6 +297,30 @@ fn interfaces(
             row.push(r.filename);
         }
         t.rows.push(row);
+    }
+    t
+}
+
+/// `show tasks`: the `sched_api` tasks waiting (the command as the task's
+/// description).
+fn tasks(core: &Arc<Core>) -> Table {
+    let mut t = Table::new(&[
+        "task_id",
+        "task_desc",
+        "task_group",
+        "task_runtime",
+        "task_sql_manager",
+        "hostname",
+    ]);
+    for (id, command, group, at) in core.scheduler.list() {
+        t.rows.push(vec![
+            id.to_string(),
+            command,
+            group,
+            at.to_string(),
+            "0".into(),
+            core.hostname.clone(),
+        ]);
     }
     t
 }

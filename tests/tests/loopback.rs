@@ -129,7 +129,16 @@ fn loopback_bowout_false_keeps_the_pair_in_the_call() {
         .cmd("/event plain CHANNEL_BRIDGE CUSTOM loopback::direct")
         .starts_with("+OK"));
     let x = ok_uuid(&sw.cmd("originate null/x &bridge({loopback_bowout=false}loopback/far)"));
-    wait_until(&mut sw, "four legs up", |sw| sw.channel_count() == 4);
+    let deadline = Instant::now() + WAIT;
+    while sw.channel_count() != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "four legs up: {}\n{}",
+            sw.cmd("show channels"),
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     sw.wait_event_kept(WAIT, |e| {
         e.name() == "CHANNEL_BRIDGE" && e.get("Bridge-A-Unique-ID") == Some(x.as_str())
     })

@@ -131,6 +131,7 @@ fn every_command_replies_with_freeswitchs_text() {
         ),
         ("sched_del", "-ERR Invalid syntax\n".into()),
         ("sched_del nogroup", "+OK Deleted: 0\n".into()),
+        ("show tasks", "\n0 total.\n".into()),
         ("bgapi", "-ERR Invalid syntax\n".into()),
         // directory
         ("user_data", "-ERR no reply\n".into()),
@@ -224,6 +225,24 @@ fn status_and_show_forms_carry_freeswitchs_lines_and_columns() {
     let like = c.api("show channels like park-a");
     assert_eq!(like.lines().count(), 1 + 1 + 2, "{like}");
     assert!(like.ends_with("\n1 total.\n"), "{like}");
+
+    let added = c.api("sched_api +600 later echo hi");
+    let id = added
+        .strip_prefix("+OK Added: ")
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{added}"))
+        .to_string();
+    let tasks = c.api("show tasks");
+    let rows: Vec<&str> = tasks.lines().collect();
+    assert_eq!(
+        rows[0],
+        "task_id,task_desc,task_group,task_runtime,task_sql_manager,hostname"
+    );
+    assert!(
+        rows[1].starts_with(&format!("{id},echo hi,later,")),
+        "{tasks}"
+    );
+    assert_eq!(c.api("sched_del later"), "+OK Deleted: 1\n");
 
     let types = c.api("show interface_types");
     assert!(types.starts_with("type,total\n"), "{types}");
