@@ -4,4 +4,8 @@
 pub mod digest;
 pub mod headers;
 pub mod message;
+pub mod text;
 pub mod transaction;
+
+#[cfg(test)]
+mod grammar_tests;
