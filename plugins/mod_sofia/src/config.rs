@@ -118,6 +118,43 @@ pub struct Gateway {
     pub extension: String,
 }
 
+/// How long TCP connections of a profile live and how many there may be.
+/// Parameter names in FreeSWITCH's `tcp-*` family; times in milliseconds
+/// as `tcp-keepalive` and `tcp-pingpong` are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// `tcp-idle-timeout`: a connection that received nothing for this
+    /// long is closed (sofia-sip's default idle time, 30 minutes).
+    pub idle: Duration,
+    /// `tcp-message-timeout`: a message begun but not whole (its head or
+    /// the body its Content-Length announced) after this long closes the
+    /// connection (64×T1, as Timers B and F).
+    pub message: Duration,
+    /// `tcp-keepalive`: a CRLF CRLF ping (RFC 5626 §4.4.1) after this long
+    /// without sending; `None`: no pings.
+    pub keepalive: Option<Duration>,
+    /// `tcp-pingpong`: after a ping, a connection that sends nothing back
+    /// within this long is closed; `None`: no wait.
+    pub pingpong: Option<Duration>,
+    /// `tcp-max-connections`: accepted connections open at once.
+    pub max_total: usize,
+    /// `tcp-max-connections-per-ip`: accepted connections from one address.
+    pub max_per_ip: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> TcpLimits {
+        TcpLimits {
+            idle: Duration::from_secs(1800),
+            message: Duration::from_secs(32),
+            keepalive: None,
+            pingpong: None,
+            max_total: 2048,
+            max_per_ip: 256,
+        }
+    }
+}
+
 /// One profile's settings.
 #[derive(Clone, Debug)]
 pub struct ProfileConfig {
@@ -145,6 +182,8 @@ pub struct ProfileConfig {
     pub gateways: Vec<Gateway>,
     /// `sip-trace` at start.
     pub trace: bool,
+    /// TCP connection lifetimes and caps.
+    pub tcp_limits: TcpLimits,
 }
 
 /// Everything mod_sofia reads.
@@ -304,6 +343,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         tcp: true,
         gateways: Vec::new(),
         trace: false,
+        tcp_limits: TcpLimits::default(),
     };
     let mut rtp_ip_set = false;
     if let Some(settings) = p.child("settings") {
@@ -368,6 +408,30 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                 }
                 "enable-tcp" | "bind-tcp" => c.tcp = bool_param(vt),
                 "sip-trace" => c.trace = bool_param(vt),
+                "tcp-idle-timeout" | "tcp-message-timeout" | "tcp-keepalive" | "tcp-pingpong" => {
+                    let ms: u64 = vt.parse().map_err(|_| err(&k, &v))?;
+                    let d = Duration::from_millis(ms);
+                    let l = &mut c.tcp_limits;
+                    match k.as_str() {
+                        "tcp-idle-timeout" if ms > 0 => l.idle = d,
+                        "tcp-message-timeout" if ms > 0 => l.message = d,
+                        "tcp-keepalive" => l.keepalive = (ms > 0).then_some(d),
+                        "tcp-pingpong" => l.pingpong = (ms > 0).then_some(d),
+                        _ => return Err(err(&k, &v)),
+                    }
+                }
+                "tcp-max-connections" | "tcp-max-connections-per-ip" => {
+                    let n: usize = vt
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| err(&k, &v))?;
+                    if k == "tcp-max-connections" {
+                        c.tcp_limits.max_total = n;
+                    } else {
+                        c.tcp_limits.max_per_ip = n;
+                    }
+                }
                 _ => {}
             }
         }
@@ -457,6 +521,8 @@ mod tests {
         <param name="context" value="default"/><param name="codec-prefs" value="PCMA,PCMU,G729"/>
         <param name="auth-calls" value="true"/><param name="apply-inbound-acl" value="loopback.auto,10.0.0.0/8"/>
         <param name="dtmf-type" value="info"/>
+        <param name="tcp-idle-timeout" value="60000"/><param name="tcp-keepalive" value="20000"/>
+        <param name="tcp-max-connections" value="10"/><param name="tcp-max-connections-per-ip" value="3"/>
       </settings></profile>
       <profile name="external"><settings><param name="sip-port" value="5080"/></settings></profile>
     </profiles></configuration>"#;
@@ -478,6 +544,11 @@ mod tests {
         assert_eq!(p.gateways[0].proxy, "127.0.0.1:5090");
         assert_eq!(p.gateways[0].realm, "127.0.0.1:5090");
         assert_eq!(c.profiles[1].context, "public");
+        let l = &p.tcp_limits;
+        assert_eq!(l.idle, Duration::from_secs(60));
+        assert_eq!(l.keepalive, Some(Duration::from_secs(20)));
+        assert_eq!((l.max_total, l.max_per_ip, l.pingpong), (10, 3, None));
+        assert_eq!(c.profiles[1].tcp_limits, TcpLimits::default());
     }
 
     #[test]
@@ -490,6 +561,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("codec-prefs"));
+        let bad = CONF.replace("value=\"60000\"", "value=\"soon\"");
+        let e = Config::from_xml(Some(&bad), None).unwrap_err().to_string();
+        assert!(e.contains("tcp-idle-timeout"), "{e}");
         let dup = CONF.replace("name=\"external\"", "name=\"internal\"");
         assert!(Config::from_xml(Some(&dup), None)
             .unwrap_err()

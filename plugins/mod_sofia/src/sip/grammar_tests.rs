@@ -19,7 +19,10 @@ Content-Length: 0\r\n\r\n";
 /// allowed), or appended before the blank line when `line` is empty.
 fn with(line: &str, with: &str) -> String {
     if line.is_empty() {
-        return BASE.replace("Content-Length: 0\r\n", &format!("{with}\r\nContent-Length: 0\r\n"));
+        return BASE.replace(
+            "Content-Length: 0\r\n",
+            &format!("{with}\r\nContent-Length: 0\r\n"),
+        );
     }
     let mut out = String::new();
     let mut done = false;
@@ -48,7 +51,11 @@ fn ok(text: &str) -> Message {
         h.remove("Content-Length");
         h
     };
-    assert_eq!(without_length(&again), without_length(&m), "written form differs:\n{m}");
+    assert_eq!(
+        without_length(&again),
+        without_length(&m),
+        "written form differs:\n{m}"
+    );
     m
 }
 
@@ -98,13 +105,19 @@ fn valid_messages_parse_to_what_the_grammar_says() {
     // Display names: tokens with LWS, none before '<', quoted with
     // quoted-pairs, '<' and ',' inside quotes.
     for (from, display) in [
-        ("From: Caller  Two <sip:c@example.net>;tag=1", Some("Caller  Two")),
+        (
+            "From: Caller  Two <sip:c@example.net>;tag=1",
+            Some("Caller  Two"),
+        ),
         ("From: caller<sip:c@example.net>;tag=1", Some("caller")),
         (
             "From: \"\\\"Quoted\\\" \\\\ Name\" <sip:c@example.net>;tag=1",
             Some("\"Quoted\" \\ Name"),
         ),
-        ("From: \"a<b>, c\"<sip:c@example.net> ; tag = 1", Some("a<b>, c")),
+        (
+            "From: \"a<b>, c\"<sip:c@example.net> ; tag = 1",
+            Some("a<b>, c"),
+        ),
         ("From: sip:c@example.net;tag=1", None),
         ("f: <sip:c@example.net>;tag=\"1\"", None),
     ] {
@@ -159,16 +172,16 @@ l: 0\r\n\r\n";
         .replace("OPTIONS sip", &format!("{method} sip"))
         .replace("9 OPTIONS", &format!("9 {method}"));
     assert_eq!(ok(&text).method(), method);
-    ok(&with("Call-ID:", "Call-ID: a(b)<c>:d\\e\"f/g[h]?i{j}@host.example.com"));
+    ok(&with(
+        "Call-ID:",
+        "Call-ID: a(b)<c>:d\\e\"f/g[h]?i{j}@host.example.com",
+    ));
 
     // UTF-8 in a header value; an unknown header.
     ok(&with("", "X-Note: värde ✓"));
 
     // UDP: no Content-Length takes the rest; a shorter one drops the tail.
-    let m = ok(&format!(
-        "{}hello",
-        with("Content-Length:", "")
-    ));
+    let m = ok(&format!("{}hello", with("Content-Length:", "")));
     assert_eq!(m.body, b"hello");
     let m = Message::parse(format!("{}hello", with("Content-Length:", "l: 3")).as_bytes()).unwrap();
     assert_eq!(m.body, b"hel");
@@ -178,45 +191,173 @@ l: 0\r\n\r\n";
 fn invalid_messages_are_refused_with_the_status_a_uas_answers() {
     let cases: Vec<(String, u16, &str)> = vec![
         // Empty parameters and list elements.
-        (with("Via:", "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1;;rport"), 400, "Bad Via Header"),
-        (with("Via:", "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1;"), 400, "Bad Via Header"),
-        (with("Via:", "Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, ,SIP/2.0/UDP b.example.com"), 400, "Bad Via Header"),
-        (with("Via:", "Via: SIP/2.0/UDP h.example.com;branch="), 400, "Bad Via Header"),
-        (with("Via:", "Via: SIP/2.0/UDP h.example.com:+5060;branch=z9hG4bK1"), 400, "Bad Via Header"),
-        (with("Via:", "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1;received=not-an-ip"), 400, "Bad Via Header"),
-        (with("", "Contact: <sip:c@example.com>;;expires=1"), 400, "Bad Contact Header"),
-        (with("", "Contact: <sip:c@example.com>,"), 400, "Bad Contact Header"),
-        (with("", "Contact: <sip:c@example.com>;expires="), 400, "Bad Contact Header"),
+        (
+            with(
+                "Via:",
+                "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1;;rport",
+            ),
+            400,
+            "Bad Via Header",
+        ),
+        (
+            with("Via:", "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1;"),
+            400,
+            "Bad Via Header",
+        ),
+        (
+            with(
+                "Via:",
+                "Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1, ,SIP/2.0/UDP b.example.com",
+            ),
+            400,
+            "Bad Via Header",
+        ),
+        (
+            with("Via:", "Via: SIP/2.0/UDP h.example.com;branch="),
+            400,
+            "Bad Via Header",
+        ),
+        (
+            with(
+                "Via:",
+                "Via: SIP/2.0/UDP h.example.com:+5060;branch=z9hG4bK1",
+            ),
+            400,
+            "Bad Via Header",
+        ),
+        (
+            with(
+                "Via:",
+                "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1;received=not-an-ip",
+            ),
+            400,
+            "Bad Via Header",
+        ),
+        (
+            with("", "Contact: <sip:c@example.com>;;expires=1"),
+            400,
+            "Bad Contact Header",
+        ),
+        (
+            with("", "Contact: <sip:c@example.com>,"),
+            400,
+            "Bad Contact Header",
+        ),
+        (
+            with("", "Contact: <sip:c@example.com>;expires="),
+            400,
+            "Bad Contact Header",
+        ),
         // A single-valued header twice, on two lines or comma-joined.
-        (with("", "Call-ID: second@example.com"), 400, "Bad Call-ID Header"),
+        (
+            with("", "Call-ID: second@example.com"),
+            400,
+            "Bad Call-ID Header",
+        ),
         (with("", "CSeq: 10 OPTIONS"), 400, "Bad CSeq Header"),
-        (with("", "f: <sip:x@example.net>;tag=2"), 400, "Bad From Header"),
-        (with("To:", "To: <sip:user@example.com>, <sip:other@example.com>"), 400, "Bad To Header"),
+        (
+            with("", "f: <sip:x@example.net>;tag=2"),
+            400,
+            "Bad From Header",
+        ),
+        (
+            with("To:", "To: <sip:user@example.com>, <sip:other@example.com>"),
+            400,
+            "Bad To Header",
+        ),
         (with("", "Max-Forwards: 70"), 400, "Bad Max-Forwards Header"),
         (with("", "l: 0"), 400, "Bad Content-Length Header"),
         // Content-Length: digits only, one value, not past the datagram.
-        (with("Content-Length:", "Content-Length: 0\r\nContent-Length: 2"), 400, "Bad Content-Length Header"),
-        (with("Content-Length:", "Content-Length: -1"), 400, "Bad Content-Length Header"),
-        (with("Content-Length:", "Content-Length: +0"), 400, "Bad Content-Length Header"),
-        (with("Content-Length:", "Content-Length: 99999999999999999999999"), 400, "Bad Content-Length Header"),
-        (with("Content-Length:", "Content-Length: 10"), 400, "Bad Content-Length Header"),
+        (
+            with("Content-Length:", "Content-Length: 0\r\nContent-Length: 2"),
+            400,
+            "Bad Content-Length Header",
+        ),
+        (
+            with("Content-Length:", "Content-Length: -1"),
+            400,
+            "Bad Content-Length Header",
+        ),
+        (
+            with("Content-Length:", "Content-Length: +0"),
+            400,
+            "Bad Content-Length Header",
+        ),
+        (
+            with("Content-Length:", "Content-Length: 99999999999999999999999"),
+            400,
+            "Bad Content-Length Header",
+        ),
+        (
+            with("Content-Length:", "Content-Length: 10"),
+            400,
+            "Bad Content-Length Header",
+        ),
         // Numbers.
         (with("CSeq:", "CSeq: +9 OPTIONS"), 400, "Bad CSeq Header"),
-        (with("CSeq:", "CSeq: 2147483648 OPTIONS"), 400, "Bad CSeq Header"),
+        (
+            with("CSeq:", "CSeq: 2147483648 OPTIONS"),
+            400,
+            "Bad CSeq Header",
+        ),
         (with("CSeq:", "CSeq: 9OPTIONS"), 400, "Bad CSeq Header"),
         (with("CSeq:", "CSeq: 9 INVITE"), 400, "Bad CSeq Header"),
-        (with("Max-Forwards:", "Max-Forwards: +70"), 400, "Bad Max-Forwards Header"),
-        (with("Max-Forwards:", "Max-Forwards: 256"), 400, "Bad Max-Forwards Header"),
+        (
+            with("Max-Forwards:", "Max-Forwards: +70"),
+            400,
+            "Bad Max-Forwards Header",
+        ),
+        (
+            with("Max-Forwards:", "Max-Forwards: 256"),
+            400,
+            "Bad Max-Forwards Header",
+        ),
         // name-addr and URIs.
-        (with("From:", "From: \"Caller <sip:c@example.net>;tag=1"), 400, "Bad From Header"),
-        (with("From:", "From: Bob (Desk) <sip:c@example.net>;tag=1"), 400, "Bad From Header"),
-        (with("From:", "From: <sip:c@example.net>;tag=1 trailing"), 400, "Bad From Header"),
-        (with("To:", "To: <sip:user@example.com"), 400, "Bad To Header"),
-        (with("To:", "To: <sip:a@b@example.com>"), 400, "Bad To Header"),
-        (with("To:", "To: <sip:us%zzer@example.com>"), 400, "Bad To Header"),
-        (with("To:", "To: <sip:user@example.com;lr=>"), 400, "Bad To Header"),
-        (with("To:", "To: <sip:user@exa mple.com>"), 400, "Bad To Header"),
-        (with("Call-ID:", "Call-ID: two words"), 400, "Bad Call-ID Header"),
+        (
+            with("From:", "From: \"Caller <sip:c@example.net>;tag=1"),
+            400,
+            "Bad From Header",
+        ),
+        (
+            with("From:", "From: Bob (Desk) <sip:c@example.net>;tag=1"),
+            400,
+            "Bad From Header",
+        ),
+        (
+            with("From:", "From: <sip:c@example.net>;tag=1 trailing"),
+            400,
+            "Bad From Header",
+        ),
+        (
+            with("To:", "To: <sip:user@example.com"),
+            400,
+            "Bad To Header",
+        ),
+        (
+            with("To:", "To: <sip:a@b@example.com>"),
+            400,
+            "Bad To Header",
+        ),
+        (
+            with("To:", "To: <sip:us%zzer@example.com>"),
+            400,
+            "Bad To Header",
+        ),
+        (
+            with("To:", "To: <sip:user@example.com;lr=>"),
+            400,
+            "Bad To Header",
+        ),
+        (
+            with("To:", "To: <sip:user@exa mple.com>"),
+            400,
+            "Bad To Header",
+        ),
+        (
+            with("Call-ID:", "Call-ID: two words"),
+            400,
+            "Bad Call-ID Header",
+        ),
         // Missing headers.
         (with("Call-ID:", ""), 400, "Missing Call-ID Header"),
         (with("CSeq:", ""), 400, "Missing CSeq Header"),
@@ -227,11 +368,31 @@ fn invalid_messages_are_refused_with_the_status_a_uas_answers() {
         (with("", "Max Forwards: 70"), 400, "Bad Request"),
         (with("", "NoColonHere"), 400, "Bad Request"),
         // The start line: single spaces, a URI, SIP/2.0.
-        (with("OPTIONS", "OPTIONS  sip:user@example.com SIP/2.0"), 400, "Bad Request"),
-        (with("OPTIONS", "OPTIONS sip:user@example.com SIP/2.0 "), 400, "Bad Request"),
-        (with("OPTIONS", "OPTIONS <sip:user@example.com> SIP/2.0"), 400, "Bad Request"),
-        (with("OPTIONS", "OPTIONS user@example.com SIP/2.0"), 400, "Bad Request"),
-        (with("OPTIONS", "OPTIONS sip:user@example.com SIP/7.0"), 505, "Version Not Supported"),
+        (
+            with("OPTIONS", "OPTIONS  sip:user@example.com SIP/2.0"),
+            400,
+            "Bad Request",
+        ),
+        (
+            with("OPTIONS", "OPTIONS sip:user@example.com SIP/2.0 "),
+            400,
+            "Bad Request",
+        ),
+        (
+            with("OPTIONS", "OPTIONS <sip:user@example.com> SIP/2.0"),
+            400,
+            "Bad Request",
+        ),
+        (
+            with("OPTIONS", "OPTIONS user@example.com SIP/2.0"),
+            400,
+            "Bad Request",
+        ),
+        (
+            with("OPTIONS", "OPTIONS sip:user@example.com SIP/7.0"),
+            505,
+            "Version Not Supported",
+        ),
         (
             with("OPTIONS", "OPTIONS sip:user@example.com SIP/3.0")
                 .replace("SIP/2.0/UDP", "SIP/3.0/UDP"),
@@ -245,7 +406,10 @@ fn invalid_messages_are_refused_with_the_status_a_uas_answers() {
             .unwrap_or_else(|| panic!("invalid message accepted:\n{text}"));
         let (c, r) = e.status();
         assert_eq!((c, r.as_str()), (*code, *reason), "{e} for\n{text}");
-        assert!(e.to_string().bytes().all(|b| (0x20..0x7f).contains(&b)), "{e:?}");
+        assert!(
+            e.to_string().bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{e:?}"
+        );
         let reply = error_response(text.as_bytes(), c, &r);
         if *reason == "Bad Via Header" {
             // Nothing to address an answer by.
@@ -284,7 +448,10 @@ fn an_ack_a_response_or_a_request_without_a_via_gets_no_answer() {
     // Missing dialog headers: still answered by Via alone.
     let bare = "OPTIONS sip:user@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h.example.com;branch=z9hG4bKbare\r\n\r\n";
     let r = error_response(bare.as_bytes(), 400, "Missing From Header").unwrap();
-    assert_eq!(r.headers.get("Via"), Some("SIP/2.0/UDP h.example.com;branch=z9hG4bKbare"));
+    assert_eq!(
+        r.headers.get("Via"),
+        Some("SIP/2.0/UDP h.example.com;branch=z9hG4bKbare")
+    );
 }
 
 #[test]
@@ -317,6 +484,12 @@ fn the_answer_to_a_duplicated_header_carries_one_of_each() {
     let (c, r) = e.status();
     let reply = error_response(text.as_bytes(), c, &r).unwrap();
     assert_eq!(reply.headers.get_all("Call-ID").count(), 1);
-    assert_eq!(reply.headers.get_all("CSeq").collect::<Vec<_>>(), ["9 OPTIONS"]);
-    assert_eq!(reply.headers.get("Call-ID"), Some("table-1@host.example.com"));
+    assert_eq!(
+        reply.headers.get_all("CSeq").collect::<Vec<_>>(),
+        ["9 OPTIONS"]
+    );
+    assert_eq!(
+        reply.headers.get("Call-ID"),
+        Some("table-1@host.example.com")
+    );
 }

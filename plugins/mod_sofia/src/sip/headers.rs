@@ -285,8 +285,7 @@ impl Uri {
 /// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
 pub fn is_scheme(s: &str) -> bool {
     s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
-        && s
-            .bytes()
+        && s.bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
 }
 
@@ -334,7 +333,11 @@ pub fn split_hostport(s: &str) -> Option<(String, Option<u16>)> {
     };
     if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest.split_once(']')?;
-        if h.is_empty() || !h.bytes().all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.') {
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        {
             return None;
         }
         let port = match after.strip_prefix(':') {
@@ -377,7 +380,9 @@ impl NameAddr {
         let s = trim_ws(s);
         let (display, uri_text, rest) = if s.starts_with('"') {
             let (d, next) = quoted(s, 0)?;
-            let inner = s[next..].trim_start_matches([' ', '\t']).strip_prefix('<')?;
+            let inner = s[next..]
+                .trim_start_matches([' ', '\t'])
+                .strip_prefix('<')?;
             let gt = inner.find('>')?;
             (Some(d), &inner[..gt], &inner[gt + 1..])
         } else if let Some(lt) = s.find('<') {
@@ -388,7 +393,11 @@ impl NameAddr {
             }
             let inner = &s[lt + 1..];
             let gt = inner.find('>')?;
-            ((!d.is_empty()).then(|| d.to_string()), &inner[..gt], &inner[gt + 1..])
+            (
+                (!d.is_empty()).then(|| d.to_string()),
+                &inner[..gt],
+                &inner[gt + 1..],
+            )
         } else {
             match s.find(';') {
                 Some(i) => (None, trim_ws(&s[..i]), &s[i..]),

@@ -344,8 +344,8 @@ pub fn frame(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let head = std::str::from_utf8(&buf[..end]).map_err(|_| ParseError::Encoding)?;
     let (_, lines) = unfold(head)?;
     // RFC 3261 §18.3: on a stream, Content-Length is mandatory.
-    let length = content_length(&lines)?
-        .ok_or_else(|| ParseError::Length("missing on a stream".into()))?;
+    let length =
+        content_length(&lines)?.ok_or_else(|| ParseError::Length("missing on a stream".into()))?;
     let total = end.saturating_add(length);
     if total > MAX_MESSAGE {
         return Err(ParseError::TooLarge(total));
@@ -396,9 +396,8 @@ fn is_version(v: &str) -> bool {
 fn is_call_id(s: &str) -> bool {
     let word = |w: &str| {
         !w.is_empty()
-            && w.bytes().all(|c| {
-                c.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&c)
-            })
+            && w.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&c))
     };
     match s.split_once('@') {
         Some((a, b)) => word(a) && word(b),

@@ -46,8 +46,13 @@ mod tests {
 
     #[test]
     fn control_characters_and_non_ascii_are_escaped() {
-        assert_eq!(escape(b"a\r\nb\x1b[0m\xc3\xa9", 100), "a\\r\\nb\\x1b[0m\\xc3\\xa9");
+        assert_eq!(
+            escape(b"a\r\nb\x1b[0m\xc3\xa9", 100),
+            "a\\r\\nb\\x1b[0m\\xc3\\xa9"
+        );
         assert_eq!(escape(b"abcdef", 3), "abc...");
-        assert!(escape(b"\x00\x7f\xff", 10).bytes().all(|b| (0x20..0x7f).contains(&b)));
+        assert!(escape(b"\x00\x7f\xff", 10)
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b)));
     }
 }

@@ -7,7 +7,8 @@
 //!   INFO, MESSAGE) and the responses the core asks for;
 //! - `outbound`: calls we place and in-dialog requests we send;
 //! - `register`: digest challenges, the registrar, gateways;
-//! - `dial`: the dial string of an outbound leg.
+//! - `dial`: the dial string of an outbound leg;
+//! - `checks`: RFC 3261 §8.2's checks every request passes first.
 
 use crate::causes::{cause_to_sip, sip_to_cause};
 use crate::config::{acl_allows, Config, Gateway, ProfileConfig};
@@ -16,7 +17,8 @@ use crate::registrar::{now_secs, Registrar, Registration};
 use crate::sdp::{self, Direction, Local};
 use crate::sip::digest::{self, Algorithm, Credentials};
 use crate::sip::headers::{NameAddr, Uri, Via};
-use crate::sip::message::{Message, StartLine};
+use crate::sip::message::{error_response, Message, ParseError};
+use crate::sip::text::{escape_str, log_lines};
 use crate::sip::transaction::{ClientKey, Proto, ServerKey, Target, Transactions, TxEvent};
 use hotswitch_plugin_api::{CallCause, ModuleContext, OwnedSession, Profile};
 use std::collections::HashMap;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
+mod checks;
 mod dial;
 mod inbound;
 mod outbound;
@@ -33,7 +36,7 @@ mod register;
 
 pub use dial::{dial_target, DialTarget};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, REGISTER, UPDATE";
+use checks::ALLOW;
 /// Issued nonces stay valid this long.
 const NONCE_LIFE: Duration = Duration::from_secs(300);
 
@@ -354,13 +357,13 @@ impl Stack {
             return; // keep-alive
         }
         if self.trace.load(Ordering::Relaxed) {
-            log::info!(
-                "recv {} bytes from {}/{}:\n{}",
+            let title = format!(
+                "recv {} bytes from {}/{}:",
                 data.len(),
                 from.proto.as_str().to_ascii_lowercase(),
-                from.addr,
-                String::from_utf8_lossy(data)
+                from.addr
             );
+            log_lines(&title, data);
         }
         match Message::parse(data) {
             Ok(msg) => {
@@ -374,30 +377,39 @@ impl Stack {
                 }
                 self.drain_events(now);
             }
-            Err(e) => self.malformed(from, data, &e.to_string()),
+            Err(e) => self.malformed(from, data, &e),
         }
     }
 
-    /// A message that did not parse: 400 when a reply can be addressed
-    /// (a request with a Via, From, To, Call-ID and CSeq), else dropped.
-    fn malformed(&mut self, from: Target, data: &[u8], why: &str) {
+    /// A message that did not parse: a request whose Via can address an
+    /// answer gets 400 (505 for a version); an ACK, a response or a
+    /// request without a Via is dropped. One log line a second at most,
+    /// the network's bytes escaped.
+    fn malformed(&mut self, from: Target, data: &[u8], e: &ParseError) {
         self.malformed += 1;
+        let (code, reason) = e.status();
+        let reply = error_response(data, code, &reason);
         let now = Instant::now();
         if self
             .last_malformed_log
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
             self.last_malformed_log = Some(now);
+            let fate = match &reply {
+                Some(_) => format!("answered {code} {reason}"),
+                None if data.starts_with(b"ACK ") => "dropped: an ACK is never answered".into(),
+                None => "dropped: nothing to address an answer by".into(),
+            };
             log::warn!(
-                "malformed SIP from {} ({why}); {} so far",
+                "malformed SIP from {}/{} ({e}); {fate}; {} so far",
+                from.proto.as_str().to_ascii_lowercase(),
                 from.addr,
                 self.malformed
             );
         }
-        let Some(reply) = bad_request(data, why) else {
-            return;
-        };
-        self.tx.outbox.push((from, reply));
+        if let Some(r) = reply {
+            self.tx.outbox.push((from, r.to_bytes()));
+        }
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -448,6 +460,22 @@ impl Stack {
     // ---- requests ---------------------------------------------------------
 
     fn on_request(&mut self, key: ServerKey, msg: Message, from: Target, now: Instant) {
+        if let Err(r) = checks::check(&msg) {
+            log::info!(
+                "{} from {}: {} {}",
+                escape_str(msg.method(), 40),
+                from.addr,
+                r.code,
+                r.reason
+            );
+            let headers = r.headers;
+            self.reply(&key, &msg, (r.code, r.reason), Some(&new_tag()), now, |m| {
+                for (n, v) in headers {
+                    m.headers.push(n, v);
+                }
+            });
+            return;
+        }
         let profile = from.profile;
         if !acl_allows(&self.profiles[profile].cfg.acl, from.addr.ip())
             && matches!(msg.method(), "INVITE" | "REGISTER" | "MESSAGE")
@@ -474,17 +502,8 @@ impl Stack {
             "REGISTER" => self.on_register(key, msg, from, now),
             "INFO" => self.on_info(key, msg, now),
             "MESSAGE" => self.on_message(key, msg, from, now),
-            "UPDATE" => self.refuse(&key, &msg, (200, "OK"), now),
-            _ => self.reply(
-                &key,
-                &msg,
-                (405, "Method Not Allowed"),
-                Some(&new_tag()),
-                now,
-                |r| {
-                    r.headers.push("Allow", ALLOW);
-                },
-            ),
+            // Every other method was answered by the checks.
+            _ => self.refuse(&key, &msg, (200, "OK"), now),
         }
     }
 
@@ -630,66 +649,9 @@ fn strip_tag(v: &str) -> String {
     }
 }
 
-/// A 400 for a request that carries enough to be answered.
-fn bad_request(data: &[u8], why: &str) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(data).ok()?;
-    let head = text.split("\r\n\r\n").next()?;
-    let mut lines = head.lines();
-    let first = lines.next()?;
-    if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
-        return None;
-    }
-    let mut r = Message {
-        start: StartLine::Response {
-            code: 400,
-            reason: format!(
-                "Bad Request ({})",
-                why.replace(['\r', '\n'], " ")
-                    .chars()
-                    .take(80)
-                    .collect::<String>()
-            ),
-        },
-        headers: Default::default(),
-        body: Vec::new(),
-    };
-    let mut have = [false; 4];
-    for l in lines {
-        let Some((n, v)) = l.split_once(':') else {
-            continue;
-        };
-        let n = crate::sip::message::canonical(n.trim());
-        let i = match n.as_str() {
-            "Via" => 0,
-            "From" => 1,
-            "To" => 2,
-            "Call-ID" => 3,
-            "CSeq" => {
-                r.headers.push("CSeq", v.trim());
-                continue;
-            }
-            _ => continue,
-        };
-        have[i] = true;
-        r.headers.push(&n, v.trim());
-    }
-    (have.iter().all(|h| *h) && Via::parse(r.headers.get("Via")?).is_some()).then(|| r.to_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_malformed_request_with_its_dialog_headers_gets_a_400() {
-        let bad = b"INVITE sip:x@h SIP/2.0\r\nVia: SIP/2.0/UDP h:5;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: many\r\n\r\n";
-        let r = bad_request(bad, "bad Max-Forwards").unwrap();
-        let m = Message::parse(&r).unwrap();
-        assert_eq!(m.code(), Some(400));
-        assert_eq!(m.call_id(), "c");
-        assert!(bad_request(b"\x00\x01garbage", "x").is_none());
-        assert!(bad_request(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
-    }
 
     #[test]
     fn tags_are_stripped_from_header_values() {
