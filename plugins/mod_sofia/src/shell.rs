@@ -6,7 +6,8 @@
 //! runtime thread returns. TCP connections live by the profile's
 //! [`TcpLimits`]: an idle timeout, a deadline for a message begun, optional
 //! keep-alive pings, and caps on accepted connections per address and in
-//! total; a response too large for a datagram goes over TCP or becomes 513.
+//! total; a response too large for a datagram goes over an open TCP
+//! connection to its Via or becomes 513.
 
 use crate::api::ShellAction;
 use crate::config::{Config, ProfileConfig, TcpLimits};
@@ -267,10 +268,10 @@ impl Sockets {
     }
 
     /// RFC 3261 §18.2.1/§18.2.2: a response too large for a datagram goes
-    /// over TCP to its Via's sent-by (received/rport when filled in) when
-    /// the profile serves TCP; otherwise the peer gets a 513 instead.
+    /// over TCP when a connection to its Via's sent-by (received/rport when
+    /// filled in) is open; otherwise the peer gets a 513 instead.
     fn send_too_large(&mut self, stack: &Stack, t: Target, bytes: Vec<u8>) {
-        let Ok(resp) = message::Message::parse(&bytes) else {
+        let Ok(resp) = message::Message::parse_any_size(&bytes) else {
             log::warn!(
                 "{} bytes for {} do not fit a datagram; dropped",
                 bytes.len(),
@@ -300,7 +301,7 @@ impl Sockets {
                 let port = v.rport.flatten().or(v.port).unwrap_or(5060);
                 Some(SocketAddr::new(ip, port))
             })
-            .filter(|_| stack.profiles.get(t.profile).is_some_and(|p| p.cfg.tcp));
+            .filter(|addr| self.conns.contains_key(addr));
         if let Some(addr) = tcp_to {
             log::info!(
                 "response of {} bytes for {} sent over TCP to {addr}",
@@ -319,7 +320,13 @@ impl Sockets {
             bytes.len(),
             t.addr
         );
-        let small = message::Message::response_to(&resp, 513, "Message Too Large", None);
+        let mut small = message::Message::response_to(&resp, 513, "Message Too Large", None);
+        // Only the top Via: the others are what made the response too large.
+        let mut vias = 0;
+        small.headers.0.retain(|(n, _)| {
+            vias += usize::from(n == "Via");
+            n != "Via" || vias == 1
+        });
         if small.to_bytes().len() <= MAX_DATAGRAM {
             self.send(stack, t, small.to_bytes());
         }
@@ -559,7 +566,9 @@ async fn tcp_conn(
         let (deadline, why) = tcp_deadline(&limits, last_rx, partial_since, ping);
         // A ping sent while we wait moves the deadline: look again soon.
         let wake = match limits.pingpong {
-            Some(_) if ping.is_none() => deadline.min(Instant::now() + Duration::from_secs(1)),
+            Some(p) if ping.is_none() => {
+                deadline.min(Instant::now() + p.min(Duration::from_secs(1)))
+            }
             _ => deadline,
         };
         let read =

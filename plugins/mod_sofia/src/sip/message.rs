@@ -411,6 +411,12 @@ impl Message {
         if buf.len() > MAX_MESSAGE {
             return Err(ParseError::TooLarge(buf.len()));
         }
+        Message::parse_any_size(buf)
+    }
+
+    /// As [`Message::parse`] without the size limit: for messages we wrote
+    /// ourselves (a response found too large to send).
+    pub fn parse_any_size(buf: &[u8]) -> Result<Message, ParseError> {
         let end = head_end(buf).ok_or(ParseError::Incomplete)?;
         let head = std::str::from_utf8(&buf[..end]).map_err(|_| ParseError::Encoding)?;
         let (first, raw) = unfold(head)?;

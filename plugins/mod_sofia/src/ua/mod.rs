@@ -462,8 +462,9 @@ impl Stack {
     fn on_request(&mut self, key: ServerKey, msg: Message, from: Target, now: Instant) {
         if let Err(r) = checks::check(&msg) {
             log::info!(
-                "{} from {}: {} {}",
+                "{} {} from {}: {} {}",
                 escape_str(msg.method(), 40),
+                escape_str(msg.uri().unwrap_or(""), 200),
                 from.addr,
                 r.code,
                 r.reason
