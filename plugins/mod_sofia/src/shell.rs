@@ -768,3 +768,55 @@ fn flush(stack: &mut Stack, sockets: &mut Sockets) {
         sockets.send(stack, t, bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_connections_are_capped_per_address_and_in_total_and_uncounted_when_closed() {
+        let limits = TcpLimits {
+            max_total: 3,
+            max_per_ip: 2,
+            ..TcpLimits::default()
+        };
+        let counts = Arc::new(ConnCounts::default());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = counts.admit(a, &limits).unwrap();
+        let _a2 = counts.admit(a, &limits).unwrap();
+        let e = counts.admit(a, &limits).err().unwrap();
+        assert_eq!(
+            e,
+            "2 connections from 10.0.0.1 already open (tcp-max-connections-per-ip 2)"
+        );
+        let _b1 = counts.admit(b, &limits).unwrap();
+        let e = counts.admit(b, &limits).err().unwrap();
+        assert_eq!(e, "3 connections already open (tcp-max-connections 3)");
+        drop(a1);
+        assert!(counts.admit(b, &limits).is_ok());
+    }
+
+    #[test]
+    fn a_connection_waits_for_the_nearest_of_its_deadlines() {
+        let limits = TcpLimits {
+            idle: Duration::from_secs(60),
+            message: Duration::from_secs(5),
+            pingpong: Some(Duration::from_secs(2)),
+            ..TcpLimits::default()
+        };
+        let t = Instant::now();
+        assert_eq!(
+            tcp_deadline(&limits, t, None, None),
+            (t + limits.idle, "idle")
+        );
+        assert_eq!(
+            tcp_deadline(&limits, t, Some(t), None),
+            (t + limits.message, "message")
+        );
+        assert_eq!(
+            tcp_deadline(&limits, t, Some(t), Some(t)),
+            (t + Duration::from_secs(2), "pong")
+        );
+    }
+}
