@@ -300,21 +300,14 @@ fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())
 }
 
-/// Content-Length of a head's header lines, for datagrams and streams
-/// alike: `Ok(None)` when absent; instances that disagree are refused
-/// (one that repeats the same value is left for [`Message::parse`] to
-/// refuse, so a stream stays framed and the request gets its 400).
-fn content_length(lines: &[String]) -> Result<Option<usize>, ParseError> {
+/// Content-Length from its values, for datagrams and streams alike (the
+/// one reader of it): `Ok(None)` when absent; digits only; instances that
+/// disagree are refused (one that repeats the same value frames a stream,
+/// and [`Message::parse`] then refuses it, so the request gets its 400).
+fn content_length<'a>(values: impl Iterator<Item = &'a str>) -> Result<Option<usize>, ParseError> {
     let mut found: Option<usize> = None;
-    for line in lines {
-        // A broken line is for the parser to refuse (with a 400): framing
-        // only needs the length.
-        let Ok((name, v)) = split_line(line) else {
-            continue;
-        };
-        if name != "Content-Length" {
-            continue;
-        }
+    for v in values {
+        let v = v.trim_matches([' ', '\t']);
         if !digits(v) {
             return Err(ParseError::Length(escape_str(v, 40)));
         }
@@ -326,6 +319,33 @@ fn content_length(lines: &[String]) -> Result<Option<usize>, ParseError> {
         found = Some(n);
     }
     Ok(found)
+}
+
+/// The Content-Length values of a head, folded ones joined, without
+/// splitting the other headers (framing runs on every stream message).
+fn content_length_values(head: &str) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    let mut continues = false;
+    for line in head.split('\n').skip(1) {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with([' ', '\t']) {
+            if let (true, Some(v)) = (continues, values.last_mut()) {
+                v.push(' ');
+                v.push_str(line.trim_matches([' ', '\t']));
+            }
+            continue;
+        }
+        continues = false;
+        let Some((n, v)) = line.split_once(':') else {
+            continue;
+        };
+        let n = n.trim_end_matches([' ', '\t']);
+        if n.eq_ignore_ascii_case("Content-Length") || n.eq_ignore_ascii_case("l") {
+            continues = true;
+            values.push(v.to_string());
+        }
+    }
+    values
 }
 
 /// For streams (TCP): the length of the first whole message in `buf`,
@@ -346,10 +366,10 @@ pub fn frame(buf: &[u8]) -> Result<Option<usize>, ParseError> {
         return Ok(None);
     };
     let head = std::str::from_utf8(&buf[..end]).map_err(|_| ParseError::Encoding)?;
-    let (_, lines) = unfold(head)?;
+    let values = content_length_values(head);
     // RFC 3261 §18.3: on a stream, Content-Length is mandatory.
-    let length =
-        content_length(&lines)?.ok_or_else(|| ParseError::Length("missing on a stream".into()))?;
+    let length = content_length(values.iter().map(String::as_str))?
+        .ok_or_else(|| ParseError::Length("missing on a stream".into()))?;
     let total = end.saturating_add(length);
     if total > MAX_MESSAGE {
         return Err(ParseError::TooLarge(total));
@@ -443,13 +463,16 @@ impl Message {
                 _ => headers.0.push((name, v.to_string())),
             }
         }
-        for n in SINGLE {
-            if headers.get_all(n).nth(1).is_some() {
-                return Err(ParseError::Duplicate(n));
+        let mut seen = [false; SINGLE.len()];
+        for (n, _) in &headers.0 {
+            if let Some(i) = SINGLE.iter().position(|s| s == n) {
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(ParseError::Duplicate(SINGLE[i]));
+                }
             }
         }
         let rest = &buf[end..];
-        let body = match content_length(&raw)? {
+        let body = match content_length(headers.get_all("Content-Length"))? {
             Some(n) => {
                 if n > rest.len() {
                     return Err(ParseError::Length(format!(
