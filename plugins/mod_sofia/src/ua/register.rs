@@ -62,15 +62,19 @@ impl Stack {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && !s.starts_with("-ERR"));
         if password.is_none() && a1.is_none() {
-            log::warn!("authentication of unknown user {user} failed");
+            log::warn!(
+                "authentication of unknown user {} failed",
+                escape_str(&user, 80)
+            );
             return Err((403, "Forbidden", None));
         }
         if c.verify(msg.method(), password.as_deref(), a1.as_deref()) {
             Ok(c.username)
         } else {
             log::warn!(
-                "{} authentication of {user} failed: wrong password",
-                msg.method()
+                "{} authentication of {} failed: wrong password",
+                msg.method(),
+                escape_str(&user, 80)
             );
             Err((403, "Forbidden", None))
         }
@@ -128,7 +132,11 @@ impl Stack {
         };
         let to_user = to.uri.user.clone().unwrap_or_default();
         if to_user != user {
-            log::warn!("REGISTER for {to_user} authenticated as {user}: refused");
+            log::warn!(
+                "REGISTER for {} authenticated as {}: refused",
+                escape_str(&to_user, 80),
+                escape_str(&user, 80)
+            );
             self.refuse(&key, &msg, (403, "Forbidden"), now);
             return;
         }
@@ -202,7 +210,11 @@ impl Stack {
                     ("network-port", &from.addr.port().to_string()),
                 ],
             );
-            log::info!("registered {aor} at {} for {expires} s", na.uri_text);
+            log::info!(
+                "registered {} at {} for {expires} s",
+                escape_str(&aor, 120),
+                escape_str(&na.uri_text, 200)
+            );
         }
         let now_s = now_secs();
         let bound: Vec<String> = self
