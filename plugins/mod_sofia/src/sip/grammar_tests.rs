@@ -152,6 +152,14 @@ v: SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKc;received=2001:db8::9:255",
         Some("Desk, left")
     );
 
+    // Route sets, comma-joined and on separate lines.
+    let m = ok(&with(
+        "",
+        "Record-Route: <sip:p1.example.com;lr>, \"Proxy, two\" <sip:p2.example.com;lr>;x=1\r\nRoute: <sip:p3.example.com;lr>",
+    ));
+    assert_eq!(m.headers.get_all("Record-Route").count(), 2);
+    assert_eq!(m.headers.get("Route"), Some("<sip:p3.example.com;lr>"));
+
     // Compact forms and names in any case; white space around the colon.
     let text = "OPTIONS sip:user@example.com SIP/2.0\r\n\
 v: SIP/2.0/UDP h.example.com;branch=z9hG4bKcompact\r\n\
@@ -247,6 +255,16 @@ fn invalid_messages_are_refused_with_the_status_a_uas_answers() {
             with("", "Contact: <sip:c@example.com>;expires="),
             400,
             "Bad Contact Header",
+        ),
+        (
+            with("", "Record-Route: sip:p1.example.com;lr"),
+            400,
+            "Bad Record-Route Header",
+        ),
+        (
+            with("", "Route: <sip:p1.example.com;lr>,"),
+            400,
+            "Bad Route Header",
         ),
         // A single-valued header twice, on two lines or comma-joined.
         (

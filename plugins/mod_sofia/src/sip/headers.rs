@@ -76,16 +76,35 @@ fn header_char(c: u8) -> bool {
     unreserved(c) || b"[]/?:+$".contains(&c)
 }
 
-/// `;name[=value]` parameter `name` of a header value (outside `<…>`).
+/// `;name[=value]` parameter `name` of a header value: outside `<…>` and
+/// quoted strings (a `+sip.instance="<urn:…>"` does not hide the rest).
+/// The value as written (quotes kept), `""` for a bare name.
 pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
-    let after = match value.rfind('>') {
-        Some(i) => &value[i + 1..],
-        None => value,
-    };
-    after.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+    let b = value.as_bytes();
+    let (mut quoted, mut angle) = (false, false);
+    let mut segment: Option<usize> = None;
+    let matches = |seg: &'a str| {
+        let (k, v) = seg.split_once('=').unwrap_or((seg, ""));
         k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
-    })
+    };
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b';' if !quoted && !angle => {
+                if let Some(found) = segment.and_then(|s| matches(&value[s..i])) {
+                    return Some(found);
+                }
+                segment = Some(i + 1);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    segment.and_then(|s| matches(&value[s..]))
 }
 
 /// The quoted-string opening at `s[start]`: its text with quoted-pairs
@@ -654,5 +673,10 @@ mod tests {
     fn params_after_the_uri_are_found() {
         assert_eq!(param("<sip:a@h;tag=no>;tag=yes", "tag"), Some("yes"));
         assert_eq!(param("sip:a@h;expires=60", "expires"), Some("60"));
+        let instance = "<sip:a@h>;+sip.instance=\"<urn:uuid:1>\";expires = 30;reg-id=1";
+        assert_eq!(param(instance, "expires"), Some("30"));
+        assert_eq!(param(instance, "reg-id"), Some("1"));
+        assert_eq!(param("\"a;tag=x\" <sip:a@h>", "tag"), None);
+        assert_eq!(param("<sip:a@h>;lr", "lr"), Some(""));
     }
 }

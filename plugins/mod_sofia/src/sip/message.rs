@@ -521,6 +521,19 @@ impl Message {
                 return Err(bad("Contact", c));
             }
         }
+        // route-param / rec-route: a name-addr (in angle brackets).
+        for n in ["Route", "Record-Route"] {
+            let n = if n == "Route" {
+                "Route"
+            } else {
+                "Record-Route"
+            };
+            for r in h.get_all(n) {
+                if !r.contains('<') || NameAddr::parse(r).is_none() {
+                    return Err(bad(n, r));
+                }
+            }
+        }
         if let StartLine::Request { method, .. } = &self.start {
             if cmethod != method && !(method == "ACK" && cmethod == "INVITE") {
                 return Err(ParseError::Header(
