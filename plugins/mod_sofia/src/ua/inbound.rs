@@ -149,6 +149,7 @@ impl Stack {
             peer: from,
             invite_key: Some(key.clone()),
             invite_req: Some(msg.clone()),
+            reinvite: None,
             client_invite: None,
             cancel_pending: false,
             sdp_session: now_secs(),
@@ -262,6 +263,14 @@ impl Stack {
             r.headers.push("Allow", ALLOW);
             r.set_body("application/sdp", body.into_bytes());
         });
+        let cseq = msg.cseq().map(|c| c.0).unwrap_or(0);
+        if let Some(c) = self.calls.get_mut(&call_id) {
+            // A re-INVITE still unacknowledged when the next one came
+            // ends here: its ACK can no longer arrive in order.
+            if let Some((old, _)) = c.reinvite.replace((key, cseq)) {
+                self.tx.confirmed(&old);
+            }
+        }
         if let Some(hold) = hold_change {
             if let Some(s) = ModuleContext::current().session_locate(&uuid) {
                 s.set_var("sip_hold", if hold { "true" } else { "" });
@@ -280,6 +289,17 @@ impl Stack {
         let Some(call) = self.calls.get_mut(msg.call_id()) else {
             return;
         };
+        let cseq = msg.cseq().map(|c| c.0);
+        if call
+            .reinvite
+            .as_ref()
+            .is_some_and(|(_, n)| Some(*n) == cseq)
+        {
+            if let Some((k, _)) = call.reinvite.take() {
+                self.tx.confirmed(&k);
+            }
+            return;
+        }
         if let Some(k) = call.invite_key.take() {
             self.tx.confirmed(&k);
         }
@@ -299,7 +319,11 @@ impl Stack {
             self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         };
-        if let Some(k) = &call.invite_key {
+        for k in call
+            .invite_key
+            .iter()
+            .chain(call.reinvite.as_ref().map(|r| &r.0))
+        {
             self.tx.confirmed(k);
         }
         self.refuse(&key, &msg, (200, "OK"), now);

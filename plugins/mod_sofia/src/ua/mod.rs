@@ -105,6 +105,9 @@ struct Call {
     peer: Target,
     invite_key: Option<ServerKey>,
     invite_req: Option<Message>,
+    /// A re-INVITE answered 2xx and its CSeq number: its ACK (a request of
+    /// its own, matched by the dialog and CSeq) ends the retransmissions.
+    reinvite: Option<(ServerKey, u32)>,
     client_invite: Option<ClientKey>,
     /// The session hung up before a final response (UAC: CANCEL when
     /// possible; ACK and BYE a late 2xx).
@@ -363,11 +366,12 @@ impl Stack {
             );
         }
         match Message::parse(data) {
-            Ok(msg) => {
+            Ok(mut msg) => {
                 if msg.is_request() {
                     if !self.profiles[from.profile].running {
                         return;
                     }
+                    stamp_via(&mut msg, from.addr);
                     self.tx.on_request(msg, from, now);
                 } else {
                     self.tx.on_response(msg, now);
@@ -619,6 +623,43 @@ impl Stack {
     }
 }
 
+/// RFC 3261 §18.2.1 and RFC 3581: the top Via of a request gets
+/// `received` (the source address, when it differs from the sent-by host
+/// or when `rport` asks) and `rport` gets the source port, so that every
+/// response copies where the request really came from. Responses are sent
+/// back to that source address and port (the only way through a NAT).
+fn stamp_via(msg: &mut Message, src: SocketAddr) {
+    let Some(i) = msg.headers.0.iter().position(|(n, _)| n == "Via") else {
+        return;
+    };
+    let value = &msg.headers.0[i].1;
+    let Some(via) = Via::parse(value) else {
+        return;
+    };
+    let ip = src.ip().to_string();
+    let host = via.host.trim_start_matches('[').trim_end_matches(']');
+    let want_rport = via.rport.is_some();
+    if !want_rport && host == ip {
+        return;
+    }
+    let mut out: Vec<&str> = value
+        .split(';')
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("").trim();
+            let stamped = name.eq_ignore_ascii_case("received")
+                || (want_rport && name.eq_ignore_ascii_case("rport"));
+            !stamped
+        })
+        .collect();
+    let received = format!("received={ip}");
+    let rport = format!("rport={}", src.port());
+    out.push(&received);
+    if want_rport {
+        out.push(&rport);
+    }
+    msg.headers.0[i].1 = out.join(";");
+}
+
 fn strip_tag(v: &str) -> String {
     match v.find(";tag=") {
         Some(i) => {
@@ -689,6 +730,32 @@ mod tests {
         assert_eq!(m.call_id(), "c");
         assert!(bad_request(b"\x00\x01garbage", "x").is_none());
         assert!(bad_request(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
+    }
+
+    #[test]
+    fn the_top_via_gets_received_and_rport_from_the_source_address() {
+        let text = "OPTIONS sip:x@h SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;rport\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK0\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let mut m = Message::parse(text.as_bytes()).unwrap();
+        stamp_via(&mut m, "192.0.2.7:40001".parse().unwrap());
+        let r = Message::response_to(&m, 200, "OK", Some("t"));
+        let top = Via::parse(r.headers.get("Via").unwrap()).unwrap();
+        assert_eq!(top.received.as_deref(), Some("192.0.2.7"));
+        assert_eq!(top.rport, Some(Some(40001)));
+        assert_eq!(top.branch.as_deref(), Some("z9hG4bK1"));
+        let second: Vec<&str> = r.headers.get_all("Via").collect();
+        assert_eq!(second[1], "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK0");
+        // No rport asked, same host: untouched; another host: received only.
+        let mut m = Message::parse(text.replace(";rport", "").as_bytes()).unwrap();
+        stamp_via(&mut m, "10.0.0.5:5062".parse().unwrap());
+        assert_eq!(
+            m.headers.get("Via"),
+            Some("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1")
+        );
+        stamp_via(&mut m, "192.0.2.7:5062".parse().unwrap());
+        assert_eq!(
+            m.headers.get("Via"),
+            Some("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;received=192.0.2.7")
+        );
     }
 
     #[test]

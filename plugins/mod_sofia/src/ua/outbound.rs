@@ -159,6 +159,7 @@ impl Stack {
             peer: o.target,
             invite_key: None,
             invite_req: None,
+            reinvite: None,
             client_invite: None,
             cancel_pending: false,
             sdp_session: now_secs(),

@@ -1,0 +1,188 @@
+//! mod_sofia with phones as they really behave: hold and resume by
+//! re-INVITE (each 200 acknowledged once, never retransmitted after its
+//! ACK), Via `received`/`rport` filled, a phone registered over TCP called
+//! after a restart (and a dead one failing at once), a phone from another
+//! address trusted or challenged by the ACLs, the directory's variables on
+//! an authenticated caller's channel, and `show registrations`.
+
+mod sofia_common;
+
+use hotswitch_e2e::free_port;
+use sofia_common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// A phone speaking SIP over one UDP socket, written by hand so that every
+/// byte the switch sends is seen (sipp hides retransmissions).
+struct RawPhone {
+    sock: UdpSocket,
+    switch: SocketAddr,
+    call_id: String,
+    branch: u32,
+}
+
+impl RawPhone {
+    fn new(bind: &str, switch_port: u16) -> RawPhone {
+        let sock = UdpSocket::bind(format!("{bind}:0")).unwrap();
+        RawPhone {
+            sock,
+            switch: format!("127.0.0.1:{switch_port}").parse().unwrap(),
+            call_id: format!("raw-{}-{}", std::process::id(), free_port()),
+            branch: 0,
+        }
+    }
+
+    fn me(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    /// A request in this phone's dialog (`to_tag` once the switch gave one).
+    fn request(&mut self, method: &str, cseq: u32, to_tag: Option<&str>, sdp: &str) -> String {
+        self.branch += 1;
+        let me = self.me();
+        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        let (ctype, body) = if sdp.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (
+                "Content-Type: application/sdp\r\n".to_string(),
+                sdp.to_string(),
+            )
+        };
+        let cseq_method = if method == "ACK" { "ACK" } else { method };
+        format!(
+            "{method} sip:5900@{sw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKraw{b};rport\r\n\
+From: <sip:raw@{me}>;tag=rawtag\r\nTo: <sip:5900@{sw}>{to_tag}\r\nCall-ID: {cid}\r\n\
+CSeq: {cseq} {cseq_method}\r\nContact: <sip:raw@{me}>\r\nMax-Forwards: 70\r\n{ctype}\
+Content-Length: {len}\r\n\r\n{body}",
+            sw = self.switch,
+            b = self.branch,
+            cid = self.call_id,
+            len = body.len(),
+        )
+    }
+
+    fn send(&self, text: &str) {
+        self.sock.send_to(text.as_bytes(), self.switch).unwrap();
+    }
+
+    /// Every message received within `d`.
+    fn collect(&self, d: Duration) -> Vec<String> {
+        let end = Instant::now() + d;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65_536];
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return out;
+            }
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, _)) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(_) => return out,
+            }
+        }
+    }
+
+    /// Waits for a response whose status line starts `SIP/2.0 <code>` to
+    /// `method`.
+    fn wait_response(&self, code: u16, method: &str) -> String {
+        let end = Instant::now() + WAIT;
+        let mut buf = [0u8; 65_536];
+        let mut seen = Vec::new();
+        while Instant::now() < end {
+            self.sock
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if m.starts_with(&format!("SIP/2.0 {code} ")) && cseq_method(&m) == method {
+                    return m;
+                }
+                seen.push(m.lines().next().unwrap_or("").to_string());
+            }
+        }
+        panic!("no {code} to {method}; saw {seen:?}");
+    }
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn cseq_method(msg: &str) -> &str {
+    header(msg, "CSeq")
+        .and_then(|c| c.split_whitespace().nth(1))
+        .unwrap_or("")
+}
+
+fn to_tag(msg: &str) -> String {
+    let to = header(msg, "To").unwrap_or("");
+    to.split(";tag=")
+        .nth(1)
+        .map(|t| t.split(';').next().unwrap_or(t).to_string())
+        .expect("a To tag")
+}
+
+fn sdp(me: SocketAddr, version: u32, direction: &str) -> String {
+    format!(
+        "v=0\r\no=raw 1 {version} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+a={direction}\r\n",
+        ip = me.ip(),
+        port = me.port() + 2,
+    )
+}
+
+fn count_status(msgs: &[String], code: u16) -> usize {
+    msgs.iter()
+        .filter(|m| m.starts_with(&format!("SIP/2.0 {code} ")))
+        .count()
+}
+
+#[test]
+fn hold_and_resume_by_reinvite_get_one_200_each_and_no_retransmission_after_the_ack() {
+    let mut s = start_with_events("CHANNEL_HOLD CHANNEL_UNHOLD");
+    let mut phone = RawPhone::new("127.0.0.1", s.port);
+    let me = phone.me();
+    let invite = phone.request("INVITE", 1, None, &sdp(me, 1, "sendrecv"));
+    phone.send(&invite);
+    let ok = phone.wait_response(200, "INVITE");
+    // RFC 3581: the Via we sent with a bare rport comes back filled in.
+    let via = header(&ok, "Via").unwrap();
+    assert!(
+        via.contains(&format!("rport={}", me.port())) && via.contains("received=127.0.0.1"),
+        "{via}"
+    );
+    let tag = to_tag(&ok);
+    let ack = phone.request("ACK", 1, Some(&tag), "");
+    phone.send(&ack);
+    for (cseq, direction, event) in [
+        (2, "sendonly", "CHANNEL_HOLD"),
+        (3, "sendrecv", "CHANNEL_UNHOLD"),
+    ] {
+        let reinvite = phone.request("INVITE", cseq, Some(&tag), &sdp(me, cseq, direction));
+        phone.send(&reinvite);
+        let ok = phone.wait_response(200, "INVITE");
+        assert_eq!(header(&ok, "CSeq"), Some(format!("{cseq} INVITE").as_str()));
+        let ack = phone.request("ACK", cseq, Some(&tag), "");
+        phone.send(&ack);
+        assert!(
+            s.sw.wait_event(WAIT, |e| e.name() == event).is_some(),
+            "no {event}"
+        );
+        // Timer G would resend the 200 at 0.5 s and 1.5 s.
+        let after = phone.collect(Duration::from_millis(2200));
+        assert_eq!(
+            count_status(&after, 200),
+            0,
+            "the 200 to re-INVITE {cseq} was retransmitted after its ACK: {after:?}"
+        );
+    }
+    let bye = phone.request("BYE", 4, Some(&tag), "");
+    phone.send(&bye);
+    phone.wait_response(200, "BYE");
+}
