@@ -186,3 +186,124 @@ fn hold_and_resume_by_reinvite_get_one_200_each_and_no_retransmission_after_the_
     phone.send(&bye);
     phone.wait_response(200, "BYE");
 }
+
+/// Reads one SIP message from a stream (head, then Content-Length bytes).
+fn read_sip(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> String {
+    use std::io::Read;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = header(&head, "Content-Length")
+                .or_else(|| header(&head, "l"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let msg: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return String::from_utf8_lossy(&msg).into_owned();
+            }
+        }
+        assert!(Instant::now() < deadline, "no SIP message on the stream");
+        let mut chunk = [0u8; 8192];
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!("the switch closed the connection"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Registers 1000 over a TCP connection from an ephemeral port, with a
+/// Contact at `contact_port` (where a phone listens, as baresip does).
+fn register_over_tcp(switch_port: u16, contact_port: u16) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", switch_port)).unwrap();
+    let me = s.local_addr().unwrap();
+    let mut buf = Vec::new();
+    let uri = format!("sip:127.0.0.1:{switch_port}");
+    let mut auth = String::new();
+    for cseq in 1..=2 {
+        let req = format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcpreg{cseq};rport\r\n\
+From: <sip:1000@127.0.0.1>;tag=tcpreg\r\nTo: <sip:1000@127.0.0.1>\r\nCall-ID: tcpreg-{me}\r\n\
+CSeq: {cseq} REGISTER\r\nContact: <sip:1000@127.0.0.1:{contact_port};transport=tcp>\r\n\
+Expires: 300\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let resp = read_sip(&mut s, &mut buf);
+        if resp.starts_with("SIP/2.0 200 ") {
+            return s;
+        }
+        assert!(resp.starts_with("SIP/2.0 401 "), "{resp}");
+        let ch = header(&resp, "WWW-Authenticate").unwrap();
+        let value =
+            mod_sofia::sip::digest::answer(ch, "REGISTER", &uri, "1000", "1234", 1).unwrap();
+        auth = format!("Authorization: {value}\r\n");
+    }
+    panic!("REGISTER over TCP was not accepted");
+}
+
+#[test]
+fn a_phone_registered_over_tcp_is_reached_on_its_connection_then_at_its_contact_after_a_restart() {
+    use std::io::Write;
+    let dir = hotswitch_e2e::TempDir::new("sofia-tcp-reg");
+    let db = dir.path().join("db/sofia_reg.redb");
+    let port = free_port();
+    let mut sw = start_on(port, "", "", "", Some(&db));
+    let ua_port = free_port();
+    let mut flow = register_over_tcp(port, ua_port);
+    let reg = sw.cmd("sofia status profile internal reg");
+    assert!(reg.contains("Registered(TCP)"), "{reg}");
+    // While the phone's connection lives, its calls come through it.
+    let phone = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let invite = read_sip(&mut flow, &mut buf);
+        assert!(invite.starts_with("INVITE sip:1000@127.0.0.1"), "{invite}");
+        let mut busy = String::from("SIP/2.0 486 Busy Here\r\n");
+        for h in ["Via", "From", "Call-ID", "CSeq"] {
+            busy.push_str(&format!("{h}: {}\r\n", header(&invite, h).unwrap()));
+        }
+        busy.push_str(&format!(
+            "To: {};tag=busy\r\nContent-Length: 0\r\n\r\n",
+            header(&invite, "To").unwrap()
+        ));
+        flow.write_all(busy.as_bytes()).unwrap();
+        // The ACK of the 486, then keep the connection until the end.
+        let ack = read_sip(&mut flow, &mut buf);
+        assert!(ack.starts_with("ACK "), "{ack}");
+        flow
+    });
+    let out = sw.cmd("originate {originate_timeout=15}user/1000@127.0.0.1 &park()");
+    assert_eq!(out.trim(), "-ERR USER_BUSY", "{}", tail(&sw.log()));
+    let flow = phone.join().unwrap();
+    // A restart closes the connection; the phone listens at its Contact.
+    sw.shutdown();
+    drop(flow);
+    let mut sw = start_on(port, "", "", "", Some(&db));
+    let phone = sipp(
+        "uas_answer.xml",
+        None,
+        &[("want_header", "INVITE sip:1000@127.0.0.1")],
+        &["-m", "1", "-t", "t1", "-p", &ua_port.to_string()],
+    );
+    tcp_listening(ua_port);
+    let out = sw.cmd("originate {originate_timeout=15}user/1000@127.0.0.1 &park()");
+    assert!(out.starts_with("+OK "), "{out}\n{}", tail(&sw.log()));
+    let uuid = out[4..].trim().to_string();
+    assert!(sw.cmd(&format!("uuid_kill {uuid}")).starts_with("+OK"));
+    phone.success(&sw);
+    // Nobody listens any more: the leg fails at once, with a cause.
+    let started = Instant::now();
+    let out = sw.cmd("originate {originate_timeout=30}user/1000@127.0.0.1 &park()");
+    let took = started.elapsed();
+    assert_eq!(
+        out.trim(),
+        "-ERR NORMAL_TEMPORARY_FAILURE",
+        "{}",
+        tail(&sw.log())
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}

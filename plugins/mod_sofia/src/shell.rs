@@ -13,7 +13,7 @@ use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
 use crate::ua::Stack;
 use hotswitch_plugin_api::Status;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -32,6 +32,16 @@ pub struct Shared {
     pub gateways: crate::ua::GatewayView,
     pub input: UnboundedSender<Input>,
     pub rtp: (u16, u16),
+    /// TCP connections phones opened to us, while they live: a phone
+    /// registered over one is reached through it (RFC 5626's flow).
+    pub flows: Mutex<HashSet<SocketAddr>>,
+}
+
+impl Shared {
+    /// True while the connection from `addr` is open.
+    pub fn flow_alive(&self, addr: SocketAddr) -> bool {
+        lock(&self.flows).contains(&addr)
+    }
 }
 
 struct Prepared {
@@ -144,6 +154,7 @@ pub fn prepare(config: Config) -> Result<(), String> {
         gateways: stack.gateway_view.clone(),
         input: tx,
         rtp: (config.rtp_start, config.rtp_end),
+        flows: Mutex::new(HashSet::new()),
     };
     STOPPING.store(false, Ordering::Release);
     *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
@@ -299,7 +310,10 @@ impl Sockets {
                         Ok(s) => tcp_conn(profile, s, t.addr, rx, input).await,
                         Err(e) => {
                             log::warn!("cannot connect to {}: {e}", t.addr);
-                            let _ = input.send(Input::TcpClosed { from: t.addr });
+                            let _ = input.send(Input::TcpUnreachable {
+                                to: t.addr,
+                                error: e.to_string(),
+                            });
                         }
                     }
                 });
@@ -517,9 +531,19 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
         ),
         Input::TcpOpen { from, writer } => {
             sockets.conns.insert(from, writer);
+            if let Some(s) = shared() {
+                lock(&s.flows).insert(from);
+            }
         }
         Input::TcpClosed { from } => {
             sockets.conns.remove(&from);
+            if let Some(s) = shared() {
+                lock(&s.flows).remove(&from);
+            }
+        }
+        Input::TcpUnreachable { to, error } => {
+            sockets.conns.remove(&to);
+            stack.on_transport_error(to, &error, now);
         }
         other => stack.on_input(other, now),
     }

@@ -122,6 +122,38 @@ pub fn scenario(name: &str) -> String {
 /// Starts sipp with `scenario` against `target` (or as a server with
 /// `target` = None), `-key` pairs and extra arguments.
 pub fn sipp(name: &str, target: Option<u16>, keys: &[(&str, &str)], args: &[&str]) -> Sipp {
+    sipp_on("127.0.0.1", name, target, keys, args)
+}
+
+/// Waits until something listens on TCP `port` (from /proc/net/tcp).
+pub fn tcp_listening(port: u16) {
+    let needle = format!(":{port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let listening = table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&needle) && f[3] == "0A"
+        });
+        if listening {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on TCP port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`sipp`] with its sockets on the local address `ip`.
+pub fn sipp_on(
+    ip: &str,
+    name: &str,
+    target: Option<u16>,
+    keys: &[(&str, &str)],
+    args: &[&str],
+) -> Sipp {
     let dir = std::env::temp_dir().join(format!("hotswitch-sipp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join(format!("{}-{}.log", name, free_port()));
@@ -130,14 +162,7 @@ pub fn sipp(name: &str, target: Option<u16>, keys: &[(&str, &str)], args: &[&str
     if let Some(p) = target {
         cmd.arg(format!("127.0.0.1:{p}"));
     }
-    cmd.args([
-        "-i",
-        "127.0.0.1",
-        "-nostdin",
-        "-timeout",
-        "40s",
-        "-timeout_error",
-    ]);
+    cmd.args(["-i", ip, "-nostdin", "-timeout", "40s", "-timeout_error"]);
     cmd.arg("-mp").arg(free_port().to_string());
     let mut have_rtp = false;
     for (k, v) in keys {

@@ -83,6 +83,9 @@ pub enum TxEvent {
     Timeout { key: ClientKey },
     /// Timer H / L fired: our 2xx or final response was never acknowledged.
     NoAck { key: ServerKey },
+    /// The transport could not carry our request (a connection refused):
+    /// the transaction ended at once, as with a 503 (RFC 3261 §8.1.3.1).
+    TransportError { key: ClientKey },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,6 +326,25 @@ impl Transactions {
             },
         );
         Some(key)
+    }
+
+    /// A connection to `addr` could not be made: client transactions
+    /// waiting for an answer over it end with [`TxEvent::TransportError`].
+    pub fn transport_failed(&mut self, addr: SocketAddr) {
+        let failed: Vec<ClientKey> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                c.to.proto == Proto::Tcp
+                    && c.to.addr == addr
+                    && matches!(c.state, CState::Calling | CState::Proceeding)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in failed {
+            self.clients.remove(&key);
+            self.events.push(TxEvent::TransportError { key });
+        }
     }
 
     /// The TU's ACK for a 2xx, resent when the 2xx is retransmitted.
@@ -698,6 +720,27 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
         let gaps: Vec<_> = times.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.iter().all(|g| *g <= T2 + Duration::from_millis(50)));
         assert!(matches!(tx.events.pop(), Some(TxEvent::Timeout { .. })));
+    }
+
+    #[test]
+    fn a_refused_connection_ends_the_requests_sent_over_it() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        let tcp = Target {
+            proto: Proto::Tcp,
+            ..target()
+        };
+        tx.send_request(req("INVITE", "z9hG4bKt1"), tcp, t0)
+            .unwrap();
+        tx.send_request(req("OPTIONS", "z9hG4bKt2"), target(), t0)
+            .unwrap();
+        tx.transport_failed(tcp.addr);
+        assert!(matches!(
+            tx.events.pop(),
+            Some(TxEvent::TransportError { key }) if key.method == "INVITE"
+        ));
+        assert!(tx.events.is_empty(), "UDP requests are not affected");
+        assert_eq!(tx.len().1, 1);
     }
 
     #[test]

@@ -420,6 +420,40 @@ impl Stack {
             TxEvent::Response { key, msg } => self.on_response(key, msg, now),
             TxEvent::Timeout { key } => self.on_client_timeout(key, now),
             TxEvent::NoAck { key } => self.on_no_ack(key, now),
+            TxEvent::TransportError { key } => self.on_transport_failure(key, now),
+        }
+    }
+
+    /// A connection the shell could not open: what was sent over it fails.
+    pub fn on_transport_error(&mut self, addr: SocketAddr, error: &str, now: Instant) {
+        log::warn!("tcp/{addr} unreachable ({error}): its requests fail");
+        self.tx.transport_failed(addr);
+        self.drain_events(now);
+    }
+
+    /// A request the transport could not carry, treated as the 503 a
+    /// transport error stands for (RFC 3261 §8.1.3.1): the call fails at
+    /// once with NORMAL_TEMPORARY_FAILURE, as FreeSWITCH's does.
+    fn on_transport_failure(&mut self, key: ClientKey, now: Instant) {
+        if key.method == "REGISTER" {
+            return self.on_client_timeout(key, now);
+        }
+        if key.method != "INVITE" {
+            return;
+        }
+        let found = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.client_invite.as_ref() == Some(&key))
+            .map(|(id, c)| (id.clone(), c.leg.uuid.clone()));
+        if let Some((id, uuid)) = found {
+            self.calls.remove(&id);
+            if let Some(s) = ModuleContext::current().session_locate(&uuid) {
+                let cause = sip_to_cause(503);
+                s.set_var("sip_term_status", "503");
+                s.set_var("sip_term_cause", &cause.0.to_string());
+                s.hangup(cause);
+            }
         }
     }
 
