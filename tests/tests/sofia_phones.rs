@@ -307,3 +307,21 @@ fn a_phone_registered_over_tcp_is_reached_on_its_connection_then_at_its_contact_
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+#[test]
+fn a_second_switch_on_the_same_registration_store_fails_to_load_mod_sofia_and_says_why() {
+    let dir = hotswitch_e2e::TempDir::new("sofia-two");
+    let db = dir.path().join("db/sofia_reg.redb");
+    let mut first = start_on(free_port(), "", "", "", Some(&db));
+    assert!(first.cmd("sofia status").contains("internal"));
+    let mut second = start_on(free_port(), "", "", "", Some(&db));
+    let log = second.log();
+    assert!(
+        log.contains("mod_sofia failed to load")
+            && log.contains("in use by another process")
+            && log.contains("db_dir"),
+        "{}",
+        tail(&log)
+    );
+    assert_eq!(second.cmd("module_exists mod_sofia").trim(), "false");
+}

@@ -106,6 +106,17 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// Load: reads the configuration, binds every profile, opens the
 /// registration store.
 pub fn prepare(config: Config) -> Result<(), String> {
+    // The store first: a store another instance holds fails the load
+    // before any port is taken.
+    let store: Box<dyn crate::registrar::RegistrationStore> = match config
+        .profiles
+        .iter()
+        .find_map(|p| p.registration_db.clone())
+        .filter(|p| p != "none")
+    {
+        Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
+        None => Box::new(crate::registrar::MemoryStore),
+    };
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     let mut addrs = Vec::new();
@@ -130,15 +141,6 @@ pub fn prepare(config: Config) -> Result<(), String> {
         tcp.push(t);
         addrs.push(addr);
     }
-    let store: Box<dyn crate::registrar::RegistrationStore> = match config
-        .profiles
-        .iter()
-        .find_map(|p| p.registration_db.clone())
-        .filter(|p| p != "none")
-    {
-        Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
-        None => Box::new(crate::registrar::MemoryStore),
-    };
     let registrar = Arc::new(Registrar::new(store)?);
     let (tx, rx) = unbounded_channel();
     let stack = Stack::new(&config, addrs.clone(), registrar.clone(), tx.clone());
