@@ -191,7 +191,21 @@ pub fn bridge_dialstring(
         .var("call_timeout")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(60);
-    let profile = a.ch().profile.clone();
+    let mut profile = a.ch().profile.clone();
+    // What the far side sees: the caller's effective caller id (set by
+    // the directory for a registered user), as switch_ivr_originate does.
+    {
+        let ch = a.ch();
+        if let Some(v) = ch.var("effective_caller_id_name").filter(|v| !v.is_empty()) {
+            profile.caller_id_name = v.to_string();
+        }
+        if let Some(v) = ch
+            .var("effective_caller_id_number")
+            .filter(|v| !v.is_empty())
+        {
+            profile.caller_id_number = v.to_string();
+        }
+    }
     let peer = crate::originate::originate(
         core,
         crate::originate::Request {

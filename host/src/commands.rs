@@ -55,6 +55,12 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
         "<key> <user> <domain>",
         crate::directory::user_exists,
     ),
+    (
+        "find_user_xml",
+        "Find a user in the directory (its XML, merged)",
+        "<key> <user> <domain>",
+        crate::directory::find_user_xml,
+    ),
 ];
 
 /// Registers the core's commands.

@@ -325,3 +325,171 @@ fn a_second_switch_on_the_same_registration_store_fails_to_load_mod_sofia_and_sa
     );
     assert_eq!(second.cmd("module_exists mod_sofia").trim(), "false");
 }
+
+const ACL_CONF: &str = r#"<configuration name="acl.conf"><network-lists>
+  <list name="trusted" default="deny"><node type="allow" cidr="127.0.0.1/32"/></list>
+</network-lists></configuration>"#;
+
+const PUBLIC_PARK: &str = r#"<include><context name="public">
+  <extension name="park"><condition field="destination_number" expression="^5900$">
+    <action application="answer"/><action application="park"/></condition></extension>
+</context></include>"#;
+
+const EXTENSION_DIRECTORY: &str = r#"<include><domain name="127.0.0.1">
+  <params><param name="dial-string" value="{presence_id=${dialed_user}@${dialed_domain}}${sofia_contact(${dialed_user}@${dialed_domain})}"/></params>
+  <variables><variable name="accountcode" value="domainwide"/></variables>
+  <groups><group name="default"><users>
+    <user id="1000"><params><param name="password" value="1234"/></params>
+      <variables>
+        <variable name="user_context" value="default"/>
+        <variable name="effective_caller_id_name" value="Extension 1000"/>
+        <variable name="effective_caller_id_number" value="1000"/>
+        <variable name="accountcode" value="1000"/>
+        <variable name="toll_allow" value="domestic,local"/>
+      </variables></user>
+  </users></group></groups>
+</domain></include>"#;
+
+#[test]
+fn an_acl_trusts_its_addresses_and_a_phone_elsewhere_registers_and_calls_with_digest() {
+    let port = free_port();
+    let b_port = free_port();
+    let ext = format!(
+        r#"<extension name="bridge"><condition field="destination_number" expression="^2000$">
+    <action application="bridge" data="sofia/internal/b@127.0.0.1:{b_port}"/></condition></extension>"#
+    );
+    // The profile routes into "public" (which has no extensions): only a
+    // caller whose directory entry says user_context=default gets through.
+    let settings = r#"<param name="auth-calls" value="true"/>
+    <param name="apply-inbound-acl" value="trusted"/>
+    <param name="challenge-realm" value="127.0.0.1"/>
+    <param name="context" value="public"/>"#;
+    let mut sw = start_with_files(
+        port,
+        settings,
+        &ext,
+        "",
+        None,
+        &[
+            ("autoload_configs/acl.conf.xml", ACL_CONF),
+            ("directory/default.xml", EXTENSION_DIRECTORY),
+            ("dialplan/public.xml", PUBLIC_PARK),
+        ],
+    );
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP_COMPLETE")
+        .contains("+OK"));
+    // 127.0.0.2 is not in "trusted": it registers with digest …
+    let ua_port = free_port();
+    sipp_on(
+        "127.0.0.2",
+        "register.xml",
+        Some(port),
+        &[("auth_user", "1000"), ("auth_password", "1234")],
+        &["-m", "1", "-p", &ua_port.to_string()],
+    )
+    .success(&sw);
+    // … calls with digest, and the callee sees the directory's caller id.
+    let callee = sipp(
+        "uas_answer.xml",
+        None,
+        &[("want_header", "From: \"Extension 1000\" <sip:1000@")],
+        &["-p", &b_port.to_string(), "-m", "1"],
+    );
+    sipp_listening(b_port);
+    sipp_on(
+        "127.0.0.2",
+        "uac_auth.xml",
+        Some(port),
+        &[("auth_user", "1000"), ("auth_password", "1234")],
+        &["-s", "2000", "-m", "1", "-d", "500"],
+    )
+    .success(&sw);
+    callee.success(&sw);
+    let a_leg = sw
+        .wait_event(WAIT, |e| {
+            e.name() == "CHANNEL_HANGUP_COMPLETE" && e.get("Call-Direction") == Some("inbound")
+        })
+        .expect("the caller's channel ended");
+    for (var, want) in [
+        ("variable_accountcode", "1000"),
+        ("variable_toll_allow", "domestic,local"),
+        ("variable_user_name", "1000"),
+        ("variable_sip_authorized", "true"),
+        ("Caller-Context", "default"),
+    ] {
+        assert_eq!(a_leg.get(var), Some(want), "{var}");
+    }
+    // 127.0.0.1 is trusted: no challenge (uac_call fails on a 407), and
+    // the call routes in the profile's context.
+    sipp(
+        "uac_call.xml",
+        Some(port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "200"],
+    )
+    .success(&sw);
+    let trusted = sw
+        .wait_event(WAIT, |e| {
+            e.name() == "CHANNEL_HANGUP_COMPLETE"
+                && e.get("Caller-Destination-Number") == Some("5900")
+        })
+        .expect("the trusted call ended");
+    assert_eq!(trusted.get("variable_sip_acl_authed_by"), Some("trusted"));
+    assert_eq!(trusted.get("Caller-Context"), Some("public"));
+    // And the phone at 127.0.0.2 is reached where it registered.
+    let phone = sipp_on(
+        "127.0.0.2",
+        "uas_answer.xml",
+        None,
+        &[("want_header", "INVITE sip:1000@127.0.0.2")],
+        &["-m", "1", "-p", &ua_port.to_string()],
+    );
+    sipp_listening(ua_port);
+    let out = sw.cmd("originate {originate_timeout=10}user/1000@127.0.0.1 &park()");
+    assert!(out.starts_with("+OK "), "{out}\n{}", tail(&sw.log()));
+    let uuid = out[4..].trim().to_string();
+    assert!(sw.cmd(&format!("uuid_kill {uuid}")).starts_with("+OK"));
+    phone.success(&sw);
+}
+
+/// A REGISTER for 1000 without credentials from `ip`: the status code.
+fn bare_register(ip: &str, switch_port: u16) -> String {
+    let phone = RawPhone::new(ip, switch_port);
+    let me = phone.me();
+    phone.send(&format!(
+        "REGISTER sip:127.0.0.1:{switch_port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbare;rport\r\n\
+From: <sip:1000@127.0.0.1>;tag=bare\r\nTo: <sip:1000@127.0.0.1>\r\nCall-ID: bare-{me}\r\n\
+CSeq: 1 REGISTER\r\nContact: <sip:1000@{me}>\r\nExpires: 60\r\nMax-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n"
+    ));
+    let got = phone.collect(Duration::from_secs(2));
+    got.iter()
+        .find(|m| m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 100"))
+        .and_then(|m| m.split_whitespace().nth(1))
+        .unwrap_or("none")
+        .to_string()
+}
+
+#[test]
+fn apply_register_acl_registers_its_addresses_unchallenged_and_refuses_the_others() {
+    let port = free_port();
+    let sw = start_with_files(
+        port,
+        r#"<param name="apply-register-acl" value="trusted"/>"#,
+        "",
+        "",
+        None,
+        &[("autoload_configs/acl.conf.xml", ACL_CONF)],
+    );
+    assert_eq!(
+        bare_register("127.0.0.1", port),
+        "200",
+        "{}",
+        tail(&sw.log())
+    );
+    assert_eq!(bare_register("127.0.0.2", port), "403");
+    assert!(sw
+        .log()
+        .contains("IP 127.0.0.2 Rejected by register acl \"trusted\""));
+}

@@ -63,6 +63,19 @@ pub fn start_on(
     profile_extra: &str,
     db: Option<&PathBuf>,
 ) -> Switch {
+    start_with_files(port, settings, extra_dialplan, profile_extra, db, &[])
+}
+
+/// [`start_on`] with more configuration files (relative path, text),
+/// written after the usual ones (so they may replace them).
+pub fn start_with_files(
+    port: u16,
+    settings: &str,
+    extra_dialplan: &str,
+    profile_extra: &str,
+    db: Option<&PathBuf>,
+    extra_files: &[(&str, &str)],
+) -> Switch {
     let db_param = db
         .map(|p| format!(r#"<param name="registration-db" value="{}"/>"#, p.display()))
         .unwrap_or_default();
@@ -93,7 +106,14 @@ pub fn start_on(
             ),
             ("dialplan/default.xml".into(), dialplan(extra_dialplan)),
             ("directory/default.xml".into(), DIRECTORY.into()),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            extra_files
+                .iter()
+                .map(|(p, t)| (p.to_string(), t.to_string())),
+        )
+        .collect(),
         ..Default::default()
     })
 }

@@ -25,20 +25,36 @@ impl Stack {
             return;
         };
         let mut auth_user = None;
-        if p.cfg.auth_calls {
+        let acl_has_lists = !p.cfg.inbound_acl.is_empty();
+        let trusted_by = self.inbound_acl_match(profile, from.addr.ip());
+        let p = &self.profiles[profile];
+        if acl_has_lists && trusted_by.is_none() && !p.cfg.auth_calls {
+            log::warn!(
+                "IP {} Rejected by acl \"{}\"",
+                from.addr.ip(),
+                p.cfg.inbound_acl.last().map(String::as_str).unwrap_or("")
+            );
+            self.profiles[profile].failed_in += 1;
+            self.refuse(&key, &msg, (403, "Forbidden"), now);
+            return;
+        }
+        // An ACL match trusts the caller; anyone else authenticates.
+        if p.cfg.auth_calls && trusted_by.is_none() {
             let realm = p
                 .cfg
                 .challenge_realm
                 .clone()
                 .unwrap_or_else(|| from_na.uri.host.clone());
             match self.authenticate(&msg, &realm, true, now) {
-                Ok(u) => auth_user = Some(u),
+                Ok(u) => auth_user = Some((u, realm)),
                 Err(e) => {
                     self.profiles[profile].failed_in += 1;
                     return self.challenge_reply(&key, &msg, true, e, now);
                 }
             }
         }
+        let p = &self.profiles[profile];
+        let trusted_by = trusted_by.filter(|_| p.cfg.auth_calls);
         let p = &self.profiles[profile];
         let remote = if msg.body.is_empty() {
             None
@@ -96,6 +112,19 @@ impl Stack {
         });
         let from_user = from_na.uri.user.clone().unwrap_or_default();
         let name = format!("sofia/{}/{}@{}", p.cfg.name, from_user, from_na.uri.host);
+        // The authenticated user's directory entry: its variables go on
+        // the channel and its user_context routes the call.
+        let user_vars = auth_user
+            .as_ref()
+            .map(|(u, realm)| directory_vars(u, realm))
+            .unwrap_or_default();
+        let context = user_vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "user_context")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| p.cfg.context.clone());
+        let auth_user = auth_user.map(|(u, _)| u);
         let profile_data = Profile {
             username: auth_user.clone().unwrap_or_default(),
             dialplan: p.cfg.dialplan.clone(),
@@ -104,7 +133,7 @@ impl Stack {
             network_addr: from.addr.ip().to_string(),
             destination_number: ruri.user.clone().unwrap_or_default(),
             source: "mod_sofia".into(),
-            context: p.cfg.context.clone(),
+            context,
             chan_name: name.clone(),
             ..Default::default()
         };
@@ -120,6 +149,15 @@ impl Stack {
             &p.cfg.name,
             auth_user.as_deref(),
         );
+        if auth_user.is_some() || trusted_by.is_some() {
+            session.set_var("sip_authorized", "true");
+        }
+        if let Some(list) = &trusted_by {
+            session.set_var("sip_acl_authed_by", list);
+        }
+        for (k, v) in &user_vars {
+            session.set_var(k, v);
+        }
         if let Some((codec, _)) = chosen {
             session.set_var("rtp_use_codec_name", codec.name());
         }
@@ -491,6 +529,49 @@ impl Stack {
             }
         });
     }
+}
+
+/// What FreeSWITCH puts on the channel of a caller who authenticated as
+/// `user@domain` (sofia_reg.c): who it is, its `sip-…` params and every
+/// directory variable (domain, group and user merged: user_context,
+/// effective_caller_id_name, accountcode, toll_allow, …).
+fn directory_vars(user: &str, domain: &str) -> Vec<(String, String)> {
+    let ctx = ModuleContext::current();
+    let xml = ctx
+        .execute_api("find_user_xml", &format!("id {user} {domain}"))
+        .unwrap_or_default();
+    let Ok(u) = crate::config::Element::parse(&xml) else {
+        return Vec::new();
+    };
+    if u.name != "user" {
+        return Vec::new();
+    }
+    let alias = u.attr("number-alias").unwrap_or("").to_string();
+    let mut vars: Vec<(String, String)> = vec![
+        ("sip_number_alias".into(), alias.clone()),
+        ("sip_auth_username".into(), user.into()),
+        ("sip_auth_realm".into(), domain.into()),
+        ("number_alias".into(), alias),
+        ("user_name".into(), user.into()),
+        ("domain_name".into(), domain.into()),
+    ];
+    vars.retain(|(_, v)| !v.is_empty());
+    if let Some(params) = u.child("params") {
+        vars.extend(params.params().into_iter().filter(|(k, v)| {
+            !v.is_empty()
+                && (k.len() > 4 && k[..4].eq_ignore_ascii_case("sip-")
+                    || k.eq_ignore_ascii_case("register-gateway"))
+        }));
+    }
+    if let Some(variables) = u.child("variables") {
+        vars.extend(
+            variables
+                .children_named("variable")
+                .filter_map(|v| Some((v.attr("name")?.to_string(), v.attr("value")?.to_string())))
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty()),
+        );
+    }
+    vars
 }
 
 #[allow(clippy::too_many_arguments)]

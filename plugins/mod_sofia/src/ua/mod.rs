@@ -10,7 +10,7 @@
 //! - `dial`: the dial string of an outbound leg.
 
 use crate::causes::{cause_to_sip, sip_to_cause};
-use crate::config::{acl_allows, Config, Gateway, ProfileConfig};
+use crate::config::{Config, Gateway, ProfileConfig};
 use crate::leg::{ApiRequest, Input, Leg, Outbound};
 use crate::registrar::{now_secs, Registrar, Registration};
 use crate::sdp::{self, Direction, Local};
@@ -158,6 +158,8 @@ pub struct Stack {
     calls: HashMap<String, Call>,
     gateways: Vec<GatewayRt>,
     pub registrar: Arc<Registrar>,
+    /// The network lists profiles' ACLs name.
+    pub acls: crate::acl::Acls,
     nonces: HashMap<String, Instant>,
     pub trace: Arc<AtomicBool>,
     input: UnboundedSender<Input>,
@@ -224,6 +226,7 @@ impl Stack {
             calls: HashMap::new(),
             gateways,
             registrar,
+            acls: config.acls.clone(),
             nonces: HashMap::new(),
             trace: Arc::new(AtomicBool::new(trace)),
             input,
@@ -487,18 +490,6 @@ impl Stack {
 
     fn on_request(&mut self, key: ServerKey, msg: Message, from: Target, now: Instant) {
         let profile = from.profile;
-        if !acl_allows(&self.profiles[profile].cfg.acl, from.addr.ip())
-            && matches!(msg.method(), "INVITE" | "REGISTER" | "MESSAGE")
-        {
-            log::warn!(
-                "{} from {} refused by apply-inbound-acl of profile {}",
-                msg.method(),
-                from.addr,
-                self.profiles[profile].cfg.name
-            );
-            self.refuse(&key, &msg, (403, "Forbidden"), now);
-            return;
-        }
         let ua = self.server_header(profile);
         match msg.method() {
             "INVITE" => self.on_invite(key, msg, from, now),
@@ -523,6 +514,29 @@ impl Stack {
                     r.headers.push("Allow", ALLOW);
                 },
             ),
+        }
+    }
+
+    /// `apply-inbound-acl` for a new INVITE from `ip`, as FreeSWITCH's
+    /// sofia does: the first list that matches names the caller trusted;
+    /// `None` when no list matches (or none is set).
+    fn inbound_acl_match(&self, profile: usize, ip: IpAddr) -> Option<String> {
+        self.profiles[profile]
+            .cfg
+            .inbound_acl
+            .iter()
+            .find(|l| self.acls.check(l, ip))
+            .cloned()
+    }
+
+    /// `apply-register-acl`: `Ok(true)` when every list matches (register
+    /// without a challenge), `Ok(false)` when none is set, `Err(list)` with
+    /// the first list that does not match.
+    fn register_acl_check(&self, profile: usize, ip: IpAddr) -> Result<bool, String> {
+        let lists = &self.profiles[profile].cfg.register_acl;
+        match lists.iter().find(|l| !self.acls.check(l, ip)) {
+            Some(miss) => Err(miss.clone()),
+            None => Ok(!lists.is_empty()),
         }
     }
 

@@ -109,7 +109,22 @@ impl Stack {
             .challenge_realm
             .clone()
             .unwrap_or_else(|| to.uri.host.clone());
-        let user = match self.authenticate(&msg, &domain, false, now) {
+        let auto = match self.register_acl_check(profile, from.addr.ip()) {
+            Err(list) => {
+                log::warn!("IP {} Rejected by register acl \"{list}\"", from.addr.ip());
+                self.refuse(&key, &msg, (403, "Forbidden"), now);
+                return;
+            }
+            Ok(auto) => auto,
+        };
+        // Every apply-register-acl list matched: registered unchallenged
+        // (FreeSWITCH's REG_AUTO_REGISTER).
+        let checked = if auto {
+            Ok(to.uri.user.clone().unwrap_or_default())
+        } else {
+            self.authenticate(&msg, &domain, false, now)
+        };
+        let user = match checked {
             Ok(u) => u,
             Err(e) => {
                 if e.0 == 403 {
