@@ -127,15 +127,19 @@ fn to_tag(msg: &str) -> String {
         .expect("a To tag")
 }
 
-fn sdp(me: SocketAddr, version: u32, direction: &str) -> String {
+/// An offer of one G.711 codec (`(0, "PCMU")` or `(8, "PCMA")`).
+fn sdp(me: SocketAddr, version: u32, direction: &str, (pt, codec): (u8, &str)) -> String {
     format!(
         "v=0\r\no=raw 1 {version} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+m=audio {port} RTP/AVP {pt} 101\r\na=rtpmap:{pt} {codec}/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
 a={direction}\r\n",
         ip = me.ip(),
         port = me.port() + 2,
     )
 }
+
+const PCMU: (u8, &str) = (0, "PCMU");
+const PCMA: (u8, &str) = (8, "PCMA");
 
 fn count_status(msgs: &[String], code: u16) -> usize {
     msgs.iter()
@@ -148,7 +152,7 @@ fn hold_and_resume_by_reinvite_get_one_200_each_and_no_retransmission_after_the_
     let mut s = start_with_events("CHANNEL_HOLD CHANNEL_UNHOLD");
     let mut phone = RawPhone::new("127.0.0.1", s.port);
     let me = phone.me();
-    let invite = phone.request("INVITE", 1, None, &sdp(me, 1, "sendrecv"));
+    let invite = phone.request("INVITE", 1, None, &sdp(me, 1, "sendrecv", PCMU));
     phone.send(&invite);
     let ok = phone.wait_response(200, "INVITE");
     // RFC 3581: the Via we sent with a bare rport comes back filled in.
@@ -160,11 +164,23 @@ fn hold_and_resume_by_reinvite_get_one_200_each_and_no_retransmission_after_the_
     let tag = to_tag(&ok);
     let ack = phone.request("ACK", 1, Some(&tag), "");
     phone.send(&ack);
-    for (cseq, direction, event) in [
-        (2, "sendonly", "CHANNEL_HOLD"),
-        (3, "sendrecv", "CHANNEL_UNHOLD"),
+    let uuid = only_channel(&mut s.sw);
+    for (k, v) in [
+        ("read_codec", "PCMU"),
+        ("write_codec", "PCMU"),
+        ("read_rate", "8000"),
+        ("original_read_codec", "PCMU"),
     ] {
-        let reinvite = phone.request("INVITE", cseq, Some(&tag), &sdp(me, cseq, direction));
+        assert_eq!(getvar(&mut s.sw, &uuid, k), v, "{k}");
+    }
+    // Hold, then resume offering PCMA only: the call's remote SDP and
+    // codec follow each re-INVITE.
+    for (cseq, direction, event, codec) in [
+        (2, "sendonly", "CHANNEL_HOLD", PCMU),
+        (3, "sendrecv", "CHANNEL_UNHOLD", PCMA),
+    ] {
+        let offer = sdp(me, cseq, direction, codec);
+        let reinvite = phone.request("INVITE", cseq, Some(&tag), &offer);
         phone.send(&reinvite);
         let ok = phone.wait_response(200, "INVITE");
         assert_eq!(header(&ok, "CSeq"), Some(format!("{cseq} INVITE").as_str()));
@@ -181,7 +197,11 @@ fn hold_and_resume_by_reinvite_get_one_200_each_and_no_retransmission_after_the_
             0,
             "the 200 to re-INVITE {cseq} was retransmitted after its ACK: {after:?}"
         );
+        let r_sdp = getvar(&mut s.sw, &uuid, "switch_r_sdp");
+        assert!(r_sdp.contains(&format!("a={direction}")), "{r_sdp}");
+        assert_eq!(getvar(&mut s.sw, &uuid, "read_codec"), codec.1);
     }
+    assert_eq!(getvar(&mut s.sw, &uuid, "original_read_codec"), "PCMU");
     let bye = phone.request("BYE", 4, Some(&tag), "");
     phone.send(&bye);
     phone.wait_response(200, "BYE");

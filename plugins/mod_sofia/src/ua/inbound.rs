@@ -159,7 +159,7 @@ impl Stack {
             session.set_var(k, v);
         }
         if let Some((codec, _)) = chosen {
-            session.set_var("rtp_use_codec_name", codec.name());
+            set_codec_vars(&session, codec);
         }
         session.set_var("rtp_local_sdp_port", &leg.media.port.to_string());
         session.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
@@ -263,6 +263,7 @@ impl Stack {
         };
         let mut direction = Direction::SendRecv;
         let mut hold_change = None;
+        let mut new_codec = None;
         if let Some(r) = &remote {
             let Some((codec, pt)) = r.choose(&self.profiles[call.leg.profile].cfg.codecs) else {
                 self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
@@ -276,6 +277,7 @@ impl Stack {
                 call.leg.media.set_remote(r.addr, codec, pt, r.te_pt);
             }
             call.leg.media.set_hold(hold);
+            new_codec = Some(codec);
             direction = r.direction.answer();
             if r.addr.is_some_and(|a| a.ip().is_unspecified()) {
                 direction = Direction::Inactive;
@@ -308,6 +310,12 @@ impl Stack {
             if let Some((old, _)) = c.reinvite.replace((key, cseq)) {
                 self.tx.confirmed(&old);
             }
+        }
+        // The offer is the channel's remote SDP now (switch_r_sdp).
+        if let (Some(codec), Some(s)) = (new_codec, ModuleContext::current().session_locate(&uuid))
+        {
+            s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
+            set_codec_vars(&s, codec);
         }
         if let Some(hold) = hold_change {
             if let Some(s) = ModuleContext::current().session_locate(&uuid) {
@@ -347,6 +355,10 @@ impl Stack {
                 if let Some((codec, pt)) = r.choose(&self.profiles[call.leg.profile].cfg.codecs) {
                     call.leg.media.set_remote(r.addr, codec, pt, r.te_pt);
                     call.remote_version = Some(r.version);
+                    if let Some(s) = ModuleContext::current().session_locate(&call.leg.uuid) {
+                        s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
+                        set_codec_vars(&s, codec);
+                    }
                 }
             }
         }

@@ -671,6 +671,29 @@ impl Stack {
     }
 }
 
+/// The negotiated codec on the channel, as FreeSWITCH's media core sets
+/// it (switch_core_codec.c; CDR templates read these): read/write codec
+/// and rate, `original_read_*` from the first negotiation on, and the
+/// `rtp_use_codec_*` of the SDP answer.
+fn set_codec_vars(s: &hotswitch_plugin_api::Session, codec: crate::sdp::Codec) {
+    let (name, rate) = (codec.name(), "8000");
+    if s.var("original_read_codec").is_none_or(|v| v.is_empty()) {
+        s.set_var("original_read_codec", name);
+        s.set_var("original_read_rate", rate);
+    }
+    for (k, v) in [
+        ("rtp_use_codec_name", name),
+        ("rtp_use_codec_rate", rate),
+        ("rtp_use_codec_ptime", "20"),
+        ("read_codec", name),
+        ("read_rate", rate),
+        ("write_codec", name),
+        ("write_rate", rate),
+    ] {
+        s.set_var(k, v);
+    }
+}
+
 /// RFC 3261 §18.2.1 and RFC 3581: the top Via of a request gets
 /// `received` (the source address, when it differs from the sent-by host
 /// or when `rport` asks) and `rport` gets the source port, so that every

@@ -247,16 +247,24 @@ impl Stack {
             .flatten();
         let codecs = self.profiles[call.leg.profile].cfg.codecs.clone();
         let mut media_ok = true;
+        let mut negotiated = None;
         if let Some(r) = &remote {
             match r.choose(&codecs) {
                 Some((c, pt)) => {
                     call.leg.media.set_remote(r.addr, c, pt, r.te_pt);
                     call.remote_version = Some(r.version);
+                    negotiated = Some(c);
                 }
                 None => media_ok = false,
             }
         }
         let ctx = ModuleContext::current();
+        if let Some(c) = negotiated {
+            if let Some(s) = ctx.session_locate(&uuid) {
+                s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
+                set_codec_vars(&s, c);
+            }
+        }
         if code < 200 {
             if call.cancel_pending {
                 self.send_cancel(&call_id, &key, now);
