@@ -513,3 +513,47 @@ fn apply_register_acl_registers_its_addresses_unchallenged_and_refuses_the_other
         .log()
         .contains("IP 127.0.0.2 Rejected by register acl \"trusted\""));
 }
+
+#[test]
+fn show_registrations_lists_registered_phones_with_freeswitchs_columns() {
+    let dir = hotswitch_e2e::TempDir::new("sofia-showreg");
+    let db = dir.path().join("db/sofia_reg.redb");
+    let port = free_port();
+    let mut sw = start_on(port, "", "", "", Some(&db));
+    let empty = sw.cmd("show registrations");
+    assert!(empty.contains("\n0 total."), "{empty}");
+    let ua_port = free_port();
+    sipp(
+        "register.xml",
+        Some(port),
+        &[("auth_user", "1000"), ("auth_password", "1234")],
+        &["-m", "1", "-p", &ua_port.to_string()],
+    )
+    .success(&sw);
+    let check = |sw: &mut hotswitch_e2e::Switch| {
+        let out = sw.cmd("show registrations");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "reg_user,realm,token,url,expires,network_ip,network_port,network_proto,hostname,metadata"
+        );
+        let row: Vec<&str> = lines[1].split(',').collect();
+        assert_eq!(row[0..2], ["1000", "127.0.0.1"], "{out}");
+        assert_eq!(
+            row[3],
+            format!("sofia/internal/sip:1000@127.0.0.1:{ua_port}")
+        );
+        assert!(row[4].parse::<u64>().is_ok(), "expires: {}", row[4]);
+        assert_eq!(row[5..8], ["127.0.0.1", &ua_port.to_string(), "udp"]);
+        assert!(out.ends_with("\n1 total.\n"), "{out}");
+        assert_eq!(sw.cmd("show registrations count"), "\n1 total.\n");
+    };
+    check(&mut sw);
+    // Kept across a restart, as the registration itself.
+    sw.shutdown();
+    let mut sw = start_on(port, "", "", "", Some(&db));
+    check(&mut sw);
+    // Gone with the module that serves it.
+    assert!(sw.cmd("unload mod_sofia").contains("+OK"));
+    assert_eq!(sw.cmd("show registrations count"), "\n0 total.\n");
+}

@@ -433,6 +433,7 @@ async fn serve(p: Prepared) {
             log::error!("profile {}: {e}", stack.profiles[i].cfg.name);
         }
     }
+    stack.publish_registrations(true);
     loop {
         let deadline = tokio::time::Instant::from_std(stack.next_deadline());
         tokio::select! {
@@ -489,6 +490,7 @@ async fn serve(p: Prepared) {
 }
 
 fn finish(stack: Stack, mut sockets: Sockets) {
+    stack.publish_registrations(false);
     for i in 0..sockets.udp.len() {
         sockets.stop_profile(i);
     }

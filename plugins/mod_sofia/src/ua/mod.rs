@@ -32,6 +32,7 @@ mod outbound;
 mod register;
 
 pub use dial::{dial_target, DialTarget};
+pub use register::{core_table_add, core_table_del};
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, REGISTER, UPDATE";
 /// Issued nonces stay valid this long.
@@ -281,6 +282,21 @@ impl Stack {
             .map(|g| (g.profile, g.cfg.clone(), g.state))
             .collect();
         *self.gateway_view.lock().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+
+    /// The bindings kept across a restart go into the core's
+    /// registrations table when the stack starts serving (`add`), and
+    /// leave it when it stops.
+    pub fn publish_registrations(&self, add: bool) {
+        for p in &self.profiles {
+            for r in self.registrar.all(&p.cfg.name) {
+                if add {
+                    core_table_add(&r);
+                } else {
+                    core_table_del(&r.user, &r.domain);
+                }
+            }
+        }
     }
 
     /// Calls in progress.
