@@ -17,7 +17,7 @@ pub struct DialTarget {
 /// while it lives (RFC 5626's flow), else the Contact's own address — the
 /// phone listens there, while the flow's source port is gone after a
 /// restart of either side.
-fn registered_target(
+pub(super) fn registered_target(
     r: &Registration,
     uri: &Uri,
     profile: usize,

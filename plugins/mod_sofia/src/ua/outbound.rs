@@ -420,19 +420,15 @@ impl Stack {
                 let Some(pi) = self.profiles.iter().position(|p| p.cfg.name == r.profile) else {
                     return;
                 };
-                let proto = if r.transport == "TCP" {
-                    Proto::Tcp
-                } else {
-                    Proto::Udp
+                let Some(uri) = Uri::parse(&r.contact) else {
+                    return;
                 };
-                (
-                    r.contact.clone(),
-                    Target {
-                        proto,
-                        addr: r.network,
-                        profile: pi,
-                    },
-                )
+                let alive = |a| crate::shell::shared().is_some_and(|s| s.flow_alive(a));
+                let Ok(target) = dial::registered_target(r, &uri, pi, &alive) else {
+                    log::warn!("MESSAGE to {to}: contact {} unreachable", r.contact);
+                    return;
+                };
+                (r.contact.clone(), target)
             }
             None => {
                 let Some(u) = Uri::parse(&format!("sip:{to}")) else {
