@@ -62,6 +62,12 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
         crate::directory::find_user_xml,
     ),
     (
+        "xml_locate",
+        "Find a section's element in the configuration",
+        "<section> <tag> <tag_attr_name> <tag_attr_val>",
+        crate::directory::xml_locate,
+    ),
+    (
         "registration_add",
         "Add a registration to the core's table (endpoints use it)",
         "<user> <realm> <token> <url> <expires> <network_ip> <network_port> <network_proto> [<metadata>]",

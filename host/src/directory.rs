@@ -152,6 +152,29 @@ pub fn find_user_xml(core: &Arc<Core>, args: &str) -> String {
     u.to_xml()
 }
 
+/// `xml_locate <section> <tag> <tag_attr_name> <tag_attr_val>`: the first
+/// child of the document's section with that tag and attribute value (any
+/// case), as written in the configuration; `can't find anything`
+/// otherwise. mod_sofia builds the `domain=` nodes of acl.conf from the
+/// users of `xml_locate directory domain name <domain>`.
+pub fn xml_locate(core: &Arc<Core>, args: &str) -> String {
+    let w: Vec<&str> = args.split_whitespace().collect();
+    let [section, tag, attr, value] = w.as_slice() else {
+        return "-ERR bad args\n".into();
+    };
+    let Some(doc) = core.config.document() else {
+        return "can't find anything\n".into();
+    };
+    let found = doc.section(section).and_then(|s| {
+        s.children_named(tag)
+            .find(|e| e.attr(attr).is_some_and(|v| v.eq_ignore_ascii_case(value)))
+    });
+    match found.and_then(|e| doc.text.get(e.span.0..e.span.1)) {
+        Some(text) => format!("{text}\n"),
+        None => "can't find anything\n".into(),
+    }
+}
+
 impl User {
     /// The merged user as XML: each param and variable once, the most
     /// specific definition in the position of the first.

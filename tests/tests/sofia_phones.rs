@@ -557,3 +557,63 @@ fn show_registrations_lists_registered_phones_with_freeswitchs_columns() {
     assert!(sw.cmd("unload mod_sofia").contains("+OK"));
     assert_eq!(sw.cmd("show registrations count"), "\n0 total.\n");
 }
+
+#[test]
+fn a_domains_acl_trusts_a_users_cidr_as_that_user() {
+    let port = free_port();
+    let acl = r#"<configuration name="acl.conf"><network-lists>
+  <list name="domains" default="deny"><node type="allow" domain="127.0.0.1"/></list>
+</network-lists></configuration>"#;
+    let directory = EXTENSION_DIRECTORY.replace(
+        r#"<user id="1000">"#,
+        r#"<user id="1000" cidr="127.0.0.3/32">"#,
+    );
+    let settings = r#"<param name="auth-calls" value="true"/>
+    <param name="apply-inbound-acl" value="domains"/>
+    <param name="challenge-realm" value="127.0.0.1"/>
+    <param name="context" value="public"/>"#;
+    let mut sw = start_with_files(
+        port,
+        settings,
+        "",
+        "",
+        None,
+        &[
+            ("autoload_configs/acl.conf.xml", acl),
+            ("directory/default.xml", &directory),
+        ],
+    );
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP_COMPLETE")
+        .contains("+OK"));
+    // From the user's cidr: no challenge, and the call is the user's
+    // (its user_context routes it into "default", where 5900 parks).
+    sipp_on(
+        "127.0.0.3",
+        "uac_call.xml",
+        Some(port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "200"],
+    )
+    .success(&sw);
+    let e = sw
+        .wait_event(WAIT, |e| e.name() == "CHANNEL_HANGUP_COMPLETE")
+        .expect("the call ended");
+    for (var, want) in [
+        ("variable_sip_acl_authed_by", "domains"),
+        ("variable_acl_token", "1000@127.0.0.1"),
+        ("variable_accountcode", "1000"),
+        ("Caller-Context", "default"),
+    ] {
+        assert_eq!(e.get(var), Some(want), "{var}");
+    }
+    // Anywhere else: challenged, and the digest lets the user in.
+    let challenged = sipp_on(
+        "127.0.0.4",
+        "uac_auth.xml",
+        Some(port),
+        &[("auth_user", "1000"), ("auth_password", "1234")],
+        &["-s", "5900", "-m", "1", "-d", "200"],
+    );
+    challenged.success(&sw);
+}

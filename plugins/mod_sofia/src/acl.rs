@@ -5,7 +5,9 @@
 //! deny a range. An address takes the verdict of the most specific node
 //! that covers it (the later of equals), else the list's default; a name
 //! that is no list but a CIDR (or several, comma-separated) matches its
-//! ranges. Profiles name these lists in `apply-inbound-acl` and
+//! ranges. A `domain=` node adds every user of that directory domain with
+//! a `cidr` attribute, its token `user@domain` naming who the address is.
+//! Profiles name these lists in `apply-inbound-acl` and
 //! `apply-register-acl`.
 
 use crate::config::Element;
@@ -18,6 +20,8 @@ use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 struct Node {
     net: IpNet,
     allow: bool,
+    /// The directory user an address of this node is (`domain=` nodes).
+    token: Option<String>,
 }
 
 /// A named list: its default and its nodes, in order.
@@ -37,20 +41,29 @@ impl NetList {
 
     fn add(mut self, cidr: &str, allow: bool) -> NetList {
         if let Ok(net) = cidr.parse() {
-            self.nodes.push(Node { net, allow });
+            self.push(net, allow);
         }
         self
     }
 
-    /// The verdict for `ip`: the most specific covering node's, else the
-    /// default. IPv4-mapped IPv6 addresses count as IPv4.
-    pub fn allows(&self, ip: IpAddr) -> bool {
+    fn push(&mut self, net: IpNet, allow: bool) {
+        self.nodes.push(Node {
+            net,
+            allow,
+            token: None,
+        });
+    }
+
+    /// The verdict for `ip` — the most specific covering node's, else the
+    /// default — and that node's token. IPv4-mapped IPv6 addresses count
+    /// as IPv4.
+    pub fn verdict(&self, ip: IpAddr) -> (bool, Option<&str>) {
         let ip = unmap(ip);
-        let mut verdict = self.default_allow;
+        let mut verdict = (self.default_allow, None);
         let mut bits = 0u8;
         for n in &self.nodes {
             if n.net.prefix_len() >= bits && n.net.contains(&ip) {
-                verdict = n.allow;
+                verdict = (n.allow, n.token.as_deref());
                 bits = n.net.prefix_len();
             }
         }
@@ -129,10 +142,7 @@ impl Acls {
         put("any_v4.auto", NetList::new(true).add("::/0", false));
         let mut nat = NetList::new(false);
         if let Some(l) = localnet {
-            nat.nodes.push(Node {
-                net: l,
-                allow: false,
-            });
+            nat.push(l, false);
         }
         put(
             "nat.auto",
@@ -149,17 +159,20 @@ impl Acls {
         );
         let mut local = NetList::new(false);
         if let Some(l) = localnet {
-            local.nodes.push(Node {
-                net: l,
-                allow: true,
-            });
+            local.push(l, true);
         }
         put("localnet.auto", local);
         Acls { lists }
     }
 
-    /// The built-in lists and those of `acl.conf` (`<network-lists>`).
-    pub fn from_xml(xml: Option<&str>, localnet: Option<IpNet>) -> Result<Acls, AclError> {
+    /// The built-in lists and those of `acl.conf` (`<network-lists>`);
+    /// `domain_users` gives the `(id, cidr)` of a directory domain's users
+    /// that have a `cidr` attribute.
+    pub fn from_xml(
+        xml: Option<&str>,
+        localnet: Option<IpNet>,
+        domain_users: &dyn Fn(&str) -> Vec<(String, String)>,
+    ) -> Result<Acls, AclError> {
         let mut acls = Acls::builtin(localnet);
         let Some(xml) = xml else {
             return Ok(acls);
@@ -176,26 +189,34 @@ impl Acls {
             let mut list = NetList::new(default_allow);
             for n in l.children_named("node") {
                 let allow = n.attr("type").map_or(default_allow, truthy);
-                let net = if let Some(c) = n.attr("cidr") {
-                    Some(parse_cidr(c).ok_or_else(|| {
-                        AclError(format!("list {name}: cidr {c:?} is not a network"))
-                    })?)
+                if let Some(c) = n.attr("cidr") {
+                    for part in c.split(',').filter(|p| !p.trim().is_empty()) {
+                        let net = parse_cidr(part).ok_or_else(|| {
+                            AclError(format!("list {name}: cidr {c:?} is not a network"))
+                        })?;
+                        list.push(net, allow);
+                    }
                 } else if let (Some(h), Some(m)) = (n.attr("host"), n.attr("mask")) {
-                    Some(host_mask(h, m).ok_or_else(|| {
+                    let net = host_mask(h, m).ok_or_else(|| {
                         AclError(format!(
                             "list {name}: host {h:?} mask {m:?} is not a network"
                         ))
-                    })?)
-                } else {
-                    if let Some(d) = n.attr("domain") {
-                        log::warn!(
-                            "acl.conf list {name}: domain={d:?} nodes (users' cidr) are not supported; skipped"
-                        );
+                    })?;
+                    list.push(net, allow);
+                } else if let Some(d) = n.attr("domain") {
+                    for (id, cidr) in domain_users(d) {
+                        let nets: Vec<IpNet> = cidr.split(',').filter_map(parse_cidr).collect();
+                        if nets.is_empty() {
+                            log::warn!("acl.conf list {name}: user {id}@{d} cidr {cidr:?} is not a network");
+                        }
+                        for net in nets {
+                            list.nodes.push(Node {
+                                net,
+                                allow,
+                                token: Some(format!("{id}@{d}")),
+                            });
+                        }
                     }
-                    None
-                };
-                if let Some(net) = net {
-                    list.nodes.push(Node { net, allow });
                 }
             }
             acls.lists.insert(name.to_string(), list);
@@ -212,16 +233,55 @@ impl Acls {
     /// FreeSWITCH's `switch_check_network_list_ip`: the list's verdict,
     /// or whether a CIDR name covers `ip`; an unknown name allows nothing.
     pub fn check(&self, name: &str, ip: IpAddr) -> bool {
+        self.check_token(name, ip).0
+    }
+
+    /// [`Acls::check`] with the token of the deciding node (a `domain=`
+    /// node's `user@domain`).
+    pub fn check_token(&self, name: &str, ip: IpAddr) -> (bool, Option<String>) {
         if let Some(l) = self.lists.get(name) {
-            return l.allows(ip);
+            let (ok, token) = l.verdict(ip);
+            return (ok, token.map(str::to_string));
         }
         let ip = unmap(ip);
-        name.contains('/')
+        let ok = name.contains('/')
             && name
                 .split(',')
                 .filter_map(parse_cidr)
-                .any(|n| n.contains(&ip))
+                .any(|n| n.contains(&ip));
+        (ok, None)
     }
+}
+
+/// The users of a directory domain (its XML, as `xml_locate directory
+/// domain name <domain>` gives it) that carry a `cidr` attribute.
+pub fn users_with_cidr(domain_xml: &str) -> Vec<(String, String)> {
+    let Ok(d) = Element::parse(domain_xml) else {
+        return Vec::new();
+    };
+    let mut users: Vec<&Element> = Vec::new();
+    if let Some(u) = d.child("users") {
+        users.extend(u.children_named("user"));
+    }
+    if let Some(gs) = d.child("groups") {
+        for g in gs.children_named("group") {
+            if let Some(u) = g.child("users") {
+                users.extend(u.children_named("user"));
+            }
+        }
+    }
+    users
+        .into_iter()
+        .filter_map(|u| Some((u.attr("id")?.to_string(), u.attr("cidr")?.to_string())))
+        .collect()
+}
+
+/// [`users_with_cidr`] of a domain in the switch's directory.
+pub fn directory_users_with_cidr(domain: &str) -> Vec<(String, String)> {
+    hotswitch_plugin_api::ModuleContext::current()
+        .execute_api("xml_locate", &format!("directory domain name {domain}"))
+        .map(|x| users_with_cidr(&x))
+        .unwrap_or_default()
 }
 
 fn truthy(v: &str) -> bool {
@@ -314,13 +374,13 @@ mod tests {
       </list>
       <list name="phones" default="deny">
         <node type="allow" host="10.1.0.0" mask="255.255.0.0"/>
-        <node type="allow" domain="$${domain}"/>
+        <node type="allow" domain="example.com"/>
       </list>
     </network-lists></configuration>"#;
 
     #[test]
     fn the_most_specific_node_decides_and_the_default_covers_the_rest() {
-        let a = Acls::from_xml(Some(CONF), None).unwrap();
+        let a = Acls::from_xml(Some(CONF), None, &|_| Vec::new()).unwrap();
         assert!(a.check("lan", ip("192.168.42.42")));
         assert!(!a.check("lan", ip("192.168.42.7")));
         assert!(a.check("lan", ip("8.8.8.8")));
@@ -330,6 +390,31 @@ mod tests {
             !a.check("nope", ip("127.0.0.1")),
             "an unknown list allows nothing"
         );
+    }
+
+    #[test]
+    fn a_domain_node_names_the_user_an_address_belongs_to() {
+        let domain = r#"<domain name="example.com"><groups><group name="default"><users>
+            <user id="1000" cidr="10.9.0.5/32"><params/></user>
+            <user id="1001"/>
+          </users></group></groups><users><user id="1002" cidr="10.8.0.0/16,10.7.0.1"/></users></domain>"#;
+        let users = users_with_cidr(domain);
+        assert_eq!(users.len(), 2, "{users:?}");
+        let lookup = |d: &str| {
+            assert_eq!(d, "example.com");
+            users.clone()
+        };
+        let a = Acls::from_xml(Some(CONF), None, &lookup).unwrap();
+        assert_eq!(
+            a.check_token("phones", ip("10.9.0.5")),
+            (true, Some("1000@example.com".into()))
+        );
+        assert_eq!(
+            a.check_token("phones", ip("10.7.0.1")),
+            (true, Some("1002@example.com".into()))
+        );
+        assert_eq!(a.check_token("phones", ip("10.1.0.1")), (true, None));
+        assert_eq!(a.check_token("phones", ip("10.9.0.6")), (false, None));
     }
 
     #[test]
@@ -367,7 +452,9 @@ mod tests {
     #[test]
     fn a_bad_node_is_named() {
         let bad = CONF.replace("192.168.42.0/24", "192.168.42.0/99");
-        let e = Acls::from_xml(Some(&bad), None).unwrap_err().to_string();
+        let e = Acls::from_xml(Some(&bad), None, &|_| Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lan") && e.contains("/99"), "{e}");
     }
 }

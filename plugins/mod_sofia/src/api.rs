@@ -196,8 +196,13 @@ fn read_config() -> Result<crate::config::Config, String> {
     let sofia = ctx.config_section("sofia.conf");
     let switch = ctx.config_section("switch.conf");
     let acl = ctx.config_section("acl.conf");
-    crate::config::Config::from_xml(sofia.as_deref(), switch.as_deref(), acl.as_deref())
-        .map_err(|e| e.to_string())
+    crate::config::Config::from_xml(
+        sofia.as_deref(),
+        switch.as_deref(),
+        acl.as_deref(),
+        &crate::acl::directory_users_with_cidr,
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<ShellAction>) {

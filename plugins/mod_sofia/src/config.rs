@@ -183,10 +183,13 @@ fn bool_param(v: &str) -> bool {
 impl Config {
     /// Reads `sofia.conf`, `switch.conf`'s RTP range and `acl.conf`'s
     /// network lists.
+    /// `domain_users` gives the users of a directory domain that carry a
+    /// `cidr` attribute (acl.conf's `domain=` nodes).
     pub fn from_xml(
         sofia: Option<&str>,
         switch: Option<&str>,
         acl: Option<&str>,
+        domain_users: &dyn Fn(&str) -> Vec<(String, String)>,
     ) -> Result<Config, ConfigError> {
         let mut rtp_start = 16384u16;
         let mut rtp_end = 32768u16;
@@ -229,7 +232,7 @@ impl Config {
                 )));
             }
         }
-        let acls = crate::acl::Acls::from_xml(acl, crate::acl::local_network())
+        let acls = crate::acl::Acls::from_xml(acl, crate::acl::local_network(), domain_users)
             .map_err(|e| ConfigError(e.to_string()))?;
         for p in &profiles {
             for name in p.inbound_acl.iter().chain(&p.register_acl) {
@@ -437,7 +440,7 @@ mod tests {
     #[test]
     fn profiles_take_freeswitch_parameter_names() {
         let sw = r#"<configuration name="switch.conf"><settings><param name="rtp-start-port" value="20000"/><param name="rtp-end-port" value="20100"/></settings></configuration>"#;
-        let c = Config::from_xml(Some(CONF), Some(sw), None).unwrap();
+        let c = Config::from_xml(Some(CONF), Some(sw), None, &|_| Vec::new()).unwrap();
         assert_eq!((c.rtp_start, c.rtp_end), (20000, 20100));
         let p = &c.profiles[0];
         assert_eq!(p.sip_port, 5070);
@@ -460,20 +463,20 @@ mod tests {
     #[test]
     fn bad_settings_are_named() {
         let bad = CONF.replace("value=\"5070\"", "value=\"fifty\"");
-        let e = Config::from_xml(Some(&bad), None, None)
+        let e = Config::from_xml(Some(&bad), None, None, &|_| Vec::new())
             .unwrap_err()
             .to_string();
         assert!(e.contains("sip-port") && e.contains("fifty"), "{e}");
         let bad = CONF.replace("PCMA,PCMU,G729", "G729");
-        assert!(Config::from_xml(Some(&bad), None, None)
+        assert!(Config::from_xml(Some(&bad), None, None, &|_| Vec::new())
             .unwrap_err()
             .to_string()
             .contains("codec-prefs"));
         let dup = CONF.replace("name=\"external\"", "name=\"internal\"");
-        assert!(Config::from_xml(Some(&dup), None, None)
+        assert!(Config::from_xml(Some(&dup), None, None, &|_| Vec::new())
             .unwrap_err()
             .to_string()
             .contains("twice"));
-        assert!(Config::from_xml(Some("<configuration"), None, None).is_err());
+        assert!(Config::from_xml(Some("<configuration"), None, None, &|_| Vec::new()).is_err());
     }
 }

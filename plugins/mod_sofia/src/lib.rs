@@ -44,8 +44,13 @@ fn load(m: &ModuleContext) -> Result<(), String> {
     let sofia = m.config_section("sofia.conf");
     let switch = m.config_section("switch.conf");
     let acl = m.config_section("acl.conf");
-    let config = config::Config::from_xml(sofia.as_deref(), switch.as_deref(), acl.as_deref())
-        .map_err(|e| e.to_string())?;
+    let config = config::Config::from_xml(
+        sofia.as_deref(),
+        switch.as_deref(),
+        acl.as_deref(),
+        &crate::acl::directory_users_with_cidr,
+    )
+    .map_err(|e| e.to_string())?;
     if config.profiles.is_empty() {
         log::warn!("sofia.conf defines no profile: no SIP port is open");
     }

@@ -114,8 +114,16 @@ impl Stack {
         let name = format!("sofia/{}/{}@{}", p.cfg.name, from_user, from_na.uri.host);
         // The authenticated user's directory entry: its variables go on
         // the channel and its user_context routes the call.
+        // A domain= ACL node names the user an address is (acl_token):
+        // its directory entry applies as if it had authenticated.
+        let acl_token = trusted_by.as_ref().and_then(|(_, t)| t.clone());
+        let acl_user = acl_token
+            .as_deref()
+            .and_then(|t| t.split_once('@'))
+            .map(|(u, d)| (u.to_string(), d.to_string()));
         let user_vars = auth_user
             .as_ref()
+            .or(acl_user.as_ref())
             .map(|(u, realm)| directory_vars(u, realm))
             .unwrap_or_default();
         let context = user_vars
@@ -152,8 +160,12 @@ impl Stack {
         if auth_user.is_some() || trusted_by.is_some() {
             session.set_var("sip_authorized", "true");
         }
-        if let Some(list) = &trusted_by {
+        if let Some((list, _)) = &trusted_by {
             session.set_var("sip_acl_authed_by", list);
+        }
+        if let Some(t) = &acl_token {
+            session.set_var("acl_token", t);
+            session.set_var("sip_acl_token", t);
         }
         for (k, v) in &user_vars {
             session.set_var(k, v);

@@ -534,15 +534,16 @@ impl Stack {
     }
 
     /// `apply-inbound-acl` for a new INVITE from `ip`, as FreeSWITCH's
-    /// sofia does: the first list that matches names the caller trusted;
-    /// `None` when no list matches (or none is set).
-    fn inbound_acl_match(&self, profile: usize, ip: IpAddr) -> Option<String> {
-        self.profiles[profile]
-            .cfg
-            .inbound_acl
-            .iter()
-            .find(|l| self.acls.check(l, ip))
-            .cloned()
+    /// sofia does: the first list that matches names the caller trusted,
+    /// with the token of its matching node (`user@domain`); `None` when no
+    /// list matches (or none is set).
+    fn inbound_acl_match(&self, profile: usize, ip: IpAddr) -> Option<(String, Option<String>)> {
+        self.profiles[profile].cfg.inbound_acl.iter().find_map(|l| {
+            match self.acls.check_token(l, ip) {
+                (true, token) => Some((l.clone(), token)),
+                (false, _) => None,
+            }
+        })
     }
 
     /// `apply-register-acl`: `Ok(true)` when every list matches (register
