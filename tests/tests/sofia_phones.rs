@@ -617,3 +617,41 @@ fn a_domains_acl_trusts_a_users_cidr_as_that_user() {
     );
     challenged.success(&sw);
 }
+
+#[test]
+fn responses_go_to_the_source_port_with_rport_and_to_the_via_port_without() {
+    let s = start("", "", "");
+    let sender = RawPhone::new("127.0.0.1", s.port);
+    let listener = RawPhone::new("127.0.0.1", s.port);
+    let via_port = listener.me().port();
+    for (rport, n) in [("", 1), (";rport", 2)] {
+        sender.send(&format!(
+            "OPTIONS sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{via_port};branch=z9hG4bKvia{n}{rport}\r\n\
+From: <sip:a@127.0.0.1>;tag=v\r\nTo: <sip:127.0.0.1>\r\nCall-ID: via-{n}-{via_port}\r\nCSeq: 1 OPTIONS\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            p = s.port
+        ));
+        if rport.is_empty() {
+            // No rport: the sent-by port; the Via untouched (same host).
+            let r = listener.wait_response(200, "OPTIONS");
+            assert_eq!(
+                header(&r, "Via").unwrap(),
+                format!("SIP/2.0/UDP 127.0.0.1:{via_port};branch=z9hG4bKvia1")
+            );
+        } else {
+            // rport: back where it came from, both filled in.
+            let r = sender.wait_response(200, "OPTIONS");
+            let via = header(&r, "Via").unwrap();
+            assert!(
+                via.contains(&format!("rport={}", sender.me().port()))
+                    && via.contains("received=127.0.0.1"),
+                "{via}"
+            );
+        }
+    }
+    assert!(
+        listener.collect(Duration::from_millis(300)).is_empty()
+            && sender.collect(Duration::from_millis(1)).is_empty(),
+        "each response went to one place only"
+    );
+}

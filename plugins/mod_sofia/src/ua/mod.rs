@@ -390,7 +390,7 @@ impl Stack {
                     if !self.profiles[from.profile].running {
                         return;
                     }
-                    stamp_via(&mut msg, from.addr);
+                    stamp_via(&mut msg, from.addr, from.proto == Proto::Tcp);
                     self.tx.on_request(msg, from, now);
                 } else {
                     self.tx.on_response(msg, now);
@@ -711,12 +711,13 @@ fn set_codec_vars(s: &hotswitch_plugin_api::Session, codec: crate::sdp::Codec) {
     }
 }
 
-/// RFC 3261 §18.2.1 and RFC 3581: the top Via of a request gets
-/// `received` (the source address, when it differs from the sent-by host
-/// or when `rport` asks) and `rport` gets the source port, so that every
-/// response copies where the request really came from. Responses are sent
-/// back to that source address and port (the only way through a NAT).
-fn stamp_via(msg: &mut Message, src: SocketAddr) {
+/// RFC 3261 §18.2.1 and RFC 3581, as sofia-sip does: the top Via of a
+/// request gets `received` (the source address, when it differs from the
+/// sent-by host or when `rport` asks) and `rport` the source port (when
+/// asked, and always over TCP), so that every response copies where the
+/// request really came from. The transaction layer sends responses there
+/// (see `Transactions::on_request`).
+fn stamp_via(msg: &mut Message, src: SocketAddr, stream: bool) {
     let Some(i) = msg.headers.0.iter().position(|(n, _)| n == "Via") else {
         return;
     };
@@ -726,7 +727,7 @@ fn stamp_via(msg: &mut Message, src: SocketAddr) {
     };
     let ip = src.ip().to_string();
     let host = via.host.trim_start_matches('[').trim_end_matches(']');
-    let want_rport = via.rport.is_some();
+    let want_rport = via.rport.is_some() || stream;
     if !want_rport && host == ip {
         return;
     }
@@ -824,7 +825,7 @@ mod tests {
     fn the_top_via_gets_received_and_rport_from_the_source_address() {
         let text = "OPTIONS sip:x@h SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;rport\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK0\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
         let mut m = Message::parse(text.as_bytes()).unwrap();
-        stamp_via(&mut m, "192.0.2.7:40001".parse().unwrap());
+        stamp_via(&mut m, "192.0.2.7:40001".parse().unwrap(), false);
         let r = Message::response_to(&m, 200, "OK", Some("t"));
         let top = Via::parse(r.headers.get("Via").unwrap()).unwrap();
         assert_eq!(top.received.as_deref(), Some("192.0.2.7"));
@@ -834,15 +835,22 @@ mod tests {
         assert_eq!(second[1], "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK0");
         // No rport asked, same host: untouched; another host: received only.
         let mut m = Message::parse(text.replace(";rport", "").as_bytes()).unwrap();
-        stamp_via(&mut m, "10.0.0.5:5062".parse().unwrap());
+        stamp_via(&mut m, "10.0.0.5:5062".parse().unwrap(), false);
         assert_eq!(
             m.headers.get("Via"),
             Some("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1")
         );
-        stamp_via(&mut m, "192.0.2.7:5062".parse().unwrap());
+        stamp_via(&mut m, "192.0.2.7:5062".parse().unwrap(), false);
         assert_eq!(
             m.headers.get("Via"),
             Some("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;received=192.0.2.7")
+        );
+        // Over a stream, rport always.
+        let mut m = Message::parse(text.replace(";rport", "").as_bytes()).unwrap();
+        stamp_via(&mut m, "10.0.0.5:40002".parse().unwrap(), true);
+        assert_eq!(
+            m.headers.get("Via"),
+            Some("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;received=10.0.0.5;rport=40002")
         );
     }
 
