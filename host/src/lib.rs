@@ -25,6 +25,7 @@ pub mod media_io;
 pub mod modules;
 pub mod originate;
 pub mod preprocess;
+pub mod ringback;
 pub mod scheduler;
 pub mod services;
 pub mod session;

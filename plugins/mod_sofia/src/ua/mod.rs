@@ -39,8 +39,6 @@ const NONCE_LIFE: Duration = Duration::from_secs(300);
 
 /// Event ids (FreeSWITCH's numbering) this module fires.
 const EV_CUSTOM: u32 = 0;
-const EV_CHANNEL_HOLD: u32 = 11;
-const EV_CHANNEL_UNHOLD: u32 = 12;
 
 /// A gateway as dialers see it: its profile, settings and state.
 pub type GatewayEntry = (usize, Gateway, &'static str);
