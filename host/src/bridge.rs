@@ -122,6 +122,11 @@ fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause
     // While this leg's far end holds the call, its peer hears music
     // instead of it (`None` inside: no music is configured).
     let mut hold_music: Option<Option<PacedSound>> = None;
+    // A leg whose far end sends digits only as tones in its audio (its
+    // endpoint set `dtmf_inband_detect`): the core finds them, so that the
+    // peer gets them out of band as from any other leg.
+    let mut inband = crate::media_io::var_true(s, "dtmf_inband_detect")
+        .then(crate::media::goertzel::DtmfDetector::new);
     loop {
         let peer = s
             .ch()
@@ -151,6 +156,18 @@ fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause
         }
         let gen = s.signal_generation();
         let (st, f) = crate::media_io::read_frame(s, &mut buf);
+        if st == Status::SUCCESS && f.datalen > 0 {
+            if let Some(det) = inband.as_mut() {
+                for digit in det.feed(&crate::media_io::frame_samples(&f)) {
+                    let d = hotswitch_plugin_api::Dtmf {
+                        digit: digit as u32,
+                        duration_ms: 100,
+                        source: 1,
+                    };
+                    s.queue_dtmf(core, d);
+                }
+            }
+        }
         relay_dtmf(s, &peer);
         if st == Status::SUCCESS && f.datalen > 0 {
             crate::media_io::write_frame(&peer, &f);

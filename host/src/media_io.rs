@@ -216,6 +216,13 @@ impl Source {
     }
 }
 
+/// A channel variable read as FreeSWITCH's `switch_true`.
+pub fn var_true(s: &Session, name: &str) -> bool {
+    s.ch()
+        .var(name)
+        .is_some_and(crate::dialplan_xml::switch_true)
+}
+
 /// Reads what the session sends without waiting, as FreeSWITCH's playback
 /// loop keeps reading while it writes: taps such as `record_session` see
 /// it, digits in the media are noticed, the endpoint's queue does not fill.

@@ -33,10 +33,7 @@ pub struct Ringback {
 }
 
 fn truthy(v: Option<&str>) -> bool {
-    matches!(
-        v.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
-        Some("true" | "yes" | "on" | "1" | "enabled" | "active" | "allow")
-    )
+    v.is_some_and(crate::dialplan_xml::switch_true)
 }
 
 impl Ringback {

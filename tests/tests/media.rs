@@ -51,6 +51,14 @@ const DIALPLAN: &str = r#"<include>
         <action application="bridge" data="loopback/$1"/>
       </condition>
     </extension>
+    <extension name="inband_digits">
+      <condition field="destination_number" expression="^inband$">
+        <action application="answer"/>
+        <action application="sleep" data="1000"/>
+        <action application="playback" data="tone_stream://d=150;w=150;159#"/>
+        <action application="park"/>
+      </condition>
+    </extension>
     <extension name="captures">
       <condition field="destination_number" expression="^cap(\d)(\d)$">
         <action application="set" data="first=$1"/>
@@ -338,4 +346,32 @@ fn a_caller_hears_its_ringback_while_the_callee_only_rings() {
         p700 > 1e5 && p700 > 100.0 * p900.max(1.0),
         "700 Hz {p700}, 900 Hz {p900}"
     );
+}
+
+#[test]
+fn digits_sent_as_tones_by_a_leg_without_out_of_band_dtmf_cross_a_bridge_out_of_band() {
+    let mut sw = media_switch();
+    assert!(sw
+        .cmd("/event plain CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE")
+        .starts_with("+OK"));
+    let collector = ok_uuid(&sw.cmd("originate loopback/pagd/default/XML &park()"));
+    let start = sw
+        .wait_event(WAIT, |e| {
+            e.name() == "CHANNEL_EXECUTE" && e.get("Application") == Some("play_and_get_digits")
+        })
+        .expect("B runs play_and_get_digits");
+    let b = start.get("Unique-ID").unwrap().to_string();
+    // The tones' leg says its far end has no out-of-band digits.
+    let tones =
+        ok_uuid(&sw.cmd("originate {dtmf_inband_detect=true}loopback/inband/default/XML &park()"));
+    assert!(sw
+        .cmd(&format!("uuid_bridge {tones} {collector}"))
+        .starts_with("+OK"));
+    sw.wait_event(WAIT, |e| {
+        e.name() == "CHANNEL_EXECUTE_COMPLETE"
+            && e.get("Application") == Some("play_and_get_digits")
+            && e.get("Unique-ID") == Some(b.as_str())
+    })
+    .expect("play_and_get_digits completes");
+    assert_eq!(sw.cmd(&format!("uuid_getvar {b} collected")).trim(), "159");
 }
