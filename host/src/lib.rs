@@ -26,6 +26,7 @@ pub mod modules;
 pub mod originate;
 pub mod preprocess;
 pub mod registrations;
+pub mod ringback;
 pub mod scheduler;
 pub mod services;
 pub mod session;

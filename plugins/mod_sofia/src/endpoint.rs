@@ -264,8 +264,12 @@ impl Endpoint for Sofia {
         };
         match l.dtmf_type {
             DtmfType::Rfc2833 => {
-                l.media.queue_dtmf(digit, d.duration_ms);
-                l.media.flush_dtmf();
+                if !l.media.queue_dtmf(digit, d.duration_ms) {
+                    return Status::FALSE;
+                }
+                l.send(Input::PaceDtmf {
+                    call_id: l.call_id.clone(),
+                });
             }
             DtmfType::Info => l.send(Input::Info {
                 call_id: l.call_id.clone(),

@@ -111,6 +111,10 @@ pub enum Input {
         digit: char,
         duration_ms: u32,
     },
+    /// Digits were queued on the leg's media: send their events in time.
+    PaceDtmf {
+        call_id: String,
+    },
     /// Send a MESSAGE.
     Message {
         profile: Option<String>,

@@ -332,12 +332,7 @@ impl Stack {
         if let Some(hold) = hold_change {
             if let Some(s) = ModuleContext::current().session_locate(&uuid) {
                 s.set_var("sip_hold", if hold { "true" } else { "" });
-                let ev = if hold {
-                    EV_CHANNEL_HOLD
-                } else {
-                    EV_CHANNEL_UNHOLD
-                };
-                let _ = s.fire_event(ev, "", &[], "");
+                s.mark_hold(hold);
                 log::info!("{} {}", s.uuid(), if hold { "on hold" } else { "off hold" });
             }
         }

@@ -40,8 +40,6 @@ const NONCE_LIFE: Duration = Duration::from_secs(300);
 
 /// Event ids (FreeSWITCH's numbering) this module fires.
 const EV_CUSTOM: u32 = 0;
-const EV_CHANNEL_HOLD: u32 = 11;
-const EV_CHANNEL_UNHOLD: u32 = 12;
 
 /// A gateway as dialers see it: its profile, settings and state.
 pub type GatewayEntry = (usize, Gateway, &'static str);
@@ -167,6 +165,10 @@ pub struct Stack {
     rtp: (u16, u16),
     next_purge: Instant,
     next_media_check: Instant,
+    /// Calls with digits going out as RFC 4733 events, and when to send
+    /// their next packets (every 20 ms while any remain).
+    dtmf_pacing: Vec<String>,
+    next_dtmf: Option<Instant>,
     /// Malformed messages seen (logged once a second at most).
     pub malformed: u64,
     last_malformed_log: Option<Instant>,
@@ -234,6 +236,8 @@ impl Stack {
             rtp: (config.rtp_start, config.rtp_end),
             next_purge: Instant::now() + Duration::from_secs(30),
             next_media_check: Instant::now() + Duration::from_secs(1),
+            dtmf_pacing: Vec::new(),
+            next_dtmf: None,
             malformed: 0,
             last_malformed_log: None,
             gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
@@ -307,6 +311,9 @@ impl Stack {
     /// The next time [`Stack::on_timer`] has work.
     pub fn next_deadline(&self) -> Instant {
         let mut t = self.next_purge.min(self.next_media_check);
+        if let Some(d) = self.next_dtmf {
+            t = t.min(d);
+        }
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
@@ -328,6 +335,9 @@ impl Stack {
                 self.gateway_register(i, None, now);
             }
         }
+        if self.next_dtmf.is_some_and(|d| d <= now) {
+            self.pace_dtmf(now);
+        }
         if now >= self.next_media_check {
             self.next_media_check = now + Duration::from_secs(1);
             self.check_media(now);
@@ -341,6 +351,15 @@ impl Stack {
             self.nonces
                 .retain(|_, t| now.duration_since(*t) < NONCE_LIFE);
         }
+    }
+
+    /// The next RFC 4733 packets of every call with digits going out
+    /// (legs whose audio is written send them with their frames instead).
+    fn pace_dtmf(&mut self, now: Instant) {
+        let calls = &self.calls;
+        self.dtmf_pacing
+            .retain(|id| calls.get(id).is_some_and(|c| c.leg.media.tick_dtmf(now)));
+        self.next_dtmf = (!self.dtmf_pacing.is_empty()).then(|| now + Duration::from_millis(20));
     }
 
     /// Legs no session thread reads (parked calls): their RTP is drained
@@ -584,6 +603,12 @@ impl Stack {
                 content_type,
             } => self.send_message(profile, &to, &from, &body, &content_type, now),
             Input::Api(req) => self.api(req),
+            Input::PaceDtmf { call_id } => {
+                if !self.dtmf_pacing.contains(&call_id) {
+                    self.dtmf_pacing.push(call_id);
+                }
+                self.next_dtmf.get_or_insert(now);
+            }
             _ => {}
         }
         self.drain_events(now);
