@@ -172,6 +172,7 @@ impl Stack {
         }
         if let Some((codec, _)) = chosen {
             set_codec_vars(&session, codec);
+            set_dtmf_vars(&session, &leg);
         }
         session.set_var("rtp_local_sdp_port", &leg.media.port.to_string());
         session.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
@@ -365,6 +366,7 @@ impl Stack {
                     if let Some(s) = ModuleContext::current().session_locate(&call.leg.uuid) {
                         s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
                         set_codec_vars(&s, codec);
+                        set_dtmf_vars(&s, &call.leg);
                     }
                 }
             }

@@ -713,6 +713,16 @@ impl Stack {
     }
 }
 
+/// Whether the core must find this leg's digits in its audio: RFC 2833
+/// was wanted but the far end's SDP offered no telephone-event, so its
+/// phone can only send tones (the core's bridge then detects them and
+/// passes them on out of band).
+fn set_dtmf_vars(s: &hotswitch_plugin_api::Session, leg: &crate::leg::Leg) {
+    let inband =
+        leg.dtmf_type == crate::config::DtmfType::Rfc2833 && !leg.media.has_telephone_event();
+    s.set_var("dtmf_inband_detect", if inband { "true" } else { "false" });
+}
+
 /// The negotiated codec on the channel, as FreeSWITCH's media core sets
 /// it (switch_core_codec.c; CDR templates read these): read/write codec
 /// and rate, `original_read_*` from the first negotiation on, and the

@@ -263,6 +263,7 @@ impl Stack {
             if let Some(s) = ctx.session_locate(&uuid) {
                 s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
                 set_codec_vars(&s, c);
+                set_dtmf_vars(&s, &call.leg);
             }
         }
         if code < 200 {
