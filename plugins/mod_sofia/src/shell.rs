@@ -17,7 +17,7 @@ use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
 use crate::ua::Stack;
 use hotswitch_plugin_api::Status;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -36,6 +36,16 @@ pub struct Shared {
     pub gateways: crate::ua::GatewayView,
     pub input: UnboundedSender<Input>,
     pub rtp: (u16, u16),
+    /// TCP connections phones opened to us, while they live: a phone
+    /// registered over one is reached through it (RFC 5626's flow).
+    pub flows: Mutex<HashSet<SocketAddr>>,
+}
+
+impl Shared {
+    /// True while the connection from `addr` is open.
+    pub fn flow_alive(&self, addr: SocketAddr) -> bool {
+        lock(&self.flows).contains(&addr)
+    }
 }
 
 struct Prepared {
@@ -100,6 +110,17 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// Load: reads the configuration, binds every profile, opens the
 /// registration store.
 pub fn prepare(config: Config) -> Result<(), String> {
+    // The store first: a store another instance holds fails the load
+    // before any port is taken.
+    let store: Box<dyn crate::registrar::RegistrationStore> = match config
+        .profiles
+        .iter()
+        .find_map(|p| p.registration_db.clone())
+        .filter(|p| p != "none")
+    {
+        Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
+        None => Box::new(crate::registrar::MemoryStore),
+    };
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     let mut addrs = Vec::new();
@@ -124,15 +145,6 @@ pub fn prepare(config: Config) -> Result<(), String> {
         tcp.push(t);
         addrs.push(addr);
     }
-    let store: Box<dyn crate::registrar::RegistrationStore> = match config
-        .profiles
-        .iter()
-        .find_map(|p| p.registration_db.clone())
-        .filter(|p| p != "none")
-    {
-        Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
-        None => Box::new(crate::registrar::MemoryStore),
-    };
     let registrar = Arc::new(Registrar::new(store)?);
     let (tx, rx) = unbounded_channel();
     let stack = Stack::new(&config, addrs.clone(), registrar.clone(), tx.clone());
@@ -148,6 +160,7 @@ pub fn prepare(config: Config) -> Result<(), String> {
         gateways: stack.gateway_view.clone(),
         input: tx,
         rtp: (config.rtp_start, config.rtp_end),
+        flows: Mutex::new(HashSet::new()),
     };
     STOPPING.store(false, Ordering::Release);
     *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
@@ -379,7 +392,10 @@ impl Sockets {
                         Ok(s) => tcp_conn(profile, s, t.addr, rx, input, limits).await,
                         Err(e) => {
                             log::warn!("cannot connect to {}: {e}", t.addr);
-                            let _ = input.send(Input::TcpClosed { from: t.addr });
+                            let _ = input.send(Input::TcpUnreachable {
+                                to: t.addr,
+                                error: e.to_string(),
+                            });
                         }
                     }
                 });
@@ -654,6 +670,7 @@ async fn serve(p: Prepared) {
             log::error!("profile {}: {e}", stack.profiles[i].cfg.name);
         }
     }
+    stack.publish_registrations(true);
     loop {
         let deadline = tokio::time::Instant::from_std(stack.next_deadline());
         tokio::select! {
@@ -710,6 +727,7 @@ async fn serve(p: Prepared) {
 }
 
 fn finish(stack: Stack, mut sockets: Sockets) {
+    stack.publish_registrations(false);
     for i in 0..sockets.udp.len() {
         sockets.stop_profile(i);
     }
@@ -754,9 +772,19 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
         ),
         Input::TcpOpen { from, writer } => {
             sockets.conns.insert(from, writer);
+            if let Some(s) = shared() {
+                lock(&s.flows).insert(from);
+            }
         }
         Input::TcpClosed { from } => {
             sockets.conns.remove(&from);
+            if let Some(s) = shared() {
+                lock(&s.flows).remove(&from);
+            }
+        }
+        Input::TcpUnreachable { to, error } => {
+            sockets.conns.remove(&to);
+            stack.on_transport_error(to, &error, now);
         }
         other => stack.on_input(other, now),
     }

@@ -113,7 +113,22 @@ impl Stack {
             .challenge_realm
             .clone()
             .unwrap_or_else(|| to.uri.host.clone());
-        let user = match self.authenticate(&msg, &domain, false, now) {
+        let auto = match self.register_acl_check(profile, from.addr.ip()) {
+            Err(list) => {
+                log::warn!("IP {} Rejected by register acl \"{list}\"", from.addr.ip());
+                self.refuse(&key, &msg, (403, "Forbidden"), now);
+                return;
+            }
+            Ok(auto) => auto,
+        };
+        // Every apply-register-acl list matched: registered unchallenged
+        // (FreeSWITCH's REG_AUTO_REGISTER).
+        let checked = if auto {
+            Ok(to.uri.user.clone().unwrap_or_default())
+        } else {
+            self.authenticate(&msg, &domain, false, now)
+        };
+        let user = match checked {
             Ok(u) => u,
             Err(e) => {
                 if e.0 == 403 {
@@ -154,6 +169,7 @@ impl Stack {
                 return;
             }
             self.registrar.unbind(&pname, &aor, None);
+            core_table_del(&user, &domain);
             self.fire_custom(
                 "sofia::unregister",
                 &[
@@ -175,6 +191,9 @@ impl Stack {
                 .min(86_400);
             if expires == 0 {
                 self.registrar.unbind(&pname, &aor, Some(&na.uri_text));
+                if self.registrar.lookup(&aor, None).is_empty() {
+                    core_table_del(&user, &domain);
+                }
                 self.fire_custom(
                     "sofia::unregister",
                     &[
@@ -197,6 +216,7 @@ impl Stack {
                 call_id: msg.call_id().to_string(),
                 user_agent: msg.headers.get("User-Agent").unwrap_or("").to_string(),
             };
+            core_table_add(&reg);
             self.registrar.bind(reg);
             self.fire_custom(
                 "sofia::register",
@@ -380,6 +400,31 @@ impl Stack {
             .find(|g| g.cfg.name == name)
             .map(|g| (g.profile, g.cfg.clone(), g.state))
     }
+}
+
+/// The core's registrations table (`show registrations`), as sofia fills
+/// FreeSWITCH's through switch_core_add_registration.
+pub fn core_table_add(r: &Registration) {
+    let args = format!(
+        "{} {} {} sofia/{}/{} {} {} {} {}",
+        r.user,
+        r.domain,
+        r.call_id.replace(char::is_whitespace, ""),
+        r.profile,
+        r.contact.replace(char::is_whitespace, ""),
+        r.expires_at,
+        r.network.ip(),
+        r.network.port(),
+        r.transport.to_ascii_lowercase()
+    );
+    if let Err(e) = ModuleContext::current().execute_api("registration_add", &args) {
+        log::debug!("registration_add {args}: {e}");
+    }
+}
+
+/// Removes `user@domain` from the core's registrations table.
+pub fn core_table_del(user: &str, domain: &str) {
+    let _ = ModuleContext::current().execute_api("registration_del", &format!("{user} {domain}"));
 }
 
 /// The Date header's value (RFC 1123).
