@@ -30,7 +30,7 @@ fn start_with(tcp: &str, auth: bool) -> (Switch, u16) {
   <profile name="internal"><settings>
     <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="{port}"/>
     <param name="rtp-ip" value="127.0.0.1"/><param name="context" value="default"/>
-    <param name="auth-calls" value="{auth}"/><param name="apply-inbound-acl" value="127.0.0.0/8"/>
+    <param name="auth-calls" value="{auth}"/>
     {tcp}
   </settings></profile>
 </profiles></configuration>"#
