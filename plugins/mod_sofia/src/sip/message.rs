@@ -48,16 +48,16 @@ pub struct Headers(pub Vec<(String, String)>);
 impl Headers {
     /// The first value of `name` (any case, compact form allowed).
     pub fn get(&self, name: &str) -> Option<&str> {
-        let name = canonical(name);
+        let name = query_name(name);
         self.0
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let name = canonical(name);
+        let name = query_name(name).to_string();
         self.0
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
@@ -95,8 +95,8 @@ impl Headers {
 
     /// Removes every `name`.
     pub fn remove(&mut self, name: &str) {
-        let name = canonical(name);
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        let name = query_name(name);
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
     /// Inserts a header before all others.
@@ -165,33 +165,44 @@ impl ParseError {
     }
 }
 
+/// The long name of a compact form (RFC 3261 §7.3.3 and its extensions);
+/// `None` for any other name.
+fn compact(name: &str) -> Option<&'static str> {
+    if name.len() != 1 {
+        return None;
+    }
+    Some(match name.as_bytes()[0].to_ascii_lowercase() {
+        b'i' => "Call-ID",
+        b'm' => "Contact",
+        b'e' => "Content-Encoding",
+        b'l' => "Content-Length",
+        b'c' => "Content-Type",
+        b'f' => "From",
+        b's' => "Subject",
+        b'k' => "Supported",
+        b't' => "To",
+        b'v' => "Via",
+        b'o' => "Event",
+        b'r' => "Refer-To",
+        b'u' => "Allow-Events",
+        _ => return None,
+    })
+}
+
+/// What stored (canonical) names are compared with, case ignored: the
+/// long form of a compact name, any other name as given. No allocation:
+/// headers are looked up many times per message.
+fn query_name(name: &str) -> &str {
+    compact(name).unwrap_or(name)
+}
+
 /// The long name of a header given in any case or compact form, in the
 /// capitalisation RFC 3261 uses.
 pub fn canonical(name: &str) -> String {
-    let long = match name.len() {
-        1 => match name.as_bytes()[0].to_ascii_lowercase() {
-            b'i' => "Call-ID",
-            b'm' => "Contact",
-            b'e' => "Content-Encoding",
-            b'l' => "Content-Length",
-            b'c' => "Content-Type",
-            b'f' => "From",
-            b's' => "Subject",
-            b'k' => "Supported",
-            b't' => "To",
-            b'v' => "Via",
-            b'o' => "Event",
-            b'r' => "Refer-To",
-            b'u' => "Allow-Events",
-            _ => return name.to_string(),
-        },
-        _ => KNOWN
-            .iter()
-            .find(|k| k.eq_ignore_ascii_case(name))
-            .copied()
-            .unwrap_or(name),
-    };
-    long.to_string()
+    compact(name)
+        .or_else(|| KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)).copied())
+        .unwrap_or(name)
+        .to_string()
 }
 
 const KNOWN: &[&str] = &[
