@@ -155,6 +155,20 @@ impl Peer {
         }
     }
 
+    /// The first message `want` takes, and the ones heard before it.
+    fn recv_until(&mut self, want: impl Fn(&str) -> bool) -> (String, Vec<String>) {
+        let deadline = Instant::now() + WAIT;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = self.recv(left).expect("the awaited message");
+            if want(&m) {
+                return (m, before);
+            }
+            before.push(m);
+        }
+    }
+
     /// Sends `req` and returns its final response (provisional ones and
     /// other transactions' retransmissions skipped).
     fn final_response(&mut self, req: &str) -> String {
@@ -340,19 +354,19 @@ fn uas_checks(peer: &mut Peer) {
         assert_eq!(r.matches("\r\nCSeq:").count(), 1, "{r}");
         assert!(r.is_ascii(), "{r}");
     }
-    // A request missing its Call-ID is still answered, by its Via.
+    // A request missing its Call-ID is still answered, by its Via (its
+    // branch tells the answer from retransmitted answers to the INVITEs).
     let no_call_id: String = request("OPTIONS", "sip:9196@127.0.0.1", me, p, "", "")
         .lines()
         .filter(|l| !l.starts_with("Call-ID"))
         .map(|l| format!("{l}\r\n"))
         .collect();
     peer.send(&no_call_id);
-    let r = peer
-        .recv(WAIT)
-        .expect("an answer to a request without Call-ID");
+    let via = header(&no_call_id, "Via").unwrap();
+    let (r, _) = peer.recv_until(|m| header(m, "Via").is_some_and(|v| v.starts_with(&via)));
     assert_eq!(status(&r), "SIP/2.0 400 Missing Call-ID Header", "{r}");
-    // A malformed ACK gets nothing: the next thing heard answers the
-    // OPTIONS sent after it.
+    // A malformed ACK gets nothing: nothing names it before the answer to
+    // the OPTIONS sent after it.
     let ack = request(
         "ACK",
         "sip:9196@127.0.0.1",
@@ -364,12 +378,14 @@ fn uas_checks(peer: &mut Peer) {
     peer.send(&ack);
     let after = request("OPTIONS", "sip:9196@127.0.0.1", me, p, "", "");
     peer.send(&after);
-    let r = peer.recv(WAIT).expect("an answer to the OPTIONS");
-    assert_eq!(
-        header(&r, "Call-ID"),
-        header(&after, "Call-ID"),
-        "{p}: the ACK was answered:\n{r}"
-    );
+    let (_, before) = peer.recv_until(|m| header(m, "Call-ID") == header(&after, "Call-ID"));
+    for m in before {
+        assert_ne!(
+            header(&m, "Call-ID"),
+            header(&ack, "Call-ID"),
+            "{p}: the ACK was answered:\n{m}"
+        );
+    }
 }
 
 #[test]
@@ -481,11 +497,8 @@ fn tcp_connections_over_the_cap_are_refused_while_calls_go_on() {
             ),
         "{log}"
     );
-    assert_eq!(
-        log.matches("refused: 3 connections").count(),
-        1,
-        "one line for a burst:\n{log}"
-    );
+    // One line a second at most, however many are refused.
+    assert!(log.matches("refused: 3 connections").count() <= 2, "{log}");
     // Closed connections free their places: a call over TCP gets in.
     drop(held);
     let deadline = Instant::now() + WAIT;
