@@ -8,6 +8,7 @@ pub mod headers;
 pub mod message;
 pub mod text;
 pub mod transaction;
+pub mod wire;
 
 #[cfg(test)]
 mod grammar_tests;
