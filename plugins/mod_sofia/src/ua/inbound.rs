@@ -557,6 +557,9 @@ impl Stack {
 /// directory variable (domain, group and user merged: user_context,
 /// effective_caller_id_name, accountcode, toll_allow, …).
 fn directory_vars(user: &str, domain: &str) -> Vec<(String, String)> {
+    if !hotswitch_plugin_api::is_api_word(user) || !hotswitch_plugin_api::is_api_word(domain) {
+        return Vec::new();
+    }
     let ctx = ModuleContext::current();
     let xml = ctx
         .execute_api("find_user_xml", &format!("id {user} {domain}"))

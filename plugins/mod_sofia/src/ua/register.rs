@@ -49,6 +49,16 @@ impl Stack {
             return Err(challenge(self, true));
         }
         let domain = if c.realm.is_empty() { realm } else { &c.realm };
+        if !hotswitch_plugin_api::is_api_word(&c.username)
+            || !hotswitch_plugin_api::is_api_word(domain)
+        {
+            log::warn!(
+                "authentication refused: username {} / realm {} cannot name a directory user",
+                escape_str(&c.username, 80),
+                escape_str(domain, 80)
+            );
+            return Err((403, "Forbidden", None));
+        }
         let user = format!("{}@{}", c.username, domain);
         let ctx = ModuleContext::current();
         let password = ctx
