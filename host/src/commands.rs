@@ -110,6 +110,30 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
         "<key> <user> <domain>",
         crate::directory::user_exists,
     ),
+    (
+        "find_user_xml",
+        "Find a user in the directory (its XML, merged)",
+        "<key> <user> <domain>",
+        crate::directory::find_user_xml,
+    ),
+    (
+        "xml_locate",
+        "Find a section's element in the configuration",
+        "<section> <tag> <tag_attr_name> <tag_attr_val>",
+        crate::directory::xml_locate,
+    ),
+    (
+        "registration_add",
+        "Add a registration to the core's table (endpoints use it)",
+        "<user> <realm> <token> <url> <expires> <network_ip> <network_port> <network_proto> [<metadata>]",
+        crate::registrations::add_api,
+    ),
+    (
+        "registration_del",
+        "Remove a registration from the core's table",
+        "<user> <realm> [<token>]",
+        crate::registrations::del_api,
+    ),
 ];
 
 /// Registers the core's commands.

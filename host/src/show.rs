@@ -225,6 +225,8 @@ pub fn show(core: &Arc<Core>, args: &str) -> String {
                 None => Report::Rows(all),
             }
         }
+        "registrations" if count => Report::Count(crate::registrations::table(core).rows.len()),
+        "registrations" => Report::Rows(crate::registrations::table(core)),
         "channels" if count => {
             Report::Count(crate::session_commands::channels_table(core).rows.len())
         }

@@ -83,6 +83,11 @@ pub enum Input {
     TcpClosed {
         from: SocketAddr,
     },
+    /// A connection we opened could not be made: what waits on it fails.
+    TcpUnreachable {
+        to: SocketAddr,
+        error: String,
+    },
     /// The core answered / pre-answered / rang an inbound leg.
     Answer {
         call_id: String,
@@ -105,6 +110,10 @@ pub enum Input {
         call_id: String,
         digit: char,
         duration_ms: u32,
+    },
+    /// Digits were queued on the leg's media: send their events in time.
+    PaceDtmf {
+        call_id: String,
     },
     /// Send a MESSAGE.
     Message {
