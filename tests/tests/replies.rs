@@ -69,6 +69,8 @@ fn every_command_replies_with_freeswitchs_text() {
         ("show api nope as json", "{\"row_count\": 0}\n".into()),
         ("show api nope as xml", "<result row_count=\"0\"/>\n".into()),
         ("show aliases", "\n0 total.\n".into()),
+        ("show registrations", "\n0 total.\n".into()),
+        ("show registrations count as json", "{\"row_count\":0,\"rows\":[]}".into()),
         ("show channels count", "\n1 total.\n".into()),
         ("show channels count as json", "{\"row_count\":1,\"rows\":[]}".into()),
         (
