@@ -6,6 +6,7 @@
 //! console. `main.rs` wires them together; `ARCHITECTURE.md` maps them.
 
 pub mod bridge;
+pub mod channel_tables;
 pub mod commands;
 pub mod config;
 pub mod console;

@@ -219,7 +219,7 @@ pub fn show(core: &Arc<Core>, args: &str) -> String {
         ])),
         "nat_map" => Report::Rows(Table::new(&["port", "proto", "proto_num", "sticky"])),
         "channels" if arg.is_some_and(|a| a.eq_ignore_ascii_case("like")) => {
-            let all = crate::session_commands::channels_table(core);
+            let all = crate::channel_tables::channels_table(core);
             match words.get(2) {
                 Some(m) => Report::Rows(channels_like(all, m)),
                 None => Report::Rows(all),
@@ -228,16 +228,16 @@ pub fn show(core: &Arc<Core>, args: &str) -> String {
         "registrations" if count => Report::Count(crate::registrations::table(core).rows.len()),
         "registrations" => Report::Rows(crate::registrations::table(core)),
         "channels" if count => {
-            Report::Count(crate::session_commands::channels_table(core).rows.len())
+            Report::Count(crate::channel_tables::channels_table(core).rows.len())
         }
-        "channels" => Report::Rows(crate::session_commands::channels_table(core)),
+        "channels" => Report::Rows(crate::channel_tables::channels_table(core)),
         "calls" if count => {
-            Report::Count(crate::session_commands::calls_table(core, false).rows.len())
+            Report::Count(crate::channel_tables::calls_table(core, false).rows.len())
         }
-        "calls" => Report::Rows(crate::session_commands::calls_table(core, false)),
-        "detailed_calls" => Report::Rows(crate::session_commands::calls_table(core, true)),
+        "calls" => Report::Rows(crate::channel_tables::calls_table(core, false)),
+        "detailed_calls" => Report::Rows(crate::channel_tables::calls_table(core, true)),
         "bridged_calls" | "detailed_bridged_calls" => {
-            let mut t = crate::session_commands::calls_table(core, command.starts_with("detailed"));
+            let mut t = crate::channel_tables::calls_table(core, command.starts_with("detailed"));
             if let Some(b) = t.columns.iter().position(|c| *c == "b_uuid") {
                 t.rows.retain(|r| !r[b].is_empty());
             }
