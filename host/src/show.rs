@@ -23,6 +23,20 @@ use std::sync::Arc;
 /// forms whose data hotswitch does not keep: registrations, limits).
 pub const SHOW_SYNTAX: &str = "codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|status";
 
+/// The words `show` takes first, for completion: each form of
+/// [`SHOW_SYNTAX`] and `registrations`.
+pub fn forms() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = SHOW_SYNTAX
+        .split('|')
+        .filter_map(|f| f.split_whitespace().next())
+        .filter(|w| !w.starts_with(['[', '<']))
+        .chain(["registrations"])
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// How a table is printed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -502,6 +516,25 @@ mod tests {
         assert_eq!(
             Format::split(&["modules", "as", "yaml"]),
             Err("-ERR Cannot find format yaml\n".into())
+        );
+    }
+
+    #[test]
+    fn the_forms_are_the_first_words_of_the_syntax() {
+        let f = forms();
+        for w in [
+            "api",
+            "calls",
+            "channels",
+            "modules",
+            "registrations",
+            "status",
+        ] {
+            assert!(f.contains(&w), "{w} in {f:?}");
+        }
+        assert!(
+            !f.iter().any(|w| w.starts_with('[') || w.contains(' ')),
+            "{f:?}"
         );
     }
 
