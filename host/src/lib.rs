@@ -10,6 +10,7 @@ pub mod channel_tables;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod containment;
 pub mod core;
 pub mod dialplan;
 pub mod dialplan_xml;

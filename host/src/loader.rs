@@ -270,14 +270,43 @@ impl Drop for ShadowLib {
     }
 }
 
-/// True when `path` appears in `/proc/self/maps`.
+/// True when `path` appears in `/proc/self/maps`. Maps that cannot be
+/// read count as "still mapped": deleting or reusing a copy that may be
+/// mapped is what must never happen.
 pub fn is_mapped(path: &Path) -> bool {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return false;
-    };
+    match std::fs::read_to_string("/proc/self/maps") {
+        Ok(maps) => maps_contain(&maps, path),
+        Err(e) => {
+            log::warn!(
+                "cannot read /proc/self/maps ({e}): {} is taken as still mapped",
+                path.display()
+            );
+            true
+        }
+    }
+}
+
+/// True when a line of `maps` (the `/proc/<pid>/maps` text) maps `path`.
+fn maps_contain(maps: &str, path: &Path) -> bool {
     let needle = path.to_string_lossy();
-    maps.lines()
-        .any(|l| l.split_whitespace().nth(5).is_some_and(|p| p == needle))
+    maps.lines().filter_map(map_path).any(|p| {
+        p == needle
+            || p.strip_suffix(" (deleted)")
+                .is_some_and(|p| p == needle.as_ref())
+    })
+}
+
+/// The path of one maps line: everything after the fifth field (address,
+/// perms, offset, device, inode), which may itself hold spaces.
+fn map_path(line: &str) -> Option<&str> {
+    let mut rest = line;
+    for _ in 0..5 {
+        rest = rest.trim_start();
+        let end = rest.find(char::is_whitespace)?;
+        rest = &rest[end..];
+    }
+    let p = rest.trim_start();
+    (!p.is_empty()).then_some(p)
 }
 
 /// How many distinct files are mapped into this process whose names end
@@ -289,7 +318,7 @@ pub fn mapped_count_under(dir: &Path) -> usize {
     let prefix = dir.to_string_lossy();
     let mut seen: Vec<&str> = maps
         .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter_map(map_path)
         .filter(|p| p.starts_with(prefix.as_ref()))
         .collect();
     seen.sort_unstable();
@@ -385,6 +414,18 @@ mod tests {
             s.contains("mod_nope.so") && s.contains("/nonexistent"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_mapped_path_with_spaces_is_found_and_a_prefix_of_it_is_not() {
+        let maps =
+            "7f00-7f01 r-xp 00000000 08:01 1234                       /tmp/my run/mod_x.1.so\n\
+                    7f02-7f03 r--p 00000000 08:01 99 /tmp/gone.so (deleted)\n\
+                    7f04-7f05 rw-p 00000000 00:00 0 \n";
+        assert!(maps_contain(maps, Path::new("/tmp/my run/mod_x.1.so")));
+        assert!(!maps_contain(maps, Path::new("/tmp/my")));
+        assert!(!maps_contain(maps, Path::new("/tmp/my run/mod_x.1")));
+        assert!(maps_contain(maps, Path::new("/tmp/gone.so")));
     }
 
     #[test]

@@ -20,7 +20,9 @@ use crate::loader::{find_module, CloseOutcome, FileId, LoadError, ShadowLib};
 use crate::origin;
 use crate::services::SERVICES;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
-use hotswitch_plugin_api::module::{ModuleLoadFn, ModuleRuntimeFn, ModuleUnloadFn};
+use hotswitch_plugin_api::module::{
+    ModuleLoadFn, ModuleRuntimeFn, ModuleUnloadFn, MODULE_FLAG_PANIC_SAFE,
+};
 use hotswitch_plugin_api::{ModuleHandle, Status};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,6 +85,11 @@ pub struct LoadedModule {
     /// Session workers that ran this module's code and are still alive.
     worker_threads: AtomicUsize,
     retiring: AtomicBool,
+    /// Set with `Phase::Faulted`, read without a lock on every call into
+    /// the module (20 ms media paths).
+    faulted: AtomicBool,
+    /// The module declared that a panic leaves its other calls sound.
+    panic_safe: bool,
 }
 
 /// Why a module's interface cannot be called now.
@@ -141,34 +148,44 @@ impl LoadedModule {
                     module: self.clone(),
                 })
             }
-            Phase::Faulted => Err(Unavailable {
-                module: self.name.clone(),
-                reason: format!(
-                    "faulted ({}); unload or reload it",
-                    u.fault.as_deref().unwrap_or("panic")
-                ),
-            }),
-            Phase::Unloading => Err(Unavailable {
-                module: self.name.clone(),
-                reason: "unloading".into(),
-            }),
+            Phase::Faulted | Phase::Unloading => Err(unavailable(&self.name, &u)),
         }
     }
 
-    /// Marks the module faulted: its interfaces stop being called.
-    pub fn fault(&self, what: &str) {
+    /// Why the module cannot be called now.
+    pub fn unavailable(&self) -> Unavailable {
+        unavailable(&self.name, &self.lock_usage())
+    }
+
+    /// Marks the module faulted: its interfaces stop being called. True
+    /// for the call that faulted it (the first).
+    pub fn fault(&self, what: &str) -> bool {
         let mut u = self.lock_usage();
         if matches!(u.phase, Phase::Loaded | Phase::Loading) {
             u.phase = Phase::Faulted;
         }
-        if u.fault.is_none() {
+        let first = u.fault.is_none();
+        if first {
             u.fault = Some(what.to_string());
         }
+        self.faulted.store(true, Ordering::Release);
         drop(u);
         log::error!(
             "module {} faulted: {what}; its interfaces are disabled until it is unloaded or reloaded",
             self.name
         );
+        first
+    }
+
+    /// True once the module faulted: the host calls none of its code but
+    /// its unload.
+    pub fn is_faulted(&self) -> bool {
+        self.faulted.load(Ordering::Acquire)
+    }
+
+    /// The module declared itself panic-safe (a panic ends only that call).
+    pub fn panic_safe(&self) -> bool {
+        self.panic_safe
     }
 
     pub fn phase(&self) -> Phase {
@@ -222,7 +239,9 @@ impl LoadedModule {
                     // stays open until this thread has been joined.
                     let st = unsafe { rt() };
                     if st == Status::PANIC {
-                        m.fault("panicked in its runtime");
+                        // Its main loop is gone: a fault even when the
+                        // module is panic-safe.
+                        crate::containment::faulted_in(&m, "runtime", None, true);
                         break;
                     }
                     if st == Status::TERM {
@@ -285,6 +304,20 @@ impl LoadedModule {
                 CloseOutcome::Pinned(format!("{why}, so its library was left mapped"))
             }
         }
+    }
+}
+
+fn unavailable(module: &str, u: &Usage) -> Unavailable {
+    let reason = match u.phase {
+        Phase::Unloading => "unloading".into(),
+        _ => format!(
+            "faulted ({}); unload or reload it",
+            u.fault.as_deref().unwrap_or("panic")
+        ),
+    };
+    Unavailable {
+        module: module.to_string(),
+        reason,
     }
 }
 
@@ -511,6 +544,8 @@ impl ModuleManager {
             runtime: Mutex::new(None),
             worker_threads: AtomicUsize::new(0),
             retiring: AtomicBool::new(false),
+            faulted: AtomicBool::new(false),
+            panic_safe: d.flags & MODULE_FLAG_PANIC_SAFE != 0,
             lib: Mutex::new(Some(lib)),
         });
         let handle = m.handle();
@@ -566,6 +601,9 @@ impl ModuleManager {
         force: bool,
     ) -> Result<UnloadReport, ModError> {
         let m = self.get(name).ok_or(ModError::NoSuchModule)?;
+        // A faulted module's sessions are already hanging up (CRASH):
+        // wait for them rather than refuse, so `reload` brings it back.
+        let force = force || m.is_faulted();
         if m.calls() > 0 && !force {
             return Err(ModError::InUse);
         }

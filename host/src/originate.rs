@@ -200,7 +200,8 @@ fn create_leg(
     let (cause, out) = cause_and_session;
     if cause != CallCause::SUCCESS {
         return Err(if cause == CallCause::CRASH {
-            ep.module.fault("panicked in outgoing_channel");
+            // The endpoint's trampoline answers CRASH for a panic.
+            crate::containment::panicked(&ep.module, "outgoing_channel", None);
             CallCause::CRASH
         } else {
             cause

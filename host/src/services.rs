@@ -537,7 +537,7 @@ session_fn!(svc_session_write_frame(frame: *const Frame) -> Status, Status::GENE
 session_fn!(svc_session_send_dtmf(dtmf: *const Dtmf) -> Status, Status::GENERR, |s, _core| {
     let Some(f) = s.endpoint.io.send_dtmf else { return Status::NOTIMPL };
     let (ud, sref, dp) = (s.endpoint.user_data, s.as_ref(), crate::core::SendPtr(dtmf));
-    crate::executor::call_into(&s.endpoint.module, move || {
+    crate::containment::call_entry(&s.endpoint.module, "send_dtmf", Some(&s), move || {
         let dp = dp;
         f(ud as *mut _, sref, dp.0)
     })

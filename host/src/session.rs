@@ -491,10 +491,15 @@ impl Session {
         };
         let ud = self.endpoint.user_data;
         let sref = self.as_ref();
-        let _ = crate::executor::call_into(&self.endpoint.module, move || {
-            // SAFETY: the endpoint's module is held by this session.
-            unsafe { kill(ud as *mut c_void, sref, sig) }
-        });
+        let _ = crate::containment::call_entry(
+            &self.endpoint.module,
+            "kill_channel",
+            Some(self),
+            move || {
+                // SAFETY: the endpoint's module is held by this session.
+                unsafe { kill(ud as *mut c_void, sref, sig) }
+            },
+        );
     }
 
     /// Adds the channel data headers of FreeSWITCH's events to `e`.

@@ -49,10 +49,17 @@ abi_struct! {
         pub unload: Option<ModuleUnloadFn>,
         /// Run in a loop on its own thread while loaded.
         pub runtime: Option<ModuleRuntimeFn>,
-        /// Reserved, zero.
+        /// `MODULE_FLAG_*` bits; the others are reserved, zero.
         pub flags: u32,
     }
 }
+
+/// [`ModuleDescriptor::flags`]: a panic in one of this module's callbacks
+/// leaves its other calls sound. The host then ends only the call that
+/// panicked (and hangs up its session with `CRASH`) instead of faulting the
+/// module and hanging up all its sessions. `declare_module!`'s
+/// `panic_safe: true` sets it.
+pub const MODULE_FLAG_PANIC_SAFE: u32 = 1;
 
 // Static data: the descriptor never changes after the macro writes it.
 unsafe impl Sync for ModuleDescriptor {}
@@ -693,7 +700,8 @@ impl ModuleContext {
 
 /// Declares a module: writes the exported header and descriptor, and wraps
 /// `load`, `unload` and `runtime` so that panics are caught and logging
-/// reaches the host.
+/// reaches the host. An optional last `panic_safe: true` sets
+/// [`MODULE_FLAG_PANIC_SAFE`].
 ///
 /// ```no_run
 /// use hotswitch_plugin_api::{declare_module, ModuleContext};
@@ -723,7 +731,8 @@ macro_rules! declare_module {
         description: $desc:expr,
         load: $load:expr,
         unload: $unload:expr,
-        runtime: $runtime:expr $(,)?
+        runtime: $runtime:expr
+        $(, panic_safe: $panic_safe:expr)? $(,)?
     ) => {
         #[doc(hidden)]
         pub mod __hotswitch_module {
@@ -735,6 +744,7 @@ macro_rules! declare_module {
             const UNLOAD: Option<fn(&$crate::ModuleContext) -> ::core::result::Result<(), String>> =
                 $unload;
             const RUNTIME: Option<fn(&$crate::ModuleContext) -> $crate::Status> = $runtime;
+            const PANIC_SAFE: bool = false $(|| $panic_safe)?;
 
             unsafe extern "C" fn load_entry(
                 services: *const $crate::HostServices,
@@ -765,7 +775,11 @@ macro_rules! declare_module {
                 } else {
                     None
                 },
-                flags: 0,
+                flags: if PANIC_SAFE {
+                    $crate::module::MODULE_FLAG_PANIC_SAFE
+                } else {
+                    0
+                },
             };
 
             #[no_mangle]
