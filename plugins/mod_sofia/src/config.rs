@@ -139,6 +139,9 @@ pub struct ProfileConfig {
     pub rtp_timeout: Option<Duration>,
     pub rtp_hold_timeout: Option<Duration>,
     pub registration_db: Option<String>,
+    /// `odbc-dsn`: registrations in this PostgreSQL database (checked at
+    /// load by [`crate::registrar_pg::parse_dsn`]).
+    pub odbc_dsn: Option<String>,
     /// The realm challenges name (default: the request's host).
     pub challenge_realm: Option<String>,
     pub tcp: bool,
@@ -300,6 +303,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         rtp_timeout: None,
         rtp_hold_timeout: None,
         registration_db: None,
+        odbc_dsn: None,
         challenge_realm: None,
         tcp: true,
         gateways: Vec::new(),
@@ -360,8 +364,11 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     let s: u64 = vt.parse().map_err(|_| err(&k, &v))?;
                     c.rtp_hold_timeout = (s > 0).then(|| Duration::from_secs(s));
                 }
-                "registration-db" | "odbc-dsn" if !vt.is_empty() => {
-                    c.registration_db = Some(vt.to_string())
+                "registration-db" if !vt.is_empty() => c.registration_db = Some(vt.to_string()),
+                "odbc-dsn" if !vt.is_empty() => {
+                    crate::registrar_pg::parse_dsn(vt)
+                        .map_err(|e| ConfigError(format!("profile {name}: {e}")))?;
+                    c.odbc_dsn = Some(vt.to_string())
                 }
                 "challenge-realm" if !vt.is_empty() && vt != "auto_from" && vt != "auto_to" => {
                     c.challenge_realm = Some(vt.to_string())

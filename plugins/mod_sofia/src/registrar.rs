@@ -2,7 +2,9 @@
 //!
 //! [`Registrar`] answers lookups from memory and writes every change
 //! through a [`RegistrationStore`]. The default store is an embedded redb
-//! file ([`RedbStore`]); a shared database can implement the same trait.
+//! file ([`RedbStore`]); PostgreSQL, shared by several nodes, is
+//! [`crate::registrar_pg::PgStore`], whose other nodes' changes come back
+//! through [`RegistrationStore::remote_changes`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,7 +39,7 @@ impl Registration {
         format!("{}\u{1}{}\u{1}{}", self.profile, self.aor(), self.contact)
     }
 
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         [
             self.profile.as_str(),
             &self.user,
@@ -52,7 +54,7 @@ impl Registration {
         .join("\u{1}")
     }
 
-    fn decode(s: &str) -> Option<Registration> {
+    pub(crate) fn decode(s: &str) -> Option<Registration> {
         let f: Vec<&str> = s.split('\u{1}').collect();
         if f.len() != 9 {
             return None;
@@ -87,6 +89,20 @@ pub trait RegistrationStore: Send + Sync {
     fn delete(&self, r: &Registration) -> Result<(), String>;
     /// Every stored binding.
     fn load_all(&self) -> Result<Vec<Registration>, String>;
+    /// Bindings other nodes sharing the store added or removed since the
+    /// last call (a store of this node alone has none). Must not block.
+    fn remote_changes(&self) -> Vec<RemoteChange> {
+        Vec::new()
+    }
+}
+
+/// A change another node made to a shared store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteChange {
+    /// Added or refreshed.
+    Bind(Registration),
+    /// Removed.
+    Unbind(Registration),
 }
 
 /// Keeps nothing (tests, or `registration-db` set to `none`).
@@ -167,6 +183,13 @@ impl RegistrationStore for RedbStore {
     }
 }
 
+/// Adds `r`, replacing the binding of the same profile and contact.
+fn replace(m: &mut HashMap<String, Vec<Registration>>, r: Registration) {
+    let list = m.entry(r.aor()).or_default();
+    list.retain(|x| !(x.profile == r.profile && x.contact == r.contact));
+    list.push(r);
+}
+
 /// Bindings by address-of-record, written through to a store.
 pub struct Registrar {
     store: Box<dyn RegistrationStore>,
@@ -192,6 +215,21 @@ impl Registrar {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Vec<Registration>>> {
+        let changes = self.store.remote_changes();
+        if !changes.is_empty() {
+            let mut m = self.write();
+            for c in changes {
+                match c {
+                    RemoteChange::Bind(r) => replace(&mut m, r),
+                    RemoteChange::Unbind(r) => {
+                        if let Some(list) = m.get_mut(&r.aor()) {
+                            list.retain(|x| !(x.profile == r.profile && x.contact == r.contact));
+                        }
+                        m.retain(|_, l| !l.is_empty());
+                    }
+                }
+            }
+        }
         self.by_aor.read().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -204,10 +242,7 @@ impl Registrar {
         if let Err(e) = self.store.save(&r) {
             log::error!("registration of {} not stored: {e}", r.aor());
         }
-        let mut m = self.write();
-        let list = m.entry(r.aor()).or_default();
-        list.retain(|x| !(x.profile == r.profile && x.contact == r.contact));
-        list.push(r);
+        replace(&mut self.write(), r);
     }
 
     /// Removes one contact of an AOR, or all of them (`contact` = `None`).
