@@ -162,7 +162,9 @@ fn a_phone_registered_on_node_a_is_called_from_node_b() {
     let uuid = out[4..].trim().to_string();
     assert!(b.cmd(&format!("uuid_kill {uuid}")).starts_with("+OK"));
     succeeds(phone, "uas_answer");
-    drop(a);
+    // The store's worker thread is joined at unload: the library unmaps.
+    let out = a.cmd("unload mod_sofia");
+    assert_eq!(out.trim(), "+OK", "{}", a.log());
 }
 
 #[test]
