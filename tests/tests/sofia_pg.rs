@@ -4,118 +4,12 @@
 //! REGISTER while the database is down is still answered and reaches the
 //! other node once it is back; a DSN of another kind is a load error.
 
+mod nodes_common;
+
 use hotswitch_e2e::pg::PgServer;
-use hotswitch_e2e::{free_port, wait_udp_bound, workspace_root, Switch, SwitchConfig};
-use std::process::{Child, Command, Stdio};
+use hotswitch_e2e::{free_port, wait_udp_bound};
+use nodes_common::{node, register, sipp, succeeds, wait_contact, wait_log};
 use std::time::{Duration, Instant};
-
-const DIRECTORY: &str = r#"<include><domain name="127.0.0.1">
-  <params><param name="dial-string" value="{presence_id=${dialed_user}@${dialed_domain}}${sofia_contact(${dialed_user}@${dialed_domain})}"/></params>
-  <groups><group name="default"><users>
-    <user id="1000"><params><param name="password" value="1234"/></params></user>
-    <user id="1001"><params><param name="password" value="1234"/></params></user>
-  </users></group></groups>
-</domain></include>"#;
-
-fn node(port: u16, dsn: &str) -> Switch {
-    let sofia = format!(
-        r#"<configuration name="sofia.conf"><profiles>
-  <profile name="internal"><settings>
-    <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="{port}"/>
-    <param name="rtp-ip" value="127.0.0.1"/><param name="context" value="default"/>
-    <param name="odbc-dsn" value="{dsn}"/>
-  </settings></profile>
-</profiles></configuration>"#
-    );
-    Switch::start(SwitchConfig {
-        autoload: vec!["mod_sofia".into(), "mod_dptools".into()],
-        files: vec![
-            ("autoload_configs/sofia.conf.xml".into(), sofia),
-            ("directory/default.xml".into(), DIRECTORY.into()),
-        ],
-        ..Default::default()
-    })
-}
-
-fn wait_log(sw: &Switch, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sw.log().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in the log:\n{}",
-            sw.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn sipp(scenario: &str, target: Option<u16>, args: &[&str]) -> Child {
-    let mut cmd = Command::new("sipp");
-    cmd.arg("-sf")
-        .arg(workspace_root().join("tests/sipp").join(scenario));
-    if let Some(p) = target {
-        cmd.arg(format!("127.0.0.1:{p}"));
-    }
-    cmd.args(["-i", "127.0.0.1", "-nostdin", "-m", "1"])
-        .args(["-timeout", "40s", "-timeout_error"])
-        .arg("-mp")
-        .arg(free_port().to_string())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp must be installed (Debian: sip-tester; .ci/run installs it)")
-}
-
-fn succeeds(mut c: Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            assert!(st.success(), "sipp {what} failed: {st}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = c.kill();
-            panic!("sipp {what} did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn register(port: u16, user: &str, ua_port: u16) {
-    let ua = ua_port.to_string();
-    succeeds(
-        sipp(
-            "register.xml",
-            Some(port),
-            &[
-                "-key",
-                "auth_user",
-                user,
-                "-au",
-                user,
-                "-ap",
-                "1234",
-                "-p",
-                &ua,
-            ],
-        ),
-        "register",
-    );
-}
-
-fn wait_contact(sw: &mut Switch, aor: &str, ua_port: u16) {
-    let want = format!("sofia/internal/sip:{aor}:{ua_port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = sw.cmd(&format!("sofia_contact {aor}"));
-        if c.contains(&want) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{aor}: {c}\n{}", sw.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn a_phone_registered_on_node_a_is_called_from_node_b() {
@@ -130,7 +24,7 @@ fn a_phone_registered_on_node_a_is_called_from_node_b() {
     wait_log(&b, "registrations database connected");
     assert_eq!(
         pg.psql("SELECT version FROM hotswitch_schema WHERE component = 'sofia'"),
-        "1"
+        "2"
     );
 
     let ua_port = free_port();
@@ -211,4 +105,33 @@ fn an_odbc_dsn_that_is_not_postgresql_is_a_load_error() {
     }
     let mut sw = sw;
     assert_eq!(sw.cmd("module_exists mod_sofia").trim(), "false");
+}
+
+#[test]
+fn a_database_at_schema_version_1_is_migrated_and_keeps_its_bindings() {
+    let Some(pg) = PgServer::start("sofia_pg_migrate") else {
+        return;
+    };
+    // What the first release created (migration 1), with one live binding.
+    pg.psql(
+        "CREATE TABLE hotswitch_schema (component text PRIMARY KEY, version integer NOT NULL);
+         INSERT INTO hotswitch_schema VALUES ('sofia', 1);
+         CREATE TABLE sip_registrations (profile_name text NOT NULL, sip_user text NOT NULL,
+           sip_host text NOT NULL, contact text NOT NULL, network_ip text NOT NULL,
+           network_port integer NOT NULL, transport text NOT NULL, expires bigint NOT NULL,
+           call_id text NOT NULL, user_agent text NOT NULL, hostname text NOT NULL,
+           PRIMARY KEY (profile_name, sip_user, sip_host, contact));
+         INSERT INTO sip_registrations VALUES ('internal', '1001', '127.0.0.1',
+           'sip:1001@127.0.0.1:5999', '127.0.0.1', 5999, 'UDP',
+           extract(epoch from now())::bigint + 300, 'c', 'old', 'node-x');",
+    );
+    let mut n = node(free_port(), &format!("pgsql://{}", pg.conninfo()));
+    wait_log(&n, "registrations database schema now at version 2");
+    wait_log(&n, "registrations database connected (1 live bindings)");
+    wait_contact(&mut n, "1001@127.0.0.1", 5999);
+    assert_eq!(
+        pg.psql("SELECT version FROM hotswitch_schema WHERE component = 'sofia'"),
+        "2"
+    );
+    assert_eq!(pg.psql("SELECT path FROM sip_registrations"), "{}");
 }

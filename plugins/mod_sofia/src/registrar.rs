@@ -27,6 +27,9 @@ pub struct Registration {
     pub expires_at: u64,
     pub call_id: String,
     pub user_agent: String,
+    /// The REGISTER's Path (RFC 3327), first entry first: the proxies a
+    /// request to this contact goes through (as its Route set).
+    pub path: Vec<String>,
 }
 
 impl Registration {
@@ -50,13 +53,15 @@ impl Registration {
             &self.expires_at.to_string(),
             &self.call_id,
             &self.user_agent,
+            &self.path.join("\u{2}"),
         ]
         .join("\u{1}")
     }
 
     pub(crate) fn decode(s: &str) -> Option<Registration> {
         let f: Vec<&str> = s.split('\u{1}').collect();
-        if f.len() != 9 {
+        // Nine fields: written before Path was kept.
+        if f.len() != 9 && f.len() != 10 {
             return None;
         }
         Some(Registration {
@@ -69,6 +74,11 @@ impl Registration {
             expires_at: f[6].parse().ok()?,
             call_id: f[7].into(),
             user_agent: f[8].into(),
+            path: f
+                .get(9)
+                .filter(|p| !p.is_empty())
+                .map(|p| p.split('\u{2}').map(str::to_string).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -332,6 +342,7 @@ mod tests {
             expires_at,
             call_id: "c".into(),
             user_agent: "sipp".into(),
+            path: Vec::new(),
         }
     }
 

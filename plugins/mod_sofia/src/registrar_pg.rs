@@ -44,9 +44,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const FLUSH_AT_STOP: Duration = Duration::from_secs(2);
 
 /// Schema versions, applied in order; the number is the version reached.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE sip_registrations (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE sip_registrations (
         profile_name text NOT NULL,
         sip_user text NOT NULL,
         sip_host text NOT NULL,
@@ -61,7 +62,12 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         PRIMARY KEY (profile_name, sip_user, sip_host, contact)
     );
     CREATE INDEX sip_registrations_expires ON sip_registrations (expires);",
-)];
+    ),
+    (
+        2,
+        "ALTER TABLE sip_registrations ADD COLUMN path text[] NOT NULL DEFAULT '{}'",
+    ),
+];
 
 /// A DSN that is not a PostgreSQL one, or a broken one.
 #[derive(Debug, PartialEq, Eq)]
@@ -434,13 +440,13 @@ async fn save(client: &Client, node: &str, r: &Registration) -> Result<(), tokio
     client
         .execute(
             "INSERT INTO sip_registrations (profile_name, sip_user, sip_host, contact, \
-             network_ip, network_port, transport, expires, call_id, user_agent, hostname) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             network_ip, network_port, transport, expires, call_id, user_agent, hostname, path) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (profile_name, sip_user, sip_host, contact) DO UPDATE SET \
              network_ip = EXCLUDED.network_ip, network_port = EXCLUDED.network_port, \
              transport = EXCLUDED.transport, expires = EXCLUDED.expires, \
              call_id = EXCLUDED.call_id, user_agent = EXCLUDED.user_agent, \
-             hostname = EXCLUDED.hostname",
+             hostname = EXCLUDED.hostname, path = EXCLUDED.path",
             &[
                 &r.profile,
                 &r.user,
@@ -453,6 +459,7 @@ async fn save(client: &Client, node: &str, r: &Registration) -> Result<(), tokio
                 &r.call_id,
                 &r.user_agent,
                 &node,
+                &r.path,
             ],
         )
         .await?;
@@ -491,7 +498,8 @@ async fn load(client: &Client) -> Result<Vec<Registration>, tokio_postgres::Erro
     let rows = client
         .query(
             "SELECT profile_name, sip_user, sip_host, contact, network_ip, network_port, \
-             transport, expires, call_id, user_agent FROM sip_registrations WHERE expires > $1",
+             transport, expires, call_id, user_agent, path FROM sip_registrations \
+             WHERE expires > $1",
             &[&now],
         )
         .await?;
@@ -518,6 +526,7 @@ async fn load(client: &Client) -> Result<Vec<Registration>, tokio_postgres::Erro
             expires_at,
             call_id: row.get(8),
             user_agent: row.get(9),
+            path: row.get(10),
         });
     }
     Ok(out)
@@ -560,6 +569,7 @@ mod tests {
             expires_at: 42,
             call_id: "c".into(),
             user_agent: "sipp".into(),
+            path: vec!["<sip:127.0.0.1:5070;lr>".into()],
         };
         let p = payload("node-a", 'S', &r);
         assert_eq!(

@@ -191,7 +191,7 @@ const KNOWN: &[&str] = &[
 
 /// Headers whose comma-separated values are separate entries.
 fn splits(name: &str) -> bool {
-    matches!(name, "Via" | "Route" | "Record-Route" | "Contact")
+    matches!(name, "Via" | "Route" | "Record-Route" | "Contact" | "Path")
 }
 
 /// Where the head ends: the index of the body's first byte.

@@ -10,6 +10,33 @@ pub struct DialTarget {
     pub auth: Option<(String, String)>,
     pub gateway: Option<String>,
     pub from_host: String,
+    /// The Route set the INVITE carries: a registered contact's Path.
+    pub route: Vec<String>,
+}
+
+/// Where a request to a registered contact goes: through the proxies of
+/// its Path (RFC 3327) — to the first one, with the Path as Route set —
+/// or else where its REGISTER came from (NAT-safe).
+fn registered_target(r: &Registration, profile: usize) -> (Target, Vec<String>) {
+    let proto = if r.transport == "TCP" {
+        Proto::Tcp
+    } else {
+        Proto::Udp
+    };
+    let first_hop = r
+        .path
+        .first()
+        .and_then(|p| NameAddr::parse(p))
+        .and_then(|na| Uri::parse(&na.uri_text))
+        .and_then(|u| resolve(&u.host_port()));
+    (
+        Target {
+            proto,
+            addr: first_hop.unwrap_or(r.network),
+            profile,
+        },
+        r.path.clone(),
+    )
 }
 
 /// Parses `<profile>/<user>@<host>[:port]`, `<profile>/sip:…`,
@@ -47,6 +74,7 @@ pub fn dial_target(
             auth: (!g.username.is_empty()).then(|| (g.username.clone(), g.password.clone())),
             gateway: Some(g.name.clone()),
             from_host: g.from_domain.clone(),
+            route: Vec::new(),
         });
     }
     let pi = profiles
@@ -59,22 +87,15 @@ pub fn dial_target(
         let regs = registrar.lookup(&format!("{user}@{domain}"), Some(pname));
         let r = regs.first().ok_or(CallCause::USER_NOT_REGISTERED)?;
         let uri = Uri::parse(&r.contact).ok_or(CallCause::INVALID_URL)?;
-        let proto = if r.transport == "TCP" {
-            Proto::Tcp
-        } else {
-            Proto::Udp
-        };
+        let (target, route) = registered_target(r, pi);
         return Ok(DialTarget {
             profile: pi,
             uri,
-            target: Target {
-                proto,
-                addr: r.network,
-                profile: pi,
-            },
+            target,
             auth: None,
             gateway: None,
             from_host: String::new(),
+            route,
         });
     }
     let text = if rest.starts_with("sip:") || rest.starts_with("sips:") {
@@ -98,23 +119,30 @@ pub fn dial_target(
             .into_iter()
             .chain(registrar.all(pname))
             .find(|r| r.contact == text || r.contact == uri.to_string())
-            .map(|r| r.network)
+            .map(|r| registered_target(&r, pi))
     });
-    let addr = match via_reg {
-        Some(a) => a,
-        None => resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
+    let (target, route) = match via_reg {
+        Some((mut t, route)) => {
+            t.proto = proto;
+            (t, route)
+        }
+        None => (
+            Target {
+                proto,
+                addr: resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
+                profile: pi,
+            },
+            Vec::new(),
+        ),
     };
     Ok(DialTarget {
         profile: pi,
         uri,
-        target: Target {
-            proto,
-            addr,
-            profile: pi,
-        },
+        target,
         auth: None,
         gateway: None,
         from_host: String::new(),
+        route,
     })
 }
 
@@ -149,10 +177,34 @@ mod tests {
             expires_at: now_secs() + 60,
             call_id: "c".into(),
             user_agent: String::new(),
+            path: Vec::new(),
         });
         let t = dial_target("internal/1000%127.0.0.1", &profiles, &reg, &none).unwrap();
         assert_eq!(t.target.addr, "127.0.0.1:6000".parse().unwrap());
         assert_eq!(t.uri.host, "10.9.9.9");
+        assert!(t.route.is_empty());
+        // Registered through a proxy that added Path: reached through it.
+        reg.bind(Registration {
+            profile: "internal".into(),
+            user: "1001".into(),
+            domain: "127.0.0.1".into(),
+            contact: "sip:1001@10.9.9.9:5064".into(),
+            network: "127.0.0.1:6000".parse().unwrap(),
+            transport: "UDP".into(),
+            expires_at: now_secs() + 60,
+            call_id: "c".into(),
+            user_agent: String::new(),
+            path: vec![
+                "<sip:127.0.0.1:5070;lr;received=sip:10.9.9.9:5064>".into(),
+                "<sip:127.0.0.1:5071;lr>".into(),
+            ],
+        });
+        for dial in ["internal/1001%127.0.0.1", "internal/sip:1001@10.9.9.9:5064"] {
+            let t = dial_target(dial, &profiles, &reg, &none).unwrap();
+            assert_eq!(t.target.addr, "127.0.0.1:5070".parse().unwrap(), "{dial}");
+            assert_eq!(t.route.len(), 2, "{dial}");
+            assert!(t.route[0].contains(":5070;lr;received="), "{dial}");
+        }
         assert_eq!(
             dial_target("gateway/nope/1", &profiles, &reg, &none).err(),
             Some(CallCause::INVALID_GATEWAY)
