@@ -158,6 +158,8 @@ pub struct Core {
     shutting_down: AtomicBool,
     shutdown: (Mutex<bool>, Condvar),
     console_lock: Mutex<()>,
+    /// `fsctl pause` and `shutdown elegant|asap` (see [`crate::drain`]).
+    pub drain: crate::drain::Drain,
 }
 
 impl Core {
@@ -197,6 +199,7 @@ impl Core {
             shutting_down: AtomicBool::new(false),
             shutdown: (Mutex::new(false), Condvar::new()),
             console_lock: Mutex::new(()),
+            drain: crate::drain::Drain::default(),
         });
         crate::commands::register(&core);
         crate::session_commands::register(&core);

@@ -80,8 +80,18 @@ impl Stack {
         let session = match ctx.session_request("sofia", false) {
             Ok(s) => s,
             Err(e) => {
+                // The core takes no new call (limits, `fsctl pause` or a
+                // shutdown draining the calls): FreeSWITCH's answer, which
+                // sends a dispatcher in front to another node.
                 log::warn!("INVITE {call_id}: no session: {e}");
-                self.refuse(&key, &msg, (503, "Service Unavailable"), now);
+                self.reply(
+                    &key,
+                    &msg,
+                    (503, "Maximum Calls In Progress"),
+                    Some(&new_tag()),
+                    now,
+                    |r| r.headers.push("Retry-After", "300"),
+                );
                 return;
             }
         };
