@@ -8,7 +8,7 @@ mod nodes_common;
 
 use hotswitch_e2e::pg::PgServer;
 use hotswitch_e2e::{free_port, wait_udp_bound};
-use nodes_common::{node, register, sipp, succeeds, wait_contact, wait_log};
+use nodes_common::{node, node_full, register, sipp, succeeds, wait_contact, wait_log};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -134,4 +134,81 @@ fn a_database_at_schema_version_1_is_migrated_and_keeps_its_bindings() {
         "2"
     );
     assert_eq!(pg.psql("SELECT path FROM sip_registrations"), "{}");
+}
+
+#[test]
+fn calls_to_echo_during_a_postgresql_outage_are_answered_and_every_cdr_reaches_the_table() {
+    let Some(pg) = PgServer::start("sofia_pg_storm") else {
+        return;
+    };
+    pg.psql("CREATE TABLE cdr (uuid text NOT NULL, destination_number text, billsec integer)");
+    let spool = hotswitch_e2e::TempDir::new("storm-spool");
+    let port = free_port();
+    let cdr_conf = format!(
+        r#"<configuration name="cdr_pg_csv.conf"><settings>
+             <param name="db-info" value="{} connect_timeout=2"/>
+             <param name="spool-dir" value="{}"/>
+           </settings><schema>
+             <field var="uuid"/><field var="destination_number"/>
+             <field var="billsec" quote="false"/>
+           </schema></configuration>"#,
+        pg.conninfo(),
+        spool.path().display()
+    );
+    let mut sw = node_full(
+        port,
+        &format!("pgsql://{}", pg.conninfo()),
+        "",
+        &["mod_cdr_pg_csv"],
+        vec![("autoload_configs/cdr_pg_csv.conf.xml".into(), cdr_conf)],
+    );
+    wait_log(&sw, "registrations database connected");
+
+    pg.stop_server();
+    // 40 calls at 10 a second, each answered by echo; sipp fails on any
+    // call that is not answered and ended cleanly.
+    let calls = 40;
+    succeeds(
+        sipp(
+            "uac_call.xml",
+            Some(port),
+            &[
+                "-s",
+                "9196",
+                "-m",
+                &calls.to_string(),
+                "-r",
+                "10",
+                "-l",
+                "20",
+                "-d",
+                "200",
+                "-key",
+                "rtp_port",
+                &free_port().to_string(),
+            ],
+        ),
+        "uac_call storm",
+    );
+    wait_log(&sw, "CDR database unreachable");
+    assert_eq!(sw.cmd("show channels count").trim(), "0 total.");
+
+    pg.start_server();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows: usize = pg.psql("SELECT count(*) FROM cdr").parse().unwrap();
+        if rows == calls {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rows} of {calls} CDRs in the table\n{}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM cdr WHERE destination_number = '9196'"),
+        calls.to_string()
+    );
 }

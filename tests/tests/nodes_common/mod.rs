@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 const DIALPLAN: &str = r#"<include><context name="default">
   <extension name="users"><condition field="destination_number" expression="^(100[01])$">
     <action application="bridge" data="user/$1@127.0.0.1"/></condition></extension>
+  <extension name="echo"><condition field="destination_number" expression="^9196$">
+    <action application="answer"/><action application="echo"/></condition></extension>
+  <extension name="park"><condition field="destination_number" expression="^5900$">
+    <action application="answer"/><action application="park"/></condition></extension>
 </context></include>"#;
 
 const DIRECTORY: &str = r#"<include><domain name="127.0.0.1">
@@ -25,6 +29,17 @@ const DIRECTORY: &str = r#"<include><domain name="127.0.0.1">
 /// A node on `port` sharing registrations in `dsn`; `settings`: more
 /// profile params.
 pub fn node_with(port: u16, dsn: &str, settings: &str) -> Switch {
+    node_full(port, dsn, settings, &[], Vec::new())
+}
+
+/// As [`node_with`], with more modules loaded and more configuration files.
+pub fn node_full(
+    port: u16,
+    dsn: &str,
+    settings: &str,
+    modules: &[&str],
+    files: Vec<(String, String)>,
+) -> Switch {
     let sofia = format!(
         r#"<configuration name="sofia.conf"><profiles>
   <profile name="internal"><settings>
@@ -35,12 +50,19 @@ pub fn node_with(port: u16, dsn: &str, settings: &str) -> Switch {
 </profiles></configuration>"#
     );
     Switch::start(SwitchConfig {
-        autoload: vec!["mod_sofia".into(), "mod_dptools".into()],
-        files: vec![
-            ("autoload_configs/sofia.conf.xml".into(), sofia),
+        autoload: ["mod_sofia", "mod_dptools"]
+            .iter()
+            .chain(modules)
+            .map(|m| m.to_string())
+            .collect(),
+        files: [
+            ("autoload_configs/sofia.conf.xml".to_string(), sofia),
             ("directory/default.xml".into(), DIRECTORY.into()),
             ("dialplan/default.xml".into(), DIALPLAN.into()),
-        ],
+        ]
+        .into_iter()
+        .chain(files)
+        .collect(),
         ..Default::default()
     })
 }
