@@ -137,6 +137,9 @@ fn records_queued_at_unload_are_spooled_and_a_later_load_replays_them() {
     let mut sw = cdr_switch(&pg, spool.path(), "sql");
     pg.stop_server();
     calls(&mut sw, 8);
+    // Every leg reported (a channel is gone after CS_REPORTING) before the
+    // module goes: what it holds then must reach the spool.
+    hotswitch_e2e::wait_until(&mut sw, "the calls to end", |s| s.channel_count() == 0);
     assert_eq!(sw.cmd("unload mod_cdr_pg_csv").trim(), "+OK");
     let file = spool.path().join("cdr-spool.sql");
     assert_eq!(spooled(&file), 8);

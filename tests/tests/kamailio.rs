@@ -4,7 +4,9 @@
 //! REGISTER; that node is killed with SIGKILL, Kamailio's OPTIONS probing
 //! marks it down, and a call to 1000 through Kamailio goes to the other
 //! node, which finds the registration in the database and reaches the
-//! phone through Kamailio along the Path. Skipped without
+//! phone through Kamailio along the Path. And a node taken out of service
+//! with `fsctl shutdown elegant` answers new calls 503, which Kamailio
+//! moves to the other node, while its own call finishes. Skipped without
 //! `HOTSWITCH_TEST_PG` or without Debian's `kamailio` (.ci/run has both).
 
 mod nodes_common;
@@ -170,4 +172,88 @@ fn a_node_killed_behind_kamailio_leaves_its_phone_reachable_through_the_other() 
     let status = nodes[other].cmd("sofia status profile internal");
     assert!(status.contains("CALLS-IN         \t1\n"), "{status}");
     assert!(status.contains("CALLS-OUT        \t1\n"), "{status}");
+}
+
+fn calls_in(sw: &mut Switch) -> String {
+    let status = sw.cmd("sofia status profile internal");
+    status
+        .lines()
+        .find(|l| l.starts_with("CALLS-IN"))
+        .and_then(|l| l.split('\t').nth(1))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_node_shut_down_elegantly_behind_kamailio_sheds_new_calls_and_finishes_its_own() {
+    if !kamailio_installed() {
+        eprintln!("SKIPPED kamailio: Debian's kamailio is not installed (.ci/run installs it)");
+        return;
+    }
+    let Some(pg) = PgServer::start("kamailio_drain") else {
+        return;
+    };
+    let (port_a, port_b, kport) = (free_port(), free_port(), free_port());
+    let dsn = format!("pgsql://{}", pg.conninfo());
+    let mut nodes = [node(port_a, &dsn), node(port_b, &dsn)];
+    let dir = TempDir::new("kamailio");
+    let _kam = Kamailio::start(dir.path(), kport, &[port_a, port_b]);
+
+    // A call through Kamailio that stays up for a while: on node `busy`.
+    let long = sipp(
+        "uac_call_rr.xml",
+        Some(kport),
+        &[
+            "-s",
+            "5900",
+            "-d",
+            "5000",
+            "-key",
+            "rtp_port",
+            &free_port().to_string(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let busy = loop {
+        if let Some(i) = nodes.iter_mut().position(|n| n.channel_count() == 1) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "the call did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let other = 1 - busy;
+    assert_eq!(nodes[busy].cmd("fsctl shutdown elegant").trim(), "+OK");
+
+    // New calls: those Kamailio hashes to the draining node get 503 and
+    // are moved to the other one; every one is answered.
+    succeeds(
+        sipp(
+            "uac_call_rr.xml",
+            Some(kport),
+            &[
+                "-s",
+                "9196",
+                "-m",
+                "6",
+                "-r",
+                "5",
+                "-d",
+                "100",
+                "-key",
+                "rtp_port",
+                &free_port().to_string(),
+            ],
+        ),
+        "uac_call_rr while draining",
+    );
+    assert_eq!(calls_in(&mut nodes[other]), "6");
+    assert_eq!(calls_in(&mut nodes[busy]), "1");
+
+    // The draining node's own call finishes, then it stops by itself.
+    succeeds(long, "the long call");
+    let st = nodes[busy]
+        .wait_exit(Duration::from_secs(20))
+        .expect("the drained node stops once its call ended");
+    assert!(st.success(), "{st}");
 }
