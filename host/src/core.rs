@@ -297,6 +297,12 @@ impl Core {
                 ) => {
                     log::error!("switch.conf: {k} must be a whole number, not '{v}'")
                 }
+                // Said, not silently dropped: nodes share registrations
+                // through a profile's odbc-dsn; the core keeps no database.
+                ("core-db-dsn", _) if !v.trim().is_empty() => log::error!(
+                    "switch.conf: core-db-dsn is not supported (the core keeps no database); \
+                     share registrations with odbc-dsn in the sofia profiles"
+                ),
                 _ => {}
             }
         }

@@ -374,6 +374,14 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     c.challenge_realm = Some(vt.to_string())
                 }
                 "enable-tcp" | "bind-tcp" => c.tcp = bool_param(vt),
+                // Refused rather than ignored: no call state is kept in the
+                // database, so another node could not take calls over.
+                "track-calls" if bool_param(vt) => {
+                    return Err(ConfigError(format!(
+                        "profile {name}: track-calls is not supported: calls are not kept \
+                         in the database, so `sofia recover` on another node cannot take them over"
+                    )))
+                }
                 "sip-trace" => c.trace = bool_param(vt),
                 _ => {}
             }
@@ -503,5 +511,36 @@ mod tests {
             .to_string()
             .contains("twice"));
         assert!(Config::from_xml(Some("<configuration"), None).is_err());
+    }
+
+    #[test]
+    fn shared_state_params_are_used_or_refused_never_ignored() {
+        let with = |param: &str| {
+            CONF.replace(
+                r#"<param name="dtmf-type" value="info"/>"#,
+                &format!(r#"<param name="dtmf-type" value="info"/>{param}"#),
+            )
+        };
+        let c = Config::from_xml(
+            Some(&with(
+                r#"<param name="odbc-dsn" value="pgsql://hostaddr=127.0.0.1 dbname=fs user=fs"/>"#,
+            )),
+            None,
+        )
+        .unwrap();
+        assert!(c.profiles[0].odbc_dsn.is_some());
+        assert!(c.profiles[0].registration_db.is_none());
+        for refused in [
+            r#"<param name="odbc-dsn" value="fs:user:pass"/>"#,
+            r#"<param name="track-calls" value="true"/>"#,
+        ] {
+            let e = Config::from_xml(Some(&with(refused)), None).unwrap_err();
+            assert!(e.to_string().contains("profile internal"), "{e}");
+        }
+        assert!(Config::from_xml(
+            Some(&with(r#"<param name="track-calls" value="false"/>"#)),
+            None
+        )
+        .is_ok());
     }
 }
