@@ -13,7 +13,7 @@ mod nodes_common;
 
 use hotswitch_e2e::pg::PgServer;
 use hotswitch_e2e::{free_port, wait_udp_bound, workspace_root, Switch, TempDir};
-use nodes_common::{node, register, sipp, succeeds, wait_contact, wait_log};
+use nodes_common::{answering_phone, node, register, sipp, succeeds, wait_contact, wait_log};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -139,21 +139,7 @@ fn a_node_killed_behind_kamailio_leaves_its_phone_reachable_through_the_other() 
 
     // A call to 1000 through Kamailio: the other node rings the phone,
     // through Kamailio (its Record-Route is on the INVITE the phone gets).
-    let phone = sipp(
-        "uas_answer.xml",
-        None,
-        &[
-            "-key",
-            "want_header",
-            &format!("Record-Route: <sip:127.0.0.1:{kport};lr"),
-            "-key",
-            "rtp_port",
-            &free_port().to_string(),
-            "-p",
-            &ua_port.to_string(),
-        ],
-    );
-    wait_udp_bound(ua_port, Duration::from_secs(10));
+    let phone = answering_phone(ua_port, &format!("Record-Route: <sip:127.0.0.1:{kport};lr"));
     let caller = sipp(
         "uac_call_rr.xml",
         Some(kport),

@@ -7,8 +7,10 @@
 mod nodes_common;
 
 use hotswitch_e2e::pg::PgServer;
-use hotswitch_e2e::{free_port, wait_udp_bound};
-use nodes_common::{node, node_full, register, sipp, succeeds, wait_contact, wait_log};
+use hotswitch_e2e::free_port;
+use nodes_common::{
+    answering_phone, node, node_full, register, sipp, succeeds, wait_contact, wait_log,
+};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -36,21 +38,7 @@ fn a_phone_registered_on_node_a_is_called_from_node_b() {
         format!("1000|127.0.0.1|{ua_port}")
     );
 
-    let phone = sipp(
-        "uas_answer.xml",
-        None,
-        &[
-            "-key",
-            "want_header",
-            "INVITE sip:1000@127.0.0.1",
-            "-key",
-            "rtp_port",
-            &free_port().to_string(),
-            "-p",
-            &ua_port.to_string(),
-        ],
-    );
-    wait_udp_bound(ua_port, Duration::from_secs(10));
+    let phone = answering_phone(ua_port, "INVITE sip:1000@127.0.0.1");
     let out = b.cmd("originate {originate_timeout=10}user/1000@127.0.0.1 &park()");
     assert!(out.starts_with("+OK "), "{out}\n{}", b.log());
     let uuid = out[4..].trim().to_string();

@@ -145,6 +145,28 @@ pub fn succeeds(mut s: Sipp, what: &str) {
     }
 }
 
+/// A phone answering one call on `ua_port` (where it registered), the
+/// INVITE carrying a line that matches `want_header`; returns once it
+/// listens.
+pub fn answering_phone(ua_port: u16, want_header: &str) -> Sipp {
+    let phone = sipp(
+        "uas_answer.xml",
+        None,
+        &[
+            "-key",
+            "want_header",
+            want_header,
+            "-key",
+            "rtp_port",
+            &free_port().to_string(),
+            "-p",
+            &ua_port.to_string(),
+        ],
+    );
+    hotswitch_e2e::wait_udp_bound(ua_port, Duration::from_secs(10));
+    phone
+}
+
 pub fn register(port: u16, user: &str, ua_port: u16) {
     let ua = ua_port.to_string();
     succeeds(
