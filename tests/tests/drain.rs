@@ -1,6 +1,7 @@
 //! Taking a node out of service without cutting calls (FreeSWITCH's
-//! `fsctl pause` and `fsctl shutdown elegant`): new INVITEs are answered
-//! `503 Maximum Calls In Progress` with `Retry-After: 300`, the call that
+//! `fsctl pause` and `fsctl shutdown elegant`): new INVITEs (and OPTIONS
+//! probes, REGISTERs) are answered `503 Maximum Calls In Progress` with
+//! `Retry-After: 300`, the call that
 //! is up goes on, and the switch stops by itself once it has ended.
 
 mod nodes_common;
@@ -72,6 +73,11 @@ fn paused_inbound_calls_get_503_with_retry_after_until_resumed() {
     let mut sw = switch(port);
     assert_eq!(sw.cmd("fsctl pause inbound").trim(), "+OK");
     refused(port);
+    // A dispatcher's OPTIONS probe is refused too: it marks the node down.
+    succeeds(
+        sipp("options_refused.xml", Some(port), &[]),
+        "options_refused",
+    );
     assert_eq!(sw.cmd("fsctl resume inbound").trim(), "+OK");
     succeeds(call(port, 100), "uac_call");
     assert!(sw.cmd("fsctl pause sideways").starts_with("-USAGE"));

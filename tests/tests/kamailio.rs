@@ -14,6 +14,7 @@ mod nodes_common;
 use hotswitch_e2e::pg::PgServer;
 use hotswitch_e2e::{free_port, wait_udp_bound, workspace_root, Switch, TempDir};
 use nodes_common::{answering_phone, node, register, sipp, succeeds, wait_contact, wait_log};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,7 +34,11 @@ impl Kamailio {
             .collect();
         std::fs::write(&list, entries).unwrap();
         let log = dir.join("kamailio.log");
+        // Kamailio forks its workers: a process group of its own lets the
+        // test end them all (a SIGKILL to the main process alone leaves
+        // them holding the port).
         let child = Command::new("kamailio")
+            .process_group(0)
             .arg("-f")
             .arg(workspace_root().join("tests/kamailio/kamailio.cfg"))
             .args(["-DD", "-E", "-m", "32", "-M", "8"])
@@ -72,7 +77,8 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
@@ -114,7 +120,7 @@ fn a_node_killed_behind_kamailio_leaves_its_phone_reachable_through_the_other() 
     let kam = Kamailio::start(dir.path(), kport, &[port_a, port_b]);
 
     // The phone registers through Kamailio; one node takes it, with the Path.
-    let ua_port = free_port();
+    let ua_port = nodes_common::free_udp_port();
     register(kport, "1000", ua_port);
     let path = pg.psql("SELECT path FROM sip_registrations WHERE sip_user = '1000'");
     assert!(

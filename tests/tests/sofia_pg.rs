@@ -6,8 +6,8 @@
 
 mod nodes_common;
 
-use hotswitch_e2e::pg::PgServer;
 use hotswitch_e2e::free_port;
+use hotswitch_e2e::pg::PgServer;
 use nodes_common::{
     answering_phone, node, node_full, register, sipp, succeeds, wait_contact, wait_log,
 };
@@ -29,7 +29,7 @@ fn a_phone_registered_on_node_a_is_called_from_node_b() {
         "2"
     );
 
-    let ua_port = free_port();
+    let ua_port = nodes_common::free_udp_port();
     register(port_a, "1000", ua_port);
     wait_contact(&mut a, "1000@127.0.0.1", ua_port);
     wait_contact(&mut b, "1000@127.0.0.1", ua_port);
@@ -61,7 +61,7 @@ fn a_register_while_the_database_is_down_is_answered_and_shared_once_it_is_back(
     wait_log(&b, "registrations database connected");
 
     pg.stop_server();
-    let ua_port = free_port();
+    let ua_port = nodes_common::free_udp_port();
     let started = Instant::now();
     register(port_a, "1001", ua_port);
     assert!(

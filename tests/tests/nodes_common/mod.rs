@@ -114,7 +114,7 @@ pub fn sipp(scenario: &str, target: Option<u16>, args: &[&str]) -> Sipp {
     cmd.args(["-i", "127.0.0.1", "-nostdin", "-m", "1"])
         .args(["-timeout", "40s", "-timeout_error"])
         .arg("-mp")
-        .arg(free_port().to_string())
+        .arg(free_udp_port().to_string())
         .args(args)
         .arg("-trace_err")
         .arg("-error_file")
@@ -142,6 +142,17 @@ pub fn succeeds(mut s: Sipp, what: &str) {
         }
         assert!(Instant::now() < deadline, "sipp {what} did not finish");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A port free for UDP as well (a phone's SIP port: `free_port` only
+/// looks at TCP).
+pub fn free_udp_port() -> u16 {
+    loop {
+        let p = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
     }
 }
 

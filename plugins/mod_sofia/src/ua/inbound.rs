@@ -80,18 +80,9 @@ impl Stack {
         let session = match ctx.session_request("sofia", false) {
             Ok(s) => s,
             Err(e) => {
-                // The core takes no new call (limits, `fsctl pause` or a
-                // shutdown draining the calls): FreeSWITCH's answer, which
-                // sends a dispatcher in front to another node.
+                // A limit, or the core stopped taking calls meanwhile.
                 log::warn!("INVITE {call_id}: no session: {e}");
-                self.reply(
-                    &key,
-                    &msg,
-                    (503, "Maximum Calls In Progress"),
-                    Some(&new_tag()),
-                    now,
-                    |r| r.headers.push("Retry-After", "300"),
-                );
+                self.refuse_busy(&key, &msg, now);
                 return;
             }
         };
