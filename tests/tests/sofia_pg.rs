@@ -28,6 +28,11 @@ fn a_phone_registered_on_node_a_is_called_from_node_b() {
         pg.psql("SELECT version FROM hotswitch_schema WHERE component = 'sofia'"),
         "2"
     );
+    let status = a.cmd("sofia status profile internal");
+    assert!(
+        status.contains(&format!("DBName           \tpgsql://{}", pg.conninfo())),
+        "{status}"
+    );
 
     let ua_port = nodes_common::free_udp_port();
     register(port_a, "1000", ua_port);

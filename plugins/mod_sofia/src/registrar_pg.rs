@@ -105,6 +105,36 @@ pub fn parse_dsn(dsn: &str) -> Result<tokio_postgres::Config, DsnError> {
     Ok(c)
 }
 
+/// The DSN as `sofia status` shows it (FreeSWITCH's DBName line), its
+/// password hidden.
+pub fn masked(dsn: &str) -> String {
+    let mut out = String::with_capacity(dsn.len());
+    let mut rest = dsn;
+    // keyword/value form: password=… or password='…'
+    while let Some(i) = rest.find("password=") {
+        out.push_str(&rest[..i + "password=".len()]);
+        let v = &rest[i + "password=".len()..];
+        let end = if let Some(q) = v.strip_prefix('\'') {
+            q.find('\'').map_or(v.len(), |e| e + 2)
+        } else {
+            v.find(char::is_whitespace).unwrap_or(v.len())
+        };
+        out.push_str("****");
+        rest = &v[end..];
+    }
+    out.push_str(rest);
+    // URL form: scheme://user:password@host
+    if let Some(scheme) = out.find("://") {
+        let after = scheme + 3;
+        if let Some(at) = out[after..].find('@').map(|a| a + after) {
+            if let Some(colon) = out[after..at].find(':').map(|c| c + after) {
+                out.replace_range(colon + 1..at, "****");
+            }
+        }
+    }
+    out
+}
+
 enum Op {
     Save(Registration),
     Delete(Registration),
@@ -555,6 +585,23 @@ mod tests {
         ] {
             assert!(parse_dsn(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn status_shows_the_dsn_without_its_password() {
+        assert_eq!(
+            masked("pgsql://hostaddr=127.0.0.1 dbname=fs user=fs password='x y' port=5432"),
+            "pgsql://hostaddr=127.0.0.1 dbname=fs user=fs password=**** port=5432"
+        );
+        assert_eq!(
+            masked("pgsql://hostaddr=127.0.0.1 password=secret"),
+            "pgsql://hostaddr=127.0.0.1 password=****"
+        );
+        assert_eq!(
+            masked("postgresql://fs:secret@db/fs"),
+            "postgresql://fs:****@db/fs"
+        );
+        assert_eq!(masked("postgresql://fs@db/fs"), "postgresql://fs@db/fs");
     }
 
     #[test]
