@@ -225,6 +225,12 @@ impl Registrar {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Vec<Registration>>> {
+        self.sync();
+        self.by_aor.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Folds in what other nodes sharing the store changed.
+    fn sync(&self) {
         let changes = self.store.remote_changes();
         if !changes.is_empty() {
             let mut m = self.write();
@@ -240,7 +246,6 @@ impl Registrar {
                 }
             }
         }
-        self.by_aor.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Vec<Registration>>> {
@@ -308,6 +313,8 @@ impl Registrar {
 
     /// Drops lapsed bindings; returns how many.
     pub fn purge(&self, now: u64) -> usize {
+        // Also drains the other nodes' changes on a node nobody calls.
+        self.sync();
         let mut gone = Vec::new();
         {
             let mut m = self.write();
@@ -368,6 +375,49 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].contact, "sip:1000@127.0.0.1:5062");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A shared store as another node's changes reach it.
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<RemoteChange>>>);
+
+    impl RegistrationStore for Shared {
+        fn save(&self, _: &Registration) -> Result<(), String> {
+            Ok(())
+        }
+        fn delete(&self, _: &Registration) -> Result<(), String> {
+            Ok(())
+        }
+        fn load_all(&self) -> Result<Vec<Registration>, String> {
+            Ok(Vec::new())
+        }
+        fn remote_changes(&self) -> Vec<RemoteChange> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    #[test]
+    fn other_nodes_bindings_are_found_and_their_removals_honoured() {
+        let feed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = Registrar::new(Box::new(Shared(feed.clone()))).unwrap();
+        let theirs = reg("sip:1000@127.0.0.1:5070", now_secs() + 60);
+        feed.lock()
+            .unwrap()
+            .push(RemoteChange::Bind(theirs.clone()));
+        assert_eq!(
+            r.lookup("1000@127.0.0.1", None),
+            std::slice::from_ref(&theirs)
+        );
+        r.bind(reg("sip:1000@127.0.0.1:5072", now_secs() + 30));
+        feed.lock().unwrap().push(RemoteChange::Unbind(theirs));
+        let left = r.lookup("1000@127.0.0.1", None);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].contact, "sip:1000@127.0.0.1:5072");
+        // A node nobody calls still drains the feed (purge runs on a timer).
+        feed.lock()
+            .unwrap()
+            .push(RemoteChange::Bind(reg("sip:x@h", now_secs() + 60)));
+        assert_eq!(r.purge(now_secs()), 0);
+        assert!(feed.lock().unwrap().is_empty());
     }
 
     #[test]

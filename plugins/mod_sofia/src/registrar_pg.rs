@@ -39,7 +39,7 @@ const CHANNEL: &str = "sofia_registrations";
 /// Between two connection attempts while the database is down.
 const RETRY: Duration = Duration::from_secs(1);
 /// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long unload waits for queued changes to be written.
 const FLUSH_AT_STOP: Duration = Duration::from_secs(2);
 
