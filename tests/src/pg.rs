@@ -189,6 +189,21 @@ impl PgServer {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Runs `sql` in the `hotswitch` database in the background (a slow
+    /// transaction holding locks, say); the test waits for the child.
+    pub fn psql_background(&self, sql: &str) -> std::process::Child {
+        Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .args(["-h", "127.0.0.1", "-U", "hotswitch", "-d", "hotswitch"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-c")
+            .arg(sql)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("run psql")
+    }
+
     /// The server's directory (its log is `server.log` there).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -205,3 +205,37 @@ fn calls_to_echo_during_a_postgresql_outage_are_answered_and_every_cdr_reaches_t
         calls.to_string()
     );
 }
+
+#[test]
+fn a_register_while_the_database_is_slow_is_answered_at_once() {
+    let Some(pg) = PgServer::start("sofia_pg_slow") else {
+        return;
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = node(port_a, &format!("pgsql://{}", pg.conninfo()));
+    let mut b = node(port_b, &format!("pgsql://{}", pg.conninfo()));
+    wait_log(&a, "registrations database connected");
+    wait_log(&b, "registrations database connected");
+    // A transaction holds the table for 4 s: every write to it waits.
+    let mut slow = pg.psql_background(
+        "BEGIN; LOCK TABLE sip_registrations IN ACCESS EXCLUSIVE MODE; \
+         SELECT pg_sleep(4); COMMIT;",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pg.psql("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'sip_registrations'::regclass") != "1" {
+        assert!(Instant::now() < deadline, "the lock was not taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ua_port = nodes_common::free_udp_port();
+    let started = Instant::now();
+    register(port_a, "1000", ua_port);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the REGISTER waited {:?} on the database",
+        started.elapsed()
+    );
+    wait_contact(&mut a, "1000@127.0.0.1", ua_port);
+    // Written, and shared, once the lock is gone.
+    assert!(slow.wait().unwrap().success());
+    wait_contact(&mut b, "1000@127.0.0.1", ua_port);
+}
