@@ -153,6 +153,8 @@ pub struct Core {
     pub state_handlers: StateHandlerRegistry,
     globals: std::sync::RwLock<std::collections::HashMap<String, String>>,
     pub scheduler: crate::scheduler::Scheduler,
+    /// Phones registered with endpoints (`show registrations`).
+    pub registrations: crate::registrations::Registrations,
     /// Event/log subscriptions modules opened, by id.
     pub module_subs: Mutex<std::collections::HashMap<u64, Arc<crate::services::ModuleSub>>>,
     shutting_down: AtomicBool,
@@ -195,6 +197,7 @@ impl Core {
             state_handlers: StateHandlerRegistry::default(),
             globals: std::sync::RwLock::new(std::collections::HashMap::new()),
             scheduler: crate::scheduler::Scheduler::default(),
+            registrations: crate::registrations::Registrations::default(),
             module_subs: Mutex::new(std::collections::HashMap::new()),
             shutting_down: AtomicBool::new(false),
             shutdown: (Mutex::new(false), Condvar::new()),

@@ -6,6 +6,7 @@
 //! console. `main.rs` wires them together; `ARCHITECTURE.md` maps them.
 
 pub mod bridge;
+pub mod channel_tables;
 pub mod commands;
 pub mod config;
 pub mod console;
@@ -26,10 +27,12 @@ pub mod media_io;
 pub mod modules;
 pub mod originate;
 pub mod preprocess;
+pub mod registrations;
 pub mod ringback;
 pub mod scheduler;
 pub mod services;
 pub mod session;
 pub mod session_commands;
+pub mod show;
 pub mod state_machine;
 pub mod xml;

@@ -643,6 +643,27 @@ struct Rate {
     count: u32,
 }
 
+/// The peaks of the current five-minute window (`status`'s `last 5min`):
+/// the window number (seconds / 300), concurrent sessions, sessions per
+/// second.
+#[derive(Default)]
+struct FiveMinutes {
+    window: AtomicU64,
+    peak: AtomicU64,
+    peak_sps: AtomicU64,
+}
+
+impl FiveMinutes {
+    /// Starts a new window when the clock has left the current one.
+    fn roll(&self) {
+        let w = now_us() / 300_000_000;
+        if self.window.swap(w, Ordering::Relaxed) != w {
+            self.peak.store(0, Ordering::Relaxed);
+            self.peak_sps.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The registry of live sessions and the counters `status` reports.
 pub struct Sessions {
     map: RwLock<HashMap<String, Arc<Session>>>,
@@ -655,6 +676,7 @@ pub struct Sessions {
     rate: Mutex<Rate>,
     pub max_sessions: AtomicU64,
     pub sessions_per_second: AtomicU64,
+    five: FiveMinutes,
 }
 
 impl Default for Sessions {
@@ -672,6 +694,7 @@ impl Default for Sessions {
             }),
             max_sessions: AtomicU64::new(1000),
             sessions_per_second: AtomicU64::new(30),
+            five: FiveMinutes::default(),
         }
     }
 }
@@ -712,6 +735,16 @@ impl Sessions {
         }
     }
 
+    /// The peaks of concurrent sessions and of sessions per second in the
+    /// current five-minute window.
+    pub fn five_minute_peaks(&self) -> (u64, u64) {
+        self.five.roll();
+        (
+            self.five.peak.load(Ordering::Relaxed),
+            self.five.peak_sps.load(Ordering::Relaxed),
+        )
+    }
+
     /// Creates a session on `endpoint` (FreeSWITCH's session request).
     pub fn request(
         &self,
@@ -740,6 +773,10 @@ impl Sessions {
             }
             r.count += 1;
             self.peak_sps.fetch_max(r.count as u64, Ordering::Relaxed);
+            self.five.roll();
+            self.five
+                .peak_sps
+                .fetch_max(r.count as u64, Ordering::Relaxed);
         }
         let guard = endpoint
             .module
@@ -798,6 +835,9 @@ impl Sessions {
             }
             map.insert(uuid, s.clone());
             self.peak.fetch_max(map.len() as u64, Ordering::Relaxed);
+            self.five
+                .peak
+                .fetch_max(map.len() as u64, Ordering::Relaxed);
         }
         self.total.fetch_add(1, Ordering::Relaxed);
         self.alive.fetch_add(1, Ordering::Relaxed);

@@ -794,6 +794,25 @@ macro_rules! declare_module {
     };
 }
 
+/// True when `s` can stand as one word of an api command's arguments: not
+/// empty, no white space or control characters, none of the characters
+/// the core expands (`$ { }`). Check names that come from the network (a
+/// digest username, a verto login) with it before building a command
+/// line such as `user_data <user>@<domain> param password` from them.
+///
+/// ```
+/// use hotswitch_plugin_api::is_api_word;
+/// assert!(is_api_word("1000@127.0.0.1"));
+/// assert!(!is_api_word("1000 attr"));
+/// assert!(!is_api_word("${x}"));
+/// assert!(!is_api_word(""));
+/// ```
+pub fn is_api_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '$' | '{' | '}'))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

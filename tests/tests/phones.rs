@@ -163,3 +163,77 @@ fn without_ringback_the_caller_gets_180_before_200() {
     b.wait_event("CALL_CLOSED", answer_at, &mut [&mut a]);
     assert!(share_with(&a.heard(), B_TONE) > 0.5);
 }
+
+#[test]
+fn a_phone_registered_over_tcp_is_called_after_a_switch_restart() {
+    let conf = DefaultConf::new("phones-tcp");
+    let registrar = format!("127.0.0.1:{}", conf.sip_port);
+    let mut sw = conf.start();
+    let mut b = Phone::start("1001", &registrar, Transport::Tcp, B_TONE);
+    b.wait_registered(&mut sw, "127.0.0.1");
+    let reg = sw.cmd("show registrations");
+    assert!(
+        reg.contains("1001") && reg.to_ascii_lowercase().contains("tcp"),
+        "{reg}"
+    );
+    // Restart: the phone's TCP connection is gone, its registration is not.
+    sw.shutdown();
+    let mut sw = conf.start();
+    let mut a = Phone::start("1000", &registrar, Transport::Udp, A_TONE);
+    a.wait_registered(&mut sw, "127.0.0.1");
+    let t0 = Instant::now();
+    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
+    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    let answer_at = Instant::now();
+    b.cmd("accept", "");
+    a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
+    pump_for(&mut [&mut a, &mut b], Duration::from_secs(2));
+    a.cmd("hangup", "");
+    b.wait_event("CALL_CLOSED", answer_at, &mut [&mut a]);
+    assert!(
+        share_with(&a.heard(), B_TONE) > 0.3,
+        "1000 heard 1001 over the new connection"
+    );
+    assert!(share_with(&b.heard(), A_TONE) > 0.3, "1001 heard 1000");
+}
+
+#[test]
+fn a_phone_on_another_address_registers_with_digest_and_is_called() {
+    // 127.0.0.2 stands for a phone on another machine: the default internal
+    // profile trusts no address list, so it must authenticate.
+    let conf = DefaultConf::new("phones-elsewhere");
+    let registrar = format!("127.0.0.1:{}", conf.sip_port);
+    let mut sw = conf.start();
+    let mut a = Phone::start("1000", &registrar, Transport::Udp, A_TONE);
+    let mut b = Phone::start_at(
+        "127.0.0.2",
+        "1001",
+        &registrar,
+        Transport::Udp,
+        B_TONE,
+        None,
+    );
+    a.wait_registered(&mut sw, "127.0.0.1");
+    b.wait_registered(&mut sw, "127.0.0.1");
+    assert!(
+        sw.cmd("sofia_contact 1001@127.0.0.1").contains("127.0.0.2"),
+        "1001's contact is its own address"
+    );
+    let t0 = Instant::now();
+    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
+    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    let answer_at = Instant::now();
+    b.cmd("accept", "");
+    a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
+    pump_for(&mut [&mut a, &mut b], Duration::from_secs(2));
+    b.cmd("hangup", "");
+    a.wait_event("CALL_CLOSED", answer_at, &mut [&mut b]);
+    assert!(share_with(&a.heard(), B_TONE) > 0.3);
+    assert!(share_with(&b.heard(), A_TONE) > 0.3);
+    // And 1001 calls out from there: challenged, it authenticates.
+    let t1 = Instant::now();
+    b.cmd("dial", &format!("sip:9196@127.0.0.1:{}", conf.sip_port));
+    b.wait_event("CALL_ESTABLISHED", t1, &mut [&mut a]);
+    b.cmd("hangup", "");
+    b.wait_event("CALL_CLOSED", t1, &mut [&mut a]);
+}

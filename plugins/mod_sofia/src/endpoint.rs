@@ -38,6 +38,7 @@ impl Endpoint for Sofia {
             &shared.profiles,
             &shared.registrar,
             &gateways,
+            &|a| shared.flow_alive(a),
         )?;
         let pc = &shared.profile_cfg[t.profile];
         let media = Media::bind(

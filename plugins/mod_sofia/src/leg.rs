@@ -85,6 +85,11 @@ pub enum Input {
     TcpClosed {
         from: SocketAddr,
     },
+    /// A connection we opened could not be made: what waits on it fails.
+    TcpUnreachable {
+        to: SocketAddr,
+        error: String,
+    },
     /// The core answered / pre-answered / rang an inbound leg.
     Answer {
         call_id: String,

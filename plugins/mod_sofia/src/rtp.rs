@@ -639,6 +639,12 @@ impl Media {
         }
     }
 
+    /// Whether the far end takes and sends telephone-events (its SDP
+    /// offered or accepted them).
+    pub fn has_telephone_event(&self) -> bool {
+        lock(&self.st).te_pt.is_some()
+    }
+
     /// Queues a digit; it goes out as RFC 4733 events in the frames that
     /// follow — in place of the audio while a writer sends audio, else by
     /// [`Media::tick_dtmf`]. Returns false when the far end takes no events.
