@@ -5,39 +5,15 @@
 //! is up goes on, and the switch stops by itself once it has ended.
 
 mod nodes_common;
+mod sofia_common;
 
-use hotswitch_e2e::{free_port, wait_until, Switch, SwitchConfig};
+use hotswitch_e2e::{free_port, wait_until, Switch};
 use nodes_common::{sipp, succeeds};
 use std::time::Duration;
 
+/// A switch with the `internal` profile on `port` (5900 answers and parks).
 fn switch(port: u16) -> Switch {
-    let sofia = format!(
-        r#"<configuration name="sofia.conf"><profiles>
-  <profile name="internal"><settings>
-    <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="{port}"/>
-    <param name="rtp-ip" value="127.0.0.1"/><param name="context" value="default"/>
-  </settings></profile>
-</profiles></configuration>"#
-    );
-    Switch::start(SwitchConfig {
-        autoload: vec![
-            "mod_sofia".into(),
-            "mod_dptools".into(),
-            "mod_loopback".into(),
-        ],
-        files: vec![
-            ("autoload_configs/sofia.conf.xml".into(), sofia),
-            (
-                "dialplan/default.xml".into(),
-                r#"<include><context name="default">
-  <extension name="park"><condition field="destination_number" expression="^5900$">
-    <action application="answer"/><action application="park"/></condition></extension>
-</context></include>"#
-                    .into(),
-            ),
-        ],
-        ..Default::default()
-    })
+    sofia_common::start_on(port, "", "", "", None)
 }
 
 fn call(port: u16, hold_ms: u32) -> nodes_common::Sipp {
