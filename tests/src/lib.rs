@@ -6,6 +6,8 @@
 //! The binary and the workspace's modules come from `cargo build
 //! --workspace` (the README's test command runs it first).
 
+pub mod pg;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

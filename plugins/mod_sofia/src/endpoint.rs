@@ -125,6 +125,7 @@ impl Endpoint for Sofia {
             headers,
             auth,
             gateway: t.gateway,
+            route: t.route,
         })));
         Ok(s)
     }
