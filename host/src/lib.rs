@@ -20,6 +20,7 @@ pub mod drain;
 pub mod event;
 pub mod executor;
 pub mod expand;
+pub mod handles;
 pub mod interfaces;
 pub mod loader;
 pub mod logtap;

@@ -90,6 +90,15 @@ pub struct LoadedModule {
     faulted: AtomicBool,
     /// The module declared that a panic leaves its other calls sound.
     panic_safe: bool,
+    /// The id the module knows itself by (`ModuleHandle`), in
+    /// `handles::MODULES`.
+    handle: u64,
+}
+
+impl Drop for LoadedModule {
+    fn drop(&mut self) {
+        crate::handles::MODULES.remove(self.handle);
+    }
 }
 
 /// Why a module's interface cannot be called now.
@@ -132,10 +141,8 @@ impl LoadedModule {
     }
 
     /// The handle given to the module.
-    pub fn handle(self: &Arc<Self>) -> ModuleHandle {
-        ModuleHandle {
-            ptr: Arc::as_ptr(self) as *const std::ffi::c_void,
-        }
+    pub fn handle(&self) -> ModuleHandle {
+        ModuleHandle { id: self.handle }
     }
 
     /// Starts a call into the module, unless it is faulted or going away.
@@ -521,7 +528,9 @@ impl ModuleManager {
         if declared != name {
             log::warn!("{name}: the module declares itself as '{declared}'");
         }
-        let m = Arc::new(LoadedModule {
+        let (load_fn, unload_fn, runtime_fn, flags) = (d.load, d.unload, d.runtime, d.flags);
+        let m = Arc::new_cyclic(|me| LoadedModule {
+            handle: crate::handles::MODULES.insert(me.clone()),
             name: name.to_string(),
             version,
             description,
@@ -538,14 +547,14 @@ impl ModuleManager {
             }),
             idle: Condvar::new(),
             running: AtomicBool::new(true),
-            load_fn: d.load,
-            unload_fn: d.unload,
-            runtime_fn: d.runtime,
+            load_fn,
+            unload_fn,
+            runtime_fn,
             runtime: Mutex::new(None),
             worker_threads: AtomicUsize::new(0),
             retiring: AtomicBool::new(false),
             faulted: AtomicBool::new(false),
-            panic_safe: d.flags & MODULE_FLAG_PANIC_SAFE != 0,
+            panic_safe: flags & MODULE_FLAG_PANIC_SAFE != 0,
             lib: Mutex::new(Some(lib)),
         });
         let handle = m.handle();

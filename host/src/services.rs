@@ -89,19 +89,16 @@ pub static SERVICES: HostServices = HostServices {
     core_ready: svc_core_ready,
 };
 
-/// The module behind a handle, as a new strong reference.
-///
-/// # Safety
-/// `h` must be a handle the host gave out for a module that is still held
-/// (the manager holds every module from before its load until after its
-/// library is closed, and modules only call while loaded).
-unsafe fn module_of(h: ModuleHandle) -> Option<Arc<LoadedModule>> {
-    let p = h.ptr as *const LoadedModule;
-    if p.is_null() {
-        return None;
+/// The module behind a handle, checked: `None` for a forged or stale one.
+fn module_of(h: ModuleHandle) -> Option<Arc<LoadedModule>> {
+    let m = crate::handles::MODULES.get(h.id);
+    if m.is_none() {
+        log::warn!(
+            "a module called the host with an unknown module handle {:#x}",
+            h.id
+        );
     }
-    Arc::increment_strong_count(p);
-    Some(Arc::from_raw(p))
+    m
 }
 
 /// Runs `f` with the calling module and its core (`default` for a stale
@@ -383,18 +380,29 @@ unsafe extern "C" fn svc_send_chat(module: ModuleHandle, msg: *const ChatMessage
 
 // ---- sessions ----
 
-/// The session behind a handle, as a new strong reference.
-///
-/// # Safety
-/// `s` must be a handle the host gave out (borrowed for a call, or a
-/// reference the module holds).
-unsafe fn session_of(s: SessionRef) -> Option<Arc<Session>> {
-    let p = s.ptr as *const Session;
-    if p.is_null() {
+/// The session behind a handle, checked: `None` for a forged or stale one
+/// (a session that ended).
+fn session_of(s: SessionRef) -> Option<Arc<Session>> {
+    if s.is_null() {
         return None;
     }
-    Arc::increment_strong_count(p);
-    Some(Arc::from_raw(p))
+    let found = crate::handles::SESSIONS.get(s.id);
+    if found.is_none() {
+        log::warn!(
+            "a module called the host with an unknown or ended session handle {:#x}",
+            s.id
+        );
+    }
+    found
+}
+
+/// A session handle the module holds (one hold taken for it).
+fn held_ref(s: &Arc<Session>) -> SessionRef {
+    let r = s.as_ref();
+    if let Err(e) = crate::handles::SESSIONS.hold(r.id) {
+        log::error!("{}: cannot hold its own handle: {e:?}", s.uuid);
+    }
+    r
 }
 
 fn st(b: bool) -> Status {
@@ -434,9 +442,7 @@ unsafe extern "C" fn svc_session_request(
         match core.sessions.request(&core, ep, dir, uuid) {
             Ok(s) => {
                 if let Some(o) = out.as_mut() {
-                    *o = SessionRef {
-                        ptr: Arc::into_raw(s) as *mut std::ffi::c_void,
-                    };
+                    *o = held_ref(&s);
                 }
                 Status::SUCCESS
             }
@@ -460,9 +466,7 @@ unsafe extern "C" fn svc_session_locate(
         match core.sessions.get(&uuid.to_str()) {
             Some(s) => {
                 if let Some(o) = out.as_mut() {
-                    *o = SessionRef {
-                        ptr: Arc::into_raw(s) as *mut std::ffi::c_void,
-                    };
+                    *o = held_ref(&s);
                 }
                 Status::SUCCESS
             }
@@ -473,9 +477,14 @@ unsafe extern "C" fn svc_session_locate(
 
 unsafe extern "C" fn svc_session_release(s: SessionRef) {
     shield((), || {
-        let p = s.ptr as *const Session;
-        if !p.is_null() {
-            drop(Arc::from_raw(p));
+        if s.is_null() {
+            return;
+        }
+        if let Err(e) = crate::handles::SESSIONS.release(s.id) {
+            log::warn!(
+                "a module released session handle {:#x} it does not hold ({e:?}); refused",
+                s.id
+            );
         }
     })
 }
@@ -485,8 +494,7 @@ macro_rules! session_fn {
         #[allow(clippy::unused_unit)]
         unsafe extern "C" fn $name(session: SessionRef $(, $arg: $ty)*) -> $ret {
             shield($default, || {
-                // SAFETY: the module passes a handle it was given.
-                let Some($s) = (unsafe { session_of(session) }) else { return $default };
+                let Some($s) = session_of(session) else { return $default };
                 let Some($core) = $s.core() else { return $default };
                 #[allow(unused_unsafe)]
                 unsafe { $body }

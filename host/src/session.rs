@@ -251,6 +251,9 @@ const AGAIN: u8 = 3;
 pub struct Session {
     pub uuid: String,
     pub id: u64,
+    /// The id modules know this session by (`SessionRef`), in
+    /// `handles::SESSIONS`.
+    handle: u64,
     pub direction: Direction,
     pub endpoint: Arc<EndpointEntry>,
     pub(crate) core: Weak<Core>,
@@ -277,9 +280,7 @@ impl Session {
 
     /// The handle given to modules for this session.
     pub fn as_ref(self: &Arc<Self>) -> SessionRef {
-        SessionRef {
-            ptr: Arc::as_ptr(self) as *mut c_void,
-        }
+        SessionRef { id: self.handle }
     }
 
     pub fn core(&self) -> Option<Arc<Core>> {
@@ -601,6 +602,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        crate::handles::SESSIONS.remove(self.handle);
         if let Some(core) = self.core.upgrade() {
             core.sessions.dropped();
         }
@@ -816,9 +818,10 @@ impl Sessions {
         ch.set_var("uuid", &uuid);
         ch.set_var("call_uuid", &uuid);
         ch.set_var("session_id", &id.to_string());
-        let s = Arc::new(Session {
+        let s = Arc::new_cyclic(|me| Session {
             uuid: uuid.clone(),
             id,
+            handle: crate::handles::SESSIONS.insert(me.clone()),
             direction,
             endpoint,
             core: Arc::downgrade(core),

@@ -18,7 +18,7 @@ use core::ffi::c_void;
 
 /// Breaking ABI version. A module whose major differs is refused.
 #[cfg(not(feature = "test-skew-version"))]
-pub const ABI_MAJOR: u32 = 5;
+pub const ABI_MAJOR: u32 = 6;
 #[cfg(feature = "test-skew-version")]
 pub const ABI_MAJOR: u32 = 999;
 

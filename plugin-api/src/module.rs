@@ -18,7 +18,7 @@ use crate::types::{InterfaceKind, KeyValue, LogLevel, ModuleHandle, SessionRef, 
 use core::ffi::c_void;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// A module's own load or unload function, as `declare_module!` takes it.
@@ -65,7 +65,7 @@ pub const MODULE_FLAG_PANIC_SAFE: u32 = 1;
 unsafe impl Sync for ModuleDescriptor {}
 
 static SERVICES: AtomicPtr<HostServices> = AtomicPtr::new(core::ptr::null_mut());
-static HANDLE: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static HANDLE: AtomicU64 = AtomicU64::new(0);
 static NAME: OnceLock<&'static str> = OnceLock::new();
 /// Closures registered as interfaces, kept alive until the module unloads.
 static KEEP: Mutex<Vec<Box<dyn Any + Send + Sync>>> = Mutex::new(Vec::new());
@@ -93,7 +93,7 @@ pub(crate) fn services() -> Option<&'static HostServices> {
 
 fn handle() -> ModuleHandle {
     ModuleHandle {
-        ptr: HANDLE.load(Ordering::Acquire),
+        id: HANDLE.load(Ordering::Acquire),
     }
 }
 
@@ -167,7 +167,7 @@ pub unsafe fn __load(
     load: ModuleFn,
 ) -> Status {
     SERVICES.store(services as *mut HostServices, Ordering::Release);
-    HANDLE.store(module.ptr as *mut c_void, Ordering::Release);
+    HANDLE.store(module.id, Ordering::Release);
     let _ = NAME.set(name);
     guard(|| {
         let _ = log::set_logger(&LOGGER);

@@ -289,3 +289,20 @@ fn a_module_in_use_is_refused_unload_and_force_waits_for_its_calls() {
     );
     assert!(sw.mapped_shadows().is_empty(), "{:?}", sw.mapped_shadows());
 }
+
+#[test]
+fn a_forged_or_stale_session_handle_gets_an_error_not_undefined_behaviour() {
+    let mut sw = panic_switch(Vec::new());
+    let r = sw.cmd("panic_forge");
+    assert!(r.starts_with("+OK refused"), "{r}");
+    let uuid = ok_uuid(&sw.cmd("originate panic/ok &panic_keep"));
+    assert_eq!(sw.cmd(&format!("uuid_kill {uuid}")).trim(), "+OK");
+    wait_gone(&mut sw, &uuid, WAIT);
+    let r = sw.cmd("panic_use_kept");
+    assert!(r.starts_with("+OK refused"), "{r}");
+    assert!(sw.log().contains("unknown or ended session handle"));
+    // Neither faulted anything: the module and the switch serve on.
+    assert!(!is_faulted(&mut sw));
+    assert_eq!(sw.cmd("panic_echo fine").trim(), "fine");
+    assert!(sw.alive());
+}

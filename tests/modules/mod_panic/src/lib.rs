@@ -13,14 +13,18 @@
 //! - The `panic_app` application panics; `panic_runtime` makes the runtime
 //!   thread panic on its next turn.
 //!
+//! - `panic_forge` calls the host with a made-up session handle;
+//!   `panic_keep` (an application) keeps its session's handle past the
+//!   call and `panic_use_kept` uses it later: the host must refuse both.
+//!
 //! Built with the `panic-safe` feature it declares itself panic-safe.
 
 use hotswitch_plugin_api::{
     declare_module, CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message,
-    ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
+    ModuleContext, Outgoing, OwnedSession, Session, SessionRef, Status, READ_FLAG_NOBLOCK,
 };
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 declare_module! {
@@ -33,6 +37,20 @@ declare_module! {
 }
 
 static PANIC_RUNTIME: AtomicBool = AtomicBool::new(false);
+/// A session handle kept past its callback (what a module must not do).
+static KEPT: AtomicU64 = AtomicU64::new(0);
+
+/// What the host answers for a handle: its uuid, or that it refused.
+fn probe(raw: SessionRef) -> String {
+    let s = Session::from_raw(raw);
+    match (s.uuid(), s.set_state(ChannelState::HANGUP)) {
+        (u, Err(e)) if u.is_empty() => format!("+OK refused ({e})"),
+        (u, r) => format!(
+            "-ERR the host served handle {:#x}: uuid '{u}', {r:?}",
+            raw.id
+        ),
+    }
+}
 
 fn load(m: &ModuleContext) -> Result<(), String> {
     PANIC_RUNTIME.store(false, Ordering::Release);
@@ -69,6 +87,38 @@ fn load(m: &ModuleContext) -> Result<(), String> {
             let _ = writeln!(out, "+OK");
         },
     )
+    .map_err(|e| e.to_string())?;
+    m.add_api(
+        "panic_forge",
+        "Use a made-up session handle",
+        "",
+        |_, out| {
+            let _ = writeln!(
+                out,
+                "{}",
+                probe(SessionRef {
+                    id: 0x0bad_0000_0007
+                })
+            );
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    m.add_api(
+        "panic_use_kept",
+        "Use the handle panic_keep kept",
+        "",
+        |_, out| {
+            let raw = SessionRef {
+                id: KEPT.load(Ordering::Acquire),
+            };
+            let _ = writeln!(out, "{}", probe(raw));
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    m.add_application("panic_keep", "Keep the session's handle", "", 0, |s, _| {
+        KEPT.store(s.raw().id, Ordering::Release);
+        let _ = s.park();
+    })
     .map_err(|e| e.to_string())?;
     m.add_application("panic_app", "Panic in an application", "", 0, |_s, data| {
         panic!("panic_app was asked to panic: {data}")
