@@ -508,8 +508,43 @@ session_fn!(svc_session_start() -> Status, Status::GENERR, |s, _core| {
     Status::SUCCESS
 });
 session_fn!(svc_session_uuid(out: *mut OutStream) -> (), (), |s, _core| OutStream::write_str(out, &s.uuid));
-session_fn!(svc_session_set_private(data: *mut std::ffi::c_void) -> (), (), |s, _core| s.set_private(data));
-session_fn!(svc_session_get_private() -> *mut std::ffi::c_void, std::ptr::null_mut(), |s, _core| s.private());
+unsafe extern "C" fn svc_session_set_private(
+    module: ModuleHandle,
+    session: SessionRef,
+    data: *mut std::ffi::c_void,
+    drop: hotswitch_plugin_api::PrivateDropFn,
+) -> Status {
+    shield(Status::GENERR, || {
+        let (Some(m), Some(s)) = (module_of(module), session_of(session)) else {
+            return Status::GENERR;
+        };
+        if !Arc::ptr_eq(&m, &s.endpoint.module) {
+            log::warn!(
+                "{}: refused to set private data on {}, a {} session",
+                m.name,
+                s.uuid,
+                s.endpoint.module.name
+            );
+            return Status::FALSE;
+        }
+        st(s.set_private(data, drop))
+    })
+}
+
+unsafe extern "C" fn svc_session_get_private(
+    module: ModuleHandle,
+    session: SessionRef,
+) -> *mut std::ffi::c_void {
+    shield(std::ptr::null_mut(), || {
+        let (Some(m), Some(s)) = (module_of(module), session_of(session)) else {
+            return std::ptr::null_mut();
+        };
+        if !Arc::ptr_eq(&m, &s.endpoint.module) {
+            return std::ptr::null_mut();
+        }
+        s.private()
+    })
+}
 session_fn!(svc_session_queue_message(msg: *const CoreMessage) -> Status, Status::GENERR, |s, _core| {
     let Some(m) = msg.as_ref() else { return Status::FALSE };
     s.enqueue(Queued::Message {

@@ -1,6 +1,7 @@
 //! Sessions and channels: one call leg each. A [`Session`] owns its channel
 //! (state, call state, flags, variables, caller profile, times), the
-//! endpoint's private data (`tech_pvt`, owned and freed by the module), and
+//! endpoint's private data (`tech_pvt`, kept by the session and freed
+//! through the module when the session is dropped), and
 //! a queue of messages for the endpoint. [`Sessions`] is the registry by
 //! uuid, with FreeSWITCH's limits and counters.
 //!
@@ -262,6 +263,8 @@ pub struct Session {
     started: AtomicBool,
     pub(crate) queue: Mutex<VecDeque<Queued>>,
     private: AtomicPtr<c_void>,
+    /// The endpoint module's function that frees `private`.
+    private_drop: std::sync::OnceLock<hotswitch_plugin_api::PrivateDropFn>,
     /// Bumped and notified on every change waiters care about.
     signal: (Mutex<u64>, Condvar),
     watchers: Mutex<Vec<Sender<()>>>,
@@ -291,8 +294,13 @@ impl Session {
         self.private.load(Ordering::Acquire)
     }
 
-    pub fn set_private(&self, p: *mut c_void) {
-        self.private.store(p, Ordering::Release)
+    /// Attaches the endpoint's private data once; false if it has some.
+    pub fn set_private(&self, p: *mut c_void, drop: hotswitch_plugin_api::PrivateDropFn) -> bool {
+        if self.private_drop.set(drop).is_err() {
+            return false;
+        }
+        self.private.store(p, Ordering::Release);
+        true
     }
 
     pub fn is_started(&self) -> bool {
@@ -603,6 +611,22 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         crate::handles::SESSIONS.remove(self.handle);
+        let p = self.private.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if let (false, Some(&free)) = (p.is_null(), self.private_drop.get()) {
+            // Through the module, which this session still holds (its
+            // guard drops after this); a faulted module's data leaks.
+            let p = crate::core::SendPtr(p as *const c_void);
+            crate::containment::call_entry(
+                &self.endpoint.module,
+                "private drop",
+                None,
+                move || {
+                    let p = p;
+                    // SAFETY: the data and drop function the module attached.
+                    unsafe { free(p.0 as *mut c_void) }
+                },
+            );
+        }
         if let Some(core) = self.core.upgrade() {
             core.sessions.dropped();
         }
@@ -830,6 +854,7 @@ impl Sessions {
             started: AtomicBool::new(false),
             queue: Mutex::new(VecDeque::new()),
             private: AtomicPtr::new(std::ptr::null_mut()),
+            private_drop: std::sync::OnceLock::new(),
             signal: (Mutex::new(0), Condvar::new()),
             watchers: Mutex::new(Vec::new()),
             dtmf: Mutex::new(VecDeque::new()),

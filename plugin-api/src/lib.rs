@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod frame;
 pub mod g711;
 pub mod host;
 #[allow(missing_docs)]
@@ -62,10 +63,11 @@ pub mod wire;
 pub mod xml;
 
 pub use abi::RStr;
+pub use frame::{FrameBuf, FrameView};
 pub use host::{
-    EventDesc, EventVisitor, HostServices, OutStream, DIRECTION_INBOUND, DIRECTION_OUTBOUND,
-    EVENT_FLAG_ROUTING_HEADERS, EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN, EVENT_FORMAT_XML,
-    ITEM_EVENT, ITEM_LOG, PLAY_STOP_ON_ANY_DIGIT,
+    EventDesc, EventVisitor, HostServices, OutStream, PrivateDropFn, DIRECTION_INBOUND,
+    DIRECTION_OUTBOUND, EVENT_FLAG_ROUTING_HEADERS, EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN,
+    EVENT_FORMAT_XML, ITEM_EVENT, ITEM_LOG, PLAY_STOP_ON_ANY_DIGIT,
 };
 pub use interfaces::*;
 pub use module::{

@@ -91,7 +91,7 @@ pub(crate) fn services() -> Option<&'static HostServices> {
     unsafe { SERVICES.load(Ordering::Acquire).as_ref() }
 }
 
-fn handle() -> ModuleHandle {
+pub(crate) fn handle() -> ModuleHandle {
     ModuleHandle {
         id: HANDLE.load(Ordering::Acquire),
     }
@@ -381,7 +381,8 @@ where
 {
     guard(|| {
         let f = &*(user_data as *const F);
-        f(Session::from_raw(session), &data.to_str());
+        // SAFETY: the host lends the session for this call.
+        f(unsafe { Session::from_raw(session) }, &data.to_str());
         Status::SUCCESS
     })
 }

@@ -9,8 +9,8 @@ use crate::sdp::Codec;
 use crate::shell;
 use crate::ua::dial_target;
 use hotswitch_plugin_api::{
-    CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
-    Outgoing, OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
+    CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, KillSignal, Message, MessageId,
+    ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,7 +108,8 @@ impl Endpoint for Sofia {
             .var("origination_caller_id_name")
             .map(str::to_string)
             .unwrap_or_else(|| req.profile.caller_id_name.clone());
-        s.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
+        s.set_private(leg.clone())
+            .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
         s.set_state(ChannelState::INIT)
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
         leg.send(Input::Invite(Box::new(Outbound {
@@ -131,42 +132,30 @@ impl Endpoint for Sofia {
     }
 
     fn on_state(&self, s: &Session, state: ChannelState) -> Status {
-        match state {
-            ChannelState::HANGUP => {
-                if let Some(l) = leg::of(s) {
-                    // FreeSWITCH's names, for CDRs and the hangup events.
-                    let st = l.media.stats();
-                    for (k, v) in [
-                        ("rtp_audio_in_media_packet_count", st.rx_packets),
-                        ("rtp_audio_in_media_bytes", st.rx_octets),
-                        ("rtp_audio_in_skip_packet_count", st.lost),
-                        ("rtp_audio_in_dtmf_packet_count", st.dtmf_in),
-                        ("rtp_audio_out_media_packet_count", st.tx_packets),
-                        ("rtp_audio_out_media_bytes", st.tx_octets),
-                        ("rtp_audio_rtcp_packet_count", st.rtcp_in + st.rtcp_out),
-                    ] {
-                        s.set_var(k, &v.to_string());
-                    }
-                    let cause = s
-                        .var("hangup_cause")
-                        .and_then(|c| CallCause::from_name(&c))
-                        .unwrap_or(CallCause::NORMAL_CLEARING);
-                    l.send(Input::Hangup {
-                        call_id: l.call_id.clone(),
-                        cause,
-                    });
+        if state == ChannelState::HANGUP {
+            if let Some(l) = leg::of(s) {
+                // FreeSWITCH's names, for CDRs and the hangup events.
+                let st = l.media.stats();
+                for (k, v) in [
+                    ("rtp_audio_in_media_packet_count", st.rx_packets),
+                    ("rtp_audio_in_media_bytes", st.rx_octets),
+                    ("rtp_audio_in_skip_packet_count", st.lost),
+                    ("rtp_audio_in_dtmf_packet_count", st.dtmf_in),
+                    ("rtp_audio_out_media_packet_count", st.tx_packets),
+                    ("rtp_audio_out_media_bytes", st.tx_octets),
+                    ("rtp_audio_rtcp_packet_count", st.rtcp_in + st.rtcp_out),
+                ] {
+                    s.set_var(k, &v.to_string());
                 }
+                let cause = s
+                    .var("hangup_cause")
+                    .and_then(|c| CallCause::from_name(&c))
+                    .unwrap_or(CallCause::NORMAL_CLEARING);
+                l.send(Input::Hangup {
+                    call_id: l.call_id.clone(),
+                    cause,
+                });
             }
-            ChannelState::DESTROY => {
-                let p = s.private() as *mut Arc<Leg>;
-                if !p.is_null() {
-                    s.set_private(std::ptr::null_mut());
-                    // SAFETY: the Box this module put there; on_destroy is
-                    // the session's last callback.
-                    drop(unsafe { Box::from_raw(p) });
-                }
-            }
-            _ => {}
         }
         Status::SUCCESS
     }
@@ -190,30 +179,24 @@ impl Endpoint for Sofia {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
         let Some(l) = leg::of(s) else {
             return Status::FALSE;
         };
-        if f.data.is_null() || f.buflen == 0 {
+        if f.buffer().is_empty() {
             return Status::FALSE;
         }
-        // SAFETY: the host lent `buflen` writable bytes at `data`.
-        let buf = unsafe { std::slice::from_raw_parts_mut(f.data, f.buflen as usize) };
         let wait = if flags & READ_FLAG_NOBLOCK != 0 {
             Duration::ZERO
         } else {
             READ_WAIT
         };
         loop {
-            match l.media.read(buf, wait) {
+            match l.media.read(f.buffer(), wait) {
                 Read::Audio { len, codec } => {
                     // The payload is already in the host's buffer; this
                     // describes it in place.
-                    f.datalen = len as u32;
-                    f.samples = len as u32;
-                    f.rate = 8000;
-                    f.channels = 1;
-                    f.codec = RStr::from_static(codec.name());
+                    f.describe(len, len as u32, codec.name());
                     return Status::SUCCESS;
                 }
                 Read::Dtmf(d, ms) => {
@@ -236,17 +219,15 @@ impl Endpoint for Sofia {
         }
     }
 
-    fn write_frame(&self, s: &Session, f: &Frame) -> Status {
+    fn write_frame(&self, s: &Session, f: &FrameView) -> Status {
         let Some(l) = leg::of(s) else {
             return Status::FALSE;
         };
-        if f.data.is_null() || f.datalen == 0 {
+        let data = f.data();
+        if data.is_empty() {
             return Status::SUCCESS;
         }
-        // SAFETY: the frame's data is valid for the call.
-        let data = unsafe { std::slice::from_raw_parts(f.data, f.datalen as usize) };
-        // SAFETY: the codec view lives as long as the frame.
-        let codec = match &*unsafe { f.codec.to_str() } {
+        let codec = match &*f.codec() {
             "PCMU" => Some(Codec::Pcmu),
             "PCMA" => Some(Codec::Pcma),
             "L16" | "" => None,

@@ -176,7 +176,9 @@ impl Stack {
             set_dtmf_vars(&session, &leg);
         }
         session.set_var("rtp_local_sdp_port", &leg.media.port.to_string());
-        session.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
+        if let Err(e) = session.set_private(leg.clone()) {
+            log::error!("{}: cannot attach its leg: {e}", leg.uuid);
+        }
         let contact = msg
             .headers
             .get("Contact")

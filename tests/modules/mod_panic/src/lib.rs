@@ -20,8 +20,8 @@
 //! Built with the `panic-safe` feature it declares itself panic-safe.
 
 use hotswitch_plugin_api::{
-    declare_module, CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message,
-    ModuleContext, Outgoing, OwnedSession, Session, SessionRef, Status, READ_FLAG_NOBLOCK,
+    declare_module, CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, KillSignal,
+    Message, ModuleContext, Outgoing, OwnedSession, Session, SessionRef, Status, READ_FLAG_NOBLOCK,
 };
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,7 +42,9 @@ static KEPT: AtomicU64 = AtomicU64::new(0);
 
 /// What the host answers for a handle: its uuid, or that it refused.
 fn probe(raw: SessionRef) -> String {
-    let s = Session::from_raw(raw);
+    // SAFETY: deliberately not what the contract asks: the host must
+    // refuse the handle, so nothing it lends is ever borrowed.
+    let s = unsafe { Session::from_raw(raw) };
     match (s.uuid(), s.set_state(ChannelState::HANGUP)) {
         (u, Err(e)) if u.is_empty() => format!("+OK refused ({e})"),
         (u, r) => format!(
@@ -199,7 +201,7 @@ impl Endpoint for Hostile {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
         doomed(s, "read_frame");
         if s.is_down() {
             return Status::FALSE;
@@ -208,12 +210,11 @@ impl Endpoint for Hostile {
             return Status::TIMEOUT;
         }
         std::thread::sleep(Duration::from_millis(20));
-        // SAFETY: the host lent `buflen` writable bytes at `data`.
-        unsafe { f.fill(&SILENCE, "L16") };
+        f.fill(&SILENCE, "L16");
         Status::SUCCESS
     }
 
-    fn write_frame(&self, s: &Session, _f: &Frame) -> Status {
+    fn write_frame(&self, s: &Session, _f: &FrameView) -> Status {
         doomed(s, "write_frame");
         Status::SUCCESS
     }
