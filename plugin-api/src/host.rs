@@ -339,7 +339,8 @@ abi_struct! {
         /// ([`DIRECTION_INBOUND`] or [`DIRECTION_OUTBOUND`]), 0 while that
         /// direction is paused (`fsctl pause`), a shutdown drains the calls
         /// (`fsctl shutdown elegant|asap`) or the switch stops: FreeSWITCH's
-        /// `switch_core_ready_inbound` / `_outbound`.
+        /// `switch_core_ready_inbound` / `_outbound`. (ABI 6.1)
+        [since 1]
         pub core_ready: unsafe extern "C" fn(module: ModuleHandle, direction: u32) -> u32,
     }
 }

@@ -306,3 +306,27 @@ fn a_forged_or_stale_session_handle_gets_an_error_not_undefined_behaviour() {
     assert_eq!(sw.cmd("panic_echo fine").trim(), "fine");
     assert!(sw.alive());
 }
+
+#[test]
+fn a_module_built_against_the_previous_abi_minor_loads_and_serves() {
+    let mods = TempDir::new("abi-minor-0");
+    build_module_into("mod_abiskew", &["minor0"], &[], mods.path());
+    let mut sw = Switch::start(SwitchConfig {
+        module_dirs: vec![mods.path().to_path_buf()],
+        ..Default::default()
+    });
+    let r = sw.cmd("load mod_abiskew");
+    assert!(r.contains("+OK\n"), "{r}\n{}", sw.log());
+    let version = sw.cmd("version");
+    let major = version
+        .split("ABI ")
+        .nth(1)
+        .and_then(|s| s.split([' ', ')']).next())
+        .expect("version names the ABI")
+        .to_string();
+    assert_eq!(
+        sw.cmd("abiskew").trim(),
+        format!("+OK built against ABI {major}.0")
+    );
+    assert!(sw.log().contains("loaded mod_abiskew"));
+}
