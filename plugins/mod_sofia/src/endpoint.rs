@@ -70,9 +70,14 @@ impl Endpoint for Sofia {
         profile.chan_name = name.clone();
         s.set_name(&name);
         s.set_profile(&profile);
+        let local_addr = pc.ext_rtp_ip.unwrap_or(pc.sip_ip).to_string();
+        // As FreeSWITCH's sofia_outgoing_channel and sofia_glue_do_invite.
         for (k, v) in [
             ("sip_call_id", call_id.as_str()),
             ("sip_profile_name", pc.name.as_str()),
+            ("sofia_profile_name", pc.name.as_str()),
+            ("recovery_profile_name", pc.name.as_str()),
+            ("sip_local_network_addr", local_addr.as_str()),
             ("sip_to_user", t.uri.user.as_deref().unwrap_or("")),
             ("sip_to_host", t.uri.host.as_str()),
             ("sip_req_uri", t.uri.to_string().trim_start_matches("sip:")),
@@ -150,7 +155,7 @@ impl Endpoint for Sofia {
                         .and_then(|c| CallCause::from_name(&c))
                         .unwrap_or(CallCause::NORMAL_CLEARING);
                     l.send(Input::Hangup {
-                        call_id: l.call_id.clone(),
+                        uuid: l.uuid.clone(),
                         cause,
                     });
                 }
@@ -173,11 +178,11 @@ impl Endpoint for Sofia {
         let Some(l) = leg::of(s) else {
             return Status::SUCCESS;
         };
-        let call_id = l.call_id.clone();
+        let uuid = l.uuid.clone();
         match msg.id {
-            MessageId::ANSWER => l.send(Input::Answer { call_id }),
-            MessageId::PROGRESS => l.send(Input::Progress { call_id }),
-            MessageId::RINGING => l.send(Input::Ringing { call_id }),
+            MessageId::ANSWER => l.send(Input::Answer { uuid }),
+            MessageId::PROGRESS => l.send(Input::Progress { uuid }),
+            MessageId::RINGING => l.send(Input::Ringing { uuid }),
             _ => {}
         }
         Status::SUCCESS
@@ -267,7 +272,7 @@ impl Endpoint for Sofia {
                 l.media.flush_dtmf();
             }
             DtmfType::Info => l.send(Input::Info {
-                call_id: l.call_id.clone(),
+                uuid: l.uuid.clone(),
                 digit,
                 duration_ms: d.duration_ms,
             }),

@@ -83,26 +83,27 @@ pub enum Input {
     TcpClosed {
         from: SocketAddr,
     },
-    /// The core answered / pre-answered / rang an inbound leg.
+    /// The core answered / pre-answered / rang an inbound leg (each leg
+    /// named by its session's uuid).
     Answer {
-        call_id: String,
+        uuid: String,
     },
     Progress {
-        call_id: String,
+        uuid: String,
     },
     Ringing {
-        call_id: String,
+        uuid: String,
     },
     /// The session is hanging up.
     Hangup {
-        call_id: String,
+        uuid: String,
         cause: CallCause,
     },
     /// Place an outbound call.
     Invite(Box<Outbound>),
     /// Send a digit by SIP INFO.
     Info {
-        call_id: String,
+        uuid: String,
         digit: char,
         duration_ms: u32,
     },
