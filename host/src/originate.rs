@@ -226,8 +226,17 @@ fn create_leg(
                 .collect()
         })
         .unwrap_or_default();
+    // Both legs of a call share the originator's call_uuid (FreeSWITCH's
+    // switch_ivr_originate); a leg originated from the API keeps its own.
+    let call_uuid = req.originator.as_ref().map(|o| {
+        let och = o.ch();
+        och.var("call_uuid").unwrap_or(&o.uuid).to_string()
+    });
     {
         let mut ch = s.ch();
+        if let Some(c) = &call_uuid {
+            ch.set_var("call_uuid", c);
+        }
         for (k, v) in exported.iter().chain(vars) {
             ch.set_var(k, v);
         }
