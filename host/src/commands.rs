@@ -33,7 +33,6 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     ("version", "Version of the switch", "[short]", version),
     ("status", "Show current status", "", status),
     ("shutdown", "Stop the switch", "", shutdown),
-    ("fsctl", "Switch controls", "shutdown", fsctl),
     ("help", "Show help for all the api commands", "", help),
     ("echo", "Echo the arguments", "<data>", echo),
     (
@@ -249,13 +248,6 @@ fn status(core: &Arc<Core>, _args: &str) -> String {
 fn shutdown(core: &Arc<Core>, _args: &str) -> String {
     core.request_shutdown();
     "+OK\n".into()
-}
-
-fn fsctl(core: &Arc<Core>, args: &str) -> String {
-    match args.split_whitespace().next() {
-        Some("shutdown") => shutdown(core, ""),
-        _ => usage("shutdown"),
-    }
 }
 
 fn help(core: &Arc<Core>, _args: &str) -> String {

@@ -153,6 +153,8 @@ pub struct Core {
     pub state_handlers: StateHandlerRegistry,
     globals: std::sync::RwLock<std::collections::HashMap<String, String>>,
     pub scheduler: crate::scheduler::Scheduler,
+    /// `fsctl`'s switch-wide settings.
+    pub controls: crate::fsctl::Controls,
     /// Event/log subscriptions modules opened, by id.
     pub module_subs: Mutex<std::collections::HashMap<u64, Arc<crate::services::ModuleSub>>>,
     shutting_down: AtomicBool,
@@ -193,6 +195,7 @@ impl Core {
             state_handlers: StateHandlerRegistry::default(),
             globals: std::sync::RwLock::new(std::collections::HashMap::new()),
             scheduler: crate::scheduler::Scheduler::default(),
+            controls: crate::fsctl::Controls::default(),
             module_subs: Mutex::new(std::collections::HashMap::new()),
             shutting_down: AtomicBool::new(false),
             shutdown: (Mutex::new(false), Condvar::new()),
@@ -200,6 +203,7 @@ impl Core {
         });
         crate::commands::register(&core);
         crate::session_commands::register(&core);
+        crate::fsctl::register(&core);
         core.dialplans
             .add("inline", Arc::new(crate::dialplan::Inline));
         core.dialplans.add("XML", Arc::new(crate::dialplan::Xml));

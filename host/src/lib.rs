@@ -17,6 +17,7 @@ pub mod directory;
 pub mod event;
 pub mod executor;
 pub mod expand;
+pub mod fsctl;
 pub mod interfaces;
 pub mod loader;
 pub mod logtap;

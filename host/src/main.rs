@@ -67,9 +67,14 @@ fn init_logging(level: &str) -> Result<(), String> {
     let wanted = console::parse_level(level).ok_or_else(|| format!("unknown log level {level}"))?;
     let mut b = env_logger::Builder::new();
     b.format(|buf, r| {
+        let (color, reset) = if hotswitch::logtap::colorize() {
+            (hotswitch::logtap::color_of(r.level()), "\x1b[0m")
+        } else {
+            ("", "")
+        };
         writeln!(
             buf,
-            "{} [{}] {}: {}",
+            "{color}{} [{}] {}: {}{reset}",
             chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.6f"),
             r.level(),
             r.target(),

@@ -583,7 +583,8 @@ impl Session {
         let mut e = core.bus.create(t, None, origin!("channel_event"));
         {
             let ch = self.ch();
-            self.add_channel_data(&ch, &mut e, with_vars);
+            let verbose = core.controls.verbose_events.load(Ordering::Relaxed);
+            self.add_channel_data(&ch, &mut e, with_vars || verbose);
         }
         for (k, v) in extra {
             e.add_header(*k, *v);
@@ -604,6 +605,8 @@ impl Drop for Session {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
     ShuttingDown,
+    /// `fsctl pause`: no new sessions in this direction.
+    Paused,
     MaxSessions(usize),
     RateLimited(u32),
     DuplicateUuid(String),
@@ -615,6 +618,7 @@ impl RequestError {
     pub fn cause(&self) -> CallCause {
         match self {
             RequestError::ShuttingDown => CallCause::SYSTEM_SHUTDOWN,
+            RequestError::Paused => CallCause::NORMAL_TEMPORARY_FAILURE,
             RequestError::MaxSessions(_) | RequestError::RateLimited(_) => {
                 CallCause::NORMAL_TEMPORARY_FAILURE
             }
@@ -628,6 +632,9 @@ impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RequestError::ShuttingDown => write!(f, "the switch is shutting down"),
+            RequestError::Paused => {
+                write!(f, "The system cannot create any sessions at this time.")
+            }
             RequestError::MaxSessions(n) => write!(f, "max-sessions ({n}) reached"),
             RequestError::RateLimited(n) => write!(f, "sessions-per-second ({n}) exceeded"),
             RequestError::DuplicateUuid(u) => write!(f, "duplicate uuid {u}"),
@@ -720,6 +727,9 @@ impl Sessions {
     ) -> Result<Arc<Session>, RequestError> {
         if core.is_shutting_down() {
             return Err(RequestError::ShuttingDown);
+        }
+        if core.controls.refuses(direction) {
+            return Err(RequestError::Paused);
         }
         let max = self.max_sessions.load(Ordering::Relaxed) as usize;
         if self.count() >= max {
