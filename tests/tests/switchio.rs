@@ -94,10 +94,18 @@ fn hang_up_all(sw: &mut Switch) {
 fn the_switch_calls_itself_over_sip_from_external_to_external_and_both_legs_park() {
     let sip = free_port();
     let mut sw = start(sip, free_port());
+    assert!(sw.cmd("/event plain CHANNEL_CREATE").contains("+OK"));
     let r = sw.cmd(&format!(
         "originate sofia/external/park@127.0.0.1:{sip} &park()"
     ));
     let out = ok_uuid(&r);
+    // The caller's leg is created first (switchio takes a call's first leg
+    // for its originator).
+    let first = sw
+        .wait_event(WAIT, |e| e.name() == "CHANNEL_CREATE")
+        .expect("CHANNEL_CREATE");
+    assert_eq!(first.get("Unique-ID"), Some(out.as_str()));
+    assert_eq!(first.get("Call-Direction"), Some("outbound"));
     wait_until(&mut sw, "both legs parked", |sw| {
         let ch = channels(sw);
         ch.len() == 2 && ch.iter().all(|c| c.2 == "CS_PARK")

@@ -62,6 +62,7 @@ impl Endpoint for Sofia {
             media,
             dtmf_type: pc.dtmf_type,
             tx: shared.input.clone(),
+            invite: Default::default(),
         });
         let after_profile = req.dial_data.split_once('/').map(|x| x.1).unwrap_or("");
         let name = format!("sofia/{}/{}", pc.name, after_profile);
@@ -115,7 +116,7 @@ impl Endpoint for Sofia {
         s.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
         s.set_state(ChannelState::INIT)
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
-        leg.send(Input::Invite(Box::new(Outbound {
+        *leg.invite.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(Outbound {
             leg: leg.clone(),
             uri: t.uri,
             target: t.target,
@@ -129,7 +130,7 @@ impl Endpoint for Sofia {
             headers,
             auth,
             gateway: t.gateway,
-        })));
+        }));
         Ok(s)
     }
 
@@ -161,6 +162,10 @@ impl Endpoint for Sofia {
                 }
             }
             ChannelState::DESTROY => {
+                if let Some(l) = leg::of(s) {
+                    // Never sent: break the leg ↔ INVITE cycle.
+                    drop(l.invite.lock().unwrap_or_else(|p| p.into_inner()).take());
+                }
                 let p = s.private() as *mut Arc<Leg>;
                 if !p.is_null() {
                     s.set_private(std::ptr::null_mut());
@@ -169,7 +174,17 @@ impl Endpoint for Sofia {
                     drop(unsafe { Box::from_raw(p) });
                 }
             }
-            _ => {}
+            ChannelState::NEW | ChannelState::INIT => {}
+            // The first state after CS_INIT: the leg's CHANNEL_CREATE has
+            // fired, the INVITE goes out.
+            _ => {
+                if let Some(l) = leg::of(s) {
+                    let invite = l.invite.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    if let Some(o) = invite {
+                        l.send(Input::Invite(o));
+                    }
+                }
+            }
         }
         Status::SUCCESS
     }

@@ -20,6 +20,12 @@ pub struct Leg {
     pub dtmf_type: DtmfType,
     /// The SIP thread's queue.
     pub tx: UnboundedSender<Input>,
+    /// An outbound leg's INVITE, sent in the first state after CS_INIT,
+    /// once the leg's CHANNEL_CREATE has fired: clients that group legs
+    /// into calls (switchio) take the first leg they see as the caller, and
+    /// a switch calling itself would otherwise race its own INVITE. Taken
+    /// then, or at CS_DESTROY (it holds the leg).
+    pub invite: std::sync::Mutex<Option<Box<Outbound>>>,
 }
 
 impl Leg {
