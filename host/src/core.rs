@@ -23,6 +23,9 @@ pub struct CoreOptions {
     pub module_dirs: Vec<PathBuf>,
     /// Where shadow copies of modules live (private to this process).
     pub shadow_dir: PathBuf,
+    /// Globals known before the configuration is read (`base_dir`,
+    /// `log_dir`, … from the command line).
+    pub globals: Vec<(String, String)>,
 }
 
 /// Why an api call failed; `Display` is the reply text.
@@ -186,7 +189,7 @@ impl Core {
             hostname,
             started: Instant::now(),
             started_wall: SystemTime::now(),
-            config: Config::new(opts.conf_dir),
+            config: Config::with_globals(opts.conf_dir, opts.globals.clone()),
             registry: Registry::default(),
             modules: ModuleManager::new(opts.module_dirs, opts.shadow_dir),
             sessions: crate::session::Sessions::default(),
@@ -204,6 +207,9 @@ impl Core {
         crate::commands::register(&core);
         crate::session_commands::register(&core);
         crate::fsctl::register(&core);
+        for (k, v) in &opts.globals {
+            core.set_global(k, v);
+        }
         core.dialplans
             .add("inline", Arc::new(crate::dialplan::Inline));
         core.dialplans.add("XML", Arc::new(crate::dialplan::Xml));

@@ -14,6 +14,7 @@ pub mod dialplan;
 pub mod dialplan_xml;
 pub mod dialstring;
 pub mod directory;
+pub mod dirs;
 pub mod event;
 pub mod executor;
 pub mod expand;

@@ -248,16 +248,18 @@ impl Switch {
                 conf
             }
         };
-        let run = dir.path().join("run");
-        std::fs::create_dir_all(&run).unwrap();
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(binary());
-        cmd.arg("-conf").arg(&conf).arg("-run").arg(&run);
+        cmd.arg("-conf").arg(&conf);
         for d in &cfg.module_dirs {
             cmd.arg("-mod").arg(d);
         }
         cmd.arg("-mod").arg(build_dir());
+        // The switch's files (logs, databases, module copies in <dir>/run)
+        // stay in the test's directory; a test's own -base comes later
+        // and wins.
+        cmd.arg("-base").arg(dir.path());
         cmd.args(&cfg.args);
         cmd.env_remove("RUST_LOG");
         let mut child = cmd
