@@ -140,6 +140,28 @@ fn create_leg(
     let Some(outgoing) = ep.io.outgoing_channel else {
         return Err(CallCause::CHAN_NOT_IMPLEMENTED);
     };
+    // A leg originated from a call has one hop less than the call
+    // (`max_forwards`, from the INVITE's Max-Forwards); with none left the
+    // call is looping (FreeSWITCH's switch_core_session_outgoing_channel).
+    let hops = match &req.originator {
+        Some(o) => {
+            let left = o
+                .ch()
+                .var("max_forwards")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map_or(70, |n| n - 1);
+            if left <= 0 {
+                log::warn!(
+                    "{}: no hops left (max_forwards); not calling {}",
+                    o.uuid,
+                    leg.data
+                );
+                return Err(CallCause::EXCHANGE_ROUTING_ERROR);
+            }
+            Some(left.to_string())
+        }
+        None => None,
+    };
     let mut profile = req.profile.clone();
     profile.destination_number = leg.data.clone();
     if let Some(v) = var(vars, "origination_caller_id_name") {
@@ -228,6 +250,7 @@ fn create_leg(
         .unwrap_or_default();
     // Both legs of a call share the originator's call_uuid (FreeSWITCH's
     // switch_ivr_originate); a leg originated from the API keeps its own.
+    // The new leg gets one hop less than its originator.
     let call_uuid = req.originator.as_ref().map(|o| {
         let och = o.ch();
         och.var("call_uuid").unwrap_or(&o.uuid).to_string()
@@ -236,6 +259,9 @@ fn create_leg(
         let mut ch = s.ch();
         if let Some(c) = &call_uuid {
             ch.set_var("call_uuid", c);
+        }
+        if let Some(h) = &hops {
+            ch.set_var("max_forwards", h);
         }
         for (k, v) in exported.iter().chain(vars) {
             ch.set_var(k, v);

@@ -30,6 +30,8 @@ fn start(sip: u16, esl: u16) -> Switch {
     <action application="answer"/><action application="park"/></condition></extension>
   <extension name="bridge"><condition field="destination_number" expression="^bridge$">
     <action application="bridge" data="sofia/external/park@127.0.0.1:{sip}"/></condition></extension>
+  <extension name="loop"><condition field="destination_number" expression="^loop$">
+    <action application="bridge" data="sofia/external/loop@127.0.0.1:{sip}"/></condition></extension>
 </context></include>"#
     );
     let esl = format!(
@@ -175,6 +177,31 @@ fn a_bridged_call_shares_the_a_legs_call_uuid_and_names_its_sofia_profile() {
     // A leg originated from the api is a call of its own.
     assert_eq!(getvar(&mut sw, &origin, "call_uuid"), origin);
     hang_up_all(&mut sw);
+}
+
+#[test]
+fn a_call_routed_back_to_the_switch_again_and_again_ends_when_its_hops_run_out() {
+    let sip = free_port();
+    let mut sw = start(sip, free_port());
+    assert!(sw.cmd("/event plain CHANNEL_CREATE").contains("+OK"));
+    // Each inbound leg bridges to the switch again, with one hop less.
+    let r = sw.cmd(&format!(
+        "originate {{max_forwards=5}}sofia/external/loop@127.0.0.1:{sip} &park()"
+    ));
+    assert!(r.starts_with("-ERR"), "{r}");
+    wait_until(&mut sw, "every leg gone", |sw| sw.channel_count() == 0);
+    let hops: Vec<String> = sw
+        .drain_events(Duration::from_millis(200))
+        .into_iter()
+        .filter(|e| e.name() == "CHANNEL_CREATE" && e.get("Call-Direction") == Some("inbound"))
+        .map(|e| e.get("variable_max_forwards").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(hops, ["5", "4", "3", "2", "1"]);
+    assert!(
+        sw.log().contains("no hops left (max_forwards)"),
+        "{}",
+        sw.log()
+    );
 }
 
 /// One frame of the event socket: headers and body.

@@ -130,6 +130,7 @@ impl Endpoint for Sofia {
             headers,
             auth,
             gateway: t.gateway,
+            max_forwards: None,
         }));
         Ok(s)
     }
@@ -180,7 +181,8 @@ impl Endpoint for Sofia {
             _ => {
                 if let Some(l) = leg::of(s) {
                     let invite = l.invite.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    if let Some(o) = invite {
+                    if let Some(mut o) = invite {
+                        o.max_forwards = s.var("max_forwards").and_then(|v| v.trim().parse().ok());
                         l.send(Input::Invite(o));
                     }
                 }

@@ -59,6 +59,9 @@ pub struct Outbound {
     /// Credentials for a challenge (gateway or `sip_auth_*` variables).
     pub auth: Option<(String, String)>,
     pub gateway: Option<String>,
+    /// The INVITE's Max-Forwards: the leg's `max_forwards` variable (set
+    /// by the originate from the caller's hops), else 70.
+    pub max_forwards: Option<u32>,
 }
 
 /// A request for the API, answered on `reply`.

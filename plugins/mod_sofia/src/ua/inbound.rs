@@ -573,6 +573,12 @@ pub(super) fn set_inbound_vars(
     if let Some((n, _)) = msg.cseq() {
         vars.push(("sip_cseq".into(), n.to_string()));
     }
+    // The hops left: a leg this call originates gets one less, and none
+    // when none are left, so a call routed back to the switch again and
+    // again ends (FreeSWITCH's max_forwards).
+    if let Some(mf) = msg.headers.get("Max-Forwards") {
+        vars.push(("max_forwards".into(), mf.trim().to_string()));
+    }
     let vias: Vec<&str> = msg.headers.get_all("Via").collect();
     if !vias.is_empty() {
         vars.push(("sip_full_via".into(), vias.join(",")));

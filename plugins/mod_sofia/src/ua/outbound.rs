@@ -191,6 +191,9 @@ impl Stack {
         m.headers.push("Contact", p.contact(call.peer.proto));
         m.headers.push("Allow", ALLOW);
         if let Some(o) = &call.outbound {
+            if let Some(mf) = o.max_forwards {
+                m.headers.set("Max-Forwards", mf.to_string());
+            }
             for (k, v) in &o.headers {
                 m.headers.push(k, v.clone());
             }
