@@ -204,6 +204,56 @@ fn a_call_routed_back_to_the_switch_again_and_again_ends_when_its_hops_run_out()
     );
 }
 
+#[test]
+fn a_merged_invite_through_another_branch_is_refused_482() {
+    let sip = free_port();
+    let mut sw = start(sip, free_port());
+    let me = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    me.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let port = me.local_addr().unwrap().port();
+    let invite = |branch: &str| {
+        format!(
+            "INVITE sip:park@127.0.0.1:{sip} SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{branch}\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:t@127.0.0.1:{port}>;tag=merged\r\n\
+To: <sip:park@127.0.0.1:{sip}>\r\n\
+Call-ID: merged-{port}\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:t@127.0.0.1:{port}>\r\n\
+Content-Length: 0\r\n\r\n"
+        )
+    };
+    // The same request (Call-ID, From tag, CSeq) reaching the switch by
+    // two paths: the first is a call, the second a merged request
+    // (RFC 3261 §8.2.2.2).
+    me.send_to(invite("first").as_bytes(), ("127.0.0.1", sip))
+        .unwrap();
+    wait_until(&mut sw, "the first INVITE's call", |sw| {
+        sw.channel_count() == 1
+    });
+    me.send_to(invite("second").as_bytes(), ("127.0.0.1", sip))
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no final answer to the second INVITE"
+        );
+        let mut buf = [0u8; 4096];
+        let Ok(n) = me.recv(&mut buf) else { continue };
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let first_line = text.lines().next().unwrap_or("").to_string();
+        if text.contains("branch=z9hG4bK-second") && !first_line.contains(" 100 ") {
+            break first_line;
+        }
+    };
+    assert_eq!(status, "SIP/2.0 482 Loop Detected");
+    assert_eq!(sw.channel_count(), 1);
+    hang_up_all(&mut sw);
+}
+
 /// One frame of the event socket: headers and body.
 #[derive(Debug)]
 struct Frame {
