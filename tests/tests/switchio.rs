@@ -135,6 +135,14 @@ fn the_switch_calls_itself_over_sip_from_external_to_external_and_both_legs_park
         getvar(&mut sw, &inbound, "sip_from_uri"),
         format!("0000000000@127.0.0.1:{sip}")
     );
+    // The answered leg knows the dialog from the 200 OK.
+    assert_eq!(
+        getvar(&mut sw, &out, "sip_to_uri"),
+        format!("park@127.0.0.1:{sip}")
+    );
+    let tag = getvar(&mut sw, &out, "sip_from_tag");
+    assert!(!tag.is_empty());
+    assert_eq!(getvar(&mut sw, &inbound, "sip_from_tag"), tag);
     // Either side ends the call with a BYE the other side accepts.
     sw.cmd(&format!("uuid_kill {inbound}"));
     wait_until(&mut sw, "both legs gone", |sw| sw.channel_count() == 0);

@@ -502,6 +502,38 @@ fn url_vars(vars: &mut Vec<(String, String)>, prefix: &str, u: &Uri) {
     }
 }
 
+/// What FreeSWITCH's `extract_header_vars`/`extract_vars` set on an
+/// outgoing leg from the 2xx that answers it: the From, To and Contact as
+/// `sip_{from,to,contact}_*`, both tags, the CSeq, the full headers.
+pub(super) fn answered_vars(msg: &Message) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for (header, prefix) in [
+        ("From", "sip_from"),
+        ("To", "sip_to"),
+        ("Contact", "sip_contact"),
+    ] {
+        if let Some(na) = msg.headers.get(header).and_then(NameAddr::parse) {
+            url_vars(&mut vars, prefix, &na.uri);
+            if let Some(t) = na.tag() {
+                vars.push((format!("{prefix}_tag"), t.to_string()));
+            }
+        }
+    }
+    for (header, var) in [("From", "sip_full_from"), ("To", "sip_full_to")] {
+        if let Some(v) = msg.headers.get(header) {
+            vars.push((var.into(), v.into()));
+        }
+    }
+    let vias: Vec<&str> = msg.headers.get_all("Via").collect();
+    if !vias.is_empty() {
+        vars.push(("sip_full_via".into(), vias.join(",")));
+    }
+    if let Some((n, _)) = msg.cseq() {
+        vars.push(("sip_cseq".into(), n.to_string()));
+    }
+    vars
+}
+
 /// The variables FreeSWITCH's mod_sofia sets on an incoming leg (sofia.c,
 /// `sofia_handle_sip_i_invite` and `extract_header_vars`/`extract_vars`).
 #[allow(clippy::too_many_arguments)]

@@ -302,6 +302,9 @@ impl Stack {
                 return;
             }
             if let Some(s) = ctx.session_locate(&uuid) {
+                for (k, v) in inbound::answered_vars(&msg) {
+                    s.set_var(&k, &v);
+                }
                 s.set_var("sip_to_tag", call.remote_tag.as_deref().unwrap_or(""));
                 s.mark_answered();
             }
