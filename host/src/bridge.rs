@@ -5,6 +5,7 @@
 
 use crate::core::Core;
 use crate::event::EventType;
+use crate::media_io::PacedSound;
 use crate::session::{cf, now_us, Session};
 use crate::state_machine::{hangup, set_state};
 use hotswitch_plugin_api::{CallCause, ChannelState as CS, Status};
@@ -129,6 +130,14 @@ pub fn relay(core: &Arc<Core>, s: &Arc<Session>) {
 fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause> {
     let mut buf = vec![0u8; 8192];
     let mut peer_cause = None;
+    // While this leg's far end holds the call, its peer hears music
+    // instead of it (`None` inside: no music is configured).
+    let mut hold_music: Option<Option<PacedSound>> = None;
+    // A leg whose far end sends digits only as tones in its audio (its
+    // endpoint set `dtmf_inband_detect`): the core finds them, so that the
+    // peer gets them out of band as from any other leg.
+    let mut inband = crate::media_io::var_true(s, "dtmf_inband_detect")
+        .then(crate::media::goertzel::DtmfDetector::new);
     loop {
         let peer = s
             .ch()
@@ -143,8 +152,34 @@ fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause
             peer_cause = peer.ch().hangup_cause;
             break;
         }
+        if s.ch().has(cf::LEG_HOLDING) {
+            if hold_music.is_none() {
+                hold_music = Some(open_hold_music(core, s));
+            }
+            if let Some(Some(music)) = hold_music.as_mut() {
+                if music.step(s, &peer) {
+                    crate::media_io::drain(s, &mut buf);
+                }
+                continue;
+            }
+        } else {
+            hold_music = None;
+        }
         let gen = s.signal_generation();
         let (st, f) = crate::media_io::read_frame(s, &mut buf);
+        if st == Status::SUCCESS && f.datalen > 0 {
+            if let Some(det) = inband.as_mut() {
+                for digit in det.feed(&crate::media_io::frame_samples(&f)) {
+                    let d = hotswitch_plugin_api::Dtmf {
+                        digit: digit as u32,
+                        duration_ms: 100,
+                        source: 1,
+                    };
+                    s.queue_dtmf(core, d);
+                }
+            }
+        }
+        relay_dtmf(s, &peer);
         if st == Status::SUCCESS && f.datalen > 0 {
             crate::media_io::write_frame(&peer, &f);
         } else if st == Status::PANIC {
@@ -155,6 +190,42 @@ fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause
         }
     }
     peer_cause
+}
+
+/// What the peer of a held leg hears: the held leg's `temp_hold_music`
+/// or `hold_music`, else the global `hold_music` (FreeSWITCH's
+/// `switch_channel_get_hold_music` and the profile's `hold-music`).
+fn open_hold_music(core: &Core, s: &Session) -> Option<PacedSound> {
+    let value = {
+        let ch = s.ch();
+        ch.var("temp_hold_music")
+            .or_else(|| ch.var("hold_music"))
+            .map(str::to_string)
+    }
+    .or_else(|| core.global("hold_music"))
+    .filter(|v| !v.trim().is_empty())?;
+    PacedSound::open(&value)
+        .map_err(|e| log::warn!("{}: hold music {value}: {e}", s.uuid))
+        .ok()
+}
+
+/// Digits this leg received go to its peer, as FreeSWITCH's bridge passes
+/// DTMF: out of band where the peer's endpoint can (RFC 4733 or SIP INFO,
+/// per its `dtmf-type`), each with the duration it came with.
+fn relay_dtmf(s: &Arc<Session>, peer: &Arc<Session>) {
+    while let Some(d) = s.take_dtmf() {
+        let Some(digit) = char::from_u32(d.digit) else {
+            continue;
+        };
+        let st = crate::state_machine::send_dtmf(peer, digit, d.duration_ms);
+        if st != Status::SUCCESS {
+            log::debug!(
+                "{}: digit {digit} not passed to {}: {st:?}",
+                s.uuid,
+                peer.uuid
+            );
+        }
+    }
 }
 
 fn unbridge(core: &Arc<Core>, s: &Arc<Session>) {
@@ -202,7 +273,21 @@ pub fn bridge_dialstring(
         .var("call_timeout")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(60);
-    let profile = a.ch().profile.clone();
+    let mut profile = a.ch().profile.clone();
+    // What the far side sees: the caller's effective caller id (set by
+    // the directory for a registered user), as switch_ivr_originate does.
+    {
+        let ch = a.ch();
+        if let Some(v) = ch.var("effective_caller_id_name").filter(|v| !v.is_empty()) {
+            profile.caller_id_name = v.to_string();
+        }
+        if let Some(v) = ch
+            .var("effective_caller_id_number")
+            .filter(|v| !v.is_empty())
+        {
+            profile.caller_id_number = v.to_string();
+        }
+    }
     let peer = crate::originate::originate(
         core,
         crate::originate::Request {

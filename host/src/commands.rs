@@ -21,7 +21,7 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     (
         "show",
         "Show various reports",
-        "channels|calls [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
+        "channels|calls [count]|registrations [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
         show,
     ),
     (
@@ -53,6 +53,30 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
         "Whether a user is in the directory",
         "<key> <user> <domain>",
         crate::directory::user_exists,
+    ),
+    (
+        "find_user_xml",
+        "Find a user in the directory (its XML, merged)",
+        "<key> <user> <domain>",
+        crate::directory::find_user_xml,
+    ),
+    (
+        "xml_locate",
+        "Find a section's element in the configuration",
+        "<section> <tag> <tag_attr_name> <tag_attr_val>",
+        crate::directory::xml_locate,
+    ),
+    (
+        "registration_add",
+        "Add a registration to the core's table (endpoints use it)",
+        "<user> <realm> <token> <url> <expires> <network_ip> <network_port> <network_proto> [<metadata>]",
+        crate::registrations::add_api,
+    ),
+    (
+        "registration_del",
+        "Remove a registration from the core's table",
+        "<user> <realm> [<token>]",
+        crate::registrations::del_api,
     ),
 ];
 
@@ -372,6 +396,14 @@ fn show(core: &Arc<Core>, args: &str) -> String {
         [what @ ("channels" | "calls"), "count"] => {
             return crate::session_commands::show_sessions(core, what, true, format)
         }
+        ["registrations"] => crate::registrations::table(core),
+        ["registrations", "count"] => {
+            let n = crate::registrations::table(core).rows.len();
+            return match format {
+                Format::Json => format!("{{\"row_count\": {n}}}\n"),
+                Format::Csv => format!("\n{n} total.\n"),
+            };
+        }
         ["modules"] => modules_table(core),
         ["interfaces"] => interfaces_table(core.registry.rows(None)),
         ["interfaces", kind] => match kind_of(kind) {
@@ -383,11 +415,11 @@ fn show(core: &Arc<Core>, args: &str) -> String {
             Some(k) => interfaces_table(core.registry.rows(Some(k))),
             None => {
                 return usage(
-                    "channels|calls [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
+                    "channels|calls [count]|registrations [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
                 )
             }
         },
-        _ => return usage("channels|calls [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]"),
+        _ => return usage("channels|calls [count]|registrations [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]"),
     };
     table.render(format)
 }

@@ -158,6 +158,8 @@ pub struct Core {
     pub scheduler: crate::scheduler::Scheduler,
     /// `fsctl`'s switch-wide settings.
     pub controls: crate::fsctl::Controls,
+    /// Phones registered with endpoints (`show registrations`).
+    pub registrations: crate::registrations::Registrations,
     /// Event/log subscriptions modules opened, by id.
     pub module_subs: Mutex<std::collections::HashMap<u64, Arc<crate::services::ModuleSub>>>,
     shutting_down: AtomicBool,
@@ -199,6 +201,7 @@ impl Core {
             globals: std::sync::RwLock::new(std::collections::HashMap::new()),
             scheduler: crate::scheduler::Scheduler::default(),
             controls: crate::fsctl::Controls::default(),
+            registrations: crate::registrations::Registrations::default(),
             module_subs: Mutex::new(std::collections::HashMap::new()),
             shutting_down: AtomicBool::new(false),
             shutdown: (Mutex::new(false), Condvar::new()),

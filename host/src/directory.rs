@@ -136,6 +136,92 @@ pub fn user_exists(core: &Arc<Core>, args: &str) -> String {
     found.to_string()
 }
 
+/// `find_user_xml <key> <user> <domain>`: the user's element with the
+/// domain's and group's params and variables merged in (the later
+/// winning), as FreeSWITCH's `switch_xml_locate_user_merged` gives it;
+/// `-ERR can't find user` otherwise. Endpoints read a caller's variables
+/// from it after digest authentication.
+pub fn find_user_xml(core: &Arc<Core>, args: &str) -> String {
+    let w: Vec<&str> = args.split_whitespace().collect();
+    let [_, user, domain] = w.as_slice() else {
+        return "-ERR bad args\n".into();
+    };
+    let Some(u) = lookup(core, &format!("{user}@{domain}")) else {
+        return "-ERR can't find user\n".into();
+    };
+    u.to_xml()
+}
+
+/// `xml_locate <section> <tag> <tag_attr_name> <tag_attr_val>`: the first
+/// child of the document's section with that tag and attribute value (any
+/// case), as written in the configuration; `can't find anything`
+/// otherwise. mod_sofia builds the `domain=` nodes of acl.conf from the
+/// users of `xml_locate directory domain name <domain>`.
+pub fn xml_locate(core: &Arc<Core>, args: &str) -> String {
+    let w: Vec<&str> = args.split_whitespace().collect();
+    let [section, tag, attr, value] = w.as_slice() else {
+        return "-ERR bad args\n".into();
+    };
+    let Some(doc) = core.config.document() else {
+        return "can't find anything\n".into();
+    };
+    let found = doc.section(section).and_then(|s| {
+        s.children_named(tag)
+            .find(|e| e.attr(attr).is_some_and(|v| v.eq_ignore_ascii_case(value)))
+    });
+    match found.and_then(|e| doc.text.get(e.span.0..e.span.1)) {
+        Some(text) => format!("{text}\n"),
+        None => "can't find anything\n".into(),
+    }
+}
+
+impl User {
+    /// The merged user as XML: each param and variable once, the most
+    /// specific definition in the position of the first.
+    pub fn to_xml(&self) -> String {
+        use quick_xml::escape::escape;
+        fn merged(list: &[(String, String)]) -> Vec<(&str, &str)> {
+            let mut out: Vec<(&str, &str)> = Vec::new();
+            for (k, v) in list {
+                match out.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+                    Some(e) => e.1 = v,
+                    None => out.push((k, v)),
+                }
+            }
+            out
+        }
+        let mut x = String::from("<user");
+        let mut attrs = self.attrs.clone();
+        if !attrs.iter().any(|(k, _)| k == "id") {
+            attrs.insert(0, ("id".into(), self.id.clone()));
+        }
+        for (k, v) in &attrs {
+            x.push_str(&format!(
+                " {}=\"{}\"",
+                escape(k.as_str()),
+                escape(v.as_str())
+            ));
+        }
+        x.push_str(">\n");
+        for (tag, item, list) in [
+            ("params", "param", &self.params),
+            ("variables", "variable", &self.variables),
+        ] {
+            x.push_str(&format!("  <{tag}>\n"));
+            for (k, v) in merged(list) {
+                x.push_str(&format!(
+                    "    <{item} name=\"{}\" value=\"{}\"/>\n",
+                    escape(k),
+                    escape(v)
+                ));
+            }
+            x.push_str(&format!("  </{tag}>\n"));
+        }
+        x.push_str("</user>\n");
+        x
+    }
+}
+
 /// Where `user/<id>[@<domain>]` goes: the user's `dial-string` param with
 /// `${dialed_user}` and `${dialed_domain}` expanded (FreeSWITCH's default
 /// reaches the registered contact through `${sofia_contact(…)}`), and the
@@ -207,5 +293,25 @@ mod tests {
         let u = find_user(&dir(), "200", "EXAMPLE.com").unwrap();
         assert_eq!(u.id, "2000");
         assert_eq!(u.param("password"), Some("domainpw"));
+    }
+
+    #[test]
+    fn the_merged_user_is_written_as_xml_with_each_setting_once() {
+        let u = find_user(&dir(), "1000", "example.com").unwrap();
+        let x = u.to_xml();
+        assert!(x.starts_with("<user id=\"1000\">"), "{x}");
+        assert_eq!(x.matches("name=\"password\"").count(), 1, "{x}");
+        assert!(
+            x.contains("<param name=\"password\" value=\"1234\"/>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<variable name=\"user_context\" value=\"default\"/>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<param name=\"dial-string\" value=\"D\"/>"),
+            "{x}"
+        );
     }
 }

@@ -131,6 +131,8 @@ impl EventType {
     pub const CHANNEL_HANGUP_COMPLETE: EventType = EventType(8);
     pub const CHANNEL_EXECUTE: EventType = EventType(9);
     pub const CHANNEL_EXECUTE_COMPLETE: EventType = EventType(10);
+    pub const CHANNEL_HOLD: EventType = EventType(11);
+    pub const CHANNEL_UNHOLD: EventType = EventType(12);
     pub const CHANNEL_BRIDGE: EventType = EventType(13);
     pub const CHANNEL_UNBRIDGE: EventType = EventType(14);
     pub const CHANNEL_PROGRESS: EventType = EventType(15);

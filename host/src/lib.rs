@@ -27,6 +27,8 @@ pub mod media_io;
 pub mod modules;
 pub mod originate;
 pub mod preprocess;
+pub mod registrations;
+pub mod ringback;
 pub mod scheduler;
 pub mod services;
 pub mod session;

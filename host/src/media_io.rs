@@ -216,6 +216,104 @@ impl Source {
     }
 }
 
+/// A channel variable read as FreeSWITCH's `switch_true`.
+pub fn var_true(s: &Session, name: &str) -> bool {
+    s.ch()
+        .var(name)
+        .is_some_and(crate::dialplan_xml::switch_true)
+}
+
+/// Reads what the session sends without waiting, as FreeSWITCH's playback
+/// loop keeps reading while it writes: taps such as `record_session` see
+/// it, digits in the media are noticed, the endpoint's queue does not fill.
+pub fn drain(s: &Arc<Session>, buf: &mut [u8]) {
+    for _ in 0..4 {
+        let (st, _) = read_frame_flags(s, buf, hotswitch_plugin_api::READ_FLAG_NOBLOCK);
+        if st != Status::SUCCESS {
+            break;
+        }
+    }
+}
+
+/// A sound the core plays on its own while something else goes on —
+/// ringback while a call is placed, music to a held party: FreeSWITCH's
+/// `ringback` / `transfer_ringback` / `hold_music` values, played a frame
+/// at a time and started again at their end.
+pub struct Looping {
+    path: String,
+    src: Source,
+}
+
+impl Looping {
+    /// FreeSWITCH's forms: `%(on,off,freqs)` (a teletone script),
+    /// `tone_stream://…`, `silence_stream://…` or a WAV file.
+    pub fn open(value: &str) -> Result<Looping, String> {
+        let value = value.trim();
+        let path = if value.starts_with("%(") {
+            format!("tone_stream://{value};loops=-1")
+        } else if value == "silence" {
+            "silence_stream://-1".to_string()
+        } else {
+            value.to_string()
+        };
+        let src = Source::open(&path)?;
+        Ok(Looping { path, src })
+    }
+
+    /// The next frame of samples; silence when the source cannot go on.
+    pub fn next_frame(&mut self, out: &mut [i16]) {
+        let mut n = self.src.fill(out);
+        if n == 0 {
+            if let Ok(src) = Source::open(&self.path) {
+                self.src = src;
+                n = self.src.fill(out);
+            }
+        }
+        out[n..].fill(0);
+    }
+}
+
+/// A [`Looping`] sound written to a session in real time, one frame per
+/// [`PacedSound::step`]: ringback to a caller, music to a held party.
+pub struct PacedSound {
+    src: Looping,
+    pacer: Option<Pacer>,
+}
+
+impl PacedSound {
+    /// See [`Looping::open`] for the forms of `value`.
+    pub fn open(value: &str) -> Result<PacedSound, String> {
+        Ok(PacedSound {
+            src: Looping::open(value)?,
+            pacer: None,
+        })
+    }
+
+    /// Waits until the next frame is due (the first is due at once) and
+    /// writes it to `to`. The wait ends early when `waiter` is signalled
+    /// (a hangup, an answer, a digit): then nothing is written and the
+    /// result is false, so that the caller looks at what happened first.
+    pub fn step(&mut self, waiter: &Session, to: &Arc<Session>) -> bool {
+        let now = Instant::now();
+        let pacer = self
+            .pacer
+            .get_or_insert_with(|| Pacer::new(now.checked_sub(PTIME).unwrap_or(now), PTIME));
+        let deadline = pacer.next_deadline();
+        if deadline > now {
+            let gen = waiter.signal_generation();
+            waiter.wait_signal(gen, deadline - now);
+            if Instant::now() < deadline {
+                return false;
+            }
+        }
+        let mut samples = [0i16; FRAME_SAMPLES];
+        self.src.next_frame(&mut samples);
+        write_samples(to, &samples);
+        pacer.tick(Instant::now());
+        true
+    }
+}
+
 /// Checks queued digits: a terminator (or any digit with `any`) ends the
 /// operation; other digits stay queued for whoever reads them next.
 fn digit_stop(s: &Session, terminators: &str, any: bool) -> Option<char> {
@@ -261,15 +359,7 @@ pub fn play(
             break Outcome::Done;
         }
         write_samples(s, &buf[..n]);
-        // Like FreeSWITCH's playback loop, keep reading what the call hears
-        // (without waiting): taps such as record_session see it, and the
-        // endpoint's queue does not fill up.
-        for _ in 0..4 {
-            let (st, _) = read_frame_flags(s, &mut rbuf, hotswitch_plugin_api::READ_FLAG_NOBLOCK);
-            if st != Status::SUCCESS {
-                break;
-            }
-        }
+        drain(s, &mut rbuf);
         let deadline = pacer.next_deadline();
         let now = Instant::now();
         if deadline > now {

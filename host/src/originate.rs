@@ -8,6 +8,7 @@ use crate::core::Core;
 use crate::dialstring::{self, DialLeg};
 use crate::event::EventType;
 use crate::executor::call_into;
+use crate::ringback::Ringback;
 use crate::session::{cf, Session};
 use crate::state_machine::{hangup, str2cause};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -75,8 +76,17 @@ pub fn originate(core: &Arc<Core>, req: Request<'_>) -> Result<Arc<Session>, Cal
         if legs.is_empty() {
             continue;
         }
-        match wait_for_answer(core, &mut legs, started + timeout, &rx) {
+        let mut ringback = req.originator.as_ref().map(|a| {
+            let vars = group
+                .legs
+                .first()
+                .map(|l| l.effective_vars(&ds, group))
+                .unwrap_or_default();
+            Ringback::new(a, &vars)
+        });
+        match wait_for_answer(core, &mut legs, started + timeout, &rx, ringback.as_mut()) {
             Ok(winner) => return Ok(winner),
+            Err(CallCause::ORIGINATOR_CANCEL) => return Err(CallCause::ORIGINATOR_CANCEL),
             Err(c) => last = c,
         }
     }
@@ -281,14 +291,27 @@ fn create_leg(
     Ok(s)
 }
 
+/// Waits until a leg answers (the others lose the race), every leg has
+/// failed, the time is up, or the originator hangs up (every leg is then
+/// cancelled with ORIGINATOR_CANCEL). Meanwhile the originator hears the
+/// legs' early media or its ringback.
 fn wait_for_answer(
     core: &Arc<Core>,
     legs: &mut Vec<Leg>,
     deadline: Instant,
     rx: &Receiver<()>,
+    mut ringback: Option<&mut Ringback>,
 ) -> Result<Arc<Session>, CallCause> {
     let mut last = CallCause::NO_ANSWER;
     loop {
+        if let Some(rb) = ringback.as_deref() {
+            if rb.caller_gone() {
+                for l in legs.drain(..) {
+                    hangup(core, &l.session, CallCause::ORIGINATOR_CANCEL);
+                }
+                return Err(CallCause::ORIGINATOR_CANCEL);
+            }
+        }
         if let Some(i) = legs.iter().position(|l| l.session.ch().has(cf::ANSWERED)) {
             let winner = legs.swap_remove(i).session;
             for l in legs.drain(..) {
@@ -318,6 +341,12 @@ fn wait_for_answer(
                 hangup(core, &l.session, CallCause::NO_ANSWER);
             }
             return Err(CallCause::NO_ANSWER);
+        }
+        if let Some(rb) = ringback.as_deref_mut() {
+            let ringing: Vec<Arc<Session>> = legs.iter().map(|l| l.session.clone()).collect();
+            if rb.step(core, &ringing) {
+                continue;
+            }
         }
         let wait = deadline
             .saturating_duration_since(now)

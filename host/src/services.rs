@@ -85,6 +85,7 @@ pub static SERVICES: HostServices = HostServices {
     session_play: svc_session_play,
     session_record: svc_session_record,
     session_record_session: svc_session_record_session,
+    channel_mark_hold: svc_channel_mark_hold,
 };
 
 /// The module behind a handle, as a new strong reference.
@@ -613,6 +614,10 @@ session_fn!(svc_channel_mark_answered() -> Status, Status::GENERR, |s, core| {
 });
 session_fn!(svc_channel_mark_pre_answered() -> Status, Status::GENERR, |s, core| {
     state_machine::mark_pre_answered(&core, &s);
+    Status::SUCCESS
+});
+session_fn!(svc_channel_mark_hold(on: u32) -> Status, Status::GENERR, |s, core| {
+    state_machine::mark_hold(&core, &s, on != 0);
     Status::SUCCESS
 });
 session_fn!(svc_channel_mark_ring_ready() -> Status, Status::GENERR, |s, core| {

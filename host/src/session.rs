@@ -84,6 +84,8 @@ pub mod cf {
     pub const ORIGINATING: u64 = 1 << 7;
     /// The dialplan found an extension.
     pub const DIALPLAN_HIT: u64 = 1 << 8;
+    /// The far end holds the call (FreeSWITCH's CF_LEG_HOLDING).
+    pub const LEG_HOLDING: u64 = 1 << 9;
 }
 
 /// `CS_<NAME>` for a state.

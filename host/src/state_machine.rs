@@ -700,6 +700,43 @@ pub fn mark_ring_ready(core: &Core, s: &Arc<Session>) {
     s.notify();
 }
 
+/// The far end put the call on hold or took it off (FreeSWITCH's
+/// `switch_channel_mark_hold`): CF_LEG_HOLDING, CHANNEL_HOLD /
+/// CHANNEL_UNHOLD, the call state HELD (then UNHELD and ACTIVE), the hold
+/// times. A bridged peer hears hold music meanwhile (the bridge's relay).
+pub fn mark_hold(core: &Core, s: &Arc<Session>, on: bool) {
+    {
+        let mut ch = s.ch();
+        if ch.has(cf::LEG_HOLDING) == on || ch.hangup_cause.is_some() {
+            return;
+        }
+        let now = now_us();
+        if on {
+            ch.flags |= cf::LEG_HOLDING;
+            ch.times.last_hold = now;
+        } else {
+            ch.flags &= !cf::LEG_HOLDING;
+            if ch.times.last_hold > 0 {
+                ch.times.hold_accum += now.saturating_sub(ch.times.last_hold);
+            }
+        }
+    }
+    let event = if on {
+        EventType::CHANNEL_HOLD
+    } else {
+        EventType::CHANNEL_UNHOLD
+    };
+    // FreeSWITCH changes the call state with the flag, before the event.
+    if on {
+        set_callstate(core, s, CallState::Held);
+    } else {
+        set_callstate(core, s, CallState::Unheld);
+        set_callstate(core, s, CallState::Active);
+    }
+    s.fire(core, event, true, &[]);
+    s.notify();
+}
+
 /// Sends a DTMF digit through the session's endpoint (towards the far end).
 pub fn send_dtmf(s: &Arc<Session>, digit: char, duration_ms: u32) -> Status {
     let Some(f) = s.endpoint.io.send_dtmf else {

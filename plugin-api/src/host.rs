@@ -315,6 +315,11 @@ abi_struct! {
         /// session into a WAV file in the background.
         pub session_record_session:
             unsafe extern "C" fn(session: SessionRef, path: RStr, start: u32) -> Status,
+        /// The far end put the call on hold (`on` 1) or took it off (0):
+        /// the core marks the channel (CHANNEL_HOLD / CHANNEL_UNHOLD, call
+        /// state HELD), and a bridged party hears `temp_hold_music` /
+        /// `hold_music` meanwhile (FreeSWITCH's `switch_channel_mark_hold`).
+        pub channel_mark_hold: unsafe extern "C" fn(session: SessionRef, on: u32) -> Status,
     }
 }
 

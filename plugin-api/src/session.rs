@@ -141,6 +141,14 @@ impl Session {
         unsafe { (svc().channel_mark_ring_ready)(self.raw) };
     }
 
+    /// The far end put the call on hold (`true`) or took it off: the core
+    /// fires CHANNEL_HOLD / CHANNEL_UNHOLD, sets the call state HELD and
+    /// plays hold music to a bridged party until the hold ends.
+    pub fn mark_hold(&self, on: bool) {
+        // SAFETY: host function.
+        unsafe { (svc().channel_mark_hold)(self.raw, on as u32) };
+    }
+
     /// Lets the session run.
     pub fn start(&self) -> Result<(), HostError> {
         // SAFETY: host function.

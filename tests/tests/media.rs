@@ -33,6 +33,32 @@ const DIALPLAN: &str = r#"<include>
         <action application="park"/>
       </condition>
     </extension>
+    <extension name="early_media">
+      <condition field="destination_number" expression="^early(\d+)$">
+        <action application="pre_answer"/>
+        <action application="playback" data="tone_stream://%(1000,0,$1);loops=-1"/>
+      </condition>
+    </extension>
+    <extension name="ring_only">
+      <condition field="destination_number" expression="^ringonly$">
+        <action application="ring_ready"/>
+        <action application="sleep" data="20000"/>
+      </condition>
+    </extension>
+    <extension name="call_and_listen">
+      <condition field="destination_number" expression="^listen_(.+)$">
+        <action application="record_session" data="${rec_path}"/>
+        <action application="bridge" data="loopback/$1"/>
+      </condition>
+    </extension>
+    <extension name="inband_digits">
+      <condition field="destination_number" expression="^inband$">
+        <action application="answer"/>
+        <action application="sleep" data="1000"/>
+        <action application="playback" data="tone_stream://d=150;w=150;159#"/>
+        <action application="park"/>
+      </condition>
+    </extension>
     <extension name="captures">
       <condition field="destination_number" expression="^cap(\d)(\d)$">
         <action application="set" data="first=$1"/>
@@ -255,14 +281,97 @@ fn the_default_dialplan_plays_a_tone_forever_on_9664() {
         wav.display()
     )));
     wait_gone(&mut sw, &a);
-    // hold_music in vars.xml is the US ring: 440 + 480 Hz for the first 2 s.
-    let (p440, p480, p1000) = (
-        tone_power(&wav, 440.0),
-        tone_power(&wav, 480.0),
-        tone_power(&wav, 1000.0),
+    // hold_music in vars.xml is a C-E-G arpeggio, 400 ms a note: the first
+    // 2 s hold all three.
+    let other = tone_power(&wav, 1000.0).max(1.0);
+    for f in [523.0, 659.0, 784.0] {
+        let p = tone_power(&wav, f);
+        assert!(p > 30.0 * other, "{f} Hz: {p} against {other} at 1000 Hz");
+    }
+}
+
+/// Calls `dest` from a loopback leg that records what it hears while the
+/// callee never answers, for 2 s; returns the recording.
+fn listen_before_answer(
+    sw: &mut Switch,
+    dir: &TempDir,
+    dest: &str,
+    vars: &str,
+) -> std::path::PathBuf {
+    let wav = dir.path().join(format!("{dest}.wav"));
+    assert!(sw
+        .cmd("/event plain CHANNEL_PROGRESS_MEDIA")
+        .starts_with("+OK"));
+    let reply = sw.cmd(&format!(
+        "bgapi originate {{rec_path={},{vars}}}loopback/listen_{dest}/default/XML &park()",
+        wav.display()
+    ));
+    assert!(reply.starts_with("+OK Job-UUID"), "{reply}");
+    sw.wait_event(WAIT, |e| e.name() == "CHANNEL_PROGRESS_MEDIA")
+        .expect("someone has early media");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(sw.cmd("hupall").starts_with("+OK"));
+    let deadline = Instant::now() + WAIT;
+    while sw.channel_count() > 0 {
+        assert!(Instant::now() < deadline, "calls did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wav
+}
+
+#[test]
+fn a_caller_hears_the_early_media_of_the_leg_it_calls_through_the_core() {
+    let mut sw = media_switch();
+    let dir = TempDir::new("early-media");
+    let wav = listen_before_answer(
+        &mut sw,
+        &dir,
+        "early900",
+        "origination_caller_id_name=listener",
     );
+    let (p900, p700) = (tone_power(&wav, 900.0), tone_power(&wav, 700.0));
     assert!(
-        p440 > 100.0 * p1000.max(1.0) && p480 > 100.0 * p1000.max(1.0),
-        "{p440} {p480} {p1000}"
+        p900 > 1e5 && p900 > 100.0 * p700.max(1.0),
+        "900 Hz {p900}, 700 Hz {p700}"
     );
+}
+
+#[test]
+fn a_caller_hears_its_ringback_while_the_callee_only_rings() {
+    let mut sw = media_switch();
+    let dir = TempDir::new("ringback");
+    let wav = listen_before_answer(&mut sw, &dir, "ringonly", "ringback=%(1000\\,0\\,700)");
+    let (p700, p900) = (tone_power(&wav, 700.0), tone_power(&wav, 900.0));
+    assert!(
+        p700 > 1e5 && p700 > 100.0 * p900.max(1.0),
+        "700 Hz {p700}, 900 Hz {p900}"
+    );
+}
+
+#[test]
+fn digits_sent_as_tones_by_a_leg_without_out_of_band_dtmf_cross_a_bridge_out_of_band() {
+    let mut sw = media_switch();
+    assert!(sw
+        .cmd("/event plain CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE")
+        .starts_with("+OK"));
+    let collector = ok_uuid(&sw.cmd("originate loopback/pagd/default/XML &park()"));
+    let start = sw
+        .wait_event(WAIT, |e| {
+            e.name() == "CHANNEL_EXECUTE" && e.get("Application") == Some("play_and_get_digits")
+        })
+        .expect("B runs play_and_get_digits");
+    let b = start.get("Unique-ID").unwrap().to_string();
+    // The tones' leg says its far end has no out-of-band digits.
+    let tones =
+        ok_uuid(&sw.cmd("originate {dtmf_inband_detect=true}loopback/inband/default/XML &park()"));
+    assert!(sw
+        .cmd(&format!("uuid_bridge {tones} {collector}"))
+        .starts_with("+OK"));
+    sw.wait_event(WAIT, |e| {
+        e.name() == "CHANNEL_EXECUTE_COMPLETE"
+            && e.get("Application") == Some("play_and_get_digits")
+            && e.get("Unique-ID") == Some(b.as_str())
+    })
+    .expect("play_and_get_digits completes");
+    assert_eq!(sw.cmd(&format!("uuid_getvar {b} collected")).trim(), "159");
 }

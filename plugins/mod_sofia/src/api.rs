@@ -195,7 +195,14 @@ fn read_config() -> Result<crate::config::Config, String> {
     let ctx = hotswitch_plugin_api::ModuleContext::current();
     let sofia = ctx.config_section("sofia.conf");
     let switch = ctx.config_section("switch.conf");
-    crate::config::Config::from_xml(sofia.as_deref(), switch.as_deref()).map_err(|e| e.to_string())
+    let acl = ctx.config_section("acl.conf");
+    crate::config::Config::from_xml(
+        sofia.as_deref(),
+        switch.as_deref(),
+        acl.as_deref(),
+        &crate::acl::directory_users_with_cidr,
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<ShellAction>) {
@@ -235,6 +242,7 @@ fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<Shel
             p.addr = std::net::SocketAddr::new(fresh.sip_ip, fresh.sip_port);
             p.cfg = fresh.clone();
             p.running = true;
+            stack.acls = config.acls.clone();
             (format!("restarting: {name}\n"), Some(ShellAction::Start(i)))
         }
         "rescan" => match read_config() {

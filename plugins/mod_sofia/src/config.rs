@@ -118,6 +118,43 @@ pub struct Gateway {
     pub extension: String,
 }
 
+/// How long TCP connections of a profile live and how many there may be.
+/// Parameter names in FreeSWITCH's `tcp-*` family; times in milliseconds
+/// as `tcp-keepalive` and `tcp-pingpong` are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// `tcp-idle-timeout`: a connection that received nothing for this
+    /// long is closed (sofia-sip's default idle time, 30 minutes).
+    pub idle: Duration,
+    /// `tcp-message-timeout`: a message begun but not whole (its head or
+    /// the body its Content-Length announced) after this long closes the
+    /// connection (64×T1, as Timers B and F).
+    pub message: Duration,
+    /// `tcp-keepalive`: a CRLF CRLF ping (RFC 5626 §4.4.1) after this long
+    /// without sending; `None`: no pings.
+    pub keepalive: Option<Duration>,
+    /// `tcp-pingpong`: after a ping, a connection that sends nothing back
+    /// within this long is closed; `None`: no wait.
+    pub pingpong: Option<Duration>,
+    /// `tcp-max-connections`: accepted connections open at once.
+    pub max_total: usize,
+    /// `tcp-max-connections-per-ip`: accepted connections from one address.
+    pub max_per_ip: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> TcpLimits {
+        TcpLimits {
+            idle: Duration::from_secs(1800),
+            message: Duration::from_secs(32),
+            keepalive: None,
+            pingpong: None,
+            max_total: 2048,
+            max_per_ip: 256,
+        }
+    }
+}
+
 /// One profile's settings.
 #[derive(Clone, Debug)]
 pub struct ProfileConfig {
@@ -131,8 +168,13 @@ pub struct ProfileConfig {
     pub dialplan: String,
     pub codecs: Vec<Codec>,
     pub auth_calls: bool,
-    /// Address ranges allowed to call and register; empty: anyone.
-    pub acl: Vec<(IpAddr, u8)>,
+    /// `apply-inbound-acl`: lists (of [`crate::acl::Acls`]) whose match
+    /// trusts an INVITE (no digest challenge with `auth-calls`); a caller
+    /// no list matches is challenged, or refused 403 without `auth-calls`.
+    pub inbound_acl: Vec<String>,
+    /// `apply-register-acl`: lists a REGISTER must match all of (then it
+    /// registers without a challenge); a miss is refused 403.
+    pub register_acl: Vec<String>,
     pub user_agent: String,
     pub dtmf_type: DtmfType,
     pub te_pt: u8,
@@ -145,12 +187,17 @@ pub struct ProfileConfig {
     pub gateways: Vec<Gateway>,
     /// `sip-trace` at start.
     pub trace: bool,
+    /// TCP connection lifetimes and caps.
+    pub tcp_limits: TcpLimits,
 }
 
 /// Everything mod_sofia reads.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub profiles: Vec<ProfileConfig>,
+    /// The network lists profiles' ACLs name (`acl.conf` and the built-in
+    /// `*.auto` lists).
+    pub acls: crate::acl::Acls,
     pub rtp_start: u16,
     pub rtp_end: u16,
 }
@@ -172,61 +219,17 @@ fn bool_param(v: &str) -> bool {
     )
 }
 
-fn cidr(s: &str) -> Result<(IpAddr, u8), ConfigError> {
-    let s = s.trim();
-    let named = match s {
-        "loopback.auto" => Some(("127.0.0.0", 8)),
-        "any_v4.auto" => Some(("0.0.0.0", 0)),
-        _ => None,
-    };
-    if let Some((ip, bits)) = named {
-        return Ok((ip.parse().unwrap_or(IpAddr::from([127, 0, 0, 1])), bits));
-    }
-    let (ip, bits) = s.split_once('/').unwrap_or((s, ""));
-    let ip: IpAddr = ip.parse().map_err(|_| {
-        ConfigError(format!(
-            "apply-inbound-acl {s:?} is not a CIDR or a known list"
-        ))
-    })?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let bits = if bits.is_empty() {
-        max
-    } else {
-        bits.parse::<u8>()
-            .ok()
-            .filter(|b| *b <= max)
-            .ok_or_else(|| ConfigError(format!("apply-inbound-acl {s:?}: bad prefix length")))?
-    };
-    Ok((ip, bits))
-}
-
-/// True when `ip` is inside one of `acl`'s ranges (or `acl` is empty).
-pub fn acl_allows(acl: &[(IpAddr, u8)], ip: IpAddr) -> bool {
-    acl.is_empty()
-        || acl.iter().any(|(net, bits)| match (net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if *bits == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - *bits as u32)
-                };
-                u32::from(*n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if *bits == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - *bits as u32)
-                };
-                u128::from(*n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        })
-}
-
 impl Config {
-    /// Reads `sofia.conf` and `switch.conf`'s RTP range.
-    pub fn from_xml(sofia: Option<&str>, switch: Option<&str>) -> Result<Config, ConfigError> {
+    /// Reads `sofia.conf`, `switch.conf`'s RTP range and `acl.conf`'s
+    /// network lists.
+    /// `domain_users` gives the users of a directory domain that carry a
+    /// `cidr` attribute (acl.conf's `domain=` nodes).
+    pub fn from_xml(
+        sofia: Option<&str>,
+        switch: Option<&str>,
+        acl: Option<&str>,
+        domain_users: &dyn Fn(&str) -> Vec<(String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut rtp_start = 16384u16;
         let mut rtp_end = 32768u16;
         if let Some(sw) = switch {
@@ -268,8 +271,21 @@ impl Config {
                 )));
             }
         }
+        let acls = crate::acl::Acls::from_xml(acl, crate::acl::local_network(), domain_users)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        for p in &profiles {
+            for name in p.inbound_acl.iter().chain(&p.register_acl) {
+                if !acls.knows(name) {
+                    log::warn!(
+                        "profile {}: ACL {name:?} is no list of acl.conf nor a CIDR: it matches nothing",
+                        p.name
+                    );
+                }
+            }
+        }
         Ok(Config {
             profiles,
+            acls,
             rtp_start,
             rtp_end,
         })
@@ -293,7 +309,8 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         dialplan: "XML".into(),
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         auth_calls: false,
-        acl: Vec::new(),
+        inbound_acl: Vec::new(),
+        register_acl: Vec::new(),
         user_agent: "hotswitch".into(),
         dtmf_type: DtmfType::Rfc2833,
         te_pt: 101,
@@ -304,6 +321,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         tcp: true,
         gateways: Vec::new(),
         trace: false,
+        tcp_limits: TcpLimits::default(),
     };
     let mut rtp_ip_set = false;
     if let Some(settings) = p.child("settings") {
@@ -331,11 +349,9 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     c.codecs = codecs;
                 }
                 "auth-calls" => c.auth_calls = bool_param(vt),
-                "apply-inbound-acl" | "apply-register-acl" => {
-                    for part in vt.split(',').filter(|s| !s.trim().is_empty()) {
-                        c.acl.push(cidr(part)?);
-                    }
-                }
+                // FreeSWITCH's form: one list (or CIDR) per param, repeated.
+                "apply-inbound-acl" if !vt.is_empty() => c.inbound_acl.push(vt.to_string()),
+                "apply-register-acl" if !vt.is_empty() => c.register_acl.push(vt.to_string()),
                 "user-agent-string" => c.user_agent = vt.to_string(),
                 "dtmf-type" => {
                     c.dtmf_type = match vt.to_ascii_lowercase().as_str() {
@@ -368,6 +384,30 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                 }
                 "enable-tcp" | "bind-tcp" => c.tcp = bool_param(vt),
                 "sip-trace" => c.trace = bool_param(vt),
+                "tcp-idle-timeout" | "tcp-message-timeout" | "tcp-keepalive" | "tcp-pingpong" => {
+                    let ms: u64 = vt.parse().map_err(|_| err(&k, &v))?;
+                    let d = Duration::from_millis(ms);
+                    let l = &mut c.tcp_limits;
+                    match k.as_str() {
+                        "tcp-idle-timeout" if ms > 0 => l.idle = d,
+                        "tcp-message-timeout" if ms > 0 => l.message = d,
+                        "tcp-keepalive" => l.keepalive = (ms > 0).then_some(d),
+                        "tcp-pingpong" => l.pingpong = (ms > 0).then_some(d),
+                        _ => return Err(err(&k, &v)),
+                    }
+                }
+                "tcp-max-connections" | "tcp-max-connections-per-ip" => {
+                    let n: usize = vt
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| err(&k, &v))?;
+                    if k == "tcp-max-connections" {
+                        c.tcp_limits.max_total = n;
+                    } else {
+                        c.tcp_limits.max_per_ip = n;
+                    }
+                }
                 _ => {}
             }
         }
@@ -455,8 +495,10 @@ mod tests {
       </gateways><settings>
         <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="5070"/>
         <param name="context" value="default"/><param name="codec-prefs" value="PCMA,PCMU,G729"/>
-        <param name="auth-calls" value="true"/><param name="apply-inbound-acl" value="loopback.auto,10.0.0.0/8"/>
+        <param name="auth-calls" value="true"/><param name="apply-inbound-acl" value="loopback.auto"/>
         <param name="dtmf-type" value="info"/>
+        <param name="tcp-idle-timeout" value="60000"/><param name="tcp-keepalive" value="20000"/>
+        <param name="tcp-max-connections" value="10"/><param name="tcp-max-connections-per-ip" value="3"/>
       </settings></profile>
       <profile name="external"><settings><param name="sip-port" value="5080"/></settings></profile>
     </profiles></configuration>"#;
@@ -464,7 +506,7 @@ mod tests {
     #[test]
     fn profiles_take_freeswitch_parameter_names() {
         let sw = r#"<configuration name="switch.conf"><settings><param name="rtp-start-port" value="20000"/><param name="rtp-end-port" value="20100"/></settings></configuration>"#;
-        let c = Config::from_xml(Some(CONF), Some(sw)).unwrap();
+        let c = Config::from_xml(Some(CONF), Some(sw), None, &|_| Vec::new()).unwrap();
         assert_eq!((c.rtp_start, c.rtp_end), (20000, 20100));
         let p = &c.profiles[0];
         assert_eq!(p.sip_port, 5070);
@@ -472,29 +514,45 @@ mod tests {
         assert_eq!(p.codecs, vec![Codec::Pcma, Codec::Pcmu]);
         assert!(p.auth_calls);
         assert_eq!(p.dtmf_type, DtmfType::Info);
-        assert!(acl_allows(&p.acl, "127.0.0.9".parse().unwrap()));
-        assert!(acl_allows(&p.acl, "10.1.2.3".parse().unwrap()));
-        assert!(!acl_allows(&p.acl, "192.168.1.1".parse().unwrap()));
+        assert_eq!(p.inbound_acl, vec!["loopback.auto".to_string()]);
+        assert!(c
+            .acls
+            .check(&p.inbound_acl[0], "127.0.0.9".parse().unwrap()));
+        assert!(!c
+            .acls
+            .check(&p.inbound_acl[0], "192.168.1.1".parse().unwrap()));
         assert_eq!(p.gateways[0].proxy, "127.0.0.1:5090");
         assert_eq!(p.gateways[0].realm, "127.0.0.1:5090");
         assert_eq!(c.profiles[1].context, "public");
+        let l = &p.tcp_limits;
+        assert_eq!(l.idle, Duration::from_secs(60));
+        assert_eq!(l.keepalive, Some(Duration::from_secs(20)));
+        assert_eq!((l.max_total, l.max_per_ip, l.pingpong), (10, 3, None));
+        assert_eq!(c.profiles[1].tcp_limits, TcpLimits::default());
     }
 
     #[test]
     fn bad_settings_are_named() {
         let bad = CONF.replace("value=\"5070\"", "value=\"fifty\"");
-        let e = Config::from_xml(Some(&bad), None).unwrap_err().to_string();
+        let e = Config::from_xml(Some(&bad), None, None, &|_| Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sip-port") && e.contains("fifty"), "{e}");
         let bad = CONF.replace("PCMA,PCMU,G729", "G729");
-        assert!(Config::from_xml(Some(&bad), None)
+        assert!(Config::from_xml(Some(&bad), None, None, &|_| Vec::new())
             .unwrap_err()
             .to_string()
             .contains("codec-prefs"));
+        let bad = CONF.replace("value=\"60000\"", "value=\"soon\"");
+        let e = Config::from_xml(Some(&bad), None, None, &|_| Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tcp-idle-timeout"), "{e}");
         let dup = CONF.replace("name=\"external\"", "name=\"internal\"");
-        assert!(Config::from_xml(Some(&dup), None)
+        assert!(Config::from_xml(Some(&dup), None, None, &|_| Vec::new())
             .unwrap_err()
             .to_string()
             .contains("twice"));
-        assert!(Config::from_xml(Some("<configuration"), None).is_err());
+        assert!(Config::from_xml(Some("<configuration"), None, None, &|_| Vec::new()).is_err());
     }
 }

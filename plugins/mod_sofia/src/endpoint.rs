@@ -38,6 +38,7 @@ impl Endpoint for Sofia {
             &shared.profiles,
             &shared.registrar,
             &gateways,
+            &|a| shared.flow_alive(a),
         )?;
         let pc = &shared.profile_cfg[t.profile];
         let media = Media::bind(
@@ -285,8 +286,12 @@ impl Endpoint for Sofia {
         };
         match l.dtmf_type {
             DtmfType::Rfc2833 => {
-                l.media.queue_dtmf(digit, d.duration_ms);
-                l.media.flush_dtmf();
+                if !l.media.queue_dtmf(digit, d.duration_ms) {
+                    return Status::FALSE;
+                }
+                l.send(Input::PaceDtmf {
+                    uuid: l.uuid.clone(),
+                });
             }
             DtmfType::Info => l.send(Input::Info {
                 uuid: l.uuid.clone(),

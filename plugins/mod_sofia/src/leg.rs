@@ -92,6 +92,11 @@ pub enum Input {
     TcpClosed {
         from: SocketAddr,
     },
+    /// A connection we opened could not be made: what waits on it fails.
+    TcpUnreachable {
+        to: SocketAddr,
+        error: String,
+    },
     /// The core answered / pre-answered / rang an inbound leg (each leg
     /// named by its session's uuid).
     Answer {
@@ -115,6 +120,10 @@ pub enum Input {
         uuid: String,
         digit: char,
         duration_ms: u32,
+    },
+    /// Digits were queued on the leg's media: send their events in time.
+    PaceDtmf {
+        uuid: String,
     },
     /// Send a MESSAGE.
     Message {

@@ -12,9 +12,11 @@
 //! - [`endpoint`]: the `sofia` endpoint the core calls (frames, answer,
 //!   hangup, outbound legs).
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
+//! - [`acl`]: network lists (`acl.conf`, `loopback.auto`, …).
 //! - [`config`], [`causes`], [`leg`]: settings, cause mapping, the state a
 //!   session and the SIP thread share.
 
+pub mod acl;
 pub mod api;
 pub mod causes;
 pub mod config;
@@ -41,8 +43,14 @@ declare_module! {
 fn load(m: &ModuleContext) -> Result<(), String> {
     let sofia = m.config_section("sofia.conf");
     let switch = m.config_section("switch.conf");
-    let config =
-        config::Config::from_xml(sofia.as_deref(), switch.as_deref()).map_err(|e| e.to_string())?;
+    let acl = m.config_section("acl.conf");
+    let config = config::Config::from_xml(
+        sofia.as_deref(),
+        switch.as_deref(),
+        acl.as_deref(),
+        &crate::acl::directory_users_with_cidr,
+    )
+    .map_err(|e| e.to_string())?;
     if config.profiles.is_empty() {
         log::warn!("sofia.conf defines no profile: no SIP port is open");
     }

@@ -120,7 +120,14 @@ impl RedbStore {
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
         }
-        let db = redb::Database::create(path).map_err(|e| format!("{path}: {e}"))?;
+        let db = redb::Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => format!(
+                "the registration store {path} is in use by another process (is another \
+                 hotswitch running with the same db_dir?); give each instance its own \
+                 db_dir in vars.xml or registration-db in its profile"
+            ),
+            e => format!("the registration store {path} cannot be opened: {e}"),
+        })?;
         Ok(RedbStore { db })
     }
 
@@ -321,6 +328,20 @@ mod tests {
         let found = r.lookup("1000@127.0.0.1", None);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].contact, "sip:1000@127.0.0.1:5062");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_store_another_process_holds_is_refused_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("sofia-lock-{}", std::process::id()));
+        let path = dir.join("reg.redb");
+        let path = path.to_str().unwrap();
+        let _held = RedbStore::open(path).unwrap();
+        let e = RedbStore::open(path).err().expect("a second open fails");
+        assert!(
+            e.contains("in use by another process") && e.contains("db_dir"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

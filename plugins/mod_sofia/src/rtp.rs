@@ -114,8 +114,108 @@ struct State {
     stats: Stats,
     timeout: Option<Duration>,
     hold_timeout: Option<Duration>,
-    /// Digits to send as events.
-    dtmf_out: VecDeque<(char, u32)>,
+    /// Digits to send as events, paced.
+    dtmf: DtmfOut,
+    /// When audio was last written (a writer paces the events itself).
+    last_write: Option<Instant>,
+}
+
+/// RFC 4733 events going out, one packet per 20 ms frame as RFC 4733
+/// §2.5.1 has them: a first packet with the marker, updates with the
+/// duration so far, the end packet sent three times, then a gap before the
+/// next digit (FreeSWITCH's pacing of `uuid_send_dtmf`).
+#[derive(Default)]
+struct DtmfOut {
+    queue: VecDeque<(char, u32)>,
+    current: Option<Sending>,
+    /// No new digit before this (the pause between digits).
+    gap_until: Option<Instant>,
+}
+
+struct Sending {
+    code: u8,
+    /// The event's timestamp (its first sample), the same in every packet.
+    ts: u32,
+    /// Its length and what was sent so far, in samples.
+    total: u32,
+    elapsed: u32,
+}
+
+/// The pause between two digits of a string.
+const DTMF_GAP: Duration = Duration::from_millis(50);
+/// Samples one event packet advances (20 ms at 8 kHz).
+const DTMF_STEP: u32 = 160;
+
+impl DtmfOut {
+    fn pending(&self) -> bool {
+        self.current.is_some() || !self.queue.is_empty()
+    }
+}
+
+/// One frame time of outgoing events: the packets to send now (none while
+/// waiting out the gap between digits).
+fn dtmf_step(st: &mut State, now: Instant) -> Vec<Vec<u8>> {
+    let Some(te) = st.te_pt else {
+        st.dtmf = DtmfOut::default();
+        return Vec::new();
+    };
+    if st.dtmf.current.is_none() {
+        if st.dtmf.gap_until.is_some_and(|g| now < g) {
+            return Vec::new();
+        }
+        st.dtmf.gap_until = None;
+        let Some((digit, ms)) = st.dtmf.queue.pop_front() else {
+            return Vec::new();
+        };
+        let Some(code) = dtmf_event(digit) else {
+            return Vec::new();
+        };
+        st.dtmf.current = Some(Sending {
+            code,
+            ts: st.ts,
+            total: (ms * 8).min(0xffff),
+            elapsed: DTMF_STEP,
+        });
+        let p = event_packet(st, te, true, false, DTMF_STEP);
+        return vec![p];
+    }
+    let Some(cur) = st.dtmf.current.as_mut() else {
+        return Vec::new();
+    };
+    cur.elapsed = (cur.elapsed + DTMF_STEP).min(0xffff);
+    if cur.elapsed < cur.total {
+        let d = cur.elapsed;
+        return vec![event_packet(st, te, false, false, d)];
+    }
+    let d = cur.elapsed;
+    let packets = (0..3)
+        .map(|_| event_packet(st, te, false, true, d))
+        .collect();
+    st.dtmf.current = None;
+    st.dtmf.gap_until = Some(now + DTMF_GAP);
+    packets
+}
+
+/// One telephone-event packet of the current event.
+fn event_packet(st: &mut State, te: u8, marker: bool, end: bool, duration: u32) -> Vec<u8> {
+    let (code, ts) = st
+        .dtmf
+        .current
+        .as_ref()
+        .map(|c| (c.code, c.ts))
+        .unwrap_or((0, st.ts));
+    let mut p = Vec::with_capacity(16);
+    p.push(0x80);
+    p.push(te | if marker { 0x80 } else { 0 });
+    p.extend_from_slice(&st.seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&st.ssrc.to_be_bytes());
+    p.push(code);
+    p.push(if end { 0x80 | 10 } else { 10 });
+    p.extend_from_slice(&(duration as u16).to_be_bytes());
+    st.seq = st.seq.wrapping_add(1);
+    st.stats.tx_packets += 1;
+    p
 }
 
 /// One leg's RTP/RTCP sockets and state.
@@ -251,7 +351,8 @@ impl Media {
                     stats: Stats::default(),
                     timeout: None,
                     hold_timeout: None,
-                    dtmf_out: VecDeque::new(),
+                    dtmf: DtmfOut::default(),
+                    last_write: None,
                 }),
             });
         }
@@ -468,10 +569,17 @@ impl Media {
         } else {
             samples
         };
-        if let Some((digit, ms)) = st.dtmf_out.pop_front() {
+        st.last_write = Some(Instant::now());
+        if st.dtmf.pending() {
+            // An event replaces the audio of its frames; the audio clock
+            // goes on, so audio resumes where real time is.
+            let packets = dtmf_step(&mut st, Instant::now());
+            st.ts = st.ts.wrapping_add(samples);
             drop(st);
-            self.send_event(digit, ms);
-            st = lock(&self.st);
+            for p in packets {
+                let _ = self.sock.send_to(&p, to);
+            }
+            return;
         }
         // On the stack: this runs for every packet of every call.
         let mut buf = [0u8; 12 + MAX_PAYLOAD];
@@ -531,67 +639,52 @@ impl Media {
         }
     }
 
-    /// Queues a digit; it goes out as RFC 4733 events before the next
-    /// audio frame (or at once when no audio flows).
-    pub fn queue_dtmf(&self, digit: char, duration_ms: u32) {
-        let mut st = lock(&self.st);
-        if st.te_pt.is_none() || st.remote.is_none() {
-            return;
-        }
-        st.dtmf_out.push_back((digit, duration_ms.clamp(40, 2000)));
+    /// Whether the far end takes and sends telephone-events (its SDP
+    /// offered or accepted them).
+    pub fn has_telephone_event(&self) -> bool {
+        lock(&self.st).te_pt.is_some()
     }
 
-    /// Sends the events of queued digits now (no frames are being written).
-    pub fn flush_dtmf(&self) {
-        loop {
-            let next = lock(&self.st).dtmf_out.pop_front();
-            match next {
-                Some((d, ms)) => self.send_event(d, ms),
-                None => break,
-            }
+    /// Queues a digit; it goes out as RFC 4733 events in the frames that
+    /// follow — in place of the audio while a writer sends audio, else by
+    /// [`Media::tick_dtmf`]. Returns false when the far end takes no events.
+    pub fn queue_dtmf(&self, digit: char, duration_ms: u32) -> bool {
+        let mut st = lock(&self.st);
+        if st.te_pt.is_none() || st.remote.is_none() || dtmf_event(digit).is_none() {
+            return false;
         }
+        st.dtmf
+            .queue
+            .push_back((digit, duration_ms.clamp(40, 2000)));
+        true
     }
 
-    /// One digit: a start packet with the marker bit and three end
-    /// packets, all with the event's timestamp (§2.5.1.4).
-    fn send_event(&self, digit: char, ms: u32) {
-        let Some(code) = dtmf_event(digit) else {
-            return;
-        };
+    /// Sends the next event packet when nobody writes audio (a parked leg,
+    /// `uuid_send_dtmf` on a call that only listens); call every 20 ms.
+    /// Returns whether digits remain.
+    pub fn tick_dtmf(&self, now: Instant) -> bool {
         let mut st = lock(&self.st);
-        let (Some(to), Some(te)) = (st.remote, st.te_pt) else {
-            return;
-        };
-        let duration = (ms * 8).min(0xffff) as u16;
-        let ts = st.ts;
-        let mut packets = Vec::new();
-        for (i, (end, dur)) in [
-            (false, 160u16),
-            (true, duration),
-            (true, duration),
-            (true, duration),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let mut p = Vec::with_capacity(16);
-            p.push(0x80);
-            p.push(te | if i == 0 { 0x80 } else { 0 });
-            p.extend_from_slice(&st.seq.to_be_bytes());
-            p.extend_from_slice(&ts.to_be_bytes());
-            p.extend_from_slice(&st.ssrc.to_be_bytes());
-            p.push(code);
-            p.push(if end { 0x80 | 10 } else { 10 });
-            p.extend_from_slice(&dur.to_be_bytes());
-            st.seq = st.seq.wrapping_add(1);
-            packets.push(p);
+        let writing = st
+            .last_write
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_millis(60));
+        if !st.dtmf.pending() {
+            return false;
         }
-        st.ts = ts.wrapping_add(duration as u32);
-        st.stats.tx_packets += packets.len() as u64;
+        if writing {
+            return true;
+        }
+        let Some(to) = st.remote else {
+            st.dtmf = DtmfOut::default();
+            return false;
+        };
+        let packets = dtmf_step(&mut st, now);
+        st.ts = st.ts.wrapping_add(DTMF_STEP);
+        let pending = st.dtmf.pending();
         drop(st);
         for p in packets {
             let _ = self.sock.send_to(&p, to);
         }
+        pending
     }
 
     /// A sender report with one reception report block (RFC 3550 §6.4.1).
@@ -701,25 +794,44 @@ mod tests {
     }
 
     #[test]
-    fn queued_digits_go_out_as_events_with_one_timestamp() {
+    fn queued_digits_go_out_paced_one_packet_a_frame_with_one_timestamp() {
         let (m, peer) = pair();
-        m.queue_dtmf('#', 100);
-        m.flush_dtmf();
+        assert!(m.queue_dtmf('#', 100));
+        assert!(m.queue_dtmf('1', 40));
+        let t0 = Instant::now();
+        let mut sent = Vec::new();
+        // Nobody writes audio: tick_dtmf paces, one call per 20 ms frame.
+        for i in 0..20u32 {
+            if !m.tick_dtmf(t0 + Duration::from_millis(20 * i as u64)) {
+                break;
+            }
+        }
+        peer.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut got = [0u8; 100];
-        let mut seen = Vec::new();
-        for _ in 0..4 {
-            let (n, _) = peer.recv_from(&mut got).unwrap();
+        while let Ok((n, _)) = peer.recv_from(&mut got) {
             assert_eq!(n, 16);
-            seen.push((
-                got[1],
+            sent.push((
+                got[1] & 0x80 != 0,
                 got[12],
                 got[13] & 0x80 != 0,
+                u16::from_be_bytes([got[14], got[15]]),
                 u32::from_be_bytes([got[4], got[5], got[6], got[7]]),
             ));
         }
-        assert_eq!(seen[0].0, 0x80 | 101, "the first packet has the marker");
-        assert!(seen.iter().all(|s| s.1 == 11 && s.3 == seen[0].3));
-        assert_eq!(seen.iter().filter(|s| s.2).count(), 3);
+        let hash: Vec<_> = sent.iter().filter(|p| p.1 == 11).collect();
+        let one: Vec<_> = sent.iter().filter(|p| p.1 == 1).collect();
+        // '#' for 100 ms: a start (marker), updates every 20 ms, three ends.
+        assert!(hash[0].0, "the first packet has the marker");
+        assert_eq!(
+            hash.iter().map(|p| p.3).collect::<Vec<_>>(),
+            vec![160, 320, 480, 640, 800, 800, 800]
+        );
+        assert_eq!(hash.iter().filter(|p| p.2).count(), 3);
+        assert!(hash.iter().all(|p| p.4 == hash[0].4), "one timestamp");
+        // '1' comes after the gap, with a later timestamp.
+        assert!(one[0].0 && one[0].4 > hash[0].4);
+        assert_eq!(one.iter().filter(|p| p.2).count(), 3);
     }
 
     #[test]

@@ -3,18 +3,22 @@
 //! thread for this module — running the stack's loop on a tokio runtime
 //! whose two workers run a reader task per socket, and the stop at unload
 //! that drops every socket and task (and joins the workers) before the
-//! runtime thread returns.
+//! runtime thread returns. TCP connections live by the profile's
+//! [`TcpLimits`]: an idle timeout, a deadline for a message begun, optional
+//! keep-alive pings, and caps on accepted connections per address and in
+//! total; a response too large for a datagram goes over an open TCP
+//! connection to its Via or becomes 513.
 
 use crate::api::ShellAction;
-use crate::config::{Config, ProfileConfig};
+use crate::config::{Config, ProfileConfig, TcpLimits};
 use crate::leg::{ApiRequest, Input};
 use crate::registrar::Registrar;
 use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
 use crate::ua::Stack;
 use hotswitch_plugin_api::Status;
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
@@ -32,6 +36,16 @@ pub struct Shared {
     pub gateways: crate::ua::GatewayView,
     pub input: UnboundedSender<Input>,
     pub rtp: (u16, u16),
+    /// TCP connections phones opened to us, while they live: a phone
+    /// registered over one is reached through it (RFC 5626's flow).
+    pub flows: Mutex<HashSet<SocketAddr>>,
+}
+
+impl Shared {
+    /// True while the connection from `addr` is open.
+    pub fn flow_alive(&self, addr: SocketAddr) -> bool {
+        lock(&self.flows).contains(&addr)
+    }
 }
 
 struct Prepared {
@@ -96,6 +110,17 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// Load: reads the configuration, binds every profile, opens the
 /// registration store.
 pub fn prepare(config: Config) -> Result<(), String> {
+    // The store first: a store another instance holds fails the load
+    // before any port is taken.
+    let store: Box<dyn crate::registrar::RegistrationStore> = match config
+        .profiles
+        .iter()
+        .find_map(|p| p.registration_db.clone())
+        .filter(|p| p != "none")
+    {
+        Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
+        None => Box::new(crate::registrar::MemoryStore),
+    };
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     let mut addrs = Vec::new();
@@ -120,15 +145,6 @@ pub fn prepare(config: Config) -> Result<(), String> {
         tcp.push(t);
         addrs.push(addr);
     }
-    let store: Box<dyn crate::registrar::RegistrationStore> = match config
-        .profiles
-        .iter()
-        .find_map(|p| p.registration_db.clone())
-        .filter(|p| p != "none")
-    {
-        Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
-        None => Box::new(crate::registrar::MemoryStore),
-    };
     let registrar = Arc::new(Registrar::new(store)?);
     let (tx, rx) = unbounded_channel();
     let stack = Stack::new(&config, addrs.clone(), registrar.clone(), tx.clone());
@@ -144,6 +160,7 @@ pub fn prepare(config: Config) -> Result<(), String> {
         gateways: stack.gateway_view.clone(),
         input: tx,
         rtp: (config.rtp_start, config.rtp_end),
+        flows: Mutex::new(HashSet::new()),
     };
     STOPPING.store(false, Ordering::Release);
     *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
@@ -228,6 +245,8 @@ struct Sockets {
     tasks: Vec<Vec<JoinHandle<()>>>,
     conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
     input: UnboundedSender<Input>,
+    /// Each profile's TCP limits (as loaded).
+    tcp_limits: Vec<TcpLimits>,
 }
 
 impl Sockets {
@@ -251,20 +270,93 @@ impl Sockets {
         if let Some(l) = tcp {
             let l = TcpListener::from_std(l)?;
             let input = self.input.clone();
-            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input)));
+            let limits = self.limits(i);
+            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input, limits)));
         }
         Ok(())
     }
 
-    fn send(&mut self, stack: &Stack, t: Target, bytes: Vec<u8>) {
-        if stack.trace.load(Ordering::Relaxed) {
+    fn limits(&self, profile: usize) -> TcpLimits {
+        self.tcp_limits.get(profile).cloned().unwrap_or_default()
+    }
+
+    /// RFC 3261 §18.2.1/§18.2.2: a response too large for a datagram goes
+    /// over TCP when a connection to its Via's sent-by (received/rport when
+    /// filled in) is open; otherwise the peer gets a 513 instead.
+    fn send_too_large(&mut self, stack: &Stack, t: Target, bytes: Vec<u8>) {
+        let Ok(resp) = message::Message::parse_any_size(&bytes) else {
+            log::warn!(
+                "{} bytes for {} do not fit a datagram; dropped",
+                bytes.len(),
+                t.addr
+            );
+            return;
+        };
+        if resp.is_request() {
+            log::warn!(
+                "a {} request of {} bytes does not fit a datagram; dropped",
+                resp.method(),
+                bytes.len()
+            );
+            return;
+        }
+        let tcp_to = resp
+            .headers
+            .get("Via")
+            .and_then(crate::sip::headers::Via::parse)
+            .and_then(|v| {
+                let host = v.received.as_deref().unwrap_or(&v.host);
+                let ip: IpAddr = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .ok()?;
+                let port = v.rport.flatten().or(v.port).unwrap_or(5060);
+                Some(SocketAddr::new(ip, port))
+            })
+            .filter(|addr| self.conns.contains_key(addr));
+        if let Some(addr) = tcp_to {
             log::info!(
-                "send {} bytes to {}/{}:\n{}",
+                "response of {} bytes for {} sent over TCP to {addr}",
+                bytes.len(),
+                t.addr
+            );
+            let tcp = Target {
+                proto: Proto::Tcp,
+                addr,
+                profile: t.profile,
+            };
+            return self.send(stack, tcp, bytes);
+        }
+        log::warn!(
+            "response of {} bytes does not fit a datagram to {}; sending 513",
+            bytes.len(),
+            t.addr
+        );
+        let mut small = message::Message::response_to(&resp, 513, "Message Too Large", None);
+        // Only the top Via: the others are what made the response too large.
+        let mut vias = 0;
+        small.headers.0.retain(|(n, _)| {
+            vias += usize::from(n == "Via");
+            n != "Via" || vias == 1
+        });
+        if small.to_bytes().len() <= MAX_DATAGRAM {
+            self.send(stack, t, small.to_bytes());
+        }
+    }
+
+    fn send(&mut self, stack: &Stack, t: Target, bytes: Vec<u8>) {
+        if t.proto == Proto::Udp && bytes.len() > MAX_DATAGRAM {
+            return self.send_too_large(stack, t, bytes);
+        }
+        if stack.trace.load(Ordering::Relaxed) {
+            let title = format!(
+                "send {} bytes to {}/{}:",
                 bytes.len(),
                 t.proto.as_str().to_ascii_lowercase(),
-                t.addr,
-                String::from_utf8_lossy(&bytes)
+                t.addr
             );
+            crate::sip::text::log_lines(&title, &bytes);
         }
         match t.proto {
             Proto::Udp => {
@@ -294,12 +386,16 @@ impl Sockets {
                 self.conns.insert(t.addr, w);
                 let input = self.input.clone();
                 let profile = t.profile;
+                let limits = self.limits(profile);
                 tokio::spawn(async move {
                     match TcpStream::connect(t.addr).await {
-                        Ok(s) => tcp_conn(profile, s, t.addr, rx, input).await,
+                        Ok(s) => tcp_conn(profile, s, t.addr, rx, input, limits).await,
                         Err(e) => {
                             log::warn!("cannot connect to {}: {e}", t.addr);
-                            let _ = input.send(Input::TcpClosed { from: t.addr });
+                            let _ = input.send(Input::TcpUnreachable {
+                                to: t.addr,
+                                error: e.to_string(),
+                            });
                         }
                     }
                 });
@@ -330,32 +426,148 @@ async fn udp_reader(profile: usize, sock: Arc<UdpSocket>, input: UnboundedSender
     }
 }
 
-async fn tcp_acceptor(profile: usize, l: TcpListener, input: UnboundedSender<Input>) {
+/// The largest UDP payload (IPv4: 65,535 less the IP and UDP headers).
+const MAX_DATAGRAM: usize = 65_507;
+
+/// Accepted connections open on one profile, by source address.
+#[derive(Default)]
+struct ConnCounts {
+    by_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One accepted connection counted; uncounted when dropped.
+struct Counted {
+    counts: Arc<ConnCounts>,
+    ip: IpAddr,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut m = lock(&self.counts.by_ip);
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl ConnCounts {
+    /// Counts a connection from `ip` unless a cap is reached; the refusal
+    /// says which cap and how many are open.
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &TcpLimits) -> Result<Counted, String> {
+        let mut m = lock(&self.by_ip);
+        let total: usize = m.values().sum();
+        let from_ip = m.get(&ip).copied().unwrap_or(0);
+        if from_ip >= limits.max_per_ip {
+            return Err(format!(
+                "{from_ip} connections from {ip} already open (tcp-max-connections-per-ip {})",
+                limits.max_per_ip
+            ));
+        }
+        if total >= limits.max_total {
+            return Err(format!(
+                "{total} connections already open (tcp-max-connections {})",
+                limits.max_total
+            ));
+        }
+        *m.entry(ip).or_insert(0) += 1;
+        Ok(Counted {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+async fn tcp_acceptor(
+    profile: usize,
+    l: TcpListener,
+    input: UnboundedSender<Input>,
+    limits: TcpLimits,
+) {
+    let counts = Arc::new(ConnCounts::default());
+    let mut refused = 0u64;
+    let mut last_log: Option<Instant> = None;
     loop {
         let Ok((s, from)) = l.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        let counted = match counts.admit(from.ip(), &limits) {
+            Ok(c) => c,
+            Err(why) => {
+                // Closed at once; one line a second at most says why.
+                drop(s);
+                refused += 1;
+                let now = Instant::now();
+                if last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                    last_log = Some(now);
+                    log::warn!(
+                        "TCP connection from {from} refused: {why}; {refused} refused so far"
+                    );
+                }
+                continue;
+            }
+        };
         let (w, rx) = unbounded_channel();
         if input.send(Input::TcpOpen { from, writer: w }).is_err() {
             return;
         }
-        tokio::spawn(tcp_conn(profile, s, from, rx, input.clone()));
+        let input = input.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let _counted = counted;
+            tcp_conn(profile, s, from, rx, input, limits).await
+        });
     }
 }
 
+/// Why a connection's reader stops waiting.
+fn tcp_deadline(
+    limits: &TcpLimits,
+    last_rx: Instant,
+    partial_since: Option<Instant>,
+    ping_sent: Option<Instant>,
+) -> (Instant, &'static str) {
+    let mut d = (last_rx + limits.idle, "idle");
+    if let Some(t) = partial_since {
+        d = d.min((t + limits.message, "message"));
+    }
+    if let (Some(t), Some(p)) = (ping_sent, limits.pingpong) {
+        d = d.min((t + p, "pong"));
+    }
+    d
+}
+
 /// One TCP connection: messages framed by Content-Length in, queued
-/// messages out.
+/// messages (and keep-alive pings) out; closed when idle, when a message
+/// begun does not complete in time, or when a ping gets no answer.
 async fn tcp_conn(
     profile: usize,
     s: TcpStream,
     from: SocketAddr,
     mut out: UnboundedReceiver<Vec<u8>>,
     input: UnboundedSender<Input>,
+    limits: TcpLimits,
 ) {
     let (mut r, mut w) = s.into_split();
+    let ping_sent: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let keepalive = limits.keepalive;
+    let pinged = ping_sent.clone();
     let writer = tokio::spawn(async move {
-        while let Some(b) = out.recv().await {
+        loop {
+            let b = match keepalive {
+                Some(k) => match tokio::time::timeout(k, out.recv()).await {
+                    Ok(b) => b,
+                    Err(_) => {
+                        lock(&pinged).get_or_insert_with(Instant::now);
+                        Some(b"\r\n\r\n".to_vec())
+                    }
+                },
+                None => out.recv().await,
+            };
+            let Some(b) = b else { break };
             if w.write_all(&b).await.is_err() {
                 break;
             }
@@ -363,11 +575,42 @@ async fn tcp_conn(
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16_384];
+    let mut last_rx = Instant::now();
+    let mut partial_since: Option<Instant> = None;
     'conn: loop {
-        let n = match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let ping = *lock(&ping_sent);
+        let (deadline, why) = tcp_deadline(&limits, last_rx, partial_since, ping);
+        // A ping sent while we wait moves the deadline: look again soon.
+        let wake = match limits.pingpong {
+            Some(p) if ping.is_none() => {
+                deadline.min(Instant::now() + p.min(Duration::from_secs(1)))
+            }
+            _ => deadline,
         };
+        let read =
+            tokio::time::timeout_at(tokio::time::Instant::from_std(wake), r.read(&mut chunk));
+        let n = match read.await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => n,
+            Err(_) if Instant::now() >= deadline => {
+                match why {
+                    "message" => log::warn!(
+                        "TCP {from}: a message still incomplete after {} ms (tcp-message-timeout); closing",
+                        limits.message.as_millis()
+                    ),
+                    "pong" => log::info!("TCP {from}: no answer to a keep-alive ping (tcp-pingpong); closing"),
+                    _ => log::info!(
+                        "TCP {from}: idle for {} ms (tcp-idle-timeout); closing",
+                        limits.idle.as_millis()
+                    ),
+                }
+                break;
+            }
+            Err(_) => continue,
+        };
+        let now = Instant::now();
+        last_rx = now;
+        *lock(&ping_sent) = None;
         buf.extend_from_slice(&chunk[..n]);
         loop {
             match message::frame(&buf) {
@@ -391,6 +634,11 @@ async fn tcp_conn(
                 }
             }
         }
+        partial_since = if buf.is_empty() {
+            None
+        } else {
+            partial_since.or(Some(now))
+        };
     }
     writer.abort();
     let _ = input.send(Input::TcpClosed { from });
@@ -411,12 +659,18 @@ async fn serve(p: Prepared) {
         input: shared()
             .map(|s| s.input.clone())
             .unwrap_or_else(|| unbounded_channel().0),
+        tcp_limits: stack
+            .profiles
+            .iter()
+            .map(|p| p.cfg.tcp_limits.clone())
+            .collect(),
     };
     for (i, (u, t)) in udp.into_iter().zip(tcp).enumerate() {
         if let Err(e) = sockets.start_profile(i, u, t) {
             log::error!("profile {}: {e}", stack.profiles[i].cfg.name);
         }
     }
+    stack.publish_registrations(true);
     loop {
         let deadline = tokio::time::Instant::from_std(stack.next_deadline());
         tokio::select! {
@@ -473,6 +727,7 @@ async fn serve(p: Prepared) {
 }
 
 fn finish(stack: Stack, mut sockets: Sockets) {
+    stack.publish_registrations(false);
     for i in 0..sockets.udp.len() {
         sockets.stop_profile(i);
     }
@@ -517,9 +772,19 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
         ),
         Input::TcpOpen { from, writer } => {
             sockets.conns.insert(from, writer);
+            if let Some(s) = shared() {
+                lock(&s.flows).insert(from);
+            }
         }
         Input::TcpClosed { from } => {
             sockets.conns.remove(&from);
+            if let Some(s) = shared() {
+                lock(&s.flows).remove(&from);
+            }
+        }
+        Input::TcpUnreachable { to, error } => {
+            sockets.conns.remove(&to);
+            stack.on_transport_error(to, &error, now);
         }
         other => stack.on_input(other, now),
     }
@@ -529,5 +794,57 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
 fn flush(stack: &mut Stack, sockets: &mut Sockets) {
     for (t, bytes) in std::mem::take(&mut stack.tx.outbox) {
         sockets.send(stack, t, bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_connections_are_capped_per_address_and_in_total_and_uncounted_when_closed() {
+        let limits = TcpLimits {
+            max_total: 3,
+            max_per_ip: 2,
+            ..TcpLimits::default()
+        };
+        let counts = Arc::new(ConnCounts::default());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = counts.admit(a, &limits).unwrap();
+        let _a2 = counts.admit(a, &limits).unwrap();
+        let e = counts.admit(a, &limits).err().unwrap();
+        assert_eq!(
+            e,
+            "2 connections from 10.0.0.1 already open (tcp-max-connections-per-ip 2)"
+        );
+        let _b1 = counts.admit(b, &limits).unwrap();
+        let e = counts.admit(b, &limits).err().unwrap();
+        assert_eq!(e, "3 connections already open (tcp-max-connections 3)");
+        drop(a1);
+        assert!(counts.admit(b, &limits).is_ok());
+    }
+
+    #[test]
+    fn a_connection_waits_for_the_nearest_of_its_deadlines() {
+        let limits = TcpLimits {
+            idle: Duration::from_secs(60),
+            message: Duration::from_secs(5),
+            pingpong: Some(Duration::from_secs(2)),
+            ..TcpLimits::default()
+        };
+        let t = Instant::now();
+        assert_eq!(
+            tcp_deadline(&limits, t, None, None),
+            (t + limits.idle, "idle")
+        );
+        assert_eq!(
+            tcp_deadline(&limits, t, Some(t), None),
+            (t + limits.message, "message")
+        );
+        assert_eq!(
+            tcp_deadline(&limits, t, Some(t), Some(t)),
+            (t + Duration::from_secs(2), "pong")
+        );
     }
 }

@@ -51,8 +51,6 @@ const MAX_SUBSCRIPTIONS: usize = 1000;
 
 /// Event ids (FreeSWITCH's numbering) this module fires.
 const EV_CUSTOM: u32 = 0;
-const EV_CHANNEL_HOLD: u32 = 11;
-const EV_CHANNEL_UNHOLD: u32 = 12;
 
 /// What the switch tells a connection.
 #[derive(Debug)]
@@ -736,16 +734,7 @@ impl Switch for HostSwitch {
             return false;
         };
         s.set_var("verto_hold", if held { "true" } else { "" });
-        let _ = s.fire_event(
-            if held {
-                EV_CHANNEL_HOLD
-            } else {
-                EV_CHANNEL_UNHOLD
-            },
-            "",
-            &[],
-            "",
-        );
+        s.mark_hold(held);
         log::info!("{uuid} {}", if held { "on hold" } else { "off hold" });
         true
     }

@@ -1,19 +1,31 @@
 //! SIP messages (RFC 3261 §7, §20, §25): parsing, framing on streams, and
 //! writing.
 //!
-//! Sans-IO and strict where the grammar matters for routing (start line,
-//! the headers every transaction needs, Content-Length), lenient where
-//! deployed peers differ (case of names, compact forms, folded lines,
-//! whitespace around colons, a bare LF instead of CRLF). A message that
-//! fails gets a [`ParseError`] saying why; the caller answers 400 when the
-//! message carries enough to address a reply.
+//! Sans-IO, and by the grammar: a start line of single spaces, header
+//! names as tokens in any case or compact form, linear white space and
+//! folded lines wherever the grammar allows them (a bare LF is taken for
+//! CRLF), comma-joined values, and refused with a [`ParseError`] what the
+//! grammar forbids — control characters in a header, an empty element in
+//! a list, a second instance of a single-valued header (Call-ID, CSeq,
+//! From, To, Max-Forwards, Content-Length), a version other than SIP/2.0
+//! (answered 505). The lexical pieces (lines, framing, Content-Length,
+//! the start line) are in [`crate::sip::wire`]. [`error_response`] builds
+//! the 400 or 505 for a request that failed, when its Via can address one.
 //!
 //! Headers are kept in arrival order with their names canonicalised
 //! (compact forms expanded); comma-separated values of Via, Route,
 //! Record-Route and Contact are split into one entry each, so the top Via
 //! is always `headers.get("Via")`.
 
+use crate::sip::headers::is_token;
+use crate::sip::text::escape_str;
+use crate::sip::wire::{
+    content_length, digits, has_control, head_end, is_call_id, is_version, parse_cseq, parse_start,
+    split_commas, split_line, unfold,
+};
 use std::fmt;
+
+pub use crate::sip::wire::frame;
 
 /// Largest message accepted (UDP datagram or TCP message).
 pub const MAX_MESSAGE: usize = 65_535;
@@ -42,16 +54,16 @@ pub struct Headers(pub Vec<(String, String)>);
 impl Headers {
     /// The first value of `name` (any case, compact form allowed).
     pub fn get(&self, name: &str) -> Option<&str> {
-        let name = canonical(name);
+        let name = query_name(name);
         self.0
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let name = canonical(name);
+        let name = query_name(name).to_string();
         self.0
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
@@ -89,8 +101,8 @@ impl Headers {
 
     /// Removes every `name`.
     pub fn remove(&mut self, name: &str) {
-        let name = canonical(name);
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        let name = query_name(name);
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
     /// Inserts a header before all others.
@@ -99,15 +111,23 @@ impl Headers {
     }
 }
 
-/// Why a message was refused.
+/// Why a message was refused. Every text it carries is escaped
+/// (printable ASCII), so it can be logged as is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseError {
     /// Not even a start line.
     StartLine(String),
-    /// A header line without a colon, or with a bad name.
+    /// A header line without a colon, with a bad name, or with control
+    /// characters.
     HeaderLine(String),
-    /// A header the message cannot be handled without, or its value broken.
+    /// A header the message cannot be handled without is absent.
+    Missing(&'static str),
+    /// A header's value is broken.
     Header(&'static str, String),
+    /// A single-valued header appears twice.
+    Duplicate(&'static str),
+    /// A SIP version other than 2.0.
+    Version(String),
     /// Content-Length and the body disagree.
     Length(String),
     /// Over [`MAX_MESSAGE`].
@@ -121,9 +141,12 @@ pub enum ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::StartLine(l) => write!(f, "bad start line {l:?}"),
-            ParseError::HeaderLine(l) => write!(f, "bad header line {l:?}"),
+            ParseError::StartLine(l) => write!(f, "bad start line \"{l}\""),
+            ParseError::HeaderLine(l) => write!(f, "bad header line \"{l}\""),
+            ParseError::Missing(n) => write!(f, "missing {n} header"),
             ParseError::Header(n, why) => write!(f, "bad {n} header: {why}"),
+            ParseError::Duplicate(n) => write!(f, "{n} header appears more than once"),
+            ParseError::Version(v) => write!(f, "SIP version {v} is not supported"),
             ParseError::Length(why) => write!(f, "bad Content-Length: {why}"),
             ParseError::TooLarge(n) => write!(f, "message of {n} bytes is too large"),
             ParseError::Encoding => write!(f, "message head is not UTF-8"),
@@ -134,33 +157,58 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+impl ParseError {
+    /// The status a request refused for this error is answered with:
+    /// sofia-sip's `400 Bad <Name> Header`, 505 for a version.
+    pub fn status(&self) -> (u16, String) {
+        match self {
+            ParseError::Version(_) => (505, "Version Not Supported".into()),
+            ParseError::Missing(n) => (400, format!("Missing {n} Header")),
+            ParseError::Header(n, _) | ParseError::Duplicate(n) => (400, format!("Bad {n} Header")),
+            ParseError::Length(_) => (400, "Bad Content-Length Header".into()),
+            _ => (400, "Bad Request".into()),
+        }
+    }
+}
+
+/// The long name of a compact form (RFC 3261 §7.3.3 and its extensions);
+/// `None` for any other name.
+fn compact(name: &str) -> Option<&'static str> {
+    if name.len() != 1 {
+        return None;
+    }
+    Some(match name.as_bytes()[0].to_ascii_lowercase() {
+        b'i' => "Call-ID",
+        b'm' => "Contact",
+        b'e' => "Content-Encoding",
+        b'l' => "Content-Length",
+        b'c' => "Content-Type",
+        b'f' => "From",
+        b's' => "Subject",
+        b'k' => "Supported",
+        b't' => "To",
+        b'v' => "Via",
+        b'o' => "Event",
+        b'r' => "Refer-To",
+        b'u' => "Allow-Events",
+        _ => return None,
+    })
+}
+
+/// What stored (canonical) names are compared with, case ignored: the
+/// long form of a compact name, any other name as given. No allocation:
+/// headers are looked up many times per message.
+fn query_name(name: &str) -> &str {
+    compact(name).unwrap_or(name)
+}
+
 /// The long name of a header given in any case or compact form, in the
 /// capitalisation RFC 3261 uses.
 pub fn canonical(name: &str) -> String {
-    let long = match name.len() {
-        1 => match name.as_bytes()[0].to_ascii_lowercase() {
-            b'i' => "Call-ID",
-            b'm' => "Contact",
-            b'e' => "Content-Encoding",
-            b'l' => "Content-Length",
-            b'c' => "Content-Type",
-            b'f' => "From",
-            b's' => "Subject",
-            b'k' => "Supported",
-            b't' => "To",
-            b'v' => "Via",
-            b'o' => "Event",
-            b'r' => "Refer-To",
-            b'u' => "Allow-Events",
-            _ => return name.to_string(),
-        },
-        _ => KNOWN
-            .iter()
-            .find(|k| k.eq_ignore_ascii_case(name))
-            .copied()
-            .unwrap_or(name),
-    };
-    long.to_string()
+    compact(name)
+        .or_else(|| KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)).copied())
+        .unwrap_or(name)
+        .to_string()
 }
 
 const KNOWN: &[&str] = &[
@@ -189,98 +237,28 @@ const KNOWN: &[&str] = &[
     "Subject",
 ];
 
-/// Headers whose comma-separated values are separate entries.
-fn splits(name: &str) -> bool {
-    matches!(name, "Via" | "Route" | "Record-Route" | "Contact")
+/// Headers whose comma-separated values are separate entries, as the
+/// `&'static str` errors name them.
+fn splits(name: &str) -> Option<&'static str> {
+    match name {
+        "Via" => Some("Via"),
+        "Route" => Some("Route"),
+        "Record-Route" => Some("Record-Route"),
+        "Contact" => Some("Contact"),
+        _ => None,
+    }
 }
 
-/// Where the head ends: the index of the body's first byte.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 1 < buf.len() {
-        if buf[i] == b'\n' {
-            if buf[i + 1] == b'\n' {
-                return Some(i + 2);
-            }
-            if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
-                return Some(i + 3);
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-/// For streams (TCP): the length of the first whole message in `buf`,
-/// `Ok(None)` when more bytes are needed. Leading CRLFs (keep-alives) count
-/// as a message of their own length.
-pub fn frame(buf: &[u8]) -> Result<Option<usize>, ParseError> {
-    let ws = buf
-        .iter()
-        .take_while(|b| **b == b'\r' || **b == b'\n')
-        .count();
-    if ws > 0 {
-        return Ok(Some(ws));
-    }
-    let Some(end) = head_end(buf) else {
-        if buf.len() > MAX_MESSAGE {
-            return Err(ParseError::TooLarge(buf.len()));
-        }
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| ParseError::Encoding)?;
-    let mut length = None;
-    for line in head.lines() {
-        if let Some((n, v)) = line.split_once(':') {
-            let n = n.trim();
-            if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("l") {
-                length = Some(
-                    v.trim()
-                        .parse::<usize>()
-                        .map_err(|_| ParseError::Length(v.trim().to_string()))?,
-                );
-            }
-        }
-    }
-    // RFC 3261 §18.3: on a stream, Content-Length is mandatory.
-    let length = length.ok_or_else(|| ParseError::Length("missing on a stream".into()))?;
-    let total = end.saturating_add(length);
-    if total > MAX_MESSAGE {
-        return Err(ParseError::TooLarge(total));
-    }
-    Ok((buf.len() >= total).then_some(total))
-}
-
-/// Splits `v` at commas outside double quotes and angle brackets.
-fn split_commas(v: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut quoted, mut angle, mut start) = (false, false, 0);
-    let b = v.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => angle = true,
-            b'>' if !quoted => angle = false,
-            b',' if !quoted && !angle => {
-                out.push(v[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(v[start..].trim());
-    out.retain(|s| !s.is_empty());
-    out
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c))
-}
+/// Headers a message carries at most once (RFC 3261 §7.3.1: only a
+/// header whose grammar is a comma list may repeat).
+const SINGLE: [&str; 6] = [
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Length",
+];
 
 impl Message {
     /// Parses one whole message (a datagram, or a frame cut by [`frame`]).
@@ -288,50 +266,45 @@ impl Message {
         if buf.len() > MAX_MESSAGE {
             return Err(ParseError::TooLarge(buf.len()));
         }
+        Message::parse_any_size(buf)
+    }
+
+    /// As [`Message::parse`] without the size limit: for messages we wrote
+    /// ourselves (a response found too large to send).
+    pub fn parse_any_size(buf: &[u8]) -> Result<Message, ParseError> {
         let end = head_end(buf).ok_or(ParseError::Incomplete)?;
         let head = std::str::from_utf8(&buf[..end]).map_err(|_| ParseError::Encoding)?;
-        let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-        let first = lines.next().unwrap_or("");
+        let (first, raw) = unfold(head)?;
         let start = parse_start(first)?;
-        let mut raw: Vec<String> = Vec::new();
-        for line in lines {
-            if line.is_empty() {
-                continue;
-            }
-            if line.starts_with([' ', '\t']) {
-                // A folded line continues the previous header (§7.3.1).
-                let Some(prev) = raw.last_mut() else {
-                    return Err(ParseError::HeaderLine(line.into()));
-                };
-                prev.push(' ');
-                prev.push_str(line.trim());
-                continue;
-            }
-            raw.push(line.to_string());
-        }
         let mut headers = Headers::default();
+        headers.0.reserve(raw.len() + 2);
         for line in &raw {
-            let (n, v) = line
-                .split_once(':')
-                .ok_or_else(|| ParseError::HeaderLine(line.clone()))?;
-            let n = n.trim();
-            if !is_token(n) {
-                return Err(ParseError::HeaderLine(line.clone()));
+            if has_control(line) {
+                return Err(ParseError::HeaderLine(escape_str(line, 120)));
             }
-            let name = canonical(n);
-            let v = v.trim();
-            if splits(&name) && v != "*" {
-                for part in split_commas(v) {
-                    headers.0.push((name.clone(), part.to_string()));
+            let (name, v) = split_line(line)?;
+            match splits(&name) {
+                Some(list) if v != "*" => {
+                    let parts = split_commas(v)
+                        .ok_or_else(|| ParseError::Header(list, "an empty element".into()))?;
+                    for part in parts {
+                        headers.0.push((name.clone(), part.to_string()));
+                    }
                 }
-            } else {
-                headers.0.push((name, v.to_string()));
+                _ => headers.0.push((name, v.to_string())),
+            }
+        }
+        let mut seen = [false; SINGLE.len()];
+        for (n, _) in &headers.0 {
+            if let Some(i) = SINGLE.iter().position(|s| s == n) {
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(ParseError::Duplicate(SINGLE[i]));
+                }
             }
         }
         let rest = &buf[end..];
-        let body = match headers.get("Content-Length") {
-            Some(l) => {
-                let n: usize = l.parse().map_err(|_| ParseError::Length(l.to_string()))?;
+        let body = match content_length(headers.get_all("Content-Length"))? {
+            Some(n) => {
                 if n > rest.len() {
                     return Err(ParseError::Length(format!(
                         "{n} announced, {} present",
@@ -353,44 +326,59 @@ impl Message {
 
     /// The checks every message must pass before a transaction sees it.
     fn validate(&self) -> Result<(), ParseError> {
+        use crate::sip::headers::{NameAddr, Via};
         let h = &self.headers;
-        let via = h
-            .get("Via")
-            .ok_or(ParseError::Header("Via", "missing".into()))?;
-        crate::sip::headers::Via::parse(via)
-            .ok_or_else(|| ParseError::Header("Via", via.to_string()))?;
-        for n in ["From", "To"] {
-            let v = h.get(n).ok_or(ParseError::Header(
-                if n == "From" { "From" } else { "To" },
-                "missing".into(),
-            ))?;
-            crate::sip::headers::NameAddr::parse(v).ok_or_else(|| {
-                ParseError::Header(if n == "From" { "From" } else { "To" }, v.to_string())
-            })?;
+        let bad = |n: &'static str, v: &str| ParseError::Header(n, escape_str(v, 120));
+        let mut vias = h.get_all("Via").peekable();
+        if vias.peek().is_none() {
+            return Err(ParseError::Missing("Via"));
         }
-        match h.get("Call-ID") {
-            Some(c) if !c.is_empty() && !c.contains(char::is_whitespace) => {}
-            other => {
-                return Err(ParseError::Header(
-                    "Call-ID",
-                    other.unwrap_or("missing").to_string(),
-                ))
+        for via in vias {
+            Via::parse(via).ok_or_else(|| bad("Via", via))?;
+        }
+        for n in ["From", "To"] {
+            let n = if n == "From" { "From" } else { "To" };
+            let v = h.get(n).ok_or(ParseError::Missing(n))?;
+            NameAddr::parse(v).ok_or_else(|| bad(n, v))?;
+        }
+        let call_id = h.get("Call-ID").ok_or(ParseError::Missing("Call-ID"))?;
+        if !is_call_id(call_id) {
+            return Err(bad("Call-ID", call_id));
+        }
+        let cseq = h.get("CSeq").ok_or(ParseError::Missing("CSeq"))?;
+        let (_, cmethod) = parse_cseq(cseq).ok_or_else(|| bad("CSeq", cseq))?;
+        for c in h.get_all("Contact") {
+            if c != "*" && NameAddr::parse(c).is_none() {
+                return Err(bad("Contact", c));
             }
         }
-        let cseq = h
-            .get("CSeq")
-            .ok_or(ParseError::Header("CSeq", "missing".into()))?;
-        let (_, cmethod) = parse_cseq(cseq).ok_or(ParseError::Header("CSeq", cseq.into()))?;
+        // route-param / rec-route: a name-addr (in angle brackets).
+        for n in ["Route", "Record-Route"] {
+            let n = if n == "Route" {
+                "Route"
+            } else {
+                "Record-Route"
+            };
+            for r in h.get_all(n) {
+                if !r.contains('<') || NameAddr::parse(r).is_none() {
+                    return Err(bad(n, r));
+                }
+            }
+        }
         if let StartLine::Request { method, .. } = &self.start {
             if cmethod != method && !(method == "ACK" && cmethod == "INVITE") {
                 return Err(ParseError::Header(
                     "CSeq",
-                    format!("method {cmethod} does not match the request's {method}"),
+                    format!(
+                        "method {} does not match the request's {}",
+                        escape_str(cmethod, 40),
+                        escape_str(method, 40)
+                    ),
                 ));
             }
             if let Some(mf) = h.get("Max-Forwards") {
-                if mf.parse::<u8>().is_err() {
-                    return Err(ParseError::Header("Max-Forwards", mf.into()));
+                if !digits(mf) || mf.parse::<u8>().is_err() {
+                    return Err(bad("Max-Forwards", mf));
                 }
             }
         }
@@ -452,13 +440,25 @@ impl Message {
     /// `to_tag` added to To when it has none.
     pub fn response_to(req: &Message, code: u16, reason: &str, to_tag: Option<&str>) -> Message {
         let mut headers = Headers::default();
+        let mut seen = [false; 3];
         for (n, v) in &req.headers.0 {
+            let once = match n.as_str() {
+                "From" => Some(0),
+                "Call-ID" => Some(1),
+                "CSeq" => Some(2),
+                _ => None,
+            };
+            if let Some(i) = once {
+                if std::mem::replace(&mut seen[i], true) {
+                    continue;
+                }
+            }
             match n.as_str() {
                 "Via" | "From" | "Call-ID" | "CSeq" => headers.0.push((n.clone(), v.clone())),
                 "Record-Route" if (101..300).contains(&code) => {
                     headers.0.push((n.clone(), v.clone()))
                 }
-                "To" => {
+                "To" if headers.get("To").is_none() => {
                     let mut to = v.clone();
                     if let Some(tag) = to_tag {
                         if crate::sip::headers::param(v, "tag").is_none() && code != 100 {
@@ -530,39 +530,51 @@ impl fmt::Display for Message {
     }
 }
 
-fn parse_start(line: &str) -> Result<StartLine, ParseError> {
-    let bad = || ParseError::StartLine(line.chars().take(120).collect());
-    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
-        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-        let code: u16 = code.parse().map_err(|_| bad())?;
-        if !(100..700).contains(&code) {
-            return Err(bad());
-        }
-        return Ok(StartLine::Response {
+/// The answer to a request that failed to parse: `code reason` with its
+/// Vias, and From, To, Call-ID and CSeq when it has them (the first of
+/// each), as §8.2 and sofia-sip answer. `None` for a response, for an ACK
+/// (never answered) and for a request without a Via to address it by.
+pub fn error_response(buf: &[u8], code: u16, reason: &str) -> Option<Message> {
+    let end = head_end(buf).unwrap_or(buf.len()).min(MAX_MESSAGE);
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let (first, lines) = unfold(head).ok()?;
+    let method = first.split(' ').next()?;
+    let version = first.trim_end().rsplit(' ').next()?;
+    if !is_token(method) || method == "ACK" || !is_version(version) {
+        return None;
+    }
+    let mut r = Message {
+        start: StartLine::Response {
             code,
-            reason: reason.to_string(),
-        });
-    }
-    let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
+            reason: escape_str(reason, 120),
+        },
+        headers: Headers::default(),
+        body: Vec::new(),
     };
-    if !is_token(method) || !version.eq_ignore_ascii_case("SIP/2.0") || !uri.contains(':') {
-        return Err(bad());
+    let mut vias = 0;
+    for line in &lines {
+        let Ok((name, v)) = split_line(line) else {
+            continue;
+        };
+        if has_control(v) {
+            continue;
+        }
+        match name.as_str() {
+            "Via" => {
+                // Every Via is copied into the answer: each must be sound.
+                for via in split_commas(v)? {
+                    crate::sip::headers::Via::parse_any_version(via)?;
+                    vias += 1;
+                }
+                r.headers.0.push((name, v.to_string()));
+            }
+            "From" | "To" | "Call-ID" | "CSeq" if r.headers.get(&name).is_none() => {
+                r.headers.0.push((name, v.to_string()));
+            }
+            _ => {}
+        }
     }
-    Ok(StartLine::Request {
-        method: method.to_string(),
-        uri: uri.to_string(),
-    })
-}
-
-fn parse_cseq(v: &str) -> Option<(u32, &str)> {
-    let mut it = v.split_whitespace();
-    let n = it.next()?.parse::<u32>().ok()?;
-    let m = it.next()?;
-    (it.next().is_none() && is_token(m)).then_some((n, m))
+    (vias > 0).then_some(r)
 }
 
 #[cfg(test)]

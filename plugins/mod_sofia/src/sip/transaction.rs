@@ -83,6 +83,9 @@ pub enum TxEvent {
     Timeout { key: ClientKey },
     /// Timer H / L fired: our 2xx or final response was never acknowledged.
     NoAck { key: ServerKey },
+    /// The transport could not carry our request (a connection refused):
+    /// the transaction ended at once, as with a 503 (RFC 3261 §8.1.3.1).
+    TransportError { key: ClientKey },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +171,23 @@ fn server_key(msg: &Message) -> Option<ServerKey> {
     })
 }
 
+/// Where responses to a request go (RFC 3261 §18.2.2, RFC 3581 §4): over
+/// a stream, back on its connection; over UDP, to the source address and
+/// port when the top Via asks for `rport`, else to the source address and
+/// the Via's sent-by port.
+fn response_target(msg: &Message, from: Target) -> Target {
+    if from.proto.reliable() {
+        return from;
+    }
+    match msg.headers.get("Via").and_then(Via::parse) {
+        Some(v) if v.rport.is_none() => Target {
+            addr: SocketAddr::new(from.addr.ip(), v.port.unwrap_or(5060)),
+            ..from
+        },
+        _ => from,
+    }
+}
+
 impl Transactions {
     /// Transactions alive.
     pub fn len(&self) -> (usize, usize) {
@@ -228,14 +248,14 @@ impl Transactions {
                 SState::Trying
             },
             last: None,
-            to: from,
+            to: response_target(&msg, from),
             interval: T1,
             gen: 0,
         };
         if invite {
             // §17.2.1: 100 Trying at once, so the client stops Timer A.
             let trying = Message::response_to(&msg, 100, "Trying", None).to_bytes();
-            self.outbox.push((from, trying.clone()));
+            self.outbox.push((tx.to, trying.clone()));
             tx.last = Some(trying);
         }
         self.servers.insert(key.clone(), tx);
@@ -323,6 +343,25 @@ impl Transactions {
             },
         );
         Some(key)
+    }
+
+    /// A connection to `addr` could not be made: client transactions
+    /// waiting for an answer over it end with [`TxEvent::TransportError`].
+    pub fn transport_failed(&mut self, addr: SocketAddr) {
+        let failed: Vec<ClientKey> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| {
+                c.to.proto == Proto::Tcp
+                    && c.to.addr == addr
+                    && matches!(c.state, CState::Calling | CState::Proceeding)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in failed {
+            self.clients.remove(&key);
+            self.events.push(TxEvent::TransportError { key });
+        }
     }
 
     /// The TU's ACK for a 2xx, resent when the 2xx is retransmitted.
@@ -698,6 +737,64 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
         let gaps: Vec<_> = times.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.iter().all(|g| *g <= T2 + Duration::from_millis(50)));
         assert!(matches!(tx.events.pop(), Some(TxEvent::Timeout { .. })));
+    }
+
+    #[test]
+    fn a_refused_connection_ends_the_requests_sent_over_it() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        let tcp = Target {
+            proto: Proto::Tcp,
+            ..target()
+        };
+        tx.send_request(req("INVITE", "z9hG4bKt1"), tcp, t0)
+            .unwrap();
+        tx.send_request(req("OPTIONS", "z9hG4bKt2"), target(), t0)
+            .unwrap();
+        tx.transport_failed(tcp.addr);
+        assert!(matches!(
+            tx.events.pop(),
+            Some(TxEvent::TransportError { key }) if key.method == "INVITE"
+        ));
+        assert!(tx.events.is_empty(), "UDP requests are not affected");
+        assert_eq!(tx.len().1, 1);
+    }
+
+    #[test]
+    fn responses_go_to_the_rport_or_to_the_via_port_at_the_source_address() {
+        let mut tx = Transactions::default();
+        let t0 = Instant::now();
+        let from = Target {
+            addr: "192.0.2.7:40001".parse().unwrap(),
+            ..target()
+        };
+        let with_rport = Message::parse(
+            String::from_utf8_lossy(&req("OPTIONS", "z9hG4bKr1").to_bytes())
+                .replace("z9hG4bKr1", "z9hG4bKr1;rport=40001")
+                .as_bytes(),
+        )
+        .unwrap();
+        tx.on_request(with_rport, from, t0);
+        tx.on_request(req("INVITE", "z9hG4bKr2"), from, t0);
+        let to: Vec<SocketAddr> = tx.outbox.iter().map(|(t, _)| t.addr).collect();
+        assert_eq!(
+            to,
+            vec!["192.0.2.7:5062".parse().unwrap()],
+            "the INVITE's 100"
+        );
+        for ev in std::mem::take(&mut tx.events) {
+            if let TxEvent::Request { key, msg, .. } = ev {
+                tx.respond(&key, &Message::response_to(&msg, 200, "OK", Some("t")), t0);
+            }
+        }
+        let to: Vec<SocketAddr> = tx.outbox.iter().map(|(t, _)| t.addr).collect();
+        assert_eq!(
+            to[1..],
+            [
+                "192.0.2.7:40001".parse().unwrap(),
+                "192.0.2.7:5062".parse().unwrap()
+            ]
+        );
     }
 
     #[test]

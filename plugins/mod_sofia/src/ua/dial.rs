@@ -12,14 +12,46 @@ pub struct DialTarget {
     pub from_host: String,
 }
 
+/// Where a registered contact is reached. Over UDP: the address its
+/// REGISTER came from (NAT). Over TCP: the connection the phone opened,
+/// while it lives (RFC 5626's flow), else the Contact's own address — the
+/// phone listens there, while the flow's source port is gone after a
+/// restart of either side.
+pub(super) fn registered_target(
+    r: &Registration,
+    uri: &Uri,
+    profile: usize,
+    flow_alive: &dyn Fn(SocketAddr) -> bool,
+) -> Result<Target, CallCause> {
+    if !r.transport.eq_ignore_ascii_case("TCP") {
+        return Ok(Target {
+            proto: Proto::Udp,
+            addr: r.network,
+            profile,
+        });
+    }
+    let addr = if flow_alive(r.network) {
+        r.network
+    } else {
+        resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?
+    };
+    Ok(Target {
+        proto: Proto::Tcp,
+        addr,
+        profile,
+    })
+}
+
 /// Parses `<profile>/<user>@<host>[:port]`, `<profile>/sip:…`,
 /// `<profile>/<user>%<domain>` (a registered user) and
-/// `gateway/<name>/<number>`.
+/// `gateway/<name>/<number>`. `flow_alive` tells whether a phone's TCP
+/// connection is still open.
 pub fn dial_target(
     dial: &str,
     profiles: &[(String, SocketAddr)],
     registrar: &Registrar,
     gateways: &dyn Fn(&str) -> Option<GatewayEntry>,
+    flow_alive: &dyn Fn(SocketAddr) -> bool,
 ) -> Result<DialTarget, CallCause> {
     let (first, rest) = dial.split_once('/').ok_or(CallCause::INVALID_URL)?;
     if first == "gateway" {
@@ -59,19 +91,11 @@ pub fn dial_target(
         let regs = registrar.lookup(&format!("{user}@{domain}"), Some(pname));
         let r = regs.first().ok_or(CallCause::USER_NOT_REGISTERED)?;
         let uri = Uri::parse(&r.contact).ok_or(CallCause::INVALID_URL)?;
-        let proto = if r.transport == "TCP" {
-            Proto::Tcp
-        } else {
-            Proto::Udp
-        };
+        let target = registered_target(r, &uri, pi, flow_alive)?;
         return Ok(DialTarget {
             profile: pi,
             uri,
-            target: Target {
-                proto,
-                addr: r.network,
-                profile: pi,
-            },
+            target,
             auth: None,
             gateway: None,
             from_host: String::new(),
@@ -91,27 +115,26 @@ pub fn dial_target(
     } else {
         Proto::Udp
     };
-    // A registered contact is reached where it registered from (NAT).
-    let via_reg = uri.user.as_ref().and_then(|u| {
+    // A registered contact is reached as it registered (NAT, TCP flow).
+    let registered = uri.user.as_ref().and_then(|u| {
         registrar
             .lookup(&format!("{u}@{}", uri.host), Some(pname))
             .into_iter()
             .chain(registrar.all(pname))
             .find(|r| r.contact == text || r.contact == uri.to_string())
-            .map(|r| r.network)
     });
-    let addr = match via_reg {
-        Some(a) => a,
-        None => resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
+    let target = match registered {
+        Some(r) => registered_target(&r, &uri, pi, flow_alive)?,
+        None => Target {
+            proto,
+            addr: resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
+            profile: pi,
+        },
     };
     Ok(DialTarget {
         profile: pi,
         uri,
-        target: Target {
-            proto,
-            addr,
-            profile: pi,
-        },
+        target,
         auth: None,
         gateway: None,
         from_host: String::new(),
@@ -128,15 +151,17 @@ mod tests {
         let reg = Registrar::new(Box::new(crate::registrar::MemoryStore)).unwrap();
         let profiles = vec![("internal".to_string(), "127.0.0.1:5060".parse().unwrap())];
         let none = |_: &str| None;
-        let t = dial_target("internal/1000@127.0.0.1:5090", &profiles, &reg, &none).unwrap();
+        let dead = |_: SocketAddr| false;
+        let dial = |d: &str| dial_target(d, &profiles, &reg, &none, &dead);
+        let t = dial("internal/1000@127.0.0.1:5090").unwrap();
         assert_eq!(t.target.addr, "127.0.0.1:5090".parse().unwrap());
         assert_eq!(t.uri.user.as_deref(), Some("1000"));
         assert_eq!(
-            dial_target("nope/1000@127.0.0.1", &profiles, &reg, &none).err(),
+            dial("nope/1000@127.0.0.1").err(),
             Some(CallCause::INVALID_PROFILE)
         );
         assert_eq!(
-            dial_target("internal/1000%127.0.0.1", &profiles, &reg, &none).err(),
+            dial("internal/1000%127.0.0.1").err(),
             Some(CallCause::USER_NOT_REGISTERED)
         );
         reg.bind(Registration {
@@ -150,12 +175,45 @@ mod tests {
             call_id: "c".into(),
             user_agent: String::new(),
         });
-        let t = dial_target("internal/1000%127.0.0.1", &profiles, &reg, &none).unwrap();
+        let t = dial("internal/1000%127.0.0.1").unwrap();
         assert_eq!(t.target.addr, "127.0.0.1:6000".parse().unwrap());
         assert_eq!(t.uri.host, "10.9.9.9");
         assert_eq!(
-            dial_target("gateway/nope/1", &profiles, &reg, &none).err(),
+            dial("gateway/nope/1").err(),
             Some(CallCause::INVALID_GATEWAY)
         );
+    }
+
+    #[test]
+    fn a_tcp_registration_is_reached_through_its_flow_while_it_lives_else_at_its_contact() {
+        let reg = Registrar::new(Box::new(crate::registrar::MemoryStore)).unwrap();
+        let profiles = vec![("internal".to_string(), "127.0.0.1:5060".parse().unwrap())];
+        let none = |_: &str| None;
+        let flow: SocketAddr = "127.0.0.1:40123".parse().unwrap();
+        reg.bind(Registration {
+            profile: "internal".into(),
+            user: "1001".into(),
+            domain: "127.0.0.1".into(),
+            contact: "sip:1001@127.0.0.1:5072;transport=tcp".into(),
+            network: flow,
+            transport: "TCP".into(),
+            expires_at: now_secs() + 60,
+            call_id: "c".into(),
+            user_agent: String::new(),
+        });
+        for dial in [
+            "internal/1001%127.0.0.1",
+            "internal/sip:1001@127.0.0.1:5072;transport=tcp",
+        ] {
+            let alive = |a: SocketAddr| a == flow;
+            let t = dial_target(dial, &profiles, &reg, &none, &alive).unwrap();
+            assert_eq!((t.target.proto, t.target.addr), (Proto::Tcp, flow));
+            let gone = |_: SocketAddr| false;
+            let t = dial_target(dial, &profiles, &reg, &none, &gone).unwrap();
+            assert_eq!(
+                (t.target.proto, t.target.addr),
+                (Proto::Tcp, "127.0.0.1:5072".parse().unwrap())
+            );
+        }
     }
 }

@@ -34,20 +34,36 @@ impl Stack {
             return;
         };
         let mut auth_user = None;
-        if p.cfg.auth_calls {
+        let acl_has_lists = !p.cfg.inbound_acl.is_empty();
+        let trusted_by = self.inbound_acl_match(profile, from.addr.ip());
+        let p = &self.profiles[profile];
+        if acl_has_lists && trusted_by.is_none() && !p.cfg.auth_calls {
+            log::warn!(
+                "IP {} Rejected by acl \"{}\"",
+                from.addr.ip(),
+                p.cfg.inbound_acl.last().map(String::as_str).unwrap_or("")
+            );
+            self.profiles[profile].failed_in += 1;
+            self.refuse(&key, &msg, (403, "Forbidden"), now);
+            return;
+        }
+        // An ACL match trusts the caller; anyone else authenticates.
+        if p.cfg.auth_calls && trusted_by.is_none() {
             let realm = p
                 .cfg
                 .challenge_realm
                 .clone()
                 .unwrap_or_else(|| from_na.uri.host.clone());
             match self.authenticate(&msg, &realm, true, now) {
-                Ok(u) => auth_user = Some(u),
+                Ok(u) => auth_user = Some((u, realm)),
                 Err(e) => {
                     self.profiles[profile].failed_in += 1;
                     return self.challenge_reply(&key, &msg, true, e, now);
                 }
             }
         }
+        let p = &self.profiles[profile];
+        let trusted_by = trusted_by.filter(|_| p.cfg.auth_calls);
         let p = &self.profiles[profile];
         let remote = if msg.body.is_empty() {
             None
@@ -107,6 +123,27 @@ impl Stack {
         });
         let from_user = from_na.uri.user.clone().unwrap_or_default();
         let name = format!("sofia/{}/{}@{}", p.cfg.name, from_user, from_na.uri.host);
+        // The authenticated user's directory entry: its variables go on
+        // the channel and its user_context routes the call.
+        // A domain= ACL node names the user an address is (acl_token):
+        // its directory entry applies as if it had authenticated.
+        let acl_token = trusted_by.as_ref().and_then(|(_, t)| t.clone());
+        let acl_user = acl_token
+            .as_deref()
+            .and_then(|t| t.split_once('@'))
+            .map(|(u, d)| (u.to_string(), d.to_string()));
+        let user_vars = auth_user
+            .as_ref()
+            .or(acl_user.as_ref())
+            .map(|(u, realm)| directory_vars(u, realm))
+            .unwrap_or_default();
+        let context = user_vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "user_context")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| p.cfg.context.clone());
+        let auth_user = auth_user.map(|(u, _)| u);
         let profile_data = Profile {
             username: auth_user.clone().unwrap_or_default(),
             dialplan: p.cfg.dialplan.clone(),
@@ -115,7 +152,7 @@ impl Stack {
             network_addr: from.addr.ip().to_string(),
             destination_number: ruri.user.clone().unwrap_or_default(),
             source: "mod_sofia".into(),
-            context: p.cfg.context.clone(),
+            context,
             chan_name: name.clone(),
             ..Default::default()
         };
@@ -131,8 +168,22 @@ impl Stack {
             p,
             auth_user.as_deref(),
         );
+        if auth_user.is_some() || trusted_by.is_some() {
+            session.set_var("sip_authorized", "true");
+        }
+        if let Some((list, _)) = &trusted_by {
+            session.set_var("sip_acl_authed_by", list);
+        }
+        if let Some(t) = &acl_token {
+            session.set_var("acl_token", t);
+            session.set_var("sip_acl_token", t);
+        }
+        for (k, v) in &user_vars {
+            session.set_var(k, v);
+        }
         if let Some((codec, _)) = chosen {
-            session.set_var("rtp_use_codec_name", codec.name());
+            set_codec_vars(&session, codec);
+            set_dtmf_vars(&session, &leg);
         }
         session.set_var("rtp_local_sdp_port", &leg.media.port.to_string());
         session.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
@@ -160,6 +211,7 @@ impl Stack {
             peer: from,
             invite_key: Some(key.clone()),
             invite_req: Some(msg.clone()),
+            reinvite: None,
             client_invite: None,
             cancel_pending: false,
             sdp_session: now_secs(),
@@ -235,6 +287,7 @@ impl Stack {
         };
         let mut direction = Direction::SendRecv;
         let mut hold_change = None;
+        let mut new_codec = None;
         if let Some(r) = &remote {
             let Some((codec, pt)) = r.choose(&self.profiles[call.leg.profile].cfg.codecs) else {
                 self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
@@ -248,6 +301,7 @@ impl Stack {
                 call.leg.media.set_remote(r.addr, codec, pt, r.te_pt);
             }
             call.leg.media.set_hold(hold);
+            new_codec = Some(codec);
             direction = r.direction.answer();
             if r.addr.is_some_and(|a| a.ip().is_unspecified()) {
                 direction = Direction::Inactive;
@@ -272,15 +326,24 @@ impl Stack {
             r.headers.push("Allow", ALLOW);
             r.set_body("application/sdp", body.into_bytes());
         });
+        let cseq = msg.cseq().map(|c| c.0).unwrap_or(0);
+        if let Some(c) = self.calls.get_mut(&uuid) {
+            // A re-INVITE still unacknowledged when the next one came
+            // ends here: its ACK can no longer arrive in order.
+            if let Some((old, _)) = c.reinvite.replace((key, cseq)) {
+                self.tx.confirmed(&old);
+            }
+        }
+        // The offer is the channel's remote SDP now (switch_r_sdp).
+        if let (Some(codec), Some(s)) = (new_codec, ModuleContext::current().session_locate(&uuid))
+        {
+            s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
+            set_codec_vars(&s, codec);
+        }
         if let Some(hold) = hold_change {
             if let Some(s) = ModuleContext::current().session_locate(&uuid) {
                 s.set_var("sip_hold", if hold { "true" } else { "" });
-                let ev = if hold {
-                    EV_CHANNEL_HOLD
-                } else {
-                    EV_CHANNEL_UNHOLD
-                };
-                let _ = s.fire_event(ev, "", &[], "");
+                s.mark_hold(hold);
                 log::info!("{} {}", s.uuid(), if hold { "on hold" } else { "off hold" });
             }
         }
@@ -290,6 +353,17 @@ impl Stack {
         let Some(call) = self.dialog_of(&msg).and_then(|u| self.calls.get_mut(&u)) else {
             return;
         };
+        let cseq = msg.cseq().map(|c| c.0);
+        if call
+            .reinvite
+            .as_ref()
+            .is_some_and(|(_, n)| Some(*n) == cseq)
+        {
+            if let Some((k, _)) = call.reinvite.take() {
+                self.tx.confirmed(&k);
+            }
+            return;
+        }
         if let Some(k) = call.invite_key.take() {
             self.tx.confirmed(&k);
         }
@@ -299,6 +373,11 @@ impl Stack {
                 if let Some((codec, pt)) = r.choose(&self.profiles[call.leg.profile].cfg.codecs) {
                     call.leg.media.set_remote(r.addr, codec, pt, r.te_pt);
                     call.remote_version = Some(r.version);
+                    if let Some(s) = ModuleContext::current().session_locate(&call.leg.uuid) {
+                        s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
+                        set_codec_vars(&s, codec);
+                        set_dtmf_vars(&s, &call.leg);
+                    }
                 }
             }
         }
@@ -309,7 +388,11 @@ impl Stack {
             self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         };
-        if let Some(k) = &call.invite_key {
+        for k in call
+            .invite_key
+            .iter()
+            .chain(call.reinvite.as_ref().map(|r| &r.0))
+        {
             self.tx.confirmed(k);
         }
         self.refuse(&key, &msg, (200, "OK"), now);
@@ -530,6 +613,49 @@ pub(super) fn answered_vars(msg: &Message) -> Vec<(String, String)> {
     }
     if let Some((n, _)) = msg.cseq() {
         vars.push(("sip_cseq".into(), n.to_string()));
+    }
+    vars
+}
+
+/// What FreeSWITCH puts on the channel of a caller who authenticated as
+/// `user@domain` (sofia_reg.c): who it is, its `sip-…` params and every
+/// directory variable (domain, group and user merged: user_context,
+/// effective_caller_id_name, accountcode, toll_allow, …).
+fn directory_vars(user: &str, domain: &str) -> Vec<(String, String)> {
+    let ctx = ModuleContext::current();
+    let xml = ctx
+        .execute_api("find_user_xml", &format!("id {user} {domain}"))
+        .unwrap_or_default();
+    let Ok(u) = crate::config::Element::parse(&xml) else {
+        return Vec::new();
+    };
+    if u.name != "user" {
+        return Vec::new();
+    }
+    let alias = u.attr("number-alias").unwrap_or("").to_string();
+    let mut vars: Vec<(String, String)> = vec![
+        ("sip_number_alias".into(), alias.clone()),
+        ("sip_auth_username".into(), user.into()),
+        ("sip_auth_realm".into(), domain.into()),
+        ("number_alias".into(), alias),
+        ("user_name".into(), user.into()),
+        ("domain_name".into(), domain.into()),
+    ];
+    vars.retain(|(_, v)| !v.is_empty());
+    if let Some(params) = u.child("params") {
+        vars.extend(params.params().into_iter().filter(|(k, v)| {
+            !v.is_empty()
+                && (k.len() > 4 && k[..4].eq_ignore_ascii_case("sip-")
+                    || k.eq_ignore_ascii_case("register-gateway"))
+        }));
+    }
+    if let Some(variables) = u.child("variables") {
+        vars.extend(
+            variables
+                .children_named("variable")
+                .filter_map(|v| Some((v.attr("name")?.to_string(), v.attr("value")?.to_string())))
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty()),
+        );
     }
     vars
 }

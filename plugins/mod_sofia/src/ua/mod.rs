@@ -7,16 +7,18 @@
 //!   INFO, MESSAGE) and the responses the core asks for;
 //! - `outbound`: calls we place and in-dialog requests we send;
 //! - `register`: digest challenges, the registrar, gateways;
-//! - `dial`: the dial string of an outbound leg.
+//! - `dial`: the dial string of an outbound leg;
+//! - `checks`: RFC 3261 §8.2's checks every request passes first.
 
 use crate::causes::{cause_to_sip, sip_to_cause};
-use crate::config::{acl_allows, Config, Gateway, ProfileConfig};
+use crate::config::{Config, Gateway, ProfileConfig};
 use crate::leg::{ApiRequest, Input, Leg, Outbound};
 use crate::registrar::{now_secs, Registrar, Registration};
 use crate::sdp::{self, Direction, Local};
 use crate::sip::digest::{self, Algorithm, Credentials};
 use crate::sip::headers::{NameAddr, Uri, Via};
-use crate::sip::message::{Message, StartLine};
+use crate::sip::message::{error_response, Message, ParseError};
+use crate::sip::text::{escape_str, log_lines};
 use crate::sip::transaction::{ClientKey, Proto, ServerKey, Target, Transactions, TxEvent};
 use hotswitch_plugin_api::{CallCause, ModuleContext, OwnedSession, Profile};
 use std::collections::HashMap;
@@ -26,21 +28,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
+mod checks;
 mod dial;
 mod inbound;
 mod outbound;
 mod register;
 
 pub use dial::{dial_target, DialTarget};
+pub use register::{core_table_add, core_table_del};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, REGISTER, UPDATE";
+use checks::ALLOW;
 /// Issued nonces stay valid this long.
 const NONCE_LIFE: Duration = Duration::from_secs(300);
 
 /// Event ids (FreeSWITCH's numbering) this module fires.
 const EV_CUSTOM: u32 = 0;
-const EV_CHANNEL_HOLD: u32 = 11;
-const EV_CHANNEL_UNHOLD: u32 = 12;
 
 /// A gateway as dialers see it: its profile, settings and state.
 pub type GatewayEntry = (usize, Gateway, &'static str);
@@ -105,6 +107,9 @@ struct Call {
     peer: Target,
     invite_key: Option<ServerKey>,
     invite_req: Option<Message>,
+    /// A re-INVITE answered 2xx and its CSeq number: its ACK (a request of
+    /// its own, matched by the dialog and CSeq) ends the retransmissions.
+    reinvite: Option<(ServerKey, u32)>,
     client_invite: Option<ClientKey>,
     /// The session hung up before a final response (UAC: CANCEL when
     /// possible; ACK and BYE a late 2xx).
@@ -160,12 +165,18 @@ pub struct Stack {
     by_call_id: HashMap<String, Vec<String>>,
     gateways: Vec<GatewayRt>,
     pub registrar: Arc<Registrar>,
+    /// The network lists profiles' ACLs name.
+    pub acls: crate::acl::Acls,
     nonces: HashMap<String, Instant>,
     pub trace: Arc<AtomicBool>,
     input: UnboundedSender<Input>,
     rtp: (u16, u16),
     next_purge: Instant,
     next_media_check: Instant,
+    /// Calls (by leg uuid) with digits going out as RFC 4733 events, and when to send
+    /// their next packets (every 20 ms while any remain).
+    dtmf_pacing: Vec<String>,
+    next_dtmf: Option<Instant>,
     /// Malformed messages seen (logged once a second at most).
     pub malformed: u64,
     last_malformed_log: Option<Instant>,
@@ -227,12 +238,15 @@ impl Stack {
             by_call_id: HashMap::new(),
             gateways,
             registrar,
+            acls: config.acls.clone(),
             nonces: HashMap::new(),
             trace: Arc::new(AtomicBool::new(trace)),
             input,
             rtp: (config.rtp_start, config.rtp_end),
             next_purge: Instant::now() + Duration::from_secs(30),
             next_media_check: Instant::now() + Duration::from_secs(1),
+            dtmf_pacing: Vec::new(),
+            next_dtmf: None,
             malformed: 0,
             last_malformed_log: None,
             gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
@@ -283,6 +297,21 @@ impl Stack {
         *self.gateway_view.lock().unwrap_or_else(|p| p.into_inner()) = v;
     }
 
+    /// The bindings kept across a restart go into the core's
+    /// registrations table when the stack starts serving (`add`), and
+    /// leave it when it stops.
+    pub fn publish_registrations(&self, add: bool) {
+        for p in &self.profiles {
+            for r in self.registrar.all(&p.cfg.name) {
+                if add {
+                    core_table_add(&r);
+                } else {
+                    core_table_del(&r.user, &r.domain);
+                }
+            }
+        }
+    }
+
     /// Calls in progress.
     pub fn call_count(&self) -> usize {
         self.calls.len()
@@ -331,6 +360,9 @@ impl Stack {
     /// The next time [`Stack::on_timer`] has work.
     pub fn next_deadline(&self) -> Instant {
         let mut t = self.next_purge.min(self.next_media_check);
+        if let Some(d) = self.next_dtmf {
+            t = t.min(d);
+        }
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
@@ -352,6 +384,9 @@ impl Stack {
                 self.gateway_register(i, None, now);
             }
         }
+        if self.next_dtmf.is_some_and(|d| d <= now) {
+            self.pace_dtmf(now);
+        }
         if now >= self.next_media_check {
             self.next_media_check = now + Duration::from_secs(1);
             self.check_media(now);
@@ -370,6 +405,15 @@ impl Stack {
                 !uuids.is_empty()
             });
         }
+    }
+
+    /// The next RFC 4733 packets of every call with digits going out
+    /// (legs whose audio is written send them with their frames instead).
+    fn pace_dtmf(&mut self, now: Instant) {
+        let calls = &self.calls;
+        self.dtmf_pacing
+            .retain(|id| calls.get(id).is_some_and(|c| c.leg.media.tick_dtmf(now)));
+        self.next_dtmf = (!self.dtmf_pacing.is_empty()).then(|| now + Duration::from_millis(20));
     }
 
     /// Legs no session thread reads (parked calls): their RTP is drained
@@ -405,50 +449,60 @@ impl Stack {
             return; // keep-alive
         }
         if self.trace.load(Ordering::Relaxed) {
-            log::info!(
-                "recv {} bytes from {}/{}:\n{}",
+            let title = format!(
+                "recv {} bytes from {}/{}:",
                 data.len(),
                 from.proto.as_str().to_ascii_lowercase(),
-                from.addr,
-                String::from_utf8_lossy(data)
+                from.addr
             );
+            log_lines(&title, data);
         }
         match Message::parse(data) {
-            Ok(msg) => {
+            Ok(mut msg) => {
                 if msg.is_request() {
                     if !self.profiles[from.profile].running {
                         return;
                     }
+                    stamp_via(&mut msg, from.addr, from.proto == Proto::Tcp);
                     self.tx.on_request(msg, from, now);
                 } else {
                     self.tx.on_response(msg, now);
                 }
                 self.drain_events(now);
             }
-            Err(e) => self.malformed(from, data, &e.to_string()),
+            Err(e) => self.malformed(from, data, &e),
         }
     }
 
-    /// A message that did not parse: 400 when a reply can be addressed
-    /// (a request with a Via, From, To, Call-ID and CSeq), else dropped.
-    fn malformed(&mut self, from: Target, data: &[u8], why: &str) {
+    /// A message that did not parse: a request whose Via can address an
+    /// answer gets 400 (505 for a version); an ACK, a response or a
+    /// request without a Via is dropped. One log line a second at most,
+    /// the network's bytes escaped.
+    fn malformed(&mut self, from: Target, data: &[u8], e: &ParseError) {
         self.malformed += 1;
+        let (code, reason) = e.status();
+        let reply = error_response(data, code, &reason);
         let now = Instant::now();
         if self
             .last_malformed_log
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
             self.last_malformed_log = Some(now);
+            let fate = match &reply {
+                Some(_) => format!("answered {code} {reason}"),
+                None if data.starts_with(b"ACK ") => "dropped: an ACK is never answered".into(),
+                None => "dropped: nothing to address an answer by".into(),
+            };
             log::warn!(
-                "malformed SIP from {} ({why}); {} so far",
+                "malformed SIP from {}/{} ({e}); {fate}; {} so far",
+                from.proto.as_str().to_ascii_lowercase(),
                 from.addr,
                 self.malformed
             );
         }
-        let Some(reply) = bad_request(data, why) else {
-            return;
-        };
-        self.tx.outbox.push((from, reply));
+        if let Some(r) = reply {
+            self.tx.outbox.push((from, r.to_bytes()));
+        }
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -467,6 +521,40 @@ impl Stack {
             TxEvent::Response { key, msg } => self.on_response(key, msg, now),
             TxEvent::Timeout { key } => self.on_client_timeout(key, now),
             TxEvent::NoAck { key } => self.on_no_ack(key, now),
+            TxEvent::TransportError { key } => self.on_transport_failure(key, now),
+        }
+    }
+
+    /// A connection the shell could not open: what was sent over it fails.
+    pub fn on_transport_error(&mut self, addr: SocketAddr, error: &str, now: Instant) {
+        log::warn!("tcp/{addr} unreachable ({error}): its requests fail");
+        self.tx.transport_failed(addr);
+        self.drain_events(now);
+    }
+
+    /// A request the transport could not carry, treated as the 503 a
+    /// transport error stands for (RFC 3261 §8.1.3.1): the call fails at
+    /// once with NORMAL_TEMPORARY_FAILURE, as FreeSWITCH's does.
+    fn on_transport_failure(&mut self, key: ClientKey, now: Instant) {
+        if key.method == "REGISTER" {
+            return self.on_client_timeout(key, now);
+        }
+        if key.method != "INVITE" {
+            return;
+        }
+        let found = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.client_invite.as_ref() == Some(&key))
+            .map(|(id, c)| (id.clone(), c.leg.uuid.clone()));
+        if let Some((id, uuid)) = found {
+            self.remove_call(&id);
+            if let Some(s) = ModuleContext::current().session_locate(&uuid) {
+                let cause = sip_to_cause(503);
+                s.set_var("sip_term_status", "503");
+                s.set_var("sip_term_cause", &cause.0.to_string());
+                s.hangup(cause);
+            }
         }
     }
 
@@ -499,19 +587,24 @@ impl Stack {
     // ---- requests ---------------------------------------------------------
 
     fn on_request(&mut self, key: ServerKey, msg: Message, from: Target, now: Instant) {
-        let profile = from.profile;
-        if !acl_allows(&self.profiles[profile].cfg.acl, from.addr.ip())
-            && matches!(msg.method(), "INVITE" | "REGISTER" | "MESSAGE")
-        {
-            log::warn!(
-                "{} from {} refused by apply-inbound-acl of profile {}",
-                msg.method(),
+        if let Err(r) = checks::check(&msg) {
+            log::info!(
+                "{} {} from {}: {} {}",
+                escape_str(msg.method(), 40),
+                escape_str(msg.uri().unwrap_or(""), 200),
                 from.addr,
-                self.profiles[profile].cfg.name
+                r.code,
+                r.reason
             );
-            self.refuse(&key, &msg, (403, "Forbidden"), now);
+            let headers = r.headers;
+            self.reply(&key, &msg, (r.code, r.reason), Some(&new_tag()), now, |m| {
+                for (n, v) in headers {
+                    m.headers.push(n, v);
+                }
+            });
             return;
         }
+        let profile = from.profile;
         let ua = self.server_header(profile);
         match msg.method() {
             "INVITE" => self.on_invite(key, msg, from, now),
@@ -525,17 +618,32 @@ impl Stack {
             "REGISTER" => self.on_register(key, msg, from, now),
             "INFO" => self.on_info(key, msg, now),
             "MESSAGE" => self.on_message(key, msg, from, now),
-            "UPDATE" => self.refuse(&key, &msg, (200, "OK"), now),
-            _ => self.reply(
-                &key,
-                &msg,
-                (405, "Method Not Allowed"),
-                Some(&new_tag()),
-                now,
-                |r| {
-                    r.headers.push("Allow", ALLOW);
-                },
-            ),
+            // Every other method was answered by the checks.
+            _ => self.refuse(&key, &msg, (200, "OK"), now),
+        }
+    }
+
+    /// `apply-inbound-acl` for a new INVITE from `ip`, as FreeSWITCH's
+    /// sofia does: the first list that matches names the caller trusted,
+    /// with the token of its matching node (`user@domain`); `None` when no
+    /// list matches (or none is set).
+    fn inbound_acl_match(&self, profile: usize, ip: IpAddr) -> Option<(String, Option<String>)> {
+        self.profiles[profile].cfg.inbound_acl.iter().find_map(|l| {
+            match self.acls.check_token(l, ip) {
+                (true, token) => Some((l.clone(), token)),
+                (false, _) => None,
+            }
+        })
+    }
+
+    /// `apply-register-acl`: `Ok(true)` when every list matches (register
+    /// without a challenge), `Ok(false)` when none is set, `Err(list)` with
+    /// the first list that does not match.
+    fn register_acl_check(&self, profile: usize, ip: IpAddr) -> Result<bool, String> {
+        let lists = &self.profiles[profile].cfg.register_acl;
+        match lists.iter().find(|l| !self.acls.check(l, ip)) {
+            Some(miss) => Err(miss.clone()),
+            None => Ok(!lists.is_empty()),
         }
     }
 
@@ -566,6 +674,12 @@ impl Stack {
                 content_type,
             } => self.send_message(profile, &to, &from, &body, &content_type, now),
             Input::Api(req) => self.api(req),
+            Input::PaceDtmf { uuid } => {
+                if !self.dtmf_pacing.contains(&uuid) {
+                    self.dtmf_pacing.push(uuid);
+                }
+                self.next_dtmf.get_or_insert(now);
+            }
             _ => {}
         }
         self.drain_events(now);
@@ -670,6 +784,77 @@ impl Stack {
     }
 }
 
+/// Whether the core must find this leg's digits in its audio: RFC 2833
+/// was wanted but the far end's SDP offered no telephone-event, so its
+/// phone can only send tones (the core's bridge then detects them and
+/// passes them on out of band).
+fn set_dtmf_vars(s: &hotswitch_plugin_api::Session, leg: &crate::leg::Leg) {
+    let inband =
+        leg.dtmf_type == crate::config::DtmfType::Rfc2833 && !leg.media.has_telephone_event();
+    s.set_var("dtmf_inband_detect", if inband { "true" } else { "false" });
+}
+
+/// The negotiated codec on the channel, as FreeSWITCH's media core sets
+/// it (switch_core_codec.c; CDR templates read these): read/write codec
+/// and rate, `original_read_*` from the first negotiation on, and the
+/// `rtp_use_codec_*` of the SDP answer.
+fn set_codec_vars(s: &hotswitch_plugin_api::Session, codec: crate::sdp::Codec) {
+    let (name, rate) = (codec.name(), "8000");
+    if s.var("original_read_codec").is_none_or(|v| v.is_empty()) {
+        s.set_var("original_read_codec", name);
+        s.set_var("original_read_rate", rate);
+    }
+    for (k, v) in [
+        ("rtp_use_codec_name", name),
+        ("rtp_use_codec_rate", rate),
+        ("rtp_use_codec_ptime", "20"),
+        ("read_codec", name),
+        ("read_rate", rate),
+        ("write_codec", name),
+        ("write_rate", rate),
+    ] {
+        s.set_var(k, v);
+    }
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581, as sofia-sip does: the top Via of a
+/// request gets `received` (the source address, when it differs from the
+/// sent-by host or when `rport` asks) and `rport` the source port (when
+/// asked, and always over TCP), so that every response copies where the
+/// request really came from. The transaction layer sends responses there
+/// (see `Transactions::on_request`).
+fn stamp_via(msg: &mut Message, src: SocketAddr, stream: bool) {
+    let Some(i) = msg.headers.0.iter().position(|(n, _)| n == "Via") else {
+        return;
+    };
+    let value = &msg.headers.0[i].1;
+    let Some(via) = Via::parse(value) else {
+        return;
+    };
+    let ip = src.ip().to_string();
+    let host = via.host.trim_start_matches('[').trim_end_matches(']');
+    let want_rport = via.rport.is_some() || stream;
+    if !want_rport && host == ip {
+        return;
+    }
+    let mut out: Vec<&str> = value
+        .split(';')
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("").trim();
+            let stamped = name.eq_ignore_ascii_case("received")
+                || (want_rport && name.eq_ignore_ascii_case("rport"));
+            !stamped
+        })
+        .collect();
+    let received = format!("received={ip}");
+    let rport = format!("rport={}", src.port());
+    out.push(&received);
+    if want_rport {
+        out.push(&rport);
+    }
+    msg.headers.0[i].1 = out.join(";");
+}
+
 fn strip_tag(v: &str) -> String {
     match v.find(";tag=") {
         Some(i) => {
@@ -681,65 +866,41 @@ fn strip_tag(v: &str) -> String {
     }
 }
 
-/// A 400 for a request that carries enough to be answered.
-fn bad_request(data: &[u8], why: &str) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(data).ok()?;
-    let head = text.split("\r\n\r\n").next()?;
-    let mut lines = head.lines();
-    let first = lines.next()?;
-    if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
-        return None;
-    }
-    let mut r = Message {
-        start: StartLine::Response {
-            code: 400,
-            reason: format!(
-                "Bad Request ({})",
-                why.replace(['\r', '\n'], " ")
-                    .chars()
-                    .take(80)
-                    .collect::<String>()
-            ),
-        },
-        headers: Default::default(),
-        body: Vec::new(),
-    };
-    let mut have = [false; 4];
-    for l in lines {
-        let Some((n, v)) = l.split_once(':') else {
-            continue;
-        };
-        let n = crate::sip::message::canonical(n.trim());
-        let i = match n.as_str() {
-            "Via" => 0,
-            "From" => 1,
-            "To" => 2,
-            "Call-ID" => 3,
-            "CSeq" => {
-                r.headers.push("CSeq", v.trim());
-                continue;
-            }
-            _ => continue,
-        };
-        have[i] = true;
-        r.headers.push(&n, v.trim());
-    }
-    (have.iter().all(|h| *h) && Via::parse(r.headers.get("Via")?).is_some()).then(|| r.to_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_malformed_request_with_its_dialog_headers_gets_a_400() {
-        let bad = b"INVITE sip:x@h SIP/2.0\r\nVia: SIP/2.0/UDP h:5;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: many\r\n\r\n";
-        let r = bad_request(bad, "bad Max-Forwards").unwrap();
-        let m = Message::parse(&r).unwrap();
-        assert_eq!(m.code(), Some(400));
-        assert_eq!(m.call_id(), "c");
-        assert!(bad_request(b"\x00\x01garbage", "x").is_none());
-        assert!(bad_request(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
+    fn the_top_via_gets_received_and_rport_from_the_source_address() {
+        let text = "OPTIONS sip:x@h SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;rport\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK0\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let mut m = Message::parse(text.as_bytes()).unwrap();
+        stamp_via(&mut m, "192.0.2.7:40001".parse().unwrap(), false);
+        let r = Message::response_to(&m, 200, "OK", Some("t"));
+        let top = Via::parse(r.headers.get("Via").unwrap()).unwrap();
+        assert_eq!(top.received.as_deref(), Some("192.0.2.7"));
+        assert_eq!(top.rport, Some(Some(40001)));
+        assert_eq!(top.branch.as_deref(), Some("z9hG4bK1"));
+        let second: Vec<&str> = r.headers.get_all("Via").collect();
+        assert_eq!(second[1], "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK0");
+        // No rport asked, same host: untouched; another host: received only.
+        let mut m = Message::parse(text.replace(";rport", "").as_bytes()).unwrap();
+        stamp_via(&mut m, "10.0.0.5:5062".parse().unwrap(), false);
+        assert_eq!(
+            m.headers.get("Via"),
+            Some("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1")
+        );
+        stamp_via(&mut m, "192.0.2.7:5062".parse().unwrap(), false);
+        assert_eq!(
+            m.headers.get("Via"),
+            Some("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;received=192.0.2.7")
+        );
+        // Over a stream, rport always.
+        let mut m = Message::parse(text.replace(";rport", "").as_bytes()).unwrap();
+        stamp_via(&mut m, "10.0.0.5:40002".parse().unwrap(), true);
+        assert_eq!(
+            m.headers.get("Via"),
+            Some("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bK1;received=10.0.0.5;rport=40002")
+        );
     }
 
     #[test]

@@ -159,6 +159,7 @@ impl Stack {
             peer: o.target,
             invite_key: None,
             invite_req: None,
+            reinvite: None,
             client_invite: None,
             cancel_pending: false,
             sdp_session: now_secs(),
@@ -254,16 +255,25 @@ impl Stack {
             .flatten();
         let codecs = self.profiles[call.leg.profile].cfg.codecs.clone();
         let mut media_ok = true;
+        let mut negotiated = None;
         if let Some(r) = &remote {
             match r.choose(&codecs) {
                 Some((c, pt)) => {
                     call.leg.media.set_remote(r.addr, c, pt, r.te_pt);
                     call.remote_version = Some(r.version);
+                    negotiated = Some(c);
                 }
                 None => media_ok = false,
             }
         }
         let ctx = ModuleContext::current();
+        if let Some(c) = negotiated {
+            if let Some(s) = ctx.session_locate(&uuid) {
+                s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
+                set_codec_vars(&s, c);
+                set_dtmf_vars(&s, &call.leg);
+            }
+        }
         if code < 200 {
             if call.cancel_pending {
                 self.send_cancel(&uuid, &key, now);
@@ -422,19 +432,15 @@ impl Stack {
                 let Some(pi) = self.profiles.iter().position(|p| p.cfg.name == r.profile) else {
                     return;
                 };
-                let proto = if r.transport == "TCP" {
-                    Proto::Tcp
-                } else {
-                    Proto::Udp
+                let Some(uri) = Uri::parse(&r.contact) else {
+                    return;
                 };
-                (
-                    r.contact.clone(),
-                    Target {
-                        proto,
-                        addr: r.network,
-                        profile: pi,
-                    },
-                )
+                let alive = |a| crate::shell::shared().is_some_and(|s| s.flow_alive(a));
+                let Ok(target) = dial::registered_target(r, &uri, pi, &alive) else {
+                    log::warn!("MESSAGE to {to}: contact {} unreachable", r.contact);
+                    return;
+                };
+                (r.contact.clone(), target)
             }
             None => {
                 let Some(u) = Uri::parse(&format!("sip:{to}")) else {

@@ -62,15 +62,19 @@ impl Stack {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty() && !s.starts_with("-ERR"));
         if password.is_none() && a1.is_none() {
-            log::warn!("authentication of unknown user {user} failed");
+            log::warn!(
+                "authentication of unknown user {} failed",
+                escape_str(&user, 80)
+            );
             return Err((403, "Forbidden", None));
         }
         if c.verify(msg.method(), password.as_deref(), a1.as_deref()) {
             Ok(c.username)
         } else {
             log::warn!(
-                "{} authentication of {user} failed: wrong password",
-                msg.method()
+                "{} authentication of {} failed: wrong password",
+                msg.method(),
+                escape_str(&user, 80)
             );
             Err((403, "Forbidden", None))
         }
@@ -109,7 +113,22 @@ impl Stack {
             .challenge_realm
             .clone()
             .unwrap_or_else(|| to.uri.host.clone());
-        let user = match self.authenticate(&msg, &domain, false, now) {
+        let auto = match self.register_acl_check(profile, from.addr.ip()) {
+            Err(list) => {
+                log::warn!("IP {} Rejected by register acl \"{list}\"", from.addr.ip());
+                self.refuse(&key, &msg, (403, "Forbidden"), now);
+                return;
+            }
+            Ok(auto) => auto,
+        };
+        // Every apply-register-acl list matched: registered unchallenged
+        // (FreeSWITCH's REG_AUTO_REGISTER).
+        let checked = if auto {
+            Ok(to.uri.user.clone().unwrap_or_default())
+        } else {
+            self.authenticate(&msg, &domain, false, now)
+        };
+        let user = match checked {
             Ok(u) => u,
             Err(e) => {
                 if e.0 == 403 {
@@ -128,7 +147,11 @@ impl Stack {
         };
         let to_user = to.uri.user.clone().unwrap_or_default();
         if to_user != user {
-            log::warn!("REGISTER for {to_user} authenticated as {user}: refused");
+            log::warn!(
+                "REGISTER for {} authenticated as {}: refused",
+                escape_str(&to_user, 80),
+                escape_str(&user, 80)
+            );
             self.refuse(&key, &msg, (403, "Forbidden"), now);
             return;
         }
@@ -146,6 +169,7 @@ impl Stack {
                 return;
             }
             self.registrar.unbind(&pname, &aor, None);
+            core_table_del(&user, &domain);
             self.fire_custom(
                 "sofia::unregister",
                 &[
@@ -167,6 +191,9 @@ impl Stack {
                 .min(86_400);
             if expires == 0 {
                 self.registrar.unbind(&pname, &aor, Some(&na.uri_text));
+                if self.registrar.lookup(&aor, None).is_empty() {
+                    core_table_del(&user, &domain);
+                }
                 self.fire_custom(
                     "sofia::unregister",
                     &[
@@ -189,6 +216,7 @@ impl Stack {
                 call_id: msg.call_id().to_string(),
                 user_agent: msg.headers.get("User-Agent").unwrap_or("").to_string(),
             };
+            core_table_add(&reg);
             self.registrar.bind(reg);
             self.fire_custom(
                 "sofia::register",
@@ -202,7 +230,11 @@ impl Stack {
                     ("network-port", &from.addr.port().to_string()),
                 ],
             );
-            log::info!("registered {aor} at {} for {expires} s", na.uri_text);
+            log::info!(
+                "registered {} at {} for {expires} s",
+                escape_str(&aor, 120),
+                escape_str(&na.uri_text, 200)
+            );
         }
         let now_s = now_secs();
         let bound: Vec<String> = self
@@ -368,6 +400,31 @@ impl Stack {
             .find(|g| g.cfg.name == name)
             .map(|g| (g.profile, g.cfg.clone(), g.state))
     }
+}
+
+/// The core's registrations table (`show registrations`), as sofia fills
+/// FreeSWITCH's through switch_core_add_registration.
+pub fn core_table_add(r: &Registration) {
+    let args = format!(
+        "{} {} {} sofia/{}/{} {} {} {} {}",
+        r.user,
+        r.domain,
+        r.call_id.replace(char::is_whitespace, ""),
+        r.profile,
+        r.contact.replace(char::is_whitespace, ""),
+        r.expires_at,
+        r.network.ip(),
+        r.network.port(),
+        r.transport.to_ascii_lowercase()
+    );
+    if let Err(e) = ModuleContext::current().execute_api("registration_add", &args) {
+        log::debug!("registration_add {args}: {e}");
+    }
+}
+
+/// Removes `user@domain` from the core's registrations table.
+pub fn core_table_del(user: &str, domain: &str) {
+    let _ = ModuleContext::current().execute_api("registration_del", &format!("{user} {domain}"));
 }
 
 /// The Date header's value (RFC 1123).

@@ -1,0 +1,421 @@
+//! Real phones for the end-to-end tests: baresip (Debian's `baresip-core`)
+//! registered to the switch, driven through its `ctrl_tcp` module (netstring
+//! JSON commands in, its call events out), talking from a WAV file that
+//! holds a tone (`aufile`) and keeping what it hears (`sndfile` writes the
+//! decoded audio of each call to `dump-…-dec.wav`). And the default
+//! configuration, copied and moved to free ports, for the switch they
+//! register to.
+
+#![allow(dead_code)]
+
+use hotswitch::media::goertzel::power;
+use hotswitch::media::{WavReader, WavWriter};
+use hotswitch_e2e::{free_port, workspace_root, Switch, SwitchConfig, TempDir};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a phone may take to do what it was asked on a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The repository's `conf/`, copied, with every listening port moved to a
+/// free one and the databases kept in the copy: the default configuration
+/// as a user runs it, side by side with other tests.
+pub struct DefaultConf {
+    pub dir: TempDir,
+    pub sip_port: u16,
+    pub external_port: u16,
+}
+
+impl DefaultConf {
+    pub fn new(tag: &str) -> DefaultConf {
+        let dir = TempDir::new(tag);
+        copy_dir(&workspace_root().join("conf"), &dir.path().join("conf"));
+        let (sip_port, external_port) = (free_port(), free_port());
+        let conf = DefaultConf {
+            dir,
+            sip_port,
+            external_port,
+        };
+        let db = conf.dir.path().join("db");
+        let certs = conf.dir.path().join("certs");
+        conf.edit("vars.xml", |t| {
+            t.replace(
+                "internal_sip_port=5060",
+                &format!("internal_sip_port={sip_port}"),
+            )
+            .replace(
+                "external_sip_port=5080",
+                &format!("external_sip_port={external_port}"),
+            )
+            .replace(
+                "db_dir=/tmp/hotswitch/db",
+                &format!("db_dir={}", db.display()),
+            )
+            .replace(
+                "certs_dir=/tmp/hotswitch/certs",
+                &format!("certs_dir={}", certs.display()),
+            )
+        });
+        let esl = free_port();
+        conf.edit("autoload_configs/event_socket.conf.xml", |t| {
+            t.replace("\"8021\"", &format!("\"{esl}\""))
+        });
+        let (ws, wss) = (free_port(), free_port());
+        conf.edit("autoload_configs/verto.conf.xml", |t| {
+            t.replace(":8081", &format!(":{ws}"))
+                .replace(":8082", &format!(":{wss}"))
+        });
+        let cdr = conf.dir.path().join("cdr");
+        conf.edit("autoload_configs/cdr_csv.conf.xml", |t| {
+            t.replace("value=\"log\"", &format!("value=\"{}\"", cdr.display()))
+        });
+        conf
+    }
+
+    pub fn conf_dir(&self) -> PathBuf {
+        self.dir.path().join("conf")
+    }
+
+    /// Rewrites a file of the copy.
+    pub fn edit(&self, rel: &str, f: impl FnOnce(&str) -> String) {
+        let p = self.conf_dir().join(rel);
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            std::fs::write(&p, f(&text)).unwrap();
+        }
+    }
+
+    pub fn start(&self) -> Switch {
+        Switch::start(SwitchConfig {
+            conf_dir: Some(self.conf_dir()),
+            ..Default::default()
+        })
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A port `p` with `p + 1` free as well: baresip listens for SIP on its
+/// port (UDP and TCP) and for SIP over TLS on the next one.
+fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let p = free_port();
+        if p < u16::MAX
+            && TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+    panic!("no two free ports in a row");
+}
+
+/// One baresip event: its type and parameter, and when it was seen.
+#[derive(Clone, Debug)]
+pub struct PhoneEvent {
+    pub at: Instant,
+    pub kind: String,
+    pub param: String,
+}
+
+/// A baresip softphone registered as `user` to the switch.
+pub struct Phone {
+    pub user: String,
+    child: Child,
+    ctrl: TcpStream,
+    buf: Vec<u8>,
+    pub events: Vec<PhoneEvent>,
+    pub dir: TempDir,
+    log: PathBuf,
+}
+
+/// How a phone reaches the switch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Phone {
+    /// Starts baresip as `user` (password 1234, the default directory's)
+    /// registering to `registrar` (`host:port`), sending a sine of `freq`
+    /// Hz. It answers only when told to.
+    pub fn start(user: &str, registrar: &str, transport: Transport, freq: f64) -> Phone {
+        Phone::start_at("127.0.0.1", user, registrar, transport, freq, None)
+    }
+
+    /// As [`Phone::start`], listening on `ip`, run through `wrapper` (for
+    /// example `ip netns exec <ns>`) when given.
+    pub fn start_at(
+        ip: &str,
+        user: &str,
+        registrar: &str,
+        transport: Transport,
+        freq: f64,
+        wrapper: Option<&[&str]>,
+    ) -> Phone {
+        let dir = TempDir::new(&format!("phone-{user}"));
+        let wav = dir.path().join("talk.wav");
+        write_tone(&wav, freq, 120.0);
+        let snd = dir.path().join("snd");
+        std::fs::create_dir_all(&snd).unwrap();
+        let sip_port = free_port_pair();
+        let ctrl_port = free_port();
+        let rtp = 42000 + (sip_port % 200) * 100;
+        let config = format!(
+            "poll_method epoll\n\
+             sip_listen {ip}:{sip_port}\n\
+             audio_player aubridge,play-{user}-{sip_port}\n\
+             audio_alert aubridge,alert-{user}-{sip_port}\n\
+             audio_source aufile,{wav}\n\
+             audio_srate 8000\n\
+             audio_channels 1\n\
+             rtp_ports {rtp}-{rtp_end}\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\n\
+             module aufile.so\n\
+             module aubridge.so\n\
+             module sndfile.so\n\
+             module_app account.so\n\
+             module_app menu.so\n\
+             module_app ctrl_tcp.so\n\
+             ctrl_tcp_listen {ip}:{ctrl_port}\n\
+             snd_path {snd}\n",
+            wav = wav.display(),
+            snd = snd.display(),
+            rtp_end = rtp + 99,
+        );
+        std::fs::write(dir.path().join("config"), config).unwrap();
+        let params = match transport {
+            Transport::Udp => String::new(),
+            Transport::Tcp => ";transport=tcp".into(),
+        };
+        std::fs::write(
+            dir.path().join("accounts"),
+            format!(
+                "<sip:{user}@{registrar}{params}>;auth_pass=1234;regint=60;answermode=manual\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("baresip.log");
+        let mut cmd = match wrapper {
+            Some(w) => {
+                let mut c = Command::new(w[0]);
+                c.args(&w[1..]).arg("baresip");
+                c
+            }
+            None => Command::new("baresip"),
+        };
+        let child = cmd
+            .arg("-f")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start baresip (Debian: apt install baresip-core)");
+        let deadline = Instant::now() + WAIT;
+        let ctrl = loop {
+            match TcpStream::connect((ip, ctrl_port)) {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "baresip ctrl_tcp: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        ctrl.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        Phone {
+            user: user.into(),
+            child,
+            ctrl,
+            buf: Vec::new(),
+            events: Vec::new(),
+            dir,
+            log,
+        }
+    }
+
+    /// Sends a ctrl_tcp command (`dial`, `accept`, `hangup`, `hold`,
+    /// `resume`, `sndcode`…).
+    pub fn cmd(&mut self, command: &str, params: &str) {
+        let m = serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
+        let frame = format!("{}:{},", m.len(), m);
+        self.ctrl.write_all(frame.as_bytes()).unwrap();
+    }
+
+    /// Reads what baresip sent so far into `events`.
+    pub fn pump(&mut self) {
+        let mut chunk = [0u8; 16384];
+        loop {
+            match self.ctrl.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => break,
+            }
+        }
+        while let Some(colon) = self.buf.iter().position(|&b| b == b':') {
+            let Some(len) = std::str::from_utf8(&self.buf[..colon])
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+            else {
+                panic!(
+                    "bad netstring from baresip: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+            };
+            if self.buf.len() < colon + 1 + len + 1 {
+                break;
+            }
+            let body = self.buf[colon + 1..colon + 1 + len].to_vec();
+            self.buf.drain(..colon + 2 + len);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            if v.get("event").and_then(|e| e.as_bool()) == Some(true) {
+                self.events.push(PhoneEvent {
+                    at: Instant::now(),
+                    kind: v["type"].as_str().unwrap_or("").to_string(),
+                    param: v["param"].as_str().unwrap_or("").to_string(),
+                });
+            }
+        }
+    }
+
+    /// Waits for an event of `kind` seen after `since` (pumping the others
+    /// too); fails the test after [`WAIT`].
+    pub fn wait_event(
+        &mut self,
+        kind: &str,
+        since: Instant,
+        others: &mut [&mut Phone],
+    ) -> PhoneEvent {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.pump();
+            for o in others.iter_mut() {
+                o.pump();
+            }
+            if let Some(e) = self.events.iter().find(|e| e.kind == kind && e.at >= since) {
+                return e.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no {kind} within {WAIT:?}; events: {:?}\n{}",
+                self.user,
+                self.events
+                    .iter()
+                    .map(|e| format!("{} {}", e.kind, e.param))
+                    .collect::<Vec<_>>(),
+                self.log_text()
+            );
+        }
+    }
+
+    /// The first event of `kind` seen after `since`, if any.
+    pub fn seen(&mut self, kind: &str, since: Instant) -> Option<PhoneEvent> {
+        self.pump();
+        self.events
+            .iter()
+            .find(|e| e.kind == kind && e.at >= since)
+            .cloned()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the phone heard on its last call (decoded), as samples.
+    pub fn heard(&self) -> Vec<i16> {
+        let snd = self.dir.path().join("snd");
+        let mut dumps: Vec<PathBuf> = std::fs::read_dir(&snd)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .collect();
+        dumps.sort();
+        let last = dumps
+            .last()
+            .unwrap_or_else(|| panic!("{} kept no audio in {}", self.user, snd.display()));
+        let mut r = WavReader::open(last, 8000).unwrap_or_else(|e| panic!("{e}"));
+        r.read_to_end().unwrap()
+    }
+
+    /// Waits until the phone is registered (`sofia_contact` finds it).
+    pub fn wait_registered(&mut self, sw: &mut Switch, domain: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let c = sw.cmd(&format!("sofia_contact {}@{domain}", self.user));
+            if !c.trim().starts_with("error/") && c.contains("sip:") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not register: {c}\n{}",
+                self.user,
+                self.log_text()
+            );
+            self.pump();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes `secs` of a sine at `freq` Hz (8 kHz mono) to `path`.
+pub fn write_tone(path: &Path, freq: f64, secs: f64) {
+    let mut w = WavWriter::create(path, 8000).unwrap();
+    let n = (secs * 8000.0) as usize;
+    let samples: Vec<i16> = (0..n)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16)
+        .collect();
+    w.write(&samples).unwrap();
+    w.finalize().unwrap();
+}
+
+/// The share of 100 ms blocks of `samples` in which `freq` carries most of
+/// the energy (more than a third of it).
+pub fn share_with(samples: &[i16], freq: f64) -> f64 {
+    let blocks: Vec<&[i16]> = samples.chunks_exact(800).collect();
+    if blocks.is_empty() {
+        return 0.0;
+    }
+    let hits = blocks
+        .iter()
+        .filter(|b| {
+            let energy: f64 =
+                b.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / b.len() as f64;
+            energy > 1000.0 && power(b, 8000, freq) > energy / 3.0
+        })
+        .count();
+    hits as f64 / blocks.len() as f64
+}
+
+/// Pumps every phone for `d` (their events keep their own time).
+pub fn pump_for(phones: &mut [&mut Phone], d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        for p in phones.iter_mut() {
+            p.pump();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
