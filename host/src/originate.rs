@@ -303,15 +303,12 @@ fn wait_for_answer(
     mut ringback: Option<&mut Ringback>,
 ) -> Result<Arc<Session>, CallCause> {
     let mut last = CallCause::NO_ANSWER;
+    // The originator is looked at once a frame, as FreeSWITCH's originate
+    // loop does at the caller's frame pace: a leg that answers within the
+    // frame its caller hung up in is connected (and then hung up), not
+    // cancelled — clients such as switchio count on it.
+    let mut caller_check = Instant::now() + CALLER_FRAME;
     loop {
-        if let Some(rb) = ringback.as_deref() {
-            if rb.caller_gone() {
-                for l in legs.drain(..) {
-                    hangup(core, &l.session, CallCause::ORIGINATOR_CANCEL);
-                }
-                return Err(CallCause::ORIGINATOR_CANCEL);
-            }
-        }
         if let Some(i) = legs.iter().position(|l| l.session.ch().has(cf::ANSWERED)) {
             let winner = legs.swap_remove(i).session;
             for l in legs.drain(..) {
@@ -320,6 +317,15 @@ fn wait_for_answer(
             return Ok(winner);
         }
         let now = Instant::now();
+        if now >= caller_check {
+            caller_check = now + CALLER_FRAME;
+            if ringback.as_deref().is_some_and(|rb| rb.caller_gone()) {
+                for l in legs.drain(..) {
+                    hangup(core, &l.session, CallCause::ORIGINATOR_CANCEL);
+                }
+                return Err(CallCause::ORIGINATOR_CANCEL);
+            }
+        }
         legs.retain(|l| {
             let cause = l.session.ch().hangup_cause;
             if let Some(c) = cause {
@@ -348,12 +354,18 @@ fn wait_for_answer(
                 continue;
             }
         }
-        let wait = deadline
+        let mut wait = deadline
             .saturating_duration_since(now)
             .min(Duration::from_millis(100));
+        if ringback.is_some() {
+            wait = wait.min(caller_check.saturating_duration_since(now));
+        }
         let _ = rx.recv_timeout(wait);
     }
 }
+
+/// How often an originate looks at its originator: one frame.
+const CALLER_FRAME: Duration = Duration::from_millis(20);
 
 /// After a successful originate: run `apps` on the leg, or send it to
 /// `exten`/`dialplan`/`context` (an `exten` of None with no apps leaves it

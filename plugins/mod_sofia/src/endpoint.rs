@@ -12,11 +12,22 @@ use hotswitch_plugin_api::{
     CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
     Outgoing, OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
 };
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a blocking read waits for a packet.
 const READ_WAIT: Duration = Duration::from_millis(20);
+
+/// Sends an outbound leg's INVITE if it has not left yet, with the hops
+/// the originate gave the leg.
+fn send_invite(s: &Session, l: &Leg) {
+    let invite = l.invite.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut o) = invite {
+        o.max_forwards = s.var("max_forwards").and_then(|v| v.trim().parse().ok());
+        l.send(Input::Invite(o));
+    }
+}
 
 /// The endpoint registered as `sofia`.
 pub struct Sofia;
@@ -64,6 +75,7 @@ impl Endpoint for Sofia {
             dtmf_type: pc.dtmf_type,
             tx: shared.input.clone(),
             invite: Default::default(),
+            initialized: Default::default(),
         });
         let after_profile = req.dial_data.split_once('/').map(|x| x.1).unwrap_or("");
         let name = format!("sofia/{}/{}", pc.name, after_profile);
@@ -140,6 +152,13 @@ impl Endpoint for Sofia {
         match state {
             ChannelState::HANGUP => {
                 if let Some(l) = leg::of(s) {
+                    // A leg hung up in CS_INIT, before its INVITE left, has
+                    // placed its call all the same — FreeSWITCH sends it in
+                    // on_init — and ends it at once (CANCEL, or ACK and BYE
+                    // of a 2xx that crosses it).
+                    if l.initialized.load(Ordering::Acquire) {
+                        send_invite(s, l);
+                    }
                     // FreeSWITCH's names, for CDRs and the hangup events.
                     let st = l.media.stats();
                     for (k, v) in [
@@ -176,18 +195,19 @@ impl Endpoint for Sofia {
                     drop(unsafe { Box::from_raw(p) });
                 }
             }
-            ChannelState::NEW | ChannelState::INIT => {}
-            // The first state after CS_INIT: the leg's CHANNEL_CREATE has
-            // fired, the INVITE goes out.
-            _ => {
+            ChannelState::INIT => {
                 if let Some(l) = leg::of(s) {
-                    let invite = l.invite.lock().unwrap_or_else(|p| p.into_inner()).take();
-                    if let Some(mut o) = invite {
-                        o.max_forwards = s.var("max_forwards").and_then(|v| v.trim().parse().ok());
-                        l.send(Input::Invite(o));
-                    }
+                    l.initialized.store(true, Ordering::Release);
                 }
             }
+            // The first state after CS_INIT: the leg's CHANNEL_CREATE has
+            // fired, the INVITE goes out.
+            st if st.0 > ChannelState::INIT.0 && st.0 < ChannelState::HANGUP.0 => {
+                if let Some(l) = leg::of(s) {
+                    send_invite(s, l);
+                }
+            }
+            _ => {}
         }
         Status::SUCCESS
     }

@@ -120,6 +120,7 @@ impl Stack {
             dtmf_type: p.cfg.dtmf_type,
             tx: self.input.clone(),
             invite: Default::default(),
+            initialized: Default::default(),
         });
         let from_user = from_na.uri.user.clone().unwrap_or_default();
         let name = format!("sofia/{}/{}@{}", p.cfg.name, from_user, from_na.uri.host);
