@@ -13,17 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Marks `a` and `b` bridged to each other (flags, variables) and fires
-/// CHANNEL_BRIDGE on `a`. `a` keeps its remaining applications unless
-/// `clear_a` (it runs the bridge application itself otherwise).
-fn link(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>, clear_a: bool) {
+/// CHANNEL_BRIDGE on `a`. A leg keeps its remaining applications unless
+/// its `clear` says otherwise (a leg running the bridge application keeps
+/// them: they run after the bridge).
+fn link(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>, clear: [bool; 2]) {
     let now = now_us();
-    for (me, other) in [(a, b), (b, a)] {
+    for (me, other, clear) in [(a, b, clear[0]), (b, a, clear[1])] {
         let mut ch = me.ch();
         ch.bridged_to = Some(other.uuid.clone());
         ch.flags |= cf::BRIDGED;
         ch.flags &= !cf::ORIGINATING;
         ch.times.bridged = now;
-        if clear_a || Arc::ptr_eq(me, b) {
+        if clear {
             ch.extension.clear();
         }
         ch.set_var("bridge_uuid", &other.uuid);
@@ -63,7 +64,13 @@ fn to_exchange_media(s: &Arc<Session>) {
     s.wake();
 }
 
-/// Bridges `a` and `b` (one of them must be answered).
+/// Bridges `a` and `b` (one of them must be answered) — `uuid_bridge`.
+///
+/// A leg that is bridged already keeps relaying where it is (in the
+/// bridge application, or in CS_EXCHANGE_MEDIA) and only changes peers:
+/// its old peer is left without one, which ends that peer's bridge (its
+/// `hangup_after_bridge`/`park_after_bridge` then apply). That is how a
+/// loopback pair drops out of a call between two real legs (bowout).
 pub fn bridge(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>) -> Result<(), String> {
     if Arc::ptr_eq(a, b) {
         return Err("cannot bridge a channel to itself".into());
@@ -74,11 +81,35 @@ pub fn bridge(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>) -> Result<()
     if !a.ch().has(cf::ANSWERED) && !b.ch().has(cf::ANSWERED) {
         return Err("neither channel is answered".into());
     }
-    link(core, a, b, true);
-    for s in [a, b] {
-        to_exchange_media(s);
+    let old = [a, b].map(|s| s.ch().bridged_to.clone());
+    for (s, o) in [a, b].into_iter().zip(&old) {
+        if let Some(o) = o {
+            fire_unbridge(core, s, o);
+        }
+    }
+    // The peers change in one step, so that a relaying leg never sees
+    // itself without a peer (which would end its bridge).
+    link(core, a, b, [old[0].is_none(), old[1].is_none()]);
+    for (s, o) in [a, b].into_iter().zip(old) {
+        match o {
+            Some(o) => release(core, s, &o),
+            None => to_exchange_media(s),
+        }
     }
     Ok(())
+}
+
+/// `s` has a new peer: its old one, `old`, is left without one.
+fn release(core: &Arc<Core>, s: &Arc<Session>, old: &str) {
+    if let Some(o) = core.sessions.get(old) {
+        let mut ch = o.ch();
+        if ch.bridged_to.as_deref() == Some(s.uuid.as_str()) {
+            ch.bridged_to = None;
+            ch.flags &= !cf::BRIDGED;
+            ch.set_var("bridge_uuid", "");
+            ch.set_var("bridge_role", "");
+        }
+    }
 }
 
 /// Bridges `a` (running an application on this thread) to `b`: `b` relays
@@ -93,7 +124,7 @@ pub fn bridge_inline(
     if a.is_down() || b.is_down() {
         return Err("channel is hanging up".into());
     }
-    link(core, a, b, false);
+    link(core, a, b, [false, true]);
     to_exchange_media(b);
     let state = a.state();
     let peer_cause = relay_loop(core, a, state);
@@ -228,6 +259,8 @@ fn relay_dtmf(s: &Arc<Session>, peer: &Arc<Session>) {
     }
 }
 
+/// Ends `s`'s bridge: both legs lose their peer (`bridge_uuid` cleared, as
+/// FreeSWITCH does) and CHANNEL_UNBRIDGE fires on the A leg.
 fn unbridge(core: &Arc<Core>, s: &Arc<Session>) {
     let other = {
         let mut ch = s.ch();
@@ -235,6 +268,7 @@ fn unbridge(core: &Arc<Core>, s: &Arc<Session>) {
             return;
         };
         ch.flags &= !cf::BRIDGED;
+        ch.set_var("bridge_uuid", "");
         o
     };
     if let Some(o) = core.sessions.get(&other) {
@@ -242,12 +276,19 @@ fn unbridge(core: &Arc<Core>, s: &Arc<Session>) {
         if ch.bridged_to.as_deref() == Some(s.uuid.as_str()) {
             ch.bridged_to = None;
             ch.flags &= !cf::BRIDGED;
+            ch.set_var("bridge_uuid", "");
         }
     }
+    fire_unbridge(core, s, &other);
+    s.ch().set_var("bridge_role", "");
+}
+
+/// CHANNEL_UNBRIDGE for the bridge of `s` and `other`, on its A leg.
+fn fire_unbridge(core: &Arc<Core>, s: &Arc<Session>, other: &str) {
     let (a, b) = if s.ch().var("bridge_role") == Some("a") {
-        (s.uuid.clone(), other)
+        (s.uuid.clone(), other.to_string())
     } else {
-        (other, s.uuid.clone())
+        (other.to_string(), s.uuid.clone())
     };
     if let Some(a_leg) = core.sessions.get(&a) {
         a_leg.fire(
@@ -257,7 +298,6 @@ fn unbridge(core: &Arc<Core>, s: &Arc<Session>) {
             &[("Bridge-A-Unique-ID", &a), ("Bridge-B-Unique-ID", &b)],
         );
     }
-    s.ch().set_var("bridge_role", "");
 }
 
 /// The bridge application: originate `dialstring` from `a`, bridge, relay

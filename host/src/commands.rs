@@ -1,56 +1,111 @@
-//! The core's own api commands — `load`, `unload`, `reload`, `show`,
-//! `module_exists`, `version`, `status`, `shutdown`, `help`, `echo`,
-//! `hostname` — registered in the same registry as modules' commands, with
-//! FreeSWITCH's reply texts.
+//! The core's own api commands — `load`, `unload`, `reload`, `reloadxml`,
+//! `show` (in `show.rs`), `module_exists`, `module_list`, `version`,
+//! `status`, `shutdown`, `help`, `echo`, `bgapi`, `hostname` — registered
+//! in the same registry as modules' commands, with FreeSWITCH's reply
+//! texts (mod_commands.c), so that clients written for FreeSWITCH parse
+//! them unchanged.
 
 use crate::core::Core;
-use crate::interfaces::{ApiEntry, ApiImpl, HostApiFn, InterfaceRow};
-use crate::modules::Phase;
-use hotswitch_plugin_api::InterfaceKind;
+use crate::interfaces::{ApiEntry, ApiImpl, HostApiFn};
+use crate::modules::{ModError, Phase};
+use crate::show::{Format, Table};
 use std::fmt::Write;
 use std::sync::Arc;
 
-/// The version string `version` prints.
+/// hotswitch's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The FreeSWITCH release whose replies and behaviour hotswitch follows.
+/// Clients compare these numbers first; hotswitch's identity follows them
+/// in the micro part (as MariaDB answers MySQL clients `5.5.5-10.x-MariaDB`).
+const FS_MAJOR: &str = "1";
+const FS_MINOR: &str = "10";
+const FS_MICRO: &str = "12";
+
+const BITS: &str = if cfg!(target_pointer_width = "64") {
+    "64bit"
+} else {
+    "32bit"
+};
+
+/// FreeSWITCH's `switch_version_micro()`: `12-hotswitch-<version>`.
+fn version_micro() -> String {
+    format!("{FS_MICRO}-hotswitch-{VERSION}")
+}
+
+/// FreeSWITCH's `switch_version_revision_human()`: what a git build puts
+/// there (its revision), hotswitch fills with its plugin ABI.
+fn version_revision_human() -> String {
+    format!(
+        "plugin-api {} ABI {} {BITS}",
+        hotswitch_plugin_api::abi::CRATE_VERSION,
+        hotswitch_plugin_api::abi::ABI_MAJOR
+    )
+}
+
+/// FreeSWITCH's `switch_version_full()`: `1.10.12-hotswitch-0.1.0~64bit`.
+pub fn version_full() -> String {
+    format!("{FS_MAJOR}.{FS_MINOR}.{}~{BITS}", version_micro())
+}
+
+/// FreeSWITCH's `switch_version_full_human()`.
+pub fn version_full_human() -> String {
+    format!(
+        "{FS_MAJOR}.{FS_MINOR}.{} {}",
+        version_micro(),
+        version_revision_human()
+    )
+}
+
 const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
-    ("load", "Load a module", "<mod_name>", load),
-    ("reloadxml", "Reload the XML configuration", "", reloadxml),
-    ("unload", "Unload a module", "[-f] <mod_name>", unload),
-    ("reload", "Reload a module", "[-f] <mod_name>", reload),
+    ("load", "Load Module", "<mod_name>", load),
+    ("reloadxml", "Reload XML", "", reloadxml),
+    ("unload", "Unload module", "[-f] <mod_name>", unload),
+    ("reload", "Reload module", "[-f] <mod_name>", reload),
     (
         "show",
         "Show various reports",
-        "channels|calls [count]|registrations [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
-        show,
+        crate::show::SHOW_SYNTAX,
+        crate::show::show,
     ),
     (
         "module_exists",
-        "Check if a module is loaded",
+        "Check if module exists",
         "<module>",
         module_exists,
     ),
-    ("version", "Version of the switch", "[short]", version),
+    (
+        "module_list",
+        "hotswitch's modules: state (loaded, faulted, pinned), version, file, interfaces",
+        "[as json|xml|delim <d>]",
+        module_list,
+    ),
+    ("version", "Version", "[short]", version),
     ("status", "Show current status", "", status),
-    ("shutdown", "Stop the switch", "", shutdown),
-    ("help", "Show help for all the api commands", "", help),
-    ("echo", "Echo the arguments", "<data>", echo),
+    ("shutdown", "Shutdown", "", shutdown),
+    (
+        "help",
+        "Show help for all the api commands",
+        "",
+        crate::show::help,
+    ),
+    ("echo", "Echo", "<data>", echo),
     (
         "bgapi",
-        "Run an api command in the background",
-        "<command> [args]",
+        "Execute an api command in a thread",
+        "<command>[ <arg>]",
         bgapi,
     ),
     ("hostname", "Return the system hostname", "", hostname),
     (
         "user_data",
-        "Look a value up in the user directory",
+        "Find user data",
         "<user>@<domain> [var|param|attr] <name>",
         crate::directory::user_data,
     ),
     (
         "user_exists",
-        "Whether a user is in the directory",
+        "Find a user",
         "<key> <user> <domain>",
         crate::directory::user_exists,
     ),
@@ -175,29 +230,53 @@ fn unload(core: &Arc<Core>, args: &str) -> String {
     }
 }
 
+/// FreeSWITCH's reload: configuration, then unload, then load, a line for
+/// each. hotswitch opens and checks the new file before it unloads, so a
+/// file that cannot be loaded leaves the running module in service.
 fn reload(core: &Arc<Core>, args: &str) -> String {
     let (force, name) = force_and_name(args);
     if name.is_empty() {
         return usage("[-f] <mod_name>");
     }
+    let mut out = match core.reload_xml() {
+        Ok(()) => String::from("+OK Reloading XML\n"),
+        Err(e) => {
+            log::error!("reloadxml: {e}");
+            String::new()
+        }
+    };
     match core.modules.reload(core, name, force) {
         Ok((report, _)) => {
-            let mut out = String::new();
-            match report.and_then(|r| r.pinned) {
-                Some(why) => {
-                    let _ = writeln!(out, "+OK module unloaded (old copy pinned: {why})");
-                }
-                None => out.push_str("+OK module unloaded\n"),
+            match report {
+                None => out.push_str("-ERR unloading module [No such module!]\n"),
+                Some(r) => match r.pinned {
+                    Some(why) => {
+                        let _ = writeln!(out, "+OK module unloaded (old copy pinned: {why})");
+                    }
+                    None => out.push_str("+OK module unloaded\n"),
+                },
             }
             out.push_str("+OK module loaded\n");
-            out
         }
-        Err(e) => format!("-ERR [{e}]\n"),
+        Err(e @ ModError::InUse) => {
+            let _ = writeln!(out, "-ERR unloading module [{e}]");
+            let _ = writeln!(out, "-ERR loading module [{}]", ModError::AlreadyLoaded);
+        }
+        Err(e @ ModError::Load(_)) => {
+            let _ = writeln!(out, "-ERR loading module [{e}]");
+        }
+        Err(e) => {
+            let _ = writeln!(out, "+OK module unloaded\n-ERR loading module [{e}]");
+        }
     }
+    out
 }
 
 fn module_exists(core: &Arc<Core>, args: &str) -> String {
     let name = args.trim();
+    if name.is_empty() {
+        return String::new();
+    }
     if core.modules.get(name).is_some() {
         "true".into()
     } else {
@@ -205,15 +284,67 @@ fn module_exists(core: &Arc<Core>, args: &str) -> String {
     }
 }
 
+/// `module_list [as json|xml|delim <d>]`: hotswitch's own view of its
+/// modules, which `show modules` (FreeSWITCH's interface rows) cannot carry:
+/// each module's state (loaded, faulted, pinned), version, file, interfaces
+/// and a note (the fault or the reason a library stayed mapped).
+fn module_list(core: &Arc<Core>, args: &str) -> String {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let mut all = vec!["module_list"];
+    all.extend(words);
+    let format = match Format::split(&all) {
+        Ok((_, f)) => f,
+        Err(e) => return e,
+    };
+    let mut t = Table::new(&["name", "version", "state", "filename", "interfaces", "note"]);
+    for m in core.modules.list() {
+        let ifaces: Vec<String> = core
+            .registry
+            .rows_of(&m)
+            .iter()
+            .map(|r| format!("{}:{}", r.kind.as_str(), r.name))
+            .collect();
+        t.rows.push(vec![
+            m.name.clone(),
+            m.version.clone(),
+            m.phase().as_str().to_string(),
+            m.source.display().to_string(),
+            ifaces.join(" "),
+            m.fault_reason().unwrap_or_default(),
+        ]);
+    }
+    for p in core.modules.pinned() {
+        t.rows.push(vec![
+            p.name.clone(),
+            p.version.clone(),
+            "pinned".into(),
+            p.shadow.display().to_string(),
+            String::new(),
+            p.reason.clone(),
+        ]);
+    }
+    t.render(&format)
+}
+
+/// `version`: `FreeSWITCH Version <full> (<revision>)`; `version short`:
+/// `<major>.<minor>.<micro>`; any other argument puts the human-readable
+/// full version in the parentheses (as FreeSWITCH does).
 fn version(_core: &Arc<Core>, args: &str) -> String {
-    if args.trim() == "short" {
-        format!("{VERSION}\n")
-    } else {
-        format!(
-            "hotswitch Version {VERSION} (plugin-api {}, ABI {})\n",
-            hotswitch_plugin_api::abi::CRATE_VERSION,
-            hotswitch_plugin_api::abi::ABI_MAJOR
-        )
+    let arg = args.split_whitespace().next();
+    match arg {
+        None => format!(
+            "FreeSWITCH Version {} ({})\n",
+            version_full(),
+            version_revision_human()
+        ),
+        Some(a) if a.to_ascii_lowercase().contains("short") => {
+            format!("{FS_MAJOR}.{FS_MINOR}.{}\n", version_micro())
+        }
+        Some(_) => format!(
+            "FreeSWITCH Version {} ({})\n",
+            version_full(),
+            version_full_human()
+        ),
     }
 }
 
@@ -247,14 +378,28 @@ fn plural(n: u64) -> &'static str {
     }
 }
 
-fn status(core: &Arc<Core>, _args: &str) -> String {
+/// `status`: FreeSWITCH's lines (the trailing spaces after the two
+/// `last 5min` figures included), then hotswitch's own: modules, workers,
+/// events.
+pub fn status(core: &Arc<Core>, _args: &str) -> String {
     let mods = core.modules.list();
     let faulted = mods.iter().filter(|m| m.phase() == Phase::Faulted).count();
     let s = &core.sessions;
     let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    format!(
-        "{}\nhotswitch (Version {VERSION}) is ready\n{} session(s) since startup\n{} session(s) - peak {}\n{} session(s) per Sec out of max {}, peak {}\n{} session(s) max\n{} module(s) loaded, {faulted} faulted, {} pinned\n{} session worker thread(s)\n{} event(s) fired\n",
+    let (peak_5min, sps_5min) = s.five_minute_peaks();
+    let mut out = format!(
+        "{}\nFreeSWITCH (Version {}) is {}\n",
         uptime_text(core),
+        version_full_human(),
+        if core.is_shutting_down() {
+            "not ready"
+        } else {
+            "ready"
+        }
+    );
+    let _ = write!(
+        out,
+        "{} session(s) since startup\n{} session(s) - peak {}, last 5min {peak_5min} \n{} session(s) per Sec out of max {}, peak {}, last 5min {sps_5min} \n{} session(s) max\nmin idle cpu 0.00/{:.2}\n",
         ld(&s.total),
         s.count(),
         ld(&s.peak),
@@ -262,11 +407,66 @@ fn status(core: &Arc<Core>, _args: &str) -> String {
         ld(&s.sessions_per_second),
         ld(&s.peak_sps),
         ld(&s.max_sessions),
+        idle_cpu(),
+    );
+    if let Some((cur, max)) = stack_sizes() {
+        let _ = writeln!(
+            out,
+            "Current Stack Size/Max {}K/{}K",
+            cur / 1024,
+            max / 1024
+        );
+    }
+    let _ = write!(
+        out,
+        "{} module(s) loaded, {faulted} faulted, {} pinned\n{} session worker thread(s)\n{} event(s) fired\n",
         mods.len(),
         core.modules.pinned().len(),
         core.executor.workers(),
         core.bus.fired(),
-    )
+    );
+    out
+}
+
+/// The machine's idle CPU in percent since the previous call (since boot
+/// at the first), from `/proc/stat`, as FreeSWITCH's `min idle cpu` line.
+fn idle_cpu() -> f64 {
+    static LAST: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+    let Some((idle, total)) = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        let line = s.lines().next()?.strip_prefix("cpu ")?.to_string();
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // user nice system idle iowait …: idle and iowait are idle time.
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        Some((idle, v.iter().sum::<u64>()))
+    }) else {
+        return 0.0;
+    };
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let (d_idle, d_total) = (idle.saturating_sub(last.0), total.saturating_sub(last.1));
+    *last = (idle, total);
+    if d_total == 0 {
+        return 100.0;
+    }
+    d_idle as f64 * 100.0 / d_total as f64
+}
+
+/// The stack limit (soft, hard) in bytes from `/proc/self/limits`, as
+/// FreeSWITCH's `getrlimit(RLIMIT_STACK)`; `unlimited` prints as the
+/// C `long` it is (-1).
+fn stack_sizes() -> Option<(i64, i64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max stack size"))?;
+    let mut v = line["Max stack size".len()..].split_whitespace().map(|x| {
+        if x == "unlimited" {
+            Some(-1)
+        } else {
+            x.parse::<i64>().ok()
+        }
+    });
+    Some((v.next()??, v.next()??))
 }
 
 fn shutdown(core: &Arc<Core>, _args: &str) -> String {
@@ -274,29 +474,50 @@ fn shutdown(core: &Arc<Core>, _args: &str) -> String {
     "+OK\n".into()
 }
 
-fn help(core: &Arc<Core>, _args: &str) -> String {
-    show(core, "api")
-}
-
+/// FreeSWITCH's `echo`: the arguments, with no newline added.
 fn echo(_core: &Arc<Core>, args: &str) -> String {
-    format!("{args}\n")
+    args.to_string()
 }
 
 /// Runs a command on its own thread; its output arrives as a
-/// BACKGROUND_JOB event whose body is the output.
+/// BACKGROUND_JOB event whose body is the output. `uuid:<job> cmd` chooses
+/// the job's uuid.
 fn bgapi(core: &Arc<Core>, args: &str) -> String {
-    let line = args.trim().to_string();
-    if line.is_empty() {
-        return usage("<command> [args]");
+    let mut line = args.trim();
+    let mut job = None;
+    if let Some(rest) = line
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("uuid:"))
+        .map(|_| &line[5..])
+    {
+        if let Some((u, cmd)) = rest.split_once(' ') {
+            job = Some(u.to_string());
+            line = cmd.trim();
+        }
     }
-    let job = uuid::Uuid::new_v4().to_string();
+    if line.is_empty() {
+        return "-ERR Invalid syntax\n".into();
+    }
+    let line = line.to_string();
+    let job = job.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let c = core.clone();
     let job_id = job.clone();
     let spawned = std::thread::Builder::new()
         .name("bgapi".into())
         .spawn(move || {
-            let output = c.execute_line(&line);
-            let (cmd, cmd_args) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            let (cmd, cmd_args) = match line.split_once(' ') {
+                Some((c, a)) => (c, Some(a)),
+                None => (line.as_str(), None),
+            };
+            let output = match c.execute_api(
+                cmd,
+                cmd_args.unwrap_or(""),
+                hotswitch_plugin_api::SessionRef::NULL,
+            ) {
+                Ok(o) if o.is_empty() => "Command returned no output!".to_string(),
+                Ok(o) => o,
+                Err(_) => format!("{cmd}: Command not found!\n"),
+            };
             let mut e = c.bus.create(
                 crate::event::EventType::BACKGROUND_JOB,
                 None,
@@ -304,7 +525,9 @@ fn bgapi(core: &Arc<Core>, args: &str) -> String {
             );
             e.add_header("Job-UUID", job_id);
             e.add_header("Job-Command", cmd);
-            e.add_header("Job-Command-Arg", cmd_args);
+            if let Some(a) = cmd_args {
+                e.add_header("Job-Command-Arg", a);
+            }
             e.body = Some(output);
             c.bus.fire(e);
         });
@@ -316,174 +539,4 @@ fn bgapi(core: &Arc<Core>, args: &str) -> String {
 
 fn hostname(core: &Arc<Core>, _args: &str) -> String {
     core.hostname.clone()
-}
-
-/// The output formats of `show`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Json,
-}
-
-/// A table, printed FreeSWITCH's way: CSV with a header row and
-/// `\nN total.\n`, or `{"row_count":N,"rows":[…]}`.
-pub struct Table {
-    pub columns: Vec<&'static str>,
-    pub rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    pub fn render(&self, f: Format) -> String {
-        match f {
-            Format::Csv => {
-                let mut out = self.columns.join(",");
-                out.push('\n');
-                for r in &self.rows {
-                    let cells: Vec<String> = r.iter().map(|c| csv_cell(c)).collect();
-                    out.push_str(&cells.join(","));
-                    out.push('\n');
-                }
-                let _ = write!(out, "\n{} total.\n", self.rows.len());
-                out
-            }
-            Format::Json => {
-                if self.rows.is_empty() {
-                    return "{\"row_count\": 0}\n".into();
-                }
-                let rows: Vec<serde_json::Value> = self
-                    .rows
-                    .iter()
-                    .map(|r| {
-                        serde_json::Value::Object(
-                            self.columns
-                                .iter()
-                                .zip(r)
-                                .map(|(c, v)| (c.to_string(), serde_json::Value::String(v.clone())))
-                                .collect(),
-                        )
-                    })
-                    .collect();
-                let v = serde_json::json!({"row_count": self.rows.len(), "rows": rows});
-                format!("{v}\n")
-            }
-        }
-    }
-}
-
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn show(core: &Arc<Core>, args: &str) -> String {
-    let mut words: Vec<&str> = args.split_whitespace().collect();
-    let mut format = Format::Csv;
-    if let Some(pos) = words.iter().position(|w| *w == "as") {
-        format = match words.get(pos + 1) {
-            Some(&"json") => Format::Json,
-            Some(&"csv") | None => Format::Csv,
-            Some(other) => return format!("-ERR Cannot show as {other}\n"),
-        };
-        words.truncate(pos);
-    }
-    let table = match words.as_slice() {
-        [what @ ("channels" | "calls")] => {
-            return crate::session_commands::show_sessions(core, what, false, format)
-        }
-        [what @ ("channels" | "calls"), "count"] => {
-            return crate::session_commands::show_sessions(core, what, true, format)
-        }
-        ["registrations"] => crate::registrations::table(core),
-        ["registrations", "count"] => {
-            let n = crate::registrations::table(core).rows.len();
-            return match format {
-                Format::Json => format!("{{\"row_count\": {n}}}\n"),
-                Format::Csv => format!("\n{n} total.\n"),
-            };
-        }
-        ["modules"] => modules_table(core),
-        ["interfaces"] => interfaces_table(core.registry.rows(None)),
-        ["interfaces", kind] => match kind_of(kind) {
-            Some(k) => interfaces_table(core.registry.rows(Some(k))),
-            None => return format!("-ERR unknown interface type {kind}\n"),
-        },
-        ["api"] => api_table(core.registry.rows(Some(InterfaceKind::API))),
-        [kind] => match kind_of(kind) {
-            Some(k) => interfaces_table(core.registry.rows(Some(k))),
-            None => {
-                return usage(
-                    "channels|calls [count]|registrations [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]",
-                )
-            }
-        },
-        _ => return usage("channels|calls [count]|registrations [count]|modules|interfaces [type]|api|application|endpoint|chat [as json|csv]"),
-    };
-    table.render(format)
-}
-
-fn kind_of(s: &str) -> Option<InterfaceKind> {
-    match s {
-        "endpoint" | "endpoints" => Some(InterfaceKind::ENDPOINT),
-        "application" | "applications" => Some(InterfaceKind::APPLICATION),
-        "api" => Some(InterfaceKind::API),
-        "chat" => Some(InterfaceKind::CHAT),
-        _ => None,
-    }
-}
-
-fn modules_table(core: &Arc<Core>) -> Table {
-    let mut rows = Vec::new();
-    for m in core.modules.list() {
-        let ifaces: Vec<String> = core
-            .registry
-            .rows_of(&m)
-            .iter()
-            .map(|r| format!("{}:{}", r.kind.as_str(), r.name))
-            .collect();
-        rows.push(vec![
-            m.name.clone(),
-            m.version.clone(),
-            m.phase().as_str().to_string(),
-            m.source.display().to_string(),
-            ifaces.join(" "),
-            m.fault_reason().unwrap_or_default(),
-        ]);
-    }
-    for p in core.modules.pinned() {
-        rows.push(vec![
-            p.name.clone(),
-            p.version.clone(),
-            "pinned".into(),
-            p.shadow.display().to_string(),
-            String::new(),
-            p.reason.clone(),
-        ]);
-    }
-    Table {
-        columns: vec!["name", "version", "state", "filename", "interfaces", "note"],
-        rows,
-    }
-}
-
-fn interfaces_table(rows: Vec<InterfaceRow>) -> Table {
-    Table {
-        columns: vec!["type", "name", "ikey", "filename"],
-        rows: rows
-            .into_iter()
-            .map(|r| vec![r.kind.as_str().to_string(), r.name, r.key, r.filename])
-            .collect(),
-    }
-}
-
-fn api_table(rows: Vec<InterfaceRow>) -> Table {
-    Table {
-        columns: vec!["name", "description", "syntax", "ikey"],
-        rows: rows
-            .into_iter()
-            .map(|r| vec![r.name, r.description, r.syntax, r.key])
-            .collect(),
-    }
 }

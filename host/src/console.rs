@@ -179,6 +179,18 @@ impl rustyline::completion::Completer for Completion {
         _ctx: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
         let prefix = &line[..pos];
+        if let Some(word) = prefix.strip_prefix("show ") {
+            // The form of `show`, the word after it.
+            if word.contains(char::is_whitespace) {
+                return Ok((pos, Vec::new()));
+            }
+            let forms = crate::show::forms()
+                .into_iter()
+                .filter(|f| f.starts_with(word))
+                .map(str::to_string)
+                .collect();
+            return Ok((5, forms));
+        }
         if prefix.contains(char::is_whitespace) {
             return Ok((pos, Vec::new()));
         }

@@ -107,12 +107,13 @@ pub fn lookup(core: &Arc<Core>, user: &str) -> Option<User> {
     find_user(dir, &id, &domain)
 }
 
-/// `user_data <user>@<domain> [var|param|attr] <name>`.
+/// `user_data <user>@<domain> [var|param|attr] <name>`: the value, or
+/// nothing — also for bad arguments, as FreeSWITCH answers them.
 pub fn user_data(core: &Arc<Core>, args: &str) -> String {
     let w: Vec<&str> = args.split_whitespace().collect();
     let (who, kind, name) = match w.as_slice() {
-        [who, kind, name] => (*who, *kind, *name),
-        _ => return "-USAGE: user_data <user>@<domain> [var|param|attr] <name>".into(),
+        [who, kind, name, ..] => (*who, *kind, *name),
+        _ => return String::new(),
     };
     let Some(u) = lookup(core, who) else {
         return String::new();
@@ -121,17 +122,18 @@ pub fn user_data(core: &Arc<Core>, args: &str) -> String {
         "var" => u.variable(name),
         "param" => u.param(name),
         "attr" => User::last(&u.attrs, name),
-        _ => return "-USAGE: user_data <user>@<domain> [var|param|attr] <name>".into(),
+        _ => u.param(name),
     };
     v.unwrap_or("").to_string()
 }
 
-/// `user_exists id <user> <domain>`: `true` or `false`.
+/// `user_exists id <user> <domain>`: `true` or `false` (bad arguments
+/// too).
 pub fn user_exists(core: &Arc<Core>, args: &str) -> String {
     let w: Vec<&str> = args.split_whitespace().collect();
     let found = match w.as_slice() {
-        [_, user, domain] => lookup(core, &format!("{user}@{domain}")).is_some(),
-        _ => return "-USAGE: user_exists <key> <user> <domain>".into(),
+        [_, user, domain, ..] => lookup(core, &format!("{user}@{domain}")).is_some(),
+        _ => false,
     };
     found.to_string()
 }

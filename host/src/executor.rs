@@ -92,7 +92,7 @@ impl Executor {
         // Counted before sending so that a worker taking it can never make
         // `pending` go below zero.
         let p = &self.pool;
-        let pending = p.pending.fetch_add(1, Ordering::AcqRel) + 1;
+        let pending = p.pending.fetch_add(1, Ordering::SeqCst) + 1;
         if self.tx.send(Box::new(job)).is_err() {
             p.pending.fetch_sub(1, Ordering::AcqRel);
             return;
@@ -100,7 +100,7 @@ impl Executor {
         // More jobs waiting than idle workers (and workers on their way) to
         // take them: a job could otherwise wait behind workers that block
         // for a whole call.
-        let coming = p.idle.load(Ordering::Acquire) + p.spawning.load(Ordering::Acquire);
+        let coming = p.idle.load(Ordering::SeqCst) + p.spawning.load(Ordering::SeqCst);
         if pending > coming {
             p.spawning.fetch_add(1, Ordering::AcqRel);
             if self.spawn.send(()).is_err() {
@@ -121,6 +121,7 @@ impl Pool {
         let spawning = self.spawning.clone();
         let min_idle = self.min_idle;
         let timeout = *self.idle_timeout.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = self.clone();
         workers.fetch_add(1, Ordering::AcqRel);
         let spawned = std::thread::Builder::new()
             .name("session-worker".into())
@@ -129,6 +130,7 @@ impl Pool {
                 idle.fetch_add(1, Ordering::AcqRel);
                 let _ = spawning
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                let mut retired = false;
                 loop {
                     match rx.recv_timeout(timeout) {
                         Ok(job) => {
@@ -137,18 +139,35 @@ impl Pool {
                             job();
                             idle.fetch_add(1, Ordering::AcqRel);
                             if must_retire() {
+                                retired = true;
                                 break;
                             }
                         }
                         Err(RecvTimeoutError::Timeout) => {
-                            if must_retire() || idle.load(Ordering::Acquire) > min_idle {
+                            if must_retire() {
+                                retired = true;
                                 break;
                             }
+                            // Claim the exit first, then look again: a job
+                            // submitted meanwhile may have counted on this
+                            // worker being idle (submit counts `pending`
+                            // before it reads `idle`; both are SeqCst).
+                            let others = idle.fetch_sub(1, Ordering::SeqCst) - 1;
+                            if others >= min_idle && pending.load(Ordering::SeqCst) == 0 {
+                                idle.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                            idle.fetch_add(1, Ordering::SeqCst);
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                idle.fetch_sub(1, Ordering::AcqRel);
+                let left = idle.fetch_sub(1, Ordering::SeqCst) - 1;
+                // A retiring worker may leave a job behind with nobody
+                // idle to take it: start its replacement first.
+                if retired && left == 0 && pending.load(Ordering::SeqCst) > 0 {
+                    pool.start_worker();
+                }
                 release_touched();
                 workers.fetch_sub(1, Ordering::AcqRel);
             });

@@ -1,18 +1,17 @@
 //! `fsctl`, FreeSWITCH's switch controls (mod_commands' `ctl_function` over
-//! `switch_core_session_ctl`): log level, session limits, pausing new
-//! calls, graceful shutdown, verbose events; and `console`, mod_console's
+//! `switch_core_session_ctl`): log level, session limits, verbose events,
+//! and — through [`crate::drain`] — pausing new calls and the graceful
+//! shutdown; and `console`, mod_console's
 //! command for the console's own log level and colours. The reply texts are
 //! FreeSWITCH's, since clients (switchio's `loglevel` property, call
 //! generators setting `sps` and `max_sessions`) parse them.
 
 use crate::core::Core;
-use crate::event::EventType;
+use crate::drain::{self, When};
 use crate::interfaces::HostApiFn;
-use crate::session::Direction;
 use hotswitch_plugin_api::CallCause;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 const CTL_SYNTAX: &str = "[recover|send_sighup|hupall|pause [inbound|outbound]|resume [inbound|outbound]|shutdown [cancel|elegant|asap|now]|sps|sps_peak_reset|last_sps|sync_clock|sync_clock_when_idle|reclaim_mem|max_sessions|min_idle_cpu|loglevel [level]|verbose_events [on|off]|pause_check [inbound|outbound]|ready_check|shutdown_check|calibrate_clock|flush_db_handles|save_history]";
 
@@ -55,41 +54,20 @@ const LEVELS: [&str; 9] = [
     "DISABLE", "CONSOLE", "ALERT", "CRIT", "ERR", "WARNING", "NOTICE", "INFO", "DEBUG",
 ];
 
-/// The switch-wide settings `fsctl` reads and changes.
+/// The switch-wide settings `fsctl` reads and changes (pausing and the
+/// pending shutdown are [`crate::drain::Drain`]'s).
 pub struct Controls {
-    /// No new inbound / outbound sessions (`fsctl pause`).
-    paused_inbound: AtomicBool,
-    paused_outbound: AtomicBool,
     /// Every channel event carries the channel's variables.
     pub verbose_events: AtomicBool,
     /// FreeSWITCH's hard log level, -1 (DISABLE) to 7 (DEBUG).
     log_level: AtomicI32,
-    /// A graceful shutdown (`elegant`, `asap`) waits for the calls to end.
-    shutdown_requested: AtomicBool,
-    /// Bumped by each graceful shutdown request, so a cancelled one's
-    /// waiter ends instead of acting on a later request.
-    shutdown_generation: AtomicU64,
 }
 
 impl Default for Controls {
     fn default() -> Self {
         Controls {
-            paused_inbound: AtomicBool::new(false),
-            paused_outbound: AtomicBool::new(false),
             verbose_events: AtomicBool::new(false),
             log_level: AtomicI32::new(7),
-            shutdown_requested: AtomicBool::new(false),
-            shutdown_generation: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Controls {
-    /// Whether a new session in `direction` is refused (`fsctl pause`).
-    pub fn refuses(&self, direction: Direction) -> bool {
-        match direction {
-            Direction::Inbound => self.paused_inbound.load(Ordering::Relaxed),
-            Direction::Outbound => self.paused_outbound.load(Ordering::Relaxed),
         }
     }
 }
@@ -175,27 +153,27 @@ fn fsctl(core: &Arc<Core>, args: &str) -> String {
             "+OK\n".into()
         }
         "pause" | "resume" => {
-            let on = cmd.eq_ignore_ascii_case("pause");
-            match arg.map(str::to_ascii_lowercase).as_deref() {
-                Some("inbound") => c.paused_inbound.store(on, Ordering::Relaxed),
-                Some("outbound") => c.paused_outbound.store(on, Ordering::Relaxed),
-                _ => {
-                    c.paused_inbound.store(on, Ordering::Relaxed);
-                    c.paused_outbound.store(on, Ordering::Relaxed);
-                }
-            }
+            let (inbound, outbound) = match arg.map(str::to_ascii_lowercase).as_deref() {
+                None => (true, true),
+                Some("inbound") => (true, false),
+                Some("outbound") => (false, true),
+                Some(_) => return format!("-USAGE: {CTL_SYNTAX}\n"),
+            };
+            core.drain
+                .pause(inbound, outbound, cmd.eq_ignore_ascii_case("pause"));
             "+OK\n".into()
         }
         "pause_check" => {
-            let paused = match arg.map(str::to_ascii_lowercase).as_deref() {
-                Some("inbound") => c.paused_inbound.load(Ordering::Relaxed),
-                Some("outbound") => c.paused_outbound.load(Ordering::Relaxed),
-                _ => c.refuses(Direction::Inbound) && c.refuses(Direction::Outbound),
-            };
-            paused.to_string()
+            let paused = |inbound| !core.drain.accepts(inbound);
+            match arg.map(str::to_ascii_lowercase).as_deref() {
+                Some("inbound") => paused(true),
+                Some("outbound") => paused(false),
+                _ => paused(true) && paused(false),
+            }
+            .to_string()
         }
         "ready_check" => (!core.is_shutting_down()).to_string(),
-        "shutdown_check" => c.shutdown_requested.load(Ordering::Relaxed).to_string(),
+        "shutdown_check" => core.drain.shutdown_requested().to_string(),
         "shutdown" => shutdown(core, &argv[1..]),
         "verbose_events" => {
             if let Some(a) = arg {
@@ -268,92 +246,34 @@ fn loglevel(c: &Controls, arg: Option<&str>) -> String {
 }
 
 /// `fsctl shutdown [cancel|elegant|asap|now]`: at once (plain or `now`),
-/// once the calls have ended (`elegant`), or refusing new calls meanwhile
-/// (`asap`); `cancel` withdraws a graceful one.
+/// once the calls have ended (`elegant`, `asap`: [`crate::drain`]), or
+/// withdrawn (`cancel`).
 fn shutdown(core: &Arc<Core>, words: &[&str]) -> String {
-    let c = &core.controls;
-    let mut asap = None;
+    let mut when = None;
     for w in words {
         match w.to_ascii_lowercase().as_str() {
             "cancel" => {
-                c.shutdown_requested.store(false, Ordering::Relaxed);
-                c.shutdown_generation.fetch_add(1, Ordering::Relaxed);
+                drain::cancel(core);
                 log::info!("Shutdown Cancelled");
                 return "+OK\n".into();
             }
             "restart" | "reincarnate" => {
                 return "-ERR restart is not supported: start the switch again\n".into()
             }
-            "elegant" => asap = Some(false),
-            "asap" => asap = Some(true),
-            "now" => asap = None,
+            "elegant" => when = Some(When::Elegant),
+            "asap" => when = Some(When::Asap),
+            "now" => when = None,
             _ => break,
         }
     }
-    let Some(asap) = asap else {
-        log::info!("Shutting down");
-        core.request_shutdown();
-        return "+OK\n".into();
-    };
-    let mut e = core
-        .bus
-        .create(EventType::SHUTDOWN_REQUESTED, None, crate::origin!("fsctl"));
-    e.add_header("Event-Info", if asap { "ASAP" } else { "elegant" });
-    core.bus.fire(e);
-    c.shutdown_requested.store(true, Ordering::Relaxed);
-    if asap {
-        c.paused_inbound.store(true, Ordering::Relaxed);
-        c.paused_outbound.store(true, Ordering::Relaxed);
-    }
-    let generation = c.shutdown_generation.fetch_add(1, Ordering::Relaxed) + 1;
-    let core2 = core.clone();
-    let waiter = std::thread::Builder::new()
-        .name("fsctl-shutdown".into())
-        .spawn(move || graceful_shutdown(&core2, generation, asap));
-    if let Err(e) = waiter {
-        return format!("-ERR {e}\n");
-    }
-    "+OK\n".into()
-}
-
-/// Waits until no session is left, then shuts down, unless the request is
-/// cancelled (or superseded) first.
-fn graceful_shutdown(core: &Arc<Core>, generation: u64, asap: bool) {
-    let c = &core.controls;
-    let current = || {
-        c.shutdown_requested.load(Ordering::Relaxed)
-            && c.shutdown_generation.load(Ordering::Relaxed) == generation
-    };
-    let mut ticks = 0u32;
-    while current() && !core.is_shutting_down() {
-        let count = core.sessions.count();
-        if count == 0 {
-            c.paused_inbound.store(true, Ordering::Relaxed);
-            c.paused_outbound.store(true, Ordering::Relaxed);
+    match when {
+        Some(w) => drain::shutdown_when_idle(core, w),
+        None => {
             log::info!("Shutting down");
             core.request_shutdown();
-            return;
         }
-        if ticks.is_multiple_of(20) {
-            log::warn!(
-                "Shutdown in progress, {count} session(s) remain. Shutting down {}",
-                if asap {
-                    "ASAP"
-                } else {
-                    "once there are no active calls."
-                }
-            );
-        }
-        ticks += 1;
-        std::thread::sleep(Duration::from_millis(500));
     }
-    if asap
-        && !core.is_shutting_down()
-        && c.shutdown_generation.load(Ordering::Relaxed) == generation
-    {
-        c.paused_inbound.store(false, Ordering::Relaxed);
-        c.paused_outbound.store(false, Ordering::Relaxed);
-    }
+    "+OK\n".into()
 }
 
 /// mod_console's `console` command.

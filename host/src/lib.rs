@@ -6,6 +6,7 @@
 //! console. `main.rs` wires them together; `ARCHITECTURE.md` maps them.
 
 pub mod bridge;
+pub mod channel_tables;
 pub mod commands;
 pub mod config;
 pub mod console;
@@ -15,6 +16,7 @@ pub mod dialplan_xml;
 pub mod dialstring;
 pub mod directory;
 pub mod dirs;
+pub mod drain;
 pub mod event;
 pub mod executor;
 pub mod expand;
@@ -33,5 +35,6 @@ pub mod scheduler;
 pub mod services;
 pub mod session;
 pub mod session_commands;
+pub mod show;
 pub mod state_machine;
 pub mod xml;

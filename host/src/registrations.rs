@@ -6,8 +6,8 @@
 //! with FreeSWITCH's columns. As with FreeSWITCH's default (no
 //! `multiple-registrations`), one row per user and realm: the latest.
 
-use crate::commands::Table;
 use crate::core::Core;
+use crate::show::Table;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 

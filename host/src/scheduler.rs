@@ -90,6 +90,28 @@ impl Scheduler {
         removed
     }
 
+    /// The waiting tasks, soonest first: (id, command, group, when as a
+    /// Unix time) — the rows of FreeSWITCH's `show tasks`.
+    pub fn list(&self) -> Vec<(u64, String, String, u64)> {
+        let now = Instant::now();
+        let now_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut v: Vec<_> = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|Reverse(t)| {
+                let at = now_epoch + t.when.saturating_duration_since(now).as_secs();
+                (t.id, t.command.clone(), t.group.clone(), at)
+            })
+            .collect();
+        v.sort_by_key(|t| (t.3, t.0));
+        v
+    }
+
     /// Tasks waiting.
     pub fn len(&self) -> usize {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -187,7 +209,7 @@ fn heartbeat(core: &Arc<Core>) {
         "Up-Time",
         crate::commands::uptime_text(core).trim_start_matches("UP "),
     );
-    e.add_header("FreeSWITCH-Version", crate::commands::VERSION);
+    e.add_header("FreeSWITCH-Version", crate::commands::version_full());
     e.add_header("Uptime-msec", up.as_millis().to_string());
     e.add_header("Session-Count", s.count().to_string());
     e.add_header(

@@ -607,8 +607,6 @@ impl Drop for Session {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
     ShuttingDown,
-    /// `fsctl pause`: no new sessions in this direction.
-    Paused,
     MaxSessions(usize),
     RateLimited(u32),
     DuplicateUuid(String),
@@ -620,7 +618,6 @@ impl RequestError {
     pub fn cause(&self) -> CallCause {
         match self {
             RequestError::ShuttingDown => CallCause::SYSTEM_SHUTDOWN,
-            RequestError::Paused => CallCause::NORMAL_TEMPORARY_FAILURE,
             RequestError::MaxSessions(_) | RequestError::RateLimited(_) => {
                 CallCause::NORMAL_TEMPORARY_FAILURE
             }
@@ -634,9 +631,6 @@ impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RequestError::ShuttingDown => write!(f, "the switch is shutting down"),
-            RequestError::Paused => {
-                write!(f, "The system cannot create any sessions at this time.")
-            }
             RequestError::MaxSessions(n) => write!(f, "max-sessions ({n}) reached"),
             RequestError::RateLimited(n) => write!(f, "sessions-per-second ({n}) exceeded"),
             RequestError::DuplicateUuid(u) => write!(f, "duplicate uuid {u}"),
@@ -648,6 +642,27 @@ impl std::fmt::Display for RequestError {
 struct Rate {
     second: u64,
     count: u32,
+}
+
+/// The peaks of the current five-minute window (`status`'s `last 5min`):
+/// the window number (seconds / 300), concurrent sessions, sessions per
+/// second.
+#[derive(Default)]
+struct FiveMinutes {
+    window: AtomicU64,
+    peak: AtomicU64,
+    peak_sps: AtomicU64,
+}
+
+impl FiveMinutes {
+    /// Starts a new window when the clock has left the current one.
+    fn roll(&self) {
+        let w = now_us() / 300_000_000;
+        if self.window.swap(w, Ordering::Relaxed) != w {
+            self.peak.store(0, Ordering::Relaxed);
+            self.peak_sps.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The registry of live sessions and the counters `status` reports.
@@ -662,6 +677,7 @@ pub struct Sessions {
     rate: Mutex<Rate>,
     pub max_sessions: AtomicU64,
     pub sessions_per_second: AtomicU64,
+    five: FiveMinutes,
 }
 
 impl Default for Sessions {
@@ -679,6 +695,7 @@ impl Default for Sessions {
             }),
             max_sessions: AtomicU64::new(1000),
             sessions_per_second: AtomicU64::new(30),
+            five: FiveMinutes::default(),
         }
     }
 }
@@ -719,6 +736,16 @@ impl Sessions {
         }
     }
 
+    /// The peaks of concurrent sessions and of sessions per second in the
+    /// current five-minute window.
+    pub fn five_minute_peaks(&self) -> (u64, u64) {
+        self.five.roll();
+        (
+            self.five.peak.load(Ordering::Relaxed),
+            self.five.peak_sps.load(Ordering::Relaxed),
+        )
+    }
+
     /// Creates a session on `endpoint` (FreeSWITCH's session request).
     pub fn request(
         &self,
@@ -727,11 +754,8 @@ impl Sessions {
         direction: Direction,
         uuid: Option<String>,
     ) -> Result<Arc<Session>, RequestError> {
-        if core.is_shutting_down() {
+        if core.is_shutting_down() || !core.drain.accepts(direction == Direction::Inbound) {
             return Err(RequestError::ShuttingDown);
-        }
-        if core.controls.refuses(direction) {
-            return Err(RequestError::Paused);
         }
         let max = self.max_sessions.load(Ordering::Relaxed) as usize;
         if self.count() >= max {
@@ -750,6 +774,10 @@ impl Sessions {
             }
             r.count += 1;
             self.peak_sps.fetch_max(r.count as u64, Ordering::Relaxed);
+            self.five.roll();
+            self.five
+                .peak_sps
+                .fetch_max(r.count as u64, Ordering::Relaxed);
         }
         let guard = endpoint
             .module
@@ -808,6 +836,9 @@ impl Sessions {
             }
             map.insert(uuid, s.clone());
             self.peak.fetch_max(map.len() as u64, Ordering::Relaxed);
+            self.five
+                .peak
+                .fetch_max(map.len() as u64, Ordering::Relaxed);
         }
         self.total.fetch_add(1, Ordering::Relaxed);
         self.alive.fetch_add(1, Ordering::Relaxed);

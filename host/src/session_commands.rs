@@ -1,14 +1,16 @@
-//! The core's call commands: `originate`, `show channels|calls`,
-//! `uuid_kill`, `uuid_exists`, `uuid_getvar`, `uuid_setvar`, `uuid_answer`,
-//! `uuid_park`, `uuid_transfer`, `uuid_bridge`, `uuid_display`, `hupall`, `create_uuid`,
-//! `global_getvar`, `global_setvar`, `eval`, `expand`, `sched_api`,
-//! `sched_del` — with FreeSWITCH's reply texts.
+//! The core's call commands: `originate`, `uuid_kill`, `uuid_exists`,
+//! `uuid_getvar`, `uuid_setvar`, `uuid_answer`, `uuid_park`,
+//! `uuid_transfer`, `uuid_bridge`, `uuid_send_dtmf`, `uuid_recv_dtmf`,
+//! `uuid_display`, `hupall`, `create_uuid`, `global_getvar`,
+//! `global_setvar`, `eval`, `expand`, `sched_api`, `sched_del` — with
+//! FreeSWITCH's reply texts (mod_commands.c). Their `show` tables are in
+//! `channel_tables.rs`.
 
-use crate::commands::{usage, Format, Table};
+use crate::commands::usage;
 use crate::core::{ChannelVars, Core, GlobalVars};
 use crate::interfaces::HostApiFn;
 use crate::originate::{self, Request};
-use crate::session::{state_name, Session};
+use crate::session::Session;
 use crate::state_machine::{self, str2cause};
 use hotswitch_plugin_api::{CallCause, ChannelState, Profile};
 use std::fmt::Write;
@@ -26,34 +28,39 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     ("uuid_exists", "Check if a uuid exists", "<uuid>", uuid_exists),
     ("uuid_getvar", "Get a variable from a channel", "<uuid> <var>", uuid_getvar),
     ("uuid_setvar", "Set a variable", "<uuid> <var> [value]", uuid_setvar),
-    ("uuid_answer", "Answer a channel", "<uuid>", uuid_answer),
-    ("uuid_park", "Park a channel", "<uuid>", uuid_park),
+    ("uuid_answer", "answer", "<uuid>", uuid_answer),
+    ("uuid_park", "Park channel", "<uuid>", uuid_park),
     (
         "uuid_transfer",
         "Transfer a session",
         "<uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]",
         uuid_transfer,
     ),
-    ("uuid_bridge", "Bridge two channels", "<uuid> <other_uuid>", uuid_bridge),
+    ("uuid_bridge", "Bridge call legs", "<uuid> <other_uuid>", uuid_bridge),
     (
         "uuid_send_dtmf",
-        "Send DTMF digits to the far end",
-        "<uuid> <digits>[@<tone_duration>]",
+        "Send dtmf digits",
+        "<uuid> <dtmf_data>",
         uuid_send_dtmf,
     ),
     (
         "uuid_recv_dtmf",
-        "Receive DTMF digits as if from the far end",
-        "<uuid> <digits>[@<tone_duration>]",
+        "Receive dtmf digits",
+        "<uuid> <dtmf_data>",
         uuid_recv_dtmf,
     ),
     (
         "uuid_display",
-        "Update the far party's name and number shown by a phone",
-        "<uuid> <name>[|<number>]",
+        "Update phone display",
+        "<uuid> <display>",
         uuid_display,
     ),
-    ("hupall", "Hangup all channels", "<cause> [<var> <value>]", hupall),
+    (
+        "hupall",
+        "hupall",
+        "<cause> [<var> <value>] [<var2> <value2>]",
+        hupall,
+    ),
     (
         "media_stats",
         "Lateness of the real-time media timer (p50/p99/max)",
@@ -62,13 +69,18 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     ),
     ("create_uuid", "Create a uuid", "", create_uuid),
     ("global_getvar", "Get global var", "<var>", global_getvar),
-    ("global_setvar", "Set global var", "<var>=<value>", global_setvar),
+    (
+        "global_setvar",
+        "Set global var",
+        "<var>=<value> [=<value2>]",
+        global_setvar,
+    ),
     ("eval", "eval (noop)", "[uuid:<uuid> ]<expression>", eval),
     ("expand", "Execute an api with variable expansion", "[uuid:<uuid> ]<cmd> <args>", expand_cmd),
     (
         "sched_api",
         "Schedule an api command",
-        "[+@]<time> <group_name> <command_string>",
+        "[+@]<time> <group_name> <command_string>[&]",
         sched_api,
     ),
     ("sched_del", "Delete a scheduled task", "<task_id>|<group_id>", sched_del),
@@ -119,14 +131,13 @@ pub fn split_args(s: &str) -> Vec<String> {
     out
 }
 
-/// `&app(args)` → (app, args).
+/// `&app(args)` → (app, args); as FreeSWITCH, the text ends at the first
+/// `)` and a missing one is no error.
 fn parse_app(s: &str) -> Option<(String, String)> {
     let s = s.strip_prefix('&')?;
-    match s.find('(') {
-        Some(i) => {
-            let args = s[i + 1..].strip_suffix(')')?;
-            Some((s[..i].to_string(), args.to_string()))
-        }
+    let s = s.split_once(')').map_or(s, |(x, _)| x);
+    match s.split_once('(') {
+        Some((app, args)) => Some((app.to_string(), args.to_string())),
         None => Some((s.to_string(), String::new())),
     }
 }
@@ -145,21 +156,23 @@ fn originate_cmd(core: &Arc<Core>, args: &str) -> String {
             a[1].push_str(&next);
         }
     }
-    let dialplan = a.get(2).map(String::as_str).unwrap_or("XML");
-    let context = a.get(3).map(String::as_str).unwrap_or("default");
+    if a.len() > 7 {
+        return usage(SYNTAX);
+    }
+    // FreeSWITCH: `undef` stands for an argument left out.
+    let arg = |i: usize| a.get(i).filter(|x| !x.eq_ignore_ascii_case("undef"));
+    let dialplan = arg(2).map(String::as_str).unwrap_or("XML");
+    let context = arg(3).map(String::as_str).unwrap_or("default");
     let profile = Profile {
-        caller_id_name: a.get(4).cloned().unwrap_or_else(|| "hotswitch".into()),
-        caller_id_number: a.get(5).cloned().unwrap_or_else(|| "0000000000".into()),
+        caller_id_name: arg(4).cloned().unwrap_or_else(|| "hotswitch".into()),
+        caller_id_number: arg(5).cloned().unwrap_or_else(|| "0000000000".into()),
         dialplan: dialplan.to_string(),
         context: context.to_string(),
         ..Default::default()
     };
-    let timeout = a.get(6).and_then(|t| t.parse::<u64>().ok()).unwrap_or(60);
-    let app = if a[1].starts_with('&') {
-        match parse_app(&a[1]) {
-            Some(x) => Some(x),
-            None => return format!("-ERR invalid application {}\n", a[1]),
-        }
+    let timeout = arg(6).and_then(|t| t.parse::<u64>().ok()).unwrap_or(60);
+    let app = if a[1].len() > 1 {
+        parse_app(&a[1])
     } else {
         None
     };
@@ -230,6 +243,9 @@ fn uuid_setvar(core: &Arc<Core>, args: &str) -> String {
         return usage("<uuid> <var> [value]");
     };
     let value = w.next().unwrap_or("").trim();
+    if uuid.is_empty() || var.is_empty() {
+        return usage("<uuid> <var> [value]");
+    }
     match find(core, uuid) {
         Some(s) => {
             s.ch().set_var(var, value);
@@ -239,20 +255,19 @@ fn uuid_setvar(core: &Arc<Core>, args: &str) -> String {
     }
 }
 
+/// FreeSWITCH answers `-ERROR` both for a channel it cannot find and for
+/// one that would not answer.
 fn uuid_answer(core: &Arc<Core>, args: &str) -> String {
     match find(core, args) {
-        Some(s) => {
-            if state_machine::answer(core, &s).is_success() {
-                "+OK\n".into()
-            } else {
-                "-ERR answer failed\n".into()
-            }
-        }
-        None => NO_SUCH_CHANNEL.into(),
+        Some(s) if state_machine::answer(core, &s).is_success() => "+OK\n".into(),
+        _ => "-ERROR\n".into(),
     }
 }
 
 fn uuid_park(core: &Arc<Core>, args: &str) -> String {
+    if args.trim().is_empty() {
+        return usage("<uuid>");
+    }
     match find(core, args) {
         Some(s) => {
             if state_machine::set_state(&s, ChannelState::PARK) {
@@ -269,7 +284,7 @@ fn uuid_park(core: &Arc<Core>, args: &str) -> String {
 fn uuid_transfer(core: &Arc<Core>, args: &str) -> String {
     const SYNTAX: &str = "<uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]";
     let a: Vec<&str> = args.split_whitespace().collect();
-    if a.len() < 2 {
+    if a.len() < 2 || a.len() > 5 {
         return usage(SYNTAX);
     }
     let Some(s) = find(core, a[0]) else {
@@ -310,16 +325,20 @@ fn uuid_transfer(core: &Arc<Core>, args: &str) -> String {
 
 fn uuid_bridge(core: &Arc<Core>, args: &str) -> String {
     let a: Vec<&str> = args.split_whitespace().collect();
-    if a.len() != 2 {
+    if a.len() < 2 {
         return usage("<uuid> <other_uuid>");
     }
-    let (Some(x), Some(y)) = (find(core, a[0]), find(core, a[1])) else {
-        return "-ERR Invalid uuid\n".into();
-    };
-    match crate::bridge::bridge(core, &x, &y) {
-        Ok(()) => format!("+OK {}\n", y.uuid),
-        Err(e) => format!("-ERR {e}\n"),
+    // FreeSWITCH tries a third uuid, if given, when the second fails.
+    for other in a[1..].iter().take(2) {
+        let (Some(x), Some(y)) = (find(core, a[0]), find(core, other)) else {
+            continue;
+        };
+        match crate::bridge::bridge(core, &x, &y) {
+            Ok(()) => return format!("+OK {}\n", y.uuid),
+            Err(e) => log::info!("uuid_bridge {} {}: {e}", x.uuid, y.uuid),
+        }
     }
+    "-ERR Invalid uuid\n".into()
 }
 
 /// `<digits>[@<ms>]` → digits and duration (`w`/`W` pauses are dropped).
@@ -339,54 +358,67 @@ fn parse_digits(s: &str) -> Option<(Vec<char>, u32)> {
     .then_some((v, ms))
 }
 
-fn dtmf_target(core: &Arc<Core>, args: &str) -> Result<(Arc<Session>, Vec<char>, u32), String> {
+const DTMF_SYNTAX: &str = "<uuid> <dtmf_data>";
+
+/// The session, its digits and duration, and the digits as given.
+type DtmfTarget<'a> = (Arc<Session>, Vec<char>, u32, &'a str);
+
+fn dtmf_target<'a>(core: &Arc<Core>, args: &'a str) -> Result<DtmfTarget<'a>, String> {
     let mut w = args.split_whitespace();
     let (Some(uuid), Some(d)) = (w.next(), w.next()) else {
-        return Err(usage("<uuid> <digits>[@<tone_duration>]"));
+        return Err(usage(DTMF_SYNTAX));
     };
-    let s = find(core, uuid).ok_or_else(|| NO_SUCH_CHANNEL.to_string())?;
-    let (digits, ms) = parse_digits(d).ok_or_else(|| format!("-ERR invalid digits {d}\n"))?;
-    Ok((s, digits, ms))
+    let s = find(core, uuid).ok_or_else(|| "-ERR Cannot locate session!\n".to_string())?;
+    let (digits, ms) = parse_digits(d).ok_or_else(|| usage(DTMF_SYNTAX))?;
+    Ok((s, digits, ms, d))
 }
 
 fn uuid_send_dtmf(core: &Arc<Core>, args: &str) -> String {
-    let (s, digits, ms) = match dtmf_target(core, args) {
+    let (s, digits, ms, given) = match dtmf_target(core, args) {
         Ok(t) => t,
         Err(e) => return e,
     };
     for c in digits {
         let st = state_machine::send_dtmf(&s, c, ms);
         if !st.is_success() {
-            return format!("-ERR the endpoint refused the digit ({st:?})\n");
+            log::info!(
+                "uuid_send_dtmf {}: the endpoint refused {c} ({st:?})",
+                s.uuid
+            );
+            return "-ERR Operation failed\n".into();
         }
     }
-    "+OK Success\n".into()
+    format!("+OK {} sent DTMF {given}.\n", s.uuid)
 }
 
 /// FreeSWITCH's `uuid_display`: the endpoint gets a DISPLAY message with
 /// `name|number`, and shows it (verto: `verto.display`).
 fn uuid_display(core: &Arc<Core>, args: &str) -> String {
-    let Some((uuid, display)) = args.trim().split_once(char::is_whitespace) else {
-        return usage("<uuid> <name>[|<number>]");
+    let Some((uuid, display)) = args
+        .trim()
+        .split_once(char::is_whitespace)
+        .filter(|(_, d)| !d.trim().is_empty())
+    else {
+        return usage("<uuid> <display>");
     };
-    let Some(s) = find(core, uuid) else {
-        return NO_SUCH_CHANNEL.into();
+    let st = match find(core, uuid) {
+        Some(s) => state_machine::deliver_message(
+            &s,
+            hotswitch_plugin_api::MessageId::DISPLAY,
+            display.trim(),
+            0,
+        ),
+        None => hotswitch_plugin_api::Status::FALSE,
     };
-    let st = state_machine::deliver_message(
-        &s,
-        hotswitch_plugin_api::MessageId::DISPLAY,
-        display.trim(),
-        0,
-    );
     if st.is_success() {
         "+OK Success\n".into()
     } else {
-        format!("-ERR the endpoint refused the display ({st:?})\n")
+        "-ERR Operation failed\n".into()
     }
 }
 
 fn uuid_recv_dtmf(core: &Arc<Core>, args: &str) -> String {
-    let (s, digits, ms) = match dtmf_target(core, args) {
+    let (s, digits, ms, given) = match dtmf_target(core, args) {
         Ok(t) => t,
         Err(e) => return e,
     };
@@ -400,9 +432,12 @@ fn uuid_recv_dtmf(core: &Arc<Core>, args: &str) -> String {
             },
         );
     }
-    "+OK Success\n".into()
+    format!("+OK {} received DTMF {given}.\n", s.uuid)
 }
 
+/// `hupall [<cause> [<var> <value>]…]`: every channel, or those whose
+/// variables all match; FreeSWITCH's three reply forms (the colon only in
+/// the filtered ones).
 fn hupall(core: &Arc<Core>, args: &str) -> String {
     let a: Vec<&str> = args.split_whitespace().collect();
     let cause = a
@@ -410,34 +445,31 @@ fn hupall(core: &Arc<Core>, args: &str) -> String {
         .map(|c| str2cause(c))
         .filter(|c| *c != CallCause::NONE)
         .unwrap_or(CallCause::MANAGER_REQUEST);
-    let filter = match (a.get(1), a.get(2)) {
-        (Some(var), Some(val)) => Some((*var, *val)),
-        (Some(_), None) => return usage("<cause> [<var> <value>]"),
-        _ => None,
-    };
+    let filters: Vec<(&str, &str)> = a
+        .get(1..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|p| (p[0], p[1]))
+        .collect();
     let mut n = 0;
     for s in core.sessions.all() {
-        let matches = match filter {
-            Some((var, val)) => s.ch().var_or_field(var).as_deref() == Some(val),
-            None => true,
-        };
+        let matches = filters
+            .iter()
+            .all(|(var, val)| s.ch().var_or_field(var).as_deref() == Some(*val));
         if matches && state_machine::hangup(core, &s, cause) {
             n += 1;
         }
     }
-    log::info!(
-        "hupall: {n} channel(s) hung up with {}",
-        cause.name().unwrap_or("")
-    );
-    match filter {
-        Some((var, val)) => format!(
-            "+OK hangup all channels matching [{var}]=[{val}] with cause {}\n",
-            cause.name().unwrap_or("")
-        ),
-        None => format!(
-            "+OK hangup all channels with cause {}\n",
-            cause.name().unwrap_or("")
-        ),
+    let name = cause.name().unwrap_or("");
+    log::info!("hupall: {n} channel(s) hung up with {name}");
+    match filters.as_slice() {
+        [] => format!("+OK hangup all channels with cause {name}\n"),
+        [(var, val)] => {
+            format!("+OK hangup all channels matching [{var}]=[{val}] with cause: {name}\n")
+        }
+        [(var, val), ..] => {
+            format!("+OK hangup all channels matching [{var}]=[{val}]... with cause: {name}\n")
+        }
     }
 }
 
@@ -475,29 +507,33 @@ fn global_getvar(core: &Arc<Core>, args: &str) -> String {
     core.global(name).unwrap_or_default()
 }
 
+/// `global_setvar <var>=<value> [=<expected>]`: with `=<expected>` the
+/// variable is set only while it still holds that value. FreeSWITCH
+/// replies `+OK` with no newline.
 fn global_setvar(core: &Arc<Core>, args: &str) -> String {
-    let Some((k, v)) = args.split_once('=') else {
-        return usage("<var>=<value>");
-    };
-    core.set_global(k.trim(), v.trim());
-    "+OK\n".into()
+    let mut parts = args.splitn(3, '=').map(str::trim);
+    let name = parts.next().unwrap_or("");
+    if name.is_empty() {
+        return usage("<var>=<value> [=<value2>]");
+    }
+    let value = parts.next().unwrap_or("");
+    match parts.next().filter(|e| !e.is_empty()) {
+        Some(expected) if core.global(name).as_deref() != Some(expected) => {}
+        _ => core.set_global(name, value),
+    }
+    "+OK".into()
 }
 
-/// `uuid:<u> rest` → (session, rest).
-fn with_uuid<'a>(
-    core: &Arc<Core>,
-    args: &'a str,
-) -> Result<(Option<Arc<Session>>, &'a str), String> {
+/// `uuid:<u> rest` → (session, rest). As FreeSWITCH, a uuid that names no
+/// channel just leaves the channel's variables out.
+fn with_uuid<'a>(core: &Arc<Core>, args: &'a str) -> (Option<Arc<Session>>, &'a str) {
     let args = args.trim();
     match args.strip_prefix("uuid:") {
         Some(rest) => {
             let (uuid, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            match find(core, uuid) {
-                Some(s) => Ok((Some(s), rest.trim_start())),
-                None => Err(NO_SUCH_CHANNEL.into()),
-            }
+            (find(core, uuid), rest.trim_start())
         }
-        None => Ok((None, args)),
+        None => (None, args),
     }
 }
 
@@ -509,155 +545,49 @@ fn expand_with(core: &Arc<Core>, s: &Option<Arc<Session>>, text: &str) -> String
 }
 
 fn eval(core: &Arc<Core>, args: &str) -> String {
-    match with_uuid(core, args) {
-        Ok((s, text)) => expand_with(core, &s, text),
-        Err(e) => e,
-    }
+    let (s, text) = with_uuid(core, args);
+    expand_with(core, &s, text)
 }
 
+/// `expand [uuid:<u> ]<cmd> <args>`: the arguments are expanded, the
+/// command name is not.
 fn expand_cmd(core: &Arc<Core>, args: &str) -> String {
-    match with_uuid(core, args) {
-        Ok((s, text)) => {
-            let line = expand_with(core, &s, text);
-            core.execute_line(&line)
-        }
-        Err(e) => e,
+    let (s, text) = with_uuid(core, args);
+    if text.is_empty() {
+        return "-ERR No input\n".into();
+    }
+    let (cmd, cmd_args) = text.split_once(' ').unwrap_or((text, ""));
+    let expanded = expand_with(core, &s, cmd_args);
+    match core.execute_api(cmd, &expanded, hotswitch_plugin_api::SessionRef::NULL) {
+        Ok(out) => out,
+        Err(_) => "-ERR Cannot execute command\n".into(),
     }
 }
 
 fn sched_api(core: &Arc<Core>, args: &str) -> String {
-    const SYNTAX: &str = "[+@]<time> <group_name> <command_string>";
+    const SYNTAX: &str = "[+@]<time> <group_name> <command_string>[&]";
     let mut w = args.trim().splitn(3, char::is_whitespace);
+    let bad = || format!("-ERR Invalid syntax. USAGE: {SYNTAX}\n");
     let (Some(when), Some(group), Some(cmd)) = (w.next(), w.next(), w.next()) else {
-        return usage(SYNTAX);
+        return bad();
     };
     let Some((at, every)) = crate::scheduler::parse_when(when) else {
-        return usage(SYNTAX);
+        return bad();
     };
-    let id = core.scheduler.add(at, every, group, cmd.trim());
+    // A trailing `&` asks FreeSWITCH for a thread of its own; the scheduler
+    // thread runs every task here, so it is accepted and dropped.
+    let cmd = cmd.trim();
+    let cmd = cmd.strip_suffix('&').unwrap_or(cmd);
+    let id = core.scheduler.add(at, every, group, cmd);
     format!("+OK Added: {id}\n")
 }
 
 fn sched_del(core: &Arc<Core>, args: &str) -> String {
     let key = args.trim();
     if key.is_empty() {
-        return usage("<task_id>|<group_id>");
+        return "-ERR Invalid syntax\n".into();
     }
     format!("+OK Deleted: {}\n", core.scheduler.remove(key))
-}
-
-/// `show channels [count]`: FreeSWITCH's columns.
-pub fn channels_table(core: &Arc<Core>) -> Table {
-    let mut rows = Vec::new();
-    for s in core.sessions.all() {
-        let ch = s.ch();
-        let p = &ch.profile;
-        let created = chrono::DateTime::<chrono::Local>::from(
-            std::time::UNIX_EPOCH + Duration::from_micros(ch.times.created),
-        );
-        let v = |n: &str| ch.var(n).unwrap_or("").to_string();
-        rows.push(vec![
-            s.uuid.clone(),
-            s.direction.as_str().into(),
-            created.format("%Y-%m-%d %H:%M:%S").to_string(),
-            (ch.times.created / 1_000_000).to_string(),
-            ch.name.clone(),
-            state_name(ch.state),
-            p.caller_id_name.clone(),
-            p.caller_id_number.clone(),
-            p.network_addr.clone(),
-            p.destination_number.clone(),
-            v("current_application"),
-            v("current_application_data"),
-            p.dialplan.clone(),
-            p.context.clone(),
-            ch.callstate.as_str().into(),
-            p.callee_id_name.clone(),
-            p.callee_id_number.clone(),
-            ch.var("call_uuid").unwrap_or(&s.uuid).to_string(),
-            core.hostname.clone(),
-        ]);
-    }
-    Table {
-        columns: vec![
-            "uuid",
-            "direction",
-            "created",
-            "created_epoch",
-            "name",
-            "state",
-            "cid_name",
-            "cid_num",
-            "ip_addr",
-            "dest",
-            "application",
-            "application_data",
-            "dialplan",
-            "context",
-            "callstate",
-            "callee_name",
-            "callee_num",
-            "call_uuid",
-            "hostname",
-        ],
-        rows,
-    }
-}
-
-/// `show calls`: each channel with the leg it is bridged to (`b_*`).
-pub fn calls_table(core: &Arc<Core>) -> Table {
-    let chans = channels_table(core);
-    let mut rows = Vec::new();
-    let mut seen_b = std::collections::HashSet::new();
-    for s in core.sessions.all() {
-        if seen_b.contains(&s.uuid) {
-            continue;
-        }
-        let row = chans
-            .rows
-            .iter()
-            .find(|r| r[0] == s.uuid)
-            .cloned()
-            .unwrap_or_default();
-        let b = s.ch().bridged_to.clone();
-        let b_row = b
-            .as_ref()
-            .and_then(|u| chans.rows.iter().find(|r| &r[0] == u).cloned())
-            .unwrap_or_else(|| vec![String::new(); 10]);
-        if let Some(u) = b {
-            seen_b.insert(u);
-        }
-        let mut r: Vec<String> = row.into_iter().take(10).collect();
-        r.extend(b_row.into_iter().take(10));
-        rows.push(r);
-    }
-    let mut columns: Vec<&'static str> = chans.columns[..10].to_vec();
-    columns.extend([
-        "b_uuid",
-        "b_direction",
-        "b_created",
-        "b_created_epoch",
-        "b_name",
-        "b_state",
-        "b_cid_name",
-        "b_cid_num",
-        "b_ip_addr",
-        "b_dest",
-    ]);
-    Table { columns, rows }
-}
-
-/// `show channels|calls [count] [as json|csv]`.
-pub fn show_sessions(core: &Arc<Core>, what: &str, count: bool, format: Format) -> String {
-    let table = if what == "calls" {
-        calls_table(core)
-    } else {
-        channels_table(core)
-    };
-    if count {
-        return format!("\n{} total.\n", table.rows.len());
-    }
-    table.render(format)
 }
 
 #[cfg(test)]
@@ -680,6 +610,7 @@ mod tests {
             Some(("sleep".into(), "100".into()))
         );
         assert_eq!(parse_app("&echo"), Some(("echo".into(), String::new())));
-        assert_eq!(parse_app("&bad(x"), None);
+        assert_eq!(parse_app("&sleep(5"), Some(("sleep".into(), "5".into())));
+        assert_eq!(parse_app("9664"), None);
     }
 }

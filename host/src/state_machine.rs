@@ -44,8 +44,21 @@ pub fn can_transition(from: CS, to: CS) -> bool {
 
 /// Moves a channel to `to`; false (and nothing changes) when not allowed.
 pub fn set_state(s: &Arc<Session>, to: CS) -> bool {
+    change_state(s, None, to)
+}
+
+/// Moves a channel from `from` to `to`, only if it is still in `from`
+/// (another thread may have moved it meanwhile).
+fn advance(s: &Arc<Session>, from: CS, to: CS) -> bool {
+    change_state(s, Some(from), to)
+}
+
+fn change_state(s: &Arc<Session>, from: Option<CS>, to: CS) -> bool {
     {
         let mut ch = s.ch();
+        if from.is_some_and(|f| ch.state != f) {
+            return false;
+        }
         if ch.state == to {
             return true;
         }
@@ -292,7 +305,10 @@ fn run_handlers(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> bool {
 fn standard_handler(core: &Arc<Core>, s: &Arc<Session>, state: CS) {
     match state {
         CS::INIT => {
-            set_state(s, CS::ROUTING);
+            // Only from INIT: a leg that answers in its endpoint's INIT
+            // handler (null/) can already be bridged by its originator,
+            // and routing it would run the dialplan on an outbound leg.
+            advance(s, CS::INIT, CS::ROUTING);
             s.fire(core, EventType::CHANNEL_CREATE, true, &[]);
             if s.direction == Direction::Outbound {
                 s.fire(core, EventType::CHANNEL_ORIGINATE, true, &[]);
@@ -337,7 +353,9 @@ fn routing(core: &Arc<Core>, s: &Arc<Session>) {
             ch.state = CS::EXECUTE;
             return;
         }
-        if ch.has(cf::ORIGINATING) {
+        // An outbound leg waits for its originator; one its originator
+        // already bridged (which clears ORIGINATING) is about to relay.
+        if ch.has(cf::ORIGINATING) || ch.has(cf::BRIDGED) {
             ch.state = CS::CONSUME_MEDIA;
             return;
         }

@@ -68,7 +68,9 @@ pub use host::{
     ITEM_EVENT, ITEM_LOG, PLAY_STOP_ON_ANY_DIGIT,
 };
 pub use interfaces::*;
-pub use module::{guard, guard_or, Chat, HostError, ModuleContext, ModuleDescriptor, Stream};
+pub use module::{
+    guard, guard_or, is_api_word, Chat, HostError, ModuleContext, ModuleDescriptor, Stream,
+};
 pub use session::{Endpoint, Message, Outgoing, OwnedSession, Profile, Session};
 pub use subscription::{Item, ItemKind, ItemSink, Subscription};
 pub use types::*;

@@ -680,6 +680,24 @@ impl ModuleContext {
         check(unsafe { (s.send_chat)(handle(), &m) })
     }
 
+    /// Whether the core takes new sessions (`outbound`: placed by the
+    /// switch; else calls coming in): false while that direction is paused
+    /// (`fsctl pause`), while a shutdown drains the calls (`fsctl shutdown
+    /// elegant`) or once the switch stops. An endpoint turns new calls away
+    /// meanwhile (mod_sofia: `503` with `Retry-After`).
+    pub fn core_ready(&self, outbound: bool) -> bool {
+        let dir = if outbound {
+            crate::host::DIRECTION_OUTBOUND
+        } else {
+            crate::host::DIRECTION_INBOUND
+        };
+        match services() {
+            // SAFETY: host function from the live services table.
+            Some(s) => unsafe { (s.core_ready)(handle(), dir) != 0 },
+            None => false,
+        }
+    }
+
     /// False once the host has begun unloading this module: a runtime loop
     /// or a thread of the module's own stops when it sees this.
     pub fn running(&self) -> bool {
@@ -774,6 +792,25 @@ macro_rules! declare_module {
                 $crate::abi::ModuleHeader::new(&DESCRIPTOR);
         }
     };
+}
+
+/// True when `s` can stand as one word of an api command's arguments: not
+/// empty, no white space or control characters, none of the characters
+/// the core expands (`$ { }`). Check names that come from the network (a
+/// digest username, a verto login) with it before building a command
+/// line such as `user_data <user>@<domain> param password` from them.
+///
+/// ```
+/// use hotswitch_plugin_api::is_api_word;
+/// assert!(is_api_word("1000@127.0.0.1"));
+/// assert!(!is_api_word("1000 attr"));
+/// assert!(!is_api_word("${x}"));
+/// assert!(!is_api_word(""));
+/// ```
+pub fn is_api_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '$' | '{' | '}'))
 }
 
 #[cfg(test)]

@@ -44,6 +44,43 @@ pub fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// Every `<param name="…" value="…"/>` in `xml`, in document order, with
+/// comments skipped: what a module's `<settings>` usually holds.
+///
+/// ```
+/// use hotswitch_plugin_api::xml;
+/// let conf = r#"<settings><!-- <param name="x" value="1"/> -->
+///   <param name="bowout-hangup-cause" value="NORMAL_CLEARING"/></settings>"#;
+/// assert_eq!(
+///     xml::params(conf),
+///     vec![("bowout-hangup-cause".to_string(), "NORMAL_CLEARING".to_string())]
+/// );
+/// ```
+pub fn params(xml: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i..];
+        if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after.find("-->").map(|j| &after[j + 3..]).unwrap_or("");
+            continue;
+        }
+        let end = rest.find('>').unwrap_or(rest.len());
+        let tag = &rest[1..end];
+        rest = &rest[(end + 1).min(rest.len())..];
+        let Some(attrs) = tag.strip_prefix("param") else {
+            continue;
+        };
+        if !attrs.starts_with(char::is_whitespace) {
+            continue;
+        }
+        if let (Some(n), Some(v)) = (attr(attrs, "name"), attr(attrs, "value")) {
+            out.push((n, v));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

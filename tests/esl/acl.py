@@ -48,6 +48,6 @@ except NotConnectedError as e:
 
 allowed = FromAddress("127.0.0.2", HOST, port, "ClueCon", timeout=5)
 allowed.connect()
-check(allowed.send("api version").data.startswith("hotswitch"), "127.0.0.2 is served")
+check(allowed.send("api version").data.startswith("FreeSWITCH Version 1.10.12-hotswitch-"), "127.0.0.2 is served")
 say("127.0.0.2 served")
 allowed.stop()

@@ -9,7 +9,7 @@ rec = Recorder(con)
 
 r = con.send("api version")
 check(r.headers.get("Content-Type") == "api/response", "api content type %r" % r.headers)
-check(r.data.startswith("hotswitch Version"), "api version replied %r" % r.data)
+check(r.data.startswith("FreeSWITCH Version 1.10.12-hotswitch-"), "api version replied %r" % r.data)
 check(int(r.headers["Content-Length"]) == len(r.data), "Content-Length matches the body")
 
 r = con.send("api no_such_command with args")
@@ -25,7 +25,7 @@ job = text[len("+OK Job-UUID: "):]
 check(r.headers.get("Job-UUID") == job, "Job-UUID header %r" % r.headers)
 ev = rec.wait("BACKGROUND_JOB " + job, lambda e: e.headers.get("Job-UUID") == job)
 check(ev.headers.get("Job-Command") == "version", "Job-Command %r" % ev.headers)
-check(body(ev).startswith("hotswitch Version"), "job output %r" % body(ev))
+check(body(ev).startswith("FreeSWITCH Version 1.10.12-hotswitch-"), "job output %r" % body(ev))
 
 r = con.send("bgapi echo hello there\nJob-UUID: client-chosen-job-1")
 check(reply_text(r) == "+OK Job-UUID: client-chosen-job-1", "bgapi replied %r" % reply_text(r))

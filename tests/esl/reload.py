@@ -12,7 +12,7 @@ port = sys.argv[1]
 con = connect(port)
 notices = []
 con.register_handle("DISCONNECT", notices.append)
-check(con.send("api version").data.startswith("hotswitch"), "served before the reload")
+check(con.send("api version").data.startswith("FreeSWITCH Version 1.10.12-hotswitch-"), "served before the reload")
 say("connected")
 
 deadline = time.time() + 30
@@ -31,6 +31,6 @@ while True:
         if time.time() > deadline:
             fail("could not reconnect: %s" % e)
         gevent.sleep(0.1)
-check(con.send("api version").data.startswith("hotswitch"), "served after the reload")
+check(con.send("api version").data.startswith("FreeSWITCH Version 1.10.12-hotswitch-"), "served after the reload")
 say("reconnected")
 con.stop()

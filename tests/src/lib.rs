@@ -6,6 +6,8 @@
 //! The binary and the workspace's modules come from `cargo build
 //! --workspace` (the README's test command runs it first).
 
+pub mod pg;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -282,7 +284,7 @@ impl Switch {
         };
         let v = s.cmd("version");
         assert!(
-            v.contains("hotswitch Version"),
+            v.contains("FreeSWITCH Version"),
             "switch did not start: {v}\n{}",
             s.log()
         );
@@ -610,4 +612,72 @@ pub fn event_socket_switch(password: &str, params: &str, args: &[&str]) -> (Swit
 /// Lines of a reply, for assertions.
 pub fn lines(reply: &str) -> Vec<&str> {
     reply.lines().collect()
+}
+
+/// A minimal event-socket client for `api` commands, returning each reply's
+/// body byte for byte (the console adds a newline where a reply has none;
+/// the event socket does not).
+pub struct EslApi {
+    r: BufReader<std::net::TcpStream>,
+    w: std::net::TcpStream,
+}
+
+impl EslApi {
+    /// Connects to 127.0.0.1:`port` and authenticates with `password`.
+    pub fn connect(port: u16, password: &str) -> EslApi {
+        let w = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        w.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        let mut c = EslApi {
+            r: BufReader::new(w.try_clone().unwrap()),
+            w,
+        };
+        let greeting = c.packet();
+        assert!(greeting.0.contains("auth/request"), "{greeting:?}");
+        c.send(&format!("auth {password}"));
+        let reply = c.packet();
+        assert!(reply.0.contains("+OK accepted"), "{reply:?}");
+        c
+    }
+
+    fn send(&mut self, line: &str) {
+        self.w
+            .write_all(format!("{line}\n\n").as_bytes())
+            .expect("send");
+    }
+
+    /// One packet: (header block, body).
+    fn packet(&mut self) -> (String, String) {
+        use std::io::Read;
+        let mut head = String::new();
+        loop {
+            let mut l = String::new();
+            let n = self.r.read_line(&mut l).expect("read a packet");
+            assert!(n > 0, "the switch closed the connection");
+            if l == "\n" && !head.is_empty() {
+                break;
+            }
+            if l != "\n" {
+                head.push_str(&l);
+            }
+        }
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        self.r.read_exact(&mut body).expect("read the body");
+        (head, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// `api <line>`: the reply's body exactly.
+    pub fn api(&mut self, line: &str) -> String {
+        self.send(&format!("api {line}"));
+        loop {
+            let (head, body) = self.packet();
+            if head.contains("Content-Type: api/response") {
+                return body;
+            }
+        }
+    }
 }

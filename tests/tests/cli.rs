@@ -73,7 +73,16 @@ fn show_modules_from_a_shell_script_finds_mod_event_socket() {
         .expect("run sh");
     assert!(out.status.success(), "{script}: {out:?}");
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("mod_event_socket,"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.split(',').nth(2) == Some("mod_event_socket")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.starts_with("application,socket,mod_event_socket,"),
+        "{stdout}"
+    );
     assert!(!stdout.contains('\x1b'), "colours on a pipe: {stdout:?}");
 }
 
@@ -287,7 +296,7 @@ fn the_interactive_mode_runs_commands_completes_names_and_prints_events_and_logs
 
     // A command and its reply.
     t.line("version");
-    t.expect("hotswitch Version");
+    t.expect("FreeSWITCH Version 1.10.12-hotswitch-");
     t.prompt();
 
     // An error, red in a terminal.
@@ -301,6 +310,14 @@ fn the_interactive_mode_runs_commands_completes_names_and_prints_events_and_logs
     t.expect("module_exists");
     t.line(" mod_event_socket");
     t.expect_regex(r"\ntrue\r?\n");
+    t.prompt();
+
+    // hotswitch's own module view completes like any command.
+    t.s.send("module_l\t").unwrap();
+    t.s.flush().unwrap();
+    t.expect("module_list");
+    t.line("");
+    t.expect("name,version,state,filename,interfaces,note");
     t.prompt();
 
     // Events as they fire.

@@ -333,7 +333,7 @@ fn dtmf_goes_to_the_modem_as_vts_and_comes_back_as_dtmf_events() {
     let uuid = ok_uuid(&sw.cmd("originate gsmopen/gsm0/5551000 &park()"));
     assert_eq!(
         sw.cmd(&format!("uuid_send_dtmf {uuid} 12#")).trim(),
-        "+OK Success"
+        format!("+OK {uuid} sent DTMF 12#.")
     );
     for d in ["1", "2", "#"] {
         sim.wait(|l| l == format!("DTMF {d}"));

@@ -190,7 +190,7 @@ fn dtmf_sent_on_one_leg_is_collected_by_play_and_get_digits_on_the_other() {
     let b = start.get("Unique-ID").unwrap().to_string();
     assert_eq!(
         sw.cmd(&format!("uuid_send_dtmf {a} 1234#")).trim(),
-        "+OK Success"
+        format!("+OK {a} sent DTMF 1234#.")
     );
     sw.wait_event(WAIT, |e| {
         e.name() == "CHANNEL_EXECUTE_COMPLETE"

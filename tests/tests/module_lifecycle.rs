@@ -50,7 +50,11 @@ fn load_unload_and_reload_reply_as_freeswitch_does_and_fire_module_events() {
 
     assert_eq!(
         lines(&sw.cmd("reload mod_skel")),
-        ["+OK module unloaded", "+OK module loaded"]
+        [
+            "+OK Reloading XML",
+            "+OK module unloaded",
+            "+OK module loaded"
+        ]
     );
     let after_reload = sw.mapped_shadows();
     assert_eq!(after_reload.len(), 1);
@@ -82,42 +86,82 @@ fn load_unload_and_reload_reply_as_freeswitch_does_and_fire_module_events() {
 }
 
 #[test]
-fn show_modules_lists_name_file_version_state_and_interfaces() {
+fn show_modules_lists_one_row_per_interface_under_freeswitchs_columns() {
     let mut sw = Switch::start(SwitchConfig {
         autoload: vec!["mod_skel".into()],
         ..Default::default()
     });
     let table = sw.cmd("show modules");
-    let rows = lines(&table);
+    let rows: Vec<String> = table.lines().map(str::to_string).collect();
+    assert_eq!(rows[0], "type,name,ikey,filename");
+    let skel: Vec<&String> = rows.iter().filter(|r| r.contains(",mod_skel,")).collect();
+    assert_eq!(skel.len(), 2, "{table}");
+    let file = skel[0].split(',').nth(3).unwrap().to_string();
+    assert!(file.ends_with("libmod_skel.so"), "{file}");
+    assert!(
+        rows.contains(&format!("api,skel,mod_skel,{file}")),
+        "{table}"
+    );
+    assert!(
+        rows.contains(&format!("application,skel_app,mod_skel,{file}")),
+        "{table}"
+    );
+    assert!(
+        rows.contains(&"api,load,core,".to_string()),
+        "core commands are api interfaces too: {table}"
+    );
+    let n = rows.len() - 3;
+    assert_eq!(rows[rows.len() - 2], "", "{table}");
+    assert_eq!(rows[rows.len() - 1], format!("{n} total."));
+
+    let only = sw.cmd("show modules mod_skel");
+    assert_eq!(
+        only.lines().map(str::to_string).collect::<Vec<_>>(),
+        [
+            "type,name,ikey,filename".to_string(),
+            format!("api,skel,mod_skel,{file}"),
+            format!("application,skel_app,mod_skel,{file}"),
+            String::new(),
+            "2 total.".into()
+        ]
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&sw.cmd("show modules as json")).unwrap();
+    assert_eq!(json["row_count"], n);
+    let row = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "skel")
+        .unwrap();
+    assert_eq!(
+        row,
+        &serde_json::json!({"type": "api", "name": "skel", "ikey": "mod_skel", "filename": file})
+    );
+
+    // The richer view: one row per module with its state.
+    let list = sw.cmd("module_list");
+    let rows = lines(&list);
     assert_eq!(rows[0], "name,version,state,filename,interfaces,note");
     let skel = rows
         .iter()
         .find(|r| r.starts_with("mod_skel,"))
         .expect("mod_skel row");
-    assert!(skel.contains(",loaded,"), "{skel}");
-    assert!(skel.contains("libmod_skel.so"), "{skel}");
-    assert!(
-        skel.contains("api:skel") && skel.contains("application:skel_app"),
-        "{skel}"
+    assert_eq!(
+        skel,
+        &&format!("mod_skel,0.1.0,loaded,{file},application:skel_app api:skel,")
     );
-    assert!(table.trim_end().ends_with("1 total."), "{table}");
-
-    let json: serde_json::Value = serde_json::from_str(&sw.cmd("show modules as json")).unwrap();
-    assert_eq!(json["row_count"], 1);
-    assert_eq!(json["rows"][0]["name"], "mod_skel");
+    let json: serde_json::Value = serde_json::from_str(&sw.cmd("module_list as json")).unwrap();
     assert_eq!(json["rows"][0]["state"], "loaded");
 
-    let apis = sw.cmd("show interfaces api");
-    assert!(
-        apis.lines()
-            .any(|l| l == format!("api,skel,mod_skel,{}", skel.split(',').nth(3).unwrap())),
-        "{apis}"
+    let apps = sw.cmd("show application");
+    assert!(apps.starts_with("name,description,syntax,ikey\n"), "{apps}");
+    assert!(apps.contains("\nskel_app,"), "{apps}");
+    assert_eq!(
+        sw.cmd("show endpoint"),
+        "\n0 total.\n",
+        "no endpoint loaded"
     );
-    assert!(
-        apis.lines().any(|l| l == "api,load,core,"),
-        "core commands are api interfaces too: {apis}"
-    );
-    assert!(!apis.contains("application,"), "{apis}");
 }
 
 #[test]

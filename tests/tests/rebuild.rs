@@ -31,7 +31,11 @@ fn reload_runs_the_code_of_a_module_rebuilt_at_the_same_path() {
     assert_eq!(sw.cmd("twin").trim(), "+OK twin first");
     assert_eq!(
         lines(&sw.cmd("reload mod_twin")),
-        ["+OK module unloaded", "+OK module loaded"]
+        [
+            "+OK Reloading XML",
+            "+OK module unloaded",
+            "+OK module loaded"
+        ]
     );
     assert_eq!(sw.cmd("twin").trim(), "+OK twin second");
     let twins: Vec<String> = sw
@@ -54,7 +58,10 @@ fn a_reload_whose_new_build_is_refused_keeps_the_old_module_serving() {
     // Replace the file with something that is not a module.
     std::fs::write(mods.path().join("libmod_twin.so"), b"garbage, not ELF").unwrap();
     let r = sw.cmd("reload mod_twin");
-    assert!(r.starts_with("-ERR [cannot open"), "{r}");
+    assert!(
+        r.starts_with("+OK Reloading XML\n-ERR loading module [cannot open"),
+        "{r}"
+    );
     assert_eq!(sw.cmd("twin").trim(), "+OK twin good");
 }
 
@@ -130,7 +137,7 @@ fn a_module_built_outside_the_workspace_against_plugin_api_alone_loads() {
     assert!(sw
         .log()
         .contains("mod_external: mod_external says hi through the host's log"));
-    let row = sw.cmd("show modules");
+    let row = sw.cmd("module_list");
     assert!(
         row.lines()
             .any(|l| l.starts_with("mod_external,0.3.0,loaded,")),
@@ -169,7 +176,7 @@ fn a_library_that_stays_mapped_after_unload_is_reported_pinned_and_reload_still_
         first,
         "still mapped, and reported as such"
     );
-    let table = sw.cmd("show modules");
+    let table = sw.cmd("module_list");
     assert!(
         table.lines().any(|l| l.starts_with("mod_twin,")
             && l.contains(",pinned,")

@@ -208,7 +208,7 @@ fn hupall_with_a_variable_filter_hangs_up_only_the_matching_calls() {
     assert_eq!(count(&mut sw), 3);
     assert_eq!(
         sw.cmd("hupall USER_BUSY tag x").trim(),
-        "+OK hangup all channels matching [tag]=[x] with cause USER_BUSY"
+        "+OK hangup all channels matching [tag]=[x] with cause: USER_BUSY"
     );
     wait_until(&mut sw, "two calls gone", |sw| count(sw) == 1);
     assert_eq!(sw.cmd(&format!("uuid_exists {y}")).trim(), "true");

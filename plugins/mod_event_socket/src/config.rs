@@ -81,7 +81,7 @@ impl Config {
             param: param.into(),
             value: value.into(),
         };
-        for (name, value) in xml.map(params).unwrap_or_default() {
+        for (name, value) in xml.map(xml::params).unwrap_or_default() {
             match name.as_str() {
                 "listen-ip" if !value.is_empty() => {
                     let v = value.trim().trim_start_matches('[').trim_end_matches(']');
@@ -120,32 +120,6 @@ impl Config {
             queue_size,
         })
     }
-}
-
-/// Every `<param name="…" value="…"/>` in document order, comments skipped.
-fn params(xml: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find('<') {
-        rest = &rest[i..];
-        if let Some(after) = rest.strip_prefix("<!--") {
-            rest = after.find("-->").map(|j| &after[j + 3..]).unwrap_or("");
-            continue;
-        }
-        let end = rest.find('>').unwrap_or(rest.len());
-        let tag = &rest[1..end];
-        rest = &rest[(end + 1).min(rest.len())..];
-        let Some(attrs) = tag.strip_prefix("param") else {
-            continue;
-        };
-        if !attrs.starts_with(char::is_whitespace) {
-            continue;
-        }
-        if let (Some(n), Some(v)) = (xml::attr(attrs, "name"), xml::attr(attrs, "value")) {
-            out.push((n, v));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //!   Answer, progress and ringing on B mark A; frames written to one leg
 //!   are read from the other; a hangup on either leg hangs up the other
 //!   with the same cause. `loopback/app=<app>[:<arg>]` makes B pre-answer
-//!   and run that application.
+//!   and run that application. When each leg is bridged to a real channel,
+//!   the pair bows out and the two are bridged directly (`bowout.rs`).
 //! - `null/<anything>`: answers at once, reads silence, discards writes —
 //!   the endpoint FreeSWITCH users test with.
 //!
@@ -18,8 +19,11 @@ use hotswitch_plugin_api::{
     ModuleContext, Outgoing, OwnedSession, Profile, RStr, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+mod bowout;
 
 declare_module! {
     name: "mod_loopback",
@@ -30,6 +34,7 @@ declare_module! {
 }
 
 fn load(m: &ModuleContext) -> Result<(), String> {
+    bowout::configure(m);
     m.add_endpoint("loopback", Loopback)
         .map_err(|e| e.to_string())?;
     m.add_endpoint("null", Null).map_err(|e| e.to_string())
@@ -58,10 +63,16 @@ struct Pair {
     /// Frames for leg 0 (A) and leg 1 (B).
     queues: [Mutex<VecDeque<QueuedFrame>>; 2],
     arrived: Condvar,
+    /// B answered (and so A was marked answered).
+    answered: AtomicBool,
+    /// Frames left before a bowout (`bowout::BOWOUT_FRAMES`).
+    frames: AtomicI32,
+    /// The pair has bowed out: frames written to it are dropped.
+    bowed_out: AtomicBool,
 }
 
 /// One leg's private data.
-struct Leg {
+pub(crate) struct Leg {
     pair: Arc<Pair>,
     index: usize,
 }
@@ -73,7 +84,7 @@ fn leg(s: &Session) -> Option<&Leg> {
     unsafe { p.as_ref() }
 }
 
-fn other_uuid(l: &Leg) -> String {
+pub(crate) fn other_uuid(l: &Leg) -> String {
     let u = l.pair.uuids.lock().unwrap_or_else(|p| p.into_inner());
     u[1 - l.index].clone()
 }
@@ -136,6 +147,9 @@ impl Endpoint for Loopback {
             uuids: Mutex::new([a.uuid(), String::new()]),
             queues: [Mutex::new(VecDeque::new()), Mutex::new(VecDeque::new())],
             arrived: Condvar::new(),
+            answered: AtomicBool::new(false),
+            frames: AtomicI32::new(bowout::BOWOUT_FRAMES),
+            bowed_out: AtomicBool::new(false),
         });
         let _ = b_exten;
         a.set_private(Box::into_raw(Box::new(Leg { pair, index: 0 })) as *mut _);
@@ -149,6 +163,10 @@ impl Endpoint for Loopback {
         match state {
             ChannelState::INIT => match leg(s) {
                 Some(l) if l.index == 0 => start_b_leg(s, l),
+                _ => Status::SUCCESS,
+            },
+            ChannelState::EXECUTE => match leg(s) {
+                Some(l) if bowout::on_execute(s, l) => Status::FALSE,
                 _ => Status::SUCCESS,
             },
             ChannelState::HANGUP => {
@@ -193,7 +211,10 @@ impl Endpoint for Loopback {
             return Status::SUCCESS;
         };
         match msg.id {
-            MessageId::ANSWER => a.mark_answered(),
+            MessageId::ANSWER => {
+                a.mark_answered();
+                l.pair.answered.store(true, Ordering::Release);
+            }
             MessageId::PROGRESS => a.mark_pre_answered(),
             MessageId::RINGING => a.mark_ring_ready(),
             _ => {}
@@ -227,6 +248,14 @@ impl Endpoint for Loopback {
             return Status::FALSE;
         };
         if f.data.is_null() || f.datalen == 0 {
+            return Status::SUCCESS;
+        }
+        let bowed_out = if l.index == 0 {
+            bowout::check(s, l)
+        } else {
+            l.pair.bowed_out.load(Ordering::Acquire)
+        };
+        if bowed_out {
             return Status::SUCCESS;
         }
         // SAFETY: the frame's data is valid for the call.

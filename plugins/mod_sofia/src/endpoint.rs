@@ -144,6 +144,7 @@ impl Endpoint for Sofia {
             auth,
             gateway: t.gateway,
             max_forwards: None,
+            route: t.route,
         }));
         Ok(s)
     }

@@ -65,6 +65,8 @@ pub struct Outbound {
     /// The INVITE's Max-Forwards: the leg's `max_forwards` variable (set
     /// by the originate from the caller's hops), else 70.
     pub max_forwards: Option<u32>,
+    /// Route headers for the INVITE (a registered contact's Path).
+    pub route: Vec<String>,
 }
 
 /// A request for the API, answered on `reply`.

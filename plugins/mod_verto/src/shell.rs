@@ -602,6 +602,9 @@ struct HostSwitch {
 }
 
 fn user_data(user: &str, domain: &str, what: &str) -> Option<String> {
+    if !hotswitch_plugin_api::is_api_word(user) || !hotswitch_plugin_api::is_api_word(domain) {
+        return None;
+    }
     ModuleContext::current()
         .execute_api("user_data", &format!("{user}@{domain} {what}"))
         .ok()

@@ -444,6 +444,7 @@ impl Completion {
             ),
             Some("/event" | "/nixevent") => pick(&mut EVENT_NAMES.split_whitespace()),
             Some("/log") if before.len() == 1 => pick(&mut LOG_LEVELS.iter().copied()),
+            Some("show") if before.len() == 1 => pick(&mut hotswitch::show::forms().into_iter()),
             _ => Vec::new(),
         };
         (start, found)
@@ -514,7 +515,8 @@ mod tests {
             c.candidates("/no"),
             (0, vec!["/noevents".to_string(), "/nolog".to_string()])
         );
-        assert_eq!(c.candidates("show mod"), (5, vec![]));
+        assert_eq!(c.candidates("show mod"), (5, vec!["modules".to_string()]));
+        assert_eq!(c.candidates("show modules x"), (13, vec![]));
     }
 
     #[test]

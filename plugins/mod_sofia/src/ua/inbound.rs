@@ -105,8 +105,9 @@ impl Stack {
         let session = match ctx.session_request("sofia", false) {
             Ok(s) => s,
             Err(e) => {
+                // A limit, or the core stopped taking calls meanwhile.
                 log::warn!("INVITE {call_id}: no session: {e}");
-                self.refuse(&key, &msg, (503, "Service Unavailable"), now);
+                self.refuse_busy(&key, &msg, now);
                 return;
             }
         };
@@ -623,6 +624,9 @@ pub(super) fn answered_vars(msg: &Message) -> Vec<(String, String)> {
 /// directory variable (domain, group and user merged: user_context,
 /// effective_caller_id_name, accountcode, toll_allow, …).
 fn directory_vars(user: &str, domain: &str) -> Vec<(String, String)> {
+    if !hotswitch_plugin_api::is_api_word(user) || !hotswitch_plugin_api::is_api_word(domain) {
+        return Vec::new();
+    }
     let ctx = ModuleContext::current();
     let xml = ctx
         .execute_api("find_user_xml", &format!("id {user} {domain}"))
