@@ -64,7 +64,7 @@ fn a_module_outside_the_workspace_loads_with_mod_while_the_default_modules_still
         .stdin
         .take()
         .unwrap()
-        .write_all(b"show modules\nskel Alice\nshutdown\n")
+        .write_all(b"module_list\nskel Alice\nshutdown\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
