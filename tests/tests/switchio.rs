@@ -96,7 +96,9 @@ fn hang_up_all(sw: &mut Switch) {
 fn the_switch_calls_itself_over_sip_from_external_to_external_and_both_legs_park() {
     let sip = free_port();
     let mut sw = start(sip, free_port());
-    assert!(sw.cmd("/event plain CHANNEL_CREATE").contains("+OK"));
+    assert!(sw
+        .cmd("/event plain CHANNEL_CREATE CHANNEL_ANSWER")
+        .contains("+OK"));
     let r = sw.cmd(&format!(
         "originate sofia/external/park@127.0.0.1:{sip} &park()"
     ));
@@ -108,6 +110,12 @@ fn the_switch_calls_itself_over_sip_from_external_to_external_and_both_legs_park
         .expect("CHANNEL_CREATE");
     assert_eq!(first.get("Unique-ID"), Some(out.as_str()));
     assert_eq!(first.get("Call-Direction"), Some("outbound"));
+    // The answering leg's CHANNEL_ANSWER comes before the caller's (the
+    // 200 OK leaves after the leg is marked answered).
+    let answered = sw
+        .wait_event(WAIT, |e| e.name() == "CHANNEL_ANSWER")
+        .expect("CHANNEL_ANSWER");
+    assert_eq!(answered.get("Call-Direction"), Some("inbound"));
     wait_until(&mut sw, "both legs parked", |sw| {
         let ch = channels(sw);
         ch.len() == 2 && ch.iter().all(|c| c.2 == "CS_PARK")

@@ -218,9 +218,20 @@ impl Endpoint for Sofia {
             return Status::SUCCESS;
         };
         let uuid = l.uuid.clone();
+        // The channel is marked before its 200/183 leaves, so its
+        // CHANNEL_ANSWER / CHANNEL_PROGRESS_MEDIA comes before anything the
+        // far end does with it (the switch calling itself: the other leg's
+        // answer, the originate's result), as with FreeSWITCH, whose
+        // sofia-sip sends the response later from its own thread.
         match msg.id {
-            MessageId::ANSWER => l.send(Input::Answer { uuid }),
-            MessageId::PROGRESS => l.send(Input::Progress { uuid }),
+            MessageId::ANSWER => {
+                s.mark_answered();
+                l.send(Input::Answer { uuid })
+            }
+            MessageId::PROGRESS => {
+                s.mark_pre_answered();
+                l.send(Input::Progress { uuid })
+            }
             MessageId::RINGING => l.send(Input::Ringing { uuid }),
             _ => {}
         }
