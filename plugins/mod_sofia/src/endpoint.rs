@@ -12,11 +12,22 @@ use hotswitch_plugin_api::{
     CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, KillSignal, Message, MessageId,
     ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a blocking read waits for a packet.
 const READ_WAIT: Duration = Duration::from_millis(20);
+
+/// Sends an outbound leg's INVITE if it has not left yet, with the hops
+/// the originate gave the leg.
+fn send_invite(s: &Session, l: &Leg) {
+    let invite = l.invite.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut o) = invite {
+        o.max_forwards = s.var("max_forwards").and_then(|v| v.trim().parse().ok());
+        l.send(Input::Invite(o));
+    }
+}
 
 /// The endpoint registered as `sofia`.
 pub struct Sofia;
@@ -63,6 +74,8 @@ impl Endpoint for Sofia {
             media,
             dtmf_type: pc.dtmf_type,
             tx: shared.input.clone(),
+            invite: Default::default(),
+            initialized: Default::default(),
         });
         let after_profile = req.dial_data.split_once('/').map(|x| x.1).unwrap_or("");
         let name = format!("sofia/{}/{}", pc.name, after_profile);
@@ -71,9 +84,14 @@ impl Endpoint for Sofia {
         profile.chan_name = name.clone();
         s.set_name(&name);
         s.set_profile(&profile);
+        let local_addr = pc.ext_rtp_ip.unwrap_or(pc.sip_ip).to_string();
+        // As FreeSWITCH's sofia_outgoing_channel and sofia_glue_do_invite.
         for (k, v) in [
             ("sip_call_id", call_id.as_str()),
             ("sip_profile_name", pc.name.as_str()),
+            ("sofia_profile_name", pc.name.as_str()),
+            ("recovery_profile_name", pc.name.as_str()),
+            ("sip_local_network_addr", local_addr.as_str()),
             ("sip_to_user", t.uri.user.as_deref().unwrap_or("")),
             ("sip_to_host", t.uri.host.as_str()),
             ("sip_req_uri", t.uri.to_string().trim_start_matches("sip:")),
@@ -112,7 +130,7 @@ impl Endpoint for Sofia {
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
         s.set_state(ChannelState::INIT)
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
-        leg.send(Input::Invite(Box::new(Outbound {
+        *leg.invite.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(Outbound {
             leg: leg.clone(),
             uri: t.uri,
             target: t.target,
@@ -126,36 +144,65 @@ impl Endpoint for Sofia {
             headers,
             auth,
             gateway: t.gateway,
+            max_forwards: None,
             route: t.route,
-        })));
+        }));
         Ok(s)
     }
 
     fn on_state(&self, s: &Session, state: ChannelState) -> Status {
-        if state == ChannelState::HANGUP {
-            if let Some(l) = leg::of(s) {
-                // FreeSWITCH's names, for CDRs and the hangup events.
-                let st = l.media.stats();
-                for (k, v) in [
-                    ("rtp_audio_in_media_packet_count", st.rx_packets),
-                    ("rtp_audio_in_media_bytes", st.rx_octets),
-                    ("rtp_audio_in_skip_packet_count", st.lost),
-                    ("rtp_audio_in_dtmf_packet_count", st.dtmf_in),
-                    ("rtp_audio_out_media_packet_count", st.tx_packets),
-                    ("rtp_audio_out_media_bytes", st.tx_octets),
-                    ("rtp_audio_rtcp_packet_count", st.rtcp_in + st.rtcp_out),
-                ] {
-                    s.set_var(k, &v.to_string());
+        match state {
+            ChannelState::HANGUP => {
+                if let Some(l) = leg::of(s) {
+                    // A leg hung up in CS_INIT, before its INVITE left, has
+                    // placed its call all the same — FreeSWITCH sends it in
+                    // on_init — and ends it at once (CANCEL, or ACK and BYE
+                    // of a 2xx that crosses it).
+                    if l.initialized.load(Ordering::Acquire) {
+                        send_invite(s, l);
+                    }
+                    // FreeSWITCH's names, for CDRs and the hangup events.
+                    let st = l.media.stats();
+                    for (k, v) in [
+                        ("rtp_audio_in_media_packet_count", st.rx_packets),
+                        ("rtp_audio_in_media_bytes", st.rx_octets),
+                        ("rtp_audio_in_skip_packet_count", st.lost),
+                        ("rtp_audio_in_dtmf_packet_count", st.dtmf_in),
+                        ("rtp_audio_out_media_packet_count", st.tx_packets),
+                        ("rtp_audio_out_media_bytes", st.tx_octets),
+                        ("rtp_audio_rtcp_packet_count", st.rtcp_in + st.rtcp_out),
+                    ] {
+                        s.set_var(k, &v.to_string());
+                    }
+                    let cause = s
+                        .var("hangup_cause")
+                        .and_then(|c| CallCause::from_name(&c))
+                        .unwrap_or(CallCause::NORMAL_CLEARING);
+                    l.send(Input::Hangup {
+                        uuid: l.uuid.clone(),
+                        cause,
+                    });
                 }
-                let cause = s
-                    .var("hangup_cause")
-                    .and_then(|c| CallCause::from_name(&c))
-                    .unwrap_or(CallCause::NORMAL_CLEARING);
-                l.send(Input::Hangup {
-                    call_id: l.call_id.clone(),
-                    cause,
-                });
             }
+            ChannelState::DESTROY => {
+                if let Some(l) = leg::of(s) {
+                    // Never sent: break the leg ↔ INVITE cycle.
+                    drop(l.invite.lock().unwrap_or_else(|p| p.into_inner()).take());
+                }
+            }
+            ChannelState::INIT => {
+                if let Some(l) = leg::of(s) {
+                    l.initialized.store(true, Ordering::Release);
+                }
+            }
+            // The first state after CS_INIT: the leg's CHANNEL_CREATE has
+            // fired, the INVITE goes out.
+            st if st.0 > ChannelState::INIT.0 && st.0 < ChannelState::HANGUP.0 => {
+                if let Some(l) = leg::of(s) {
+                    send_invite(s, l);
+                }
+            }
+            _ => {}
         }
         Status::SUCCESS
     }
@@ -164,11 +211,22 @@ impl Endpoint for Sofia {
         let Some(l) = leg::of(s) else {
             return Status::SUCCESS;
         };
-        let call_id = l.call_id.clone();
+        let uuid = l.uuid.clone();
+        // The channel is marked before its 200/183 leaves, so its
+        // CHANNEL_ANSWER / CHANNEL_PROGRESS_MEDIA comes before anything the
+        // far end does with it (the switch calling itself: the other leg's
+        // answer, the originate's result), as with FreeSWITCH, whose
+        // sofia-sip sends the response later from its own thread.
         match msg.id {
-            MessageId::ANSWER => l.send(Input::Answer { call_id }),
-            MessageId::PROGRESS => l.send(Input::Progress { call_id }),
-            MessageId::RINGING => l.send(Input::Ringing { call_id }),
+            MessageId::ANSWER => {
+                s.mark_answered();
+                l.send(Input::Answer { uuid })
+            }
+            MessageId::PROGRESS => {
+                s.mark_pre_answered();
+                l.send(Input::Progress { uuid })
+            }
+            MessageId::RINGING => l.send(Input::Ringing { uuid }),
             _ => {}
         }
         Status::SUCCESS
@@ -250,11 +308,11 @@ impl Endpoint for Sofia {
                     return Status::FALSE;
                 }
                 l.send(Input::PaceDtmf {
-                    call_id: l.call_id.clone(),
+                    uuid: l.uuid.clone(),
                 });
             }
             DtmfType::Info => l.send(Input::Info {
-                call_id: l.call_id.clone(),
+                uuid: l.uuid.clone(),
                 digit,
                 duration_ms: d.duration_ms,
             }),

@@ -114,7 +114,7 @@ pub fn sipp(scenario: &str, target: Option<u16>, args: &[&str]) -> Sipp {
     cmd.args(["-i", "127.0.0.1", "-nostdin", "-m", "1"])
         .args(["-timeout", "40s", "-timeout_error"])
         .arg("-mp")
-        .arg(free_udp_port().to_string())
+        .arg(hotswitch_e2e::free_media_ports().to_string())
         .args(args)
         .arg("-trace_err")
         .arg("-error_file")
@@ -145,15 +145,9 @@ pub fn succeeds(mut s: Sipp, what: &str) {
     }
 }
 
-/// A port free for UDP as well (a phone's SIP port: `free_port` only
-/// looks at TCP).
+/// A port free for UDP as well (the harness's `free_port` checks both).
 pub fn free_udp_port() -> u16 {
-    loop {
-        let p = free_port();
-        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
+    free_port()
 }
 
 /// A phone answering one call on `ua_port` (where it registered), the
