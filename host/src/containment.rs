@@ -14,6 +14,12 @@
 //!
 //! The one call a faulted module still gets is its unload, which stops the
 //! threads it started before its library is closed.
+//!
+//! A media call that never returns is a fault too: the [`watchdog`] sees a
+//! `read_frame` / `write_frame` running longer than [`IO_STUCK`], faults
+//! the module (`blocked in read_frame`) and hangs its calls up; its unload
+//! then abandons the copy still running (left mapped, reported pinned) so
+//! `reload` can bring a fresh one.
 
 use crate::core::Core;
 use crate::event::EventType;
@@ -53,30 +59,32 @@ pub fn call_entry(
 
 /// What follows a panic caught in `module`'s `entry` (see the file doc).
 pub fn panicked(module: &Arc<LoadedModule>, entry: &str, session: Option<&Arc<Session>>) {
-    faulted_in(module, entry, session, false);
+    faulted_in(module, entry, "panicked", session, false);
 }
 
-/// [`panicked`], faulting even a panic-safe module when `always` (its
-/// runtime loop, which cannot go on).
+/// [`panicked`] for any `why` (`panicked`, `blocked`), faulting even a
+/// panic-safe module when `always` (its runtime loop, which cannot go on;
+/// a call that never returns).
 pub fn faulted_in(
     module: &Arc<LoadedModule>,
     entry: &str,
+    why: &str,
     session: Option<&Arc<Session>>,
     always: bool,
 ) {
     let core = module.core();
     let uuid = session.map(|s| s.uuid.as_str()).unwrap_or("");
     let fault = always || !module.panic_safe();
-    let faulted = fault && module.fault(&format!("panicked in {entry}"));
+    let faulted = fault && module.fault(&format!("{why} in {entry}"));
     if !fault {
         log::error!(
-            "module {} panicked in {entry}{}{uuid}; it is panic-safe and stays in service",
+            "module {} {why} in {entry}{}{uuid}; it is panic-safe and stays in service",
             module.name,
             if uuid.is_empty() { "" } else { " on " },
         );
     }
     let Some(core) = core else { return };
-    fire_fault_event(&core, module, entry, uuid, faulted);
+    fire_fault_event(&core, module, entry, why, uuid, faulted);
     if let Some(s) = session {
         crate::state_machine::hangup(&core, s, CallCause::CRASH);
     }
@@ -89,7 +97,14 @@ pub fn faulted_in(
     }
 }
 
-fn fire_fault_event(core: &Core, module: &LoadedModule, entry: &str, uuid: &str, faulted: bool) {
+fn fire_fault_event(
+    core: &Core,
+    module: &LoadedModule,
+    entry: &str,
+    why: &str,
+    uuid: &str,
+    faulted: bool,
+) {
     let mut e = core
         .bus
         .create(EventType::CUSTOM, Some(FAULT_SUBCLASS), origin!("panicked"));
@@ -97,8 +112,40 @@ fn fire_fault_event(core: &Core, module: &LoadedModule, entry: &str, uuid: &str,
     e.add_header("Module-Entry", entry);
     e.add_header("Module-File", module.source.display().to_string().as_str());
     e.add_header("Module-Faulted", if faulted { "true" } else { "false" });
+    e.add_header("Module-Fault", why);
     if !uuid.is_empty() {
         e.add_header("Unique-ID", uuid);
     }
     core.bus.fire(e);
+}
+
+/// How long one `read_frame` / `write_frame` may run before the module is
+/// taken as stuck (endpoints wait at most a frame time or so).
+pub const IO_STUCK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts the thread that looks, once a second, for media calls stuck in a
+/// module (see the file doc).
+pub fn watchdog(core: &Arc<Core>) {
+    let weak = Arc::downgrade(core);
+    let spawned = std::thread::Builder::new()
+        .name("io-watchdog".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let Some(core) = weak.upgrade() else { return };
+            if core.is_shutting_down() {
+                return;
+            }
+            for s in core.sessions.all() {
+                let Some(entry) = s.io_stuck(IO_STUCK) else {
+                    continue;
+                };
+                let m = &s.endpoint.module;
+                if !m.is_faulted() {
+                    faulted_in(m, entry, "blocked", Some(&s), true);
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start the io watchdog: {e}");
+    }
 }

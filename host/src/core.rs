@@ -237,6 +237,7 @@ impl Core {
             .map_err(|e| format!("configuration refused: {e}"))?;
         core.apply_switch_settings();
         crate::scheduler::start(&core);
+        crate::containment::watchdog(&core);
         Ok(core)
     }
 

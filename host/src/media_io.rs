@@ -141,6 +141,7 @@ pub fn read_frame_flags(s: &Arc<Session>, buf: &mut [u8], flags: u32) -> (Status
     };
     let (ud, sref) = (s.endpoint.user_data, s.as_ref());
     let fp = crate::core::SendPtr(&mut f as *mut Frame as *const Frame);
+    let _io = s.io_call(0);
     let st = call_entry(&s.endpoint.module, "read_frame", Some(s), move || {
         let fp = fp;
         // SAFETY: the session holds its endpoint's module; the frame and
@@ -162,6 +163,7 @@ pub fn write_frame(s: &Arc<Session>, f: &Frame) -> Status {
     tap(s, false, f);
     let (ud, sref) = (s.endpoint.user_data, s.as_ref());
     let fp = crate::core::SendPtr(f as *const Frame);
+    let _io = s.io_call(1);
     call_entry(&s.endpoint.module, "write_frame", Some(s), move || {
         let fp = fp;
         // SAFETY: as in `read_frame`.

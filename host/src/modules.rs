@@ -248,7 +248,7 @@ impl LoadedModule {
                     if st == Status::PANIC {
                         // Its main loop is gone: a fault even when the
                         // module is panic-safe.
-                        crate::containment::faulted_in(&m, "runtime", None, true);
+                        crate::containment::faulted_in(&m, "runtime", "panicked", None, true);
                         break;
                     }
                     if st == Status::TERM {
@@ -628,6 +628,7 @@ impl ModuleManager {
                 }
             }
         }
+        let mut abandoned = false;
         {
             let mut u = m.lock_usage();
             if u.calls > 0 && !force {
@@ -642,6 +643,19 @@ impl ModuleManager {
             let deadline = Instant::now() + DRAIN_TIMEOUT;
             while u.calls > 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() && m.is_faulted() {
+                    // A call into it never returned (the io watchdog
+                    // faulted it): its copy cannot close while that code
+                    // runs, so it is abandoned — left mapped, never called
+                    // again, not even its unload (which would free what the
+                    // stuck call uses) — and a reload maps a fresh copy.
+                    log::warn!(
+                        "{name}: {} call(s) never returned; abandoning this copy",
+                        u.calls
+                    );
+                    abandoned = true;
+                    break;
+                }
                 if left.is_zero() {
                     u.phase = before;
                     m.running.store(true, Ordering::Release);
@@ -661,6 +675,15 @@ impl ModuleManager {
         crate::services::close_module_subscriptions(core, &m);
         fire_module_events(core, EventType::MODULE_UNLOAD, &m, &rows);
         m.running.store(false, Ordering::Release);
+        if abandoned {
+            m.stop_runtime();
+            let why = "a call into it never returned".to_string();
+            let outcome = m.close(Some(why));
+            if let CloseOutcome::Pinned(why) = outcome {
+                self.record_pinned(&m, why.clone());
+                return Ok(UnloadReport { pinned: Some(why) });
+            }
+        }
         m.call_unload();
         let stopped = m.stop_runtime();
         let retired = core.executor.retire_module(&m, DRAIN_TIMEOUT);

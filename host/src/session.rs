@@ -263,6 +263,10 @@ pub struct Session {
     started: AtomicBool,
     pub(crate) queue: Mutex<VecDeque<Queued>>,
     private: AtomicPtr<c_void>,
+    /// When the running `read_frame` / `write_frame` began (ms since the
+    /// session was created, +1; 0: none running), for the io watchdog.
+    io_since: [AtomicU64; 2],
+    created: std::time::Instant,
     /// The endpoint module's function that frees `private`.
     private_drop: std::sync::OnceLock<hotswitch_plugin_api::PrivateDropFn>,
     /// Bumped and notified on every change waiters care about.
@@ -279,6 +283,28 @@ impl Session {
     /// The channel, locked.
     pub fn ch(&self) -> MutexGuard<'_, Channel> {
         self.ch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a `read_frame` (0) or `write_frame` (1) call into the
+    /// endpoint as running, until the guard drops.
+    pub fn io_call(&self, which: usize) -> IoCall<'_> {
+        let t = self.created.elapsed().as_millis() as u64 + 1;
+        self.io_since[which].store(t, Ordering::Relaxed);
+        IoCall { s: self, which }
+    }
+
+    /// The io entry running for longer than `limit`, if any.
+    pub fn io_stuck(&self, limit: std::time::Duration) -> Option<&'static str> {
+        let now = self.created.elapsed().as_millis() as u64 + 1;
+        let limit = limit.as_millis() as u64;
+        ["read_frame", "write_frame"]
+            .into_iter()
+            .zip(&self.io_since)
+            .find(|(_, t)| {
+                let t = t.load(Ordering::Relaxed);
+                t != 0 && now.saturating_sub(t) > limit
+            })
+            .map(|(e, _)| e)
     }
 
     /// The handle given to modules for this session.
@@ -634,6 +660,18 @@ impl Drop for Session {
     }
 }
 
+/// A `read_frame` / `write_frame` in progress (see [`Session::io_call`]).
+pub struct IoCall<'a> {
+    s: &'a Session,
+    which: usize,
+}
+
+impl Drop for IoCall<'_> {
+    fn drop(&mut self) {
+        self.s.io_since[self.which].store(0, Ordering::Relaxed);
+    }
+}
+
 /// Why a session could not be created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
@@ -856,6 +894,8 @@ impl Sessions {
             queue: Mutex::new(VecDeque::new()),
             private: AtomicPtr::new(std::ptr::null_mut()),
             private_drop: std::sync::OnceLock::new(),
+            io_since: [AtomicU64::new(0), AtomicU64::new(0)],
+            created: std::time::Instant::now(),
             signal: (Mutex::new(0), Condvar::new()),
             watchers: Mutex::new(Vec::new()),
             dtmf: Mutex::new(VecDeque::new()),

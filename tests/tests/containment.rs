@@ -330,3 +330,29 @@ fn a_module_built_against_the_previous_abi_minor_loads_and_serves() {
     );
     assert!(sw.log().contains("loaded mod_abiskew"));
 }
+
+#[test]
+fn a_read_frame_that_never_returns_faults_the_module_and_reload_maps_a_fresh_copy() {
+    let mut sw = panic_switch(Vec::new());
+    let stuck = ok_uuid(&sw.cmd("originate panic/block &echo"));
+    // Another module's call placed meanwhile completes.
+    let other = ok_uuid(&sw.cmd("originate null/other &park"));
+    assert_eq!(sw.cmd(&format!("uuid_kill {other}")).trim(), "+OK");
+    wait_gone(&mut sw, &other, WAIT);
+    let e = fault_event(&mut sw, "read_frame");
+    assert_eq!(e.get("Module-Fault"), Some("blocked"));
+    assert_eq!(e.get("Unique-ID"), Some(stuck.as_str()));
+    assert!(sw
+        .log()
+        .contains("module mod_panic faulted: blocked in read_frame"));
+    // The copy stuck in read_frame is abandoned (left mapped), a fresh one
+    // serves.
+    let r = sw.cmd("reload mod_panic");
+    assert!(
+        r.contains("old copy pinned") && r.contains("+OK module loaded"),
+        "{r}"
+    );
+    assert_eq!(sw.cmd("panic_echo fresh").trim(), "fresh");
+    assert!(sw.cmd("originate null/again &park").starts_with("+OK "));
+    assert!(sw.alive());
+}

@@ -16,6 +16,7 @@
 //! - `panic_forge` calls the host with a made-up session handle;
 //!   `panic_keep` (an application) keeps its session's handle past the
 //!   call and `panic_use_kept` uses it later: the host must refuse both.
+//! - `panic/block` makes a call whose `read_frame` never returns.
 //!
 //! Built with the `panic-safe` feature it declares itself panic-safe.
 
@@ -203,6 +204,12 @@ impl Endpoint for Hostile {
 
     fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
         doomed(s, "read_frame");
+        if s.var("panic_entry").as_deref() == Some("block") {
+            // Never returns, whatever the switch does.
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         if s.is_down() {
             return Status::FALSE;
         }
