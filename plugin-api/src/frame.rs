@@ -139,13 +139,20 @@ impl<'a> FrameView<'a> {
 
 impl Frame {
     /// An empty frame lending `buf` (for `session_read_frame`).
-    pub(crate) fn clone_empty(&self, buf: &mut [u8]) -> Frame {
+    pub(crate) fn lending(buf: &mut [u8]) -> Frame {
         Frame {
             codec: RStr::EMPTY,
+            rate: 0,
+            channels: 1,
+            samples: 0,
+            timestamp: 0,
+            seq: 0,
+            ssrc: 0,
+            payload_type: 0,
+            flags: 0,
             data: buf.as_mut_ptr(),
             datalen: 0,
             buflen: buf.len() as u32,
-            ..*self
         }
     }
 }

@@ -429,7 +429,7 @@ impl<'a> Session<'a> {
     /// Reads a frame from the session's endpoint into `buf`; the frame
     /// (empty unless `SUCCESS`) views the bytes read.
     pub fn read_frame<'b>(&self, buf: &'b mut [u8], timeout_ms: u32) -> (Status, FrameView<'b>) {
-        let mut f = FrameView::new(&[], 0, "L16").raw().clone_empty(buf);
+        let mut f = Frame::lending(buf);
         // SAFETY: host function; `f` points at `buf`, which outlives the call.
         let st = unsafe { (svc().session_read_frame)(self.raw, &mut f, timeout_ms) };
         if st != Status::SUCCESS || f.datalen > f.buflen {
