@@ -687,6 +687,7 @@ impl ModuleManager {
         m.call_unload();
         let stopped = m.stop_runtime();
         let retired = core.executor.retire_module(&m, DRAIN_TIMEOUT);
+        let strays = crate::loader::threads_running_code_of(&m.shadow);
         let keep = if !stopped {
             Some(format!(
                 "its runtime thread did not stop within {} s",
@@ -694,6 +695,13 @@ impl ModuleManager {
             ))
         } else if !retired {
             Some("a session worker that ran its code is still busy".to_string())
+        } else if strays > 0 {
+            log::error!(
+                "{name}: {strays} thread(s) it started still run its code after its unload"
+            );
+            Some(format!(
+                "{strays} thread(s) it started still run its code after its unload"
+            ))
         } else {
             None
         };

@@ -356,3 +356,33 @@ fn a_read_frame_that_never_returns_faults_the_module_and_reload_maps_a_fresh_cop
     assert!(sw.cmd("originate null/again &park").starts_with("+OK "));
     assert!(sw.alive());
 }
+
+#[test]
+fn a_thread_left_running_after_unload_keeps_its_library_mapped_and_a_fresh_copy_loads() {
+    let mut sw = panic_switch(Vec::new());
+    assert_eq!(sw.cmd("panic_thread").trim(), "+OK");
+    let r = sw.cmd("unload mod_panic");
+    assert!(r.starts_with("+OK"), "{r}");
+    assert!(
+        sw.log()
+            .contains("mod_panic: 1 thread(s) it started still run its code after its unload"),
+        "the log names the module:\n{}",
+        sw.log()
+    );
+    assert!(
+        sw.mapped_shadows().iter().any(|p| p.contains("mod_panic")),
+        "the copy the thread runs stays mapped"
+    );
+    let modules = sw.cmd("module_list");
+    assert!(
+        modules
+            .lines()
+            .any(|l| l.starts_with("mod_panic,") && l.contains(",pinned,")),
+        "{modules}"
+    );
+    assert!(sw.cmd("load mod_panic").contains("+OK\n"));
+    assert_eq!(sw.cmd("panic_echo fresh").trim(), "fresh");
+    assert!(sw.cmd("originate null/x &park").starts_with("+OK "));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sw.alive(), "the stray thread still runs mapped code");
+}

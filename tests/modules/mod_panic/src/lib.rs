@@ -16,7 +16,8 @@
 //! - `panic_forge` calls the host with a made-up session handle;
 //!   `panic_keep` (an application) keeps its session's handle past the
 //!   call and `panic_use_kept` uses it later: the host must refuse both.
-//! - `panic/block` makes a call whose `read_frame` never returns.
+//! - `panic/block` makes a call whose `read_frame` never returns;
+//!   `panic_thread` starts a thread that is never joined.
 //!
 //! Built with the `panic-safe` feature it declares itself panic-safe.
 
@@ -115,6 +116,19 @@ fn load(m: &ModuleContext) -> Result<(), String> {
                 id: KEPT.load(Ordering::Acquire),
             };
             let _ = writeln!(out, "{}", probe(raw));
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    m.add_api(
+        "panic_thread",
+        "Start a thread that outlives the module",
+        "",
+        |_, out| {
+            // Deliberately never joined, not even in unload.
+            let started = std::thread::Builder::new().spawn(|| loop {
+                std::thread::sleep(Duration::from_millis(50));
+            });
+            let _ = writeln!(out, "{}", if started.is_ok() { "+OK" } else { "-ERR" });
         },
     )
     .map_err(|e| e.to_string())?;
