@@ -920,10 +920,14 @@ impl Sessions {
 
     /// Removes a destroyed session from the registry.
     pub fn remove(&self, uuid: &str) {
-        self.map
+        let removed = self
+            .map
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uuid);
+        // Dropped outside the lock: the last reference frees the
+        // endpoint's private state through its module, which may call back.
+        drop(removed);
     }
 
     fn dropped(&self) {
