@@ -93,6 +93,8 @@ pub struct LoadedModule {
     /// The id the module knows itself by (`ModuleHandle`), in
     /// `handles::MODULES`.
     handle: u64,
+    /// The `ModuleError` its load reported, while loading.
+    load_error: Mutex<Option<String>>,
 }
 
 impl Drop for LoadedModule {
@@ -193,6 +195,13 @@ impl LoadedModule {
     /// The module declared itself panic-safe (a panic ends only that call).
     pub fn panic_safe(&self) -> bool {
         self.panic_safe
+    }
+
+    /// Records why the load failed (the module's `ModuleError`).
+    pub(crate) fn set_load_error(&self, reason: &str) {
+        if self.phase() == Phase::Loading {
+            *self.load_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -554,6 +563,7 @@ impl ModuleManager {
             worker_threads: AtomicUsize::new(0),
             retiring: AtomicBool::new(false),
             faulted: AtomicBool::new(false),
+            load_error: Mutex::new(None),
             panic_safe: flags & MODULE_FLAG_PANIC_SAFE != 0,
             lib: Mutex::new(Some(lib)),
         });
@@ -564,10 +574,15 @@ impl ModuleManager {
         let st = contained(name, move || unsafe { load(&SERVICES, handle) })
             .map_err(ModError::Internal)?;
         if !st.is_success() {
+            let said = m
+                .load_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             let reason = if st == Status::PANIC {
                 "it panicked".to_string()
             } else {
-                format!("{st:?}")
+                said.unwrap_or_else(|| format!("{st:?}"))
             };
             core.registry.remove_module(&m);
             m.running.store(false, Ordering::Release);

@@ -151,6 +151,12 @@ unsafe extern "C" fn svc_log(
         let m = module_of(module);
         let target = m.as_ref().map(|m| m.name.as_str()).unwrap_or("module");
         let file = file.to_str();
+        if let (Some(m), log::Level::Error) = (&m, level) {
+            let text = message.to_str();
+            if let Some(reason) = text.strip_prefix(hotswitch_plugin_api::module::LOAD_FAILED) {
+                m.set_load_error(reason);
+            }
+        }
         log::logger().log(
             &log::Record::builder()
                 .level(level)

@@ -29,7 +29,7 @@
 //!   forwards to the host. Do not install env_logger or any other logger.
 //!
 //! ```no_run
-//! use hotswitch_plugin_api::{declare_module, ModuleContext};
+//! use hotswitch_plugin_api::{declare_module, ModuleContext, ModuleError};
 //! use std::fmt::Write;
 //!
 //! declare_module! {
@@ -40,11 +40,11 @@
 //!     runtime: None,
 //! }
 //!
-//! fn load(m: &ModuleContext) -> Result<(), String> {
+//! fn load(m: &ModuleContext) -> Result<(), ModuleError> {
 //!     m.add_api("hello", "Say hello", "hello [name]", |args, out| {
 //!         let _ = writeln!(out, "+OK hello {args}");
-//!     })
-//!     .map_err(|e| e.to_string())
+//!     })?;
+//!     Ok(())
 //! }
 //! # fn main() {}
 //! ```
@@ -69,7 +69,7 @@
 //! ```no_run
 //! use hotswitch_plugin_api::{
 //!     declare_module, CallCause, ChannelState, Endpoint, FrameBuf, FrameView, KillSignal,
-//!     ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
+//!     ModuleContext, ModuleError, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 //! };
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //!
@@ -81,8 +81,8 @@
 //!     runtime: None,
 //! }
 //!
-//! fn load(m: &ModuleContext) -> Result<(), String> {
-//!     m.add_endpoint("tone", Tone).map_err(|e| e.to_string())
+//! fn load(m: &ModuleContext) -> Result<(), ModuleError> {
+//!     Ok(m.add_endpoint("tone", Tone)?)
 //! }
 //!
 //! /// Each leg's private state (FreeSWITCH's `tech_pvt`).
@@ -176,7 +176,8 @@ pub use host::{
 };
 pub use interfaces::*;
 pub use module::{
-    guard, guard_or, is_api_word, Chat, HostError, ModuleContext, ModuleDescriptor, Stream,
+    guard, guard_or, is_api_word, Chat, HostError, ModuleContext, ModuleDescriptor, ModuleError,
+    Stream,
 };
 pub use session::{Endpoint, Message, Outgoing, OwnedSession, Profile, Session};
 pub use subscription::{Item, ItemKind, ItemSink, Subscription};

@@ -22,7 +22,57 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// A module's own load or unload function, as `declare_module!` takes it.
-pub type ModuleFn = fn(&ModuleContext) -> Result<(), String>;
+pub type ModuleFn = fn(&ModuleContext) -> Result<(), ModuleError>;
+
+/// How the record that carries a failed load's [`ModuleError`] begins (the
+/// host reports the rest as the reason).
+pub const LOAD_FAILED: &str = "load failed: ";
+
+/// Why a module's load or unload failed: what the switch shows in its
+/// `load` reply (`module load routine returned an error: …`) and logs.
+/// `?` turns a `String`, a `&str` or a [`HostError`] into one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleError {
+    /// Its configuration is missing or wrong.
+    Config(String),
+    /// Something it needs (a port, a device, a file) is not available.
+    Resource(String),
+    /// The host refused a service call.
+    Host(HostError),
+    /// Anything else.
+    Other(String),
+}
+
+impl std::fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModuleError::Config(m) => write!(f, "configuration: {m}"),
+            ModuleError::Resource(m) => write!(f, "resource: {m}"),
+            ModuleError::Host(e) => write!(f, "{e}"),
+            ModuleError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ModuleError {}
+
+impl From<String> for ModuleError {
+    fn from(m: String) -> Self {
+        ModuleError::Other(m)
+    }
+}
+
+impl From<&str> for ModuleError {
+    fn from(m: &str) -> Self {
+        ModuleError::Other(m.to_string())
+    }
+}
+
+impl From<HostError> for ModuleError {
+    fn from(e: HostError) -> Self {
+        ModuleError::Host(e)
+    }
+}
 
 /// `module_load`: called once, on a host thread, with the host's services.
 pub type ModuleLoadFn =
@@ -198,7 +248,8 @@ pub unsafe fn __load(
         match load(&ModuleContext { _private: () }) {
             Ok(()) => Status::SUCCESS,
             Err(e) => {
-                log::error!("{name}: load failed: {e}");
+                // The host takes this record as the reason it reports.
+                log::error!("{LOAD_FAILED}{e}");
                 Status::GENERR
             }
         }
@@ -455,10 +506,11 @@ impl ModuleContext {
     ///
     /// ```no_run
     /// use std::fmt::Write;
-    /// # fn load(m: &hotswitch_plugin_api::ModuleContext) -> Result<(), String> {
+    /// # fn load(m: &hotswitch_plugin_api::ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     /// m.add_api("hello", "Say hello", "hello [name]", |args, out| {
     ///     let _ = writeln!(out, "+OK hello {}", if args.is_empty() { "world" } else { args });
-    /// }).map_err(|e| e.to_string())
+    /// })?;
+    /// # Ok(())
     /// # }
     /// ```
     pub fn add_api<F>(
@@ -723,7 +775,7 @@ impl ModuleContext {
 /// [`MODULE_FLAG_PANIC_SAFE`].
 ///
 /// ```no_run
-/// use hotswitch_plugin_api::{declare_module, ModuleContext};
+/// use hotswitch_plugin_api::{declare_module, ModuleContext, ModuleError};
 /// use std::fmt::Write;
 ///
 /// declare_module! {
@@ -734,12 +786,12 @@ impl ModuleContext {
 ///     runtime: None,
 /// }
 ///
-/// fn load(m: &ModuleContext) -> Result<(), String> {
+/// fn load(m: &ModuleContext) -> Result<(), ModuleError> {
 ///     log::info!("hello is loading");
 ///     m.add_api("hello", "Say hello", "hello", |_, out| {
 ///         let _ = writeln!(out, "+OK hello");
-///     })
-///     .map_err(|e| e.to_string())
+///     })?;
+///     Ok(())
 /// }
 /// # fn main() {}
 /// ```
@@ -759,8 +811,8 @@ macro_rules! declare_module {
             use super::*;
 
             const NAME: &str = $name;
-            const LOAD: fn(&$crate::ModuleContext) -> ::core::result::Result<(), String> = $load;
-            const UNLOAD: Option<fn(&$crate::ModuleContext) -> ::core::result::Result<(), String>> =
+            const LOAD: $crate::module::ModuleFn = $load;
+            const UNLOAD: Option<$crate::module::ModuleFn> =
                 $unload;
             const RUNTIME: Option<fn(&$crate::ModuleContext) -> $crate::Status> = $runtime;
             const PANIC_SAFE: bool = false $(|| $panic_safe)?;

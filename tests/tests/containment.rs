@@ -386,3 +386,27 @@ fn a_thread_left_running_after_unload_keeps_its_library_mapped_and_a_fresh_copy_
     std::thread::sleep(Duration::from_millis(300));
     assert!(sw.alive(), "the stray thread still runs mapped code");
 }
+
+#[test]
+fn a_load_that_fails_reports_the_modules_typed_error() {
+    let mods = TempDir::new("twin-refuse");
+    build_module_into(
+        "mod_twin",
+        &[],
+        &[("MOD_TWIN_ANSWER", "refuse")],
+        mods.path(),
+    );
+    let mut sw = Switch::start(SwitchConfig {
+        module_dirs: vec![mods.path().to_path_buf()],
+        ..Default::default()
+    });
+    let r = sw.cmd("load mod_twin");
+    assert!(
+        r.contains(
+            "mod_twin: module load routine returned an error: configuration: MOD_TWIN_ANSWER says refuse"
+        ),
+        "{r}"
+    );
+    assert_eq!(sw.cmd("module_exists mod_twin").trim(), "false");
+    assert!(sw.mapped_shadows().is_empty(), "{:?}", sw.mapped_shadows());
+}

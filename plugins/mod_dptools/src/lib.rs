@@ -122,7 +122,7 @@ const APPS: &[(&str, &str, &str, u32, App)] = &[
     ("send_dtmf", "Send DTMF digits to the far end", "<digits>[@<tone_duration_ms>]", 0, send_dtmf),
 ];
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     for (name, desc, syntax, flags, f) in APPS {
         let f = *f;
         m.add_application(name, desc, syntax, *flags, f)

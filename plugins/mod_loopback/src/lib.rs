@@ -34,11 +34,11 @@ declare_module! {
     runtime: None,
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     bowout::configure(m);
     m.add_endpoint("loopback", Loopback)
         .map_err(|e| e.to_string())?;
-    m.add_endpoint("null", Null).map_err(|e| e.to_string())
+    Ok(m.add_endpoint("null", Null)?)
 }
 
 /// Frames waiting to be read by one leg, at most this many.

@@ -13,12 +13,12 @@ declare_module! {
 }
 
 #[cfg(not(feature = "minor0"))]
-fn load(_m: &ModuleContext) -> Result<(), String> {
+fn load(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     panic!("a module with a mismatched ABI must never be called");
 }
 
 #[cfg(feature = "minor0")]
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     use std::fmt::Write;
     m.add_api("abiskew", "Say which ABI this was built against", "", |_, out| {
         let _ = writeln!(
@@ -27,6 +27,6 @@ fn load(m: &ModuleContext) -> Result<(), String> {
             hotswitch_plugin_api::abi::ABI_MAJOR,
             hotswitch_plugin_api::abi::ABI_MINOR
         );
-    })
-    .map_err(|e| e.to_string())
+    })?;
+    Ok(())
 }

@@ -56,7 +56,7 @@ fn probe(raw: SessionRef) -> String {
     }
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     PANIC_RUNTIME.store(false, Ordering::Release);
     m.add_api(
         "panic_now",
@@ -141,7 +141,7 @@ fn load(m: &ModuleContext) -> Result<(), String> {
         panic!("panic_app was asked to panic: {data}")
     })
     .map_err(|e| e.to_string())?;
-    m.add_endpoint("panic", Hostile).map_err(|e| e.to_string())
+    Ok(m.add_endpoint("panic", Hostile)?)
 }
 
 fn runtime(_m: &ModuleContext) -> Status {
