@@ -54,7 +54,7 @@ const DIALPLAN: &str = r#"<include>
     <extension name="inband_digits">
       <condition field="destination_number" expression="^inband$">
         <action application="answer"/>
-        <action application="sleep" data="1000"/>
+        <action application="sleep" data="2500"/>
         <action application="playback" data="tone_stream://d=150;w=150;159#"/>
         <action application="park"/>
       </condition>
@@ -133,6 +133,7 @@ fn a_bridge_of_two_loopback_calls_carries_audio_both_ways() {
     let mut sw = media_switch();
     let dir = TempDir::new("bridge-both-ways");
     let (w1, w2) = (dir.path().join("one.wav"), dir.path().join("two.wav"));
+    assert!(sw.cmd("/event plain PLAYBACK_START").starts_with("+OK"));
     let a1 = ok_uuid(&sw.cmd(&format!(
         "originate {{rec_path={}}}loopback/rectone1004/default/XML &park()",
         w1.display()
@@ -141,10 +142,17 @@ fn a_bridge_of_two_loopback_calls_carries_audio_both_ways() {
         "originate {{rec_path={}}}loopback/rectone697/default/XML &park()",
         w2.display()
     )));
+    // Both far ends record and play before the bridge (a loaded machine
+    // may take a while to get there).
+    for _ in 0..2 {
+        sw.wait_event(WAIT, |e| e.name() == "PLAYBACK_START")
+            .expect("a far end plays its tone");
+    }
     assert_eq!(
         sw.cmd(&format!("uuid_bridge {a1} {a2}")).trim(),
         format!("+OK {a2}")
     );
+    // 1.5 s of call across the bridge.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(sw.cmd("hupall").starts_with("+OK"));
     wait_gone(&mut sw, &a1);
