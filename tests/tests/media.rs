@@ -183,19 +183,24 @@ fn a_bridge_of_two_loopback_calls_carries_audio_both_ways() {
     );
 }
 
-#[test]
-fn dtmf_sent_on_one_leg_is_collected_by_play_and_get_digits_on_the_other() {
-    let mut sw = media_switch();
-    assert!(sw
-        .cmd("/event plain CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE DTMF")
-        .starts_with("+OK"));
+/// A loopback call whose far end (B) collects digits with
+/// play_and_get_digits into `collected`; the console prints `events`.
+/// Returns the A leg and B once B collects.
+fn digit_collector(sw: &mut Switch, events: &str) -> (String, String) {
+    assert!(sw.cmd(&format!("/event plain {events}")).starts_with("+OK"));
     let a = ok_uuid(&sw.cmd("originate loopback/pagd/default/XML &park()"));
     let start = sw
         .wait_event(WAIT, |e| {
             e.name() == "CHANNEL_EXECUTE" && e.get("Application") == Some("play_and_get_digits")
         })
         .expect("B runs play_and_get_digits");
-    let b = start.get("Unique-ID").unwrap().to_string();
+    (a, start.get("Unique-ID").unwrap().to_string())
+}
+
+#[test]
+fn dtmf_sent_on_one_leg_is_collected_by_play_and_get_digits_on_the_other() {
+    let mut sw = media_switch();
+    let (a, b) = digit_collector(&mut sw, "CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE DTMF");
     assert_eq!(
         sw.cmd(&format!("uuid_send_dtmf {a} 1234#")).trim(),
         format!("+OK {a} sent DTMF 1234#.")
@@ -359,16 +364,7 @@ fn a_caller_hears_its_ringback_while_the_callee_only_rings() {
 #[test]
 fn digits_sent_as_tones_by_a_leg_without_out_of_band_dtmf_cross_a_bridge_out_of_band() {
     let mut sw = media_switch();
-    assert!(sw
-        .cmd("/event plain CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE")
-        .starts_with("+OK"));
-    let collector = ok_uuid(&sw.cmd("originate loopback/pagd/default/XML &park()"));
-    let start = sw
-        .wait_event(WAIT, |e| {
-            e.name() == "CHANNEL_EXECUTE" && e.get("Application") == Some("play_and_get_digits")
-        })
-        .expect("B runs play_and_get_digits");
-    let b = start.get("Unique-ID").unwrap().to_string();
+    let (collector, b) = digit_collector(&mut sw, "CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE");
     // The tones' leg says its far end has no out-of-band digits.
     let tones =
         ok_uuid(&sw.cmd("originate {dtmf_inband_detect=true}loopback/inband/default/XML &park()"));

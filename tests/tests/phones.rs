@@ -21,6 +21,14 @@ fn registered_pair(conf: &DefaultConf, sw: &mut hotswitch_e2e::Switch) -> (Phone
     (a, b)
 }
 
+/// `a` dials 1001 on the switch; returns when 1001 rings.
+fn dial_1001(conf: &DefaultConf, a: &mut Phone, b: &mut Phone) -> Instant {
+    let t0 = Instant::now();
+    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
+    b.wait_event("CALL_INCOMING", t0, &mut [a]);
+    t0
+}
+
 #[test]
 fn two_phones_ring_talk_pass_digits_and_hold_with_music() {
     let conf = DefaultConf::new("phones-call");
@@ -28,9 +36,7 @@ fn two_phones_ring_talk_pass_digits_and_hold_with_music() {
     let (mut a, mut b) = registered_pair(&conf, &mut sw);
     sw.cmd("/event plain CHANNEL_CALLSTATE CHANNEL_HOLD CHANNEL_UNHOLD");
 
-    let t0 = Instant::now();
-    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
-    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    let t0 = dial_1001(&conf, &mut a, &mut b);
     // The default dialplan sets ringback=$${us-ring}: the caller is told
     // of progress (183 with SDP) and hears 440 + 480 Hz while 1001 rings.
     let progress = a.wait_event("CALL_PROGRESS", t0, &mut [&mut b]);
@@ -120,9 +126,7 @@ fn a_caller_who_hangs_up_stops_the_callee_ringing_at_once() {
     let mut sw = conf.start();
     let (mut a, mut b) = registered_pair(&conf, &mut sw);
     sw.cmd("/event plain CHANNEL_HANGUP");
-    let t0 = Instant::now();
-    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
-    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    let t0 = dial_1001(&conf, &mut a, &mut b);
     a.wait_event("CALL_PROGRESS", t0, &mut [&mut b]);
     pump_for(&mut [&mut a, &mut b], Duration::from_millis(500));
     let hangup_at = Instant::now();
@@ -149,9 +153,7 @@ fn without_ringback_the_caller_gets_180_before_200() {
     });
     let mut sw = conf.start();
     let (mut a, mut b) = registered_pair(&conf, &mut sw);
-    let t0 = Instant::now();
-    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
-    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    let t0 = dial_1001(&conf, &mut a, &mut b);
     let ringing = a.wait_event("CALL_RINGING", t0, &mut [&mut b]);
     assert!(a.seen("CALL_ESTABLISHED", t0).is_none());
     let answer_at = Instant::now();
@@ -181,9 +183,7 @@ fn a_phone_registered_over_tcp_is_called_after_a_switch_restart() {
     let mut sw = conf.start();
     let mut a = Phone::start("1000", &registrar, Transport::Udp, A_TONE);
     a.wait_registered(&mut sw, "127.0.0.1");
-    let t0 = Instant::now();
-    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
-    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    dial_1001(&conf, &mut a, &mut b);
     let answer_at = Instant::now();
     b.cmd("accept", "");
     a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
@@ -219,9 +219,7 @@ fn a_phone_on_another_address_registers_with_digest_and_is_called() {
         sw.cmd("sofia_contact 1001@127.0.0.1").contains("127.0.0.2"),
         "1001's contact is its own address"
     );
-    let t0 = Instant::now();
-    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
-    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    dial_1001(&conf, &mut a, &mut b);
     let answer_at = Instant::now();
     b.cmd("accept", "");
     a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);

@@ -542,17 +542,31 @@ impl Stack {
         if key.method != "INVITE" {
             return;
         }
+        let cause = sip_to_cause(503);
+        self.fail_client_invite(&key, 503, Some(cause), cause);
+    }
+
+    /// An INVITE we sent got no final answer (a transport failure or Timer
+    /// B): its call ends with `status` as sip_term_status and `cause`.
+    fn fail_client_invite(
+        &mut self,
+        key: &ClientKey,
+        status: u16,
+        term_cause: Option<CallCause>,
+        cause: CallCause,
+    ) {
         let found = self
             .calls
             .iter()
-            .find(|(_, c)| c.client_invite.as_ref() == Some(&key))
+            .find(|(_, c)| c.client_invite.as_ref() == Some(key))
             .map(|(id, c)| (id.clone(), c.leg.uuid.clone()));
         if let Some((id, uuid)) = found {
             self.remove_call(&id);
             if let Some(s) = ModuleContext::current().session_locate(&uuid) {
-                let cause = sip_to_cause(503);
-                s.set_var("sip_term_status", "503");
-                s.set_var("sip_term_cause", &cause.0.to_string());
+                s.set_var("sip_term_status", &status.to_string());
+                if let Some(c) = term_cause {
+                    s.set_var("sip_term_cause", &c.0.to_string());
+                }
                 s.hangup(cause);
             }
         }
@@ -755,18 +769,7 @@ impl Stack {
         if key.method != "INVITE" {
             return;
         }
-        let found = self
-            .calls
-            .iter()
-            .find(|(_, c)| c.client_invite.as_ref() == Some(&key))
-            .map(|(id, c)| (id.clone(), c.leg.uuid.clone()));
-        if let Some((id, uuid)) = found {
-            self.remove_call(&id);
-            if let Some(s) = ModuleContext::current().session_locate(&uuid) {
-                s.set_var("sip_term_status", "408");
-                s.hangup(CallCause::RECOVERY_ON_TIMER_EXPIRE);
-            }
-        }
+        self.fail_client_invite(&key, 408, None, CallCause::RECOVERY_ON_TIMER_EXPIRE);
     }
 
     fn on_no_ack(&mut self, key: ServerKey, now: Instant) {
