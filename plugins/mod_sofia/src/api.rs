@@ -1,7 +1,7 @@
 //! The `sofia` api command, with FreeSWITCH's layout of its replies:
 //! `sofia status`, `sofia status profile <name> [reg]`,
 //! `sofia status gateway [<name>]`, `sofia profile <name>
-//! start|stop|restart|rescan`, `sofia global siptrace on|off`,
+//! start|stop|restart|rescan|tls-reload`, `sofia global siptrace on|off`,
 //! `sofia loglevel`.
 
 use crate::registrar::now_secs;
@@ -46,7 +46,7 @@ pub fn run(stack: &mut Stack, args: &str) -> (String, Option<ShellAction>) {
 fn usage() -> String {
     "USAGE:\n--------------------------------------------------------------------------------\n\
 sofia global siptrace <on|off>\n\
-sofia profile <name> [start | stop | restart | rescan]\n\
+sofia profile <name> [start | stop | restart | rescan | tls-reload]\n\
 sofia status [profile <name> [reg] | gateway [<name>]]\n\
 --------------------------------------------------------------------------------\n"
         .into()
@@ -244,6 +244,36 @@ fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<Shel
             p.running = true;
             stack.acls = config.acls.clone();
             (format!("restarting: {name}\n"), Some(ShellAction::Start(i)))
+        }
+        // New handshakes use the certificates now on disk; connections
+        // open keep theirs.
+        "tls-reload" => {
+            let ctx = crate::shell::shared().and_then(|s| s.tls.get(i).cloned().flatten());
+            let Some(ctx) = ctx else {
+                return (
+                    format!("-ERR profile {name} does not listen for TLS\n"),
+                    None,
+                );
+            };
+            match ctx.reload() {
+                Ok(()) => {
+                    log::info!(
+                        "profile {name}: TLS certificates reloaded from {}",
+                        ctx.cert_dir().display()
+                    );
+                    (
+                        format!(
+                            "+OK TLS certificates of {name} reloaded from {}\n",
+                            ctx.cert_dir().display()
+                        ),
+                        None,
+                    )
+                }
+                Err(e) => {
+                    log::error!("profile {name}: TLS reload failed, old certificates kept: {e}");
+                    (format!("-ERR {e}; the old certificates stay\n"), None)
+                }
+            }
         }
         "rescan" => match read_config() {
             Ok(config) => {

@@ -187,8 +187,10 @@ pub struct ProfileConfig {
     pub gateways: Vec<Gateway>,
     /// `sip-trace` at start.
     pub trace: bool,
-    /// TCP connection lifetimes and caps.
+    /// TCP connection lifetimes and caps (TLS connections' too).
     pub tcp_limits: TcpLimits,
+    /// SIP over TLS: `tls`, `tls-sip-port`, `tls-cert-dir`, ….
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// Everything mod_sofia reads.
@@ -212,7 +214,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-fn bool_param(v: &str) -> bool {
+pub(crate) fn bool_param(v: &str) -> bool {
     matches!(
         v.trim().to_ascii_lowercase().as_str(),
         "true" | "yes" | "on" | "1" | "enabled"
@@ -322,6 +324,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         gateways: Vec::new(),
         trace: false,
         tcp_limits: TcpLimits::default(),
+        tls: crate::tls::TlsSettings::default(),
     };
     let mut rtp_ip_set = false;
     if let Some(settings) = p.child("settings") {
@@ -408,7 +411,11 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                         c.tcp_limits.max_per_ip = n;
                     }
                 }
-                _ => {}
+                _ => {
+                    c.tls
+                        .param(&k, vt)
+                        .map_err(|e| ConfigError(format!("profile {name}: {e}")))?;
+                }
             }
         }
     }

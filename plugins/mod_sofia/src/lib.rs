@@ -1,7 +1,7 @@
 //! # mod_sofia — the SIP endpoint
 //!
-//! Profiles from `sofia.conf` (`conf/sip_profiles/*.xml`) listen on UDP
-//! and TCP; calls, registrations and gateways follow RFC 3261 with SDP
+//! Profiles from `sofia.conf` (`conf/sip_profiles/*.xml`) listen on UDP,
+//! TCP and TLS; calls, registrations and gateways follow RFC 3261 with SDP
 //! offer/answer and RTP media.
 //!
 //! - [`sip`]: the sans-IO core — messages, headers, digest, transactions.
@@ -12,6 +12,7 @@
 //! - [`endpoint`]: the `sofia` endpoint the core calls (frames, answer,
 //!   hangup, outbound legs).
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
+//! - [`tls`]: SIP over TLS — the `tls*` parameters, certificates, rustls.
 //! - [`acl`]: network lists (`acl.conf`, `loopback.auto`, …).
 //! - [`config`], [`causes`], [`leg`]: settings, cause mapping, the state a
 //!   session and the SIP thread share.
@@ -27,6 +28,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod shell;
 pub mod sip;
+pub mod tls;
 pub mod ua;
 
 use hotswitch_plugin_api::{declare_module, ModuleContext, Status};

@@ -6,7 +6,9 @@
 //! runtime thread returns. TCP connections live by the profile's
 //! [`TcpLimits`]: an idle timeout, a deadline for a message begun, optional
 //! keep-alive pings, and caps on accepted connections per address and in
-//! total; a response too large for a datagram goes over an open TCP
+//! total; TLS connections (on `tls-sip-port`) live by the same limits, and
+//! a TLS handshake that does not complete within the message timeout is
+//! closed. A response too large for a datagram goes over an open TCP
 //! connection to its Via or becomes 513.
 
 use crate::api::ShellAction;
@@ -15,6 +17,7 @@ use crate::leg::{ApiRequest, Input};
 use crate::registrar::Registrar;
 use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
+use crate::tls::TlsContext;
 use crate::ua::Stack;
 use hotswitch_plugin_api::Status;
 use std::collections::{HashMap, HashSet};
@@ -22,7 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
@@ -39,6 +42,8 @@ pub struct Shared {
     /// TCP connections phones opened to us, while they live: a phone
     /// registered over one is reached through it (RFC 5626's flow).
     pub flows: Mutex<HashSet<SocketAddr>>,
+    /// Each profile's TLS certificates, when it listens for TLS.
+    pub tls: Vec<Option<Arc<TlsContext>>>,
 }
 
 impl Shared {
@@ -49,8 +54,10 @@ impl Shared {
 }
 
 struct Prepared {
-    udp: Vec<std::net::UdpSocket>,
+    /// `None` under `tls-only`.
+    udp: Vec<Option<std::net::UdpSocket>>,
     tcp: Vec<Option<std::net::TcpListener>>,
+    tls: Vec<Option<std::net::TcpListener>>,
     stack: Stack,
     rx: UnboundedReceiver<Input>,
 }
@@ -123,12 +130,26 @@ pub fn prepare(config: Config) -> Result<(), String> {
     };
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
+    let mut tls = Vec::new();
+    let mut tls_ctx = Vec::new();
     let mut addrs = Vec::new();
     for p in &config.profiles {
         let addr = SocketAddr::new(p.sip_ip, p.sip_port);
-        let u = bind_udp(addr)
-            .map_err(|e| format!("profile {}: cannot bind UDP {addr}: {e}", p.name))?;
-        let t = if p.tcp {
+        let (ctx, l) = match tls_listener(p)? {
+            Some((ctx, l)) => (Some(ctx), Some(l)),
+            None => (None, None),
+        };
+        // tls-only: nothing but TLS (when TLS could start).
+        let plain = !(p.tls.only && l.is_some());
+        let u = if plain {
+            Some(
+                bind_udp(addr)
+                    .map_err(|e| format!("profile {}: cannot bind UDP {addr}: {e}", p.name))?,
+            )
+        } else {
+            None
+        };
+        let t = if p.tcp && plain {
             Some(
                 bind_tcp(addr)
                     .map_err(|e| format!("profile {}: cannot bind TCP {addr}: {e}", p.name))?,
@@ -137,12 +158,19 @@ pub fn prepare(config: Config) -> Result<(), String> {
             None
         };
         log::info!(
-            "profile {} listening on {addr} (udp{})",
+            "profile {} listening on {addr} ({}{}){}",
             p.name,
-            if p.tcp { ", tcp" } else { "" }
+            if plain { "udp" } else { "no udp" },
+            if t.is_some() { ", tcp" } else { "" },
+            match l {
+                Some(_) => format!(", tls on port {}", p.tls.port),
+                None => String::new(),
+            }
         );
         udp.push(u);
         tcp.push(t);
+        tls.push(l);
+        tls_ctx.push(ctx);
         addrs.push(addr);
     }
     let registrar = Arc::new(Registrar::new(store)?);
@@ -161,16 +189,40 @@ pub fn prepare(config: Config) -> Result<(), String> {
         input: tx,
         rtp: (config.rtp_start, config.rtp_end),
         flows: Mutex::new(HashSet::new()),
+        tls: tls_ctx,
     };
     STOPPING.store(false, Ordering::Release);
     *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
     *lock(&PREPARED) = Some(Prepared {
         udp,
         tcp,
+        tls,
         stack,
         rx,
     });
     Ok(())
+}
+
+/// A profile's TLS listener and certificates under `tls`. Certificates
+/// that cannot be read leave the profile without TLS (FreeSWITCH's
+/// behaviour), said in the log; a port that cannot be bound fails the load.
+fn tls_listener(
+    p: &ProfileConfig,
+) -> Result<Option<(Arc<TlsContext>, std::net::TcpListener)>, String> {
+    if !p.tls.enabled {
+        return Ok(None);
+    }
+    let ctx = match TlsContext::load(&p.tls) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            log::error!("profile {}: TLS not started: {e}", p.name);
+            return Ok(None);
+        }
+    };
+    let addr = SocketAddr::new(p.sip_ip, p.tls.port);
+    let l =
+        bind_tcp(addr).map_err(|e| format!("profile {}: cannot bind TLS {addr}: {e}", p.name))?;
+    Ok(Some((ctx, l)))
 }
 
 /// The SIP thread: serves until unload, then drops every socket and task.
@@ -247,6 +299,8 @@ struct Sockets {
     input: UnboundedSender<Input>,
     /// Each profile's TCP limits (as loaded).
     tcp_limits: Vec<TcpLimits>,
+    /// Each profile's TLS certificates, when it listens for TLS.
+    tls: Vec<Option<Arc<TlsContext>>>,
 }
 
 impl Sockets {
@@ -260,18 +314,27 @@ impl Sockets {
     fn start_profile(
         &mut self,
         i: usize,
-        udp: std::net::UdpSocket,
+        udp: Option<std::net::UdpSocket>,
         tcp: Option<std::net::TcpListener>,
+        tls: Option<std::net::TcpListener>,
     ) -> std::io::Result<()> {
-        let u = Arc::new(UdpSocket::from_std(udp)?);
-        self.udp[i] = Some(u.clone());
-        let input = self.input.clone();
-        self.tasks[i].push(tokio::spawn(udp_reader(i, u, input)));
+        if let Some(udp) = udp {
+            let u = Arc::new(UdpSocket::from_std(udp)?);
+            self.udp[i] = Some(u.clone());
+            let input = self.input.clone();
+            self.tasks[i].push(tokio::spawn(udp_reader(i, u, input)));
+        }
         if let Some(l) = tcp {
             let l = TcpListener::from_std(l)?;
             let input = self.input.clone();
             let limits = self.limits(i);
-            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input, limits)));
+            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input, limits, None)));
+        }
+        if let (Some(l), Some(ctx)) = (tls, self.tls.get(i).cloned().flatten()) {
+            let l = TcpListener::from_std(l)?;
+            let input = self.input.clone();
+            let limits = self.limits(i);
+            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input, limits, Some(ctx))));
         }
         Ok(())
     }
@@ -373,34 +436,62 @@ impl Sockets {
                     Err(e) => log::debug!("send to {}: {e}", t.addr),
                 }
             }
-            Proto::Tcp => {
+            Proto::Tcp | Proto::Tls => {
                 if let Some(w) = self.conns.get(&t.addr) {
                     if w.send(bytes.clone()).is_ok() {
                         return;
                     }
                 }
+                let tls = match t.proto {
+                    Proto::Tls => match self.tls.get(t.profile).cloned().flatten() {
+                        Some(ctx) => Some(ctx.connector()),
+                        None => {
+                            log::warn!(
+                                "a message for tls/{} on a profile without TLS; dropped",
+                                t.addr
+                            );
+                            return;
+                        }
+                    },
+                    _ => None,
+                };
                 // No connection yet: queue on a new one, connected in the
                 // background.
                 let (w, rx) = unbounded_channel();
                 let _ = w.send(bytes);
                 self.conns.insert(t.addr, w);
                 let input = self.input.clone();
-                let profile = t.profile;
-                let limits = self.limits(profile);
-                tokio::spawn(async move {
-                    match TcpStream::connect(t.addr).await {
-                        Ok(s) => tcp_conn(profile, s, t.addr, rx, input, limits).await,
-                        Err(e) => {
-                            log::warn!("cannot connect to {}: {e}", t.addr);
-                            let _ = input.send(Input::TcpUnreachable {
-                                to: t.addr,
-                                error: e.to_string(),
-                            });
-                        }
-                    }
-                });
+                let limits = self.limits(t.profile);
+                tokio::spawn(connect(t, tls, rx, input, limits));
             }
         }
+    }
+}
+
+/// Opens a connection to `t` (TLS with `tls`), then carries `out` on it.
+async fn connect(
+    t: Target,
+    tls: Option<tokio_rustls::TlsConnector>,
+    out: UnboundedReceiver<Vec<u8>>,
+    input: UnboundedSender<Input>,
+    limits: TcpLimits,
+) {
+    let fail = |input: &UnboundedSender<Input>, error: String| {
+        log::warn!("cannot connect to {}/{}: {error}", t.proto.as_str(), t.addr);
+        let _ = input.send(Input::TcpUnreachable { to: t.addr, error });
+    };
+    let s = match TcpStream::connect(t.addr).await {
+        Ok(s) => s,
+        Err(e) => return fail(&input, e.to_string()),
+    };
+    let Some(tls) = tls else {
+        return stream_conn(t.profile, Proto::Tcp, s, t.addr, out, input, limits).await;
+    };
+    let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(t.addr.ip().into());
+    match tokio::time::timeout(limits.message, tls.connect(name, s)).await {
+        Ok(Ok(s)) => stream_conn(t.profile, Proto::Tls, s, t.addr, out, input, limits).await,
+        Ok(Err(e)) => fail(&input, format!("TLS handshake: {e}")),
+        Err(_) => fail(&input, "TLS handshake did not complete".into()),
     }
 }
 
@@ -480,11 +571,13 @@ impl ConnCounts {
     }
 }
 
+/// Accepts a profile's TCP connections, or its TLS ones with `tls`.
 async fn tcp_acceptor(
     profile: usize,
     l: TcpListener,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
+    tls: Option<Arc<TlsContext>>,
 ) {
     let counts = Arc::new(ConnCounts::default());
     let mut refused = 0u64;
@@ -510,17 +603,47 @@ async fn tcp_acceptor(
                 continue;
             }
         };
-        let (w, rx) = unbounded_channel();
-        if input.send(Input::TcpOpen { from, writer: w }).is_err() {
+        if input.is_closed() {
             return;
         }
         let input = input.clone();
         let limits = limits.clone();
+        let acceptor = tls.as_ref().map(|c| c.acceptor());
         tokio::spawn(async move {
             let _counted = counted;
-            tcp_conn(profile, s, from, rx, input, limits).await
+            let Some(acceptor) = acceptor else {
+                return opened(profile, Proto::Tcp, s, from, input, limits).await;
+            };
+            // A handshake that stalls holds its slot no longer than a
+            // message may take.
+            match tokio::time::timeout(limits.message, acceptor.accept(s)).await {
+                Ok(Ok(s)) => opened(profile, Proto::Tls, s, from, input, limits).await,
+                Ok(Err(e)) => log::warn!("TLS {from}: handshake failed: {e}; closing"),
+                Err(_) => log::warn!(
+                    "TLS {from}: handshake not complete after {} ms (tcp-message-timeout); closing",
+                    limits.message.as_millis()
+                ),
+            }
         });
     }
+}
+
+/// An accepted connection, ready: announced to the SIP thread, then served.
+async fn opened<S>(
+    profile: usize,
+    proto: Proto,
+    s: S,
+    from: SocketAddr,
+    input: UnboundedSender<Input>,
+    limits: TcpLimits,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (w, rx) = unbounded_channel();
+    if input.send(Input::TcpOpen { from, writer: w }).is_err() {
+        return;
+    }
+    stream_conn(profile, proto, s, from, rx, input, limits).await
 }
 
 /// Why a connection's reader stops waiting.
@@ -540,18 +663,21 @@ fn tcp_deadline(
     d
 }
 
-/// One TCP connection: messages framed by Content-Length in, queued
-/// messages (and keep-alive pings) out; closed when idle, when a message
-/// begun does not complete in time, or when a ping gets no answer.
-async fn tcp_conn(
+/// One TCP or TLS connection: messages framed by Content-Length in,
+/// queued messages (and keep-alive pings) out; closed when idle, when a
+/// message begun does not complete in time, or when a ping gets no answer.
+async fn stream_conn<S>(
     profile: usize,
-    s: TcpStream,
+    proto: Proto,
+    s: S,
     from: SocketAddr,
     mut out: UnboundedReceiver<Vec<u8>>,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
-) {
-    let (mut r, mut w) = s.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(s);
     let ping_sent: Arc<Mutex<Option<Instant>>> = Arc::default();
     let keepalive = limits.keepalive;
     let pinged = ping_sent.clone();
@@ -619,6 +745,7 @@ async fn tcp_conn(
                     if input
                         .send(Input::Stream {
                             profile,
+                            proto,
                             from,
                             data,
                         })
@@ -648,6 +775,7 @@ async fn serve(p: Prepared) {
     let Prepared {
         udp,
         tcp,
+        tls,
         mut stack,
         mut rx,
     } = p;
@@ -664,9 +792,10 @@ async fn serve(p: Prepared) {
             .iter()
             .map(|p| p.cfg.tcp_limits.clone())
             .collect(),
+        tls: shared().map(|s| s.tls.clone()).unwrap_or_default(),
     };
-    for (i, (u, t)) in udp.into_iter().zip(tcp).enumerate() {
-        if let Err(e) = sockets.start_profile(i, u, t) {
+    for (i, ((u, t), l)) in udp.into_iter().zip(tcp).zip(tls).enumerate() {
+        if let Err(e) = sockets.start_profile(i, u, t, l) {
             log::error!("profile {}: {e}", stack.profiles[i].cfg.name);
         }
     }
@@ -707,10 +836,22 @@ async fn serve(p: Prepared) {
                     sockets.stop_profile(i);
                     let cfg = &stack.profiles[i].cfg;
                     let addr = stack.profiles[i].addr;
-                    let started = bind_udp(addr).and_then(|u| {
-                        let t = if cfg.tcp { Some(bind_tcp(addr)?) } else { None };
-                        sockets.start_profile(i, u, t)
-                    });
+                    let tls = sockets.tls.get(i).is_some_and(|t| t.is_some());
+                    let plain = !(tls && cfg.tls.only);
+                    let started = (|| {
+                        let u = if plain { Some(bind_udp(addr)?) } else { None };
+                        let t = if cfg.tcp && plain {
+                            Some(bind_tcp(addr)?)
+                        } else {
+                            None
+                        };
+                        let l = if tls {
+                            Some(bind_tcp(SocketAddr::new(addr.ip(), cfg.tls.port))?)
+                        } else {
+                            None
+                        };
+                        sockets.start_profile(i, u, t, l)
+                    })();
                     match started {
                         Ok(()) => log::info!("profile {} started on {addr}", cfg.name),
                         Err(e) => {
@@ -759,11 +900,12 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
         ),
         Input::Stream {
             profile,
+            proto,
             from,
             data,
         } => stack.on_bytes(
             Target {
-                proto: Proto::Tcp,
+                proto,
                 addr: from,
                 profile,
             },

@@ -147,6 +147,39 @@ pub struct Phone {
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
+}
+
+/// How a phone is set up beyond its user and registrar.
+#[derive(Clone)]
+pub struct PhoneSetup {
+    /// The address it listens on.
+    pub ip: String,
+    pub transport: Transport,
+    /// The tone it sends (Hz).
+    pub freq: f64,
+    /// A command it runs under (for example `ip netns exec <ns>`).
+    pub wrapper: Option<Vec<String>>,
+    /// Its TLS certificate and key (one PEM): shown to the switch.
+    pub certificate: Option<PathBuf>,
+    /// The authorities it trusts for the switch's certificate.
+    pub cafile: Option<PathBuf>,
+    /// The account's `mediaenc` (`srtp`, `srtp-mand`, …).
+    pub mediaenc: Option<String>,
+}
+
+impl PhoneSetup {
+    pub fn new(transport: Transport, freq: f64) -> PhoneSetup {
+        PhoneSetup {
+            ip: "127.0.0.1".into(),
+            transport,
+            freq,
+            wrapper: None,
+            certificate: None,
+            cafile: None,
+            mediaenc: None,
+        }
+    }
 }
 
 impl Phone {
@@ -167,6 +200,17 @@ impl Phone {
         freq: f64,
         wrapper: Option<&[&str]>,
     ) -> Phone {
+        let setup = PhoneSetup {
+            ip: ip.into(),
+            wrapper: wrapper.map(|w| w.iter().map(|s| s.to_string()).collect()),
+            ..PhoneSetup::new(transport, freq)
+        };
+        Phone::start_with(user, registrar, &setup)
+    }
+
+    /// A phone as `setup` says.
+    pub fn start_with(user: &str, registrar: &str, setup: &PhoneSetup) -> Phone {
+        let (ip, freq) = (setup.ip.as_str(), setup.freq);
         let dir = TempDir::new(&format!("phone-{user}"));
         let wav = dir.path().join("talk.wav");
         write_tone(&wav, freq, 120.0);
@@ -198,22 +242,37 @@ impl Phone {
             snd = snd.display(),
             rtp_end = rtp + 99,
         );
+        let mut config = config;
+        if let Some(c) = &setup.certificate {
+            config.push_str(&format!("sip_certificate {}\n", c.display()));
+        }
+        if let Some(c) = &setup.cafile {
+            config.push_str(&format!("sip_cafile {}\n", c.display()));
+        }
+        if setup.mediaenc.is_some() {
+            config.push_str("module srtp.so\n");
+        }
         std::fs::write(dir.path().join("config"), config).unwrap();
-        let params = match transport {
-            Transport::Udp => String::new(),
-            Transport::Tcp => ";transport=tcp".into(),
+        let params = match setup.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        let mediaenc = match &setup.mediaenc {
+            Some(m) => format!(";mediaenc={m}"),
+            None => String::new(),
         };
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:{user}@{registrar}{params}>;auth_pass=1234;regint=60;answermode=manual\n"
+                "<sip:{user}@{registrar}{params}>;auth_pass=1234;regint=60;answermode=manual{mediaenc}\n"
             ),
         )
         .unwrap();
         let log = dir.path().join("baresip.log");
-        let mut cmd = match wrapper {
+        let mut cmd = match &setup.wrapper {
             Some(w) => {
-                let mut c = Command::new(w[0]);
+                let mut c = Command::new(&w[0]);
                 c.args(&w[1..]).arg("baresip");
                 c
             }

@@ -13,7 +13,7 @@ pub struct DialTarget {
 }
 
 /// Where a registered contact is reached. Over UDP: the address its
-/// REGISTER came from (NAT). Over TCP: the connection the phone opened,
+/// REGISTER came from (NAT). Over TCP or TLS: the connection the phone opened,
 /// while it lives (RFC 5626's flow), else the Contact's own address — the
 /// phone listens there, while the flow's source port is gone after a
 /// restart of either side.
@@ -23,9 +23,10 @@ pub(super) fn registered_target(
     profile: usize,
     flow_alive: &dyn Fn(SocketAddr) -> bool,
 ) -> Result<Target, CallCause> {
-    if !r.transport.eq_ignore_ascii_case("TCP") {
+    let proto = Proto::from_token(&r.transport).unwrap_or(Proto::Udp);
+    if proto == Proto::Udp {
         return Ok(Target {
-            proto: Proto::Udp,
+            proto,
             addr: r.network,
             profile,
         });
@@ -36,7 +37,7 @@ pub(super) fn registered_target(
         resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?
     };
     Ok(Target {
-        proto: Proto::Tcp,
+        proto,
         addr,
         profile,
     })
@@ -107,13 +108,11 @@ pub fn dial_target(
         format!("sip:{rest}")
     };
     let uri = Uri::parse(&text).ok_or(CallCause::INVALID_URL)?;
-    let proto = if uri
-        .param("transport")
-        .is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
-    {
-        Proto::Tcp
-    } else {
-        Proto::Udp
+    // RFC 3261 §26.2.2: a sips: URI is reached over TLS.
+    let proto = match uri.param("transport").and_then(Proto::from_token) {
+        Some(p) => p,
+        None if text.starts_with("sips:") => Proto::Tls,
+        None => Proto::Udp,
     };
     // A registered contact is reached as it registered (NAT, TCP flow).
     let registered = uri.user.as_ref().and_then(|u| {

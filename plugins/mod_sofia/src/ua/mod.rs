@@ -74,11 +74,27 @@ impl ProfileRt {
         )
     }
 
+    /// Our address in a Via or Contact for `proto`: TLS has its own port.
+    pub(super) fn host_port_for(&self, proto: Proto) -> String {
+        if proto != Proto::Tls {
+            return self.host_port();
+        }
+        format!(
+            "{}:{}",
+            self.cfg.ext_rtp_ip.unwrap_or(self.cfg.sip_ip),
+            self.cfg.tls.port
+        )
+    }
+
     /// Our Contact URI.
     pub fn contact(&self, proto: Proto) -> String {
         match proto {
             Proto::Udp => format!("<sip:mod_sofia@{}>", self.host_port()),
             Proto::Tcp => format!("<sip:mod_sofia@{};transport=tcp>", self.host_port()),
+            Proto::Tls => format!(
+                "<sip:mod_sofia@{};transport=tls>",
+                self.host_port_for(proto)
+            ),
         }
     }
 }
@@ -412,7 +428,7 @@ impl Stack {
                     if !self.profiles[from.profile].running {
                         return;
                     }
-                    stamp_via(&mut msg, from.addr, from.proto == Proto::Tcp);
+                    stamp_via(&mut msg, from.addr, from.proto.reliable());
                     self.tx.on_request(msg, from, now);
                 } else {
                     self.tx.on_response(msg, now);

@@ -95,7 +95,7 @@ impl Stack {
             format!(
                 "SIP/2.0/{} {};branch={};rport",
                 call.peer.proto.as_str(),
-                p.host_port(),
+                p.host_port_for(call.peer.proto),
                 new_branch()
             ),
         );
@@ -359,11 +359,7 @@ impl Stack {
             .iter()
             .position(|p| p.addr.port() == via.port.unwrap_or(5060))
             .unwrap_or(0);
-        let proto = if via.transport == "TCP" {
-            Proto::Tcp
-        } else {
-            Proto::Udp
-        };
+        let proto = Proto::from_token(&via.transport).unwrap_or(Proto::Udp);
         let target = Target {
             proto,
             addr,
@@ -462,7 +458,7 @@ impl Stack {
             format!(
                 "SIP/2.0/{} {};branch={};rport",
                 target.proto.as_str(),
-                p.host_port(),
+                p.host_port_for(target.proto),
                 new_branch()
             ),
         );
