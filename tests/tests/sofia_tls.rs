@@ -5,9 +5,12 @@
 //! the switch's authorities do not vouch for is refused at the handshake;
 //! and certificates replaced on disk are served to new handshakes after
 //! `sofia profile internal tls-reload` while the phone's connection goes on.
+//! With `rtp-secure-media` mandatory the phone's audio is SRTP (SDES keys
+//! over the TLS signalling, baresip's `srtp` module).
 //! The certificates are made by `openssl` for each test.
 
 mod phones_common;
+mod sofia_common;
 
 use hotswitch_e2e::{free_port, TempDir};
 use phones_common::{pump_for, share_with, DefaultConf, Phone, PhoneSetup, Transport, WAIT};
@@ -170,22 +173,39 @@ fn tls_conf(tag: &str, pki: &Pki, policy: &str) -> (DefaultConf, u16, PathBuf) {
 }
 
 fn tls_phone(user: &str, tls_port: u16, pki: &Pki, cert: Option<PathBuf>) -> Phone {
+    tls_phone_with(user, tls_port, pki, cert, None)
+}
+
+fn tls_phone_with(
+    user: &str,
+    tls_port: u16,
+    pki: &Pki,
+    cert: Option<PathBuf>,
+    mediaenc: Option<&str>,
+) -> Phone {
     let setup = PhoneSetup {
         certificate: cert,
         cafile: Some(pki.path().join("ca.pem")),
+        mediaenc: mediaenc.map(str::to_string),
         ..PhoneSetup::new(Transport::Tls, TONE)
     };
     Phone::start_with(user, &format!("127.0.0.1:{tls_port}"), &setup)
 }
 
-/// Calls 9196 over TLS and checks the phone hears its own tone.
+/// Calls 9196 over TLS and checks the phone hears its own tone; `during`
+/// looks at the switch while the call is up.
 fn echo_call(phone: &mut Phone, tls_port: u16) {
+    echo_call_checking(phone, tls_port, |_| {})
+}
+
+fn echo_call_checking(phone: &mut Phone, tls_port: u16, during: impl FnOnce(&mut Phone)) {
     let t0 = Instant::now();
     phone.cmd(
         "dial",
         &format!("sip:9196@127.0.0.1:{tls_port};transport=tls"),
     );
     phone.wait_event("CALL_ESTABLISHED", t0, &mut []);
+    during(phone);
     pump_for(&mut [&mut *phone], Duration::from_secs(3));
     phone.cmd("hangup", "");
     phone.wait_event("CALL_CLOSED", t0, &mut []);
@@ -285,4 +305,28 @@ fn certificates_replaced_on_disk_are_served_after_tls_reload_and_the_phone_goes_
     let r = sw.cmd("sofia profile internal tls-reload");
     assert!(r.starts_with("-ERR"), "{r}");
     assert_eq!(served_fingerprint(tls_port), after);
+}
+
+#[test]
+fn a_phone_calling_over_tls_with_srtp_hears_its_tone_back() {
+    let pki = Pki::new();
+    let (conf, tls_port, _) = tls_conf("tls-srtp", &pki, "none");
+    // SRTP only: a call without keys would be refused 488.
+    conf.edit("sip_profiles/internal.xml", |t| {
+        t.replace(
+            "<param name=\"tls-verify-depth\" value=\"2\"/>",
+            "<param name=\"tls-verify-depth\" value=\"2\"/>\n    \
+             <param name=\"rtp-secure-media\" value=\"mandatory\"/>",
+        )
+    });
+    let mut sw = conf.start();
+    let mut phone = tls_phone_with("1000", tls_port, &pki, None, Some("srtp-mand"));
+    phone.wait_registered(&mut sw, "127.0.0.1");
+    let mut suite = String::new();
+    echo_call_checking(&mut phone, tls_port, |_| {
+        let uuid = sofia_common::only_channel(&mut sw);
+        suite = sofia_common::getvar(&mut sw, &uuid, "rtp_has_crypto");
+    });
+    assert!(suite.starts_with("AES_CM_128_HMAC_SHA1"), "{suite:?}");
+    assert!(!sw.log().contains("failed its check"), "{}", sw.log());
 }

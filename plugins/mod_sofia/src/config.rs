@@ -191,6 +191,9 @@ pub struct ProfileConfig {
     pub tcp_limits: TcpLimits,
     /// SIP over TLS: `tls`, `tls-sip-port`, `tls-cert-dir`, ….
     pub tls: crate::tls::TlsSettings,
+    /// `rtp-secure-media`: the profile's `rtp_secure_media` for calls
+    /// whose channel sets none.
+    pub secure_media: crate::srtp::SecureMedia,
 }
 
 /// Everything mod_sofia reads.
@@ -325,6 +328,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         trace: false,
         tcp_limits: TcpLimits::default(),
         tls: crate::tls::TlsSettings::default(),
+        secure_media: crate::srtp::SecureMedia::Default,
     };
     let mut rtp_ip_set = false;
     if let Some(settings) = p.child("settings") {
@@ -386,6 +390,10 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     c.challenge_realm = Some(vt.to_string())
                 }
                 "enable-tcp" | "bind-tcp" => c.tcp = bool_param(vt),
+                "rtp-secure-media" => {
+                    c.secure_media = crate::srtp::SecureMedia::parse(vt)
+                        .map_err(|e| ConfigError(format!("profile {name}: {e}")))?
+                }
                 "sip-trace" => c.trace = bool_param(vt),
                 "tcp-idle-timeout" | "tcp-message-timeout" | "tcp-keepalive" | "tcp-pingpong" => {
                     let ms: u64 = vt.parse().map_err(|_| err(&k, &v))?;

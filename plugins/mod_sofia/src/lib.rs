@@ -5,7 +5,8 @@
 //! offer/answer and RTP media.
 //!
 //! - [`sip`]: the sans-IO core — messages, headers, digest, transactions.
-//! - [`sdp`], [`rtp`]: media negotiation and transport.
+//! - [`sdp`], [`rtp`], [`srtp`]: media negotiation, transport, SDES-keyed
+//!   SRTP.
 //! - [`ua`]: dialogs, calls, the registrar's requests and gateways (the
 //!   transaction user), on the SIP thread.
 //! - [`registrar`]: registrations, kept in an embedded store.
@@ -28,6 +29,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod shell;
 pub mod sip;
+pub mod srtp;
 pub mod tls;
 pub mod ua;
 

@@ -1,8 +1,8 @@
 //! RTP and RTCP for one call leg (RFC 3550, RFC 4733): a socket pair from
 //! the profile's port range, packets paced by the session thread that
 //! reads and writes frames, sequence/timestamp/SSRC handling, symmetric
-//! latching, telephone-events both ways, sender and receiver reports, and
-//! the media timeout.
+//! latching, telephone-events both ways, sender and receiver reports, the
+//! media timeout, and SRTP when SDES keyed it ([`crate::srtp`]).
 //!
 //! The session's own thread calls [`Media::read`] and [`Media::write`]; the
 //! SIP thread only changes where media goes ([`Media::set_remote`]).
@@ -84,6 +84,8 @@ pub struct Stats {
     pub dtmf_in: u64,
     pub rtcp_in: u64,
     pub rtcp_out: u64,
+    /// SRTP packets dropped for a failed check.
+    pub srtp_auth_failures: u64,
 }
 
 struct State {
@@ -118,6 +120,8 @@ struct State {
     dtmf: DtmfOut,
     /// When audio was last written (a writer paces the events itself).
     last_write: Option<Instant>,
+    /// SDES keys and the SRTP contexts.
+    sdes: crate::srtp::Sdes,
 }
 
 /// RFC 4733 events going out, one packet per 20 ms frame as RFC 4733
@@ -197,6 +201,14 @@ fn dtmf_step(st: &mut State, now: Instant) -> Vec<Vec<u8>> {
 }
 
 /// One telephone-event packet of the current event.
+/// Packets made under the lock, protected when SRTP is on.
+fn protect_all(st: &mut State, packets: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    packets
+        .iter()
+        .filter_map(|p| st.sdes.protect_rtp(p).map(|p| p.into_owned()))
+        .collect()
+}
+
 fn event_packet(st: &mut State, te: u8, marker: bool, end: bool, duration: u32) -> Vec<u8> {
     let (code, ts) = st
         .dtmf
@@ -353,6 +365,7 @@ impl Media {
                     hold_timeout: None,
                     dtmf: DtmfOut::default(),
                     last_write: None,
+                    sdes: crate::srtp::Sdes::default(),
                 }),
             });
         }
@@ -397,7 +410,26 @@ impl Media {
 
     /// The counters so far.
     pub fn stats(&self) -> Stats {
-        lock(&self.st).stats
+        let st = lock(&self.st);
+        Stats {
+            srtp_auth_failures: st.sdes.auth_failures(),
+            ..st.stats
+        }
+    }
+
+    /// Works on the leg's SDES state (offer, answer, our lines).
+    pub fn sdes<R>(&self, f: impl FnOnce(&mut crate::srtp::Sdes) -> R) -> R {
+        f(&mut lock(&self.st).sdes)
+    }
+
+    /// One datagram off the RTP socket, through SRTP when it is on.
+    fn receive(&self, p: &[u8], from: SocketAddr, buf: &mut [u8]) -> Option<Read> {
+        let clear = lock(&self.st).sdes.unprotect_rtp(p, self.port, from);
+        match clear {
+            crate::srtp::Unprotected::Plain => self.packet(p, from, buf),
+            crate::srtp::Unprotected::Clear(v) => self.packet(&v, from, buf),
+            crate::srtp::Unprotected::Dropped => None,
+        }
     }
 
     /// The address media is sent to.
@@ -419,7 +451,7 @@ impl Media {
                 self.sock.recv_from(&mut pkt).ok()
             };
             if let Some((n, from)) = got {
-                if let Some(r) = self.packet(&pkt[..n], from, buf) {
+                if let Some(r) = self.receive(&pkt[..n], from, buf) {
                     return r;
                 }
                 continue;
@@ -447,7 +479,7 @@ impl Media {
         let mut pkt = [0u8; 1500];
         let mut sink = [0u8; 1500];
         while let Some((n, from)) = recv_dontwait(&self.sock, &mut pkt) {
-            if let Some(Read::Dtmf(d, ms)) = self.packet(&pkt[..n], from, &mut sink) {
+            if let Some(Read::Dtmf(d, ms)) = self.receive(&pkt[..n], from, &mut sink) {
                 digits.push((d, ms));
             }
         }
@@ -547,7 +579,10 @@ impl Media {
         let mut b = [0u8; 1500];
         while let Ok((n, _)) = self.rtcp.recv_from(&mut b) {
             if n >= 8 && b[0] >> 6 == 2 && (200..=204).contains(&b[1]) {
-                lock(&self.st).stats.rtcp_in += 1;
+                let mut st = lock(&self.st);
+                if st.sdes.unprotect_rtcp(&b[..n]) {
+                    st.stats.rtcp_in += 1;
+                }
             }
         }
     }
@@ -574,6 +609,7 @@ impl Media {
             // An event replaces the audio of its frames; the audio clock
             // goes on, so audio resumes where real time is.
             let packets = dtmf_step(&mut st, Instant::now());
+            let packets = protect_all(&mut st, packets);
             st.ts = st.ts.wrapping_add(samples);
             drop(st);
             for p in packets {
@@ -632,8 +668,11 @@ impl Media {
         st.stats.tx_octets += (pkt.len() - 12) as u64;
         TOTAL_OUT.fetch_add(1, Ordering::Relaxed);
         let report = st.last_rtcp.elapsed() >= Duration::from_secs(5);
+        let Some(pkt) = st.sdes.protect_rtp(pkt) else {
+            return;
+        };
         drop(st);
-        let _ = self.sock.send_to(pkt, to);
+        let _ = self.sock.send_to(&pkt, to);
         if report {
             self.send_report();
         }
@@ -678,6 +717,7 @@ impl Media {
             return false;
         };
         let packets = dtmf_step(&mut st, now);
+        let packets = protect_all(&mut st, packets);
         st.ts = st.ts.wrapping_add(DTMF_STEP);
         let pending = st.dtmf.pending();
         drop(st);
@@ -723,6 +763,9 @@ impl Media {
             p.extend_from_slice(&max.to_be_bytes());
             p.extend_from_slice(&[0u8; 12]);
         }
+        let Some(p) = st.sdes.protect_rtcp(&p).map(|p| p.into_owned()) else {
+            return;
+        };
         drop(st);
         let _ = self.rtcp.send_to(&p, to);
     }

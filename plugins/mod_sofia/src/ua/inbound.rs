@@ -91,6 +91,13 @@ impl Stack {
         media.set_timeouts(p.cfg.rtp_timeout, p.cfg.rtp_hold_timeout);
         if let (Some(r), Some((codec, pt))) = (&remote, chosen) {
             media.set_remote(r.addr, codec, pt, r.te_pt);
+            // SDES (RFC 4568) under the profile's rtp-secure-media.
+            let policy = &p.cfg.secure_media;
+            if let Err(why) = media.sdes(|s| s.answer(policy, r.savp, &r.crypto)) {
+                log::warn!("INVITE {call_id}: {why}");
+                self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
+                return;
+            }
         }
         let ctx = ModuleContext::current();
         let session = match ctx.session_request("sofia", false) {
@@ -175,6 +182,9 @@ impl Stack {
             set_dtmf_vars(&session, &leg);
         }
         session.set_var("rtp_local_sdp_port", &leg.media.port.to_string());
+        for (k, v) in leg.media.sdes(|s| s.channel_vars()) {
+            session.set_var(k, &v);
+        }
         session.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
         let contact = msg
             .headers
@@ -250,6 +260,8 @@ impl Stack {
             te_pt: (p.cfg.dtmf_type == crate::config::DtmfType::Rfc2833).then_some(p.cfg.te_pt),
             direction,
             ptime: 20,
+            savp: call.leg.media.sdes(|s| s.savp),
+            crypto: call.leg.media.sdes(|s| s.lines()),
         })
     }
 

@@ -254,6 +254,10 @@ impl Stack {
                     call.leg.media.set_remote(r.addr, c, pt, r.te_pt);
                     call.remote_version = Some(r.version);
                     negotiated = Some(c);
+                    if let Err(e) = call.leg.media.sdes(|s| s.answered(&r.crypto)) {
+                        log::warn!("call {call_id}: {e}");
+                        media_ok = false;
+                    }
                 }
                 None => media_ok = false,
             }
@@ -264,6 +268,9 @@ impl Stack {
                 s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
                 set_codec_vars(&s, c);
                 set_dtmf_vars(&s, &call.leg);
+                for (k, v) in call.leg.media.sdes(|s| s.channel_vars()) {
+                    s.set_var(k, &v);
+                }
             }
         }
         if code < 200 {
