@@ -160,6 +160,8 @@ pub struct Core {
     shutting_down: AtomicBool,
     shutdown: (Mutex<bool>, Condvar),
     console_lock: Mutex<()>,
+    /// `fsctl pause` and `shutdown elegant|asap` (see [`crate::drain`]).
+    pub drain: crate::drain::Drain,
 }
 
 impl Core {
@@ -200,6 +202,7 @@ impl Core {
             shutting_down: AtomicBool::new(false),
             shutdown: (Mutex::new(false), Condvar::new()),
             console_lock: Mutex::new(()),
+            drain: crate::drain::Drain::default(),
         });
         crate::commands::register(&core);
         crate::session_commands::register(&core);
@@ -297,6 +300,12 @@ impl Core {
                 ) => {
                     log::error!("switch.conf: {k} must be a whole number, not '{v}'")
                 }
+                // Said, not silently dropped: nodes share registrations
+                // through a profile's odbc-dsn; the core keeps no database.
+                ("core-db-dsn", _) if !v.trim().is_empty() => log::error!(
+                    "switch.conf: core-db-dsn is not supported (the core keeps no database); \
+                     share registrations with odbc-dsn in the sofia profiles"
+                ),
                 _ => {}
             }
         }

@@ -15,6 +15,7 @@ pub mod dialplan;
 pub mod dialplan_xml;
 pub mod dialstring;
 pub mod directory;
+pub mod drain;
 pub mod event;
 pub mod executor;
 pub mod expand;

@@ -86,6 +86,7 @@ pub static SERVICES: HostServices = HostServices {
     session_record: svc_session_record,
     session_record_session: svc_session_record_session,
     channel_mark_hold: svc_channel_mark_hold,
+    core_ready: svc_core_ready,
 };
 
 /// The module behind a handle, as a new strong reference.
@@ -353,6 +354,19 @@ unsafe extern "C" fn svc_execute_api(
 unsafe extern "C" fn svc_module_running(module: ModuleHandle) -> u32 {
     shield(0, || {
         module_of(module).is_some_and(|m| m.is_running()) as u32
+    })
+}
+
+unsafe extern "C" fn svc_core_ready(module: ModuleHandle, direction: u32) -> u32 {
+    shield(0, || {
+        module_of(module)
+            .and_then(|m| m.core())
+            .is_some_and(|core| {
+                !core.is_shutting_down()
+                    && core
+                        .drain
+                        .accepts(direction != hotswitch_plugin_api::host::DIRECTION_OUTBOUND)
+            }) as u32
     })
 }
 

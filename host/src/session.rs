@@ -753,7 +753,7 @@ impl Sessions {
         direction: Direction,
         uuid: Option<String>,
     ) -> Result<Arc<Session>, RequestError> {
-        if core.is_shutting_down() {
+        if core.is_shutting_down() || !core.drain.accepts(direction == Direction::Inbound) {
             return Err(RequestError::ShuttingDown);
         }
         let max = self.max_sessions.load(Ordering::Relaxed) as usize;

@@ -320,6 +320,12 @@ abi_struct! {
         /// state HELD), and a bridged party hears `temp_hold_music` /
         /// `hold_music` meanwhile (FreeSWITCH's `switch_channel_mark_hold`).
         pub channel_mark_hold: unsafe extern "C" fn(session: SessionRef, on: u32) -> Status,
+        /// 1 while the core takes new sessions of `direction`
+        /// ([`DIRECTION_INBOUND`] or [`DIRECTION_OUTBOUND`]), 0 while that
+        /// direction is paused (`fsctl pause`), a shutdown drains the calls
+        /// (`fsctl shutdown elegant|asap`) or the switch stops: FreeSWITCH's
+        /// `switch_core_ready_inbound` / `_outbound`.
+        pub core_ready: unsafe extern "C" fn(module: ModuleHandle, direction: u32) -> u32,
     }
 }
 

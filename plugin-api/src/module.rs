@@ -680,6 +680,24 @@ impl ModuleContext {
         check(unsafe { (s.send_chat)(handle(), &m) })
     }
 
+    /// Whether the core takes new sessions (`outbound`: placed by the
+    /// switch; else calls coming in): false while that direction is paused
+    /// (`fsctl pause`), while a shutdown drains the calls (`fsctl shutdown
+    /// elegant`) or once the switch stops. An endpoint turns new calls away
+    /// meanwhile (mod_sofia: `503` with `Retry-After`).
+    pub fn core_ready(&self, outbound: bool) -> bool {
+        let dir = if outbound {
+            crate::host::DIRECTION_OUTBOUND
+        } else {
+            crate::host::DIRECTION_INBOUND
+        };
+        match services() {
+            // SAFETY: host function from the live services table.
+            Some(s) => unsafe { (s.core_ready)(handle(), dir) != 0 },
+            None => false,
+        }
+    }
+
     /// False once the host has begun unloading this module: a runtime loop
     /// or a thread of the module's own stops when it sees this.
     pub fn running(&self) -> bool {

@@ -6,6 +6,8 @@
 //! The binary and the workspace's modules come from `cargo build
 //! --workspace` (the README's test command runs it first).
 
+pub mod pg;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -561,12 +563,18 @@ pub fn install(src: &Path, dir: &Path, name: &str) -> PathBuf {
     dst
 }
 
-/// A port nobody listens on now.
+/// A port nobody uses now, for TCP and for UDP alike (SIP peers such as
+/// sipp take both).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    loop {
+        let p = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
 }
 
 /// A switch with mod_loopback, mod_dptools and mod_event_socket listening

@@ -148,7 +148,11 @@ RTP-OUT-PACKETS  \t{}\n\
 RTP-LOST-PACKETS \t{}\n\
 {RULE}\n",
         c.name,
-        c.registration_db.as_deref().unwrap_or("memory"),
+        c.odbc_dsn
+            .as_deref()
+            .map(crate::registrar_pg::masked)
+            .or_else(|| c.registration_db.clone())
+            .unwrap_or_else(|| "memory".into()),
         c.dialplan,
         c.context,
         c.challenge_realm.as_deref().unwrap_or("auto_from"),

@@ -181,6 +181,9 @@ pub struct ProfileConfig {
     pub rtp_timeout: Option<Duration>,
     pub rtp_hold_timeout: Option<Duration>,
     pub registration_db: Option<String>,
+    /// `odbc-dsn`: registrations in this PostgreSQL database (checked at
+    /// load by [`crate::registrar_pg::parse_dsn`]).
+    pub odbc_dsn: Option<String>,
     /// The realm challenges name (default: the request's host).
     pub challenge_realm: Option<String>,
     pub tcp: bool,
@@ -322,6 +325,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         rtp_timeout: None,
         rtp_hold_timeout: None,
         registration_db: None,
+        odbc_dsn: None,
         challenge_realm: None,
         tcp: true,
         gateways: Vec::new(),
@@ -383,8 +387,11 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     let s: u64 = vt.parse().map_err(|_| err(&k, &v))?;
                     c.rtp_hold_timeout = (s > 0).then(|| Duration::from_secs(s));
                 }
-                "registration-db" | "odbc-dsn" if !vt.is_empty() => {
-                    c.registration_db = Some(vt.to_string())
+                "registration-db" if !vt.is_empty() => c.registration_db = Some(vt.to_string()),
+                "odbc-dsn" if !vt.is_empty() => {
+                    crate::registrar_pg::parse_dsn(vt)
+                        .map_err(|e| ConfigError(format!("profile {name}: {e}")))?;
+                    c.odbc_dsn = Some(vt.to_string())
                 }
                 "challenge-realm" if !vt.is_empty() && vt != "auto_from" && vt != "auto_to" => {
                     c.challenge_realm = Some(vt.to_string())
@@ -393,6 +400,14 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                 "rtp-secure-media" => {
                     c.secure_media = crate::srtp::SecureMedia::parse(vt)
                         .map_err(|e| ConfigError(format!("profile {name}: {e}")))?
+                }
+                // Refused rather than ignored: no call state is kept in the
+                // database, so another node could not take calls over.
+                "track-calls" if bool_param(vt) => {
+                    return Err(ConfigError(format!(
+                        "profile {name}: track-calls is not supported: calls are not kept \
+                         in the database, so `sofia recover` on another node cannot take them over"
+                    )))
                 }
                 "sip-trace" => c.trace = bool_param(vt),
                 "tcp-idle-timeout" | "tcp-message-timeout" | "tcp-keepalive" | "tcp-pingpong" => {
@@ -569,5 +584,41 @@ mod tests {
             .to_string()
             .contains("twice"));
         assert!(Config::from_xml(Some("<configuration"), None, None, &|_| Vec::new()).is_err());
+    }
+
+    #[test]
+    fn shared_state_params_are_used_or_refused_never_ignored() {
+        let with = |param: &str| {
+            CONF.replace(
+                r#"<param name="dtmf-type" value="info"/>"#,
+                &format!(r#"<param name="dtmf-type" value="info"/>{param}"#),
+            )
+        };
+        let c = Config::from_xml(
+            Some(&with(
+                r#"<param name="odbc-dsn" value="pgsql://hostaddr=127.0.0.1 dbname=fs user=fs"/>"#,
+            )),
+            None,
+            None,
+            &|_| Vec::new(),
+        )
+        .unwrap();
+        assert!(c.profiles[0].odbc_dsn.is_some());
+        assert!(c.profiles[0].registration_db.is_none());
+        for refused in [
+            r#"<param name="odbc-dsn" value="fs:user:pass"/>"#,
+            r#"<param name="track-calls" value="true"/>"#,
+        ] {
+            let e =
+                Config::from_xml(Some(&with(refused)), None, None, &|_| Vec::new()).unwrap_err();
+            assert!(e.to_string().contains("profile internal"), "{e}");
+        }
+        assert!(Config::from_xml(
+            Some(&with(r#"<param name="track-calls" value="false"/>"#)),
+            None,
+            None,
+            &|_| Vec::new()
+        )
+        .is_ok());
     }
 }

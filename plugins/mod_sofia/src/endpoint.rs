@@ -142,6 +142,7 @@ impl Endpoint for Sofia {
             headers,
             auth,
             gateway: t.gateway,
+            route: t.route,
         })));
         Ok(s)
     }

@@ -53,6 +53,8 @@ pub struct Outbound {
     /// Credentials for a challenge (gateway or `sip_auth_*` variables).
     pub auth: Option<(String, String)>,
     pub gateway: Option<String>,
+    /// Route headers for the INVITE (a registered contact's Path).
+    pub route: Vec<String>,
 }
 
 /// A request for the API, answered on `reply`.

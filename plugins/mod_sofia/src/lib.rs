@@ -9,7 +9,8 @@
 //!   SRTP.
 //! - [`ua`]: dialogs, calls, the registrar's requests and gateways (the
 //!   transaction user), on the SIP thread.
-//! - [`registrar`]: registrations, kept in an embedded store.
+//! - [`registrar`]: registrations, kept in an embedded store;
+//!   [`registrar_pg`]: or in PostgreSQL, shared by several nodes (`odbc-dsn`).
 //! - [`endpoint`]: the `sofia` endpoint the core calls (frames, answer,
 //!   hangup, outbound legs).
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod endpoint;
 pub mod leg;
 pub mod registrar;
+pub mod registrar_pg;
 pub mod rtp;
 pub mod sdp;
 pub mod shell;

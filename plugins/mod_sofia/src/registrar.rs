@@ -2,7 +2,9 @@
 //!
 //! [`Registrar`] answers lookups from memory and writes every change
 //! through a [`RegistrationStore`]. The default store is an embedded redb
-//! file ([`RedbStore`]); a shared database can implement the same trait.
+//! file ([`RedbStore`]); PostgreSQL, shared by several nodes, is
+//! [`crate::registrar_pg::PgStore`], whose other nodes' changes come back
+//! through [`RegistrationStore::remote_changes`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,6 +27,9 @@ pub struct Registration {
     pub expires_at: u64,
     pub call_id: String,
     pub user_agent: String,
+    /// The REGISTER's Path (RFC 3327), first entry first: the proxies a
+    /// request to this contact goes through (as its Route set).
+    pub path: Vec<String>,
 }
 
 impl Registration {
@@ -37,7 +42,7 @@ impl Registration {
         format!("{}\u{1}{}\u{1}{}", self.profile, self.aor(), self.contact)
     }
 
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         [
             self.profile.as_str(),
             &self.user,
@@ -48,13 +53,15 @@ impl Registration {
             &self.expires_at.to_string(),
             &self.call_id,
             &self.user_agent,
+            &self.path.join("\u{2}"),
         ]
         .join("\u{1}")
     }
 
-    fn decode(s: &str) -> Option<Registration> {
+    pub(crate) fn decode(s: &str) -> Option<Registration> {
         let f: Vec<&str> = s.split('\u{1}').collect();
-        if f.len() != 9 {
+        // Nine fields: written before Path was kept.
+        if f.len() != 9 && f.len() != 10 {
             return None;
         }
         Some(Registration {
@@ -67,6 +74,11 @@ impl Registration {
             expires_at: f[6].parse().ok()?,
             call_id: f[7].into(),
             user_agent: f[8].into(),
+            path: f
+                .get(9)
+                .filter(|p| !p.is_empty())
+                .map(|p| p.split('\u{2}').map(str::to_string).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -87,6 +99,20 @@ pub trait RegistrationStore: Send + Sync {
     fn delete(&self, r: &Registration) -> Result<(), String>;
     /// Every stored binding.
     fn load_all(&self) -> Result<Vec<Registration>, String>;
+    /// Bindings other nodes sharing the store added or removed since the
+    /// last call (a store of this node alone has none). Must not block.
+    fn remote_changes(&self) -> Vec<RemoteChange> {
+        Vec::new()
+    }
+}
+
+/// A change another node made to a shared store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteChange {
+    /// Added or refreshed.
+    Bind(Registration),
+    /// Removed.
+    Unbind(Registration),
 }
 
 /// Keeps nothing (tests, or `registration-db` set to `none`).
@@ -174,6 +200,13 @@ impl RegistrationStore for RedbStore {
     }
 }
 
+/// Adds `r`, replacing the binding of the same profile and contact.
+fn replace(m: &mut HashMap<String, Vec<Registration>>, r: Registration) {
+    let list = m.entry(r.aor()).or_default();
+    list.retain(|x| !(x.profile == r.profile && x.contact == r.contact));
+    list.push(r);
+}
+
 /// Bindings by address-of-record, written through to a store.
 pub struct Registrar {
     store: Box<dyn RegistrationStore>,
@@ -199,7 +232,27 @@ impl Registrar {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Vec<Registration>>> {
+        self.sync();
         self.by_aor.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Folds in what other nodes sharing the store changed.
+    fn sync(&self) {
+        let changes = self.store.remote_changes();
+        if !changes.is_empty() {
+            let mut m = self.write();
+            for c in changes {
+                match c {
+                    RemoteChange::Bind(r) => replace(&mut m, r),
+                    RemoteChange::Unbind(r) => {
+                        if let Some(list) = m.get_mut(&r.aor()) {
+                            list.retain(|x| !(x.profile == r.profile && x.contact == r.contact));
+                        }
+                        m.retain(|_, l| !l.is_empty());
+                    }
+                }
+            }
+        }
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Vec<Registration>>> {
@@ -211,10 +264,7 @@ impl Registrar {
         if let Err(e) = self.store.save(&r) {
             log::error!("registration of {} not stored: {e}", r.aor());
         }
-        let mut m = self.write();
-        let list = m.entry(r.aor()).or_default();
-        list.retain(|x| !(x.profile == r.profile && x.contact == r.contact));
-        list.push(r);
+        replace(&mut self.write(), r);
     }
 
     /// Removes one contact of an AOR, or all of them (`contact` = `None`).
@@ -270,6 +320,8 @@ impl Registrar {
 
     /// Drops lapsed bindings; returns how many.
     pub fn purge(&self, now: u64) -> usize {
+        // Also drains the other nodes' changes on a node nobody calls.
+        self.sync();
         let mut gone = Vec::new();
         {
             let mut m = self.write();
@@ -304,6 +356,7 @@ mod tests {
             expires_at,
             call_id: "c".into(),
             user_agent: "sipp".into(),
+            path: Vec::new(),
         }
     }
 
@@ -329,6 +382,49 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].contact, "sip:1000@127.0.0.1:5062");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A shared store as another node's changes reach it.
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<RemoteChange>>>);
+
+    impl RegistrationStore for Shared {
+        fn save(&self, _: &Registration) -> Result<(), String> {
+            Ok(())
+        }
+        fn delete(&self, _: &Registration) -> Result<(), String> {
+            Ok(())
+        }
+        fn load_all(&self) -> Result<Vec<Registration>, String> {
+            Ok(Vec::new())
+        }
+        fn remote_changes(&self) -> Vec<RemoteChange> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    #[test]
+    fn other_nodes_bindings_are_found_and_their_removals_honoured() {
+        let feed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let r = Registrar::new(Box::new(Shared(feed.clone()))).unwrap();
+        let theirs = reg("sip:1000@127.0.0.1:5070", now_secs() + 60);
+        feed.lock()
+            .unwrap()
+            .push(RemoteChange::Bind(theirs.clone()));
+        assert_eq!(
+            r.lookup("1000@127.0.0.1", None),
+            std::slice::from_ref(&theirs)
+        );
+        r.bind(reg("sip:1000@127.0.0.1:5072", now_secs() + 30));
+        feed.lock().unwrap().push(RemoteChange::Unbind(theirs));
+        let left = r.lookup("1000@127.0.0.1", None);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].contact, "sip:1000@127.0.0.1:5072");
+        // A node nobody calls still drains the feed (purge runs on a timer).
+        feed.lock()
+            .unwrap()
+            .push(RemoteChange::Bind(reg("sip:x@h", now_secs() + 60)));
+        assert_eq!(r.purge(now_secs()), 0);
+        assert!(feed.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -119,15 +119,7 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 pub fn prepare(config: Config) -> Result<(), String> {
     // The store first: a store another instance holds fails the load
     // before any port is taken.
-    let store: Box<dyn crate::registrar::RegistrationStore> = match config
-        .profiles
-        .iter()
-        .find_map(|p| p.registration_db.clone())
-        .filter(|p| p != "none")
-    {
-        Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
-        None => Box::new(crate::registrar::MemoryStore),
-    };
+    let store = registration_store(&config)?;
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     let mut tls = Vec::new();
@@ -223,6 +215,41 @@ fn tls_listener(
     let l =
         bind_tcp(addr).map_err(|e| format!("profile {}: cannot bind TLS {addr}: {e}", p.name))?;
     Ok(Some((ctx, l)))
+}
+
+/// Where registrations are kept: the profiles' `odbc-dsn` (PostgreSQL,
+/// one database for the module), else the `registration-db` redb file,
+/// else memory.
+fn registration_store(
+    config: &Config,
+) -> Result<Box<dyn crate::registrar::RegistrationStore>, String> {
+    let mut dsns: Vec<&str> = config
+        .profiles
+        .iter()
+        .filter_map(|p| p.odbc_dsn.as_deref())
+        .collect();
+    dsns.sort_unstable();
+    dsns.dedup();
+    match dsns.as_slice() {
+        [] => {}
+        [dsn] => return Ok(Box::new(crate::registrar_pg::PgStore::open(dsn)?)),
+        _ => {
+            return Err(
+                "profiles name different odbc-dsn databases; registrations are kept in one".into(),
+            )
+        }
+    }
+    Ok(
+        match config
+            .profiles
+            .iter()
+            .find_map(|p| p.registration_db.clone())
+            .filter(|p| p != "none")
+        {
+            Some(path) => Box::new(crate::registrar::RedbStore::open(&path)?),
+            None => Box::new(crate::registrar::MemoryStore),
+        },
+    )
 }
 
 /// The SIP thread: serves until unload, then drops every socket and task.

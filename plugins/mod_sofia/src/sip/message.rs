@@ -245,6 +245,7 @@ fn splits(name: &str) -> Option<&'static str> {
         "Route" => Some("Route"),
         "Record-Route" => Some("Record-Route"),
         "Contact" => Some("Contact"),
+        "Path" => Some("Path"),
         _ => None,
     }
 }

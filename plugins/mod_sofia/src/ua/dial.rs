@@ -10,6 +10,24 @@ pub struct DialTarget {
     pub auth: Option<(String, String)>,
     pub gateway: Option<String>,
     pub from_host: String,
+    /// The Route set the INVITE carries: a registered contact's Path.
+    pub route: Vec<String>,
+}
+
+/// A registered contact reached through the proxies of its Path (RFC
+/// 3327): the request goes to the first one, with the Path as its Route
+/// set. Without a Path, `direct` (where the REGISTER came from) as is.
+fn through_path(r: &Registration, direct: Target) -> (Target, Vec<String>) {
+    let first_hop = r
+        .path
+        .first()
+        .and_then(|p| NameAddr::parse(p))
+        .and_then(|na| Uri::parse(&na.uri_text))
+        .and_then(|u| resolve(&u.host_port()));
+    match first_hop {
+        Some(addr) => (Target { addr, ..direct }, r.path.clone()),
+        None => (direct, Vec::new()),
+    }
 }
 
 /// Where a registered contact is reached. Over UDP: the address its
@@ -80,6 +98,7 @@ pub fn dial_target(
             auth: (!g.username.is_empty()).then(|| (g.username.clone(), g.password.clone())),
             gateway: Some(g.name.clone()),
             from_host: g.from_domain.clone(),
+            route: Vec::new(),
         });
     }
     let pi = profiles
@@ -92,7 +111,7 @@ pub fn dial_target(
         let regs = registrar.lookup(&format!("{user}@{domain}"), Some(pname));
         let r = regs.first().ok_or(CallCause::USER_NOT_REGISTERED)?;
         let uri = Uri::parse(&r.contact).ok_or(CallCause::INVALID_URL)?;
-        let target = registered_target(r, &uri, pi, flow_alive)?;
+        let (target, route) = through_path(r, registered_target(r, &uri, pi, flow_alive)?);
         return Ok(DialTarget {
             profile: pi,
             uri,
@@ -100,6 +119,7 @@ pub fn dial_target(
             auth: None,
             gateway: None,
             from_host: String::new(),
+            route,
         });
     }
     let text = if rest.starts_with("sip:") || rest.starts_with("sips:") {
@@ -122,13 +142,16 @@ pub fn dial_target(
             .chain(registrar.all(pname))
             .find(|r| r.contact == text || r.contact == uri.to_string())
     });
-    let target = match registered {
-        Some(r) => registered_target(&r, &uri, pi, flow_alive)?,
-        None => Target {
-            proto,
-            addr: resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
-            profile: pi,
-        },
+    let (target, route) = match registered {
+        Some(r) => through_path(&r, registered_target(&r, &uri, pi, flow_alive)?),
+        None => (
+            Target {
+                proto,
+                addr: resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
+                profile: pi,
+            },
+            Vec::new(),
+        ),
     };
     Ok(DialTarget {
         profile: pi,
@@ -137,6 +160,7 @@ pub fn dial_target(
         auth: None,
         gateway: None,
         from_host: String::new(),
+        route,
     })
 }
 
@@ -173,10 +197,34 @@ mod tests {
             expires_at: now_secs() + 60,
             call_id: "c".into(),
             user_agent: String::new(),
+            path: Vec::new(),
         });
         let t = dial("internal/1000%127.0.0.1").unwrap();
         assert_eq!(t.target.addr, "127.0.0.1:6000".parse().unwrap());
         assert_eq!(t.uri.host, "10.9.9.9");
+        assert!(t.route.is_empty());
+        // Registered through a proxy that added Path: reached through it.
+        reg.bind(Registration {
+            profile: "internal".into(),
+            user: "1001".into(),
+            domain: "127.0.0.1".into(),
+            contact: "sip:1001@10.9.9.9:5064".into(),
+            network: "127.0.0.1:6000".parse().unwrap(),
+            transport: "UDP".into(),
+            expires_at: now_secs() + 60,
+            call_id: "c".into(),
+            user_agent: String::new(),
+            path: vec![
+                "<sip:127.0.0.1:5070;lr;received=sip:10.9.9.9:5064>".into(),
+                "<sip:127.0.0.1:5071;lr>".into(),
+            ],
+        });
+        for d in ["internal/1001%127.0.0.1", "internal/sip:1001@10.9.9.9:5064"] {
+            let t = dial(d).unwrap();
+            assert_eq!(t.target.addr, "127.0.0.1:5070".parse().unwrap(), "{d}");
+            assert_eq!(t.route.len(), 2, "{d}");
+            assert!(t.route[0].contains(":5070;lr;received="), "{d}");
+        }
         assert_eq!(
             dial("gateway/nope/1").err(),
             Some(CallCause::INVALID_GATEWAY)
@@ -199,6 +247,7 @@ mod tests {
             expires_at: now_secs() + 60,
             call_id: "c".into(),
             user_agent: String::new(),
+            path: Vec::new(),
         });
         for dial in [
             "internal/1001%127.0.0.1",

@@ -103,8 +103,9 @@ impl Stack {
         let session = match ctx.session_request("sofia", false) {
             Ok(s) => s,
             Err(e) => {
+                // A limit, or the core stopped taking calls meanwhile.
                 log::warn!("INVITE {call_id}: no session: {e}");
-                self.refuse(&key, &msg, (503, "Service Unavailable"), now);
+                self.refuse_busy(&key, &msg, now);
                 return;
             }
         };

@@ -545,6 +545,39 @@ impl Stack {
         self.reply(key, req, status, Some(&new_tag()), now, |_| {});
     }
 
+    /// FreeSWITCH's answer while the core takes no new call (a limit,
+    /// `fsctl pause inbound`, a shutdown draining the calls): `503
+    /// Maximum Calls In Progress` with `Retry-After: 300`, which sends a
+    /// dispatcher in front to another node.
+    pub(super) fn refuse_busy(&mut self, key: &ServerKey, req: &Message, now: Instant) {
+        self.reply(
+            key,
+            req,
+            (503, "Maximum Calls In Progress"),
+            Some(&new_tag()),
+            now,
+            |r| r.headers.push("Retry-After", "300"),
+        );
+    }
+
+    /// While the core takes no new inbound call, an out-of-dialog INVITE,
+    /// REGISTER, OPTIONS or INFO is refused (as FreeSWITCH does): so a
+    /// dispatcher's OPTIONS probe marks this node down, and phones register
+    /// elsewhere. Calls up go on (their requests are in a dialog).
+    fn turned_away(&mut self, key: &ServerKey, msg: &Message, now: Instant) -> bool {
+        let starts = matches!(msg.method(), "INVITE" | "REGISTER" | "OPTIONS" | "INFO")
+            && msg
+                .headers
+                .get("To")
+                .is_some_and(|to| crate::sip::headers::param(to, "tag").is_none());
+        if !starts || ModuleContext::current().core_ready(false) {
+            return false;
+        }
+        log::info!("{} refused: the switch takes no new call", msg.method());
+        self.refuse_busy(key, msg, now);
+        true
+    }
+
     fn server_header(&self, profile: usize) -> String {
         self.profiles[profile].cfg.user_agent.clone()
     }
@@ -567,6 +600,9 @@ impl Stack {
                     m.headers.push(n, v);
                 }
             });
+            return;
+        }
+        if self.turned_away(&key, &msg, now) {
             return;
         }
         let profile = from.profile;

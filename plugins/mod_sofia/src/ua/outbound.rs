@@ -66,6 +66,10 @@ impl Stack {
                 cancel.headers.push(n, v);
             }
         }
+        // §9.1: and the INVITE's Route header fields.
+        for r in invite.headers.get_all("Route") {
+            cancel.headers.push("Route", r);
+        }
         cancel.headers.push("Max-Forwards", "70");
         let n = invite.cseq().map(|c| c.0).unwrap_or(1);
         cancel.headers.push("CSeq", format!("{n} CANCEL"));
@@ -154,7 +158,9 @@ impl Stack {
             local_uri,
             remote_uri,
             remote_target: o.uri.to_string(),
-            route_set: Vec::new(),
+            // A UAC keeps its route set reversed (see in_dialog): a
+            // preloaded Route set (Path) is stored the same way.
+            route_set: o.route.iter().rev().cloned().collect(),
             local_cseq: 0,
             peer: o.target,
             invite_key: None,

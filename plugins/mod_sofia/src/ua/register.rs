@@ -173,6 +173,9 @@ impl Stack {
             .and_then(|e| e.trim().parse().ok())
             .unwrap_or(3600);
         let contacts: Vec<&str> = msg.headers.get_all("Contact").collect();
+        // RFC 3327: the proxies the REGISTER came through, kept with the
+        // binding as the Route set of requests to it.
+        let path: Vec<String> = msg.headers.get_all("Path").map(str::to_string).collect();
         if contacts.iter().any(|c| c.trim() == "*") {
             if default_expires != 0 {
                 self.refuse(&key, &msg, (400, "Bad Request"), now);
@@ -225,6 +228,7 @@ impl Stack {
                 expires_at: now_secs() + expires,
                 call_id: msg.call_id().to_string(),
                 user_agent: msg.headers.get("User-Agent").unwrap_or("").to_string(),
+                path: path.clone(),
             };
             core_table_add(&reg);
             self.registrar.bind(reg);
@@ -259,9 +263,20 @@ impl Stack {
                 )
             })
             .collect();
+        // §5.3: the Path is echoed to a UA that said it supports path.
+        let echo_path = msg
+            .headers
+            .get_all("Supported")
+            .flat_map(|v| v.split(','))
+            .any(|o| o.trim().eq_ignore_ascii_case("path"));
         self.reply(&key, &msg, (200, "OK"), Some(&new_tag()), now, |r| {
             for b in bound {
                 r.headers.push("Contact", b);
+            }
+            if echo_path {
+                for p in &path {
+                    r.headers.push("Path", p.clone());
+                }
             }
             r.headers.push("Date", httpdate());
         });
