@@ -252,14 +252,19 @@ fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<Shel
         // New handshakes use the certificates now on disk; connections
         // open keep theirs.
         "tls-reload" => {
-            let ctx = crate::shell::shared().and_then(|s| s.tls.get(i).cloned().flatten());
-            let Some(ctx) = ctx else {
+            let certs = crate::shell::shared().and_then(|s| s.tls.get(i).cloned());
+            let ctxs: Vec<_> = certs
+                .into_iter()
+                .flat_map(|c| [c.tls, c.wss])
+                .flatten()
+                .collect();
+            let Some(ctx) = ctxs.first().cloned() else {
                 return (
                     format!("-ERR profile {name} does not listen for TLS\n"),
                     None,
                 );
             };
-            match ctx.reload() {
+            match ctxs.iter().try_for_each(|c| c.reload()) {
                 Ok(()) => {
                     log::info!(
                         "profile {name}: TLS certificates reloaded from {}",

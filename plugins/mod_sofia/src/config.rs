@@ -197,6 +197,9 @@ pub struct ProfileConfig {
     /// `rtp-secure-media`: the profile's `rtp_secure_media` for calls
     /// whose channel sets none.
     pub secure_media: crate::srtp::SecureMedia,
+    /// `ws-binding` / `wss-binding`: SIP over WebSocket (RFC 7118).
+    pub ws_binding: Option<std::net::SocketAddr>,
+    pub wss_binding: Option<std::net::SocketAddr>,
 }
 
 /// Everything mod_sofia reads.
@@ -333,7 +336,10 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         tcp_limits: TcpLimits::default(),
         tls: crate::tls::TlsSettings::default(),
         secure_media: crate::srtp::SecureMedia::Default,
+        ws_binding: None,
+        wss_binding: None,
     };
+    let mut ws_bindings: [Option<String>; 2] = [None, None];
     let mut rtp_ip_set = false;
     if let Some(settings) = p.child("settings") {
         for (k, v) in settings.params() {
@@ -397,6 +403,8 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     c.challenge_realm = Some(vt.to_string())
                 }
                 "enable-tcp" | "bind-tcp" => c.tcp = bool_param(vt),
+                "ws-binding" if !vt.is_empty() => ws_bindings[0] = Some(vt.to_string()),
+                "wss-binding" if !vt.is_empty() => ws_bindings[1] = Some(vt.to_string()),
                 "rtp-secure-media" => {
                     c.secure_media = crate::srtp::SecureMedia::parse(vt)
                         .map_err(|e| ConfigError(format!("profile {name}: {e}")))?
@@ -445,6 +453,27 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
     if !rtp_ip_set {
         c.rtp_ip = c.sip_ip;
     }
+    // FreeSWITCH's form `[ip]:port`; no address: the profile's sip-ip.
+    let [ws, wss] = ws_bindings.map(|b| {
+        b.map(|v| {
+            let (ip, port) = v.rsplit_once(':').unwrap_or(("", v.as_str()));
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            let ip = if ip.is_empty() {
+                Ok(c.sip_ip)
+            } else {
+                ip.parse()
+            };
+            match (ip, port.parse::<u16>()) {
+                (Ok(ip), Ok(port)) => Ok(std::net::SocketAddr::new(ip, port)),
+                _ => Err(ConfigError(format!(
+                    "profile {name}: ws/wss binding {v:?} is not [ip]:port"
+                ))),
+            }
+        })
+        .transpose()
+    });
+    c.ws_binding = ws?;
+    c.wss_binding = wss?;
     if let Some(gws) = p.child("gateways") {
         for g in gws.children_named("gateway") {
             c.gateways.push(gateway(&name, g)?);

@@ -15,6 +15,7 @@
 //!   hangup, outbound legs).
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
 //! - [`tls`]: SIP over TLS — the `tls*` parameters, certificates, rustls.
+//! - [`ws`]: SIP over WebSocket (RFC 7118) connections.
 //! - [`acl`]: network lists (`acl.conf`, `loopback.auto`, …).
 //! - [`config`], [`causes`], [`leg`]: settings, cause mapping, the state a
 //!   session and the SIP thread share.
@@ -34,6 +35,7 @@ pub mod sip;
 pub mod srtp;
 pub mod tls;
 pub mod ua;
+pub mod ws;
 
 use hotswitch_plugin_api::{declare_module, ModuleContext, Status};
 use std::fmt::Write as _;

@@ -42,8 +42,36 @@ pub struct Shared {
     /// TCP connections phones opened to us, while they live: a phone
     /// registered over one is reached through it (RFC 5626's flow).
     pub flows: Mutex<HashSet<SocketAddr>>,
-    /// Each profile's TLS certificates, when it listens for TLS.
-    pub tls: Vec<Option<Arc<TlsContext>>>,
+    /// Each profile's certificates (TLS, wss).
+    pub tls: Vec<ProfileCerts>,
+}
+
+/// A profile's certificates: for SIP over TLS and for wss, each when the
+/// profile listens there.
+#[derive(Clone, Default)]
+pub struct ProfileCerts {
+    pub tls: Option<Arc<TlsContext>>,
+    pub wss: Option<Arc<TlsContext>>,
+}
+
+/// A profile's bound sockets.
+#[derive(Default)]
+struct Listeners {
+    /// `None` under `tls-only`.
+    udp: Option<std::net::UdpSocket>,
+    tcp: Option<std::net::TcpListener>,
+    tls: Option<std::net::TcpListener>,
+    ws: Option<std::net::TcpListener>,
+    wss: Option<std::net::TcpListener>,
+}
+
+/// What an accepting listener serves.
+#[derive(Clone)]
+enum Kind {
+    Tcp,
+    Tls(Arc<TlsContext>),
+    Ws,
+    Wss(Arc<TlsContext>),
 }
 
 impl Shared {
@@ -54,10 +82,7 @@ impl Shared {
 }
 
 struct Prepared {
-    /// `None` under `tls-only`.
-    udp: Vec<Option<std::net::UdpSocket>>,
-    tcp: Vec<Option<std::net::TcpListener>>,
-    tls: Vec<Option<std::net::TcpListener>>,
+    listeners: Vec<Listeners>,
     stack: Stack,
     rx: UnboundedReceiver<Input>,
 }
@@ -120,49 +145,14 @@ pub fn prepare(config: Config) -> Result<(), String> {
     // The store first: a store another instance holds fails the load
     // before any port is taken.
     let store = registration_store(&config)?;
-    let mut udp = Vec::new();
-    let mut tcp = Vec::new();
-    let mut tls = Vec::new();
-    let mut tls_ctx = Vec::new();
+    let mut listeners = Vec::new();
+    let mut certs = Vec::new();
     let mut addrs = Vec::new();
     for p in &config.profiles {
         let addr = SocketAddr::new(p.sip_ip, p.sip_port);
-        let (ctx, l) = match tls_listener(p)? {
-            Some((ctx, l)) => (Some(ctx), Some(l)),
-            None => (None, None),
-        };
-        // tls-only: nothing but TLS (when TLS could start).
-        let plain = !(p.tls.only && l.is_some());
-        let u = if plain {
-            Some(
-                bind_udp(addr)
-                    .map_err(|e| format!("profile {}: cannot bind UDP {addr}: {e}", p.name))?,
-            )
-        } else {
-            None
-        };
-        let t = if p.tcp && plain {
-            Some(
-                bind_tcp(addr)
-                    .map_err(|e| format!("profile {}: cannot bind TCP {addr}: {e}", p.name))?,
-            )
-        } else {
-            None
-        };
-        log::info!(
-            "profile {} listening on {addr} ({}{}){}",
-            p.name,
-            if plain { "udp" } else { "no udp" },
-            if t.is_some() { ", tcp" } else { "" },
-            match l {
-                Some(_) => format!(", tls on port {}", p.tls.port),
-                None => String::new(),
-            }
-        );
-        udp.push(u);
-        tcp.push(t);
-        tls.push(l);
-        tls_ctx.push(ctx);
+        let c = load_certs(p);
+        listeners.push(bind_profile(p, addr, &c)?);
+        certs.push(c);
         addrs.push(addr);
     }
     let registrar = Arc::new(Registrar::new(store)?);
@@ -181,40 +171,90 @@ pub fn prepare(config: Config) -> Result<(), String> {
         input: tx,
         rtp: (config.rtp_start, config.rtp_end),
         flows: Mutex::new(HashSet::new()),
-        tls: tls_ctx,
+        tls: certs,
     };
     STOPPING.store(false, Ordering::Release);
     *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
     *lock(&PREPARED) = Some(Prepared {
-        udp,
-        tcp,
-        tls,
+        listeners,
         stack,
         rx,
     });
     Ok(())
 }
 
-/// A profile's TLS listener and certificates under `tls`. Certificates
-/// that cannot be read leave the profile without TLS (FreeSWITCH's
-/// behaviour), said in the log; a port that cannot be bound fails the load.
-fn tls_listener(
-    p: &ProfileConfig,
-) -> Result<Option<(Arc<TlsContext>, std::net::TcpListener)>, String> {
-    if !p.tls.enabled {
-        return Ok(None);
-    }
-    let ctx = match TlsContext::load(&p.tls) {
-        Ok(c) => Arc::new(c),
+/// A profile's certificates under `tls` and `wss-binding`. Certificates
+/// that cannot be read leave the profile without that listener
+/// (FreeSWITCH's behaviour), said in the log.
+fn load_certs(p: &ProfileConfig) -> ProfileCerts {
+    let load = |what: &str, s: &crate::tls::TlsSettings| match TlsContext::load(s) {
+        Ok(c) => Some(Arc::new(c)),
         Err(e) => {
-            log::error!("profile {}: TLS not started: {e}", p.name);
-            return Ok(None);
+            log::error!("profile {}: {what} not started: {e}", p.name);
+            None
         }
     };
-    let addr = SocketAddr::new(p.sip_ip, p.tls.port);
-    let l =
-        bind_tcp(addr).map_err(|e| format!("profile {}: cannot bind TLS {addr}: {e}", p.name))?;
-    Ok(Some((ctx, l)))
+    ProfileCerts {
+        tls: p.tls.enabled.then(|| load("TLS", &p.tls)).flatten(),
+        wss: p
+            .wss_binding
+            .is_some()
+            .then(|| load("wss", &p.tls.for_wss()))
+            .flatten(),
+    }
+}
+
+/// Binds a profile's sockets; one that cannot be bound fails (the load,
+/// or the restart).
+fn bind_profile(
+    p: &ProfileConfig,
+    addr: SocketAddr,
+    certs: &ProfileCerts,
+) -> Result<Listeners, String> {
+    let name = &p.name;
+    let tcp_at = |what: &str, a: SocketAddr| {
+        bind_tcp(a).map_err(|e| format!("profile {name}: cannot bind {what} {a}: {e}"))
+    };
+    // tls-only: nothing but TLS (when TLS could start).
+    let plain = !(p.tls.only && certs.tls.is_some());
+    let mut l = Listeners::default();
+    if plain {
+        l.udp = Some(
+            bind_udp(addr).map_err(|e| format!("profile {name}: cannot bind UDP {addr}: {e}"))?,
+        );
+        if p.tcp {
+            l.tcp = Some(tcp_at("TCP", addr)?);
+        }
+    }
+    if certs.tls.is_some() {
+        l.tls = Some(tcp_at("TLS", SocketAddr::new(addr.ip(), p.tls.port))?);
+    }
+    if let Some(a) = p.ws_binding {
+        l.ws = Some(tcp_at("WS", a)?);
+    }
+    if let (Some(a), Some(_)) = (p.wss_binding, &certs.wss) {
+        l.wss = Some(tcp_at("WSS", a)?);
+    }
+    let mut what = Vec::new();
+    for (on, w) in [
+        (l.udp.is_some(), format!("udp {addr}")),
+        (l.tcp.is_some(), format!("tcp {addr}")),
+        (l.tls.is_some(), format!("tls port {}", p.tls.port)),
+        (
+            l.ws.is_some(),
+            format!("ws {}", p.ws_binding.unwrap_or(addr)),
+        ),
+        (
+            l.wss.is_some(),
+            format!("wss {}", p.wss_binding.unwrap_or(addr)),
+        ),
+    ] {
+        if on {
+            what.push(w);
+        }
+    }
+    log::info!("profile {name} listening on {}", what.join(", "));
+    Ok(l)
 }
 
 /// Where registrations are kept: the profiles' `odbc-dsn` (PostgreSQL,
@@ -326,8 +366,8 @@ struct Sockets {
     input: UnboundedSender<Input>,
     /// Each profile's TCP limits (as loaded).
     tcp_limits: Vec<TcpLimits>,
-    /// Each profile's TLS certificates, when it listens for TLS.
-    tls: Vec<Option<Arc<TlsContext>>>,
+    /// Each profile's certificates.
+    tls: Vec<ProfileCerts>,
 }
 
 impl Sockets {
@@ -338,30 +378,28 @@ impl Sockets {
         self.udp[i] = None;
     }
 
-    fn start_profile(
-        &mut self,
-        i: usize,
-        udp: Option<std::net::UdpSocket>,
-        tcp: Option<std::net::TcpListener>,
-        tls: Option<std::net::TcpListener>,
-    ) -> std::io::Result<()> {
-        if let Some(udp) = udp {
+    fn start_profile(&mut self, i: usize, l: Listeners) -> std::io::Result<()> {
+        if let Some(udp) = l.udp {
             let u = Arc::new(UdpSocket::from_std(udp)?);
             self.udp[i] = Some(u.clone());
             let input = self.input.clone();
             self.tasks[i].push(tokio::spawn(udp_reader(i, u, input)));
         }
-        if let Some(l) = tcp {
-            let l = TcpListener::from_std(l)?;
+        let certs = self.tls.get(i).cloned().unwrap_or_default();
+        let streams = [
+            (l.tcp, Some(Kind::Tcp)),
+            (l.tls, certs.tls.map(Kind::Tls)),
+            (l.ws, Some(Kind::Ws)),
+            (l.wss, certs.wss.map(Kind::Wss)),
+        ];
+        for (listener, kind) in streams {
+            let (Some(listener), Some(kind)) = (listener, kind) else {
+                continue;
+            };
+            let listener = TcpListener::from_std(listener)?;
             let input = self.input.clone();
             let limits = self.limits(i);
-            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input, limits, None)));
-        }
-        if let (Some(l), Some(ctx)) = (tls, self.tls.get(i).cloned().flatten()) {
-            let l = TcpListener::from_std(l)?;
-            let input = self.input.clone();
-            let limits = self.limits(i);
-            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input, limits, Some(ctx))));
+            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, listener, input, limits, kind)));
         }
         Ok(())
     }
@@ -463,14 +501,27 @@ impl Sockets {
                     Err(e) => log::debug!("send to {}: {e}", t.addr),
                 }
             }
-            Proto::Tcp | Proto::Tls => {
+            Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss => {
                 if let Some(w) = self.conns.get(&t.addr) {
                     if w.send(bytes.clone()).is_ok() {
                         return;
                     }
                 }
+                if matches!(t.proto, Proto::Ws | Proto::Wss) {
+                    // A browser is reached only over the connection it
+                    // opened (RFC 7118 §5.2).
+                    log::warn!(
+                        "no WebSocket connection from {} is open; message dropped",
+                        t.addr
+                    );
+                    let _ = self.input.send(Input::TcpUnreachable {
+                        to: t.addr,
+                        error: "no WebSocket connection".into(),
+                    });
+                    return;
+                }
                 let tls = match t.proto {
-                    Proto::Tls => match self.tls.get(t.profile).cloned().flatten() {
+                    Proto::Tls => match self.tls.get(t.profile).and_then(|c| c.tls.clone()) {
                         Some(ctx) => Some(ctx.connector()),
                         None => {
                             log::warn!(
@@ -598,13 +649,13 @@ impl ConnCounts {
     }
 }
 
-/// Accepts a profile's TCP connections, or its TLS ones with `tls`.
+/// Accepts a profile's TCP, TLS, WS or WSS connections.
 async fn tcp_acceptor(
     profile: usize,
     l: TcpListener,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
-    tls: Option<Arc<TlsContext>>,
+    kind: Kind,
 ) {
     let counts = Arc::new(ConnCounts::default());
     let mut refused = 0u64;
@@ -635,16 +686,24 @@ async fn tcp_acceptor(
         }
         let input = input.clone();
         let limits = limits.clone();
-        let acceptor = tls.as_ref().map(|c| c.acceptor());
+        let kind = kind.clone();
         tokio::spawn(async move {
             let _counted = counted;
-            let Some(acceptor) = acceptor else {
-                return opened(profile, Proto::Tcp, s, from, input, limits).await;
+            let (acceptor, proto) = match kind {
+                Kind::Tcp => return opened(profile, Proto::Tcp, s, from, input, limits).await,
+                Kind::Ws => {
+                    return crate::ws::serve(profile, Proto::Ws, s, from, input, limits).await
+                }
+                Kind::Tls(c) => (c.acceptor(), Proto::Tls),
+                Kind::Wss(c) => (c.acceptor(), Proto::Wss),
             };
             // A handshake that stalls holds its slot no longer than a
             // message may take.
             match tokio::time::timeout(limits.message, acceptor.accept(s)).await {
-                Ok(Ok(s)) => opened(profile, Proto::Tls, s, from, input, limits).await,
+                Ok(Ok(s)) if proto == Proto::Wss => {
+                    crate::ws::serve(profile, proto, s, from, input, limits).await
+                }
+                Ok(Ok(s)) => opened(profile, proto, s, from, input, limits).await,
                 Ok(Err(e)) => log::warn!("TLS {from}: handshake failed: {e}; closing"),
                 Err(_) => log::warn!(
                     "TLS {from}: handshake not complete after {} ms (tcp-message-timeout); closing",
@@ -800,13 +859,11 @@ async fn stream_conn<S>(
 
 async fn serve(p: Prepared) {
     let Prepared {
-        udp,
-        tcp,
-        tls,
+        listeners,
         mut stack,
         mut rx,
     } = p;
-    let n = udp.len();
+    let n = listeners.len();
     let mut sockets = Sockets {
         udp: vec![None; n],
         tasks: (0..n).map(|_| Vec::new()).collect(),
@@ -821,8 +878,8 @@ async fn serve(p: Prepared) {
             .collect(),
         tls: shared().map(|s| s.tls.clone()).unwrap_or_default(),
     };
-    for (i, ((u, t), l)) in udp.into_iter().zip(tcp).zip(tls).enumerate() {
-        if let Err(e) = sockets.start_profile(i, u, t, l) {
+    for (i, l) in listeners.into_iter().enumerate() {
+        if let Err(e) = sockets.start_profile(i, l) {
             log::error!("profile {}: {e}", stack.profiles[i].cfg.name);
         }
     }
@@ -863,26 +920,13 @@ async fn serve(p: Prepared) {
                     sockets.stop_profile(i);
                     let cfg = &stack.profiles[i].cfg;
                     let addr = stack.profiles[i].addr;
-                    let tls = sockets.tls.get(i).is_some_and(|t| t.is_some());
-                    let plain = !(tls && cfg.tls.only);
-                    let started = (|| {
-                        let u = if plain { Some(bind_udp(addr)?) } else { None };
-                        let t = if cfg.tcp && plain {
-                            Some(bind_tcp(addr)?)
-                        } else {
-                            None
-                        };
-                        let l = if tls {
-                            Some(bind_tcp(SocketAddr::new(addr.ip(), cfg.tls.port))?)
-                        } else {
-                            None
-                        };
-                        sockets.start_profile(i, u, t, l)
-                    })();
+                    let certs = sockets.tls.get(i).cloned().unwrap_or_default();
+                    let started = bind_profile(cfg, addr, &certs)
+                        .and_then(|l| sockets.start_profile(i, l).map_err(|e| e.to_string()));
                     match started {
                         Ok(()) => log::info!("profile {} started on {addr}", cfg.name),
                         Err(e) => {
-                            log::error!("profile {}: cannot bind {addr}: {e}", cfg.name);
+                            log::error!("profile {}: {e}", cfg.name);
                             stack.profiles[i].running = false;
                         }
                     }

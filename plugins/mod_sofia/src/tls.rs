@@ -57,6 +57,9 @@ pub struct TlsSettings {
     /// `tls-verify-depth`: the longest chain (the peer's certificate and
     /// its intermediates) accepted.
     pub verify_depth: usize,
+    /// The file in `cert_dir` with our chain and key (`agent.pem`; wss
+    /// reads `wss.pem`).
+    pub agent_file: String,
 }
 
 impl Default for TlsSettings {
@@ -71,6 +74,7 @@ impl Default for TlsSettings {
             verify_in: false,
             verify_out: false,
             verify_depth: 2,
+            agent_file: "agent.pem".into(),
         }
     }
 }
@@ -114,7 +118,19 @@ impl TlsSettings {
     }
 
     fn agent(&self) -> PathBuf {
-        self.cert_dir.join("agent.pem")
+        self.cert_dir.join(&self.agent_file)
+    }
+
+    /// The settings of the wss listener: FreeSWITCH's `wss.pem` in the
+    /// same directory (`agent.pem` when there is none), no client
+    /// certificates asked (browsers have none).
+    pub fn for_wss(&self) -> TlsSettings {
+        let wss = self.cert_dir.join("wss.pem").exists();
+        TlsSettings {
+            agent_file: if wss { "wss.pem" } else { "agent.pem" }.into(),
+            verify_in: false,
+            ..self.clone()
+        }
     }
 
     fn cafile(&self) -> PathBuf {

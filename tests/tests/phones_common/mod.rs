@@ -58,6 +58,14 @@ impl DefaultConf {
                 "certs_dir=/tmp/hotswitch/certs",
                 &format!("certs_dir={}", certs.display()),
             )
+            .replace(
+                "internal_ws_port=5066",
+                &format!("internal_ws_port={}", free_port()),
+            )
+            .replace(
+                "internal_wss_port=7443",
+                &format!("internal_wss_port={}", free_port()),
+            )
         });
         let esl = free_port();
         conf.edit("autoload_configs/event_socket.conf.xml", |t| {

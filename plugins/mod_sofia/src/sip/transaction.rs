@@ -27,6 +27,9 @@ pub enum Proto {
     Tcp,
     /// TCP with TLS on it (RFC 3261 §26).
     Tls,
+    /// A WebSocket (RFC 7118), plain or over TLS.
+    Ws,
+    Wss,
 }
 
 impl Proto {
@@ -36,12 +39,14 @@ impl Proto {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
             Proto::Tls => "TLS",
+            Proto::Ws => "WS",
+            Proto::Wss => "WSS",
         }
     }
 
     /// Parses a Via or `transport=` token (any case).
     pub fn from_token(t: &str) -> Option<Proto> {
-        [Proto::Udp, Proto::Tcp, Proto::Tls]
+        [Proto::Udp, Proto::Tcp, Proto::Tls, Proto::Ws, Proto::Wss]
             .into_iter()
             .find(|p| p.as_str().eq_ignore_ascii_case(t))
     }

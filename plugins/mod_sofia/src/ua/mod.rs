@@ -76,13 +76,16 @@ impl ProfileRt {
 
     /// Our address in a Via or Contact for `proto`: TLS has its own port.
     pub(super) fn host_port_for(&self, proto: Proto) -> String {
-        if proto != Proto::Tls {
-            return self.host_port();
-        }
+        let port = match proto {
+            Proto::Tls => self.cfg.tls.port,
+            Proto::Ws => self.cfg.ws_binding.map_or(self.cfg.sip_port, |a| a.port()),
+            Proto::Wss => self.cfg.wss_binding.map_or(self.cfg.sip_port, |a| a.port()),
+            _ => return self.host_port(),
+        };
         format!(
             "{}:{}",
             self.cfg.ext_rtp_ip.unwrap_or(self.cfg.sip_ip),
-            self.cfg.tls.port
+            port
         )
     }
 
@@ -91,9 +94,10 @@ impl ProfileRt {
         match proto {
             Proto::Udp => format!("<sip:mod_sofia@{}>", self.host_port()),
             Proto::Tcp => format!("<sip:mod_sofia@{};transport=tcp>", self.host_port()),
-            Proto::Tls => format!(
-                "<sip:mod_sofia@{};transport=tls>",
-                self.host_port_for(proto)
+            Proto::Tls | Proto::Ws | Proto::Wss => format!(
+                "<sip:mod_sofia@{};transport={}>",
+                self.host_port_for(proto),
+                proto.as_str().to_ascii_lowercase()
             ),
         }
     }
