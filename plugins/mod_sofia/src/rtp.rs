@@ -2,13 +2,17 @@
 //! the profile's port range, packets paced by the session thread that
 //! reads and writes frames, sequence/timestamp/SSRC handling, symmetric
 //! latching, telephone-events both ways, sender and receiver reports, the
-//! media timeout, and SRTP when SDES keyed it ([`crate::srtp`]).
+//! media timeout, and SRTP when SDES keyed it ([`crate::srtp`]). A leg
+//! whose far end is a browser (a WebRTC offer over SIP-over-WebSocket)
+//! carries its audio on the shared WebRTC stack (`hotswitch-webrtc-media`,
+//! str0m: ICE, DTLS-SRTP) instead, behind the same read and write.
 //!
 //! The session's own thread calls [`Media::read`] and [`Media::write`]; the
 //! SIP thread only changes where media goes ([`Media::set_remote`]).
 
 use crate::sdp::Codec;
 use hotswitch_plugin_api::g711;
+use hotswitch_webrtc_media as webrtc;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -239,6 +243,8 @@ pub struct Media {
     pub port: u16,
     range: (u16, u16),
     st: Mutex<State>,
+    /// WebRTC media and our SDP for it, when the far end is a browser.
+    webrtc: std::sync::OnceLock<(std::sync::Arc<webrtc::Media>, String)>,
 }
 
 impl Drop for Media {
@@ -367,6 +373,7 @@ impl Media {
                     last_write: None,
                     sdes: crate::srtp::Sdes::default(),
                 }),
+                webrtc: std::sync::OnceLock::new(),
             });
         }
         Err(std::io::Error::new(
@@ -417,6 +424,49 @@ impl Media {
         }
     }
 
+    /// Answers a browser's WebRTC offer on the shared WebRTC stack (must
+    /// run on the module's runtime); our SDP is then [`Media::webrtc_sdp`].
+    pub fn webrtc_answer(&self, offer: &str, ip: IpAddr) -> Result<(), String> {
+        let m = webrtc::answer(offer, ip)?;
+        let _ = self.webrtc.set(m);
+        Ok(())
+    }
+
+    /// Offers WebRTC media to a browser (must run on the module's runtime).
+    pub fn webrtc_offer(&self, ip: IpAddr) -> Result<(), String> {
+        let m = webrtc::offer(ip)?;
+        let _ = self.webrtc.set(m);
+        Ok(())
+    }
+
+    /// The browser's answer to our WebRTC offer.
+    pub fn webrtc_remote_answer(&self, sdp: &str) {
+        if let Some((m, _)) = self.webrtc.get() {
+            m.remote_answer(sdp);
+        }
+    }
+
+    /// Our SDP when the leg's media is WebRTC.
+    pub fn webrtc_sdp(&self) -> Option<String> {
+        self.webrtc.get().map(|(_, sdp)| sdp.clone())
+    }
+
+    fn webrtc_read(m: &webrtc::Media, buf: &mut [u8], wait: Duration) -> Read {
+        match m.read(wait) {
+            webrtc::Read::Audio(c, data) => {
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                let codec = match c {
+                    webrtc::Codec::Pcmu => Codec::Pcmu,
+                    webrtc::Codec::Pcma => Codec::Pcma,
+                };
+                Read::Audio { len: n, codec }
+            }
+            // Closed: ICE is gone; the BYE ends the call.
+            webrtc::Read::Timeout | webrtc::Read::Closed => Read::Timeout,
+        }
+    }
+
     /// Works on the leg's SDES state (offer, answer, our lines).
     pub fn sdes<R>(&self, f: impl FnOnce(&mut crate::srtp::Sdes) -> R) -> R {
         f(&mut lock(&self.st).sdes)
@@ -441,6 +491,9 @@ impl Media {
     /// receive with the socket's own timeout: one system call per packet
     /// and no timer armed per wait.
     pub fn read(&self, buf: &mut [u8], wait: Duration) -> Read {
+        if let Some((m, _)) = self.webrtc.get() {
+            return Self::webrtc_read(m, buf, wait);
+        }
         let deadline = Instant::now() + wait;
         lock(&self.st).last_read = deadline;
         let mut pkt = [0u8; 1500];
@@ -589,6 +642,16 @@ impl Media {
 
     /// Sends one frame of audio: `data` in `codec` (`None`: L16 samples).
     pub fn write(&self, data: &[u8], codec: Option<Codec>, samples: u32) {
+        if let Some((m, _)) = self.webrtc.get() {
+            let codec = codec.map(|c| match c {
+                Codec::Pcmu => webrtc::Codec::Pcmu,
+                Codec::Pcma => webrtc::Codec::Pcma,
+            });
+            return m.write(webrtc::Outbound {
+                codec,
+                data: data.to_vec(),
+            });
+        }
         let mut st = lock(&self.st);
         let Some(to) = st.remote else {
             return;

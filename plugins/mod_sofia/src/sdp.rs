@@ -93,6 +93,8 @@ pub struct Remote {
     pub savp: bool,
     /// Its `a=crypto` lines we can use, in order.
     pub crypto: Vec<crate::srtp::Crypto>,
+    /// A WebRTC offer: DTLS-SRTP (UDP/TLS/RTP/SAVPF, a fingerprint).
+    pub dtls: bool,
 }
 
 impl Remote {
@@ -174,6 +176,13 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
         .filter(|a| a.key == "crypto")
         .filter_map(|a| crate::srtp::Crypto::parse(a.value.as_deref()?))
         .collect();
+    let dtls = audio
+        .media_name
+        .protos
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case("TLS") || p.eq_ignore_ascii_case("DTLS"))
+        || audio.attribute("fingerprint").is_some()
+        || sd.attribute("fingerprint").is_some();
     Ok(Remote {
         addr,
         formats,
@@ -183,6 +192,7 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
         version: sd.origin.session_version,
         savp,
         crypto,
+        dtls,
     })
 }
 

@@ -176,6 +176,14 @@ impl Stack {
             outbound: None,
             offer: None,
         };
+        if matches!(call.peer.proto, Proto::Ws | Proto::Wss) {
+            // A browser phone: WebRTC media (ICE, DTLS-SRTP) on the shared
+            // stack.
+            let ip = self.profiles[profile].cfg.rtp_ip;
+            if let Err(e) = call.leg.media.webrtc_offer(ip) {
+                log::warn!("call {call_id}: WebRTC offer: {e}");
+            }
+        }
         let offer = self.local_sdp(&call, Direction::SendRecv);
         call.offer = Some(offer);
         call.outbound = Some(o);
@@ -260,7 +268,11 @@ impl Stack {
                     call.leg.media.set_remote(r.addr, c, pt, r.te_pt);
                     call.remote_version = Some(r.version);
                     negotiated = Some(c);
-                    if let Err(e) = call.leg.media.sdes(|s| s.answered(&r.crypto)) {
+                    if r.dtls {
+                        call.leg
+                            .media
+                            .webrtc_remote_answer(&String::from_utf8_lossy(&msg.body));
+                    } else if let Err(e) = call.leg.media.sdes(|s| s.answered(&r.crypto)) {
                         log::warn!("call {call_id}: {e}");
                         media_ok = false;
                     }
