@@ -36,6 +36,9 @@ fn link(core: &Arc<Core>, a: &Arc<Session>, b: &Arc<Session>, clear: [bool; 2]) 
         ch.set_var("bridge_role", "a");
         ch.set_var("bleg_uuid", &b.uuid);
     }
+    // The peer joins the call of the leg that bridges it (FreeSWITCH's
+    // bridge sets the peer's call_uuid to the A leg's uuid).
+    b.ch().set_var("call_uuid", &a.uuid);
     a.fire(
         core,
         EventType::CHANNEL_BRIDGE,
@@ -139,6 +142,14 @@ pub fn relay(core: &Arc<Core>, s: &Arc<Session>) {
     }
     let park = s.ch().var("park_after_bridge") == Some("true");
     if park {
+        // A B leg that lives on after the bridge is a call of its own again.
+        {
+            let mut ch = s.ch();
+            if ch.var("call_uuid").is_some() && ch.var("call_uuid") == ch.var("last_bridge_to") {
+                let own = s.uuid.clone();
+                ch.set_var("call_uuid", &own);
+            }
+        }
         set_state(s, CS::PARK);
     } else {
         hangup(core, s, peer_cause.unwrap_or(CallCause::NORMAL_CLEARING));

@@ -83,7 +83,6 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     ("version", "Version", "[short]", version),
     ("status", "Show current status", "", status),
     ("shutdown", "Shutdown", "", shutdown),
-    ("fsctl", "Switch controls", FSCTL_USAGE, fsctl),
     (
         "help",
         "Show help for all the api commands",
@@ -474,42 +473,6 @@ fn shutdown(core: &Arc<Core>, _args: &str) -> String {
     core.request_shutdown();
     "+OK\n".into()
 }
-
-/// `fsctl shutdown [elegant|asap|cancel]`, `fsctl pause|resume
-/// [inbound|outbound]` (FreeSWITCH's; see [`crate::drain`]).
-fn fsctl(core: &Arc<Core>, args: &str) -> String {
-    use crate::drain::{self, When};
-    let mut words = args.split_whitespace();
-    match (words.next(), words.next()) {
-        (Some("shutdown"), None) => shutdown(core, ""),
-        (Some("shutdown"), Some("elegant")) => {
-            drain::shutdown_when_idle(core, When::Elegant);
-            "+OK\n".into()
-        }
-        (Some("shutdown"), Some("asap")) => {
-            drain::shutdown_when_idle(core, When::Asap);
-            "+OK\n".into()
-        }
-        (Some("shutdown"), Some("cancel")) => {
-            drain::cancel(core);
-            "+OK\n".into()
-        }
-        (Some(cmd @ ("pause" | "resume")), dir) => {
-            let (inbound, outbound) = match dir {
-                None => (true, true),
-                Some("inbound") => (true, false),
-                Some("outbound") => (false, true),
-                Some(_) => return usage(FSCTL_USAGE),
-            };
-            core.drain.pause(inbound, outbound, cmd == "pause");
-            "+OK\n".into()
-        }
-        _ => usage(FSCTL_USAGE),
-    }
-}
-
-const FSCTL_USAGE: &str =
-    "shutdown [elegant|asap|cancel] | pause [inbound|outbound] | resume [inbound|outbound]";
 
 /// FreeSWITCH's `echo`: the arguments, with no newline added.
 fn echo(_core: &Arc<Core>, args: &str) -> String {

@@ -41,13 +41,22 @@ impl Document {
 #[derive(Debug)]
 pub struct Config {
     pub conf_dir: PathBuf,
+    /// Globals set before the first line is read (`$${base_dir}`, …).
+    globals: Vec<(String, String)>,
     doc: RwLock<Option<Arc<Document>>>,
 }
 
 impl Config {
     pub fn new(conf_dir: impl Into<PathBuf>) -> Config {
+        Config::with_globals(conf_dir, Vec::new())
+    }
+
+    /// A configuration whose preprocessing starts with `globals` known, as
+    /// FreeSWITCH's core sets its directories before reading.
+    pub fn with_globals(conf_dir: impl Into<PathBuf>, globals: Vec<(String, String)>) -> Config {
         Config {
             conf_dir: conf_dir.into(),
+            globals,
             doc: RwLock::new(None),
         }
     }
@@ -63,20 +72,21 @@ impl Config {
         let Some(root) = self.root_file() else {
             return Ok(());
         };
-        let pre = crate::preprocess::preprocess(&root).map_err(|e| {
-            // The error's text starts with its own "file:line: ".
-            let full = e.to_string();
-            let prefix = if e.line > 0 {
-                format!("{}:{}: ", e.file.display(), e.line)
-            } else {
-                format!("{}: ", e.file.display())
-            };
-            XmlError {
-                file: e.file.clone(),
-                line: e.line,
-                reason: full.strip_prefix(&prefix).unwrap_or(&full).to_string(),
-            }
-        })?;
+        let pre =
+            crate::preprocess::preprocess_with_globals(&root, &self.globals).map_err(|e| {
+                // The error's text starts with its own "file:line: ".
+                let full = e.to_string();
+                let prefix = if e.line > 0 {
+                    format!("{}:{}: ", e.file.display(), e.line)
+                } else {
+                    format!("{}: ", e.file.display())
+                };
+                XmlError {
+                    file: e.file.clone(),
+                    line: e.line,
+                    reason: full.strip_prefix(&prefix).unwrap_or(&full).to_string(),
+                }
+            })?;
         let parsed = xml::parse(&pre.text, &root).map_err(|e| {
             let (file, line) = pre.origin(e.line);
             XmlError {

@@ -23,6 +23,9 @@ pub struct CoreOptions {
     pub module_dirs: Vec<PathBuf>,
     /// Where shadow copies of modules live (private to this process).
     pub shadow_dir: PathBuf,
+    /// Globals known before the configuration is read (`base_dir`,
+    /// `log_dir`, … from the command line).
+    pub globals: Vec<(String, String)>,
 }
 
 /// Why an api call failed; `Display` is the reply text.
@@ -153,6 +156,8 @@ pub struct Core {
     pub state_handlers: StateHandlerRegistry,
     globals: std::sync::RwLock<std::collections::HashMap<String, String>>,
     pub scheduler: crate::scheduler::Scheduler,
+    /// `fsctl`'s switch-wide settings.
+    pub controls: crate::fsctl::Controls,
     /// Phones registered with endpoints (`show registrations`).
     pub registrations: crate::registrations::Registrations,
     /// Event/log subscriptions modules opened, by id.
@@ -188,7 +193,7 @@ impl Core {
             hostname,
             started: Instant::now(),
             started_wall: SystemTime::now(),
-            config: Config::new(opts.conf_dir),
+            config: Config::with_globals(opts.conf_dir, opts.globals.clone()),
             registry: Registry::default(),
             modules: ModuleManager::new(opts.module_dirs, opts.shadow_dir),
             sessions: crate::session::Sessions::default(),
@@ -197,6 +202,7 @@ impl Core {
             state_handlers: StateHandlerRegistry::default(),
             globals: std::sync::RwLock::new(std::collections::HashMap::new()),
             scheduler: crate::scheduler::Scheduler::default(),
+            controls: crate::fsctl::Controls::default(),
             registrations: crate::registrations::Registrations::default(),
             module_subs: Mutex::new(std::collections::HashMap::new()),
             shutting_down: AtomicBool::new(false),
@@ -206,6 +212,10 @@ impl Core {
         });
         crate::commands::register(&core);
         crate::session_commands::register(&core);
+        crate::fsctl::register(&core);
+        for (k, v) in &opts.globals {
+            core.set_global(k, v);
+        }
         core.dialplans
             .add("inline", Arc::new(crate::dialplan::Inline));
         core.dialplans.add("XML", Arc::new(crate::dialplan::Xml));

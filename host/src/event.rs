@@ -118,6 +118,7 @@ impl EventType {
     pub const CUSTOM: EventType = EventType(0);
     pub const STARTUP: EventType = EventType(27);
     pub const SHUTDOWN: EventType = EventType(28);
+    pub const SHUTDOWN_REQUESTED: EventType = EventType(91);
     pub const MODULE_LOAD: EventType = EventType(34);
     pub const MODULE_UNLOAD: EventType = EventType(35);
     pub const BACKGROUND_JOB: EventType = EventType(46);

@@ -76,12 +76,46 @@ pub fn console_level() -> log::LevelFilter {
     level_from(CONSOLE_LEVEL.load(Ordering::Acquire))
 }
 
+/// `fsctl loglevel`: the ceiling over the console and every tap.
+static HARD_LEVEL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(5);
+/// `console colorize`: the console's lines coloured by level.
+static COLORIZE: AtomicBool = AtomicBool::new(false);
+
+/// Sets the ceiling no record above which is logged anywhere.
+pub fn set_hard_level(level: log::LevelFilter) {
+    HARD_LEVEL.store(level as usize, Ordering::Release);
+    recompute(&TAPS.read().unwrap_or_else(|p| p.into_inner()));
+}
+
+fn hard_level() -> log::LevelFilter {
+    level_from(HARD_LEVEL.load(Ordering::Acquire))
+}
+
+/// Whether the console colours its lines.
+pub fn colorize() -> bool {
+    COLORIZE.load(Ordering::Relaxed)
+}
+
+pub fn set_colorize(on: bool) {
+    COLORIZE.store(on, Ordering::Relaxed);
+}
+
+/// The escape sequence mod_console colours a level with.
+pub fn color_of(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "\x1b[31m",
+        log::Level::Warn => "\x1b[35m",
+        log::Level::Info => "\x1b[32m",
+        log::Level::Debug | log::Level::Trace => "\x1b[33m",
+    }
+}
+
 fn recompute(taps: &[Tap]) {
     let max = taps
         .iter()
         .map(|t| t.level)
         .fold(console_level(), |a, b| a.max(b));
-    log::set_max_level(max);
+    log::set_max_level(max.min(hard_level()));
 }
 static ANY_TAP: AtomicBool = AtomicBool::new(false);
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -140,6 +174,9 @@ impl log::Log for HostLogger {
     }
 
     fn log(&self, r: &log::Record) {
+        if r.level() > hard_level() {
+            return;
+        }
         if r.level() <= console_level() && self.inner.enabled(r.metadata()) {
             self.inner.log(r);
         }

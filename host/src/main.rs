@@ -2,6 +2,7 @@
 //! modules it lists, and serve the console until shutdown.
 
 use hotswitch::core::{Core, CoreOptions};
+use hotswitch::dirs::{absolute, Dirs, KINDS};
 use hotswitch::event::EventType;
 use hotswitch::modules::ModuleManager;
 use hotswitch::{console, origin};
@@ -12,19 +13,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "usage: hotswitch [options]
-  -conf <dir>      configuration directory (default: ./conf, else <binary>/../../conf)
-  -mod <dir>       module directory; repeatable (default: switch.conf module-dir, else the binary's directory)
-  -run <dir>       run directory for module shadow copies (default: the system temp directory)
-  -watch           reload a module when its file changes on disk (also switch.conf watch-modules)
-  -nc              no console: run until SIGTERM/SIGINT or 'shutdown'
-  -loglevel <lvl>  error|warning|info|debug|trace (default info; RUST_LOG overrides)
-  -version         print the version and exit
-  -help            this text";
+  -conf <dir>        configuration directory (default: <base>/conf if there is one, else ./conf,
+                     else <binary>/../../conf)
+  -mod <dir>         a module directory searched before the defaults (switch.conf module-dir,
+                     else the binary's directory); repeatable
+  -base <dir>        base directory of the installation (default: the prefix of <prefix>/bin/hotswitch,
+                     else the binary's directory); the directories below default to <base>/<name>
+  -log <dir>         log files, CDRs under <dir>/cdr-csv ($${log_dir}; default <base>/log)
+  -db <dir>          databases, SIP registrations ($${db_dir}; default <base>/db)
+  -run <dir>         run directory, private copies of loaded modules ($${run_dir}; default <base>/run)
+  -temp <dir>        temporary files ($${temp_dir}; default <base>/tmp)
+  -certs <dir>       TLS certificates ($${certs_dir}; default <base>/certs)
+  -recordings <dir>  recordings ($${recordings_dir}; default <base>/recordings)
+  -storage <dir>     storage ($${storage_dir}; default <base>/storage)
+  -sounds <dir>      sound files ($${sounds_dir}; default <base>/sounds)
+  -watch             reload a module when its file changes on disk (also switch.conf watch-modules)
+  -nc                no console: run until SIGTERM/SIGINT or 'shutdown'
+  -loglevel <lvl>    error|warning|info|debug|trace (default info; RUST_LOG overrides)
+  -version           print the version and exit
+  -help              this text";
 
 struct Args {
     conf: Option<PathBuf>,
     mods: Vec<PathBuf>,
-    run: Option<PathBuf>,
+    base: Option<PathBuf>,
+    /// `-log`, `-db`, … as (kind, directory).
+    dirs: Vec<(String, PathBuf)>,
     watch: bool,
     no_console: bool,
     loglevel: String,
@@ -34,7 +48,8 @@ fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         conf: None,
         mods: Vec::new(),
-        run: None,
+        base: None,
+        dirs: Vec::new(),
         watch: false,
         no_console: false,
         loglevel: "info".into(),
@@ -44,8 +59,12 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.trim_start_matches('-') {
             "conf" => a.conf = Some(value(&arg)?.into()),
-            "mod" => a.mods.push(value(&arg)?.into()),
-            "run" => a.run = Some(value(&arg)?.into()),
+            "mod" => a.mods.push(absolute(value(&arg)?.into())),
+            "base" => a.base = Some(absolute(value(&arg)?.into())),
+            k if KINDS.iter().any(|(kind, _)| *kind == k) => {
+                let dir = absolute(value(&arg)?.into());
+                a.dirs.push((k.to_string(), dir));
+            }
             "watch" => a.watch = true,
             "nc" => a.no_console = true,
             "loglevel" => a.loglevel = value(&arg)?,
@@ -67,9 +86,14 @@ fn init_logging(level: &str) -> Result<(), String> {
     let wanted = console::parse_level(level).ok_or_else(|| format!("unknown log level {level}"))?;
     let mut b = env_logger::Builder::new();
     b.format(|buf, r| {
+        let (color, reset) = if hotswitch::logtap::colorize() {
+            (hotswitch::logtap::color_of(r.level()), "\x1b[0m")
+        } else {
+            ("", "")
+        };
         writeln!(
             buf,
-            "{} [{}] {}: {}",
+            "{color}{} [{}] {}: {}{reset}",
             chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.6f"),
             r.level(),
             r.target(),
@@ -144,7 +168,23 @@ fn main() -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
-    let conf_dir = args.conf.clone().unwrap_or_else(default_conf_dir);
+    let base = args
+        .base
+        .clone()
+        .unwrap_or_else(|| Dirs::default_base(&exe_dir()));
+    let dirs = Dirs::new(base, &args.dirs);
+    if let Err(e) = dirs.create() {
+        log::error!("{e}");
+        return ExitCode::from(1);
+    }
+    let conf_dir = args.conf.clone().unwrap_or_else(|| {
+        let under_base = dirs.base.join("conf");
+        if under_base.join("autoload_configs").is_dir() {
+            under_base
+        } else {
+            default_conf_dir()
+        }
+    });
     if !conf_dir.join("autoload_configs").is_dir() {
         log::error!(
             "{} is not a configuration directory (no autoload_configs/); give one with -conf",
@@ -152,29 +192,34 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let config = hotswitch::config::Config::new(&conf_dir);
+    // The globals FreeSWITCH's core sets before it reads the configuration.
+    let mut globals = dirs.globals();
+    globals.push(("conf_dir".into(), conf_dir.display().to_string()));
+    globals.push(("mod_dir".into(), exe_dir().display().to_string()));
+    let config = hotswitch::config::Config::with_globals(&conf_dir, globals.clone());
     if let Err(e) = config.load() {
         log::error!("configuration refused: {e}");
         return ExitCode::from(1);
     }
+    // -mod directories first, then the defaults: an author's module is
+    // added to a working switch.
     let mut module_dirs = args.mods.clone();
     match config.module_dirs() {
-        Ok(d) => module_dirs.extend(d),
+        Ok(d) if !d.is_empty() => module_dirs.extend(d),
+        Ok(_) => module_dirs.push(exe_dir()),
         Err(e) => {
             log::error!("switch.conf refused: {e}");
             return ExitCode::from(1);
         }
     }
-    if module_dirs.is_empty() {
-        module_dirs.push(exe_dir());
-    }
-    let run = args.run.clone().unwrap_or_else(std::env::temp_dir);
+    let run = dirs.get("run").to_path_buf();
     clean_stale_shadow_dirs(&run);
     let shadow_dir = run.join(format!("hotswitch-shadow-{}", std::process::id()));
     let core = match Core::new(CoreOptions {
         conf_dir: conf_dir.clone(),
         module_dirs,
         shadow_dir,
+        globals,
     }) {
         Ok(c) => c,
         Err(e) => {
@@ -201,6 +246,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut not_loaded = Vec::new();
     for m in to_load {
         if let Err(e) = core.modules.load(&core, &m.name) {
             if m.critical {
@@ -209,6 +255,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             log::error!("{} failed to load: {e}", m.name);
+            not_loaded.push(m.name);
         }
     }
     let startup = core.bus.create(EventType::STARTUP, None, origin!("main"));
@@ -240,7 +287,17 @@ fn main() -> ExitCode {
         Err(e) => log::warn!("cannot handle signals: {e}"),
     }
 
-    log::info!("hotswitch is ready");
+    log::info!(
+        "hotswitch is ready; base {}, logs in {}",
+        dirs.base.display(),
+        dirs.get("log").display()
+    );
+    if !not_loaded.is_empty() {
+        log::warn!(
+            "not loaded: {} (the reasons are above)",
+            not_loaded.join(", ")
+        );
+    }
     if !args.no_console {
         let c = core.clone();
         let _ = std::thread::Builder::new()

@@ -150,6 +150,28 @@ fn create_leg(
     let Some(outgoing) = ep.io.outgoing_channel else {
         return Err(CallCause::CHAN_NOT_IMPLEMENTED);
     };
+    // A leg originated from a call has one hop less than the call
+    // (`max_forwards`, from the INVITE's Max-Forwards); with none left the
+    // call is looping (FreeSWITCH's switch_core_session_outgoing_channel).
+    let hops = match &req.originator {
+        Some(o) => {
+            let left = o
+                .ch()
+                .var("max_forwards")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map_or(70, |n| n - 1);
+            if left <= 0 {
+                log::warn!(
+                    "{}: no hops left (max_forwards); not calling {}",
+                    o.uuid,
+                    leg.data
+                );
+                return Err(CallCause::EXCHANGE_ROUTING_ERROR);
+            }
+            Some(left.to_string())
+        }
+        None => None,
+    };
     let mut profile = req.profile.clone();
     profile.destination_number = leg.data.clone();
     if let Some(v) = var(vars, "origination_caller_id_name") {
@@ -236,8 +258,21 @@ fn create_leg(
                 .collect()
         })
         .unwrap_or_default();
+    // Both legs of a call share the originator's call_uuid (FreeSWITCH's
+    // switch_ivr_originate); a leg originated from the API keeps its own.
+    // The new leg gets one hop less than its originator.
+    let call_uuid = req.originator.as_ref().map(|o| {
+        let och = o.ch();
+        och.var("call_uuid").unwrap_or(&o.uuid).to_string()
+    });
     {
         let mut ch = s.ch();
+        if let Some(c) = &call_uuid {
+            ch.set_var("call_uuid", c);
+        }
+        if let Some(h) = &hops {
+            ch.set_var("max_forwards", h);
+        }
         for (k, v) in exported.iter().chain(vars) {
             ch.set_var(k, v);
         }
@@ -268,15 +303,12 @@ fn wait_for_answer(
     mut ringback: Option<&mut Ringback>,
 ) -> Result<Arc<Session>, CallCause> {
     let mut last = CallCause::NO_ANSWER;
+    // The originator is looked at once a frame, as FreeSWITCH's originate
+    // loop does at the caller's frame pace: a leg that answers within the
+    // frame its caller hung up in is connected (and then hung up), not
+    // cancelled — clients such as switchio count on it.
+    let mut caller_check = Instant::now() + CALLER_FRAME;
     loop {
-        if let Some(rb) = ringback.as_deref() {
-            if rb.caller_gone() {
-                for l in legs.drain(..) {
-                    hangup(core, &l.session, CallCause::ORIGINATOR_CANCEL);
-                }
-                return Err(CallCause::ORIGINATOR_CANCEL);
-            }
-        }
         if let Some(i) = legs.iter().position(|l| l.session.ch().has(cf::ANSWERED)) {
             let winner = legs.swap_remove(i).session;
             for l in legs.drain(..) {
@@ -285,6 +317,15 @@ fn wait_for_answer(
             return Ok(winner);
         }
         let now = Instant::now();
+        if now >= caller_check {
+            caller_check = now + CALLER_FRAME;
+            if ringback.as_deref().is_some_and(|rb| rb.caller_gone()) {
+                for l in legs.drain(..) {
+                    hangup(core, &l.session, CallCause::ORIGINATOR_CANCEL);
+                }
+                return Err(CallCause::ORIGINATOR_CANCEL);
+            }
+        }
         legs.retain(|l| {
             let cause = l.session.ch().hangup_cause;
             if let Some(c) = cause {
@@ -313,12 +354,18 @@ fn wait_for_answer(
                 continue;
             }
         }
-        let wait = deadline
+        let mut wait = deadline
             .saturating_duration_since(now)
             .min(Duration::from_millis(100));
+        if ringback.is_some() {
+            wait = wait.min(caller_check.saturating_duration_since(now));
+        }
         let _ = rx.recv_timeout(wait);
     }
 }
+
+/// How often an originate looks at its originator: one frame.
+const CALLER_FRAME: Duration = Duration::from_millis(20);
 
 /// After a successful originate: run `apps` on the leg, or send it to
 /// `exten`/`dialplan`/`context` (an `exten` of None with no apps leaves it

@@ -585,7 +585,8 @@ impl Session {
         let mut e = core.bus.create(t, None, origin!("channel_event"));
         {
             let ch = self.ch();
-            self.add_channel_data(&ch, &mut e, with_vars);
+            let verbose = core.controls.verbose_events.load(Ordering::Relaxed);
+            self.add_channel_data(&ch, &mut e, with_vars || verbose);
         }
         for (k, v) in extra {
             e.add_header(*k, *v);

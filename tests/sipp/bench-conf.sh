@@ -13,7 +13,7 @@ cp -r "$root/conf" "$dir"
 sed -i 's/name="auth-calls" value="true"/name="auth-calls" value="false"/' "$dir/sip_profiles/internal.xml"
 sed -i 's/"max-sessions" value="[0-9]*"/"max-sessions" value="50000"/; s/"sessions-per-second" value="[0-9]*"/"sessions-per-second" value="20000"/' \
   "$dir/autoload_configs/switch.conf.xml"
-sed -i "s|db_dir=[^\"]*\"|db_dir=$dir/db\"|" "$dir/vars.xml"
+sed -i "s|</include>|  <X-PRE-PROCESS cmd=\"set\" data=\"db_dir=$dir/db\"/>\n</include>|" "$dir/vars.xml"
 sed -i 's|<load module="mod_cdr_csv"/>||' "$dir/autoload_configs/modules.conf.xml"
 sed -i 's|<context name="default">|<context name="default">\n    <extension name="load-test"><condition field="destination_number" expression="^7000$"><action application="answer"/><action application="park"/></condition></extension>|' \
   "$dir/dialplan/default.xml"

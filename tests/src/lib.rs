@@ -250,16 +250,18 @@ impl Switch {
                 conf
             }
         };
-        let run = dir.path().join("run");
-        std::fs::create_dir_all(&run).unwrap();
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut cmd = Command::new(binary());
-        cmd.arg("-conf").arg(&conf).arg("-run").arg(&run);
+        cmd.arg("-conf").arg(&conf);
         for d in &cfg.module_dirs {
             cmd.arg("-mod").arg(d);
         }
         cmd.arg("-mod").arg(build_dir());
+        // The switch's files (logs, databases, module copies in <dir>/run)
+        // stay in the test's directory; a test's own -base comes later
+        // and wins.
+        cmd.arg("-base").arg(dir.path());
         cmd.args(&cfg.args);
         cmd.env_remove("RUST_LOG");
         let mut child = cmd
@@ -575,6 +577,25 @@ pub fn free_port() -> u16 {
             return p;
         }
     }
+}
+
+/// The first of four UDP ports in a row that are free now, for a media
+/// peer such as sipp (`-mp p` takes p for audio RTP and p + 2 for video).
+/// Taken from 20000–29999, below the kernel's ephemeral ports and the
+/// switch's RTP ranges in the tests, so that neither takes them meanwhile.
+pub fn free_media_ports() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20000 + ((std::process::id() as u16) % 2500) * 4;
+    for _ in 0..2500 {
+        let off = NEXT.fetch_add(4, Ordering::Relaxed) % 10000;
+        let p = 20000 + (base - 20000 + off) % 10000 / 4 * 4;
+        let free = (p..p + 4).all(|q| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok());
+        if free {
+            return p;
+        }
+    }
+    panic!("no four free UDP ports in a row in 20000-29999");
 }
 
 /// A switch with mod_loopback, mod_dptools and mod_event_socket listening

@@ -452,7 +452,7 @@ fn sipp_call(port: u16, transport: &str) -> Child {
         .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
         .args(["-key", "rtp_port", &free_port().to_string()])
         .arg("-mp")
-        .arg(free_port().to_string())
+        .arg(hotswitch_e2e::free_media_ports().to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -51,7 +51,8 @@ struct Writer {
 static WRITER: Mutex<Option<Writer>> = Mutex::new(None);
 
 /// Reads the settings and templates out of the configuration section.
-fn parse_config(xml: &str) -> Result<Settings, String> {
+/// The settings in `xml`; `log_dir` is the base when it names none.
+fn parse_config(xml: &str, log_dir: &str) -> Result<Settings, String> {
     let mut params: HashMap<String, String> = HashMap::new();
     let mut templates: HashMap<String, String> = HashMap::new();
     let mut reader = quick_xml::Reader::from_str(xml);
@@ -120,7 +121,10 @@ fn parse_config(xml: &str) -> Result<Settings, String> {
         None => DEFAULT_TEMPLATE.to_string(),
     };
     let legs = params.get("legs").map(String::as_str).unwrap_or("a");
-    let base = params.get("log-base").map(String::as_str).unwrap_or("log");
+    let base = params
+        .get("log-base")
+        .map(String::as_str)
+        .unwrap_or(log_dir);
     Ok(Settings {
         dir: Path::new(base).join("cdr-csv"),
         template,
@@ -131,9 +135,16 @@ fn parse_config(xml: &str) -> Result<Settings, String> {
 }
 
 fn load(m: &ModuleContext) -> Result<(), String> {
+    // FreeSWITCH's default: the switch's log directory.
+    let log_dir = m
+        .execute_api("global_getvar", "log_dir")
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty() && !v.starts_with("-ERR"))
+        .unwrap_or_else(|| "log".into());
     let settings = match m.config_section("cdr_csv.conf") {
-        Some(xml) => parse_config(&xml)?,
-        None => parse_config("<configuration/>")?,
+        Some(xml) => parse_config(&xml, &log_dir)?,
+        None => parse_config("<configuration/>", &log_dir)?,
     };
     std::fs::create_dir_all(&settings.dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.dir.display()))?;
@@ -226,6 +237,7 @@ mod tests {
                </settings><templates>
                  <template name="short">"${uuid}","${hangup_cause}"</template>
                </templates></configuration>"#,
+            "/the/log/dir",
         )
         .unwrap();
         assert_eq!(s.template, r#""${uuid}","${hangup_cause}""#);
@@ -235,14 +247,15 @@ mod tests {
 
     #[test]
     fn without_configuration_freeswitchs_example_template_and_a_legs_are_used() {
-        let s = parse_config("<configuration/>").unwrap();
+        let s = parse_config("<configuration/>", "/the/log/dir").unwrap();
         assert_eq!(s.template, DEFAULT_TEMPLATE);
         assert!(s.a_legs && !s.b_legs);
+        assert_eq!(s.dir, Path::new("/the/log/dir/cdr-csv"));
     }
 
     #[test]
     fn a_missing_template_is_an_error_naming_it() {
-        let e = parse_config(r#"<configuration><settings><param name="default-template" value="nope"/></settings></configuration>"#)
+        let e = parse_config(r#"<configuration><settings><param name="default-template" value="nope"/></settings></configuration>"#, "log")
             .unwrap_err();
         assert!(e.contains("nope"), "{e}");
     }

@@ -222,12 +222,16 @@ impl Conn {
             } else {
                 self.linger_until
             };
+            // Shutting down (unload, reload): what is queued still goes
+            // out before the notice — above all the api/response of the
+            // client whose `reload mod_event_socket` started it, which
+            // FreeSWITCH answers before the disconnect.
             if *shutdown.borrow_and_update() {
-                return Ending::Kill(SHUTTING_DOWN);
+                return Ending::Close(SHUTTING_DOWN);
             }
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => return Ending::Kill(SHUTTING_DOWN),
+                _ = shutdown.changed() => return Ending::Close(SHUTTING_DOWN),
                 c = self.control_rx.recv() => match c {
                     Some(Control::Overflow) => {
                         log::warn!(

@@ -13,6 +13,7 @@ use hotswitch_plugin_api::{
     CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
     Outgoing, OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
 };
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,16 @@ fn secure_media(req: &Outgoing, pc: &crate::config::ProfileConfig) -> SecureMedi
         log::warn!("{e}; the profile's rtp-secure-media applies");
         pc.secure_media.clone()
     })
+}
+
+/// Sends an outbound leg's INVITE if it has not left yet, with the hops
+/// the originate gave the leg.
+fn send_invite(s: &Session, l: &Leg) {
+    let invite = l.invite.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut o) = invite {
+        o.max_forwards = s.var("max_forwards").and_then(|v| v.trim().parse().ok());
+        l.send(Input::Invite(o));
+    }
 }
 
 /// The endpoint registered as `sofia`.
@@ -80,6 +91,8 @@ impl Endpoint for Sofia {
             media,
             dtmf_type: pc.dtmf_type,
             tx: shared.input.clone(),
+            invite: Default::default(),
+            initialized: Default::default(),
         });
         let after_profile = req.dial_data.split_once('/').map(|x| x.1).unwrap_or("");
         let name = format!("sofia/{}/{}", pc.name, after_profile);
@@ -88,9 +101,14 @@ impl Endpoint for Sofia {
         profile.chan_name = name.clone();
         s.set_name(&name);
         s.set_profile(&profile);
+        let local_addr = pc.ext_rtp_ip.unwrap_or(pc.sip_ip).to_string();
+        // As FreeSWITCH's sofia_outgoing_channel and sofia_glue_do_invite.
         for (k, v) in [
             ("sip_call_id", call_id.as_str()),
             ("sip_profile_name", pc.name.as_str()),
+            ("sofia_profile_name", pc.name.as_str()),
+            ("recovery_profile_name", pc.name.as_str()),
+            ("sip_local_network_addr", local_addr.as_str()),
             ("sip_to_user", t.uri.user.as_deref().unwrap_or("")),
             ("sip_to_host", t.uri.host.as_str()),
             ("sip_req_uri", t.uri.to_string().trim_start_matches("sip:")),
@@ -128,7 +146,7 @@ impl Endpoint for Sofia {
         s.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
         s.set_state(ChannelState::INIT)
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
-        leg.send(Input::Invite(Box::new(Outbound {
+        *leg.invite.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(Outbound {
             leg: leg.clone(),
             uri: t.uri,
             target: t.target,
@@ -142,8 +160,9 @@ impl Endpoint for Sofia {
             headers,
             auth,
             gateway: t.gateway,
+            max_forwards: None,
             route: t.route,
-        })));
+        }));
         Ok(s)
     }
 
@@ -151,6 +170,13 @@ impl Endpoint for Sofia {
         match state {
             ChannelState::HANGUP => {
                 if let Some(l) = leg::of(s) {
+                    // A leg hung up in CS_INIT, before its INVITE left, has
+                    // placed its call all the same — FreeSWITCH sends it in
+                    // on_init — and ends it at once (CANCEL, or ACK and BYE
+                    // of a 2xx that crosses it).
+                    if l.initialized.load(Ordering::Acquire) {
+                        send_invite(s, l);
+                    }
                     // FreeSWITCH's names, for CDRs and the hangup events.
                     let st = l.media.stats();
                     for (k, v) in [
@@ -170,18 +196,34 @@ impl Endpoint for Sofia {
                         .and_then(|c| CallCause::from_name(&c))
                         .unwrap_or(CallCause::NORMAL_CLEARING);
                     l.send(Input::Hangup {
-                        call_id: l.call_id.clone(),
+                        uuid: l.uuid.clone(),
                         cause,
                     });
                 }
             }
             ChannelState::DESTROY => {
+                if let Some(l) = leg::of(s) {
+                    // Never sent: break the leg ↔ INVITE cycle.
+                    drop(l.invite.lock().unwrap_or_else(|p| p.into_inner()).take());
+                }
                 let p = s.private() as *mut Arc<Leg>;
                 if !p.is_null() {
                     s.set_private(std::ptr::null_mut());
                     // SAFETY: the Box this module put there; on_destroy is
                     // the session's last callback.
                     drop(unsafe { Box::from_raw(p) });
+                }
+            }
+            ChannelState::INIT => {
+                if let Some(l) = leg::of(s) {
+                    l.initialized.store(true, Ordering::Release);
+                }
+            }
+            // The first state after CS_INIT: the leg's CHANNEL_CREATE has
+            // fired, the INVITE goes out.
+            st if st.0 > ChannelState::INIT.0 && st.0 < ChannelState::HANGUP.0 => {
+                if let Some(l) = leg::of(s) {
+                    send_invite(s, l);
                 }
             }
             _ => {}
@@ -193,11 +235,22 @@ impl Endpoint for Sofia {
         let Some(l) = leg::of(s) else {
             return Status::SUCCESS;
         };
-        let call_id = l.call_id.clone();
+        let uuid = l.uuid.clone();
+        // The channel is marked before its 200/183 leaves, so its
+        // CHANNEL_ANSWER / CHANNEL_PROGRESS_MEDIA comes before anything the
+        // far end does with it (the switch calling itself: the other leg's
+        // answer, the originate's result), as with FreeSWITCH, whose
+        // sofia-sip sends the response later from its own thread.
         match msg.id {
-            MessageId::ANSWER => l.send(Input::Answer { call_id }),
-            MessageId::PROGRESS => l.send(Input::Progress { call_id }),
-            MessageId::RINGING => l.send(Input::Ringing { call_id }),
+            MessageId::ANSWER => {
+                s.mark_answered();
+                l.send(Input::Answer { uuid })
+            }
+            MessageId::PROGRESS => {
+                s.mark_pre_answered();
+                l.send(Input::Progress { uuid })
+            }
+            MessageId::RINGING => l.send(Input::Ringing { uuid }),
             _ => {}
         }
         Status::SUCCESS
@@ -287,11 +340,11 @@ impl Endpoint for Sofia {
                     return Status::FALSE;
                 }
                 l.send(Input::PaceDtmf {
-                    call_id: l.call_id.clone(),
+                    uuid: l.uuid.clone(),
                 });
             }
             DtmfType::Info => l.send(Input::Info {
-                call_id: l.call_id.clone(),
+                uuid: l.uuid.clone(),
                 digit,
                 duration_ms: d.duration_ms,
             }),

@@ -20,6 +20,15 @@ pub struct Leg {
     pub dtmf_type: DtmfType,
     /// The SIP thread's queue.
     pub tx: UnboundedSender<Input>,
+    /// An outbound leg's INVITE, sent in the first state after CS_INIT,
+    /// once the leg's CHANNEL_CREATE has fired: clients that group legs
+    /// into calls (switchio) take the first leg they see as the caller, and
+    /// a switch calling itself would otherwise race its own INVITE. Taken
+    /// then, or at CS_DESTROY (it holds the leg).
+    pub invite: std::sync::Mutex<Option<Box<Outbound>>>,
+    /// The session has run CS_INIT (an outbound leg's call is placed from
+    /// then on, even if it is hung up before its next state).
+    pub initialized: std::sync::atomic::AtomicBool,
 }
 
 impl Leg {
@@ -53,6 +62,9 @@ pub struct Outbound {
     /// Credentials for a challenge (gateway or `sip_auth_*` variables).
     pub auth: Option<(String, String)>,
     pub gateway: Option<String>,
+    /// The INVITE's Max-Forwards: the leg's `max_forwards` variable (set
+    /// by the originate from the caller's hops), else 70.
+    pub max_forwards: Option<u32>,
     /// Route headers for the INVITE (a registered contact's Path).
     pub route: Vec<String>,
 }
@@ -91,32 +103,33 @@ pub enum Input {
         to: SocketAddr,
         error: String,
     },
-    /// The core answered / pre-answered / rang an inbound leg.
+    /// The core answered / pre-answered / rang an inbound leg (each leg
+    /// named by its session's uuid).
     Answer {
-        call_id: String,
+        uuid: String,
     },
     Progress {
-        call_id: String,
+        uuid: String,
     },
     Ringing {
-        call_id: String,
+        uuid: String,
     },
     /// The session is hanging up.
     Hangup {
-        call_id: String,
+        uuid: String,
         cause: CallCause,
     },
     /// Place an outbound call.
     Invite(Box<Outbound>),
     /// Send a digit by SIP INFO.
     Info {
-        call_id: String,
+        uuid: String,
         digit: char,
         duration_ms: u32,
     },
     /// Digits were queued on the leg's media: send their events in time.
     PaceDtmf {
-        call_id: String,
+        uuid: String,
     },
     /// Send a MESSAGE.
     Message {

@@ -150,7 +150,7 @@ impl RedbStore {
             redb::DatabaseError::DatabaseAlreadyOpen => format!(
                 "the registration store {path} is in use by another process (is another \
                  hotswitch running with the same db_dir?); give each instance its own \
-                 db_dir in vars.xml or registration-db in its profile"
+                 db_dir (-base or -db) or registration-db in its profile"
             ),
             e => format!("the registration store {path} cannot be opened: {e}"),
         })?;

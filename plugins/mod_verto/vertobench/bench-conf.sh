@@ -19,5 +19,5 @@ sed -i "s|\"bind-local\" value=\"127.0.0.1:8081\"|\"bind-local\" value=\"127.0.0
   "$dir/autoload_configs/verto.conf.xml"
 sed -i 's/"max-sessions" value="[0-9]*"/"max-sessions" value="50000"/; s/"sessions-per-second" value="[0-9]*"/"sessions-per-second" value="20000"/' \
   "$dir/autoload_configs/switch.conf.xml"
-sed -i "s|db_dir=[^\"]*\"|db_dir=$dir/db\"|; s|certs_dir=[^\"]*\"|certs_dir=$dir/certs\"|" "$dir/vars.xml"
+sed -i "s|</include>|  <X-PRE-PROCESS cmd=\"set\" data=\"db_dir=$dir/db\"/>\n  <X-PRE-PROCESS cmd=\"set\" data=\"certs_dir=$dir/certs\"/>\n</include>|" "$dir/vars.xml"
 echo "$dir"

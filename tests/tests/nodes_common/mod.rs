@@ -114,7 +114,7 @@ pub fn sipp(scenario: &str, target: Option<u16>, args: &[&str]) -> Sipp {
     cmd.args(["-i", "127.0.0.1", "-nostdin", "-m", "1"])
         .args(["-timeout", "40s", "-timeout_error"])
         .arg("-mp")
-        .arg(free_udp_port().to_string())
+        .arg(hotswitch_e2e::free_media_ports().to_string())
         .args(args)
         .arg("-trace_err")
         .arg("-error_file")

@@ -39,8 +39,7 @@ impl DefaultConf {
             sip_port,
             external_port,
         };
-        let db = conf.dir.path().join("db");
-        let certs = conf.dir.path().join("certs");
+        // db_dir and certs_dir: under the -base `start` gives.
         conf.edit("vars.xml", |t| {
             t.replace(
                 "internal_sip_port=5060",
@@ -49,14 +48,6 @@ impl DefaultConf {
             .replace(
                 "external_sip_port=5080",
                 &format!("external_sip_port={external_port}"),
-            )
-            .replace(
-                "db_dir=/tmp/hotswitch/db",
-                &format!("db_dir={}", db.display()),
-            )
-            .replace(
-                "certs_dir=/tmp/hotswitch/certs",
-                &format!("certs_dir={}", certs.display()),
             )
             .replace(
                 "internal_ws_port=5066",
@@ -78,7 +69,10 @@ impl DefaultConf {
         });
         let cdr = conf.dir.path().join("cdr");
         conf.edit("autoload_configs/cdr_csv.conf.xml", |t| {
-            t.replace("value=\"log\"", &format!("value=\"{}\"", cdr.display()))
+            t.replace(
+                "value=\"$${log_dir}\"",
+                &format!("value=\"{}\"", cdr.display()),
+            )
         });
         conf
     }
@@ -98,6 +92,9 @@ impl DefaultConf {
     pub fn start(&self) -> Switch {
         Switch::start(SwitchConfig {
             conf_dir: Some(self.conf_dir()),
+            // One base for every start: registrations (db_dir) outlive a
+            // restart, as a real installation's do.
+            args: vec!["-base".into(), self.dir.path().display().to_string()],
             ..Default::default()
         })
     }

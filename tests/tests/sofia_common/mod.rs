@@ -183,7 +183,8 @@ pub fn sipp_on(
         cmd.arg(format!("127.0.0.1:{p}"));
     }
     cmd.args(["-i", ip, "-nostdin", "-timeout", "40s", "-timeout_error"]);
-    cmd.arg("-mp").arg(free_port().to_string());
+    cmd.arg("-mp")
+        .arg(hotswitch_e2e::free_media_ports().to_string());
     let mut have_rtp = false;
     for (k, v) in keys {
         have_rtp |= *k == "rtp_port";

@@ -11,15 +11,24 @@ impl Stack {
         if to.as_ref().and_then(|t| t.tag()).is_some() {
             return self.on_reinvite(key, msg, now);
         }
-        if self.calls.contains_key(&call_id) {
-            self.refuse(&key, &msg, (482, "Loop Detected"), now);
-            return;
-        }
         let profile = from.profile;
-        let p = &self.profiles[profile];
         let Some(from_na) = msg.headers.get("From").and_then(NameAddr::parse) else {
             return;
         };
+        // A merged request (§8.2.2.2): the INVITE of a call we answer
+        // again, through another branch. Our own INVITE coming back (the
+        // switch calling itself) has the same Call-ID but is a new dialog.
+        let cseq = msg.cseq().map(|c| c.0);
+        let merged = self.find_call(&call_id, |c| {
+            c.uas
+                && c.remote_tag.as_deref() == from_na.tag()
+                && c.invite_req.as_ref().and_then(|m| m.cseq()).map(|c| c.0) == cseq
+        });
+        if merged.is_some() {
+            self.refuse(&key, &msg, (482, "Loop Detected"), now);
+            return;
+        }
+        let p = &self.profiles[profile];
         let Some(ruri) = msg.uri().and_then(Uri::parse) else {
             self.refuse(&key, &msg, (416, "Unsupported URI Scheme"), now);
             return;
@@ -120,13 +129,16 @@ impl Stack {
             }
         };
         let local_tag = new_tag();
+        let uuid = session.uuid();
         let leg = Arc::new(Leg {
             call_id: call_id.clone(),
-            uuid: session.uuid(),
+            uuid: uuid.clone(),
             profile,
             media,
             dtmf_type: p.cfg.dtmf_type,
             tx: self.input.clone(),
+            invite: Default::default(),
+            initialized: Default::default(),
         });
         let from_user = from_na.uri.user.clone().unwrap_or_default();
         let name = format!("sofia/{}/{}@{}", p.cfg.name, from_user, from_na.uri.host);
@@ -172,7 +184,7 @@ impl Stack {
             to.as_ref(),
             &ruri,
             from,
-            &p.cfg.name,
+            p,
             auth_user.as_deref(),
         );
         if auth_user.is_some() || trusted_by.is_some() {
@@ -232,7 +244,7 @@ impl Stack {
             outbound: None,
             offer: None,
         };
-        self.calls.insert(call_id.clone(), call);
+        self.add_call(call);
         self.profiles[profile].calls_in += 1;
         if session
             .set_state(hotswitch_plugin_api::ChannelState::INIT)
@@ -240,7 +252,7 @@ impl Stack {
             || session.start().is_err()
         {
             log::warn!("INVITE {call_id}: the session did not start");
-            self.calls.remove(&call_id);
+            self.remove_call(&uuid);
             self.refuse(&key, &msg, (503, "Service Unavailable"), now);
         }
     }
@@ -280,11 +292,11 @@ impl Stack {
     }
 
     pub(super) fn on_reinvite(&mut self, key: ServerKey, msg: Message, now: Instant) {
-        let call_id = msg.call_id().to_string();
-        let Some(call) = self.calls.get(&call_id) else {
+        let Some(uuid) = self.dialog_of(&msg) else {
             self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         };
+        let call = &self.calls[&uuid];
         if call.phase != Phase::Confirmed {
             self.refuse(&key, &msg, (491, "Request Pending"), now);
             return;
@@ -322,7 +334,7 @@ impl Stack {
                 direction = Direction::Inactive;
             }
         }
-        let call = self.calls.get_mut(&call_id).expect("found above");
+        let call = self.calls.get_mut(&uuid).expect("found above");
         if let Some(r) = &remote {
             if Some(r.version) != call.remote_version {
                 call.sdp_version += 1;
@@ -333,9 +345,8 @@ impl Stack {
             call.hold = h;
         }
         let contact = self.profiles[call.leg.profile].contact(call.peer.proto);
-        let call = &self.calls[&call_id];
+        let call = &self.calls[&uuid];
         let body = self.local_sdp(call, direction);
-        let uuid = call.leg.uuid.clone();
         let tag = call.local_tag.clone();
         self.reply(&key, &msg, (200, "OK"), Some(&tag), now, |r| {
             r.headers.push("Contact", contact);
@@ -343,7 +354,7 @@ impl Stack {
             r.set_body("application/sdp", body.into_bytes());
         });
         let cseq = msg.cseq().map(|c| c.0).unwrap_or(0);
-        if let Some(c) = self.calls.get_mut(&call_id) {
+        if let Some(c) = self.calls.get_mut(&uuid) {
             // A re-INVITE still unacknowledged when the next one came
             // ends here: its ACK can no longer arrive in order.
             if let Some((old, _)) = c.reinvite.replace((key, cseq)) {
@@ -366,7 +377,7 @@ impl Stack {
     }
 
     pub(super) fn on_ack(&mut self, msg: Message) {
-        let Some(call) = self.calls.get_mut(msg.call_id()) else {
+        let Some(call) = self.dialog_of(&msg).and_then(|u| self.calls.get_mut(&u)) else {
             return;
         };
         let cseq = msg.cseq().map(|c| c.0);
@@ -400,7 +411,7 @@ impl Stack {
     }
 
     pub(super) fn on_bye(&mut self, key: ServerKey, msg: Message, now: Instant) {
-        let Some(call) = self.calls.remove(msg.call_id()) else {
+        let Some(call) = self.dialog_of(&msg).and_then(|u| self.remove_call(&u)) else {
             self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         };
@@ -423,21 +434,19 @@ impl Stack {
             method: "INVITE".into(),
             ..key.clone()
         };
-        let call_id = msg.call_id().to_string();
-        let found = self
-            .calls
-            .get(&call_id)
-            .is_some_and(|c| c.uas && c.invite_key.as_ref() == Some(&invite_key));
-        if !found {
+        let found = self.find_call(msg.call_id(), |c| {
+            c.uas && c.invite_key.as_ref() == Some(&invite_key)
+        });
+        let Some(uuid) = found else {
             self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
-        }
+        };
         self.refuse(&key, &msg, (200, "OK"), now);
-        let call = self.calls.get(&call_id).expect("found above");
+        let call = self.calls.get(&uuid).expect("found above");
         if call.phase != Phase::Early {
             return; // too late: the call was answered
         }
-        let call = self.calls.remove(&call_id).expect("found above");
+        let call = self.remove_call(&uuid).expect("found above");
         if let Some(inv) = &call.invite_req {
             let tag = call.local_tag.clone();
             self.reply(
@@ -456,7 +465,7 @@ impl Stack {
     }
 
     pub(super) fn on_info(&mut self, key: ServerKey, msg: Message, now: Instant) {
-        let Some(call) = self.calls.get(msg.call_id()) else {
+        let Some(call) = self.dialog_of(&msg).and_then(|u| self.calls.get(&u)) else {
             self.refuse(&key, &msg, (481, "Call/Transaction Does Not Exist"), now);
             return;
         };
@@ -530,8 +539,8 @@ impl Stack {
 
     /// A call we answer that has no final response yet: its INVITE's
     /// transaction and request, our Contact and To tag.
-    fn early_uas(&self, call_id: &str) -> Option<(&Call, ServerKey, Message, String, String)> {
-        let call = self.calls.get(call_id)?;
+    fn early_uas(&self, uuid: &str) -> Option<(&Call, ServerKey, Message, String, String)> {
+        let call = self.calls.get(uuid)?;
         if !call.uas || call.phase != Phase::Early {
             return None;
         }
@@ -541,8 +550,8 @@ impl Stack {
         Some((call, key, req, contact, call.local_tag.clone()))
     }
 
-    pub(super) fn answer(&mut self, call_id: &str, now: Instant) {
-        let Some((call, key, req, contact, tag)) = self.early_uas(call_id) else {
+    pub(super) fn answer(&mut self, uuid: &str, now: Instant) {
+        let Some((call, key, req, contact, tag)) = self.early_uas(uuid) else {
             return;
         };
         let body = self.local_sdp(call, Direction::SendRecv);
@@ -553,13 +562,13 @@ impl Stack {
             r.headers.push("Server", ua);
             r.set_body("application/sdp", body.into_bytes());
         });
-        if let Some(c) = self.calls.get_mut(call_id) {
+        if let Some(c) = self.calls.get_mut(uuid) {
             c.phase = Phase::Confirmed;
         }
     }
 
-    pub(super) fn provisional(&mut self, call_id: &str, code: u16, now: Instant) {
-        let Some((call, key, req, contact, tag)) = self.early_uas(call_id) else {
+    pub(super) fn provisional(&mut self, uuid: &str, code: u16, now: Instant) {
+        let Some((call, key, req, contact, tag)) = self.early_uas(uuid) else {
             return;
         };
         let body = (code == 183 && call.remote_version.is_some())
@@ -576,6 +585,63 @@ impl Stack {
             }
         });
     }
+}
+
+/// `<prefix>_user`, `_port`, `_uri` (user@host[:port]), `_host` and
+/// `_params` of a URI, as FreeSWITCH's mod_sofia names them (a missing user
+/// is `nobody`).
+fn url_vars(vars: &mut Vec<(String, String)>, prefix: &str, u: &Uri) {
+    let user = u.user.clone().unwrap_or_else(|| "nobody".into());
+    let port = u.port.map(|p| format!(":{p}")).unwrap_or_default();
+    vars.push((format!("{prefix}_uri"), format!("{user}@{}{port}", u.host)));
+    vars.push((format!("{prefix}_user"), user));
+    vars.push((format!("{prefix}_host"), u.host.clone()));
+    if let Some(p) = u.port {
+        vars.push((format!("{prefix}_port"), p.to_string()));
+    }
+    if !u.params.is_empty() {
+        let params: Vec<String> = u
+            .params
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => k.clone(),
+            })
+            .collect();
+        vars.push((format!("{prefix}_params"), params.join(";")));
+    }
+}
+
+/// What FreeSWITCH's `extract_header_vars`/`extract_vars` set on an
+/// outgoing leg from the 2xx that answers it: the From, To and Contact as
+/// `sip_{from,to,contact}_*`, both tags, the CSeq, the full headers.
+pub(super) fn answered_vars(msg: &Message) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for (header, prefix) in [
+        ("From", "sip_from"),
+        ("To", "sip_to"),
+        ("Contact", "sip_contact"),
+    ] {
+        if let Some(na) = msg.headers.get(header).and_then(NameAddr::parse) {
+            url_vars(&mut vars, prefix, &na.uri);
+            if let Some(t) = na.tag() {
+                vars.push((format!("{prefix}_tag"), t.to_string()));
+            }
+        }
+    }
+    for (header, var) in [("From", "sip_full_from"), ("To", "sip_full_to")] {
+        if let Some(v) = msg.headers.get(header) {
+            vars.push((var.into(), v.into()));
+        }
+    }
+    let vias: Vec<&str> = msg.headers.get_all("Via").collect();
+    if !vias.is_empty() {
+        vars.push(("sip_full_via".into(), vias.join(",")));
+    }
+    if let Some((n, _)) = msg.cseq() {
+        vars.push(("sip_cseq".into(), n.to_string()));
+    }
+    vars
 }
 
 /// What FreeSWITCH puts on the channel of a caller who authenticated as
@@ -624,6 +690,8 @@ fn directory_vars(user: &str, domain: &str) -> Vec<(String, String)> {
     vars
 }
 
+/// The variables FreeSWITCH's mod_sofia sets on an incoming leg (sofia.c,
+/// `sofia_handle_sip_i_invite` and `extract_header_vars`/`extract_vars`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn set_inbound_vars(
     s: &OwnedSession,
@@ -632,12 +700,28 @@ pub(super) fn set_inbound_vars(
     to: Option<&NameAddr>,
     ruri: &Uri,
     src: Target,
-    profile: &str,
+    p: &ProfileRt,
     auth_user: Option<&str>,
 ) {
+    let profile = p.cfg.name.as_str();
+    let invite_stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
     let mut vars: Vec<(String, String)> = vec![
         ("sip_call_id".into(), msg.call_id().into()),
         ("sip_profile_name".into(), profile.into()),
+        ("sofia_profile_name".into(), profile.into()),
+        ("recovery_profile_name".into(), profile.into()),
+        (
+            "sofia_profile_url".into(),
+            format!("sip:mod_sofia@{}", p.host_port()),
+        ),
+        (
+            "sip_local_network_addr".into(),
+            p.cfg.ext_rtp_ip.unwrap_or(p.cfg.sip_ip).to_string(),
+        ),
+        ("sip_invite_stamp".into(), invite_stamp.to_string()),
         ("sip_network_ip".into(), src.addr.ip().to_string()),
         ("sip_network_port".into(), src.addr.port().to_string()),
         ("sip_received_ip".into(), src.addr.ip().to_string()),
@@ -646,22 +730,7 @@ pub(super) fn set_inbound_vars(
             "sip_via_protocol".into(),
             src.proto.as_str().to_ascii_lowercase(),
         ),
-        (
-            "sip_from_user".into(),
-            from.uri.user.clone().unwrap_or_default(),
-        ),
-        ("sip_from_host".into(), from.uri.host.clone()),
-        (
-            "sip_from_uri".into(),
-            from.uri_text.trim_start_matches("sip:").into(),
-        ),
         ("sip_from_tag".into(), from.tag().unwrap_or("").into()),
-        ("sip_req_user".into(), ruri.user.clone().unwrap_or_default()),
-        ("sip_req_host".into(), ruri.host.clone()),
-        (
-            "sip_req_uri".into(),
-            ruri.to_string().trim_start_matches("sip:").into(),
-        ),
         (
             "sip_user_agent".into(),
             msg.headers.get("User-Agent").unwrap_or("").into(),
@@ -671,27 +740,54 @@ pub(super) fn set_inbound_vars(
             String::from_utf8_lossy(&msg.body).into(),
         ),
     ];
+    url_vars(&mut vars, "sip_from", &from.uri);
+    url_vars(&mut vars, "sip_req", ruri);
+    if let Some(u) = &from.uri.user {
+        let stripped = u.strip_prefix('+').unwrap_or(u);
+        vars.push(("sip_from_user_stripped".into(), stripped.into()));
+    }
     if let Some(d) = &from.display {
         vars.push(("sip_from_display".into(), d.clone()));
     }
     if let Some(t) = to {
-        vars.push(("sip_to_user".into(), t.uri.user.clone().unwrap_or_default()));
-        vars.push(("sip_to_host".into(), t.uri.host.clone()));
-        vars.push((
-            "sip_to_uri".into(),
-            t.uri_text.trim_start_matches("sip:").into(),
-        ));
+        url_vars(&mut vars, "sip_to", &t.uri);
+        if let Some(d) = &t.display {
+            vars.push(("sip_to_display".into(), d.clone()));
+        }
     }
     if let Some(c) = msg.headers.get("Contact").and_then(NameAddr::parse) {
-        vars.push((
-            "sip_contact_user".into(),
-            c.uri.user.clone().unwrap_or_default(),
-        ));
-        vars.push(("sip_contact_host".into(), c.uri.host.clone()));
-        vars.push((
-            "sip_contact_uri".into(),
-            c.uri_text.trim_start_matches("sip:").into(),
-        ));
+        url_vars(&mut vars, "sip_contact", &c.uri);
+    }
+    if let Some((n, _)) = msg.cseq() {
+        vars.push(("sip_cseq".into(), n.to_string()));
+    }
+    // The hops left: a leg this call originates gets one less, and none
+    // when none are left, so a call routed back to the switch again and
+    // again ends (FreeSWITCH's max_forwards).
+    if let Some(mf) = msg.headers.get("Max-Forwards") {
+        vars.push(("max_forwards".into(), mf.trim().to_string()));
+    }
+    let vias: Vec<&str> = msg.headers.get_all("Via").collect();
+    if !vias.is_empty() {
+        vars.push(("sip_full_via".into(), vias.join(",")));
+    }
+    if let Some(v) = vias.first().and_then(|v| Via::parse(v)) {
+        vars.push(("sip_via_host".into(), v.host.clone()));
+        if let Some(port) = v.port {
+            vars.push(("sip_via_port".into(), port.to_string()));
+        }
+        if let Some(Some(rport)) = v.rport {
+            vars.push(("sip_via_rport".into(), rport.to_string()));
+        }
+    }
+    for (header, var) in [
+        ("From", "sip_full_from"),
+        ("To", "sip_full_to"),
+        ("Allow", "sip_allow"),
+    ] {
+        if let Some(v) = msg.headers.get(header) {
+            vars.push((var.into(), v.into()));
+        }
     }
     if let Some(u) = auth_user {
         vars.push(("sip_auth_username".into(), u.into()));

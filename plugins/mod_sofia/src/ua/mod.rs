@@ -177,7 +177,12 @@ impl GatewayRt {
 pub struct Stack {
     pub profiles: Vec<ProfileRt>,
     pub tx: Transactions,
+    /// Calls by their leg's session uuid: a UAC and a UAS dialog may share a
+    /// Call-ID (the switch calling itself), so the Call-ID alone names no
+    /// dialog (RFC 3261 §12).
     calls: HashMap<String, Call>,
+    /// Call-ID → the uuids of the calls with it (one, or two when looped).
+    by_call_id: HashMap<String, Vec<String>>,
     gateways: Vec<GatewayRt>,
     pub registrar: Arc<Registrar>,
     /// The network lists profiles' ACLs name.
@@ -188,7 +193,7 @@ pub struct Stack {
     rtp: (u16, u16),
     next_purge: Instant,
     next_media_check: Instant,
-    /// Calls with digits going out as RFC 4733 events, and when to send
+    /// Calls (by leg uuid) with digits going out as RFC 4733 events, and when to send
     /// their next packets (every 20 ms while any remain).
     dtmf_pacing: Vec<String>,
     next_dtmf: Option<Instant>,
@@ -250,6 +255,7 @@ impl Stack {
             profiles,
             tx: Transactions::default(),
             calls: HashMap::new(),
+            by_call_id: HashMap::new(),
             gateways,
             registrar,
             acls: config.acls.clone(),
@@ -331,6 +337,46 @@ impl Stack {
         self.calls.len()
     }
 
+    /// Keeps a new call under its leg's uuid and indexes its Call-ID.
+    fn add_call(&mut self, call: Call) {
+        let uuid = call.leg.uuid.clone();
+        self.by_call_id
+            .entry(call.leg.call_id.clone())
+            .or_default()
+            .push(uuid.clone());
+        self.calls.insert(uuid, call);
+    }
+
+    /// Forgets a call for good (a call taken out to be put back keeps its
+    /// index entry and goes through `calls` directly).
+    fn remove_call(&mut self, uuid: &str) -> Option<Call> {
+        let call = self.calls.remove(uuid)?;
+        if let Some(uuids) = self.by_call_id.get_mut(&call.leg.call_id) {
+            uuids.retain(|u| u != uuid);
+            if uuids.is_empty() {
+                self.by_call_id.remove(&call.leg.call_id);
+            }
+        }
+        Some(call)
+    }
+
+    /// The uuid of the call with this Call-ID for which `f` holds.
+    fn find_call(&self, call_id: &str, f: impl Fn(&Call) -> bool) -> Option<String> {
+        self.by_call_id
+            .get(call_id)?
+            .iter()
+            .find(|u| self.calls.get(u.as_str()).is_some_and(&f))
+            .cloned()
+    }
+
+    /// The dialog a request within a dialog belongs to: its Call-ID and our
+    /// tag in its To (§12.2.2).
+    fn dialog_of(&self, msg: &Message) -> Option<String> {
+        let to = msg.headers.get("To").and_then(NameAddr::parse)?;
+        let tag = to.tag()?;
+        self.find_call(msg.call_id(), |c| c.local_tag == tag)
+    }
+
     /// The next time [`Stack::on_timer`] has work.
     pub fn next_deadline(&self) -> Instant {
         let mut t = self.next_purge.min(self.next_media_check);
@@ -373,6 +419,11 @@ impl Stack {
             }
             self.nonces
                 .retain(|_, t| now.duration_since(*t) < NONCE_LIFE);
+            let calls = &self.calls;
+            self.by_call_id.retain(|_, uuids| {
+                uuids.retain(|u| calls.contains_key(u));
+                !uuids.is_empty()
+            });
         }
     }
 
@@ -517,7 +568,7 @@ impl Stack {
             .find(|(_, c)| c.client_invite.as_ref() == Some(&key))
             .map(|(id, c)| (id.clone(), c.leg.uuid.clone()));
         if let Some((id, uuid)) = found {
-            self.calls.remove(&id);
+            self.remove_call(&id);
             if let Some(s) = ModuleContext::current().session_locate(&uuid) {
                 let cause = sip_to_cause(503);
                 s.set_var("sip_term_status", "503");
@@ -661,16 +712,16 @@ impl Stack {
     /// One input that is not network bytes.
     pub fn on_input(&mut self, input: Input, now: Instant) {
         match input {
-            Input::Answer { call_id } => self.answer(&call_id, now),
-            Input::Progress { call_id } => self.provisional(&call_id, 183, now),
-            Input::Ringing { call_id } => self.provisional(&call_id, 180, now),
-            Input::Hangup { call_id, cause } => self.hangup(&call_id, cause, now),
+            Input::Answer { uuid } => self.answer(&uuid, now),
+            Input::Progress { uuid } => self.provisional(&uuid, 183, now),
+            Input::Ringing { uuid } => self.provisional(&uuid, 180, now),
+            Input::Hangup { uuid, cause } => self.hangup(&uuid, cause, now),
             Input::Invite(o) => self.invite(o, now),
             Input::Info {
-                call_id,
+                uuid,
                 digit,
                 duration_ms,
-            } => self.send_info(&call_id, digit, duration_ms, now),
+            } => self.send_info(&uuid, digit, duration_ms, now),
             Input::Message {
                 profile,
                 to,
@@ -679,9 +730,9 @@ impl Stack {
                 content_type,
             } => self.send_message(profile, &to, &from, &body, &content_type, now),
             Input::Api(req) => self.api(req),
-            Input::PaceDtmf { call_id } => {
-                if !self.dtmf_pacing.contains(&call_id) {
-                    self.dtmf_pacing.push(call_id);
+            Input::PaceDtmf { uuid } => {
+                if !self.dtmf_pacing.contains(&uuid) {
+                    self.dtmf_pacing.push(uuid);
                 }
                 self.next_dtmf.get_or_insert(now);
             }
@@ -730,7 +781,7 @@ impl Stack {
             .find(|(_, c)| c.client_invite.as_ref() == Some(&key))
             .map(|(id, c)| (id.clone(), c.leg.uuid.clone()));
         if let Some((id, uuid)) = found {
-            self.calls.remove(&id);
+            self.remove_call(&id);
             if let Some(s) = ModuleContext::current().session_locate(&uuid) {
                 s.set_var("sip_term_status", "408");
                 s.hangup(CallCause::RECOVERY_ON_TIMER_EXPIRE);

@@ -4,13 +4,13 @@
 use super::*;
 
 impl Stack {
-    pub(super) fn hangup(&mut self, call_id: &str, cause: CallCause, now: Instant) {
-        let Some(call) = self.calls.get_mut(call_id) else {
+    pub(super) fn hangup(&mut self, uuid: &str, cause: CallCause, now: Instant) {
+        let Some(call) = self.calls.get_mut(uuid) else {
             return;
         };
         match (call.uas, call.phase) {
             (true, Phase::Early) => {
-                let call = self.calls.remove(call_id).expect("present");
+                let call = self.remove_call(uuid).expect("present");
                 if let (Some(key), Some(req)) = (&call.invite_key, &call.invite_req) {
                     let (code, reason) = cause_to_sip(cause);
                     let tag = call.local_tag.clone();
@@ -31,12 +31,12 @@ impl Stack {
                 let key = call.client_invite.clone();
                 if let Some(k) = key {
                     if self.tx.cancellable(&k) {
-                        self.send_cancel(call_id, &k, now);
+                        self.send_cancel(uuid, &k, now);
                     }
                 }
             }
             (_, Phase::Confirmed) => {
-                let mut call = self.calls.remove(call_id).expect("present");
+                let mut call = self.remove_call(uuid).expect("present");
                 let mut bye = self.in_dialog(&mut call, "BYE");
                 bye.headers.push(
                     "Reason",
@@ -51,11 +51,11 @@ impl Stack {
         }
     }
 
-    pub(super) fn send_cancel(&mut self, call_id: &str, key: &ClientKey, now: Instant) {
+    pub(super) fn send_cancel(&mut self, uuid: &str, key: &ClientKey, now: Instant) {
         let Some(invite) = self.tx.client_request(key).cloned() else {
             return;
         };
-        let Some(call) = self.calls.get(call_id) else {
+        let Some(call) = self.calls.get(uuid) else {
             return;
         };
         // §9.1: same Request-URI, Call-ID, From, To (no tag), CSeq number and
@@ -130,7 +130,7 @@ impl Stack {
 
     pub(super) fn invite(&mut self, o: Box<Outbound>, now: Instant) {
         let profile = o.leg.profile;
-        let call_id = o.leg.call_id.clone();
+        let uuid = o.leg.uuid.clone();
         let p = &self.profiles[profile];
         let local_tag = new_tag();
         let from_host = if o.from_host.is_empty() {
@@ -181,24 +181,24 @@ impl Stack {
             // stack.
             let ip = self.profiles[profile].cfg.rtp_ip;
             if let Err(e) = call.leg.media.webrtc_offer(ip) {
-                log::warn!("call {call_id}: WebRTC offer: {e}");
+                log::warn!("call {uuid}: WebRTC offer: {e}");
             }
         }
         let offer = self.local_sdp(&call, Direction::SendRecv);
         call.offer = Some(offer);
         call.outbound = Some(o);
         self.profiles[profile].calls_out += 1;
-        self.calls.insert(call_id.clone(), call);
-        self.send_invite(&call_id, None, now);
+        self.add_call(call);
+        self.send_invite(&uuid, None, now);
     }
 
     pub(super) fn send_invite(
         &mut self,
-        call_id: &str,
+        uuid: &str,
         authorization: Option<(bool, String)>,
         now: Instant,
     ) {
-        let Some(mut call) = self.calls.remove(call_id) else {
+        let Some(mut call) = self.calls.remove(uuid) else {
             return;
         };
         let mut m = self.in_dialog(&mut call, "INVITE");
@@ -206,6 +206,9 @@ impl Stack {
         m.headers.push("Contact", p.contact(call.peer.proto));
         m.headers.push("Allow", ALLOW);
         if let Some(o) = &call.outbound {
+            if let Some(mf) = o.max_forwards {
+                m.headers.set("Max-Forwards", mf.to_string());
+            }
             for (k, v) in &o.headers {
                 m.headers.push(k, v.clone());
             }
@@ -225,13 +228,18 @@ impl Stack {
             call.offer.clone().unwrap_or_default().into_bytes(),
         );
         call.client_invite = self.tx.send_request(m, call.peer, now);
-        self.calls.insert(call_id.to_string(), call);
+        self.calls.insert(uuid.to_string(), call);
     }
 
     pub(super) fn on_invite_response(&mut self, key: ClientKey, msg: Message, now: Instant) {
-        let call_id = msg.call_id().to_string();
         let code = msg.code().unwrap_or(0);
-        let Some(call) = self.calls.get_mut(&call_id) else {
+        // Our dialog: the Call-ID and our tag in the From.
+        let from = msg.headers.get("From").and_then(NameAddr::parse);
+        let from_tag = from.as_ref().and_then(|f| f.tag());
+        let found = self.find_call(msg.call_id(), |c| {
+            !c.uas && Some(c.local_tag.as_str()) == from_tag
+        });
+        let Some(call) = found.as_ref().and_then(|u| self.calls.get_mut(u)) else {
             // A 2xx for a call already gone: ACK and BYE it (§13.2.2.4).
             if (200..300).contains(&code) {
                 self.ack_and_bye_stray(&msg, now);
@@ -273,7 +281,7 @@ impl Stack {
                             .media
                             .webrtc_remote_answer(&String::from_utf8_lossy(&msg.body));
                     } else if let Err(e) = call.leg.media.sdes(|s| s.answered(&r.crypto)) {
-                        log::warn!("call {call_id}: {e}");
+                        log::warn!("call {uuid}: {e}");
                         media_ok = false;
                     }
                 }
@@ -293,7 +301,7 @@ impl Stack {
         }
         if code < 200 {
             if call.cancel_pending {
-                self.send_cancel(&call_id, &key, now);
+                self.send_cancel(&uuid, &key, now);
                 return;
             }
             if let Some(s) = ctx.session_locate(&uuid) {
@@ -307,20 +315,20 @@ impl Stack {
         }
         if code < 300 {
             call.phase = Phase::Confirmed;
-            let ack = self.build_2xx_ack(&call_id, &msg);
+            let ack = self.build_2xx_ack(&uuid, &msg);
             if let Some(a) = ack {
-                let peer = self.calls[&call_id].peer;
+                let peer = self.calls[&uuid].peer;
                 self.tx.set_ack(&key, a.clone());
                 self.tx.outbox.push((peer, a));
             }
-            let call = self.calls.get(&call_id).expect("present");
+            let call = self.calls.get(&uuid).expect("present");
             if call.cancel_pending || !media_ok {
                 let cause = if media_ok {
                     CallCause::NORMAL_CLEARING
                 } else {
                     CallCause::INCOMPATIBLE_DESTINATION
                 };
-                self.hangup(&call_id, cause, now);
+                self.hangup(&uuid, cause, now);
                 if !media_ok {
                     if let Some(s) = ctx.session_locate(&uuid) {
                         s.hangup(cause);
@@ -329,6 +337,9 @@ impl Stack {
                 return;
             }
             if let Some(s) = ctx.session_locate(&uuid) {
+                for (k, v) in inbound::answered_vars(&msg) {
+                    s.set_var(&k, &v);
+                }
                 s.set_var("sip_to_tag", call.remote_tag.as_deref().unwrap_or(""));
                 s.mark_answered();
             }
@@ -343,13 +354,13 @@ impl Stack {
                 let uri = call.remote_target.clone();
                 if let Some(value) = digest::answer(&h, "INVITE", &uri, &user, &pass, 1) {
                     call.remote_tag = None;
-                    self.send_invite(&call_id, Some((code == 407, value)), now);
+                    self.send_invite(&uuid, Some((code == 407, value)), now);
                     return;
                 }
             }
         }
         let cause = sip_to_cause(code);
-        self.calls.remove(&call_id);
+        self.remove_call(&uuid);
         if let Some(s) = ctx.session_locate(&uuid) {
             s.set_var("sip_term_status", &code.to_string());
             s.set_var("sip_term_cause", &cause.0.to_string());
@@ -357,15 +368,15 @@ impl Stack {
         }
     }
 
-    pub(super) fn build_2xx_ack(&mut self, call_id: &str, resp: &Message) -> Option<Vec<u8>> {
-        let mut call = self.calls.remove(call_id)?;
+    pub(super) fn build_2xx_ack(&mut self, uuid: &str, resp: &Message) -> Option<Vec<u8>> {
+        let mut call = self.calls.remove(uuid)?;
         let n = resp.cseq().map(|c| c.0).unwrap_or(call.local_cseq);
         let saved = call.local_cseq;
         call.local_cseq = n - 1;
         let mut ack = self.in_dialog(&mut call, "ACK");
         call.local_cseq = saved;
         ack.headers.set("CSeq", format!("{n} ACK"));
-        self.calls.insert(call_id.to_string(), call);
+        self.calls.insert(uuid.to_string(), call);
         Some(ack.to_bytes())
     }
 
@@ -413,8 +424,8 @@ impl Stack {
         }
     }
 
-    pub(super) fn send_info(&mut self, call_id: &str, digit: char, duration_ms: u32, now: Instant) {
-        let Some(mut call) = self.calls.remove(call_id) else {
+    pub(super) fn send_info(&mut self, uuid: &str, digit: char, duration_ms: u32, now: Instant) {
+        let Some(mut call) = self.calls.remove(uuid) else {
             return;
         };
         let mut m = self.in_dialog(&mut call, "INFO");
@@ -423,7 +434,7 @@ impl Stack {
             format!("Signal={digit}\r\nDuration={duration_ms}\r\n").into_bytes(),
         );
         let peer = call.peer;
-        self.calls.insert(call_id.to_string(), call);
+        self.calls.insert(uuid.to_string(), call);
         self.tx.send_request(m, peer, now);
     }
 
