@@ -200,6 +200,8 @@ pub struct ProfileConfig {
     /// `ws-binding` / `wss-binding`: SIP over WebSocket (RFC 7118).
     pub ws_binding: Option<std::net::SocketAddr>,
     pub wss_binding: Option<std::net::SocketAddr>,
+    /// `NDLB-force-rport`, `aggressive-nat-detection`, `apply-nat-acl`.
+    pub nat: crate::nat::NatSettings,
 }
 
 /// Everything mod_sofia reads.
@@ -338,6 +340,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         secure_media: crate::srtp::SecureMedia::Default,
         ws_binding: None,
         wss_binding: None,
+        nat: crate::nat::NatSettings::default(),
     };
     let mut ws_bindings: [Option<String>; 2] = [None, None];
     let mut rtp_ip_set = false;
@@ -442,6 +445,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                         c.tcp_limits.max_per_ip = n;
                     }
                 }
+                _ if c.nat.param(&k, vt) => {}
                 _ => {
                     c.tls
                         .param(&k, vt)

@@ -66,6 +66,12 @@ impl Endpoint for Sofia {
             &shared.registrar,
             &gateways,
             &|a| shared.flow_alive(a),
+            &|pi, r| {
+                shared
+                    .profile_cfg
+                    .get(pi)
+                    .is_some_and(|pc| pc.nat.behind_nat(&shared.acls, r))
+            },
         )?;
         let pc = &shared.profile_cfg[t.profile];
         let media = Media::bind(

@@ -16,7 +16,8 @@
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
 //! - [`tls`]: SIP over TLS — the `tls*` parameters, certificates, rustls.
 //! - [`ws`]: SIP over WebSocket (RFC 7118) connections.
-//! - [`acl`]: network lists (`acl.conf`, `loopback.auto`, …).
+//! - [`acl`]: network lists (`acl.conf`, `loopback.auto`, …); [`nat`]:
+//!   which registered phones sit behind NAT.
 //! - [`config`], [`causes`], [`leg`]: settings, cause mapping, the state a
 //!   session and the SIP thread share.
 
@@ -26,6 +27,7 @@ pub mod causes;
 pub mod config;
 pub mod endpoint;
 pub mod leg;
+pub mod nat;
 pub mod registrar;
 pub mod registrar_pg;
 pub mod rtp;

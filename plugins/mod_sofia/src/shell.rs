@@ -44,6 +44,8 @@ pub struct Shared {
     pub flows: Mutex<HashSet<SocketAddr>>,
     /// Each profile's certificates (TLS, wss).
     pub tls: Vec<ProfileCerts>,
+    /// The network lists (`apply-nat-acl` reads them when dialing).
+    pub acls: crate::acl::Acls,
 }
 
 /// A profile's certificates: for SIP over TLS and for wss, each when the
@@ -172,6 +174,7 @@ pub fn prepare(config: Config) -> Result<(), String> {
         rtp: (config.rtp_start, config.rtp_end),
         flows: Mutex::new(HashSet::new()),
         tls: certs,
+        acls: config.acls.clone(),
     };
     STOPPING.store(false, Ordering::Release);
     *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));

@@ -90,11 +90,17 @@ impl DefaultConf {
     }
 
     pub fn start(&self) -> Switch {
+        self.start_under(Vec::new())
+    }
+
+    /// Starts the switch under `wrapper` (`ip netns exec <ns>`).
+    pub fn start_under(&self, wrapper: Vec<String>) -> Switch {
         Switch::start(SwitchConfig {
             conf_dir: Some(self.conf_dir()),
             // One base for every start: registrations (db_dir) outlive a
             // restart, as a real installation's do.
             args: vec!["-base".into(), self.dir.path().display().to_string()],
+            wrapper,
             ..Default::default()
         })
     }
@@ -111,6 +117,25 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), target).unwrap();
         }
     }
+}
+
+/// Connects from inside the network namespace `ns` (a thread that enters
+/// it; the socket stays usable from any thread).
+pub fn connect_in_netns(ns: &str, to: (&str, u16)) -> std::io::Result<TcpStream> {
+    let path = format!("/var/run/netns/{ns}");
+    let to = (to.0.to_string(), to.1);
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&path)?;
+        // SAFETY: a namespace file's descriptor, open for the call; only
+        // this thread moves into the namespace, and it ends right after.
+        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        TcpStream::connect((to.0.as_str(), to.1))
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")))
 }
 
 /// A port `p` with `p + 1` free as well: baresip listens for SIP on its
@@ -171,6 +196,8 @@ pub struct PhoneSetup {
     pub cafile: Option<PathBuf>,
     /// The account's `mediaenc` (`srtp`, `srtp-mand`, …).
     pub mediaenc: Option<String>,
+    /// A network namespace it runs in (its control port is reached there).
+    pub netns: Option<String>,
 }
 
 impl PhoneSetup {
@@ -183,6 +210,7 @@ impl PhoneSetup {
             certificate: None,
             cafile: None,
             mediaenc: None,
+            netns: None,
         }
     }
 }
@@ -275,7 +303,12 @@ impl Phone {
         )
         .unwrap();
         let log = dir.path().join("baresip.log");
-        let mut cmd = match &setup.wrapper {
+        let netns_wrapper = setup.netns.as_ref().map(|ns| {
+            ["ip", "netns", "exec", ns.as_str()]
+                .map(str::to_string)
+                .to_vec()
+        });
+        let mut cmd = match netns_wrapper.as_ref().or(setup.wrapper.as_ref()) {
             Some(w) => {
                 let mut c = Command::new(&w[0]);
                 c.args(&w[1..]).arg("baresip");
@@ -293,7 +326,11 @@ impl Phone {
             .expect("start baresip (Debian: apt install baresip-core)");
         let deadline = Instant::now() + WAIT;
         let ctrl = loop {
-            match TcpStream::connect((ip, ctrl_port)) {
+            let connected = match &setup.netns {
+                Some(ns) => connect_in_netns(ns, (ip, ctrl_port)),
+                None => TcpStream::connect((ip, ctrl_port)),
+            };
+            match connected {
                 Ok(c) => break c,
                 Err(e) => {
                     assert!(Instant::now() < deadline, "baresip ctrl_tcp: {e}");

@@ -483,7 +483,10 @@ impl Stack {
                     if !self.profiles[from.profile].running {
                         return;
                     }
-                    stamp_via(&mut msg, from.addr, from.proto.reliable());
+                    // NDLB-force-rport: as if every UDP Via asked for rport.
+                    let rport =
+                        from.proto.reliable() || self.profiles[from.profile].cfg.nat.force_rport;
+                    stamp_via(&mut msg, from.addr, rport);
                     self.tx.on_request(msg, from, now);
                 } else {
                     self.tx.on_response(msg, now);

@@ -457,7 +457,10 @@ impl Stack {
                     return;
                 };
                 let alive = |a| crate::shell::shared().is_some_and(|s| s.flow_alive(a));
-                let Ok(target) = dial::registered_target(r, &uri, pi, &alive) else {
+                let nat = |pi: usize, r: &crate::registrar::Registration| {
+                    self.profiles[pi].cfg.nat.behind_nat(&self.acls, r)
+                };
+                let Ok(target) = dial::registered_target(r, &uri, pi, &alive, &nat) else {
                     log::warn!("MESSAGE to {to}: contact {} unreachable", r.contact);
                     return;
                 };
