@@ -363,7 +363,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     let codecs: Vec<Codec> = vt.split(',').filter_map(Codec::from_name).collect();
                     if codecs.is_empty() {
                         return Err(ConfigError(format!(
-                            "profile {name}: {k} {v:?} names no codec hotswitch carries (PCMU, PCMA)"
+                            "profile {name}: {k} {v:?} names no codec hotswitch carries (PCMU, PCMA, G722, OPUS)"
                         )));
                     }
                     c.codecs = codecs;

@@ -293,6 +293,15 @@ impl Endpoint for Sofia {
                     f.codec = RStr::from_static(codec.name());
                     return Status::SUCCESS;
                 }
+                Read::Linear { len } => {
+                    // A wideband codec, decoded in place to 8 kHz L16.
+                    f.datalen = len as u32;
+                    f.samples = (len / 2) as u32;
+                    f.rate = 8000;
+                    f.channels = 1;
+                    f.codec = RStr::from_static("L16");
+                    return Status::SUCCESS;
+                }
                 Read::Dtmf(d, ms) => {
                     log::debug!("{}: RFC 4733 digit {d} ({ms} ms)", l.uuid);
                     s.queue_dtmf(d, ms);

@@ -5,8 +5,8 @@
 //! offer/answer and RTP media.
 //!
 //! - [`sip`]: the sans-IO core — messages, headers, digest, transactions.
-//! - [`sdp`], [`rtp`], [`srtp`]: media negotiation, transport, SDES-keyed
-//!   SRTP.
+//! - [`sdp`], [`rtp`], [`srtp`], [`codecs`]: media negotiation, transport,
+//!   SDES-keyed SRTP, Opus and G.722.
 //! - [`ua`]: dialogs, calls, the registrar's requests and gateways (the
 //!   transaction user), on the SIP thread.
 //! - [`registrar`]: registrations, kept in an embedded store;
@@ -24,6 +24,7 @@
 pub mod acl;
 pub mod api;
 pub mod causes;
+pub mod codecs;
 pub mod config;
 pub mod endpoint;
 pub mod leg;

@@ -69,6 +69,9 @@ const BIND_ATTEMPTS: usize = 32;
 pub enum Read {
     /// `len` bytes of audio in the negotiated codec.
     Audio { len: usize, codec: Codec },
+    /// `len` bytes of 8 kHz L16 samples (native order): a wideband codec
+    /// decoded.
+    Linear { len: usize },
     /// A telephone-event ended: the digit and its duration in ms.
     Dtmf(char, u32),
     /// Nothing within the wait.
@@ -126,6 +129,8 @@ struct State {
     last_write: Option<Instant>,
     /// SDES keys and the SRTP contexts.
     sdes: crate::srtp::Sdes,
+    /// Opus and G.722 coder states.
+    transcoder: crate::codecs::Transcoder,
 }
 
 /// RFC 4733 events going out, one packet per 20 ms frame as RFC 4733
@@ -372,6 +377,7 @@ impl Media {
                     dtmf: DtmfOut::default(),
                     last_write: None,
                     sdes: crate::srtp::Sdes::default(),
+                    transcoder: crate::codecs::Transcoder::default(),
                 }),
                 webrtc: std::sync::OnceLock::new(),
             });
@@ -620,9 +626,19 @@ impl Media {
         let codec = match pt {
             0 => Codec::Pcmu,
             8 => Codec::Pcma,
+            9 => Codec::G722,
             _ if pt == st.pt => st.codec,
             _ => return None,
         };
+        if codec.is_wideband() {
+            let mut pcm = Vec::with_capacity(320);
+            st.transcoder.decode(codec, payload, &mut pcm);
+            let n = (pcm.len() * 2).min(buf.len()) / 2;
+            for (o, s) in buf.chunks_exact_mut(2).zip(&pcm[..n]) {
+                o.copy_from_slice(&s.to_ne_bytes());
+            }
+            return Some(Read::Linear { len: n * 2 });
+        }
         let n = payload.len().min(buf.len());
         buf[..n].copy_from_slice(&payload[..n]);
         Some(Read::Audio { len: n, codec })
@@ -643,10 +659,13 @@ impl Media {
     /// Sends one frame of audio: `data` in `codec` (`None`: L16 samples).
     pub fn write(&self, data: &[u8], codec: Option<Codec>, samples: u32) {
         if let Some((m, _)) = self.webrtc.get() {
-            let codec = codec.map(|c| match c {
-                Codec::Pcmu => webrtc::Codec::Pcmu,
-                Codec::Pcma => webrtc::Codec::Pcma,
-            });
+            let codec = match codec {
+                None => None,
+                Some(Codec::Pcmu) => Some(webrtc::Codec::Pcmu),
+                Some(Codec::Pcma) => Some(webrtc::Codec::Pcma),
+                // The core hands this leg no wideband frames.
+                Some(Codec::G722 | Codec::Opus) => return,
+            };
             return m.write(webrtc::Outbound {
                 codec,
                 data: data.to_vec(),
@@ -695,13 +714,27 @@ impl Media {
                 out[..n].copy_from_slice(&data[..n]);
                 n
             }
+            // Opus and G.722 go through 8 kHz linear audio and the leg's
+            // coder states.
+            (from, want) if want.is_wideband() || from.is_some_and(Codec::is_wideband) => {
+                let mut pcm = Vec::with_capacity(data.len());
+                match from {
+                    None => pcm.extend(
+                        data.chunks_exact(2)
+                            .map(|c| i16::from_le_bytes([c[0], c[1]])),
+                    ),
+                    Some(f) => st.transcoder.decode(f, data, &mut pcm),
+                }
+                st.transcoder.encode(want, &pcm, out)
+            }
             (None, want) => {
                 let mut n = 0;
                 for (o, ch) in out.iter_mut().zip(data.chunks_exact(2)) {
                     let s = i16::from_le_bytes([ch[0], ch[1]]);
-                    *o = match want {
-                        Codec::Pcmu => g711::linear_to_ulaw(s),
-                        Codec::Pcma => g711::linear_to_alaw(s),
+                    *o = if want == Codec::Pcmu {
+                        g711::linear_to_ulaw(s)
+                    } else {
+                        g711::linear_to_alaw(s)
                     };
                     n += 1;
                 }
@@ -710,13 +743,15 @@ impl Media {
             (Some(from), want) => {
                 let mut n = 0;
                 for (o, b) in out.iter_mut().zip(data) {
-                    let s = match from {
-                        Codec::Pcmu => g711::ulaw_to_linear(*b),
-                        Codec::Pcma => g711::alaw_to_linear(*b),
+                    let s = if from == Codec::Pcmu {
+                        g711::ulaw_to_linear(*b)
+                    } else {
+                        g711::alaw_to_linear(*b)
                     };
-                    *o = match want {
-                        Codec::Pcmu => g711::linear_to_ulaw(s),
-                        Codec::Pcma => g711::linear_to_alaw(s),
+                    *o = if want == Codec::Pcmu {
+                        g711::linear_to_ulaw(s)
+                    } else {
+                        g711::linear_to_alaw(s)
                     };
                     n += 1;
                 }
@@ -726,7 +761,7 @@ impl Media {
         let pkt = &buf[..12 + len];
         st.seq = seq.wrapping_add(1);
         st.last_ts = ts;
-        st.ts = ts.wrapping_add(samples);
+        st.ts = ts.wrapping_add(crate::codecs::rtp_clock(st.codec, samples));
         st.stats.tx_packets += 1;
         st.stats.tx_octets += (pkt.len() - 12) as u64;
         TOTAL_OUT.fetch_add(1, Ordering::Relaxed);

@@ -1,4 +1,4 @@
-//! SDP offer/answer (RFC 3264) for audio: PCMU, PCMA and telephone-event
+//! SDP offer/answer (RFC 3264) for audio: PCMU, PCMA, G.722, Opus and telephone-event
 //! (RFC 4733), direction attributes for hold, SDES `a=crypto` lines
 //! (RFC 4568) and the RTP/SAVP profile. Parsing and writing are the
 //! `sdp` crate's; the negotiation is ours.
@@ -14,6 +14,10 @@ use std::net::{IpAddr, SocketAddr};
 pub enum Codec {
     Pcmu,
     Pcma,
+    /// G.722 (RFC 3551: clock 8000 though it samples at 16 kHz).
+    G722,
+    /// Opus (RFC 7587: opus/48000/2).
+    Opus,
 }
 
 impl Codec {
@@ -22,6 +26,25 @@ impl Codec {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::G722 => 9,
+            // Dynamic: FreeSWITCH's usual number for it.
+            Codec::Opus => 102,
+        }
+    }
+
+    /// Coded in something other than G.711 (decoded to 8 kHz linear
+    /// audio for the core).
+    pub fn is_wideband(self) -> bool {
+        matches!(self, Codec::G722 | Codec::Opus)
+    }
+
+    /// The `a=rtpmap` encoding.
+    pub fn rtpmap(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU/8000",
+            Codec::Pcma => "PCMA/8000",
+            Codec::G722 => "G722/8000",
+            Codec::Opus => "opus/48000/2",
         }
     }
 
@@ -30,6 +53,8 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::Opus => "opus",
         }
     }
 
@@ -39,6 +64,8 @@ impl Codec {
         match base.to_ascii_uppercase().as_str() {
             "PCMU" => Some(Codec::Pcmu),
             "PCMA" => Some(Codec::Pcma),
+            "G722" => Some(Codec::G722),
+            "OPUS" => Some(Codec::Opus),
             _ => None,
         }
     }
@@ -143,6 +170,7 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
         let name = rtpmap(audio, pt).unwrap_or(match pt {
             0 => "PCMU".to_string(),
             8 => "PCMA".to_string(),
+            9 => "G722".to_string(),
             _ => String::new(),
         });
         if name.eq_ignore_ascii_case("telephone-event") {
@@ -233,7 +261,11 @@ pub fn build(l: &Local) -> String {
     let mut formats: Vec<String> = l.codecs.iter().map(|(_, pt)| pt.to_string()).collect();
     let mut attributes = Vec::new();
     for (c, pt) in &l.codecs {
-        attributes.push(attr("rtpmap", &format!("{pt} {}/8000", c.name())));
+        attributes.push(attr("rtpmap", &format!("{pt} {}", c.rtpmap())));
+        if *c == Codec::Opus {
+            // RFC 7587 §7: in-band FEC taken and sent.
+            attributes.push(attr("fmtp", &format!("{pt} useinbandfec=1")));
+        }
     }
     if let Some(te) = l.te_pt {
         formats.push(te.to_string());

@@ -198,6 +198,11 @@ pub struct PhoneSetup {
     pub mediaenc: Option<String>,
     /// A network namespace it runs in (its control port is reached there).
     pub netns: Option<String>,
+    /// Its codec modules (default `g711.so`): `opus.so`, `g722.so`, ….
+    pub codecs: Vec<String>,
+    /// The rate and channels of its audio (baresip 1.0 does not resample:
+    /// they must be the codec's, 48000/2 for Opus, 16000/1 for G.722).
+    pub audio: (u32, u8),
 }
 
 impl PhoneSetup {
@@ -211,6 +216,8 @@ impl PhoneSetup {
             cafile: None,
             mediaenc: None,
             netns: None,
+            codecs: vec!["g711.so".into()],
+            audio: (8000, 1),
         }
     }
 }
@@ -246,7 +253,7 @@ impl Phone {
         let (ip, freq) = (setup.ip.as_str(), setup.freq);
         let dir = TempDir::new(&format!("phone-{user}"));
         let wav = dir.path().join("talk.wav");
-        write_tone(&wav, freq, 120.0);
+        write_tone_as(&wav, freq, 120.0, setup.audio);
         let snd = dir.path().join("snd");
         std::fs::create_dir_all(&snd).unwrap();
         let sip_port = free_port_pair();
@@ -258,11 +265,11 @@ impl Phone {
              audio_player aubridge,play-{user}-{sip_port}\n\
              audio_alert aubridge,alert-{user}-{sip_port}\n\
              audio_source aufile,{wav}\n\
-             audio_srate 8000\n\
-             audio_channels 1\n\
+             audio_srate {srate}\n\
+             audio_channels {channels}\n\
              rtp_ports {rtp}-{rtp_end}\n\
              module_path /usr/lib/baresip/modules\n\
-             module g711.so\n\
+             {codec_modules}\
              module aufile.so\n\
              module aubridge.so\n\
              module sndfile.so\n\
@@ -274,6 +281,13 @@ impl Phone {
             wav = wav.display(),
             snd = snd.display(),
             rtp_end = rtp + 99,
+            srate = setup.audio.0,
+            channels = setup.audio.1,
+            codec_modules = setup
+                .codecs
+                .iter()
+                .map(|m| format!("module {m}\n"))
+                .collect::<String>(),
         );
         let mut config = config;
         if let Some(c) = &setup.certificate {
@@ -483,6 +497,29 @@ impl Drop for Phone {
 
 /// Writes `secs` of a sine at `freq` Hz (8 kHz mono) to `path`.
 pub fn write_tone(path: &Path, freq: f64, secs: f64) {
+    write_tone_as(path, freq, secs, (8000, 1))
+}
+
+/// A sine of `freq` Hz at `rate` in `channels` (the same in each).
+pub fn write_tone_as(path: &Path, freq: f64, secs: f64, (rate, channels): (u32, u8)) {
+    if (rate, channels) != (8000, 1) {
+        let spec = hound::WavSpec {
+            channels: channels as u16,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for i in 0..(secs * rate as f64) as usize {
+            let v = (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin())
+                as i16;
+            for _ in 0..channels {
+                w.write_sample(v).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+        return;
+    }
     let mut w = WavWriter::create(path, 8000).unwrap();
     let n = (secs * 8000.0) as usize;
     let samples: Vec<i16> = (0..n)
