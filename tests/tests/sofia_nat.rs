@@ -6,8 +6,10 @@
 //! nat.auto, the phone registers, is called through the NAT's binding and
 //! has audio both ways (it hears its tone back from 9196's echo); with the
 //! NAT setting off the INVITE goes to the private Contact and never
-//! arrives — the test measures something. Skipped (with a message) when
-//! not root or without `ip`/`iptables`.
+//! arrives — the test measures something. With the NAT forgetting idle
+//! UDP bindings after 3 s, `nat-options-ping` keeps the phone reachable
+//! while it sends nothing; without the pings the call is lost. Skipped
+//! (with a message) when not root or without `ip`/`iptables`.
 
 mod phones_common;
 
@@ -45,7 +47,7 @@ fn run(args: &[&str]) {
 }
 
 /// Makes the namespaces, or says why it cannot.
-fn topology(tag: &str) -> Option<Topology> {
+fn topology(tag: &str, udp_timeout: Option<u32>) -> Option<Topology> {
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } != 0 {
         eprintln!("skipped: network namespaces need root");
@@ -106,6 +108,16 @@ fn topology(tag: &str) -> Option<Topology> {
         "-qw",
         "net.ipv4.ip_forward=1",
     ]);
+    if let Some(secs) = udp_timeout {
+        // A NAT that forgets idle UDP bindings soon.
+        for key in [
+            "nf_conntrack_udp_timeout",
+            "nf_conntrack_udp_timeout_stream",
+        ] {
+            let set = format!("net.netfilter.{key}={secs}");
+            run(&["ip", "netns", "exec", &nat, "sysctl", "-qw", &set]);
+        }
+    }
     run(&[
         "ip",
         "netns",
@@ -126,7 +138,7 @@ fn topology(tag: &str) -> Option<Topology> {
 
 /// The default configuration on 10.77.2.2 (domain too), NAT settings as
 /// shipped or with `apply-nat-acl` taken out.
-fn conf(tag: &str, nat_on: bool) -> DefaultConf {
+fn conf(tag: &str, nat_on: bool, ping: bool) -> DefaultConf {
     let conf = DefaultConf::new(tag);
     conf.edit("vars.xml", |t| {
         t.replace("local_ip_v4=127.0.0.1", "local_ip_v4=10.77.2.2")
@@ -137,6 +149,16 @@ fn conf(tag: &str, nat_on: bool) -> DefaultConf {
             t.replace("<param name=\"apply-nat-acl\" value=\"nat.auto\"/>", "")
         });
     }
+    if ping {
+        conf.edit("sip_profiles/internal.xml", |t| {
+            t.replace(
+                "<param name=\"apply-nat-acl\" value=\"nat.auto\"/>",
+                "<param name=\"apply-nat-acl\" value=\"nat.auto\"/>\n    \
+                 <param name=\"nat-options-ping\" value=\"true\"/>\n    \
+                 <param name=\"ping-mean-interval\" value=\"1\"/>",
+            )
+        });
+    }
     conf
 }
 
@@ -144,8 +166,14 @@ fn conf(tag: &str, nat_on: bool) -> DefaultConf {
 /// the switch call it. Returns whether the call reached the phone, and
 /// (when it did) the share of its own tone it heard back.
 fn call_through_nat(tag: &str, nat_on: bool) -> Option<(bool, f64)> {
-    let t = topology(tag)?;
-    let conf = conf(tag, nat_on);
+    call_after(tag, nat_on, false, None)
+}
+
+/// As [`call_through_nat`], with keep-alive pings on or off, the NAT
+/// forgetting idle bindings after 3 s and the call made after `idle`.
+fn call_after(tag: &str, nat_on: bool, ping: bool, idle: Option<Duration>) -> Option<(bool, f64)> {
+    let t = topology(tag, idle.map(|_| 3))?;
+    let conf = conf(tag, nat_on, ping);
     let mut sw = conf.start_under(["ip", "netns", "exec", &t.sw].map(str::to_string).to_vec());
     let setup = PhoneSetup {
         ip: "10.77.1.2".into(),
@@ -163,6 +191,9 @@ fn call_through_nat(tag: &str, nat_on: bool) -> Option<(bool, f64)> {
         reg.contains("@10.77.1.2"),
         "with its private Contact: {reg}"
     );
+    if let Some(idle) = idle {
+        std::thread::sleep(idle);
+    }
     let t0 = Instant::now();
     let r = sw.cmd("bgapi originate {originate_timeout=8}user/1000@10.77.2.2 &echo()");
     assert!(r.contains("+OK"), "{r}");
@@ -205,4 +236,25 @@ fn without_the_nat_setting_the_invite_goes_to_the_private_contact_and_is_lost() 
         !reached,
         "with apply-nat-acl off the call still reached the phone"
     );
+}
+
+#[test]
+fn options_pings_keep_an_idle_nat_binding_open_for_the_call() {
+    let Some((reached, heard)) = call_after("c", true, true, Some(Duration::from_secs(7))) else {
+        return;
+    };
+    assert!(reached, "the pinged binding still led to the phone");
+    assert!(
+        heard > 0.3,
+        "the phone heard its tone back: {:.0}%",
+        heard * 100.0
+    );
+}
+
+#[test]
+fn without_pings_an_idle_nat_binding_expires_and_the_call_is_lost() {
+    let Some((reached, _)) = call_after("d", true, false, Some(Duration::from_secs(7))) else {
+        return;
+    };
+    assert!(!reached, "the NAT forgot the binding, yet the call arrived");
 }

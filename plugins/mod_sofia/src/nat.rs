@@ -4,7 +4,8 @@
 //! `aggressive-nat-detection` is on or an `apply-nat-acl` list (such as
 //! `nat.auto`) matches the Contact's address. A NATed phone is reached at
 //! the address and port its REGISTER came from (the binding the NAT keeps
-//! open); any other at its Contact. Without the settings a phone's private
+//! open); any other at its Contact. `nat-options-ping` keeps that binding
+//! open with OPTIONS (`ua::keepalive`). Without the settings a phone's private
 //! Contact is taken at its word, as in FreeSWITCH.
 
 use crate::acl::Acls;
@@ -13,7 +14,7 @@ use crate::sip::headers::Uri;
 use std::net::IpAddr;
 
 /// A profile's NAT settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatSettings {
     /// `NDLB-force-rport`: answer and reach every UDP peer at the port it
     /// sent from, as if its Via asked for rport.
@@ -23,6 +24,26 @@ pub struct NatSettings {
     pub aggressive: bool,
     /// `apply-nat-acl`: lists whose match on a Contact's address means NAT.
     pub acl: Vec<String>,
+    /// `nat-options-ping`: OPTIONS to NATed UDP registrations, to keep
+    /// their bindings open.
+    pub options_ping: bool,
+    /// `all-reg-options-ping`: to every UDP registration.
+    pub all_reg_options_ping: bool,
+    /// `ping-mean-interval`: seconds between pings (FreeSWITCH: 30).
+    pub ping_interval: u64,
+}
+
+impl Default for NatSettings {
+    fn default() -> NatSettings {
+        NatSettings {
+            force_rport: false,
+            aggressive: false,
+            acl: Vec::new(),
+            options_ping: false,
+            all_reg_options_ping: false,
+            ping_interval: 30,
+        }
+    }
 }
 
 impl NatSettings {
@@ -32,6 +53,12 @@ impl NatSettings {
             "NDLB-force-rport" => self.force_rport = crate::config::bool_param(value),
             "aggressive-nat-detection" => self.aggressive = crate::config::bool_param(value),
             "apply-nat-acl" if !value.is_empty() => self.acl.push(value.to_string()),
+            "nat-options-ping" => self.options_ping = crate::config::bool_param(value),
+            "all-reg-options-ping" => self.all_reg_options_ping = crate::config::bool_param(value),
+            "ping-mean-interval" => match value.trim().parse::<u64>() {
+                Ok(n) if n > 0 => self.ping_interval = n,
+                _ => log::warn!("ping-mean-interval {value:?} is not a number of seconds; 30 kept"),
+            },
             _ => return false,
         }
         true

@@ -36,9 +36,17 @@ fn take_port(start: u16, end: u16) -> Option<u16> {
         Some(i) => i,
         None => {
             let first = start + start % 2;
+            let mut free: VecDeque<u16> = (first..end.saturating_sub(1)).step_by(2).collect();
+            // From a random place in the range: two switches on one
+            // machine (or a phone started in the range) would otherwise
+            // both begin at its first ports and refuse each other's calls.
+            if !free.is_empty() {
+                let at = (uuid::Uuid::new_v4().as_u128() % free.len() as u128) as usize;
+                free.rotate_left(at);
+            }
             pools.push(PortPool {
                 range: (start, end),
-                free: (first..end.saturating_sub(1)).step_by(2).collect(),
+                free,
             });
             pools.len() - 1
         }

@@ -31,6 +31,7 @@ use tokio::sync::mpsc::UnboundedSender;
 mod checks;
 mod dial;
 mod inbound;
+mod keepalive;
 mod outbound;
 mod register;
 
@@ -59,6 +60,8 @@ pub struct ProfileRt {
     pub calls_in: u64,
     pub calls_out: u64,
     pub failed_in: u64,
+    /// When its NAT keep-alives are next due (`nat-options-ping`).
+    next_nat_ping: Option<Instant>,
 }
 
 impl ProfileRt {
@@ -244,6 +247,7 @@ impl Stack {
                 calls_in: 0,
                 calls_out: 0,
                 failed_in: 0,
+                next_nat_ping: None,
             })
             .collect();
         let gateways = profiles
@@ -410,6 +414,7 @@ impl Stack {
         if now >= self.next_media_check {
             self.next_media_check = now + Duration::from_secs(1);
             self.check_media(now);
+            self.nat_ping(now);
         }
         if now >= self.next_purge {
             self.next_purge = now + Duration::from_secs(30);
