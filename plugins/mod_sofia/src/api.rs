@@ -129,7 +129,7 @@ Dialplan         \t{}\n\
 Context          \t{}\n\
 Challenge Realm  \t{}\n\
 RTP-IP           \t{}\n\
-SIP-IP           \t{}\n\
+{}SIP-IP           \t{}\n\
 URL              \tsip:mod_sofia@{}:{}\n\
 BIND-URL         \tsip:mod_sofia@{}:{};maddr={};transport=udp{}\n\
 CODECS IN        \t{}\n\
@@ -157,6 +157,9 @@ RTP-LOST-PACKETS \t{}\n\
         c.context,
         c.challenge_realm.as_deref().unwrap_or("auto_from"),
         c.rtp_ip,
+        c.ext_rtp_ip
+            .map(|ip| format!("Ext-RTP-IP       \t{ip}\nExt-SIP-IP       \t{ip}\n"))
+            .unwrap_or_default(),
         c.sip_ip,
         c.sip_ip,
         c.sip_port,

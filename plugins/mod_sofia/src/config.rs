@@ -343,6 +343,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         nat: crate::nat::NatSettings::default(),
     };
     let mut ws_bindings: [Option<String>; 2] = [None, None];
+    let mut ext_ip: Option<String> = None;
     let mut rtp_ip_set = false;
     if let Some(settings) = p.child("settings") {
         for (k, v) in settings.params() {
@@ -354,9 +355,9 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     c.rtp_ip = vt.parse().map_err(|_| err(&k, &v))?;
                     rtp_ip_set = true;
                 }
-                "ext-rtp-ip" | "ext-sip-ip" if !vt.is_empty() && vt != "auto" => {
-                    c.ext_rtp_ip = Some(vt.parse().map_err(|_| err(&k, &v))?)
-                }
+                // An address, stun:host[:port] or host:name (nat.rs),
+                // resolved after the loop (sip-ip may come later).
+                "ext-rtp-ip" | "ext-sip-ip" if !vt.is_empty() => ext_ip = Some(vt.to_string()),
                 "context" => c.context = vt.to_string(),
                 "dialplan" => c.dialplan = vt.to_string(),
                 "codec-prefs" | "inbound-codec-prefs" | "outbound-codec-prefs" => {
@@ -456,6 +457,10 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
     }
     if !rtp_ip_set {
         c.rtp_ip = c.sip_ip;
+    }
+    if let Some(v) = ext_ip {
+        c.ext_rtp_ip = crate::nat::external_ip(&v, c.sip_ip)
+            .map_err(|e| ConfigError(format!("profile {name}: ext-rtp-ip: {e}")))?;
     }
     // FreeSWITCH's form `[ip]:port`; no address: the profile's sip-ip.
     let [ws, wss] = ws_bindings.map(|b| {

@@ -5,13 +5,16 @@
 //! `nat.auto`) matches the Contact's address. A NATed phone is reached at
 //! the address and port its REGISTER came from (the binding the NAT keeps
 //! open); any other at its Contact. `nat-options-ping` keeps that binding
-//! open with OPTIONS (`ua::keepalive`). Without the settings a phone's private
+//! open with OPTIONS (`ua::keepalive`). A switch behind NAT learns its
+//! public address for `ext-sip-ip`/`ext-rtp-ip` from `stun:host[:port]`
+//! (a STUN binding request, RFC 5389) or `host:name` (DNS) at load. Without the settings a phone's private
 //! Contact is taken at its word, as in FreeSWITCH.
 
 use crate::acl::Acls;
 use crate::registrar::Registration;
 use crate::sip::headers::Uri;
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
 
 /// A profile's NAT settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +89,116 @@ impl NatSettings {
     }
 }
 
+/// The magic cookie of RFC 5389.
+const STUN_COOKIE: u32 = 0x2112_A442;
+
+/// Asks the STUN server `server` (`host[:port]`, 3478 by default) which
+/// address a UDP socket on `local` is seen from.
+pub fn stun_mapped(server: &str, local: IpAddr, wait: Duration) -> Result<IpAddr, String> {
+    let target = if server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        server.to_string()
+    } else {
+        format!("{server}:3478")
+    };
+    let to = target
+        .to_socket_addrs()
+        .map_err(|e| format!("STUN server {target}: {e}"))?
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .ok_or_else(|| format!("STUN server {target}: no address"))?;
+    let sock = UdpSocket::bind((local, 0)).map_err(|e| format!("STUN: bind {local}: {e}"))?;
+    let id: [u8; 12] = uuid::Uuid::new_v4().as_bytes()[..12]
+        .try_into()
+        .unwrap_or([7; 12]);
+    let mut req = Vec::with_capacity(20);
+    req.extend_from_slice(&1u16.to_be_bytes());
+    req.extend_from_slice(&0u16.to_be_bytes());
+    req.extend_from_slice(&STUN_COOKIE.to_be_bytes());
+    req.extend_from_slice(&id);
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 1500];
+    // Three tries within the wait (UDP may lose one).
+    for attempt in 1..=3u32 {
+        sock.send_to(&req, to)
+            .map_err(|e| format!("STUN server {to}: {e}"))?;
+        let until = (Instant::now() + wait / 3).min(deadline);
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            let _ = sock.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                break;
+            };
+            if from == to {
+                if let Some(ip) = mapped_address(&buf[..n], &id) {
+                    return Ok(ip);
+                }
+            }
+        }
+        log::debug!("STUN server {to}: no answer to try {attempt}");
+    }
+    Err(format!("STUN server {to}: no answer within {wait:?}"))
+}
+
+/// The (XOR-)MAPPED-ADDRESS of a binding success response to `id`.
+fn mapped_address(p: &[u8], id: &[u8; 12]) -> Option<IpAddr> {
+    if p.len() < 20 || p[0..2] != [0x01, 0x01] || p[4..8] != STUN_COOKIE.to_be_bytes() {
+        return None;
+    }
+    if &p[8..20] != id {
+        return None;
+    }
+    let len = u16::from_be_bytes([p[2], p[3]]) as usize;
+    let body = p.get(20..20 + len)?;
+    let mut at = 0;
+    let mut plain = None;
+    while at + 4 <= body.len() {
+        let kind = u16::from_be_bytes([body[at], body[at + 1]]);
+        let alen = u16::from_be_bytes([body[at + 2], body[at + 3]]) as usize;
+        let v = body.get(at + 4..at + 4 + alen)?;
+        if v.len() >= 8 && v[1] == 0x01 {
+            let raw = [v[4], v[5], v[6], v[7]];
+            match kind {
+                0x0020 => {
+                    let x = u32::from_be_bytes(raw) ^ STUN_COOKIE;
+                    return Some(IpAddr::from(x.to_be_bytes()));
+                }
+                0x0001 => plain = Some(IpAddr::from(raw)),
+                _ => {}
+            }
+        }
+        at += 4 + alen.div_ceil(4) * 4;
+    }
+    plain
+}
+
+/// An `ext-sip-ip`/`ext-rtp-ip` value: an address, `stun:host[:port]`
+/// (asked from `local`), `host:name` (resolved); `None` for `auto` and
+/// `auto-nat` (this machine's own address is used).
+pub fn external_ip(value: &str, local: IpAddr) -> Result<Option<IpAddr>, String> {
+    let v = value.trim();
+    if v.is_empty() || v == "auto" || v == "auto-nat" {
+        return Ok(None);
+    }
+    if let Some(server) = v.strip_prefix("stun:") {
+        let ip = stun_mapped(server, local, Duration::from_secs(2))?;
+        log::info!("{v}: this switch is seen from {ip}");
+        return Ok(Some(ip));
+    }
+    if let Some(name) = v.strip_prefix("host:") {
+        return (name, 0)
+            .to_socket_addrs()
+            .map_err(|e| format!("{v}: {e}"))?
+            .map(|a| a.ip())
+            .find(|ip| ip.is_ipv4() == local.is_ipv4())
+            .map(Some)
+            .ok_or_else(|| format!("{v}: no address"));
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("{v:?} is not an address, stun:host or host:name"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +216,46 @@ mod tests {
             user_agent: String::new(),
             path: Vec::new(),
         }
+    }
+
+    /// A STUN server on loopback that says every client is `seen`.
+    fn stun_server(seen: [u8; 4]) -> std::net::SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                if n < 20 {
+                    continue;
+                }
+                let x = u32::from_be_bytes(seen) ^ STUN_COOKIE;
+                let mut r = vec![0x01, 0x01, 0, 12];
+                r.extend_from_slice(&buf[4..20]);
+                r.extend_from_slice(&[0x00, 0x20, 0, 8, 0, 1, 0x12, 0x34]);
+                r.extend_from_slice(&x.to_be_bytes());
+                let _ = sock.send_to(&r, from);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn stun_tells_the_address_the_switch_is_seen_from() {
+        let server = stun_server([203, 0, 113, 7]);
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let v = format!("stun:{server}");
+        assert_eq!(
+            external_ip(&v, local).unwrap(),
+            Some("203.0.113.7".parse().unwrap())
+        );
+        assert_eq!(external_ip("auto-nat", local).unwrap(), None);
+        assert_eq!(
+            external_ip("198.51.100.1", local).unwrap(),
+            Some("198.51.100.1".parse().unwrap())
+        );
+        let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let quiet = format!("127.0.0.1:{}", dead.local_addr().unwrap().port());
+        assert!(stun_mapped(&quiet, local, Duration::from_millis(300)).is_err());
     }
 
     #[test]
