@@ -1,6 +1,6 @@
 #!/bin/sh
 # Makes a configuration for SIP load tests from conf/: the internal profile
-# without auth-calls (sipp does not authenticate), no session-rate limit,
+# without auth-calls (sipp does not authenticate) and trusting loopback, no session-rate limit,
 # extension 7000 (answer, park) for signalling-only calls, 9196 (echo) for
 # calls with media. Usage: tests/sipp/bench-conf.sh [dir] (default
 # /tmp/hotswitch-bench-conf), then
@@ -11,6 +11,9 @@ dir=${1:-/tmp/hotswitch-bench-conf}
 rm -rf "$dir"
 cp -r "$root/conf" "$dir"
 sed -i 's/name="auth-calls" value="true"/name="auth-calls" value="false"/' "$dir/sip_profiles/internal.xml"
+# Without auth-calls a caller apply-inbound-acl does not match is refused:
+# trust the machine itself, where sipp runs.
+sed -i 's/name="apply-inbound-acl" value="[^"]*"/name="apply-inbound-acl" value="loopback.auto"/' "$dir/sip_profiles/internal.xml"
 sed -i 's/"max-sessions" value="[0-9]*"/"max-sessions" value="50000"/; s/"sessions-per-second" value="[0-9]*"/"sessions-per-second" value="20000"/' \
   "$dir/autoload_configs/switch.conf.xml"
 sed -i "s|</include>|  <X-PRE-PROCESS cmd=\"set\" data=\"db_dir=$dir/db\"/>\n</include>|" "$dir/vars.xml"
