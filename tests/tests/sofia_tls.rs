@@ -330,3 +330,35 @@ fn a_phone_calling_over_tls_with_srtp_hears_its_tone_back() {
     assert!(suite.starts_with("AES_CM_128_HMAC_SHA1"), "{suite:?}");
     assert!(!sw.log().contains("failed its check"), "{}", sw.log());
 }
+
+#[test]
+fn a_stalled_or_garbage_tls_handshake_is_closed_with_a_log_line_and_the_phone_goes_on() {
+    let pki = Pki::new();
+    let (conf, tls_port, _) = tls_conf("tls-stall", &pki, "none");
+    conf.edit("sip_profiles/internal.xml", |t| {
+        t.replace(
+            "<param name=\"tls-verify-depth\" value=\"2\"/>",
+            "<param name=\"tls-verify-depth\" value=\"2\"/>\n    \
+             <param name=\"tcp-message-timeout\" value=\"1500\"/>",
+        )
+    });
+    let mut sw = conf.start();
+    let mut phone = tls_phone("1000", tls_port, &pki, None);
+    phone.wait_registered(&mut sw, "127.0.0.1");
+    let wait_log = |sw: &hotswitch_e2e::Switch, needle: &str| {
+        let deadline = Instant::now() + WAIT;
+        while !sw.log().contains(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?}:\n{}", sw.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Connected, and silent: closed at tcp-message-timeout.
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    // Not TLS at all.
+    let mut garbage = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    std::io::Write::write_all(&mut garbage, b"REGISTER sip:x SIP/2.0\r\n\r\n").unwrap();
+    wait_log(&sw, "handshake failed");
+    wait_log(&sw, "handshake not complete after 1500 ms");
+    // The phone's own connection was not disturbed.
+    echo_call(&mut phone, tls_port);
+}
