@@ -3,10 +3,13 @@
 //! `rtp-secure-media` is mandatory, calls 9196 (echo) and gets its audio
 //! back protected under the switch's key; packets with a broken
 //! authentication tag are dropped, counted and said in the log while the
-//! call goes on; an offer without crypto is refused 488. The caller's SRTP
+//! call goes on; an offer without crypto is refused 488; and
+//! `rtp_secure_media=mandatory` on an outbound leg offers SRTP to baresip,
+//! which talks over it. The hand-written caller's SRTP
 //! is mod_sofia's own `srtp` module (webrtc-rs' contexts), run with the
 //! opposite keys.
 
+mod phones_common;
 mod sofia_common;
 
 use mod_sofia::sip::message::Message;
@@ -195,4 +198,40 @@ fn an_srtp_call_to_echo_comes_back_protected_and_bad_tags_are_dropped_and_counte
     .unwrap();
     let bye = final_response(&sip, "srtp-1", "BYE");
     assert_eq!(bye.code(), Some(200));
+}
+
+/// The channel variable on an outbound leg: `{rtp_secure_media=mandatory}`
+/// makes the switch offer RTP/SAVP with keys; baresip (its srtp module)
+/// answers with its own, and the call to it carries audio both ways
+/// (the phone hears its tone back from the echo).
+#[test]
+fn rtp_secure_media_on_an_outbound_leg_offers_srtp_and_the_phone_talks_over_it() {
+    use phones_common::{pump_for, share_with, DefaultConf, Phone, PhoneSetup, Transport};
+    let conf = DefaultConf::new("srtp-out");
+    let mut sw = conf.start();
+    let setup = PhoneSetup {
+        mediaenc: Some("srtp".into()),
+        ..PhoneSetup::new(Transport::Udp, 697.0)
+    };
+    let mut phone = Phone::start_with("1000", &format!("127.0.0.1:{}", conf.sip_port), &setup);
+    phone.wait_registered(&mut sw, "127.0.0.1");
+    let t0 = Instant::now();
+    let r = sw.cmd("bgapi originate {rtp_secure_media=mandatory}user/1000@127.0.0.1 &echo()");
+    assert!(r.contains("+OK"), "{r}");
+    phone.wait_event("CALL_INCOMING", t0, &mut []);
+    let answered = Instant::now();
+    phone.cmd("accept", "");
+    phone.wait_event("CALL_ESTABLISHED", answered, &mut []);
+    let uuid = only_channel(&mut sw);
+    let suite = getvar(&mut sw, &uuid, "rtp_has_crypto");
+    pump_for(&mut [&mut phone], Duration::from_secs(3));
+    phone.cmd("hangup", "");
+    phone.wait_event("CALL_CLOSED", answered, &mut []);
+    assert!(suite.contains("AES"), "the leg's crypto: {suite:?}");
+    let heard = share_with(&phone.heard(), 697.0);
+    assert!(
+        heard > 0.3,
+        "the phone heard its tone: {:.0}%",
+        heard * 100.0
+    );
 }
