@@ -33,7 +33,11 @@ pub struct CoreOptions {
 pub enum ApiError {
     NotFound(String),
     Unavailable(Unavailable),
-    Panicked { module: String, command: String },
+    Panicked {
+        module: String,
+        command: String,
+        faulted: bool,
+    },
     Internal(String),
 }
 
@@ -42,9 +46,19 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::NotFound(c) => writeln!(f, "-ERR {c} Command not found!"),
             ApiError::Unavailable(u) => writeln!(f, "-ERR [{u}]"),
-            ApiError::Panicked { module, command } => writeln!(
+            ApiError::Panicked {
+                module,
+                command,
+                faulted: true,
+            } => writeln!(
                 f,
                 "-ERR [module {module} panicked in '{command}'; it is marked faulted]"
+            ),
+            ApiError::Panicked {
+                module, command, ..
+            } => writeln!(
+                f,
+                "-ERR [module {module} panicked in '{command}'; it is panic-safe and stays loaded]"
             ),
             ApiError::Internal(e) => writeln!(f, "-ERR [{e}]"),
         }
@@ -223,6 +237,7 @@ impl Core {
             .map_err(|e| format!("configuration refused: {e}"))?;
         core.apply_switch_settings();
         crate::scheduler::start(&core);
+        crate::containment::watchdog(&core);
         Ok(core)
     }
 
@@ -343,7 +358,8 @@ impl Core {
                 let (func, user_data) = (*func, *user_data);
                 let mut text = String::new();
                 let out_ptr = SendPtr(&mut text as *mut String);
-                let st = crate::executor::call_into(module, move || {
+                let label = format!("api {}", entry.name);
+                let called = crate::containment::call_entry(module, &label, None, move || {
                     let out_ptr = out_ptr;
                     let mut out = OutStream {
                         ctx: out_ptr.0 as *mut std::ffi::c_void,
@@ -352,13 +368,15 @@ impl Core {
                     // SAFETY: the module is entered (its library stays open)
                     // and `text` outlives this joined thread.
                     unsafe { func(user_data as *mut _, RStr::new(args), session, &mut out) }
-                })
-                .map_err(ApiError::Internal)?;
+                });
+                let Some(st) = called else {
+                    return Err(ApiError::Unavailable(module.unavailable()));
+                };
                 if st == Status::PANIC {
-                    module.fault(&format!("panicked in api '{}'", entry.name));
                     return Err(ApiError::Panicked {
                         module: module.name.clone(),
                         command: entry.name.clone(),
+                        faulted: module.is_faulted(),
                     });
                 }
                 Ok(text)
@@ -390,18 +408,13 @@ impl Core {
         };
         let (send, ud) = (entry.send, entry.user_data);
         let msg = SendPtr(msg);
-        let st = crate::executor::call_into(&entry.module, move || {
+        let label = format!("chat {}", entry.name);
+        crate::containment::call_entry(&entry.module, &label, None, move || {
             let msg = msg;
             // SAFETY: the caller's message outlives this joined call.
             unsafe { send(ud as *mut _, msg.0) }
         })
-        .unwrap_or(Status::GENERR);
-        if st == Status::PANIC {
-            entry
-                .module
-                .fault(&format!("panicked in chat '{}'", entry.name));
-        }
-        st
+        .unwrap_or(Status::FALSE)
     }
 
     /// Prints a line on the console (watch mode's notices), whole.

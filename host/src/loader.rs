@@ -270,14 +270,183 @@ impl Drop for ShadowLib {
     }
 }
 
-/// True when `path` appears in `/proc/self/maps`.
+/// True when `path` appears in `/proc/self/maps`. Maps that cannot be
+/// read count as "still mapped": deleting or reusing a copy that may be
+/// mapped is what must never happen.
 pub fn is_mapped(path: &Path) -> bool {
+    match std::fs::read_to_string("/proc/self/maps") {
+        Ok(maps) => maps_contain(&maps, path),
+        Err(e) => {
+            log::warn!(
+                "cannot read /proc/self/maps ({e}): {} is taken as still mapped",
+                path.display()
+            );
+            true
+        }
+    }
+}
+
+/// True when a line of `maps` (the `/proc/<pid>/maps` text) maps `path`.
+fn maps_contain(maps: &str, path: &Path) -> bool {
+    let needle = path.to_string_lossy();
+    maps.lines().filter_map(map_path).any(|p| {
+        p == needle
+            || p.strip_suffix(" (deleted)")
+                .is_some_and(|p| p == needle.as_ref())
+    })
+}
+
+/// The path of one maps line: everything after the fifth field (address,
+/// perms, offset, device, inode), which may itself hold spaces.
+fn map_path(line: &str) -> Option<&str> {
+    let mut rest = line;
+    for _ in 0..5 {
+        rest = rest.trim_start();
+        let end = rest.find(char::is_whitespace)?;
+        rest = &rest[end..];
+    }
+    let p = rest.trim_start();
+    (!p.is_empty()).then_some(p)
+}
+
+/// Threads of this process (other than the caller) started by `path`'s
+/// code and still running it (one a module started and did not join),
+/// which would crash the switch once the library is unmapped: their
+/// program counter is in the library, or one of the outermost return
+/// addresses on their stack (the thread's start, written when it began,
+/// so never stale) is. Read from `/proc/self/task/*/syscall` (each
+/// thread's stack pointer and program counter) and `/proc/self/mem`; a
+/// thread busy outside a system call cannot be read this way and is not
+/// counted.
+pub fn threads_running_code_of(path: &Path) -> usize {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return false;
+        return 0;
     };
     let needle = path.to_string_lossy();
-    maps.lines()
-        .any(|l| l.split_whitespace().nth(5).is_some_and(|p| p == needle))
+    let mut code: Vec<(u64, u64)> = Vec::new();
+    let mut all: Vec<(u64, u64)> = Vec::new();
+    let mut exec: Vec<(u64, u64)> = Vec::new();
+    let mut libc: Vec<(u64, u64)> = Vec::new();
+    for l in maps.lines() {
+        let mut w = l.split_whitespace();
+        let (Some(range), Some(perms)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else {
+            continue;
+        };
+        all.push((lo, hi));
+        if perms.contains('x') {
+            exec.push((lo, hi));
+            if map_path(l).is_some_and(is_libc) {
+                libc.push((lo, hi));
+            }
+            if map_path(l).is_some_and(|p| p == needle) {
+                code.push((lo, hi));
+            }
+        }
+    }
+    if code.is_empty() {
+        return 0;
+    }
+    let in_code = |a: u64| code.iter().any(|&(lo, hi)| a >= lo && a < hi);
+    let in_exec = |a: u64| exec.iter().any(|&(lo, hi)| a >= lo && a < hi);
+    let in_libc = |a: u64| libc.iter().any(|&(lo, hi)| a >= lo && a < hi);
+    let me = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let Ok(mem) = std::fs::File::open("/proc/self/mem") else {
+        return 0;
+    };
+    let mut found = 0;
+    for t in tasks.flatten() {
+        let tid = t.file_name().to_string_lossy().into_owned();
+        if Some(&tid) == me.as_ref() {
+            continue;
+        }
+        let Ok(sc) = std::fs::read_to_string(t.path().join("syscall")) else {
+            continue;
+        };
+        let words: Vec<&str> = sc.split_whitespace().collect();
+        if words.len() < 3 {
+            continue; // "running", or no user context
+        }
+        let hex = |w: &str| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok();
+        let (Some(sp), Some(pc)) = (hex(words[words.len() - 2]), hex(words[words.len() - 1]))
+        else {
+            continue;
+        };
+        let at_pc = in_code(pc);
+        if at_pc || started_in(&mem, sp, &all, &in_exec, &in_libc, &in_code) {
+            let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            log::warn!(
+                "thread {tid} ({}) runs code of {} ({})",
+                name.trim(),
+                path.display(),
+                if at_pc {
+                    "program counter"
+                } else {
+                    "on its stack"
+                }
+            );
+            found += 1;
+        }
+    }
+    found
+}
+
+/// How many code addresses after libc's thread start [`started_in`] looks
+/// at: the thread's own start function and its caller. Deeper, a stack
+/// reused from glibc's cache may still hold stale addresses of an earlier
+/// thread's calls.
+const OUTERMOST_FRAMES: usize = 2;
+
+/// The C library's own file (`libc.so.6`).
+fn is_libc(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
+}
+
+/// True when one of the outermost code addresses on the stack from `sp`
+/// to the end of its mapping (at most 1 MiB) is one `in_code` accepts.
+/// From the top: the thread's descriptor and static TLS (whose values may
+/// name any library's code), then libc's thread start, then the thread's
+/// own start function — in the library that spawned it (measured: a
+/// module's thread has its std's `thread_start` there, a host thread the
+/// host's).
+fn started_in(
+    mem: &std::fs::File,
+    sp: u64,
+    maps: &[(u64, u64)],
+    in_exec: &dyn Fn(u64) -> bool,
+    in_libc: &dyn Fn(u64) -> bool,
+    in_code: &dyn Fn(u64) -> bool,
+) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Some(&(_, end)) = maps.iter().find(|&&(lo, hi)| sp >= lo && sp < hi) else {
+        return false;
+    };
+    let len = (end - sp).min(1 << 20) as usize;
+    let mut buf = vec![0u8; len];
+    let Ok(n) = mem.read_at(&mut buf, sp) else {
+        return false;
+    };
+    buf[..n]
+        .chunks_exact(8)
+        .rev()
+        .filter_map(|c| c.try_into().ok().map(u64::from_ne_bytes))
+        .filter(|&a| in_exec(a))
+        .skip_while(|&a| !in_libc(a))
+        .skip_while(|&a| in_libc(a))
+        .take(OUTERMOST_FRAMES)
+        .any(in_code)
 }
 
 /// How many distinct files are mapped into this process whose names end
@@ -289,7 +458,7 @@ pub fn mapped_count_under(dir: &Path) -> usize {
     let prefix = dir.to_string_lossy();
     let mut seen: Vec<&str> = maps
         .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter_map(map_path)
         .filter(|p| p.starts_with(prefix.as_ref()))
         .collect();
     seen.sort_unstable();
@@ -385,6 +554,18 @@ mod tests {
             s.contains("mod_nope.so") && s.contains("/nonexistent"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_mapped_path_with_spaces_is_found_and_a_prefix_of_it_is_not() {
+        let maps =
+            "7f00-7f01 r-xp 00000000 08:01 1234                       /tmp/my run/mod_x.1.so\n\
+                    7f02-7f03 r--p 00000000 08:01 99 /tmp/gone.so (deleted)\n\
+                    7f04-7f05 rw-p 00000000 00:00 0 \n";
+        assert!(maps_contain(maps, Path::new("/tmp/my run/mod_x.1.so")));
+        assert!(!maps_contain(maps, Path::new("/tmp/my")));
+        assert!(!maps_contain(maps, Path::new("/tmp/my run/mod_x.1")));
+        assert!(maps_contain(maps, Path::new("/tmp/gone.so")));
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! endpoints in PCMU/PCMA are decoded, frames to them are L16 (endpoints
 //! transcode to what they negotiated).
 
+use crate::containment::call_entry;
 use crate::core::Core;
 use crate::event::EventType;
-use crate::executor::call_into;
 use crate::media::pacer::Stats;
 use crate::media::{Codec, Pacer, ToneGenerator, WavReader, WavWriter};
 use crate::session::Session;
@@ -141,7 +141,8 @@ pub fn read_frame_flags(s: &Arc<Session>, buf: &mut [u8], flags: u32) -> (Status
     };
     let (ud, sref) = (s.endpoint.user_data, s.as_ref());
     let fp = crate::core::SendPtr(&mut f as *mut Frame as *const Frame);
-    let st = call_into(&s.endpoint.module, move || {
+    let _io = s.io_call(0);
+    let st = call_entry(&s.endpoint.module, "read_frame", Some(s), move || {
         let fp = fp;
         // SAFETY: the session holds its endpoint's module; the frame and
         // its buffer outlive the call.
@@ -162,7 +163,8 @@ pub fn write_frame(s: &Arc<Session>, f: &Frame) -> Status {
     tap(s, false, f);
     let (ud, sref) = (s.endpoint.user_data, s.as_ref());
     let fp = crate::core::SendPtr(f as *const Frame);
-    call_into(&s.endpoint.module, move || {
+    let _io = s.io_call(1);
+    call_entry(&s.endpoint.module, "write_frame", Some(s), move || {
         let fp = fp;
         // SAFETY: as in `read_frame`.
         unsafe { wf(ud as *mut c_void, sref, fp.0, 0) }

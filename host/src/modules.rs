@@ -20,7 +20,9 @@ use crate::loader::{find_module, CloseOutcome, FileId, LoadError, ShadowLib};
 use crate::origin;
 use crate::services::SERVICES;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
-use hotswitch_plugin_api::module::{ModuleLoadFn, ModuleRuntimeFn, ModuleUnloadFn};
+use hotswitch_plugin_api::module::{
+    ModuleLoadFn, ModuleRuntimeFn, ModuleUnloadFn, MODULE_FLAG_PANIC_SAFE,
+};
 use hotswitch_plugin_api::{ModuleHandle, Status};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,6 +85,22 @@ pub struct LoadedModule {
     /// Session workers that ran this module's code and are still alive.
     worker_threads: AtomicUsize,
     retiring: AtomicBool,
+    /// Set with `Phase::Faulted`, read without a lock on every call into
+    /// the module (20 ms media paths).
+    faulted: AtomicBool,
+    /// The module declared that a panic leaves its other calls sound.
+    panic_safe: bool,
+    /// The id the module knows itself by (`ModuleHandle`), in
+    /// `handles::MODULES`.
+    handle: u64,
+    /// The `ModuleError` its load reported, while loading.
+    load_error: Mutex<Option<String>>,
+}
+
+impl Drop for LoadedModule {
+    fn drop(&mut self) {
+        crate::handles::MODULES.remove(self.handle);
+    }
 }
 
 /// Why a module's interface cannot be called now.
@@ -125,10 +143,8 @@ impl LoadedModule {
     }
 
     /// The handle given to the module.
-    pub fn handle(self: &Arc<Self>) -> ModuleHandle {
-        ModuleHandle {
-            ptr: Arc::as_ptr(self) as *const std::ffi::c_void,
-        }
+    pub fn handle(&self) -> ModuleHandle {
+        ModuleHandle { id: self.handle }
     }
 
     /// Starts a call into the module, unless it is faulted or going away.
@@ -141,34 +157,51 @@ impl LoadedModule {
                     module: self.clone(),
                 })
             }
-            Phase::Faulted => Err(Unavailable {
-                module: self.name.clone(),
-                reason: format!(
-                    "faulted ({}); unload or reload it",
-                    u.fault.as_deref().unwrap_or("panic")
-                ),
-            }),
-            Phase::Unloading => Err(Unavailable {
-                module: self.name.clone(),
-                reason: "unloading".into(),
-            }),
+            Phase::Faulted | Phase::Unloading => Err(unavailable(&self.name, &u)),
         }
     }
 
-    /// Marks the module faulted: its interfaces stop being called.
-    pub fn fault(&self, what: &str) {
+    /// Why the module cannot be called now.
+    pub fn unavailable(&self) -> Unavailable {
+        unavailable(&self.name, &self.lock_usage())
+    }
+
+    /// Marks the module faulted: its interfaces stop being called. True
+    /// for the call that faulted it (the first).
+    pub fn fault(&self, what: &str) -> bool {
         let mut u = self.lock_usage();
         if matches!(u.phase, Phase::Loaded | Phase::Loading) {
             u.phase = Phase::Faulted;
         }
-        if u.fault.is_none() {
+        let first = u.fault.is_none();
+        if first {
             u.fault = Some(what.to_string());
         }
+        self.faulted.store(true, Ordering::Release);
         drop(u);
         log::error!(
             "module {} faulted: {what}; its interfaces are disabled until it is unloaded or reloaded",
             self.name
         );
+        first
+    }
+
+    /// True once the module faulted: the host calls none of its code but
+    /// its unload.
+    pub fn is_faulted(&self) -> bool {
+        self.faulted.load(Ordering::Acquire)
+    }
+
+    /// The module declared itself panic-safe (a panic ends only that call).
+    pub fn panic_safe(&self) -> bool {
+        self.panic_safe
+    }
+
+    /// Records why the load failed (the module's `ModuleError`).
+    pub(crate) fn set_load_error(&self, reason: &str) {
+        if self.phase() == Phase::Loading {
+            *self.load_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -222,7 +255,9 @@ impl LoadedModule {
                     // stays open until this thread has been joined.
                     let st = unsafe { rt() };
                     if st == Status::PANIC {
-                        m.fault("panicked in its runtime");
+                        // Its main loop is gone: a fault even when the
+                        // module is panic-safe.
+                        crate::containment::faulted_in(&m, "runtime", "panicked", None, true);
                         break;
                     }
                     if st == Status::TERM {
@@ -285,6 +320,20 @@ impl LoadedModule {
                 CloseOutcome::Pinned(format!("{why}, so its library was left mapped"))
             }
         }
+    }
+}
+
+fn unavailable(module: &str, u: &Usage) -> Unavailable {
+    let reason = match u.phase {
+        Phase::Unloading => "unloading".into(),
+        _ => format!(
+            "faulted ({}); unload or reload it",
+            u.fault.as_deref().unwrap_or("panic")
+        ),
+    };
+    Unavailable {
+        module: module.to_string(),
+        reason,
     }
 }
 
@@ -488,7 +537,9 @@ impl ModuleManager {
         if declared != name {
             log::warn!("{name}: the module declares itself as '{declared}'");
         }
-        let m = Arc::new(LoadedModule {
+        let (load_fn, unload_fn, runtime_fn, flags) = (d.load, d.unload, d.runtime, d.flags);
+        let m = Arc::new_cyclic(|me| LoadedModule {
+            handle: crate::handles::MODULES.insert(me.clone()),
             name: name.to_string(),
             version,
             description,
@@ -505,12 +556,15 @@ impl ModuleManager {
             }),
             idle: Condvar::new(),
             running: AtomicBool::new(true),
-            load_fn: d.load,
-            unload_fn: d.unload,
-            runtime_fn: d.runtime,
+            load_fn,
+            unload_fn,
+            runtime_fn,
             runtime: Mutex::new(None),
             worker_threads: AtomicUsize::new(0),
             retiring: AtomicBool::new(false),
+            faulted: AtomicBool::new(false),
+            load_error: Mutex::new(None),
+            panic_safe: flags & MODULE_FLAG_PANIC_SAFE != 0,
             lib: Mutex::new(Some(lib)),
         });
         let handle = m.handle();
@@ -520,10 +574,15 @@ impl ModuleManager {
         let st = contained(name, move || unsafe { load(&SERVICES, handle) })
             .map_err(ModError::Internal)?;
         if !st.is_success() {
+            let said = m
+                .load_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
             let reason = if st == Status::PANIC {
                 "it panicked".to_string()
             } else {
-                format!("{st:?}")
+                said.unwrap_or_else(|| format!("{st:?}"))
             };
             core.registry.remove_module(&m);
             m.running.store(false, Ordering::Release);
@@ -566,6 +625,9 @@ impl ModuleManager {
         force: bool,
     ) -> Result<UnloadReport, ModError> {
         let m = self.get(name).ok_or(ModError::NoSuchModule)?;
+        // A faulted module's sessions are already hanging up (CRASH):
+        // wait for them rather than refuse, so `reload` brings it back.
+        let force = force || m.is_faulted();
         if m.calls() > 0 && !force {
             return Err(ModError::InUse);
         }
@@ -581,6 +643,7 @@ impl ModuleManager {
                 }
             }
         }
+        let mut abandoned = false;
         {
             let mut u = m.lock_usage();
             if u.calls > 0 && !force {
@@ -595,6 +658,19 @@ impl ModuleManager {
             let deadline = Instant::now() + DRAIN_TIMEOUT;
             while u.calls > 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() && m.is_faulted() {
+                    // A call into it never returned (the io watchdog
+                    // faulted it): its copy cannot close while that code
+                    // runs, so it is abandoned — left mapped, never called
+                    // again, not even its unload (which would free what the
+                    // stuck call uses) — and a reload maps a fresh copy.
+                    log::warn!(
+                        "{name}: {} call(s) never returned; abandoning this copy",
+                        u.calls
+                    );
+                    abandoned = true;
+                    break;
+                }
                 if left.is_zero() {
                     u.phase = before;
                     m.running.store(true, Ordering::Release);
@@ -614,9 +690,19 @@ impl ModuleManager {
         crate::services::close_module_subscriptions(core, &m);
         fire_module_events(core, EventType::MODULE_UNLOAD, &m, &rows);
         m.running.store(false, Ordering::Release);
+        if abandoned {
+            m.stop_runtime();
+            let why = "a call into it never returned".to_string();
+            let outcome = m.close(Some(why));
+            if let CloseOutcome::Pinned(why) = outcome {
+                self.record_pinned(&m, why.clone());
+                return Ok(UnloadReport { pinned: Some(why) });
+            }
+        }
         m.call_unload();
         let stopped = m.stop_runtime();
         let retired = core.executor.retire_module(&m, DRAIN_TIMEOUT);
+        let strays = crate::loader::threads_running_code_of(&m.shadow);
         let keep = if !stopped {
             Some(format!(
                 "its runtime thread did not stop within {} s",
@@ -624,6 +710,13 @@ impl ModuleManager {
             ))
         } else if !retired {
             Some("a session worker that ran its code is still busy".to_string())
+        } else if strays > 0 {
+            log::error!(
+                "{name}: {strays} thread(s) it started still run its code after its unload"
+            );
+            Some(format!(
+                "{strays} thread(s) it started still run its code after its unload"
+            ))
         } else {
             None
         };

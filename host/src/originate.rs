@@ -212,7 +212,7 @@ fn create_leg(
             // request points at outlives the call.
             let cause = unsafe { outgoing(ud as *mut c_void, &r, &mut out) };
             ORIGINATION_UUID.with(|u| *u.borrow_mut() = None);
-            (cause, crate::core::SendPtr(out.ptr as *const Session))
+            (cause, out)
         })
     })
     .map_err(|e| {
@@ -222,22 +222,32 @@ fn create_leg(
     let (cause, out) = cause_and_session;
     if cause != CallCause::SUCCESS {
         return Err(if cause == CallCause::CRASH {
-            ep.module.fault("panicked in outgoing_channel");
+            // The endpoint's trampoline answers CRASH for a panic.
+            crate::containment::panicked(&ep.module, "outgoing_channel", None);
             CallCause::CRASH
         } else {
             cause
         });
     }
-    if out.0.is_null() {
+    if out.is_null() {
         log::error!(
             "{}: outgoing_channel succeeded without a session",
             leg.endpoint
         );
         return Err(CallCause::CHAN_NOT_IMPLEMENTED);
     }
-    // SAFETY: the endpoint handed over the reference it was given by
-    // session_request (OwnedSession::into_raw).
-    let s = unsafe { Arc::from_raw(out.0) };
+    // The endpoint hands over the hold session_request gave it
+    // (OwnedSession::into_raw); a handle it does not hold is refused.
+    let s = match crate::handles::SESSIONS.release(out.id) {
+        Ok(Some(s)) => s,
+        Ok(None) | Err(_) => {
+            log::error!(
+                "{}: outgoing_channel returned a session handle it does not hold",
+                leg.endpoint
+            );
+            return Err(CallCause::CHAN_NOT_IMPLEMENTED);
+        }
+    };
     if let Some(u) = &uuid {
         if &s.uuid != u {
             log::warn!("{}: origination_uuid {u} was not applied", leg.endpoint);

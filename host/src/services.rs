@@ -89,19 +89,16 @@ pub static SERVICES: HostServices = HostServices {
     core_ready: svc_core_ready,
 };
 
-/// The module behind a handle, as a new strong reference.
-///
-/// # Safety
-/// `h` must be a handle the host gave out for a module that is still held
-/// (the manager holds every module from before its load until after its
-/// library is closed, and modules only call while loaded).
-unsafe fn module_of(h: ModuleHandle) -> Option<Arc<LoadedModule>> {
-    let p = h.ptr as *const LoadedModule;
-    if p.is_null() {
-        return None;
+/// The module behind a handle, checked: `None` for a forged or stale one.
+fn module_of(h: ModuleHandle) -> Option<Arc<LoadedModule>> {
+    let m = crate::handles::MODULES.get(h.id);
+    if m.is_none() {
+        log::warn!(
+            "a module called the host with an unknown module handle {:#x}",
+            h.id
+        );
     }
-    Arc::increment_strong_count(p);
-    Some(Arc::from_raw(p))
+    m
 }
 
 /// Runs `f` with the calling module and its core (`default` for a stale
@@ -154,6 +151,12 @@ unsafe extern "C" fn svc_log(
         let m = module_of(module);
         let target = m.as_ref().map(|m| m.name.as_str()).unwrap_or("module");
         let file = file.to_str();
+        if let (Some(m), log::Level::Error) = (&m, level) {
+            let text = message.to_str();
+            if let Some(reason) = text.strip_prefix(hotswitch_plugin_api::module::LOAD_FAILED) {
+                m.set_load_error(reason);
+            }
+        }
         log::logger().log(
             &log::Record::builder()
                 .level(level)
@@ -383,18 +386,29 @@ unsafe extern "C" fn svc_send_chat(module: ModuleHandle, msg: *const ChatMessage
 
 // ---- sessions ----
 
-/// The session behind a handle, as a new strong reference.
-///
-/// # Safety
-/// `s` must be a handle the host gave out (borrowed for a call, or a
-/// reference the module holds).
-unsafe fn session_of(s: SessionRef) -> Option<Arc<Session>> {
-    let p = s.ptr as *const Session;
-    if p.is_null() {
+/// The session behind a handle, checked: `None` for a forged or stale one
+/// (a session that ended).
+fn session_of(s: SessionRef) -> Option<Arc<Session>> {
+    if s.is_null() {
         return None;
     }
-    Arc::increment_strong_count(p);
-    Some(Arc::from_raw(p))
+    let found = crate::handles::SESSIONS.get(s.id);
+    if found.is_none() {
+        log::warn!(
+            "a module called the host with an unknown or ended session handle {:#x}",
+            s.id
+        );
+    }
+    found
+}
+
+/// A session handle the module holds (one hold taken for it).
+fn held_ref(s: &Arc<Session>) -> SessionRef {
+    let r = s.as_ref();
+    if let Err(e) = crate::handles::SESSIONS.hold(r.id) {
+        log::error!("{}: cannot hold its own handle: {e:?}", s.uuid);
+    }
+    r
 }
 
 fn st(b: bool) -> Status {
@@ -434,9 +448,7 @@ unsafe extern "C" fn svc_session_request(
         match core.sessions.request(&core, ep, dir, uuid) {
             Ok(s) => {
                 if let Some(o) = out.as_mut() {
-                    *o = SessionRef {
-                        ptr: Arc::into_raw(s) as *mut std::ffi::c_void,
-                    };
+                    *o = held_ref(&s);
                 }
                 Status::SUCCESS
             }
@@ -460,9 +472,7 @@ unsafe extern "C" fn svc_session_locate(
         match core.sessions.get(&uuid.to_str()) {
             Some(s) => {
                 if let Some(o) = out.as_mut() {
-                    *o = SessionRef {
-                        ptr: Arc::into_raw(s) as *mut std::ffi::c_void,
-                    };
+                    *o = held_ref(&s);
                 }
                 Status::SUCCESS
             }
@@ -473,9 +483,14 @@ unsafe extern "C" fn svc_session_locate(
 
 unsafe extern "C" fn svc_session_release(s: SessionRef) {
     shield((), || {
-        let p = s.ptr as *const Session;
-        if !p.is_null() {
-            drop(Arc::from_raw(p));
+        if s.is_null() {
+            return;
+        }
+        if let Err(e) = crate::handles::SESSIONS.release(s.id) {
+            log::warn!(
+                "a module released session handle {:#x} it does not hold ({e:?}); refused",
+                s.id
+            );
         }
     })
 }
@@ -485,8 +500,7 @@ macro_rules! session_fn {
         #[allow(clippy::unused_unit)]
         unsafe extern "C" fn $name(session: SessionRef $(, $arg: $ty)*) -> $ret {
             shield($default, || {
-                // SAFETY: the module passes a handle it was given.
-                let Some($s) = (unsafe { session_of(session) }) else { return $default };
+                let Some($s) = session_of(session) else { return $default };
                 let Some($core) = $s.core() else { return $default };
                 #[allow(unused_unsafe)]
                 unsafe { $body }
@@ -500,8 +514,43 @@ session_fn!(svc_session_start() -> Status, Status::GENERR, |s, _core| {
     Status::SUCCESS
 });
 session_fn!(svc_session_uuid(out: *mut OutStream) -> (), (), |s, _core| OutStream::write_str(out, &s.uuid));
-session_fn!(svc_session_set_private(data: *mut std::ffi::c_void) -> (), (), |s, _core| s.set_private(data));
-session_fn!(svc_session_get_private() -> *mut std::ffi::c_void, std::ptr::null_mut(), |s, _core| s.private());
+unsafe extern "C" fn svc_session_set_private(
+    module: ModuleHandle,
+    session: SessionRef,
+    data: *mut std::ffi::c_void,
+    drop: hotswitch_plugin_api::PrivateDropFn,
+) -> Status {
+    shield(Status::GENERR, || {
+        let (Some(m), Some(s)) = (module_of(module), session_of(session)) else {
+            return Status::GENERR;
+        };
+        if !Arc::ptr_eq(&m, &s.endpoint.module) {
+            log::warn!(
+                "{}: refused to set private data on {}, a {} session",
+                m.name,
+                s.uuid,
+                s.endpoint.module.name
+            );
+            return Status::FALSE;
+        }
+        st(s.set_private(data, drop))
+    })
+}
+
+unsafe extern "C" fn svc_session_get_private(
+    module: ModuleHandle,
+    session: SessionRef,
+) -> *mut std::ffi::c_void {
+    shield(std::ptr::null_mut(), || {
+        let (Some(m), Some(s)) = (module_of(module), session_of(session)) else {
+            return std::ptr::null_mut();
+        };
+        if !Arc::ptr_eq(&m, &s.endpoint.module) {
+            return std::ptr::null_mut();
+        }
+        s.private()
+    })
+}
 session_fn!(svc_session_queue_message(msg: *const CoreMessage) -> Status, Status::GENERR, |s, _core| {
     let Some(m) = msg.as_ref() else { return Status::FALSE };
     s.enqueue(Queued::Message {
@@ -551,7 +600,7 @@ session_fn!(svc_session_write_frame(frame: *const Frame) -> Status, Status::GENE
 session_fn!(svc_session_send_dtmf(dtmf: *const Dtmf) -> Status, Status::GENERR, |s, _core| {
     let Some(f) = s.endpoint.io.send_dtmf else { return Status::NOTIMPL };
     let (ud, sref, dp) = (s.endpoint.user_data, s.as_ref(), crate::core::SendPtr(dtmf));
-    crate::executor::call_into(&s.endpoint.module, move || {
+    crate::containment::call_entry(&s.endpoint.module, "send_dtmf", Some(&s), move || {
         let dp = dp;
         f(ud as *mut _, sref, dp.0)
     })

@@ -1,6 +1,7 @@
 //! Sessions and channels: one call leg each. A [`Session`] owns its channel
 //! (state, call state, flags, variables, caller profile, times), the
-//! endpoint's private data (`tech_pvt`, owned and freed by the module), and
+//! endpoint's private data (`tech_pvt`, kept by the session and freed
+//! through the module when the session is dropped), and
 //! a queue of messages for the endpoint. [`Sessions`] is the registry by
 //! uuid, with FreeSWITCH's limits and counters.
 //!
@@ -251,6 +252,9 @@ const AGAIN: u8 = 3;
 pub struct Session {
     pub uuid: String,
     pub id: u64,
+    /// The id modules know this session by (`SessionRef`), in
+    /// `handles::SESSIONS`.
+    handle: u64,
     pub direction: Direction,
     pub endpoint: Arc<EndpointEntry>,
     pub(crate) core: Weak<Core>,
@@ -259,6 +263,12 @@ pub struct Session {
     started: AtomicBool,
     pub(crate) queue: Mutex<VecDeque<Queued>>,
     private: AtomicPtr<c_void>,
+    /// When the running `read_frame` / `write_frame` began (ms since the
+    /// session was created, +1; 0: none running), for the io watchdog.
+    io_since: [AtomicU64; 2],
+    created: std::time::Instant,
+    /// The endpoint module's function that frees `private`.
+    private_drop: std::sync::OnceLock<hotswitch_plugin_api::PrivateDropFn>,
     /// Bumped and notified on every change waiters care about.
     signal: (Mutex<u64>, Condvar),
     watchers: Mutex<Vec<Sender<()>>>,
@@ -275,11 +285,31 @@ impl Session {
         self.ch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Marks a `read_frame` (0) or `write_frame` (1) call into the
+    /// endpoint as running, until the guard drops.
+    pub fn io_call(&self, which: usize) -> IoCall<'_> {
+        let t = self.created.elapsed().as_millis() as u64 + 1;
+        self.io_since[which].store(t, Ordering::Relaxed);
+        IoCall { s: self, which }
+    }
+
+    /// The io entry running for longer than `limit`, if any.
+    pub fn io_stuck(&self, limit: std::time::Duration) -> Option<&'static str> {
+        let now = self.created.elapsed().as_millis() as u64 + 1;
+        let limit = limit.as_millis() as u64;
+        ["read_frame", "write_frame"]
+            .into_iter()
+            .zip(&self.io_since)
+            .find(|(_, t)| {
+                let t = t.load(Ordering::Relaxed);
+                t != 0 && now.saturating_sub(t) > limit
+            })
+            .map(|(e, _)| e)
+    }
+
     /// The handle given to modules for this session.
     pub fn as_ref(self: &Arc<Self>) -> SessionRef {
-        SessionRef {
-            ptr: Arc::as_ptr(self) as *mut c_void,
-        }
+        SessionRef { id: self.handle }
     }
 
     pub fn core(&self) -> Option<Arc<Core>> {
@@ -290,8 +320,13 @@ impl Session {
         self.private.load(Ordering::Acquire)
     }
 
-    pub fn set_private(&self, p: *mut c_void) {
-        self.private.store(p, Ordering::Release)
+    /// Attaches the endpoint's private data once; false if it has some.
+    pub fn set_private(&self, p: *mut c_void, drop: hotswitch_plugin_api::PrivateDropFn) -> bool {
+        if self.private_drop.set(drop).is_err() {
+            return false;
+        }
+        self.private.store(p, Ordering::Release);
+        true
     }
 
     pub fn is_started(&self) -> bool {
@@ -491,10 +526,15 @@ impl Session {
         };
         let ud = self.endpoint.user_data;
         let sref = self.as_ref();
-        let _ = crate::executor::call_into(&self.endpoint.module, move || {
-            // SAFETY: the endpoint's module is held by this session.
-            unsafe { kill(ud as *mut c_void, sref, sig) }
-        });
+        let _ = crate::containment::call_entry(
+            &self.endpoint.module,
+            "kill_channel",
+            Some(self),
+            move || {
+                // SAFETY: the endpoint's module is held by this session.
+                unsafe { kill(ud as *mut c_void, sref, sig) }
+            },
+        );
     }
 
     /// Adds the channel data headers of FreeSWITCH's events to `e`.
@@ -597,9 +637,38 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        crate::handles::SESSIONS.remove(self.handle);
+        let p = self.private.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if let (false, Some(&free)) = (p.is_null(), self.private_drop.get()) {
+            // Through the module, which this session still holds (its
+            // guard drops after this); a faulted module's data leaks.
+            let p = crate::core::SendPtr(p as *const c_void);
+            crate::containment::call_entry(
+                &self.endpoint.module,
+                "private drop",
+                None,
+                move || {
+                    let p = p;
+                    // SAFETY: the data and drop function the module attached.
+                    unsafe { free(p.0 as *mut c_void) }
+                },
+            );
+        }
         if let Some(core) = self.core.upgrade() {
             core.sessions.dropped();
         }
+    }
+}
+
+/// A `read_frame` / `write_frame` in progress (see [`Session::io_call`]).
+pub struct IoCall<'a> {
+    s: &'a Session,
+    which: usize,
+}
+
+impl Drop for IoCall<'_> {
+    fn drop(&mut self) {
+        self.s.io_since[self.which].store(0, Ordering::Relaxed);
     }
 }
 
@@ -812,9 +881,10 @@ impl Sessions {
         ch.set_var("uuid", &uuid);
         ch.set_var("call_uuid", &uuid);
         ch.set_var("session_id", &id.to_string());
-        let s = Arc::new(Session {
+        let s = Arc::new_cyclic(|me| Session {
             uuid: uuid.clone(),
             id,
+            handle: crate::handles::SESSIONS.insert(me.clone()),
             direction,
             endpoint,
             core: Arc::downgrade(core),
@@ -823,6 +893,9 @@ impl Sessions {
             started: AtomicBool::new(false),
             queue: Mutex::new(VecDeque::new()),
             private: AtomicPtr::new(std::ptr::null_mut()),
+            private_drop: std::sync::OnceLock::new(),
+            io_since: [AtomicU64::new(0), AtomicU64::new(0)],
+            created: std::time::Instant::now(),
             signal: (Mutex::new(0), Condvar::new()),
             watchers: Mutex::new(Vec::new()),
             dtmf: Mutex::new(VecDeque::new()),
@@ -847,10 +920,14 @@ impl Sessions {
 
     /// Removes a destroyed session from the registry.
     pub fn remove(&self, uuid: &str) {
-        self.map
+        let removed = self
+            .map
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uuid);
+        // Dropped outside the lock: the last reference frees the
+        // endpoint's private state through its module, which may call back.
+        drop(removed);
     }
 
     fn dropped(&self) {

@@ -9,9 +9,9 @@
 //! woken; it returns when the session has nothing left to do (parked,
 //! waiting for an answer, or destroyed).
 
+use crate::containment::call_entry;
 use crate::core::Core;
 use crate::event::EventType;
-use crate::executor::call_into;
 use crate::session::{cf, now_us, state_name, CallState, Direction, Queued, Session};
 use hotswitch_plugin_api::{
     CallCause, ChannelState as CS, CoreMessage, KillSignal, MessageId, RStr, SessionFn,
@@ -101,6 +101,25 @@ fn handler_for(t: &StateHandlers, state: CS) -> Option<SessionFn> {
     }
 }
 
+/// The state handler member's name (`on_routing`), for logs and events.
+fn handler_name(state: CS) -> &'static str {
+    match state {
+        CS::INIT => "on_init",
+        CS::ROUTING => "on_routing",
+        CS::EXECUTE => "on_execute",
+        CS::HANGUP => "on_hangup",
+        CS::EXCHANGE_MEDIA => "on_exchange_media",
+        CS::SOFT_EXECUTE => "on_soft_execute",
+        CS::CONSUME_MEDIA => "on_consume_media",
+        CS::HIBERNATE => "on_hibernate",
+        CS::RESET => "on_reset",
+        CS::PARK => "on_park",
+        CS::REPORTING => "on_reporting",
+        CS::DESTROY => "on_destroy",
+        _ => "state handler",
+    }
+}
+
 /// Runs the session until it has no more work.
 pub fn run(core: &Arc<Core>, s: &Arc<Session>) {
     loop {
@@ -175,17 +194,13 @@ pub fn deliver_message(
         arg_count: 0,
     };
     let msg_ptr = crate::core::SendPtr(&msg as *const CoreMessage);
-    let st = call_into(&s.endpoint.module, move || {
+    call_entry(&s.endpoint.module, "receive_message", Some(s), move || {
         let msg_ptr = msg_ptr;
         // SAFETY: the session holds its endpoint's module; `msg` outlives
         // this call.
         unsafe { f(ud as *mut c_void, sref, msg_ptr.0) }
     })
-    .unwrap_or(Status::GENERR);
-    if st == Status::PANIC {
-        s.endpoint.module.fault("panicked in receive_message");
-    }
-    st
+    .unwrap_or(Status::GENERR)
 }
 
 fn enter_state(core: &Arc<Core>, s: &Arc<Session>, state: CS) {
@@ -260,17 +275,15 @@ pub fn set_callstate(core: &Core, s: &Session, new: CallState) {
 /// true when the standard handler should run.
 fn run_handlers(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> bool {
     let sref = s.as_ref();
+    let entry = handler_name(state);
+    // A faulted module's handler is skipped as if it had none.
     let call = |module: &Arc<crate::modules::LoadedModule>, f: SessionFn, ud: usize| -> Status {
-        let st = call_into(module, move || {
+        call_entry(module, entry, Some(s), move || {
             // SAFETY: the handler's module is held (endpoint by the session,
-            // channel handlers by their guard, globals by the registry).
+            // channel handlers by their guard, globals by a call guard).
             unsafe { f(ud as *mut c_void, sref) }
         })
-        .unwrap_or(Status::GENERR);
-        if st == Status::PANIC {
-            module.fault(&format!("panicked in its {} handler", state_name(state)));
-        }
-        st
+        .unwrap_or(Status::SUCCESS)
     };
     let ep = &s.endpoint;
     if let Some(f) = handler_for(&ep.state, state) {
@@ -294,6 +307,12 @@ fn run_handlers(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> bool {
     }
     for g in core.state_handlers.snapshot().iter() {
         if let Some(f) = handler_for(&g.table, state) {
+            // The snapshot may predate the handler's removal at unload: a
+            // module already unloading refuses the call guard, and one that
+            // is entered cannot be closed before the call returns.
+            let Ok(_guard) = g.module.enter() else {
+                continue;
+            };
             if call(&g.module, f, g.user_data) != Status::SUCCESS && state != CS::DESTROY {
                 return false;
             }
@@ -459,15 +478,13 @@ pub fn execute_app_with_uuid(
         Ok(_guard) => {
             let (f, ud) = (entry.func, entry.user_data);
             let sref = s.as_ref();
-            let st = call_into(&entry.module, || {
+            let label = format!("application {app}");
+            let st = call_entry(&entry.module, &label, Some(s), || {
                 // SAFETY: the module is entered for the call; `data` outlives it.
                 unsafe { f(ud as *mut c_void, sref, RStr::new(&data)) }
             })
             .unwrap_or(Status::GENERR);
             if st == Status::PANIC {
-                entry
-                    .module
-                    .fault(&format!("panicked in application '{app}'"));
                 s.ch()
                     .set_var("current_application_response", "-ERR module panicked");
             }
@@ -766,7 +783,7 @@ pub fn send_dtmf(s: &Arc<Session>, digit: char, duration_ms: u32) -> Status {
         source: 4,
     };
     let (ud, sref) = (s.endpoint.user_data, s.as_ref());
-    call_into(&s.endpoint.module, move || {
+    call_entry(&s.endpoint.module, "send_dtmf", Some(s), move || {
         // SAFETY: the session holds its endpoint's module; `d` outlives the call.
         unsafe { f(ud as *mut c_void, sref, &d) }
     })

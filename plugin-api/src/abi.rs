@@ -18,12 +18,22 @@ use core::ffi::c_void;
 
 /// Breaking ABI version. A module whose major differs is refused.
 #[cfg(not(feature = "test-skew-version"))]
-pub const ABI_MAJOR: u32 = 5;
+pub const ABI_MAJOR: u32 = 6;
 #[cfg(feature = "test-skew-version")]
 pub const ABI_MAJOR: u32 = 999;
 
-/// Informational minor version (additions that keep every fingerprint).
+/// Additive ABI version: entries appended to a table (marked `[since N]`
+/// in its declaration). A module built against `MAJOR.x` loads on a host
+/// `MAJOR.y` with `y >= x` (the host checks the module's types as they
+/// were at minor `x`); an older host refuses it, naming the entries it
+/// needs. 6.1 added `HostServices::core_ready`.
+#[cfg(not(feature = "test-abi-minor-0"))]
+pub const ABI_MINOR: u32 = 1;
+#[cfg(feature = "test-abi-minor-0")]
 pub const ABI_MINOR: u32 = 0;
+
+/// How many minors of one major a [`TypeSig`] can describe.
+pub const MAX_MINOR: usize = 8;
 
 /// The version of this crate, as cargo knows it.
 pub const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -146,9 +156,63 @@ pub struct TypeSig {
     pub size: usize,
     /// `align_of`.
     pub align: usize,
-    /// FNV-1a over the field text (white space ignored), size, alignment and
-    /// every field offset.
+    /// FNV-1a over the field names and declared types (white space
+    /// ignored), each field type's [`AbiHash`] (a function pointer's whole
+    /// signature), every field offset, size and alignment.
     pub fingerprint: u64,
+    /// The fingerprint as the type was at each minor `0..MAX_MINOR` of this
+    /// major (fields `[since N]` left out below `N`).
+    pub history: [u64; MAX_MINOR],
+}
+
+/// One field of a boundary struct, for its signature.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldSig {
+    /// `name: Type`, as declared.
+    pub text: &'static str,
+    /// The minor that added it (0: the major's first).
+    pub since: u32,
+    /// Its type's [`AbiHash`].
+    pub hash: u64,
+    /// `offset_of`.
+    pub offset: usize,
+    /// `size_of` its type.
+    pub size: usize,
+}
+
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// A struct's fingerprint with only the fields a module of `minor` knows.
+const fn struct_fingerprint(
+    name: &str,
+    size: usize,
+    align: usize,
+    fields: &[FieldSig],
+    minor: u32,
+) -> u64 {
+    let mut h = fnv_text(FNV_BASIS, name.as_bytes());
+    let mut end = 0;
+    let mut all = true;
+    let mut i = 0;
+    while i < fields.len() {
+        let f = &fields[i];
+        if f.since <= minor {
+            h = fnv_text(h, f.text.as_bytes());
+            h = fnv_word(h, f.hash);
+            h = fnv_word(h, f.offset as u64);
+            end = f.offset + f.size;
+        } else {
+            all = false;
+        }
+        i += 1;
+    }
+    let size = if all {
+        size
+    } else {
+        end.div_ceil(align) * align
+    };
+    h = fnv_word(h, size as u64);
+    fnv_word(h, align as u64)
 }
 
 impl TypeSig {
@@ -176,7 +240,37 @@ impl TypeSig {
             size,
             align,
             fingerprint: h,
+            history: [h; MAX_MINOR],
         }
+    }
+
+    /// Builds a struct's signature, with its history by minor.
+    pub const fn of_struct(
+        name: &'static str,
+        fields_text: &'static str,
+        size: usize,
+        align: usize,
+        fields: &[FieldSig],
+    ) -> TypeSig {
+        let mut history = [0u64; MAX_MINOR];
+        let mut k = 0;
+        while k < MAX_MINOR {
+            history[k] = struct_fingerprint(name, size, align, fields, k as u32);
+            k += 1;
+        }
+        TypeSig {
+            name: RStr::from_static(name),
+            fields: RStr::from_static(fields_text),
+            size,
+            align,
+            fingerprint: history[ABI_MINOR as usize],
+            history,
+        }
+    }
+
+    /// The fingerprint a module of `minor` has for this type.
+    pub fn at_minor(&self, minor: u32) -> Option<u64> {
+        self.history.get(minor as usize).copied()
     }
 }
 
@@ -208,6 +302,86 @@ const fn fnv_word(mut h: u64, w: u64) -> u64 {
     h
 }
 
+/// A fingerprint of a type as it crosses the boundary: for a function
+/// pointer, its whole signature (argument and return types, recursively),
+/// so a callback declared through an alias changes its table's fingerprint
+/// when the alias's signature does.
+pub trait AbiHash {
+    /// The fingerprint.
+    const HASH: u64;
+}
+
+const fn mix(h: u64, w: u64) -> u64 {
+    fnv_word(h, w)
+}
+
+const fn named(name: &str) -> u64 {
+    fnv_text(0xcbf2_9ce4_8422_2325, name.as_bytes())
+}
+
+/// The [`AbiHash`] of a boundary type declared by `abi_struct!` or
+/// `abi_consts!`: its name. Not for direct use.
+#[doc(hidden)]
+pub const fn name_hash(name: &str) -> u64 {
+    named(name)
+}
+
+macro_rules! abi_hash_named {
+    ($($t:ty),*) => {
+        $( impl AbiHash for $t { const HASH: u64 = named(stringify!($t)); } )*
+    };
+}
+abi_hash_named!(
+    (),
+    u8,
+    u16,
+    u32,
+    u64,
+    i32,
+    i64,
+    usize,
+    c_void,
+    core::sync::atomic::AtomicU32
+);
+
+impl<T: AbiHash> AbiHash for *const T {
+    const HASH: u64 = mix(named("*const"), T::HASH);
+}
+impl<T: AbiHash> AbiHash for *mut T {
+    const HASH: u64 = mix(named("*mut"), T::HASH);
+}
+impl<T: AbiHash> AbiHash for Option<T> {
+    const HASH: u64 = mix(named("Option"), T::HASH);
+}
+impl<T: AbiHash, const N: usize> AbiHash for [T; N] {
+    const HASH: u64 = mix(mix(named("array"), T::HASH), N as u64);
+}
+
+macro_rules! abi_hash_fn {
+    ($($a:ident),*) => {
+        impl<R: AbiHash $(, $a: AbiHash)*> AbiHash for unsafe extern "C" fn($($a),*) -> R {
+            const HASH: u64 = {
+                let h = mix(named("unsafe extern C fn"), R::HASH);
+                $( let h = mix(h, $a::HASH); )*
+                h
+            };
+        }
+    };
+}
+abi_hash_fn!();
+abi_hash_fn!(A);
+abi_hash_fn!(A, B);
+abi_hash_fn!(A, B, C);
+abi_hash_fn!(A, B, C, D);
+abi_hash_fn!(A, B, C, D, E);
+abi_hash_fn!(A, B, C, D, E, F);
+abi_hash_fn!(A, B, C, D, E, F, G);
+abi_hash_fn!(A, B, C, D, E, F, G, H);
+
+impl AbiHash for RStr {
+    const HASH: u64 = named("RStr");
+}
+
 /// A type whose layout is part of the ABI.
 pub trait AbiType {
     /// Its signature.
@@ -231,18 +405,32 @@ impl AbiType for RStr {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! abi_struct {
-    ($(#[$m:meta])* pub struct $name:ident { $( $(#[$fm:meta])* pub $f:ident : $t:ty ),* $(,)? }) => {
+    ($(#[$m:meta])* pub struct $name:ident {
+        $( $(#[$fm:meta])* $([since $since:literal])? pub $f:ident : $t:ty ),* $(,)?
+    }) => {
         $(#[$m])*
         #[repr(C)]
         pub struct $name { $( $(#[$fm])* pub $f: $t ),* }
         impl $crate::abi::AbiType for $name {
-            const SIG: $crate::abi::TypeSig = $crate::abi::TypeSig::new(
+            const SIG: $crate::abi::TypeSig = $crate::abi::TypeSig::of_struct(
                 stringify!($name),
                 concat!($( stringify!($f), ": ", stringify!($t), "; " ),*),
                 ::core::mem::size_of::<$name>(),
                 ::core::mem::align_of::<$name>(),
-                &[$( ::core::mem::offset_of!($name, $f) ),*],
+                &[$( $crate::abi::FieldSig {
+                    text: concat!(stringify!($f), ": ", stringify!($t)),
+                    since: 0 $(+ $since)?,
+                    hash: <$t as $crate::abi::AbiHash>::HASH,
+                    offset: ::core::mem::offset_of!($name, $f),
+                    size: ::core::mem::size_of::<$t>(),
+                } ),*],
             );
+        }
+        // By name: the type's own layout is checked on its own (every
+        // boundary type is in ABI_TYPES), and a name stays the same across
+        // the minors that append to it.
+        impl $crate::abi::AbiHash for $name {
+            const HASH: u64 = $crate::abi::name_hash(stringify!($name));
         }
     };
 }
@@ -290,6 +478,12 @@ macro_rules! abi_consts {
                 ::core::mem::align_of::<$name>(),
                 &[],
             );
+        }
+        // By name: the type's own layout is checked on its own (every
+        // boundary type is in ABI_TYPES), and a name stays the same across
+        // the minors that append to it.
+        impl $crate::abi::AbiHash for $name {
+            const HASH: u64 = $crate::abi::name_hash(stringify!($name));
         }
     };
 }
@@ -383,7 +577,7 @@ pub const ABI_TYPES: &[TypeSig] = {
 impl TypeSig {
     const SIG_SELF: TypeSig = TypeSig::new(
         "TypeSig",
-        "name: RStr; fields: RStr; size: usize; align: usize; fingerprint: u64;",
+        "name: RStr; fields: RStr; size: usize; align: usize; fingerprint: u64; history: [u64; MAX_MINOR];",
         core::mem::size_of::<TypeSig>(),
         core::mem::align_of::<TypeSig>(),
         &[
@@ -392,6 +586,7 @@ impl TypeSig {
             core::mem::offset_of!(TypeSig, size),
             core::mem::offset_of!(TypeSig, align),
             core::mem::offset_of!(TypeSig, fingerprint),
+            core::mem::offset_of!(TypeSig, history),
         ],
     );
 }
@@ -421,6 +616,13 @@ pub enum AbiMismatch {
     },
     /// A boundary type one side has and the other lacks.
     MissingType { type_name: String, in_module: bool },
+    /// Built against a later minor of this major: the host lacks entries
+    /// the module may call (`Type.entry`).
+    NewerMinor {
+        module_minor: u32,
+        host_minor: u32,
+        needs: Vec<String>,
+    },
 }
 
 impl core::fmt::Display for AbiMismatch {
@@ -452,6 +654,15 @@ impl core::fmt::Display for AbiMismatch {
                 f,
                 "plugin-api layout mismatch in type `{type_name}`: module has {module}; host has {host}"
             ),
+            AbiMismatch::NewerMinor {
+                module_minor,
+                host_minor,
+                needs,
+            } => write!(
+                f,
+                "module built against plugin-api ABI {ABI_MAJOR}.{module_minor} needs {}, which this host (ABI {ABI_MAJOR}.{host_minor}) lacks",
+                needs.join(", ")
+            ),
             AbiMismatch::MissingType {
                 type_name,
                 in_module,
@@ -477,6 +688,29 @@ fn describe(sig: &TypeSig) -> String {
         sig.align,
         fields.trim()
     )
+}
+
+/// The field names of `theirs` that `mine` does not have.
+///
+/// # Safety
+/// As [`describe`].
+unsafe fn added_fields<'a>(
+    theirs: &'a TypeSig,
+    mine: &TypeSig,
+) -> impl Iterator<Item = String> + 'a {
+    let names = |sig: &TypeSig| -> Vec<String> {
+        sig.fields
+            .to_str()
+            .split(';')
+            .filter_map(|f| f.split(':').next())
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect()
+    };
+    let known = names(mine);
+    names(theirs)
+        .into_iter()
+        .filter(move |n| !known.contains(n))
 }
 
 /// Checks a module header against this crate's own ABI.
@@ -511,6 +745,10 @@ pub unsafe fn check_header(header: *const ModuleHeader) -> Result<(), AbiMismatc
     } else {
         core::slice::from_raw_parts(h.types, h.type_count)
     };
+    // Both sides compare the types as they were at the older of the two
+    // minors; a newer module must in addition not need what came later.
+    let minor = h.abi_minor.min(ABI_MINOR);
+    let mut needs = Vec::new();
     for mine in ABI_TYPES {
         let my_name = mine.name.to_str();
         match theirs.iter().find(|t| t.name.to_str() == my_name) {
@@ -520,15 +758,25 @@ pub unsafe fn check_header(header: *const ModuleHeader) -> Result<(), AbiMismatc
                     in_module: false,
                 })
             }
-            Some(t) if t.fingerprint != mine.fingerprint => {
+            Some(t) if t.at_minor(minor) != mine.at_minor(minor) => {
                 return Err(AbiMismatch::Layout {
                     type_name: my_name.into_owned(),
                     module: describe(t),
                     host: describe(mine),
                 })
             }
+            Some(t) if h.abi_minor > ABI_MINOR && t.fingerprint != mine.fingerprint => {
+                needs.extend(added_fields(t, mine).map(|f| format!("{my_name}.{f}")));
+            }
             Some(_) => {}
         }
+    }
+    if h.abi_minor > ABI_MINOR {
+        return Err(AbiMismatch::NewerMinor {
+            module_minor: h.abi_minor,
+            host_minor: ABI_MINOR,
+            needs,
+        });
     }
     for t in theirs {
         let name = t.name.to_str();
@@ -550,6 +798,111 @@ mod tests {
     fn a_header_from_this_crate_passes_its_own_check() {
         static H: ModuleHeader = ModuleHeader::new(&crate::module::tests::TEST_DESCRIPTOR);
         unsafe { check_header(&H) }.unwrap();
+    }
+
+    crate::abi_struct! {
+        /// A table as it was at minor 0.
+        pub struct Old {
+            pub a: unsafe extern "C" fn(x: u32) -> u32,
+        }
+    }
+    crate::abi_struct! {
+        /// The same table with an entry appended at minor 1.
+        pub struct New {
+            pub a: unsafe extern "C" fn(x: u32) -> u32,
+            [since 1]
+            pub b: unsafe extern "C" fn() -> u32,
+        }
+    }
+    crate::abi_struct! {
+        /// The same table with `a`'s signature changed.
+        pub struct Changed {
+            pub a: unsafe extern "C" fn(x: u64) -> u32,
+        }
+    }
+    type Alias = unsafe extern "C" fn(x: u32) -> u32;
+    type AliasChanged = unsafe extern "C" fn(x: u32, y: u32) -> u32;
+    crate::abi_struct! {
+        /// Declared through an alias.
+        pub struct ViaAlias {
+            pub a: Option<Alias>,
+        }
+    }
+    crate::abi_struct! {
+        /// The alias's signature changed, the declared text did not.
+        pub struct ViaAliasChanged {
+            pub a: Option<AliasChanged>,
+        }
+    }
+
+    #[test]
+    fn an_appended_entry_keeps_the_older_minors_fingerprint() {
+        let old = <Old as AbiType>::SIG;
+        let new = <New as AbiType>::SIG;
+        // One type, without and with the appended entry (what two builds
+        // of the same table at minors 0 and 1 describe).
+        let f = |since_b: Option<u32>| {
+            let mut v = vec![FieldSig {
+                text: "a: unsafe extern \"C\" fn(x: u32) -> u32",
+                since: 0,
+                hash: <Alias as AbiHash>::HASH,
+                offset: 0,
+                size: 8,
+            }];
+            if let Some(s) = since_b {
+                v.push(FieldSig {
+                    text: "b: unsafe extern \"C\" fn() -> u32",
+                    since: s,
+                    hash: <unsafe extern "C" fn() -> u32 as AbiHash>::HASH,
+                    offset: 8,
+                    size: 8,
+                });
+            }
+            let size = 8 * v.len();
+            TypeSig::of_struct("T", "", size, 8, &v)
+        };
+        let (t_old, t_new) = (f(None), f(Some(1)));
+        assert_eq!(t_new.at_minor(0), t_old.at_minor(0));
+        assert_ne!(t_new.at_minor(1), t_old.at_minor(1));
+        assert_ne!(new.history[0], new.history[1]);
+        assert_eq!(old.history[0], old.history[1]);
+    }
+
+    #[test]
+    fn a_changed_signature_behind_an_alias_changes_the_fingerprint() {
+        let a = <ViaAlias as AbiType>::SIG;
+        let b = <ViaAliasChanged as AbiType>::SIG;
+        // Same name text for the field's declared type family, different
+        // signature: the type hashes differ, so do the fingerprints.
+        assert_ne!(
+            <Option<Alias> as AbiHash>::HASH,
+            <Option<AliasChanged> as AbiHash>::HASH
+        );
+        assert_ne!(
+            <Old as AbiType>::SIG.history[0],
+            <Changed as AbiType>::SIG.history[0]
+        );
+        assert_ne!(a.history[0], b.history[0]);
+    }
+
+    #[test]
+    fn a_module_of_a_newer_minor_is_refused_naming_the_entries_it_needs() {
+        static NEWER: ModuleHeader = {
+            let mut h = ModuleHeader::new(&crate::module::tests::TEST_DESCRIPTOR);
+            h.abi_minor = ABI_MINOR + 1;
+            h
+        };
+        // Its types are this crate's: as if the next minor appended nothing
+        // to them, it still needs a newer host.
+        let e = unsafe { check_header(&NEWER) }.unwrap_err();
+        assert!(
+            matches!(e, AbiMismatch::NewerMinor { module_minor, host_minor, .. }
+                if module_minor == ABI_MINOR + 1 && host_minor == ABI_MINOR),
+            "{e}"
+        );
+        let names = unsafe { added_fields(&<New as AbiType>::SIG, &<Old as AbiType>::SIG) }
+            .collect::<Vec<_>>();
+        assert_eq!(names, ["b"]);
     }
 
     #[test]

@@ -48,6 +48,10 @@ abi_struct! {
     }
 }
 
+/// Frees a session's private data (the module's code): what
+/// `session_set_private` is given with it.
+pub type PrivateDropFn = unsafe extern "C" fn(data: *mut c_void) -> Status;
+
 abi_struct! {
     /// The host's services, one table for every module.
     pub struct HostServices {
@@ -122,11 +126,22 @@ abi_struct! {
         pub session_start: unsafe extern "C" fn(session: SessionRef) -> Status,
         /// Writes the session's uuid into `out`.
         pub session_uuid: unsafe extern "C" fn(session: SessionRef, out: *mut OutStream),
-        /// Attaches the endpoint's private data (`tech_pvt`). The module owns
-        /// it and frees it in its `on_destroy`; the host never does.
-        pub session_set_private: unsafe extern "C" fn(session: SessionRef, data: *mut c_void),
-        /// The endpoint's private data.
-        pub session_get_private: unsafe extern "C" fn(session: SessionRef) -> *mut c_void,
+        /// Attaches the endpoint's private data (`tech_pvt`), once: the
+        /// host keeps it with the session and, when the session itself is
+        /// dropped (after `on_destroy`, once no hold is left), hands it to
+        /// `drop`, the module's own function, on a thread joined before the
+        /// module can unload. Only the module whose endpoint the session
+        /// belongs to may set it; a second set is refused (`FALSE`).
+        pub session_set_private: unsafe extern "C" fn(
+            module: ModuleHandle,
+            session: SessionRef,
+            data: *mut c_void,
+            drop: PrivateDropFn,
+        ) -> Status,
+        /// The endpoint's private data (null when unset, or when `module`
+        /// is not the session's endpoint's module).
+        pub session_get_private:
+            unsafe extern "C" fn(module: ModuleHandle, session: SessionRef) -> *mut c_void,
         /// Queues an indication or message; the core delivers it on the
         /// session's own thread (to `receive_message`).
         pub session_queue_message:
@@ -324,7 +339,8 @@ abi_struct! {
         /// ([`DIRECTION_INBOUND`] or [`DIRECTION_OUTBOUND`]), 0 while that
         /// direction is paused (`fsctl pause`), a shutdown drains the calls
         /// (`fsctl shutdown elegant|asap`) or the switch stops: FreeSWITCH's
-        /// `switch_core_ready_inbound` / `_outbound`.
+        /// `switch_core_ready_inbound` / `_outbound`. (ABI 6.1)
+        [since 1]
         pub core_ready: unsafe extern "C" fn(module: ModuleHandle, direction: u32) -> u32,
     }
 }

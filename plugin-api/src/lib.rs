@@ -15,6 +15,9 @@
 //! - [`host`]: the table of host services handed to `module_load`.
 //! - [`module`]: the descriptor, the `declare_module!` macro and the safe
 //!   wrappers a module uses.
+//! - [`session`]: the lent [`Session`], held [`OwnedSession`], typed
+//!   private state and the [`Endpoint`] trait; [`frame`]: the safe frame
+//!   views endpoints read and fill.
 //!
 //! ## Rules a module keeps
 //! - Build with `crate-type = ["cdylib"]` and `panic = "unwind"` (the host
@@ -26,7 +29,7 @@
 //!   forwards to the host. Do not install env_logger or any other logger.
 //!
 //! ```no_run
-//! use hotswitch_plugin_api::{declare_module, ModuleContext};
+//! use hotswitch_plugin_api::{declare_module, ModuleContext, ModuleError};
 //! use std::fmt::Write;
 //!
 //! declare_module! {
@@ -37,11 +40,113 @@
 //!     runtime: None,
 //! }
 //!
-//! fn load(m: &ModuleContext) -> Result<(), String> {
+//! fn load(m: &ModuleContext) -> Result<(), ModuleError> {
 //!     m.add_api("hello", "Say hello", "hello [name]", |args, out| {
 //!         let _ = writeln!(out, "+OK hello {args}");
-//!     })
-//!     .map_err(|e| e.to_string())
+//!     })?;
+//!     Ok(())
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! ## An endpoint through its life
+//!
+//! FreeSWITCH's endpoint lifecycle, with no `unsafe`: the core asks
+//! `outgoing_channel` for a leg ([`Endpoint::outgoing`]): the endpoint
+//! requests a session, attaches its private state (kept by the host,
+//! dropped through the module with the session), names it and puts it in
+//! CS_INIT. Its state handlers ([`Endpoint::on_state`]) run before the
+//! core's for each state: in CS_INIT it rings and answers (a real endpoint
+//! does that when the far end does). Media flows through
+//! [`Endpoint::read_frame`] (fill the buffer the host lends) and
+//! [`Endpoint::write_frame`]; a hangup reaches [`Endpoint::kill_channel`]
+//! and then `on_state(HANGUP)`, and the private state goes after
+//! CS_DESTROY, when the session itself does. Handles are ids the host
+//! checks, and a [`Session`] is lent for one callback: to keep one, take
+//! a hold ([`Session::hold`]). A panic in any of these faults the module
+//! (and hangs its calls up with `CRASH`), never the switch.
+//!
+//! ```no_run
+//! use hotswitch_plugin_api::{
+//!     declare_module, CallCause, ChannelState, Endpoint, FrameBuf, FrameView, KillSignal,
+//!     ModuleContext, ModuleError, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
+//! };
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! declare_module! {
+//!     name: "mod_tone",
+//!     description: "A leg that plays silence and counts what it hears",
+//!     load: load,
+//!     unload: None,
+//!     runtime: None,
+//! }
+//!
+//! fn load(m: &ModuleContext) -> Result<(), ModuleError> {
+//!     Ok(m.add_endpoint("tone", Tone)?)
+//! }
+//!
+//! /// Each leg's private state (FreeSWITCH's `tech_pvt`).
+//! struct Leg {
+//!     heard: AtomicU64,
+//! }
+//!
+//! struct Tone;
+//!
+//! impl Endpoint for Tone {
+//!     // originate tone/<anything> → outgoing_channel → CS_INIT
+//!     fn outgoing(&self, req: &Outgoing) -> Result<OwnedSession, CallCause> {
+//!         let s = ModuleContext::current()
+//!             .session_request("tone", true)
+//!             .map_err(|_| CallCause::SWITCH_CONGESTION)?;
+//!         s.set_private(Leg { heard: AtomicU64::new(0) })
+//!             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
+//!         let name = format!("tone/{}", req.dial_data);
+//!         let mut profile = req.profile.clone();
+//!         profile.chan_name = name.clone();
+//!         s.set_name(&name);
+//!         s.set_profile(&profile);
+//!         s.set_state(ChannelState::INIT)
+//!             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
+//!         Ok(s)
+//!     }
+//!
+//!     // CS_INIT: ring_ready, then mark_answered; CS_HANGUP: say goodbye.
+//!     fn on_state(&self, s: &Session, state: ChannelState) -> Status {
+//!         if state == ChannelState::INIT {
+//!             s.mark_ring_ready();
+//!             s.mark_answered();
+//!         } else if state == ChannelState::HANGUP {
+//!             let heard = s.private::<Leg>().map_or(0, |l| l.heard.load(Ordering::Relaxed));
+//!             log::info!("{}: heard {heard} bytes", s.uuid());
+//!         }
+//!         Status::SUCCESS
+//!     }
+//!
+//!     // Media towards the switch: 20 ms of L16 silence.
+//!     fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
+//!         if s.is_down() {
+//!             return Status::FALSE;
+//!         }
+//!         if flags & READ_FLAG_NOBLOCK != 0 {
+//!             return Status::TIMEOUT;
+//!         }
+//!         std::thread::sleep(std::time::Duration::from_millis(20));
+//!         f.fill(&[0u8; 320], "L16");
+//!         Status::SUCCESS
+//!     }
+//!
+//!     // Media from the switch.
+//!     fn write_frame(&self, s: &Session, f: &FrameView) -> Status {
+//!         if let Some(l) = s.private::<Leg>() {
+//!             l.heard.fetch_add(f.data().len() as u64, Ordering::Relaxed);
+//!         }
+//!         Status::SUCCESS
+//!     }
+//!
+//!     // uuid_kill / hangup: wake a blocked read.
+//!     fn kill_channel(&self, _s: &Session, _sig: KillSignal) -> Status {
+//!         Status::SUCCESS
+//!     }
 //! }
 //! # fn main() {}
 //! ```
@@ -49,6 +154,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod frame;
 pub mod g711;
 pub mod host;
 #[allow(missing_docs)]
@@ -62,14 +168,16 @@ pub mod wire;
 pub mod xml;
 
 pub use abi::RStr;
+pub use frame::{FrameBuf, FrameView};
 pub use host::{
-    EventDesc, EventVisitor, HostServices, OutStream, DIRECTION_INBOUND, DIRECTION_OUTBOUND,
-    EVENT_FLAG_ROUTING_HEADERS, EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN, EVENT_FORMAT_XML,
-    ITEM_EVENT, ITEM_LOG, PLAY_STOP_ON_ANY_DIGIT,
+    EventDesc, EventVisitor, HostServices, OutStream, PrivateDropFn, DIRECTION_INBOUND,
+    DIRECTION_OUTBOUND, EVENT_FLAG_ROUTING_HEADERS, EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN,
+    EVENT_FORMAT_XML, ITEM_EVENT, ITEM_LOG, PLAY_STOP_ON_ANY_DIGIT,
 };
 pub use interfaces::*;
 pub use module::{
-    guard, guard_or, is_api_word, Chat, HostError, ModuleContext, ModuleDescriptor, Stream,
+    guard, guard_or, is_api_word, Chat, HostError, ModuleContext, ModuleDescriptor, ModuleError,
+    Stream,
 };
 pub use session::{Endpoint, Message, Outgoing, OwnedSession, Profile, Session};
 pub use subscription::{Item, ItemKind, ItemSink, Subscription};

@@ -18,11 +18,61 @@ use crate::types::{InterfaceKind, KeyValue, LogLevel, ModuleHandle, SessionRef, 
 use core::ffi::c_void;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// A module's own load or unload function, as `declare_module!` takes it.
-pub type ModuleFn = fn(&ModuleContext) -> Result<(), String>;
+pub type ModuleFn = fn(&ModuleContext) -> Result<(), ModuleError>;
+
+/// How the record that carries a failed load's [`ModuleError`] begins (the
+/// host reports the rest as the reason).
+pub const LOAD_FAILED: &str = "load failed: ";
+
+/// Why a module's load or unload failed: what the switch shows in its
+/// `load` reply (`module load routine returned an error: …`) and logs.
+/// `?` turns a `String`, a `&str` or a [`HostError`] into one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleError {
+    /// Its configuration is missing or wrong.
+    Config(String),
+    /// Something it needs (a port, a device, a file) is not available.
+    Resource(String),
+    /// The host refused a service call.
+    Host(HostError),
+    /// Anything else.
+    Other(String),
+}
+
+impl std::fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModuleError::Config(m) => write!(f, "configuration: {m}"),
+            ModuleError::Resource(m) => write!(f, "resource: {m}"),
+            ModuleError::Host(e) => write!(f, "{e}"),
+            ModuleError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ModuleError {}
+
+impl From<String> for ModuleError {
+    fn from(m: String) -> Self {
+        ModuleError::Other(m)
+    }
+}
+
+impl From<&str> for ModuleError {
+    fn from(m: &str) -> Self {
+        ModuleError::Other(m.to_string())
+    }
+}
+
+impl From<HostError> for ModuleError {
+    fn from(e: HostError) -> Self {
+        ModuleError::Host(e)
+    }
+}
 
 /// `module_load`: called once, on a host thread, with the host's services.
 pub type ModuleLoadFn =
@@ -49,16 +99,23 @@ abi_struct! {
         pub unload: Option<ModuleUnloadFn>,
         /// Run in a loop on its own thread while loaded.
         pub runtime: Option<ModuleRuntimeFn>,
-        /// Reserved, zero.
+        /// `MODULE_FLAG_*` bits; the others are reserved, zero.
         pub flags: u32,
     }
 }
+
+/// [`ModuleDescriptor::flags`]: a panic in one of this module's callbacks
+/// leaves its other calls sound. The host then ends only the call that
+/// panicked (and hangs up its session with `CRASH`) instead of faulting the
+/// module and hanging up all its sessions. `declare_module!`'s
+/// `panic_safe: true` sets it.
+pub const MODULE_FLAG_PANIC_SAFE: u32 = 1;
 
 // Static data: the descriptor never changes after the macro writes it.
 unsafe impl Sync for ModuleDescriptor {}
 
 static SERVICES: AtomicPtr<HostServices> = AtomicPtr::new(core::ptr::null_mut());
-static HANDLE: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static HANDLE: AtomicU64 = AtomicU64::new(0);
 static NAME: OnceLock<&'static str> = OnceLock::new();
 /// Closures registered as interfaces, kept alive until the module unloads.
 static KEEP: Mutex<Vec<Box<dyn Any + Send + Sync>>> = Mutex::new(Vec::new());
@@ -84,9 +141,9 @@ pub(crate) fn services() -> Option<&'static HostServices> {
     unsafe { SERVICES.load(Ordering::Acquire).as_ref() }
 }
 
-fn handle() -> ModuleHandle {
+pub(crate) fn handle() -> ModuleHandle {
     ModuleHandle {
-        ptr: HANDLE.load(Ordering::Acquire),
+        id: HANDLE.load(Ordering::Acquire),
     }
 }
 
@@ -160,7 +217,7 @@ pub unsafe fn __load(
     load: ModuleFn,
 ) -> Status {
     SERVICES.store(services as *mut HostServices, Ordering::Release);
-    HANDLE.store(module.ptr as *mut c_void, Ordering::Release);
+    HANDLE.store(module.id, Ordering::Release);
     let _ = NAME.set(name);
     guard(|| {
         let _ = log::set_logger(&LOGGER);
@@ -191,7 +248,8 @@ pub unsafe fn __load(
         match load(&ModuleContext { _private: () }) {
             Ok(()) => Status::SUCCESS,
             Err(e) => {
-                log::error!("{name}: load failed: {e}");
+                // The host takes this record as the reason it reports.
+                log::error!("{LOAD_FAILED}{e}");
                 Status::GENERR
             }
         }
@@ -374,7 +432,8 @@ where
 {
     guard(|| {
         let f = &*(user_data as *const F);
-        f(Session::from_raw(session), &data.to_str());
+        // SAFETY: the host lends the session for this call.
+        f(unsafe { Session::from_raw(session) }, &data.to_str());
         Status::SUCCESS
     })
 }
@@ -447,10 +506,11 @@ impl ModuleContext {
     ///
     /// ```no_run
     /// use std::fmt::Write;
-    /// # fn load(m: &hotswitch_plugin_api::ModuleContext) -> Result<(), String> {
+    /// # fn load(m: &hotswitch_plugin_api::ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     /// m.add_api("hello", "Say hello", "hello [name]", |args, out| {
     ///     let _ = writeln!(out, "+OK hello {}", if args.is_empty() { "world" } else { args });
-    /// }).map_err(|e| e.to_string())
+    /// })?;
+    /// # Ok(())
     /// # }
     /// ```
     pub fn add_api<F>(
@@ -711,10 +771,11 @@ impl ModuleContext {
 
 /// Declares a module: writes the exported header and descriptor, and wraps
 /// `load`, `unload` and `runtime` so that panics are caught and logging
-/// reaches the host.
+/// reaches the host. An optional last `panic_safe: true` sets
+/// [`MODULE_FLAG_PANIC_SAFE`].
 ///
 /// ```no_run
-/// use hotswitch_plugin_api::{declare_module, ModuleContext};
+/// use hotswitch_plugin_api::{declare_module, ModuleContext, ModuleError};
 /// use std::fmt::Write;
 ///
 /// declare_module! {
@@ -725,12 +786,12 @@ impl ModuleContext {
 ///     runtime: None,
 /// }
 ///
-/// fn load(m: &ModuleContext) -> Result<(), String> {
+/// fn load(m: &ModuleContext) -> Result<(), ModuleError> {
 ///     log::info!("hello is loading");
 ///     m.add_api("hello", "Say hello", "hello", |_, out| {
 ///         let _ = writeln!(out, "+OK hello");
-///     })
-///     .map_err(|e| e.to_string())
+///     })?;
+///     Ok(())
 /// }
 /// # fn main() {}
 /// ```
@@ -741,7 +802,8 @@ macro_rules! declare_module {
         description: $desc:expr,
         load: $load:expr,
         unload: $unload:expr,
-        runtime: $runtime:expr $(,)?
+        runtime: $runtime:expr
+        $(, panic_safe: $panic_safe:expr)? $(,)?
     ) => {
         #[doc(hidden)]
         pub mod __hotswitch_module {
@@ -749,10 +811,11 @@ macro_rules! declare_module {
             use super::*;
 
             const NAME: &str = $name;
-            const LOAD: fn(&$crate::ModuleContext) -> ::core::result::Result<(), String> = $load;
-            const UNLOAD: Option<fn(&$crate::ModuleContext) -> ::core::result::Result<(), String>> =
+            const LOAD: $crate::module::ModuleFn = $load;
+            const UNLOAD: Option<$crate::module::ModuleFn> =
                 $unload;
             const RUNTIME: Option<fn(&$crate::ModuleContext) -> $crate::Status> = $runtime;
+            const PANIC_SAFE: bool = false $(|| $panic_safe)?;
 
             unsafe extern "C" fn load_entry(
                 services: *const $crate::HostServices,
@@ -783,7 +846,11 @@ macro_rules! declare_module {
                 } else {
                     None
                 },
-                flags: 0,
+                flags: if PANIC_SAFE {
+                    $crate::module::MODULE_FLAG_PANIC_SAFE
+                } else {
+                    0
+                },
             };
 
             #[no_mangle]

@@ -6,11 +6,14 @@
 //! callback guarded against panics.
 
 use crate::abi::RStr;
+use crate::frame::{FrameBuf, FrameView};
 use crate::host::{HostServices, DIRECTION_OUTBOUND};
 use crate::interfaces::{CallerProfile, CoreMessage, Dtmf, Frame, OutgoingRequest};
 use crate::module::{collect, services, HostError};
 use crate::types::{CallCause, ChannelState, KillSignal, MessageId, SessionRef, Status};
 use core::ffi::c_void;
+use core::marker::PhantomData;
+use std::any::Any;
 
 fn svc() -> &'static HostServices {
     services().expect("host services are set before any session exists")
@@ -24,16 +27,40 @@ fn check(st: Status) -> Result<(), HostError> {
     }
 }
 
-/// A session the host lent for the duration of a call into the module.
-#[derive(Clone, Copy, Debug)]
-pub struct Session {
+/// A session the host lent for the duration of a call into the module:
+/// `'a` is that call, so a `Session` cannot be kept past it. To keep a
+/// session longer, take a hold with [`Session::hold`] (FreeSWITCH's
+/// `switch_core_session_locate`), released when the [`OwnedSession`] drops.
+///
+/// The handle inside is an id the host checks on every call: a forged or
+/// stale one gets an error status, never undefined behaviour.
+/// Not `Copy`: what it lends (its private state) is tied to a borrow of
+/// it, so copying one out of an [`OwnedSession`] cannot outlive the hold.
+#[derive(Debug)]
+pub struct Session<'a> {
     raw: SessionRef,
+    _call: PhantomData<&'a ()>,
 }
 
-impl Session {
-    /// Wraps a handle the host passed in.
-    pub fn from_raw(raw: SessionRef) -> Session {
-        Session { raw }
+impl<'a> Session<'a> {
+    /// Wraps a handle the host lent for a call.
+    ///
+    /// # Safety
+    /// The host checks the handle on every use, so a bad one only gets
+    /// errors; but [`private`](Session::private) borrows the session's
+    /// state for as long as this value lives, so the session must stay
+    /// alive that long (true for the call the host lent it to).
+    pub unsafe fn from_raw(raw: SessionRef) -> Session<'a> {
+        Session {
+            raw,
+            _call: PhantomData,
+        }
+    }
+
+    /// Takes a hold on the session, to keep it past this call (FreeSWITCH's
+    /// `switch_core_session_locate`); `None` once it is gone.
+    pub fn hold(&self) -> Option<OwnedSession> {
+        crate::ModuleContext::current().session_locate(&self.uuid())
     }
 
     /// The host's handle.
@@ -155,18 +182,42 @@ impl Session {
         check(unsafe { (svc().session_start)(self.raw) })
     }
 
-    /// Attaches the endpoint's private data.
-    // The host stores the pointer and hands it back; it never dereferences it.
-    #[allow(clippy::not_unsafe_ptr_arg_deref)]
-    pub fn set_private(&self, data: *mut c_void) {
-        // SAFETY: host function.
-        unsafe { (svc().session_set_private)(self.raw, data) };
+    /// Gives the session its endpoint's private state (FreeSWITCH's
+    /// `tech_pvt`), once. The host keeps it with the session and drops it
+    /// through this module when the session itself goes (after
+    /// `on_destroy`, once no [`OwnedSession`] holds it), so it can be
+    /// borrowed for as long as the session is lent. Only the module whose
+    /// endpoint the session belongs to may attach it; a second attach is
+    /// refused and `value` dropped.
+    pub fn set_private<T: Any + Send + Sync>(&self, value: T) -> Result<(), HostError> {
+        let boxed: Box<PrivateBox> = Box::new(Box::new(value));
+        let data = Box::into_raw(boxed) as *mut c_void;
+        let module = crate::module::handle();
+        // SAFETY: host function; on success the host owns `data` and frees
+        // it with `drop_private`.
+        let st = unsafe { (svc().session_set_private)(module, self.raw, data, drop_private) };
+        if !st.is_success() {
+            // SAFETY: refused: `data` is still ours.
+            drop(unsafe { Box::from_raw(data as *mut PrivateBox) });
+        }
+        check(st)
     }
 
-    /// The endpoint's private data.
-    pub fn private(&self) -> *mut c_void {
+    /// The endpoint's private state attached with [`set_private`]
+    /// (`None` when there is none, it is not a `T`, or the session belongs
+    /// to another module's endpoint).
+    ///
+    /// [`set_private`]: Session::set_private
+    pub fn private<T: Any + Send + Sync>(&self) -> Option<&T> {
+        let module = crate::module::handle();
         // SAFETY: host function.
-        unsafe { (svc().session_get_private)(self.raw) }
+        let p = unsafe { (svc().session_get_private)(module, self.raw) } as *const PrivateBox;
+        // SAFETY: the host hands this module back only what its
+        // `set_private` attached, and frees it only when the session is
+        // dropped, which cannot happen while `self` lives (lent for a call,
+        // or borrowed from an OwnedSession's hold).
+        let b: &PrivateBox = unsafe { p.as_ref() }?;
+        b.downcast_ref::<T>()
     }
 
     /// Queues an indication for the session's thread.
@@ -375,18 +426,24 @@ impl Session {
         })
     }
 
-    /// Reads a frame into `frame`'s buffer.
-    ///
-    /// # Safety
-    /// `frame.data` must point to `frame.buflen` writable bytes.
-    pub unsafe fn read_frame(&self, frame: &mut Frame, timeout_ms: u32) -> Status {
-        (svc().session_read_frame)(self.raw, frame, timeout_ms)
+    /// Reads a frame from the session's endpoint into `buf`; the frame
+    /// (empty unless `SUCCESS`) views the bytes read.
+    pub fn read_frame<'b>(&self, buf: &'b mut [u8], timeout_ms: u32) -> (Status, FrameView<'b>) {
+        let mut f = Frame::lending(buf);
+        // SAFETY: host function; `f` points at `buf`, which outlives the call.
+        let st = unsafe { (svc().session_read_frame)(self.raw, &mut f, timeout_ms) };
+        if st != Status::SUCCESS || f.datalen > f.buflen {
+            f.datalen = 0;
+        }
+        // SAFETY: the host wrote `datalen` (at most `buflen`) bytes of `buf`
+        // and a static codec name.
+        (st, unsafe { FrameView::from_host(&f) })
     }
 
     /// Writes a frame to the session's endpoint.
-    pub fn write_frame(&self, frame: &Frame) -> Status {
-        // SAFETY: host function; the frame outlives the call.
-        unsafe { (svc().session_write_frame)(self.raw, frame) }
+    pub fn write_frame(&self, frame: &FrameView) -> Status {
+        // SAFETY: host function; the frame and its data outlive the call.
+        unsafe { (svc().session_write_frame)(self.raw, frame.raw()) }
     }
 
     /// Sends a DTMF digit.
@@ -401,11 +458,27 @@ impl Session {
     }
 }
 
+/// What a session's private state is kept as: `Any`, so that reading it
+/// back checks its type.
+type PrivateBox = Box<dyn Any + Send + Sync>;
+
+/// The module-side free function handed to the host with private data.
+unsafe extern "C" fn drop_private(data: *mut c_void) -> Status {
+    crate::module::guard(|| {
+        if !data.is_null() {
+            // SAFETY: a pointer `set_private` made from a Box<PrivateBox>;
+            // the host calls this once.
+            drop(unsafe { Box::from_raw(data as *mut PrivateBox) });
+        }
+        Status::SUCCESS
+    })
+}
+
 /// A reference to a session the module holds (from `session_request` or
 /// `session_locate`); released when dropped.
 #[derive(Debug)]
 pub struct OwnedSession {
-    session: Session,
+    session: Session<'static>,
 }
 
 impl OwnedSession {
@@ -415,7 +488,8 @@ impl OwnedSession {
     /// `raw` must carry a reference this value may release.
     pub unsafe fn from_raw(raw: SessionRef) -> OwnedSession {
         OwnedSession {
-            session: Session { raw },
+            // SAFETY: the hold this value owns keeps the session alive.
+            session: unsafe { Session::from_raw(raw) },
         }
     }
 
@@ -429,8 +503,8 @@ impl OwnedSession {
 }
 
 impl core::ops::Deref for OwnedSession {
-    type Target = Session;
-    fn deref(&self) -> &Session {
+    type Target = Session<'static>;
+    fn deref(&self) -> &Session<'static> {
         &self.session
     }
 }
@@ -520,8 +594,8 @@ impl Profile {
 
 /// What the core asks of [`Endpoint::outgoing`] (the safe form of
 /// [`OutgoingRequest`]).
-#[derive(Clone, Debug)]
-pub struct Outgoing {
+#[derive(Debug)]
+pub struct Outgoing<'a> {
     /// Everything after `tech/` in the dial string.
     pub dial_data: String,
     /// The profile to clone onto the new leg.
@@ -531,10 +605,10 @@ pub struct Outgoing {
     /// `sof::*` flags.
     pub flags: u32,
     /// The session originating the call, if any.
-    pub originator: Option<Session>,
+    pub originator: Option<Session<'a>>,
 }
 
-impl Outgoing {
+impl Outgoing<'_> {
     /// A variable of the request.
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars
@@ -580,11 +654,11 @@ pub trait Endpoint: Send + Sync + 'static {
     /// Fills `frame` (its buffer is the host's); with
     /// [`READ_FLAG_NOBLOCK`](crate::READ_FLAG_NOBLOCK) in `flags`, returns
     /// `TIMEOUT` at once when no frame is ready.
-    fn read_frame(&self, session: &Session, frame: &mut Frame, flags: u32) -> Status {
+    fn read_frame(&self, session: &Session, frame: &mut FrameBuf, flags: u32) -> Status {
         Status::BREAK
     }
     /// Takes a frame towards the far end.
-    fn write_frame(&self, session: &Session, frame: &Frame) -> Status {
+    fn write_frame(&self, session: &Session, frame: &FrameView) -> Status {
         Status::SUCCESS
     }
     /// Sends a digit.
@@ -673,7 +747,8 @@ pub(crate) mod trampolines {
                     .unwrap_or_default(),
                 vars,
                 flags: r.flags,
-                originator: (!r.originator.is_null()).then_some(Session { raw: r.originator }),
+                originator: (!r.originator.is_null())
+                    .then(|| unsafe { Session::from_raw(r.originator) }),
             };
             match ep::<E>(ud).outgoing(&o) {
                 Ok(s) => {
@@ -692,7 +767,12 @@ pub(crate) mod trampolines {
         flags: u32,
     ) -> Status {
         guard(|| match f.as_mut() {
-            Some(f) => ep::<E>(ud).read_frame(&Session { raw: s }, f, flags),
+            // SAFETY: the host lends `buflen` writable bytes at `data`.
+            Some(f) => ep::<E>(ud).read_frame(
+                &unsafe { Session::from_raw(s) },
+                &mut unsafe { FrameBuf::new(f) },
+                flags,
+            ),
             None => Status::FALSE,
         })
     }
@@ -704,7 +784,10 @@ pub(crate) mod trampolines {
         _flags: u32,
     ) -> Status {
         guard(|| match f.as_ref() {
-            Some(f) => ep::<E>(ud).write_frame(&Session { raw: s }, f),
+            // SAFETY: the host's frame and its data live for the call.
+            Some(f) => ep::<E>(ud).write_frame(&unsafe { Session::from_raw(s) }, &unsafe {
+                FrameView::from_host(f)
+            }),
             None => Status::FALSE,
         })
     }
@@ -714,7 +797,7 @@ pub(crate) mod trampolines {
         s: SessionRef,
         sig: KillSignal,
     ) -> Status {
-        guard(|| ep::<E>(ud).kill_channel(&Session { raw: s }, sig))
+        guard(|| ep::<E>(ud).kill_channel(&unsafe { Session::from_raw(s) }, sig))
     }
 
     pub unsafe extern "C" fn send_dtmf<E: Endpoint>(
@@ -723,7 +806,7 @@ pub(crate) mod trampolines {
         d: *const Dtmf,
     ) -> Status {
         guard(|| match d.as_ref() {
-            Some(d) => ep::<E>(ud).send_dtmf(&Session { raw: s }, d),
+            Some(d) => ep::<E>(ud).send_dtmf(&unsafe { Session::from_raw(s) }, d),
             None => Status::FALSE,
         })
     }
@@ -735,7 +818,7 @@ pub(crate) mod trampolines {
     ) -> Status {
         guard(|| match m.as_ref() {
             Some(m) => ep::<E>(ud).receive_message(
-                &Session { raw: s },
+                &unsafe { Session::from_raw(s) },
                 &Message {
                     id: m.id,
                     string_arg: m.string_arg.to_str().into_owned(),
@@ -749,7 +832,7 @@ pub(crate) mod trampolines {
     macro_rules! state_fn {
         ($name:ident, $state:expr) => {
             pub unsafe extern "C" fn $name<E: Endpoint>(ud: *mut c_void, s: SessionRef) -> Status {
-                guard(|| ep::<E>(ud).on_state(&Session { raw: s }, $state))
+                guard(|| ep::<E>(ud).on_state(&unsafe { Session::from_raw(s) }, $state))
             }
         };
     }

@@ -7,7 +7,6 @@
 
 use crate::abi::RStr;
 use crate::{abi_consts, abi_struct};
-use core::ffi::c_void;
 
 abi_consts! {
     /// Result of a call across the boundary (FreeSWITCH's `switch_status_t`
@@ -274,36 +273,32 @@ abi_consts! {
 
 abi_struct! {
     /// The host's handle for a loaded module, given to it at load and passed
-    /// back on every host-service call. Opaque to the module.
-    #[derive(Clone, Copy, Debug)]
+    /// back on every host-service call: an id in a host table (slot and
+    /// generation), checked on every call, never an address.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct ModuleHandle {
-        pub ptr: *const c_void,
+        pub id: u64,
     }
 }
-
-unsafe impl Send for ModuleHandle {}
-unsafe impl Sync for ModuleHandle {}
 
 abi_struct! {
-    /// The host's handle for a session (a call leg). Opaque to modules, valid
-    /// for the duration of the call it is passed to; null means "no session".
-    #[derive(Clone, Copy, Debug)]
+    /// The host's handle for a session (a call leg): an id in a host table
+    /// (slot and generation) that the host checks on every call, so a
+    /// forged or stale one gets an error status. Valid for the callback it
+    /// is passed to; keeping a session longer takes a hold
+    /// ([`OwnedSession`](crate::OwnedSession)). 0 means "no session".
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct SessionRef {
-        pub ptr: *mut c_void,
+        pub id: u64,
     }
 }
-
-unsafe impl Send for SessionRef {}
-unsafe impl Sync for SessionRef {}
 
 impl SessionRef {
     /// No session.
-    pub const NULL: SessionRef = SessionRef {
-        ptr: core::ptr::null_mut(),
-    };
+    pub const NULL: SessionRef = SessionRef { id: 0 };
     /// True when this names no session.
     pub fn is_null(self) -> bool {
-        self.ptr.is_null()
+        self.id == 0
     }
 }
 

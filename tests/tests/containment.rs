@@ -3,8 +3,152 @@
 //! refused before any of its code runs; a module in use is not unloaded
 //! from under its callers.
 
-use hotswitch_e2e::{build_module_into, lines, Switch, SwitchConfig, TempDir};
+use hotswitch_e2e::{build_module_into, lines, ok_uuid, wait_gone, Switch, SwitchConfig, TempDir};
 use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn panic_switch(module_dirs: Vec<std::path::PathBuf>) -> Switch {
+    let mut sw = Switch::start(SwitchConfig {
+        autoload: vec![
+            "mod_dptools".into(),
+            "mod_loopback".into(),
+            "mod_panic".into(),
+        ],
+        module_dirs,
+        ..Default::default()
+    });
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP CUSTOM module::fault")
+        .starts_with("+OK"));
+    sw
+}
+
+/// Waits for the `module::fault` event naming `entry` and returns it.
+fn fault_event(sw: &mut Switch, entry: &str) -> hotswitch_e2e::Event {
+    sw.wait_event(WAIT, |e| {
+        e.get("Event-Subclass") == Some("module::fault") && e.get("Module-Entry") == Some(entry)
+    })
+    .unwrap_or_else(|| panic!("no module::fault event for {entry}:\n{}", sw.log()))
+}
+
+fn hangup_cause(sw: &mut Switch, uuid: &str) -> String {
+    sw.wait_event(WAIT, |e| {
+        e.name() == "CHANNEL_HANGUP" && e.get("Unique-ID") == Some(uuid)
+    })
+    .and_then(|e| e.get("Hangup-Cause").map(str::to_string))
+    .unwrap_or_else(|| panic!("{uuid} did not hang up"))
+}
+
+fn is_faulted(sw: &mut Switch) -> bool {
+    sw.cmd("module_list")
+        .lines()
+        .any(|l| l.starts_with("mod_panic,") && l.contains(",faulted,"))
+}
+
+/// Reloads mod_panic and shows it serves again.
+fn reload_serves(sw: &mut Switch) {
+    let r = sw.cmd("reload mod_panic");
+    assert!(r.contains("+OK module loaded"), "{r}");
+    assert!(!is_faulted(sw));
+    assert_eq!(sw.cmd("panic_echo healed").trim(), "healed");
+}
+
+#[test]
+fn a_panic_in_any_entry_faults_the_module_hangs_up_its_calls_with_crash_and_reload_heals_it() {
+    let mut sw = panic_switch(Vec::new());
+    // Another module's call lives through every fault below.
+    let bystander = ok_uuid(&sw.cmd("originate null/bystander &park"));
+    // Entries a call's own progress reaches: (dial data, application).
+    for (entry, app) in [
+        ("on_init", "park"),
+        ("on_routing", "park"),
+        ("on_execute", "park"),
+        ("read_frame", "echo"),
+        ("write_frame", "echo"),
+        ("send_dtmf", "send_dtmf(1)"),
+        ("ok", "panic_app(boom)"),
+    ] {
+        // A healthy call of the same module is hung up too.
+        let sibling = ok_uuid(&sw.cmd("originate panic/sibling &park"));
+        let reply = sw.cmd(&format!("originate panic/{entry} &{app}"));
+        let entry = if entry == "ok" {
+            "application panic_app"
+        } else {
+            entry
+        };
+        let e = fault_event(&mut sw, entry);
+        assert_eq!(e.get("Module-Name"), Some("mod_panic"));
+        assert_eq!(e.get("Module-Faulted"), Some("true"));
+        if let Some(uuid) = reply.trim().strip_prefix("+OK ") {
+            assert_eq!(hangup_cause(&mut sw, uuid), "CRASH", "{entry}");
+        }
+        assert_eq!(hangup_cause(&mut sw, &sibling), "CRASH", "{entry}");
+        wait_gone(&mut sw, &sibling, WAIT);
+        assert!(is_faulted(&mut sw), "{entry}");
+        assert!(
+            sw.log()
+                .contains(&format!("module mod_panic faulted: panicked in {entry}")),
+            "the log names module and entry"
+        );
+        let r = sw.cmd("originate panic/ok &park");
+        assert!(
+            r.starts_with("-ERR"),
+            "a faulted module takes no calls: {r}"
+        );
+        reload_serves(&mut sw);
+    }
+    // Entries something else calls: a message, a kill, the api, the runtime.
+    let uuid = ok_uuid(&sw.cmd("originate panic/receive_message &park"));
+    sw.cmd(&format!("uuid_display {uuid} a|1"));
+    fault_event(&mut sw, "receive_message");
+    assert_eq!(hangup_cause(&mut sw, &uuid), "CRASH");
+    reload_serves(&mut sw);
+
+    let uuid = ok_uuid(&sw.cmd("originate panic/kill_channel &park"));
+    sw.cmd(&format!("uuid_kill {uuid}"));
+    fault_event(&mut sw, "kill_channel");
+    wait_gone(&mut sw, &uuid, WAIT);
+    reload_serves(&mut sw);
+
+    let r = sw.cmd("originate panic/outgoing_channel &park");
+    assert!(r.starts_with("-ERR"), "{r}");
+    fault_event(&mut sw, "outgoing_channel");
+    reload_serves(&mut sw);
+
+    assert_eq!(sw.cmd("panic_runtime").trim(), "+OK");
+    fault_event(&mut sw, "runtime");
+    assert!(is_faulted(&mut sw));
+    reload_serves(&mut sw);
+
+    sw.cmd("panic_now x");
+    fault_event(&mut sw, "api panic_now");
+    reload_serves(&mut sw);
+
+    assert_eq!(sw.cmd(&format!("uuid_exists {bystander}")).trim(), "true");
+    assert!(sw.alive());
+    assert!(sw.shutdown().success());
+}
+
+#[test]
+fn a_panic_safe_module_loses_only_the_call_that_panicked() {
+    let mods = TempDir::new("panic-safe");
+    build_module_into("mod_panic", &["panic-safe"], &[], mods.path());
+    let mut sw = panic_switch(vec![mods.path().to_path_buf()]);
+    let sibling = ok_uuid(&sw.cmd("originate panic/sibling &park"));
+    let doomed = ok_uuid(&sw.cmd("originate panic/read_frame &echo"));
+    let e = fault_event(&mut sw, "read_frame");
+    assert_eq!(e.get("Module-Faulted"), Some("false"));
+    assert_eq!(e.get("Unique-ID"), Some(doomed.as_str()));
+    assert_eq!(hangup_cause(&mut sw, &doomed), "CRASH");
+    assert!(!is_faulted(&mut sw));
+    assert_eq!(sw.cmd(&format!("uuid_exists {sibling}")).trim(), "true");
+    assert_eq!(sw.cmd("panic_echo still").trim(), "still");
+    let r = sw.cmd("panic_now x");
+    assert!(r.contains("it is panic-safe and stays loaded"), "{r}");
+    assert_eq!(sw.cmd("panic_echo still").trim(), "still");
+    assert!(sw.shutdown().success());
+}
 
 #[test]
 fn a_panicking_module_is_faulted_logged_and_unloadable_and_the_switch_lives() {
@@ -143,5 +287,126 @@ fn a_module_in_use_is_refused_unload_and_force_waits_for_its_calls() {
         done.get("Job-UUID"),
         Some(job.trim().trim_start_matches("+OK Job-UUID: "))
     );
+    assert!(sw.mapped_shadows().is_empty(), "{:?}", sw.mapped_shadows());
+}
+
+#[test]
+fn a_forged_or_stale_session_handle_gets_an_error_not_undefined_behaviour() {
+    let mut sw = panic_switch(Vec::new());
+    let r = sw.cmd("panic_forge");
+    assert!(r.starts_with("+OK refused"), "{r}");
+    let uuid = ok_uuid(&sw.cmd("originate panic/ok &panic_keep"));
+    assert_eq!(sw.cmd(&format!("uuid_kill {uuid}")).trim(), "+OK");
+    wait_gone(&mut sw, &uuid, WAIT);
+    let r = sw.cmd("panic_use_kept");
+    assert!(r.starts_with("+OK refused"), "{r}");
+    assert!(sw.log().contains("unknown or ended session handle"));
+    // Neither faulted anything: the module and the switch serve on.
+    assert!(!is_faulted(&mut sw));
+    assert_eq!(sw.cmd("panic_echo fine").trim(), "fine");
+    assert!(sw.alive());
+}
+
+#[test]
+fn a_module_built_against_the_previous_abi_minor_loads_and_serves() {
+    let mods = TempDir::new("abi-minor-0");
+    build_module_into("mod_abiskew", &["minor0"], &[], mods.path());
+    let mut sw = Switch::start(SwitchConfig {
+        module_dirs: vec![mods.path().to_path_buf()],
+        ..Default::default()
+    });
+    let r = sw.cmd("load mod_abiskew");
+    assert!(r.contains("+OK\n"), "{r}\n{}", sw.log());
+    let version = sw.cmd("version");
+    let major = version
+        .split("ABI ")
+        .nth(1)
+        .and_then(|s| s.split([' ', ')']).next())
+        .expect("version names the ABI")
+        .to_string();
+    assert_eq!(
+        sw.cmd("abiskew").trim(),
+        format!("+OK built against ABI {major}.0")
+    );
+    assert!(sw.log().contains("loaded mod_abiskew"));
+}
+
+#[test]
+fn a_read_frame_that_never_returns_faults_the_module_and_reload_maps_a_fresh_copy() {
+    let mut sw = panic_switch(Vec::new());
+    let stuck = ok_uuid(&sw.cmd("originate panic/block &echo"));
+    // Another module's call placed meanwhile completes.
+    let other = ok_uuid(&sw.cmd("originate null/other &park"));
+    assert_eq!(sw.cmd(&format!("uuid_kill {other}")).trim(), "+OK");
+    wait_gone(&mut sw, &other, WAIT);
+    let e = fault_event(&mut sw, "read_frame");
+    assert_eq!(e.get("Module-Fault"), Some("blocked"));
+    assert_eq!(e.get("Unique-ID"), Some(stuck.as_str()));
+    assert!(sw
+        .log()
+        .contains("module mod_panic faulted: blocked in read_frame"));
+    // The copy stuck in read_frame is abandoned (left mapped), a fresh one
+    // serves.
+    let r = sw.cmd("reload mod_panic");
+    assert!(
+        r.contains("old copy pinned") && r.contains("+OK module loaded"),
+        "{r}"
+    );
+    assert_eq!(sw.cmd("panic_echo fresh").trim(), "fresh");
+    assert!(sw.cmd("originate null/again &park").starts_with("+OK "));
+    assert!(sw.alive());
+}
+
+#[test]
+fn a_thread_left_running_after_unload_keeps_its_library_mapped_and_a_fresh_copy_loads() {
+    let mut sw = panic_switch(Vec::new());
+    assert_eq!(sw.cmd("panic_thread").trim(), "+OK");
+    let r = sw.cmd("unload mod_panic");
+    assert!(r.starts_with("+OK"), "{r}");
+    assert!(
+        sw.log()
+            .contains("mod_panic: 1 thread(s) it started still run its code after its unload"),
+        "the log names the module:\n{}",
+        sw.log()
+    );
+    assert!(
+        sw.mapped_shadows().iter().any(|p| p.contains("mod_panic")),
+        "the copy the thread runs stays mapped"
+    );
+    let modules = sw.cmd("module_list");
+    assert!(
+        modules
+            .lines()
+            .any(|l| l.starts_with("mod_panic,") && l.contains(",pinned,")),
+        "{modules}"
+    );
+    assert!(sw.cmd("load mod_panic").contains("+OK\n"));
+    assert_eq!(sw.cmd("panic_echo fresh").trim(), "fresh");
+    assert!(sw.cmd("originate null/x &park").starts_with("+OK "));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sw.alive(), "the stray thread still runs mapped code");
+}
+
+#[test]
+fn a_load_that_fails_reports_the_modules_typed_error() {
+    let mods = TempDir::new("twin-refuse");
+    build_module_into(
+        "mod_twin",
+        &[],
+        &[("MOD_TWIN_ANSWER", "refuse")],
+        mods.path(),
+    );
+    let mut sw = Switch::start(SwitchConfig {
+        module_dirs: vec![mods.path().to_path_buf()],
+        ..Default::default()
+    });
+    let r = sw.cmd("load mod_twin");
+    assert!(
+        r.contains(
+            "mod_twin: module load routine returned an error: configuration: MOD_TWIN_ANSWER says refuse"
+        ),
+        "{r}"
+    );
+    assert_eq!(sw.cmd("module_exists mod_twin").trim(), "false");
     assert!(sw.mapped_shadows().is_empty(), "{:?}", sw.mapped_shadows());
 }

@@ -19,12 +19,12 @@ fn every_command_replies_with_freeswitchs_text() {
         // identity
         (
             "version",
-            format!("FreeSWITCH Version 1.10.12-hotswitch-{V}~64bit (plugin-api {V} ABI 5 64bit)\n"),
+            format!("FreeSWITCH Version 1.10.12-hotswitch-{V}~64bit (plugin-api {V} ABI 6 64bit)\n"),
         ),
         ("version short", format!("1.10.12-hotswitch-{V}\n")),
         (
             "version full",
-            format!("FreeSWITCH Version 1.10.12-hotswitch-{V}~64bit (1.10.12-hotswitch-{V} plugin-api {V} ABI 5 64bit)\n"),
+            format!("FreeSWITCH Version 1.10.12-hotswitch-{V}~64bit (1.10.12-hotswitch-{V} plugin-api {V} ABI 6 64bit)\n"),
         ),
         ("echo hello there", "hello there".into()),
         ("module_exists mod_loopback", "true".into()),
@@ -174,7 +174,7 @@ fn status_and_show_forms_carry_freeswitchs_lines_and_columns() {
     assert!(lines[0].starts_with("UP 0 years, 0 days, "), "{status}");
     assert_eq!(
         lines[1],
-        format!("FreeSWITCH (Version 1.10.12-hotswitch-{V} plugin-api {V} ABI 5 64bit) is ready")
+        format!("FreeSWITCH (Version 1.10.12-hotswitch-{V} plugin-api {V} ABI 6 64bit) is ready")
     );
     assert!(lines[2].ends_with(" session(s) since startup"), "{status}");
     assert!(

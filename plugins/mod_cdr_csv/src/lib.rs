@@ -134,7 +134,7 @@ fn parse_config(xml: &str, log_dir: &str) -> Result<Settings, String> {
     })
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     // FreeSWITCH's default: the switch's log directory.
     let log_dir = m
         .execute_api("global_getvar", "log_dir")
@@ -163,7 +163,7 @@ fn load(m: &ModuleContext) -> Result<(), String> {
     Ok(())
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), String> {
+fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     // Statics outlive the module's code: close the files now.
     if let Ok(mut w) = WRITER.lock() {
         w.take();

@@ -46,7 +46,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     let settings =
         config::parse(m.config_section("cdr_pg_csv.conf").as_deref()).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&settings.spool_dir)
@@ -89,7 +89,7 @@ fn runtime(_m: &ModuleContext) -> Status {
     Status::TERM
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), String> {
+fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     // Dropping the sender lets the writer drain the queue and end; the
     // host joins the runtime thread next.
     lock(&SHARED).take();

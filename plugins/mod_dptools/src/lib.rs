@@ -10,8 +10,7 @@
 //! `send_dtmf`.
 
 use hotswitch_plugin_api::{
-    declare_module, log, saf, CallCause, Frame, ModuleContext, RStr, Session, Status,
-    PLAY_STOP_ON_ANY_DIGIT,
+    declare_module, log, saf, CallCause, ModuleContext, Session, Status, PLAY_STOP_ON_ANY_DIGIT,
 };
 
 use std::fmt::Write as _;
@@ -123,7 +122,7 @@ const APPS: &[(&str, &str, &str, u32, App)] = &[
     ("send_dtmf", "Send DTMF digits to the far end", "<digits>[@<tone_duration_ms>]", 0, send_dtmf),
 ];
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     for (name, desc, syntax, flags, f) in APPS {
         let f = *f;
         m.add_application(name, desc, syntax, *flags, f)
@@ -337,25 +336,10 @@ fn transfer(s: Session, data: &str) {
 fn echo(s: Session, _: &str) {
     let mut buf = vec![0u8; 8192];
     while !s.is_down() {
-        let mut f = Frame {
-            codec: RStr::EMPTY,
-            rate: 0,
-            channels: 1,
-            samples: 0,
-            timestamp: 0,
-            seq: 0,
-            ssrc: 0,
-            payload_type: 0,
-            flags: 0,
-            data: buf.as_mut_ptr(),
-            datalen: 0,
-            buflen: buf.len() as u32,
-        };
-        // SAFETY: `f` points at `buf`, which outlives the call.
-        let st = unsafe { s.read_frame(&mut f, 20) };
+        let (st, f) = s.read_frame(&mut buf, 20);
         match st {
             Status::SUCCESS => {
-                if f.datalen > 0 {
+                if !f.data().is_empty() {
                     s.write_frame(&f);
                 }
             }

@@ -49,7 +49,7 @@ declare_module! {
     runtime: Some(runtime),
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     service::prepare(m)?;
     m.add_application(
         "socket",
@@ -66,7 +66,7 @@ fn runtime(m: &ModuleContext) -> Status {
     service::run(m)
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), String> {
+fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     service::stop();
     Ok(())
 }

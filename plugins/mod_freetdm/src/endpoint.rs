@@ -7,13 +7,13 @@ use crate::g711::Law;
 use crate::registry;
 use crate::span::{Read, Span};
 use hotswitch_plugin_api::{
-    CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
-    Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
+    CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, KillSignal, Message, MessageId,
+    ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A leg's private data (`tech_pvt`), freed in `on_destroy`.
+/// A leg's private data (`tech_pvt`), dropped by the host with the session.
 struct Pvt {
     span: Arc<Span>,
     slot: usize,
@@ -22,10 +22,8 @@ struct Pvt {
     number: String,
 }
 
-fn pvt(s: &Session) -> Option<&Pvt> {
-    // SAFETY: set by `attach` to a Box<Pvt> that lives until on_destroy,
-    // the session's last callback.
-    unsafe { (s.private() as *const Pvt).as_ref() }
+fn pvt<'s>(s: &'s Session) -> Option<&'s Pvt> {
+    s.private::<Pvt>()
 }
 
 /// Gives the session its private data.
@@ -40,14 +38,16 @@ pub(crate) fn attach(
     s.set_var("freetdm_span_name", &span.cfg.name);
     s.set_var("freetdm_span_id", &span.cfg.id.to_string());
     s.set_var("freetdm_chan_number", &span.chan_number(slot).to_string());
-    let p = Box::new(Pvt {
+    let p = Pvt {
         span,
         slot,
         generation,
         outbound,
         number: number.to_string(),
-    });
-    s.set_private(Box::into_raw(p) as *mut _);
+    };
+    if let Err(e) = s.set_private(p) {
+        log::error!("{}: cannot attach its private data: {e}", s.uuid());
+    }
 }
 
 /// The endpoint.
@@ -102,11 +102,6 @@ impl Endpoint for FreeTdm {
             ChannelState::DESTROY => {
                 p.span
                     .host_hangup(p.slot, p.generation, CallCause::NORMAL_CLEARING);
-                let raw = s.private() as *mut Pvt;
-                s.set_private(std::ptr::null_mut());
-                // SAFETY: the Box `attach` put there; nothing uses it after
-                // on_destroy.
-                drop(unsafe { Box::from_raw(raw) });
             }
             _ => {}
         }
@@ -132,7 +127,7 @@ impl Endpoint for FreeTdm {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
         let Some(p) = pvt(s) else {
             return Status::FALSE;
         };
@@ -143,27 +138,20 @@ impl Endpoint for FreeTdm {
             Read::Nothing if s.is_down() => Status::FALSE,
             Read::Nothing => Status::TIMEOUT,
             Read::Frame(bytes) => {
-                // SAFETY: the host lent `buflen` writable bytes at `data`.
-                unsafe { f.fill(&bytes, p.span.cfg.law.name()) };
+                f.fill(&bytes, p.span.cfg.law.name());
                 Status::SUCCESS
             }
         }
     }
 
-    fn write_frame(&self, s: &Session, f: &Frame) -> Status {
+    fn write_frame(&self, s: &Session, f: &FrameView) -> Status {
         let Some(p) = pvt(s) else {
             return Status::FALSE;
         };
-        if f.data.is_null() || f.datalen == 0 {
+        let (data, codec) = (f.data(), f.codec());
+        if data.is_empty() {
             return Status::SUCCESS;
         }
-        // SAFETY: the frame's data and codec are valid for the call.
-        let (data, codec) = unsafe {
-            (
-                std::slice::from_raw_parts(f.data, f.datalen as usize),
-                f.codec.to_str(),
-            )
-        };
         p.span.write_audio(
             p.slot,
             p.generation,

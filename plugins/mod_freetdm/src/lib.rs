@@ -47,7 +47,7 @@ declare_module! {
 /// The endpoint's name in dial strings.
 pub const ENDPOINT: &str = "freetdm";
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     let xml = m.config_section("freetdm.conf");
     let cfg = config::Config::from_xml(xml.as_deref()).map_err(|e| e.to_string())?;
     registry::start(cfg);
@@ -63,12 +63,12 @@ fn load(m: &ModuleContext) -> Result<(), String> {
     });
     if let Err(e) = registered {
         registry::stop();
-        return Err(e.to_string());
+        return Err(e.to_string().into());
     }
     Ok(())
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), String> {
+fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     registry::stop();
     Ok(())
 }

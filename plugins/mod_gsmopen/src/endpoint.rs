@@ -2,15 +2,15 @@
 //! `gsmopen/ANY/<number>`, call control handed to the interface's thread,
 //! audio through the interface's [`AudioPort`](crate::audio::AudioPort).
 //!
-//! Each session's private data is a `Box<Leg>` naming its interface, freed
-//! in `on_destroy`.
+//! Each session's private data is a `Leg` naming its interface (the host
+//! drops it with the session); `on_destroy` releases the interface.
 
 use crate::at::Request;
 use crate::audio::FRAME_BYTES;
 use crate::interface::{Interface, Job};
 use hotswitch_plugin_api::{
-    CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
-    Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
+    CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, KillSignal, Message, MessageId,
+    ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,17 +23,16 @@ pub struct Leg {
 }
 
 impl Leg {
-    /// A leg as `set_private` takes it.
-    pub fn boxed(iface: Arc<Interface>) -> *mut core::ffi::c_void {
-        Box::into_raw(Box::new(Leg { iface, dial: None })) as *mut _
+    /// Attaches an inbound leg on `iface` to `s`.
+    pub fn attach(s: &Session, iface: Arc<Interface>) {
+        if let Err(e) = s.set_private(Leg { iface, dial: None }) {
+            log::error!("gsmopen: cannot attach a leg to {}: {e}", s.uuid());
+        }
     }
 }
 
-fn leg(s: &Session) -> Option<&Leg> {
-    let p = s.private() as *const Leg;
-    // SAFETY: set by this module to a Box<Leg> that lives until on_destroy,
-    // the last callback for the session.
-    unsafe { p.as_ref() }
+fn leg<'s>(s: &'s Session) -> Option<&'s Leg> {
+    s.private::<Leg>()
 }
 
 /// Splits `<interface>/<number>`.
@@ -85,10 +84,15 @@ impl Endpoint for Gsm {
         s.set_var("gsmopen_interface", iface.name());
         iface.bind(&s.uuid());
         iface.audio.flush();
-        s.set_private(Box::into_raw(Box::new(Leg {
+        if s.set_private(Leg {
             iface: iface.clone(),
             dial: Some(number.into()),
-        })) as *mut _);
+        })
+        .is_err()
+        {
+            iface.release(&s.uuid());
+            return Err(CallCause::DESTINATION_OUT_OF_ORDER);
+        }
         if s.set_state(ChannelState::INIT).is_err() {
             iface.release(&s.uuid());
             return Err(CallCause::DESTINATION_OUT_OF_ORDER);
@@ -115,15 +119,8 @@ impl Endpoint for Gsm {
                 }
             }
             ChannelState::DESTROY => {
-                let p = s.private() as *mut Leg;
-                if !p.is_null() {
-                    s.set_private(std::ptr::null_mut());
-                    if let Some(l) = leg_ref(p) {
-                        l.iface.release(&s.uuid());
-                    }
-                    // SAFETY: the Box this module put there; nothing uses
-                    // it after on_destroy.
-                    drop(unsafe { Box::from_raw(p) });
+                if let Some(l) = leg(s) {
+                    l.iface.release(&s.uuid());
                 }
             }
             _ => {}
@@ -155,26 +152,23 @@ impl Endpoint for Gsm {
         Status::SUCCESS
     }
 
-    fn write_frame(&self, s: &Session, f: &Frame) -> Status {
+    fn write_frame(&self, s: &Session, f: &FrameView) -> Status {
         let Some(l) = leg(s) else {
             return Status::FALSE;
         };
-        if f.data.is_null() || f.datalen == 0 {
+        let (data, codec) = (f.data(), f.codec());
+        if data.is_empty() {
             return Status::SUCCESS;
         }
-        // SAFETY: the codec view and the data are valid for the call.
-        let codec = unsafe { f.codec.to_str() };
         if codec != "L16" || f.rate != 8000 {
             log::debug!("gsmopen: dropping a {codec}/{} frame", f.rate);
             return Status::SUCCESS;
         }
-        // SAFETY: as above.
-        let data = unsafe { std::slice::from_raw_parts(f.data, f.datalen as usize) };
         l.iface.audio.write(data);
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
         let Some(l) = leg(s) else {
             return Status::FALSE;
         };
@@ -193,16 +187,9 @@ impl Endpoint for Gsm {
                 Status::TIMEOUT
             };
         };
-        // SAFETY: the host lent `buflen` writable bytes at `data`.
-        unsafe { f.fill(&frame[..frame.len().min(FRAME_BYTES)], "L16") };
+        f.fill(&frame[..frame.len().min(FRAME_BYTES)], "L16");
         Status::SUCCESS
     }
-}
-
-fn leg_ref<'a>(p: *mut Leg) -> Option<&'a Leg> {
-    // SAFETY: `p` is this module's live Box<Leg> (checked non-null by the
-    // caller, freed right after).
-    unsafe { p.as_ref() }
 }
 
 #[cfg(test)]

@@ -478,7 +478,7 @@ impl Shell {
         s.set_name(&chan);
         s.set_profile(&profile);
         s.set_var("gsmopen_interface", &name);
-        s.set_private(Leg::boxed(self.iface.clone()));
+        Leg::attach(&s, self.iface.clone());
         self.iface.bind(&s.uuid());
         self.iface.audio.flush();
         log::info!(

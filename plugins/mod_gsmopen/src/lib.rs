@@ -70,7 +70,7 @@ pub fn interface(name: &str) -> Option<Arc<Interface>> {
         .find(|i| i.name().eq_ignore_ascii_case(name))
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     let xml = m.config_section("gsmopen.conf").unwrap_or_default();
     let configs = config::parse(&xml).map_err(|e| format!("gsmopen.conf: {e}"))?;
     if configs.is_empty() {
@@ -89,7 +89,9 @@ fn load(m: &ModuleContext) -> Result<(), String> {
             }
             Err(e) => {
                 stop(r);
-                return Err(format!("interface {name}: cannot start its thread: {e}"));
+                return Err(hotswitch_plugin_api::ModuleError::Resource(format!(
+                    "interface {name}: cannot start its thread: {e}"
+                )));
             }
         }
     }
@@ -102,7 +104,7 @@ fn load(m: &ModuleContext) -> Result<(), String> {
         if let Some(r) = running().take() {
             stop(r);
         }
-        return Err(e.to_string());
+        return Err(e.into());
     }
     Ok(())
 }
@@ -116,7 +118,7 @@ fn stop(r: Running) {
     }
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), String> {
+fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     if let Some(r) = running().take() {
         stop(r);
     }

@@ -11,12 +11,13 @@
 //! - `null/<anything>`: answers at once, reads silence, discards writes —
 //!   the endpoint FreeSWITCH users test with.
 //!
-//! Each leg's private data (`tech_pvt`) is a `Box<Leg>` owned here and
-//! freed in `on_destroy`.
+//! Each leg's private data (`tech_pvt`) is a `Leg` the host keeps with the
+//! session and drops, through this module, with it.
 
 use hotswitch_plugin_api::{
-    declare_module, log, CallCause, ChannelState, Endpoint, Frame, KillSignal, Message, MessageId,
-    ModuleContext, Outgoing, OwnedSession, Profile, RStr, Session, Status, READ_FLAG_NOBLOCK,
+    declare_module, log, CallCause, ChannelState, Endpoint, FrameBuf, FrameView, KillSignal,
+    Message, MessageId, ModuleContext, Outgoing, OwnedSession, Profile, Session, Status,
+    READ_FLAG_NOBLOCK,
 };
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -33,11 +34,11 @@ declare_module! {
     runtime: None,
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     bowout::configure(m);
     m.add_endpoint("loopback", Loopback)
         .map_err(|e| e.to_string())?;
-    m.add_endpoint("null", Null).map_err(|e| e.to_string())
+    Ok(m.add_endpoint("null", Null)?)
 }
 
 /// Frames waiting to be read by one leg, at most this many.
@@ -77,11 +78,8 @@ pub(crate) struct Leg {
     index: usize,
 }
 
-fn leg(s: &Session) -> Option<&Leg> {
-    let p = s.private() as *const Leg;
-    // SAFETY: set by this module to a Box<Leg> that lives until on_destroy,
-    // which is the last callback for the session.
-    unsafe { p.as_ref() }
+fn leg<'s>(s: &'s Session) -> Option<&'s Leg> {
+    s.private::<Leg>()
 }
 
 pub(crate) fn other_uuid(l: &Leg) -> String {
@@ -152,7 +150,8 @@ impl Endpoint for Loopback {
             bowed_out: AtomicBool::new(false),
         });
         let _ = b_exten;
-        a.set_private(Box::into_raw(Box::new(Leg { pair, index: 0 })) as *mut _);
+        a.set_private(Leg { pair, index: 0 })
+            .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
         a.set_var("loopback_leg", "A");
         a.set_state(ChannelState::INIT)
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
@@ -182,16 +181,6 @@ impl Endpoint for Loopback {
                         }
                     }
                     l.pair.arrived.notify_all();
-                }
-                Status::SUCCESS
-            }
-            ChannelState::DESTROY => {
-                let p = s.private() as *mut Leg;
-                if !p.is_null() {
-                    s.set_private(std::ptr::null_mut());
-                    // SAFETY: the Box this module put there; nothing uses it
-                    // after on_destroy.
-                    drop(unsafe { Box::from_raw(p) });
                 }
                 Status::SUCCESS
             }
@@ -243,11 +232,11 @@ impl Endpoint for Loopback {
         Status::SUCCESS
     }
 
-    fn write_frame(&self, s: &Session, f: &Frame) -> Status {
+    fn write_frame(&self, s: &Session, f: &FrameView) -> Status {
         let Some(l) = leg(s) else {
             return Status::FALSE;
         };
-        if f.data.is_null() || f.datalen == 0 {
+        if f.data().is_empty() {
             return Status::SUCCESS;
         }
         let bowed_out = if l.index == 0 {
@@ -258,11 +247,9 @@ impl Endpoint for Loopback {
         if bowed_out {
             return Status::SUCCESS;
         }
-        // SAFETY: the frame's data is valid for the call.
-        let data = unsafe { std::slice::from_raw_parts(f.data, f.datalen as usize) }.to_vec();
         let frame = QueuedFrame {
-            data,
-            codec: unsafe { f.codec.to_str() }.into_owned(),
+            data: f.data().to_vec(),
+            codec: f.codec().into_owned(),
             rate: f.rate,
             samples: f.samples,
         };
@@ -277,7 +264,7 @@ impl Endpoint for Loopback {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
         let Some(l) = leg(s) else {
             return Status::FALSE;
         };
@@ -299,23 +286,20 @@ impl Endpoint for Loopback {
                 Status::TIMEOUT
             };
         };
-        let n = fr.data.len().min(f.buflen as usize);
-        // SAFETY: the host lent `buflen` writable bytes at `data`.
-        unsafe { std::ptr::copy_nonoverlapping(fr.data.as_ptr(), f.data, n) };
-        f.datalen = n as u32;
-        f.rate = fr.rate;
-        f.samples = fr.samples;
-        f.codec = codec_name(&fr.codec);
+        let codec = codec_name(&fr.codec);
+        let n = f.fill(&fr.data, codec);
+        f.describe(n, fr.samples, codec);
+        f.set_rate(fr.rate);
         Status::SUCCESS
     }
 }
 
-/// The codec name as a static view (the frame may outlive our copy).
-fn codec_name(c: &str) -> RStr {
+/// The codec name as a static string (the frame may outlive our copy).
+fn codec_name(c: &str) -> &'static str {
     match c {
-        "PCMU" => RStr::from_static("PCMU"),
-        "PCMA" => RStr::from_static("PCMA"),
-        _ => RStr::from_static("L16"),
+        "PCMU" => "PCMU",
+        "PCMA" => "PCMA",
+        _ => "L16",
     }
 }
 
@@ -346,11 +330,11 @@ fn start_b_leg(a: &Session, l: &Leg) -> Status {
     b.set_var("other_loopback_leg_uuid", &a_uuid);
     a.set_var("other_loopback_leg_uuid", &b_uuid);
     pair.uuids.lock().unwrap_or_else(|p| p.into_inner())[1] = b_uuid;
-    b.set_private(Box::into_raw(Box::new(Leg {
+    let attached = b.set_private(Leg {
         pair: pair.clone(),
         index: 1,
-    })) as *mut _);
-    if b.set_state(ChannelState::INIT).is_err() || b.start().is_err() {
+    });
+    if attached.is_err() || b.set_state(ChannelState::INIT).is_err() || b.start().is_err() {
         a.hangup(CallCause::DESTINATION_OUT_OF_ORDER);
         return Status::FALSE;
     }
@@ -385,7 +369,7 @@ impl Endpoint for Null {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
         if s.is_down() {
             return Status::FALSE;
         }
@@ -393,8 +377,7 @@ impl Endpoint for Null {
             return Status::TIMEOUT;
         }
         std::thread::sleep(Duration::from_millis(20));
-        // SAFETY: the host lent `buflen` writable bytes at `data`.
-        unsafe { f.fill(&SILENCE, "L16") };
+        f.fill(&SILENCE, "L16");
         Status::SUCCESS
     }
 }

@@ -32,7 +32,7 @@ declare_module! {
 /// The module's state: whatever `load` sets up and `unload` tears down.
 static GREETING: Mutex<String> = Mutex::new(String::new());
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     // Configuration lives in conf/autoload_configs/skel.conf.xml:
     //   <configuration name="skel.conf"><settings>
     //     <param name="greeting" value="hello"/>
@@ -76,7 +76,7 @@ fn load(m: &ModuleContext) -> Result<(), String> {
     Ok(())
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), String> {
+fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     // Statics are never dropped: free what they hold now, or it leaks with
     // every unload (the library's code is gone after this returns).
     if let Ok(mut g) = GREETING.lock() {

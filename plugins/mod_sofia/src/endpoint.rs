@@ -10,8 +10,8 @@ use crate::shell;
 use crate::srtp::SecureMedia;
 use crate::ua::dial_target;
 use hotswitch_plugin_api::{
-    CallCause, ChannelState, Dtmf, Endpoint, Frame, KillSignal, Message, MessageId, ModuleContext,
-    Outgoing, OwnedSession, RStr, Session, Status, READ_FLAG_NOBLOCK,
+    CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, KillSignal, Message, MessageId,
+    ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -149,7 +149,8 @@ impl Endpoint for Sofia {
             .var("origination_caller_id_name")
             .map(str::to_string)
             .unwrap_or_else(|| req.profile.caller_id_name.clone());
-        s.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
+        s.set_private(leg.clone())
+            .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
         s.set_state(ChannelState::INIT)
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
         *leg.invite.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(Outbound {
@@ -212,13 +213,6 @@ impl Endpoint for Sofia {
                     // Never sent: break the leg ↔ INVITE cycle.
                     drop(l.invite.lock().unwrap_or_else(|p| p.into_inner()).take());
                 }
-                let p = s.private() as *mut Arc<Leg>;
-                if !p.is_null() {
-                    s.set_private(std::ptr::null_mut());
-                    // SAFETY: the Box this module put there; on_destroy is
-                    // the session's last callback.
-                    drop(unsafe { Box::from_raw(p) });
-                }
             }
             ChannelState::INIT => {
                 if let Some(l) = leg::of(s) {
@@ -267,39 +261,29 @@ impl Endpoint for Sofia {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
+    fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
         let Some(l) = leg::of(s) else {
             return Status::FALSE;
         };
-        if f.data.is_null() || f.buflen == 0 {
+        if f.buffer().is_empty() {
             return Status::FALSE;
         }
-        // SAFETY: the host lent `buflen` writable bytes at `data`.
-        let buf = unsafe { std::slice::from_raw_parts_mut(f.data, f.buflen as usize) };
         let wait = if flags & READ_FLAG_NOBLOCK != 0 {
             Duration::ZERO
         } else {
             READ_WAIT
         };
         loop {
-            match l.media.read(buf, wait) {
+            match l.media.read(f.buffer(), wait) {
                 Read::Audio { len, codec } => {
                     // The payload is already in the host's buffer; this
                     // describes it in place.
-                    f.datalen = len as u32;
-                    f.samples = len as u32;
-                    f.rate = 8000;
-                    f.channels = 1;
-                    f.codec = RStr::from_static(codec.name());
+                    f.describe(len, len as u32, codec.name());
                     return Status::SUCCESS;
                 }
                 Read::Linear { len } => {
                     // A wideband codec, decoded in place to 8 kHz L16.
-                    f.datalen = len as u32;
-                    f.samples = (len / 2) as u32;
-                    f.rate = 8000;
-                    f.channels = 1;
-                    f.codec = RStr::from_static("L16");
+                    f.describe(len, (len / 2) as u32, "L16");
                     return Status::SUCCESS;
                 }
                 Read::Dtmf(d, ms) => {
@@ -322,17 +306,15 @@ impl Endpoint for Sofia {
         }
     }
 
-    fn write_frame(&self, s: &Session, f: &Frame) -> Status {
+    fn write_frame(&self, s: &Session, f: &FrameView) -> Status {
         let Some(l) = leg::of(s) else {
             return Status::FALSE;
         };
-        if f.data.is_null() || f.datalen == 0 {
+        let data = f.data();
+        if data.is_empty() {
             return Status::SUCCESS;
         }
-        // SAFETY: the frame's data is valid for the call.
-        let data = unsafe { std::slice::from_raw_parts(f.data, f.datalen as usize) };
-        // SAFETY: the codec view lives as long as the frame.
-        let codec = match &*unsafe { f.codec.to_str() } {
+        let codec = match &*f.codec() {
             "PCMU" => Some(Codec::Pcmu),
             "PCMA" => Some(Codec::Pcma),
             "L16" | "" => None,

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// One SIP call leg: the session's private data (as `Box<Arc<Leg>>`) and
+/// One SIP call leg: the session's private data (as `Arc<Leg>`) and
 /// the SIP thread's view of the same call.
 pub struct Leg {
     pub call_id: String,
@@ -38,13 +38,10 @@ impl Leg {
     }
 }
 
-/// The leg of a session (set by this module at creation, freed at
-/// CS_DESTROY).
-pub fn of(s: &Session) -> Option<&Arc<Leg>> {
-    let p = s.private() as *const Arc<Leg>;
-    // SAFETY: the only private data this module sets on its sessions is a
-    // `Box<Arc<Leg>>`, alive until on_destroy, the session's last callback.
-    unsafe { p.as_ref() }
+/// The leg of a session (attached by this module at creation; the host
+/// drops it with the session).
+pub fn of<'s>(s: &'s Session) -> Option<&'s Arc<Leg>> {
+    s.private::<Arc<Leg>>()
 }
 
 /// An outbound call the SIP thread is to place.

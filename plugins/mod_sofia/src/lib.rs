@@ -51,7 +51,7 @@ declare_module! {
     runtime: Some(runtime),
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     let sofia = m.config_section("sofia.conf");
     let switch = m.config_section("switch.conf");
     let acl = m.config_section("acl.conf");
@@ -115,7 +115,7 @@ fn runtime(_m: &ModuleContext) -> Status {
     shell::run()
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), String> {
+fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     shell::stop();
     Ok(())
 }

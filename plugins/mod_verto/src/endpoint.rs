@@ -10,8 +10,8 @@
 use crate::media::{self, Media, Outbound, Read};
 use crate::shell::{self, ToConn};
 use hotswitch_plugin_api::{
-    CallCause, ChannelState, Dtmf, Endpoint, Frame, Message, MessageId, ModuleContext, Outgoing,
-    OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
+    CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, Message, MessageId,
+    ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -45,7 +45,8 @@ struct LegState {
     answered: bool,
 }
 
-/// A verto call leg: the session's private data (as `Box<Leg>`).
+/// A verto call leg: the session's private data (the host drops it with
+/// the session).
 pub struct Leg {
     state: Mutex<LegState>,
 }
@@ -189,18 +190,16 @@ impl Leg {
     }
 }
 
-/// The leg of a session (set by this module at creation, freed at
-/// CS_DESTROY).
-pub fn leg_of(s: &Session) -> Option<&Leg> {
-    let p = s.private() as *const Leg;
-    // SAFETY: the only private data this module sets on its sessions is a
-    // `Box<Leg>`, alive until on_destroy, the session's last callback.
-    unsafe { p.as_ref() }
+/// The leg of a session (attached by this module at creation).
+pub fn leg_of<'s>(s: &'s Session) -> Option<&'s Leg> {
+    s.private::<Leg>()
 }
 
 /// Attaches `leg` to a new session.
 pub fn attach(s: &Session, leg: Leg) {
-    s.set_private(Box::into_raw(Box::new(leg)) as *mut _);
+    if let Err(e) = s.set_private(leg) {
+        log::error!("verto: cannot attach a leg to {}: {e}", s.uuid());
+    }
 }
 
 /// How long a blocking read waits for a packet.
@@ -288,16 +287,8 @@ impl Endpoint for Verto {
                 }
             }
             ChannelState::DESTROY => {
-                let p = s.private() as *mut Leg;
-                if !p.is_null() {
-                    s.set_private(std::ptr::null_mut());
-                    // SAFETY: the Box this module put there; on_destroy is
-                    // the session's last callback.
-                    let leg = unsafe { Box::from_raw(p) };
-                    if let Some(o) = leg.owner() {
-                        shell::call_gone(&o.sessid, &s.uuid());
-                    }
-                    drop(leg);
+                if let Some(o) = leg_of(s).and_then(Leg::owner) {
+                    shell::call_gone(&o.sessid, &s.uuid());
                 }
             }
             _ => {}
@@ -339,8 +330,8 @@ impl Endpoint for Verto {
         Status::SUCCESS
     }
 
-    fn read_frame(&self, s: &Session, f: &mut Frame, flags: u32) -> Status {
-        if s.is_down() || f.data.is_null() {
+    fn read_frame(&self, s: &Session, f: &mut FrameBuf, flags: u32) -> Status {
+        if s.is_down() || f.buffer().is_empty() {
             return Status::FALSE;
         }
         let wait = if flags & READ_FLAG_NOBLOCK != 0 {
@@ -351,8 +342,7 @@ impl Endpoint for Verto {
         if let Some(m) = leg_of(s).and_then(Leg::media) {
             match m.read(wait) {
                 Read::Audio(codec, data) => {
-                    // SAFETY: the host lent `buflen` writable bytes at `data`.
-                    unsafe { f.fill(&data, codec.name()) };
+                    f.fill(&data, codec.name());
                     return Status::SUCCESS;
                 }
                 Read::Timeout => return Status::TIMEOUT,
@@ -364,27 +354,24 @@ impl Endpoint for Verto {
             return Status::TIMEOUT;
         }
         std::thread::sleep(Duration::from_millis(20));
-        // SAFETY: the host lent `buflen` writable bytes at `data`.
-        unsafe { f.fill(&SILENCE, "L16") };
+        f.fill(&SILENCE, "L16");
         Status::SUCCESS
     }
 
-    fn write_frame(&self, s: &Session, f: &Frame) -> Status {
+    fn write_frame(&self, s: &Session, f: &FrameView) -> Status {
         let Some(m) = leg_of(s).and_then(Leg::media) else {
             return Status::SUCCESS;
         };
-        if f.data.is_null() || f.datalen == 0 {
+        if f.data().is_empty() {
             return Status::SUCCESS;
         }
-        // SAFETY: the codec view lives as long as the frame.
-        let codec = match &*unsafe { f.codec.to_str() } {
+        let codec = match &*f.codec() {
             "PCMU" => Some(media::Codec::Pcmu),
             "PCMA" => Some(media::Codec::Pcma),
             "L16" | "" => None,
             _ => return Status::SUCCESS,
         };
-        // SAFETY: the frame's data is valid for the call.
-        let data = unsafe { std::slice::from_raw_parts(f.data, f.datalen as usize) }.to_vec();
+        let data = f.data().to_vec();
         m.write(Outbound { codec, data });
         Status::SUCCESS
     }

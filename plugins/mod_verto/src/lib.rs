@@ -42,7 +42,7 @@ declare_module! {
     runtime: Some(runtime),
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     let xml = m
         .config_section("verto.conf")
         .ok_or("no verto.conf section")?;
@@ -96,7 +96,7 @@ fn runtime(_m: &ModuleContext) -> Status {
     shell::run()
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), String> {
+fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     shell::stop();
     Ok(())
 }

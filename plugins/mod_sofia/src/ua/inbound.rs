@@ -208,7 +208,9 @@ impl Stack {
         for (k, v) in leg.media.sdes(|s| s.channel_vars()) {
             session.set_var(k, &v);
         }
-        session.set_private(Box::into_raw(Box::new(leg.clone())) as *mut _);
+        if let Err(e) = session.set_private(leg.clone()) {
+            log::error!("{}: cannot attach its leg: {e}", leg.uuid);
+        }
         let contact = msg
             .headers
             .get("Contact")

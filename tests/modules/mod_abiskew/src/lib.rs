@@ -1,5 +1,6 @@
 //! A test module built against a skewed plugin-api: the host must refuse it
-//! before calling anything in it.
+//! before calling anything in it. Built with `minor0` (against the previous
+//! ABI minor) it must load and serve: it answers `abiskew`.
 
 use hotswitch_plugin_api::{declare_module, ModuleContext};
 
@@ -11,6 +12,21 @@ declare_module! {
     runtime: None,
 }
 
-fn load(_m: &ModuleContext) -> Result<(), String> {
+#[cfg(not(feature = "minor0"))]
+fn load(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     panic!("a module with a mismatched ABI must never be called");
+}
+
+#[cfg(feature = "minor0")]
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+    use std::fmt::Write;
+    m.add_api("abiskew", "Say which ABI this was built against", "", |_, out| {
+        let _ = writeln!(
+            out,
+            "+OK built against ABI {}.{}",
+            hotswitch_plugin_api::abi::ABI_MAJOR,
+            hotswitch_plugin_api::abi::ABI_MINOR
+        );
+    })?;
+    Ok(())
 }

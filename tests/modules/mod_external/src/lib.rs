@@ -11,10 +11,10 @@ declare_module! {
     runtime: None,
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     log::info!("mod_external says hi through the host's log");
     m.add_api("external_hello", "Greet from outside", "", |args, out| {
         let _ = writeln!(out, "+OK external module here, args=[{args}]");
-    })
-    .map_err(|e| e.to_string())
+    })?;
+    Ok(())
 }

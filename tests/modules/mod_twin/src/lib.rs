@@ -1,7 +1,8 @@
 //! A test module whose answer is fixed at build time: `twin` replies with
-//! the value of `MOD_TWIN_ANSWER` when it was compiled.
+//! the value of `MOD_TWIN_ANSWER` when it was compiled. Built with the
+//! answer `refuse`, its load fails with a configuration error.
 
-use hotswitch_plugin_api::{declare_module, ModuleContext};
+use hotswitch_plugin_api::{declare_module, ModuleContext, ModuleError};
 use std::fmt::Write;
 
 const ANSWER: &str = match option_env!("MOD_TWIN_ANSWER") {
@@ -17,9 +18,14 @@ declare_module! {
     runtime: None,
 }
 
-fn load(m: &ModuleContext) -> Result<(), String> {
+fn load(m: &ModuleContext) -> Result<(), ModuleError> {
+    if ANSWER == "refuse" {
+        return Err(ModuleError::Config(
+            "MOD_TWIN_ANSWER says refuse".to_string(),
+        ));
+    }
     m.add_api("twin", "Answer with the build-time value", "", |_, out| {
         let _ = writeln!(out, "+OK twin {ANSWER}");
-    })
-    .map_err(|e| e.to_string())
+    })?;
+    Ok(())
 }
