@@ -197,6 +197,9 @@ pub struct SwitchConfig {
     pub conf_dir: Option<PathBuf>,
     /// Extra files to write under the generated conf dir: (relative path, text).
     pub files: Vec<(String, String)>,
+    /// A command the switch runs under (`ip netns exec <ns>`); it must exec
+    /// the switch (same process).
+    pub wrapper: Vec<String>,
 }
 
 /// A running `hotswitch` with its console on pipes.
@@ -252,7 +255,14 @@ impl Switch {
         };
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut cmd = Command::new(binary());
+        let mut cmd = match cfg.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
         cmd.arg("-conf").arg(&conf);
         for d in &cfg.module_dirs {
             cmd.arg("-mod").arg(d);

@@ -1,7 +1,7 @@
 //! The `sofia` api command, with FreeSWITCH's layout of its replies:
 //! `sofia status`, `sofia status profile <name> [reg]`,
 //! `sofia status gateway [<name>]`, `sofia profile <name>
-//! start|stop|restart|rescan`, `sofia global siptrace on|off`,
+//! start|stop|restart|rescan|tls-reload`, `sofia global siptrace on|off`,
 //! `sofia loglevel`.
 
 use crate::registrar::now_secs;
@@ -46,7 +46,7 @@ pub fn run(stack: &mut Stack, args: &str) -> (String, Option<ShellAction>) {
 fn usage() -> String {
     "USAGE:\n--------------------------------------------------------------------------------\n\
 sofia global siptrace <on|off>\n\
-sofia profile <name> [start | stop | restart | rescan]\n\
+sofia profile <name> [start | stop | restart | rescan | tls-reload]\n\
 sofia status [profile <name> [reg] | gateway [<name>]]\n\
 --------------------------------------------------------------------------------\n"
         .into()
@@ -129,7 +129,7 @@ Dialplan         \t{}\n\
 Context          \t{}\n\
 Challenge Realm  \t{}\n\
 RTP-IP           \t{}\n\
-SIP-IP           \t{}\n\
+{}SIP-IP           \t{}\n\
 URL              \tsip:mod_sofia@{}:{}\n\
 BIND-URL         \tsip:mod_sofia@{}:{};maddr={};transport=udp{}\n\
 CODECS IN        \t{}\n\
@@ -157,6 +157,9 @@ RTP-LOST-PACKETS \t{}\n\
         c.context,
         c.challenge_realm.as_deref().unwrap_or("auto_from"),
         c.rtp_ip,
+        c.ext_rtp_ip
+            .map(|ip| format!("Ext-RTP-IP       \t{ip}\nExt-SIP-IP       \t{ip}\n"))
+            .unwrap_or_default(),
         c.sip_ip,
         c.sip_ip,
         c.sip_port,
@@ -248,6 +251,41 @@ fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<Shel
             p.running = true;
             stack.acls = config.acls.clone();
             (format!("restarting: {name}\n"), Some(ShellAction::Start(i)))
+        }
+        // New handshakes use the certificates now on disk; connections
+        // open keep theirs.
+        "tls-reload" => {
+            let certs = crate::shell::shared().and_then(|s| s.tls.get(i).cloned());
+            let ctxs: Vec<_> = certs
+                .into_iter()
+                .flat_map(|c| [c.tls, c.wss])
+                .flatten()
+                .collect();
+            let Some(ctx) = ctxs.first().cloned() else {
+                return (
+                    format!("-ERR profile {name} does not listen for TLS\n"),
+                    None,
+                );
+            };
+            match ctxs.iter().try_for_each(|c| c.reload()) {
+                Ok(()) => {
+                    log::info!(
+                        "profile {name}: TLS certificates reloaded from {}",
+                        ctx.cert_dir().display()
+                    );
+                    (
+                        format!(
+                            "+OK TLS certificates of {name} reloaded from {}\n",
+                            ctx.cert_dir().display()
+                        ),
+                        None,
+                    )
+                }
+                Err(e) => {
+                    log::error!("profile {name}: TLS reload failed, old certificates kept: {e}");
+                    (format!("-ERR {e}; the old certificates stay\n"), None)
+                }
+            }
         }
         "rescan" => match read_config() {
             Ok(config) => {

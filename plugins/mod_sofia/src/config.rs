@@ -190,8 +190,18 @@ pub struct ProfileConfig {
     pub gateways: Vec<Gateway>,
     /// `sip-trace` at start.
     pub trace: bool,
-    /// TCP connection lifetimes and caps.
+    /// TCP connection lifetimes and caps (TLS connections' too).
     pub tcp_limits: TcpLimits,
+    /// SIP over TLS: `tls`, `tls-sip-port`, `tls-cert-dir`, ….
+    pub tls: crate::tls::TlsSettings,
+    /// `rtp-secure-media`: the profile's `rtp_secure_media` for calls
+    /// whose channel sets none.
+    pub secure_media: crate::srtp::SecureMedia,
+    /// `ws-binding` / `wss-binding`: SIP over WebSocket (RFC 7118).
+    pub ws_binding: Option<std::net::SocketAddr>,
+    pub wss_binding: Option<std::net::SocketAddr>,
+    /// `NDLB-force-rport`, `aggressive-nat-detection`, `apply-nat-acl`.
+    pub nat: crate::nat::NatSettings,
 }
 
 /// Everything mod_sofia reads.
@@ -215,7 +225,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-fn bool_param(v: &str) -> bool {
+pub(crate) fn bool_param(v: &str) -> bool {
     matches!(
         v.trim().to_ascii_lowercase().as_str(),
         "true" | "yes" | "on" | "1" | "enabled"
@@ -326,7 +336,14 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         gateways: Vec::new(),
         trace: false,
         tcp_limits: TcpLimits::default(),
+        tls: crate::tls::TlsSettings::default(),
+        secure_media: crate::srtp::SecureMedia::Default,
+        ws_binding: None,
+        wss_binding: None,
+        nat: crate::nat::NatSettings::default(),
     };
+    let mut ws_bindings: [Option<String>; 2] = [None, None];
+    let mut ext_ip: Option<String> = None;
     let mut rtp_ip_set = false;
     if let Some(settings) = p.child("settings") {
         for (k, v) in settings.params() {
@@ -338,16 +355,16 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     c.rtp_ip = vt.parse().map_err(|_| err(&k, &v))?;
                     rtp_ip_set = true;
                 }
-                "ext-rtp-ip" | "ext-sip-ip" if !vt.is_empty() && vt != "auto" => {
-                    c.ext_rtp_ip = Some(vt.parse().map_err(|_| err(&k, &v))?)
-                }
+                // An address, stun:host[:port] or host:name (nat.rs),
+                // resolved after the loop (sip-ip may come later).
+                "ext-rtp-ip" | "ext-sip-ip" if !vt.is_empty() => ext_ip = Some(vt.to_string()),
                 "context" => c.context = vt.to_string(),
                 "dialplan" => c.dialplan = vt.to_string(),
                 "codec-prefs" | "inbound-codec-prefs" | "outbound-codec-prefs" => {
                     let codecs: Vec<Codec> = vt.split(',').filter_map(Codec::from_name).collect();
                     if codecs.is_empty() {
                         return Err(ConfigError(format!(
-                            "profile {name}: {k} {v:?} names no codec hotswitch carries (PCMU, PCMA)"
+                            "profile {name}: {k} {v:?} names no codec hotswitch carries (PCMU, PCMA, G722, OPUS)"
                         )));
                     }
                     c.codecs = codecs;
@@ -390,6 +407,12 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     c.challenge_realm = Some(vt.to_string())
                 }
                 "enable-tcp" | "bind-tcp" => c.tcp = bool_param(vt),
+                "ws-binding" if !vt.is_empty() => ws_bindings[0] = Some(vt.to_string()),
+                "wss-binding" if !vt.is_empty() => ws_bindings[1] = Some(vt.to_string()),
+                "rtp-secure-media" => {
+                    c.secure_media = crate::srtp::SecureMedia::parse(vt)
+                        .map_err(|e| ConfigError(format!("profile {name}: {e}")))?
+                }
                 // Refused rather than ignored: no call state is kept in the
                 // database, so another node could not take calls over.
                 "track-calls" if bool_param(vt) => {
@@ -423,13 +446,43 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                         c.tcp_limits.max_per_ip = n;
                     }
                 }
-                _ => {}
+                _ if c.nat.param(&k, vt) => {}
+                _ => {
+                    c.tls
+                        .param(&k, vt)
+                        .map_err(|e| ConfigError(format!("profile {name}: {e}")))?;
+                }
             }
         }
     }
     if !rtp_ip_set {
         c.rtp_ip = c.sip_ip;
     }
+    if let Some(v) = ext_ip {
+        c.ext_rtp_ip = crate::nat::external_ip(&v, c.sip_ip)
+            .map_err(|e| ConfigError(format!("profile {name}: ext-rtp-ip: {e}")))?;
+    }
+    // FreeSWITCH's form `[ip]:port`; no address: the profile's sip-ip.
+    let [ws, wss] = ws_bindings.map(|b| {
+        b.map(|v| {
+            let (ip, port) = v.rsplit_once(':').unwrap_or(("", v.as_str()));
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            let ip = if ip.is_empty() {
+                Ok(c.sip_ip)
+            } else {
+                ip.parse()
+            };
+            match (ip, port.parse::<u16>()) {
+                (Ok(ip), Ok(port)) => Ok(std::net::SocketAddr::new(ip, port)),
+                _ => Err(ConfigError(format!(
+                    "profile {name}: ws/wss binding {v:?} is not [ip]:port"
+                ))),
+            }
+        })
+        .transpose()
+    });
+    c.ws_binding = ws?;
+    c.wss_binding = wss?;
     if let Some(gws) = p.child("gateways") {
         for g in gws.children_named("gateway") {
             c.gateways.push(gateway(&name, g)?);

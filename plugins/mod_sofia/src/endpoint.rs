@@ -7,6 +7,7 @@ use crate::leg::{self, Input, Leg, Outbound};
 use crate::rtp::{Media, Read};
 use crate::sdp::Codec;
 use crate::shell;
+use crate::srtp::SecureMedia;
 use crate::ua::dial_target;
 use hotswitch_plugin_api::{
     CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, KillSignal, Message, MessageId,
@@ -18,6 +19,21 @@ use std::time::Duration;
 
 /// How long a blocking read waits for a packet.
 const READ_WAIT: Duration = Duration::from_millis(20);
+
+/// FreeSWITCH's `rtp_secure_media_outbound` or `rtp_secure_media` of the
+/// leg, else the profile's `rtp-secure-media`.
+fn secure_media(req: &Outgoing, pc: &crate::config::ProfileConfig) -> SecureMedia {
+    let Some(v) = req
+        .var("rtp_secure_media_outbound")
+        .or_else(|| req.var("rtp_secure_media"))
+    else {
+        return pc.secure_media.clone();
+    };
+    SecureMedia::parse(v).unwrap_or_else(|e| {
+        log::warn!("{e}; the profile's rtp-secure-media applies");
+        pc.secure_media.clone()
+    })
+}
 
 /// Sends an outbound leg's INVITE if it has not left yet, with the hops
 /// the originate gave the leg.
@@ -50,6 +66,12 @@ impl Endpoint for Sofia {
             &shared.registrar,
             &gateways,
             &|a| shared.flow_alive(a),
+            &|pi, r| {
+                shared
+                    .profile_cfg
+                    .get(pi)
+                    .is_some_and(|pc| pc.nat.behind_nat(&shared.acls, r))
+            },
         )?;
         let pc = &shared.profile_cfg[t.profile];
         let media = Media::bind(
@@ -63,6 +85,7 @@ impl Endpoint for Sofia {
             CallCause::SWITCH_CONGESTION
         })?;
         media.set_timeouts(pc.rtp_timeout, pc.rtp_hold_timeout);
+        media.sdes(|s| s.offer(&secure_media(req, pc)));
         let s = ModuleContext::current()
             .session_request("sofia", true)
             .map_err(|_| CallCause::SWITCH_CONGESTION)?;
@@ -171,6 +194,7 @@ impl Endpoint for Sofia {
                         ("rtp_audio_out_media_packet_count", st.tx_packets),
                         ("rtp_audio_out_media_bytes", st.tx_octets),
                         ("rtp_audio_rtcp_packet_count", st.rtcp_in + st.rtcp_out),
+                        ("rtp_audio_in_srtp_auth_fail_count", st.srtp_auth_failures),
                     ] {
                         s.set_var(k, &v.to_string());
                     }
@@ -255,6 +279,11 @@ impl Endpoint for Sofia {
                     // The payload is already in the host's buffer; this
                     // describes it in place.
                     f.describe(len, len as u32, codec.name());
+                    return Status::SUCCESS;
+                }
+                Read::Linear { len } => {
+                    // A wideband codec, decoded in place to 8 kHz L16.
+                    f.describe(len, (len / 2) as u32, "L16");
                     return Status::SUCCESS;
                 }
                 Read::Dtmf(d, ms) => {

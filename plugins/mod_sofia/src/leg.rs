@@ -80,9 +80,10 @@ pub enum Input {
         from: SocketAddr,
         data: Vec<u8>,
     },
-    /// One framed message from a TCP connection.
+    /// One framed message from a TCP or TLS connection.
     Stream {
         profile: usize,
+        proto: crate::sip::transaction::Proto,
         from: SocketAddr,
         data: Vec<u8>,
     },

@@ -1,11 +1,12 @@
 //! # mod_sofia — the SIP endpoint
 //!
-//! Profiles from `sofia.conf` (`conf/sip_profiles/*.xml`) listen on UDP
-//! and TCP; calls, registrations and gateways follow RFC 3261 with SDP
+//! Profiles from `sofia.conf` (`conf/sip_profiles/*.xml`) listen on UDP,
+//! TCP and TLS; calls, registrations and gateways follow RFC 3261 with SDP
 //! offer/answer and RTP media.
 //!
 //! - [`sip`]: the sans-IO core — messages, headers, digest, transactions.
-//! - [`sdp`], [`rtp`]: media negotiation and transport.
+//! - [`sdp`], [`rtp`], [`srtp`], [`codecs`]: media negotiation, transport,
+//!   SDES-keyed SRTP, Opus and G.722.
 //! - [`ua`]: dialogs, calls, the registrar's requests and gateways (the
 //!   transaction user), on the SIP thread.
 //! - [`registrar`]: registrations, kept in an embedded store;
@@ -13,23 +14,31 @@
 //! - [`endpoint`]: the `sofia` endpoint the core calls (frames, answer,
 //!   hangup, outbound legs).
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
-//! - [`acl`]: network lists (`acl.conf`, `loopback.auto`, …).
+//! - [`tls`]: SIP over TLS — the `tls*` parameters, certificates, rustls.
+//! - [`ws`]: SIP over WebSocket (RFC 7118) connections.
+//! - [`acl`]: network lists (`acl.conf`, `loopback.auto`, …); [`nat`]:
+//!   which registered phones sit behind NAT.
 //! - [`config`], [`causes`], [`leg`]: settings, cause mapping, the state a
 //!   session and the SIP thread share.
 
 pub mod acl;
 pub mod api;
 pub mod causes;
+pub mod codecs;
 pub mod config;
 pub mod endpoint;
 pub mod leg;
+pub mod nat;
 pub mod registrar;
 pub mod registrar_pg;
 pub mod rtp;
 pub mod sdp;
 pub mod shell;
 pub mod sip;
+pub mod srtp;
+pub mod tls;
 pub mod ua;
+pub mod ws;
 
 use hotswitch_plugin_api::{declare_module, ModuleContext, Status};
 use std::fmt::Write as _;

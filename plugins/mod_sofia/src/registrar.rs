@@ -19,7 +19,8 @@ pub struct Registration {
     pub domain: String,
     /// The Contact URI as registered.
     pub contact: String,
-    /// Where the REGISTER came from (requests go there: NAT-safe).
+    /// Where the REGISTER came from (requests go there when it is behind
+    /// NAT, [`crate::nat`]).
     pub network: SocketAddr,
     /// `UDP` or `TCP`.
     pub transport: String,

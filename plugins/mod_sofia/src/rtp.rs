@@ -1,14 +1,18 @@
 //! RTP and RTCP for one call leg (RFC 3550, RFC 4733): a socket pair from
 //! the profile's port range, packets paced by the session thread that
 //! reads and writes frames, sequence/timestamp/SSRC handling, symmetric
-//! latching, telephone-events both ways, sender and receiver reports, and
-//! the media timeout.
+//! latching, telephone-events both ways, sender and receiver reports, the
+//! media timeout, and SRTP when SDES keyed it ([`crate::srtp`]). A leg
+//! whose far end is a browser (a WebRTC offer over SIP-over-WebSocket)
+//! carries its audio on the shared WebRTC stack (`hotswitch-webrtc-media`,
+//! str0m: ICE, DTLS-SRTP) instead, behind the same read and write.
 //!
 //! The session's own thread calls [`Media::read`] and [`Media::write`]; the
 //! SIP thread only changes where media goes ([`Media::set_remote`]).
 
 use crate::sdp::Codec;
 use hotswitch_plugin_api::g711;
+use hotswitch_webrtc_media as webrtc;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -32,9 +36,17 @@ fn take_port(start: u16, end: u16) -> Option<u16> {
         Some(i) => i,
         None => {
             let first = start + start % 2;
+            let mut free: VecDeque<u16> = (first..end.saturating_sub(1)).step_by(2).collect();
+            // From a random place in the range: two switches on one
+            // machine (or a phone started in the range) would otherwise
+            // both begin at its first ports and refuse each other's calls.
+            if !free.is_empty() {
+                let at = (uuid::Uuid::new_v4().as_u128() % free.len() as u128) as usize;
+                free.rotate_left(at);
+            }
             pools.push(PortPool {
                 range: (start, end),
-                free: (first..end.saturating_sub(1)).step_by(2).collect(),
+                free,
             });
             pools.len() - 1
         }
@@ -65,6 +77,9 @@ const BIND_ATTEMPTS: usize = 32;
 pub enum Read {
     /// `len` bytes of audio in the negotiated codec.
     Audio { len: usize, codec: Codec },
+    /// `len` bytes of 8 kHz L16 samples (native order): a wideband codec
+    /// decoded.
+    Linear { len: usize },
     /// A telephone-event ended: the digit and its duration in ms.
     Dtmf(char, u32),
     /// Nothing within the wait.
@@ -84,6 +99,8 @@ pub struct Stats {
     pub dtmf_in: u64,
     pub rtcp_in: u64,
     pub rtcp_out: u64,
+    /// SRTP packets dropped for a failed check.
+    pub srtp_auth_failures: u64,
 }
 
 struct State {
@@ -118,6 +135,10 @@ struct State {
     dtmf: DtmfOut,
     /// When audio was last written (a writer paces the events itself).
     last_write: Option<Instant>,
+    /// SDES keys and the SRTP contexts.
+    sdes: crate::srtp::Sdes,
+    /// Opus and G.722 coder states.
+    transcoder: crate::codecs::Transcoder,
 }
 
 /// RFC 4733 events going out, one packet per 20 ms frame as RFC 4733
@@ -197,6 +218,14 @@ fn dtmf_step(st: &mut State, now: Instant) -> Vec<Vec<u8>> {
 }
 
 /// One telephone-event packet of the current event.
+/// Packets made under the lock, protected when SRTP is on.
+fn protect_all(st: &mut State, packets: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    packets
+        .iter()
+        .filter_map(|p| st.sdes.protect_rtp(p).map(|p| p.into_owned()))
+        .collect()
+}
+
 fn event_packet(st: &mut State, te: u8, marker: bool, end: bool, duration: u32) -> Vec<u8> {
     let (code, ts) = st
         .dtmf
@@ -227,6 +256,8 @@ pub struct Media {
     pub port: u16,
     range: (u16, u16),
     st: Mutex<State>,
+    /// WebRTC media and our SDP for it, when the far end is a browser.
+    webrtc: std::sync::OnceLock<(std::sync::Arc<webrtc::Media>, String)>,
 }
 
 impl Drop for Media {
@@ -353,7 +384,10 @@ impl Media {
                     hold_timeout: None,
                     dtmf: DtmfOut::default(),
                     last_write: None,
+                    sdes: crate::srtp::Sdes::default(),
+                    transcoder: crate::codecs::Transcoder::default(),
                 }),
+                webrtc: std::sync::OnceLock::new(),
             });
         }
         Err(std::io::Error::new(
@@ -397,7 +431,69 @@ impl Media {
 
     /// The counters so far.
     pub fn stats(&self) -> Stats {
-        lock(&self.st).stats
+        let st = lock(&self.st);
+        Stats {
+            srtp_auth_failures: st.sdes.auth_failures(),
+            ..st.stats
+        }
+    }
+
+    /// Answers a browser's WebRTC offer on the shared WebRTC stack (must
+    /// run on the module's runtime); our SDP is then [`Media::webrtc_sdp`].
+    pub fn webrtc_answer(&self, offer: &str, ip: IpAddr) -> Result<(), String> {
+        let m = webrtc::answer(offer, ip)?;
+        let _ = self.webrtc.set(m);
+        Ok(())
+    }
+
+    /// Offers WebRTC media to a browser (must run on the module's runtime).
+    pub fn webrtc_offer(&self, ip: IpAddr) -> Result<(), String> {
+        let m = webrtc::offer(ip)?;
+        let _ = self.webrtc.set(m);
+        Ok(())
+    }
+
+    /// The browser's answer to our WebRTC offer.
+    pub fn webrtc_remote_answer(&self, sdp: &str) {
+        if let Some((m, _)) = self.webrtc.get() {
+            m.remote_answer(sdp);
+        }
+    }
+
+    /// Our SDP when the leg's media is WebRTC.
+    pub fn webrtc_sdp(&self) -> Option<String> {
+        self.webrtc.get().map(|(_, sdp)| sdp.clone())
+    }
+
+    fn webrtc_read(m: &webrtc::Media, buf: &mut [u8], wait: Duration) -> Read {
+        match m.read(wait) {
+            webrtc::Read::Audio(c, data) => {
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                let codec = match c {
+                    webrtc::Codec::Pcmu => Codec::Pcmu,
+                    webrtc::Codec::Pcma => Codec::Pcma,
+                };
+                Read::Audio { len: n, codec }
+            }
+            // Closed: ICE is gone; the BYE ends the call.
+            webrtc::Read::Timeout | webrtc::Read::Closed => Read::Timeout,
+        }
+    }
+
+    /// Works on the leg's SDES state (offer, answer, our lines).
+    pub fn sdes<R>(&self, f: impl FnOnce(&mut crate::srtp::Sdes) -> R) -> R {
+        f(&mut lock(&self.st).sdes)
+    }
+
+    /// One datagram off the RTP socket, through SRTP when it is on.
+    fn receive(&self, p: &[u8], from: SocketAddr, buf: &mut [u8]) -> Option<Read> {
+        let clear = lock(&self.st).sdes.unprotect_rtp(p, self.port, from);
+        match clear {
+            crate::srtp::Unprotected::Plain => self.packet(p, from, buf),
+            crate::srtp::Unprotected::Clear(v) => self.packet(&v, from, buf),
+            crate::srtp::Unprotected::Dropped => None,
+        }
     }
 
     /// The address media is sent to.
@@ -409,6 +505,9 @@ impl Media {
     /// receive with the socket's own timeout: one system call per packet
     /// and no timer armed per wait.
     pub fn read(&self, buf: &mut [u8], wait: Duration) -> Read {
+        if let Some((m, _)) = self.webrtc.get() {
+            return Self::webrtc_read(m, buf, wait);
+        }
         let deadline = Instant::now() + wait;
         lock(&self.st).last_read = deadline;
         let mut pkt = [0u8; 1500];
@@ -419,7 +518,7 @@ impl Media {
                 self.sock.recv_from(&mut pkt).ok()
             };
             if let Some((n, from)) = got {
-                if let Some(r) = self.packet(&pkt[..n], from, buf) {
+                if let Some(r) = self.receive(&pkt[..n], from, buf) {
                     return r;
                 }
                 continue;
@@ -447,7 +546,7 @@ impl Media {
         let mut pkt = [0u8; 1500];
         let mut sink = [0u8; 1500];
         while let Some((n, from)) = recv_dontwait(&self.sock, &mut pkt) {
-            if let Some(Read::Dtmf(d, ms)) = self.packet(&pkt[..n], from, &mut sink) {
+            if let Some(Read::Dtmf(d, ms)) = self.receive(&pkt[..n], from, &mut sink) {
                 digits.push((d, ms));
             }
         }
@@ -535,9 +634,19 @@ impl Media {
         let codec = match pt {
             0 => Codec::Pcmu,
             8 => Codec::Pcma,
+            9 => Codec::G722,
             _ if pt == st.pt => st.codec,
             _ => return None,
         };
+        if codec.is_wideband() {
+            let mut pcm = Vec::with_capacity(320);
+            st.transcoder.decode(codec, payload, &mut pcm);
+            let n = (pcm.len() * 2).min(buf.len()) / 2;
+            for (o, s) in buf.chunks_exact_mut(2).zip(&pcm[..n]) {
+                o.copy_from_slice(&s.to_ne_bytes());
+            }
+            return Some(Read::Linear { len: n * 2 });
+        }
         let n = payload.len().min(buf.len());
         buf[..n].copy_from_slice(&payload[..n]);
         Some(Read::Audio { len: n, codec })
@@ -547,13 +656,29 @@ impl Media {
         let mut b = [0u8; 1500];
         while let Ok((n, _)) = self.rtcp.recv_from(&mut b) {
             if n >= 8 && b[0] >> 6 == 2 && (200..=204).contains(&b[1]) {
-                lock(&self.st).stats.rtcp_in += 1;
+                let mut st = lock(&self.st);
+                if st.sdes.unprotect_rtcp(&b[..n]) {
+                    st.stats.rtcp_in += 1;
+                }
             }
         }
     }
 
     /// Sends one frame of audio: `data` in `codec` (`None`: L16 samples).
     pub fn write(&self, data: &[u8], codec: Option<Codec>, samples: u32) {
+        if let Some((m, _)) = self.webrtc.get() {
+            let codec = match codec {
+                None => None,
+                Some(Codec::Pcmu) => Some(webrtc::Codec::Pcmu),
+                Some(Codec::Pcma) => Some(webrtc::Codec::Pcma),
+                // The core hands this leg no wideband frames.
+                Some(Codec::G722 | Codec::Opus) => return,
+            };
+            return m.write(webrtc::Outbound {
+                codec,
+                data: data.to_vec(),
+            });
+        }
         let mut st = lock(&self.st);
         let Some(to) = st.remote else {
             return;
@@ -574,6 +699,7 @@ impl Media {
             // An event replaces the audio of its frames; the audio clock
             // goes on, so audio resumes where real time is.
             let packets = dtmf_step(&mut st, Instant::now());
+            let packets = protect_all(&mut st, packets);
             st.ts = st.ts.wrapping_add(samples);
             drop(st);
             for p in packets {
@@ -596,13 +722,27 @@ impl Media {
                 out[..n].copy_from_slice(&data[..n]);
                 n
             }
+            // Opus and G.722 go through 8 kHz linear audio and the leg's
+            // coder states.
+            (from, want) if want.is_wideband() || from.is_some_and(Codec::is_wideband) => {
+                let mut pcm = Vec::with_capacity(data.len());
+                match from {
+                    None => pcm.extend(
+                        data.chunks_exact(2)
+                            .map(|c| i16::from_le_bytes([c[0], c[1]])),
+                    ),
+                    Some(f) => st.transcoder.decode(f, data, &mut pcm),
+                }
+                st.transcoder.encode(want, &pcm, out)
+            }
             (None, want) => {
                 let mut n = 0;
                 for (o, ch) in out.iter_mut().zip(data.chunks_exact(2)) {
                     let s = i16::from_le_bytes([ch[0], ch[1]]);
-                    *o = match want {
-                        Codec::Pcmu => g711::linear_to_ulaw(s),
-                        Codec::Pcma => g711::linear_to_alaw(s),
+                    *o = if want == Codec::Pcmu {
+                        g711::linear_to_ulaw(s)
+                    } else {
+                        g711::linear_to_alaw(s)
                     };
                     n += 1;
                 }
@@ -611,13 +751,15 @@ impl Media {
             (Some(from), want) => {
                 let mut n = 0;
                 for (o, b) in out.iter_mut().zip(data) {
-                    let s = match from {
-                        Codec::Pcmu => g711::ulaw_to_linear(*b),
-                        Codec::Pcma => g711::alaw_to_linear(*b),
+                    let s = if from == Codec::Pcmu {
+                        g711::ulaw_to_linear(*b)
+                    } else {
+                        g711::alaw_to_linear(*b)
                     };
-                    *o = match want {
-                        Codec::Pcmu => g711::linear_to_ulaw(s),
-                        Codec::Pcma => g711::linear_to_alaw(s),
+                    *o = if want == Codec::Pcmu {
+                        g711::linear_to_ulaw(s)
+                    } else {
+                        g711::linear_to_alaw(s)
                     };
                     n += 1;
                 }
@@ -627,13 +769,16 @@ impl Media {
         let pkt = &buf[..12 + len];
         st.seq = seq.wrapping_add(1);
         st.last_ts = ts;
-        st.ts = ts.wrapping_add(samples);
+        st.ts = ts.wrapping_add(crate::codecs::rtp_clock(st.codec, samples));
         st.stats.tx_packets += 1;
         st.stats.tx_octets += (pkt.len() - 12) as u64;
         TOTAL_OUT.fetch_add(1, Ordering::Relaxed);
         let report = st.last_rtcp.elapsed() >= Duration::from_secs(5);
+        let Some(pkt) = st.sdes.protect_rtp(pkt) else {
+            return;
+        };
         drop(st);
-        let _ = self.sock.send_to(pkt, to);
+        let _ = self.sock.send_to(&pkt, to);
         if report {
             self.send_report();
         }
@@ -678,6 +823,7 @@ impl Media {
             return false;
         };
         let packets = dtmf_step(&mut st, now);
+        let packets = protect_all(&mut st, packets);
         st.ts = st.ts.wrapping_add(DTMF_STEP);
         let pending = st.dtmf.pending();
         drop(st);
@@ -723,6 +869,9 @@ impl Media {
             p.extend_from_slice(&max.to_be_bytes());
             p.extend_from_slice(&[0u8; 12]);
         }
+        let Some(p) = st.sdes.protect_rtcp(&p).map(|p| p.into_owned()) else {
+            return;
+        };
         drop(st);
         let _ = self.rtcp.send_to(&p, to);
     }

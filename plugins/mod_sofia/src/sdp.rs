@@ -1,5 +1,6 @@
-//! SDP offer/answer (RFC 3264) for audio: PCMU, PCMA and telephone-event
-//! (RFC 4733), direction attributes for hold. Parsing and writing are the
+//! SDP offer/answer (RFC 3264) for audio: PCMU, PCMA, G.722, Opus and telephone-event
+//! (RFC 4733), direction attributes for hold, SDES `a=crypto` lines
+//! (RFC 4568) and the RTP/SAVP profile. Parsing and writing are the
 //! `sdp` crate's; the negotiation is ours.
 
 use sdp::description::common::{Address, Attribute, ConnectionInformation};
@@ -13,6 +14,10 @@ use std::net::{IpAddr, SocketAddr};
 pub enum Codec {
     Pcmu,
     Pcma,
+    /// G.722 (RFC 3551: clock 8000 though it samples at 16 kHz).
+    G722,
+    /// Opus (RFC 7587: opus/48000/2).
+    Opus,
 }
 
 impl Codec {
@@ -21,6 +26,25 @@ impl Codec {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::G722 => 9,
+            // Dynamic: FreeSWITCH's usual number for it.
+            Codec::Opus => 102,
+        }
+    }
+
+    /// Coded in something other than G.711 (decoded to 8 kHz linear
+    /// audio for the core).
+    pub fn is_wideband(self) -> bool {
+        matches!(self, Codec::G722 | Codec::Opus)
+    }
+
+    /// The `a=rtpmap` encoding.
+    pub fn rtpmap(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU/8000",
+            Codec::Pcma => "PCMA/8000",
+            Codec::G722 => "G722/8000",
+            Codec::Opus => "opus/48000/2",
         }
     }
 
@@ -29,6 +53,8 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
+            Codec::Opus => "opus",
         }
     }
 
@@ -38,6 +64,8 @@ impl Codec {
         match base.to_ascii_uppercase().as_str() {
             "PCMU" => Some(Codec::Pcmu),
             "PCMA" => Some(Codec::Pcma),
+            "G722" => Some(Codec::G722),
+            "OPUS" => Some(Codec::Opus),
             _ => None,
         }
     }
@@ -88,6 +116,12 @@ pub struct Remote {
     /// `o=` session id and version (a re-offer with the same version
     /// changes nothing).
     pub version: u64,
+    /// The stream's profile is RTP/SAVP (SRTP).
+    pub savp: bool,
+    /// Its `a=crypto` lines we can use, in order.
+    pub crypto: Vec<crate::srtp::Crypto>,
+    /// A WebRTC offer: DTLS-SRTP (UDP/TLS/RTP/SAVPF, a fingerprint).
+    pub dtls: bool,
 }
 
 impl Remote {
@@ -136,6 +170,7 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
         let name = rtpmap(audio, pt).unwrap_or(match pt {
             0 => "PCMU".to_string(),
             8 => "PCMA".to_string(),
+            9 => "G722".to_string(),
             _ => String::new(),
         });
         if name.eq_ignore_ascii_case("telephone-event") {
@@ -158,6 +193,24 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
         .and_then(|p| p.trim().parse().ok())
         .filter(|p| (10..=120).contains(p))
         .unwrap_or(20);
+    let savp = audio
+        .media_name
+        .protos
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case("SAVP") || p.eq_ignore_ascii_case("SAVPF"));
+    let crypto = audio
+        .attributes
+        .iter()
+        .filter(|a| a.key == "crypto")
+        .filter_map(|a| crate::srtp::Crypto::parse(a.value.as_deref()?))
+        .collect();
+    let dtls = audio
+        .media_name
+        .protos
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case("TLS") || p.eq_ignore_ascii_case("DTLS"))
+        || audio.attribute("fingerprint").is_some()
+        || sd.attribute("fingerprint").is_some();
     Ok(Remote {
         addr,
         formats,
@@ -165,6 +218,9 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
         direction,
         ptime,
         version: sd.origin.session_version,
+        savp,
+        crypto,
+        dtls,
     })
 }
 
@@ -192,6 +248,10 @@ pub struct Local {
     pub te_pt: Option<u8>,
     pub direction: Direction,
     pub ptime: u32,
+    /// RTP/SAVP instead of RTP/AVP.
+    pub savp: bool,
+    /// `a=crypto` values.
+    pub crypto: Vec<String>,
 }
 
 /// Writes our SDP.
@@ -201,7 +261,11 @@ pub fn build(l: &Local) -> String {
     let mut formats: Vec<String> = l.codecs.iter().map(|(_, pt)| pt.to_string()).collect();
     let mut attributes = Vec::new();
     for (c, pt) in &l.codecs {
-        attributes.push(attr("rtpmap", &format!("{pt} {}/8000", c.name())));
+        attributes.push(attr("rtpmap", &format!("{pt} {}", c.rtpmap())));
+        if *c == Codec::Opus {
+            // RFC 7587 §7: in-band FEC taken and sent.
+            attributes.push(attr("fmtp", &format!("{pt} useinbandfec=1")));
+        }
     }
     if let Some(te) = l.te_pt {
         formats.push(te.to_string());
@@ -209,6 +273,9 @@ pub fn build(l: &Local) -> String {
         attributes.push(attr("fmtp", &format!("{te} 0-16")));
     }
     attributes.push(attr("ptime", &l.ptime.to_string()));
+    for c in &l.crypto {
+        attributes.push(attr("crypto", c));
+    }
     attributes.push(Attribute {
         key: l.direction.as_str().to_string(),
         value: None,
@@ -246,7 +313,7 @@ pub fn build(l: &Local) -> String {
                     value: l.port as isize,
                     range: None,
                 },
-                protos: vec!["RTP".into(), "AVP".into()],
+                protos: vec!["RTP".into(), if l.savp { "SAVP" } else { "AVP" }.into()],
                 formats,
             },
             media_title: None,
@@ -310,13 +377,38 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-11,16\r\n";
             te_pt: Some(101),
             direction: Direction::RecvOnly,
             ptime: 20,
+            savp: false,
+            crypto: Vec::new(),
         };
         let r = parse(build(&l).as_bytes()).unwrap();
+        assert!(!r.savp && r.crypto.is_empty());
         assert_eq!(r.addr, Some("127.0.0.1:16384".parse().unwrap()));
         assert_eq!(r.formats, vec![(0, "PCMU".into()), (8, "PCMA".into())]);
         assert_eq!(r.te_pt, Some(101));
         assert_eq!(r.direction, Direction::RecvOnly);
         assert_eq!(r.version, 2);
+    }
+
+    #[test]
+    fn srtp_offers_carry_savp_and_their_crypto_lines_parse_back() {
+        let c = crate::srtp::Crypto::generate(1, crate::srtp::Suite::AesCm128HmacSha1_80);
+        let l = Local {
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 16384,
+            session_id: 1,
+            version: 2,
+            codecs: vec![(Codec::Pcmu, 0)],
+            te_pt: None,
+            direction: Direction::SendRecv,
+            ptime: 20,
+            savp: true,
+            crypto: vec![c.line(), "2 F8_128_HMAC_SHA1_80 inline:AAAA".into()],
+        };
+        let text = build(&l);
+        assert!(text.contains("m=audio 16384 RTP/SAVP 0"), "{text}");
+        let r = parse(text.as_bytes()).unwrap();
+        assert!(r.savp);
+        assert_eq!(r.crypto, vec![c], "the suite we do not carry is left out");
     }
 
     #[test]

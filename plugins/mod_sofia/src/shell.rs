@@ -6,7 +6,9 @@
 //! runtime thread returns. TCP connections live by the profile's
 //! [`TcpLimits`]: an idle timeout, a deadline for a message begun, optional
 //! keep-alive pings, and caps on accepted connections per address and in
-//! total; a response too large for a datagram goes over an open TCP
+//! total; TLS connections (on `tls-sip-port`) live by the same limits, and
+//! a TLS handshake that does not complete within the message timeout is
+//! closed. A response too large for a datagram goes over an open TCP
 //! connection to its Via or becomes 513.
 
 use crate::api::ShellAction;
@@ -15,6 +17,7 @@ use crate::leg::{ApiRequest, Input};
 use crate::registrar::Registrar;
 use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
+use crate::tls::TlsContext;
 use crate::ua::Stack;
 use hotswitch_plugin_api::Status;
 use std::collections::{HashMap, HashSet};
@@ -22,7 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
@@ -39,6 +42,38 @@ pub struct Shared {
     /// TCP connections phones opened to us, while they live: a phone
     /// registered over one is reached through it (RFC 5626's flow).
     pub flows: Mutex<HashSet<SocketAddr>>,
+    /// Each profile's certificates (TLS, wss).
+    pub tls: Vec<ProfileCerts>,
+    /// The network lists (`apply-nat-acl` reads them when dialing).
+    pub acls: crate::acl::Acls,
+}
+
+/// A profile's certificates: for SIP over TLS and for wss, each when the
+/// profile listens there.
+#[derive(Clone, Default)]
+pub struct ProfileCerts {
+    pub tls: Option<Arc<TlsContext>>,
+    pub wss: Option<Arc<TlsContext>>,
+}
+
+/// A profile's bound sockets.
+#[derive(Default)]
+struct Listeners {
+    /// `None` under `tls-only`.
+    udp: Option<std::net::UdpSocket>,
+    tcp: Option<std::net::TcpListener>,
+    tls: Option<std::net::TcpListener>,
+    ws: Option<std::net::TcpListener>,
+    wss: Option<std::net::TcpListener>,
+}
+
+/// What an accepting listener serves.
+#[derive(Clone)]
+enum Kind {
+    Tcp,
+    Tls(Arc<TlsContext>),
+    Ws,
+    Wss(Arc<TlsContext>),
 }
 
 impl Shared {
@@ -49,8 +84,7 @@ impl Shared {
 }
 
 struct Prepared {
-    udp: Vec<std::net::UdpSocket>,
-    tcp: Vec<Option<std::net::TcpListener>>,
+    listeners: Vec<Listeners>,
     stack: Stack,
     rx: UnboundedReceiver<Input>,
 }
@@ -113,28 +147,14 @@ pub fn prepare(config: Config) -> Result<(), String> {
     // The store first: a store another instance holds fails the load
     // before any port is taken.
     let store = registration_store(&config)?;
-    let mut udp = Vec::new();
-    let mut tcp = Vec::new();
+    let mut listeners = Vec::new();
+    let mut certs = Vec::new();
     let mut addrs = Vec::new();
     for p in &config.profiles {
         let addr = SocketAddr::new(p.sip_ip, p.sip_port);
-        let u = bind_udp(addr)
-            .map_err(|e| format!("profile {}: cannot bind UDP {addr}: {e}", p.name))?;
-        let t = if p.tcp {
-            Some(
-                bind_tcp(addr)
-                    .map_err(|e| format!("profile {}: cannot bind TCP {addr}: {e}", p.name))?,
-            )
-        } else {
-            None
-        };
-        log::info!(
-            "profile {} listening on {addr} (udp{})",
-            p.name,
-            if p.tcp { ", tcp" } else { "" }
-        );
-        udp.push(u);
-        tcp.push(t);
+        let c = load_certs(p);
+        listeners.push(bind_profile(p, addr, &c)?);
+        certs.push(c);
         addrs.push(addr);
     }
     let registrar = Arc::new(Registrar::new(store)?);
@@ -153,16 +173,91 @@ pub fn prepare(config: Config) -> Result<(), String> {
         input: tx,
         rtp: (config.rtp_start, config.rtp_end),
         flows: Mutex::new(HashSet::new()),
+        tls: certs,
+        acls: config.acls.clone(),
     };
     STOPPING.store(false, Ordering::Release);
     *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
     *lock(&PREPARED) = Some(Prepared {
-        udp,
-        tcp,
+        listeners,
         stack,
         rx,
     });
     Ok(())
+}
+
+/// A profile's certificates under `tls` and `wss-binding`. Certificates
+/// that cannot be read leave the profile without that listener
+/// (FreeSWITCH's behaviour), said in the log.
+fn load_certs(p: &ProfileConfig) -> ProfileCerts {
+    let load = |what: &str, s: &crate::tls::TlsSettings| match TlsContext::load(s) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            log::error!("profile {}: {what} not started: {e}", p.name);
+            None
+        }
+    };
+    ProfileCerts {
+        tls: p.tls.enabled.then(|| load("TLS", &p.tls)).flatten(),
+        wss: p
+            .wss_binding
+            .is_some()
+            .then(|| load("wss", &p.tls.for_wss()))
+            .flatten(),
+    }
+}
+
+/// Binds a profile's sockets; one that cannot be bound fails (the load,
+/// or the restart).
+fn bind_profile(
+    p: &ProfileConfig,
+    addr: SocketAddr,
+    certs: &ProfileCerts,
+) -> Result<Listeners, String> {
+    let name = &p.name;
+    let tcp_at = |what: &str, a: SocketAddr| {
+        bind_tcp(a).map_err(|e| format!("profile {name}: cannot bind {what} {a}: {e}"))
+    };
+    // tls-only: nothing but TLS (when TLS could start).
+    let plain = !(p.tls.only && certs.tls.is_some());
+    let mut l = Listeners::default();
+    if plain {
+        l.udp = Some(
+            bind_udp(addr).map_err(|e| format!("profile {name}: cannot bind UDP {addr}: {e}"))?,
+        );
+        if p.tcp {
+            l.tcp = Some(tcp_at("TCP", addr)?);
+        }
+    }
+    if certs.tls.is_some() {
+        l.tls = Some(tcp_at("TLS", SocketAddr::new(addr.ip(), p.tls.port))?);
+    }
+    if let Some(a) = p.ws_binding {
+        l.ws = Some(tcp_at("WS", a)?);
+    }
+    if let (Some(a), Some(_)) = (p.wss_binding, &certs.wss) {
+        l.wss = Some(tcp_at("WSS", a)?);
+    }
+    let mut what = Vec::new();
+    for (on, w) in [
+        (l.udp.is_some(), format!("udp {addr}")),
+        (l.tcp.is_some(), format!("tcp {addr}")),
+        (l.tls.is_some(), format!("tls port {}", p.tls.port)),
+        (
+            l.ws.is_some(),
+            format!("ws {}", p.ws_binding.unwrap_or(addr)),
+        ),
+        (
+            l.wss.is_some(),
+            format!("wss {}", p.wss_binding.unwrap_or(addr)),
+        ),
+    ] {
+        if on {
+            what.push(w);
+        }
+    }
+    log::info!("profile {name} listening on {}", what.join(", "));
+    Ok(l)
 }
 
 /// Where registrations are kept: the profiles' `odbc-dsn` (PostgreSQL,
@@ -274,6 +369,8 @@ struct Sockets {
     input: UnboundedSender<Input>,
     /// Each profile's TCP limits (as loaded).
     tcp_limits: Vec<TcpLimits>,
+    /// Each profile's certificates.
+    tls: Vec<ProfileCerts>,
 }
 
 impl Sockets {
@@ -284,21 +381,28 @@ impl Sockets {
         self.udp[i] = None;
     }
 
-    fn start_profile(
-        &mut self,
-        i: usize,
-        udp: std::net::UdpSocket,
-        tcp: Option<std::net::TcpListener>,
-    ) -> std::io::Result<()> {
-        let u = Arc::new(UdpSocket::from_std(udp)?);
-        self.udp[i] = Some(u.clone());
-        let input = self.input.clone();
-        self.tasks[i].push(tokio::spawn(udp_reader(i, u, input)));
-        if let Some(l) = tcp {
-            let l = TcpListener::from_std(l)?;
+    fn start_profile(&mut self, i: usize, l: Listeners) -> std::io::Result<()> {
+        if let Some(udp) = l.udp {
+            let u = Arc::new(UdpSocket::from_std(udp)?);
+            self.udp[i] = Some(u.clone());
+            let input = self.input.clone();
+            self.tasks[i].push(tokio::spawn(udp_reader(i, u, input)));
+        }
+        let certs = self.tls.get(i).cloned().unwrap_or_default();
+        let streams = [
+            (l.tcp, Some(Kind::Tcp)),
+            (l.tls, certs.tls.map(Kind::Tls)),
+            (l.ws, Some(Kind::Ws)),
+            (l.wss, certs.wss.map(Kind::Wss)),
+        ];
+        for (listener, kind) in streams {
+            let (Some(listener), Some(kind)) = (listener, kind) else {
+                continue;
+            };
+            let listener = TcpListener::from_std(listener)?;
             let input = self.input.clone();
             let limits = self.limits(i);
-            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, l, input, limits)));
+            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, listener, input, limits, kind)));
         }
         Ok(())
     }
@@ -400,34 +504,75 @@ impl Sockets {
                     Err(e) => log::debug!("send to {}: {e}", t.addr),
                 }
             }
-            Proto::Tcp => {
+            Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss => {
                 if let Some(w) = self.conns.get(&t.addr) {
                     if w.send(bytes.clone()).is_ok() {
                         return;
                     }
                 }
+                if matches!(t.proto, Proto::Ws | Proto::Wss) {
+                    // A browser is reached only over the connection it
+                    // opened (RFC 7118 §5.2).
+                    log::warn!(
+                        "no WebSocket connection from {} is open; message dropped",
+                        t.addr
+                    );
+                    let _ = self.input.send(Input::TcpUnreachable {
+                        to: t.addr,
+                        error: "no WebSocket connection".into(),
+                    });
+                    return;
+                }
+                let tls = match t.proto {
+                    Proto::Tls => match self.tls.get(t.profile).and_then(|c| c.tls.clone()) {
+                        Some(ctx) => Some(ctx.connector()),
+                        None => {
+                            log::warn!(
+                                "a message for tls/{} on a profile without TLS; dropped",
+                                t.addr
+                            );
+                            return;
+                        }
+                    },
+                    _ => None,
+                };
                 // No connection yet: queue on a new one, connected in the
                 // background.
                 let (w, rx) = unbounded_channel();
                 let _ = w.send(bytes);
                 self.conns.insert(t.addr, w);
                 let input = self.input.clone();
-                let profile = t.profile;
-                let limits = self.limits(profile);
-                tokio::spawn(async move {
-                    match TcpStream::connect(t.addr).await {
-                        Ok(s) => tcp_conn(profile, s, t.addr, rx, input, limits).await,
-                        Err(e) => {
-                            log::warn!("cannot connect to {}: {e}", t.addr);
-                            let _ = input.send(Input::TcpUnreachable {
-                                to: t.addr,
-                                error: e.to_string(),
-                            });
-                        }
-                    }
-                });
+                let limits = self.limits(t.profile);
+                tokio::spawn(connect(t, tls, rx, input, limits));
             }
         }
+    }
+}
+
+/// Opens a connection to `t` (TLS with `tls`), then carries `out` on it.
+async fn connect(
+    t: Target,
+    tls: Option<tokio_rustls::TlsConnector>,
+    out: UnboundedReceiver<Vec<u8>>,
+    input: UnboundedSender<Input>,
+    limits: TcpLimits,
+) {
+    let fail = |input: &UnboundedSender<Input>, error: String| {
+        log::warn!("cannot connect to {}/{}: {error}", t.proto.as_str(), t.addr);
+        let _ = input.send(Input::TcpUnreachable { to: t.addr, error });
+    };
+    let s = match TcpStream::connect(t.addr).await {
+        Ok(s) => s,
+        Err(e) => return fail(&input, e.to_string()),
+    };
+    let Some(tls) = tls else {
+        return stream_conn(t.profile, Proto::Tcp, s, t.addr, out, input, limits).await;
+    };
+    let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(t.addr.ip().into());
+    match tokio::time::timeout(limits.message, tls.connect(name, s)).await {
+        Ok(Ok(s)) => stream_conn(t.profile, Proto::Tls, s, t.addr, out, input, limits).await,
+        Ok(Err(e)) => fail(&input, format!("TLS handshake: {e}")),
+        Err(_) => fail(&input, "TLS handshake did not complete".into()),
     }
 }
 
@@ -507,11 +652,13 @@ impl ConnCounts {
     }
 }
 
+/// Accepts a profile's TCP, TLS, WS or WSS connections.
 async fn tcp_acceptor(
     profile: usize,
     l: TcpListener,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
+    kind: Kind,
 ) {
     let counts = Arc::new(ConnCounts::default());
     let mut refused = 0u64;
@@ -537,17 +684,55 @@ async fn tcp_acceptor(
                 continue;
             }
         };
-        let (w, rx) = unbounded_channel();
-        if input.send(Input::TcpOpen { from, writer: w }).is_err() {
+        if input.is_closed() {
             return;
         }
         let input = input.clone();
         let limits = limits.clone();
+        let kind = kind.clone();
         tokio::spawn(async move {
             let _counted = counted;
-            tcp_conn(profile, s, from, rx, input, limits).await
+            let (acceptor, proto) = match kind {
+                Kind::Tcp => return opened(profile, Proto::Tcp, s, from, input, limits).await,
+                Kind::Ws => {
+                    return crate::ws::serve(profile, Proto::Ws, s, from, input, limits).await
+                }
+                Kind::Tls(c) => (c.acceptor(), Proto::Tls),
+                Kind::Wss(c) => (c.acceptor(), Proto::Wss),
+            };
+            // A handshake that stalls holds its slot no longer than a
+            // message may take.
+            match tokio::time::timeout(limits.message, acceptor.accept(s)).await {
+                Ok(Ok(s)) if proto == Proto::Wss => {
+                    crate::ws::serve(profile, proto, s, from, input, limits).await
+                }
+                Ok(Ok(s)) => opened(profile, proto, s, from, input, limits).await,
+                Ok(Err(e)) => log::warn!("TLS {from}: handshake failed: {e}; closing"),
+                Err(_) => log::warn!(
+                    "TLS {from}: handshake not complete after {} ms (tcp-message-timeout); closing",
+                    limits.message.as_millis()
+                ),
+            }
         });
     }
+}
+
+/// An accepted connection, ready: announced to the SIP thread, then served.
+async fn opened<S>(
+    profile: usize,
+    proto: Proto,
+    s: S,
+    from: SocketAddr,
+    input: UnboundedSender<Input>,
+    limits: TcpLimits,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (w, rx) = unbounded_channel();
+    if input.send(Input::TcpOpen { from, writer: w }).is_err() {
+        return;
+    }
+    stream_conn(profile, proto, s, from, rx, input, limits).await
 }
 
 /// Why a connection's reader stops waiting.
@@ -567,18 +752,21 @@ fn tcp_deadline(
     d
 }
 
-/// One TCP connection: messages framed by Content-Length in, queued
-/// messages (and keep-alive pings) out; closed when idle, when a message
-/// begun does not complete in time, or when a ping gets no answer.
-async fn tcp_conn(
+/// One TCP or TLS connection: messages framed by Content-Length in,
+/// queued messages (and keep-alive pings) out; closed when idle, when a
+/// message begun does not complete in time, or when a ping gets no answer.
+async fn stream_conn<S>(
     profile: usize,
-    s: TcpStream,
+    proto: Proto,
+    s: S,
     from: SocketAddr,
     mut out: UnboundedReceiver<Vec<u8>>,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
-) {
-    let (mut r, mut w) = s.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(s);
     let ping_sent: Arc<Mutex<Option<Instant>>> = Arc::default();
     let keepalive = limits.keepalive;
     let pinged = ping_sent.clone();
@@ -646,6 +834,7 @@ async fn tcp_conn(
                     if input
                         .send(Input::Stream {
                             profile,
+                            proto,
                             from,
                             data,
                         })
@@ -673,12 +862,11 @@ async fn tcp_conn(
 
 async fn serve(p: Prepared) {
     let Prepared {
-        udp,
-        tcp,
+        listeners,
         mut stack,
         mut rx,
     } = p;
-    let n = udp.len();
+    let n = listeners.len();
     let mut sockets = Sockets {
         udp: vec![None; n],
         tasks: (0..n).map(|_| Vec::new()).collect(),
@@ -691,9 +879,10 @@ async fn serve(p: Prepared) {
             .iter()
             .map(|p| p.cfg.tcp_limits.clone())
             .collect(),
+        tls: shared().map(|s| s.tls.clone()).unwrap_or_default(),
     };
-    for (i, (u, t)) in udp.into_iter().zip(tcp).enumerate() {
-        if let Err(e) = sockets.start_profile(i, u, t) {
+    for (i, l) in listeners.into_iter().enumerate() {
+        if let Err(e) = sockets.start_profile(i, l) {
             log::error!("profile {}: {e}", stack.profiles[i].cfg.name);
         }
     }
@@ -734,14 +923,13 @@ async fn serve(p: Prepared) {
                     sockets.stop_profile(i);
                     let cfg = &stack.profiles[i].cfg;
                     let addr = stack.profiles[i].addr;
-                    let started = bind_udp(addr).and_then(|u| {
-                        let t = if cfg.tcp { Some(bind_tcp(addr)?) } else { None };
-                        sockets.start_profile(i, u, t)
-                    });
+                    let certs = sockets.tls.get(i).cloned().unwrap_or_default();
+                    let started = bind_profile(cfg, addr, &certs)
+                        .and_then(|l| sockets.start_profile(i, l).map_err(|e| e.to_string()));
                     match started {
                         Ok(()) => log::info!("profile {} started on {addr}", cfg.name),
                         Err(e) => {
-                            log::error!("profile {}: cannot bind {addr}: {e}", cfg.name);
+                            log::error!("profile {}: {e}", cfg.name);
                             stack.profiles[i].running = false;
                         }
                     }
@@ -786,11 +974,12 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
         ),
         Input::Stream {
             profile,
+            proto,
             from,
             data,
         } => stack.on_bytes(
             Target {
-                proto: Proto::Tcp,
+                proto,
                 addr: from,
                 profile,
             },

@@ -14,7 +14,8 @@
 //! - [`rpc`]: JSON-RPC 2.0 shapes and verto's error codes.
 //! - [`conn`]: one client connection as a sans-IO state machine.
 //! - [`endpoint`]: the `verto.rtc` endpoint the core calls.
-//! - [`media`], [`g711`]: WebRTC media (str0m) and its audio.
+//! - [`media`], [`g711`]: WebRTC media (str0m) and its audio, from the
+//!   `hotswitch-webrtc-media` crate mod_sofia shares.
 //! - [`shell`]: listeners and connections on the module's runtime thread,
 //!   client sessions, event channels, chat.
 //! - [`tls`]: the wss certificate (generated when missing).
@@ -23,8 +24,9 @@
 pub mod config;
 pub mod conn;
 pub mod endpoint;
-pub mod g711;
-pub mod media;
+/// WebRTC media, shared with mod_sofia (plugins/webrtc_media).
+pub use hotswitch_webrtc_media as media;
+pub use hotswitch_webrtc_media::g711;
 pub mod rpc;
 pub mod shell;
 pub mod tls;

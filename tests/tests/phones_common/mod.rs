@@ -49,6 +49,14 @@ impl DefaultConf {
                 "external_sip_port=5080",
                 &format!("external_sip_port={external_port}"),
             )
+            .replace(
+                "internal_ws_port=5066",
+                &format!("internal_ws_port={}", free_port()),
+            )
+            .replace(
+                "internal_wss_port=7443",
+                &format!("internal_wss_port={}", free_port()),
+            )
         });
         let esl = free_port();
         conf.edit("autoload_configs/event_socket.conf.xml", |t| {
@@ -82,11 +90,17 @@ impl DefaultConf {
     }
 
     pub fn start(&self) -> Switch {
+        self.start_under(Vec::new())
+    }
+
+    /// Starts the switch under `wrapper` (`ip netns exec <ns>`).
+    pub fn start_under(&self, wrapper: Vec<String>) -> Switch {
         Switch::start(SwitchConfig {
             conf_dir: Some(self.conf_dir()),
             // One base for every start: registrations (db_dir) outlive a
             // restart, as a real installation's do.
             args: vec!["-base".into(), self.dir.path().display().to_string()],
+            wrapper,
             ..Default::default()
         })
     }
@@ -103,6 +117,25 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), target).unwrap();
         }
     }
+}
+
+/// Connects from inside the network namespace `ns` (a thread that enters
+/// it; the socket stays usable from any thread).
+pub fn connect_in_netns(ns: &str, to: (&str, u16)) -> std::io::Result<TcpStream> {
+    let path = format!("/var/run/netns/{ns}");
+    let to = (to.0.to_string(), to.1);
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&path)?;
+        // SAFETY: a namespace file's descriptor, open for the call; only
+        // this thread moves into the namespace, and it ends right after.
+        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        TcpStream::connect((to.0.as_str(), to.1))
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")))
 }
 
 /// A port `p` with `p + 1` free as well: baresip listens for SIP on its
@@ -144,6 +177,49 @@ pub struct Phone {
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
+}
+
+/// How a phone is set up beyond its user and registrar.
+#[derive(Clone)]
+pub struct PhoneSetup {
+    /// The address it listens on.
+    pub ip: String,
+    pub transport: Transport,
+    /// The tone it sends (Hz).
+    pub freq: f64,
+    /// A command it runs under (for example `ip netns exec <ns>`).
+    pub wrapper: Option<Vec<String>>,
+    /// Its TLS certificate and key (one PEM): shown to the switch.
+    pub certificate: Option<PathBuf>,
+    /// The authorities it trusts for the switch's certificate.
+    pub cafile: Option<PathBuf>,
+    /// The account's `mediaenc` (`srtp`, `srtp-mand`, …).
+    pub mediaenc: Option<String>,
+    /// A network namespace it runs in (its control port is reached there).
+    pub netns: Option<String>,
+    /// Its codec modules (default `g711.so`): `opus.so`, `g722.so`, ….
+    pub codecs: Vec<String>,
+    /// The rate and channels of its audio (baresip 1.0 does not resample:
+    /// they must be the codec's, 48000/2 for Opus, 16000/1 for G.722).
+    pub audio: (u32, u8),
+}
+
+impl PhoneSetup {
+    pub fn new(transport: Transport, freq: f64) -> PhoneSetup {
+        PhoneSetup {
+            ip: "127.0.0.1".into(),
+            transport,
+            freq,
+            wrapper: None,
+            certificate: None,
+            cafile: None,
+            mediaenc: None,
+            netns: None,
+            codecs: vec!["g711.so".into()],
+            audio: (8000, 1),
+        }
+    }
 }
 
 impl Phone {
@@ -164,9 +240,20 @@ impl Phone {
         freq: f64,
         wrapper: Option<&[&str]>,
     ) -> Phone {
+        let setup = PhoneSetup {
+            ip: ip.into(),
+            wrapper: wrapper.map(|w| w.iter().map(|s| s.to_string()).collect()),
+            ..PhoneSetup::new(transport, freq)
+        };
+        Phone::start_with(user, registrar, &setup)
+    }
+
+    /// A phone as `setup` says.
+    pub fn start_with(user: &str, registrar: &str, setup: &PhoneSetup) -> Phone {
+        let (ip, freq) = (setup.ip.as_str(), setup.freq);
         let dir = TempDir::new(&format!("phone-{user}"));
         let wav = dir.path().join("talk.wav");
-        write_tone(&wav, freq, 120.0);
+        write_tone_as(&wav, freq, 120.0, setup.audio);
         let snd = dir.path().join("snd");
         std::fs::create_dir_all(&snd).unwrap();
         let sip_port = free_port_pair();
@@ -178,11 +265,11 @@ impl Phone {
              audio_player aubridge,play-{user}-{sip_port}\n\
              audio_alert aubridge,alert-{user}-{sip_port}\n\
              audio_source aufile,{wav}\n\
-             audio_srate 8000\n\
-             audio_channels 1\n\
+             audio_srate {srate}\n\
+             audio_channels {channels}\n\
              rtp_ports {rtp}-{rtp_end}\n\
              module_path /usr/lib/baresip/modules\n\
-             module g711.so\n\
+             {codec_modules}\
              module aufile.so\n\
              module aubridge.so\n\
              module sndfile.so\n\
@@ -194,23 +281,50 @@ impl Phone {
             wav = wav.display(),
             snd = snd.display(),
             rtp_end = rtp + 99,
+            srate = setup.audio.0,
+            channels = setup.audio.1,
+            codec_modules = setup
+                .codecs
+                .iter()
+                .map(|m| format!("module {m}\n"))
+                .collect::<String>(),
         );
+        let mut config = config;
+        if let Some(c) = &setup.certificate {
+            config.push_str(&format!("sip_certificate {}\n", c.display()));
+        }
+        if let Some(c) = &setup.cafile {
+            config.push_str(&format!("sip_cafile {}\n", c.display()));
+        }
+        if setup.mediaenc.is_some() {
+            config.push_str("module srtp.so\n");
+        }
         std::fs::write(dir.path().join("config"), config).unwrap();
-        let params = match transport {
-            Transport::Udp => String::new(),
-            Transport::Tcp => ";transport=tcp".into(),
+        let params = match setup.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        let mediaenc = match &setup.mediaenc {
+            Some(m) => format!(";mediaenc={m}"),
+            None => String::new(),
         };
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:{user}@{registrar}{params}>;auth_pass=1234;regint=60;answermode=manual\n"
+                "<sip:{user}@{registrar}{params}>;auth_pass=1234;regint=60;answermode=manual{mediaenc}\n"
             ),
         )
         .unwrap();
         let log = dir.path().join("baresip.log");
-        let mut cmd = match wrapper {
+        let netns_wrapper = setup.netns.as_ref().map(|ns| {
+            ["ip", "netns", "exec", ns.as_str()]
+                .map(str::to_string)
+                .to_vec()
+        });
+        let mut cmd = match netns_wrapper.as_ref().or(setup.wrapper.as_ref()) {
             Some(w) => {
-                let mut c = Command::new(w[0]);
+                let mut c = Command::new(&w[0]);
                 c.args(&w[1..]).arg("baresip");
                 c
             }
@@ -226,7 +340,11 @@ impl Phone {
             .expect("start baresip (Debian: apt install baresip-core)");
         let deadline = Instant::now() + WAIT;
         let ctrl = loop {
-            match TcpStream::connect((ip, ctrl_port)) {
+            let connected = match &setup.netns {
+                Some(ns) => connect_in_netns(ns, (ip, ctrl_port)),
+                None => TcpStream::connect((ip, ctrl_port)),
+            };
+            match connected {
                 Ok(c) => break c,
                 Err(e) => {
                     assert!(Instant::now() < deadline, "baresip ctrl_tcp: {e}");
@@ -379,6 +497,29 @@ impl Drop for Phone {
 
 /// Writes `secs` of a sine at `freq` Hz (8 kHz mono) to `path`.
 pub fn write_tone(path: &Path, freq: f64, secs: f64) {
+    write_tone_as(path, freq, secs, (8000, 1))
+}
+
+/// A sine of `freq` Hz at `rate` in `channels` (the same in each).
+pub fn write_tone_as(path: &Path, freq: f64, secs: f64, (rate, channels): (u32, u8)) {
+    if (rate, channels) != (8000, 1) {
+        let spec = hound::WavSpec {
+            channels: channels as u16,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for i in 0..(secs * rate as f64) as usize {
+            let v = (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin())
+                as i16;
+            for _ in 0..channels {
+                w.write_sample(v).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+        return;
+    }
     let mut w = WavWriter::create(path, 8000).unwrap();
     let n = (secs * 8000.0) as usize;
     let samples: Vec<i16> = (0..n)

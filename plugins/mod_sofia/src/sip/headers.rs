@@ -295,9 +295,15 @@ impl Uri {
             .map(|(_, v)| v.as_deref().unwrap_or(""))
     }
 
-    /// `host:port` to send to (5060 by default).
+    /// `host:port` to send to: 5060 by default, 5061 for `sips:` or
+    /// `transport=tls` (RFC 3261 §19.1.2).
     pub fn host_port(&self) -> String {
-        format!("{}:{}", self.host, self.port.unwrap_or(5060))
+        let tls = self.scheme.eq_ignore_ascii_case("sips")
+            || self
+                .param("transport")
+                .is_some_and(|t| t.eq_ignore_ascii_case("tls"));
+        let default = if tls { 5061 } else { 5060 };
+        format!("{}:{}", self.host, self.port.unwrap_or(default))
     }
 }
 

@@ -25,6 +25,11 @@ pub const T4: Duration = Duration::from_secs(5);
 pub enum Proto {
     Udp,
     Tcp,
+    /// TCP with TLS on it (RFC 3261 §26).
+    Tls,
+    /// A WebSocket (RFC 7118), plain or over TLS.
+    Ws,
+    Wss,
 }
 
 impl Proto {
@@ -33,11 +38,22 @@ impl Proto {
         match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
+            Proto::Ws => "WS",
+            Proto::Wss => "WSS",
         }
     }
 
-    fn reliable(self) -> bool {
-        self == Proto::Tcp
+    /// Parses a Via or `transport=` token (any case).
+    pub fn from_token(t: &str) -> Option<Proto> {
+        [Proto::Udp, Proto::Tcp, Proto::Tls, Proto::Ws, Proto::Wss]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(t))
+    }
+
+    /// A stream: no retransmissions, messages framed by Content-Length.
+    pub fn reliable(self) -> bool {
+        self != Proto::Udp
     }
 }
 
@@ -352,7 +368,7 @@ impl Transactions {
             .clients
             .iter()
             .filter(|(_, c)| {
-                c.to.proto == Proto::Tcp
+                c.to.proto.reliable()
                     && c.to.addr == addr
                     && matches!(c.state, CState::Calling | CState::Proceeding)
             })

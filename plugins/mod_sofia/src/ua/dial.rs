@@ -31,7 +31,8 @@ fn through_path(r: &Registration, direct: Target) -> (Target, Vec<String>) {
 }
 
 /// Where a registered contact is reached. Over UDP: the address its
-/// REGISTER came from (NAT). Over TCP: the connection the phone opened,
+/// REGISTER came from when it is behind NAT (`nat`, [`crate::nat`]), else
+/// its Contact. Over TCP or TLS: the connection the phone opened,
 /// while it lives (RFC 5626's flow), else the Contact's own address — the
 /// phone listens there, while the flow's source port is gone after a
 /// restart of either side.
@@ -40,11 +41,18 @@ pub(super) fn registered_target(
     uri: &Uri,
     profile: usize,
     flow_alive: &dyn Fn(SocketAddr) -> bool,
+    nat: &dyn Fn(usize, &Registration) -> bool,
 ) -> Result<Target, CallCause> {
-    if !r.transport.eq_ignore_ascii_case("TCP") {
+    let proto = Proto::from_token(&r.transport).unwrap_or(Proto::Udp);
+    if proto == Proto::Udp {
+        let addr = if nat(profile, r) {
+            r.network
+        } else {
+            resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?
+        };
         return Ok(Target {
-            proto: Proto::Udp,
-            addr: r.network,
+            proto,
+            addr,
             profile,
         });
     }
@@ -54,7 +62,7 @@ pub(super) fn registered_target(
         resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?
     };
     Ok(Target {
-        proto: Proto::Tcp,
+        proto,
         addr,
         profile,
     })
@@ -70,6 +78,7 @@ pub fn dial_target(
     registrar: &Registrar,
     gateways: &dyn Fn(&str) -> Option<GatewayEntry>,
     flow_alive: &dyn Fn(SocketAddr) -> bool,
+    nat: &dyn Fn(usize, &Registration) -> bool,
 ) -> Result<DialTarget, CallCause> {
     let (first, rest) = dial.split_once('/').ok_or(CallCause::INVALID_URL)?;
     if first == "gateway" {
@@ -110,7 +119,7 @@ pub fn dial_target(
         let regs = registrar.lookup(&format!("{user}@{domain}"), Some(pname));
         let r = regs.first().ok_or(CallCause::USER_NOT_REGISTERED)?;
         let uri = Uri::parse(&r.contact).ok_or(CallCause::INVALID_URL)?;
-        let (target, route) = through_path(r, registered_target(r, &uri, pi, flow_alive)?);
+        let (target, route) = through_path(r, registered_target(r, &uri, pi, flow_alive, nat)?);
         return Ok(DialTarget {
             profile: pi,
             uri,
@@ -127,13 +136,11 @@ pub fn dial_target(
         format!("sip:{rest}")
     };
     let uri = Uri::parse(&text).ok_or(CallCause::INVALID_URL)?;
-    let proto = if uri
-        .param("transport")
-        .is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
-    {
-        Proto::Tcp
-    } else {
-        Proto::Udp
+    // RFC 3261 §26.2.2: a sips: URI is reached over TLS.
+    let proto = match uri.param("transport").and_then(Proto::from_token) {
+        Some(p) => p,
+        None if text.starts_with("sips:") => Proto::Tls,
+        None => Proto::Udp,
     };
     // A registered contact is reached as it registered (NAT, TCP flow).
     let registered = uri.user.as_ref().and_then(|u| {
@@ -144,7 +151,7 @@ pub fn dial_target(
             .find(|r| r.contact == text || r.contact == uri.to_string())
     });
     let (target, route) = match registered {
-        Some(r) => through_path(&r, registered_target(&r, &uri, pi, flow_alive)?),
+        Some(r) => through_path(&r, registered_target(&r, &uri, pi, flow_alive, nat)?),
         None => (
             Target {
                 proto,
@@ -176,7 +183,8 @@ mod tests {
         let profiles = vec![("internal".to_string(), "127.0.0.1:5060".parse().unwrap())];
         let none = |_: &str| None;
         let dead = |_: SocketAddr| false;
-        let dial = |d: &str| dial_target(d, &profiles, &reg, &none, &dead);
+        let natted = |_: usize, _: &Registration| true;
+        let dial = |d: &str| dial_target(d, &profiles, &reg, &none, &dead, &natted);
         let t = dial("internal/1000@127.0.0.1:5090").unwrap();
         assert_eq!(t.target.addr, "127.0.0.1:5090".parse().unwrap());
         assert_eq!(t.uri.user.as_deref(), Some("1000"));
@@ -204,6 +212,17 @@ mod tests {
         assert_eq!(t.target.addr, "127.0.0.1:6000".parse().unwrap());
         assert_eq!(t.uri.host, "10.9.9.9");
         assert!(t.route.is_empty());
+        // Not behind NAT: reached at its Contact.
+        let direct = |_: usize, _: &Registration| false;
+        let t = dial_target(
+            "internal/1000%127.0.0.1",
+            &profiles,
+            &reg,
+            &none,
+            &dead,
+            &direct,
+        );
+        assert_eq!(t.unwrap().target.addr, "10.9.9.9:5062".parse().unwrap());
         // Registered through a proxy that added Path: reached through it.
         reg.bind(Registration {
             profile: "internal".into(),
@@ -255,10 +274,11 @@ mod tests {
             "internal/sip:1001@127.0.0.1:5072;transport=tcp",
         ] {
             let alive = |a: SocketAddr| a == flow;
-            let t = dial_target(dial, &profiles, &reg, &none, &alive).unwrap();
+            let no_nat = |_: usize, _: &Registration| false;
+            let t = dial_target(dial, &profiles, &reg, &none, &alive, &no_nat).unwrap();
             assert_eq!((t.target.proto, t.target.addr), (Proto::Tcp, flow));
             let gone = |_: SocketAddr| false;
-            let t = dial_target(dial, &profiles, &reg, &none, &gone).unwrap();
+            let t = dial_target(dial, &profiles, &reg, &none, &gone, &no_nat).unwrap();
             assert_eq!(
                 (t.target.proto, t.target.addr),
                 (Proto::Tcp, "127.0.0.1:5072".parse().unwrap())

@@ -100,6 +100,23 @@ impl Stack {
         media.set_timeouts(p.cfg.rtp_timeout, p.cfg.rtp_hold_timeout);
         if let (Some(r), Some((codec, pt))) = (&remote, chosen) {
             media.set_remote(r.addr, codec, pt, r.te_pt);
+            if r.dtls {
+                // A browser: WebRTC media on the shared stack.
+                let offer = String::from_utf8_lossy(&msg.body);
+                if let Err(e) = media.webrtc_answer(&offer, p.cfg.rtp_ip) {
+                    log::warn!("INVITE {call_id}: WebRTC offer: {e}");
+                    self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
+                    return;
+                }
+            } else {
+                // SDES (RFC 4568) under the profile's rtp-secure-media.
+                let policy = &p.cfg.secure_media;
+                if let Err(why) = media.sdes(|s| s.answer(policy, r.savp, &r.crypto)) {
+                    log::warn!("INVITE {call_id}: {why}");
+                    self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
+                    return;
+                }
+            }
         }
         let ctx = ModuleContext::current();
         let session = match ctx.session_request("sofia", false) {
@@ -188,6 +205,9 @@ impl Stack {
             set_dtmf_vars(&session, &leg);
         }
         session.set_var("rtp_local_sdp_port", &leg.media.port.to_string());
+        for (k, v) in leg.media.sdes(|s| s.channel_vars()) {
+            session.set_var(k, &v);
+        }
         if let Err(e) = session.set_private(leg.clone()) {
             log::error!("{}: cannot attach its leg: {e}", leg.uuid);
         }
@@ -240,6 +260,9 @@ impl Stack {
     }
 
     pub(super) fn local_sdp(&self, call: &Call, direction: Direction) -> String {
+        if let Some(sdp) = call.leg.media.webrtc_sdp() {
+            return sdp;
+        }
         let p = &self.profiles[call.leg.profile];
         let codecs = match call.remote_version {
             // Answering: the one codec chosen.
@@ -265,6 +288,8 @@ impl Stack {
             te_pt: (p.cfg.dtmf_type == crate::config::DtmfType::Rfc2833).then_some(p.cfg.te_pt),
             direction,
             ptime: 20,
+            savp: call.leg.media.sdes(|s| s.savp),
+            crypto: call.leg.media.sdes(|s| s.lines()),
         })
     }
 

@@ -31,6 +31,7 @@ use tokio::sync::mpsc::UnboundedSender;
 mod checks;
 mod dial;
 mod inbound;
+mod keepalive;
 mod outbound;
 mod register;
 
@@ -59,6 +60,8 @@ pub struct ProfileRt {
     pub calls_in: u64,
     pub calls_out: u64,
     pub failed_in: u64,
+    /// When its NAT keep-alives are next due (`nat-options-ping`).
+    next_nat_ping: Option<Instant>,
 }
 
 impl ProfileRt {
@@ -74,11 +77,31 @@ impl ProfileRt {
         )
     }
 
+    /// Our address in a Via or Contact for `proto`: TLS has its own port.
+    pub(super) fn host_port_for(&self, proto: Proto) -> String {
+        let port = match proto {
+            Proto::Tls => self.cfg.tls.port,
+            Proto::Ws => self.cfg.ws_binding.map_or(self.cfg.sip_port, |a| a.port()),
+            Proto::Wss => self.cfg.wss_binding.map_or(self.cfg.sip_port, |a| a.port()),
+            _ => return self.host_port(),
+        };
+        format!(
+            "{}:{}",
+            self.cfg.ext_rtp_ip.unwrap_or(self.cfg.sip_ip),
+            port
+        )
+    }
+
     /// Our Contact URI.
     pub fn contact(&self, proto: Proto) -> String {
         match proto {
             Proto::Udp => format!("<sip:mod_sofia@{}>", self.host_port()),
             Proto::Tcp => format!("<sip:mod_sofia@{};transport=tcp>", self.host_port()),
+            Proto::Tls | Proto::Ws | Proto::Wss => format!(
+                "<sip:mod_sofia@{};transport={}>",
+                self.host_port_for(proto),
+                proto.as_str().to_ascii_lowercase()
+            ),
         }
     }
 }
@@ -224,6 +247,7 @@ impl Stack {
                 calls_in: 0,
                 calls_out: 0,
                 failed_in: 0,
+                next_nat_ping: None,
             })
             .collect();
         let gateways = profiles
@@ -390,6 +414,7 @@ impl Stack {
         if now >= self.next_media_check {
             self.next_media_check = now + Duration::from_secs(1);
             self.check_media(now);
+            self.nat_ping(now);
         }
         if now >= self.next_purge {
             self.next_purge = now + Duration::from_secs(30);
@@ -463,7 +488,10 @@ impl Stack {
                     if !self.profiles[from.profile].running {
                         return;
                     }
-                    stamp_via(&mut msg, from.addr, from.proto == Proto::Tcp);
+                    // NDLB-force-rport: as if every UDP Via asked for rport.
+                    let rport =
+                        from.proto.reliable() || self.profiles[from.profile].cfg.nat.force_rport;
+                    stamp_via(&mut msg, from.addr, rport);
                     self.tx.on_request(msg, from, now);
                 } else {
                     self.tx.on_response(msg, now);

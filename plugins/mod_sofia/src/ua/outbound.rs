@@ -99,7 +99,7 @@ impl Stack {
             format!(
                 "SIP/2.0/{} {};branch={};rport",
                 call.peer.proto.as_str(),
-                p.host_port(),
+                p.host_port_for(call.peer.proto),
                 new_branch()
             ),
         );
@@ -176,6 +176,14 @@ impl Stack {
             outbound: None,
             offer: None,
         };
+        if matches!(call.peer.proto, Proto::Ws | Proto::Wss) {
+            // A browser phone: WebRTC media (ICE, DTLS-SRTP) on the shared
+            // stack.
+            let ip = self.profiles[profile].cfg.rtp_ip;
+            if let Err(e) = call.leg.media.webrtc_offer(ip) {
+                log::warn!("call {uuid}: WebRTC offer: {e}");
+            }
+        }
         let offer = self.local_sdp(&call, Direction::SendRecv);
         call.offer = Some(offer);
         call.outbound = Some(o);
@@ -268,6 +276,14 @@ impl Stack {
                     call.leg.media.set_remote(r.addr, c, pt, r.te_pt);
                     call.remote_version = Some(r.version);
                     negotiated = Some(c);
+                    if r.dtls {
+                        call.leg
+                            .media
+                            .webrtc_remote_answer(&String::from_utf8_lossy(&msg.body));
+                    } else if let Err(e) = call.leg.media.sdes(|s| s.answered(&r.crypto)) {
+                        log::warn!("call {uuid}: {e}");
+                        media_ok = false;
+                    }
                 }
                 None => media_ok = false,
             }
@@ -278,6 +294,9 @@ impl Stack {
                 s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
                 set_codec_vars(&s, c);
                 set_dtmf_vars(&s, &call.leg);
+                for (k, v) in call.leg.media.sdes(|s| s.channel_vars()) {
+                    s.set_var(k, &v);
+                }
             }
         }
         if code < 200 {
@@ -376,11 +395,7 @@ impl Stack {
             .iter()
             .position(|p| p.addr.port() == via.port.unwrap_or(5060))
             .unwrap_or(0);
-        let proto = if via.transport == "TCP" {
-            Proto::Tcp
-        } else {
-            Proto::Udp
-        };
+        let proto = Proto::from_token(&via.transport).unwrap_or(Proto::Udp);
         let target = Target {
             proto,
             addr,
@@ -442,7 +457,10 @@ impl Stack {
                     return;
                 };
                 let alive = |a| crate::shell::shared().is_some_and(|s| s.flow_alive(a));
-                let Ok(target) = dial::registered_target(r, &uri, pi, &alive) else {
+                let nat = |pi: usize, r: &crate::registrar::Registration| {
+                    self.profiles[pi].cfg.nat.behind_nat(&self.acls, r)
+                };
+                let Ok(target) = dial::registered_target(r, &uri, pi, &alive, &nat) else {
                     log::warn!("MESSAGE to {to}: contact {} unreachable", r.contact);
                     return;
                 };
@@ -479,7 +497,7 @@ impl Stack {
             format!(
                 "SIP/2.0/{} {};branch={};rport",
                 target.proto.as_str(),
-                p.host_port(),
+                p.host_port_for(target.proto),
                 new_branch()
             ),
         );

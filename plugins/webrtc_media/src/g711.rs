@@ -1,6 +1,6 @@
 //! G.711 (ITU-T, μ-law and A-law) for frames the core writes as L16.
 
-use crate::media::Codec;
+use crate::Codec;
 
 use hotswitch_plugin_api::g711::{
     alaw_to_linear as alaw_decode, linear_to_alaw as alaw, linear_to_ulaw as ulaw,

@@ -1,8 +1,13 @@
-//! WebRTC media of a verto call: str0m (sans-IO: ICE-lite, DTLS-SRTP,
-//! RTP/RTCP mux) answers the client's offer with PCMU/PCMA, and a task on
-//! the module's runtime drives it over the call's own UDP socket. Audio
-//! crosses to the session's frames through two queues: payloads received
-//! for `read_frame`, frames written for the task to send.
+//! # hotswitch-webrtc-media — WebRTC media of a call, for every endpoint
+//!
+//! str0m (sans-IO: ICE-lite, DTLS-SRTP, RTP/RTCP mux) answers a browser's
+//! offer with PCMU/PCMA (or offers them), and a task on the module's
+//! runtime drives it over the call's own UDP socket. Audio crosses to the
+//! session's frames through two queues: payloads received for
+//! `read_frame`, frames written for the task to send. mod_verto's calls
+//! and mod_sofia's SIP-over-WebSocket calls use this one stack.
+
+pub mod g711;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -241,8 +246,8 @@ async fn drive(
                 };
                 let data = match f.codec {
                     Some(c) if c == want => f.data,
-                    Some(c) => crate::g711::transcode(c, want, &f.data),
-                    None => crate::g711::encode(want, &f.data),
+                    Some(c) => g711::transcode(c, want, &f.data),
+                    None => g711::encode(want, &f.data),
                 };
                 let samples = data.len() as u64;
                 let at = MediaTime::new(rtp_time, Frequency::EIGHT_KHZ);

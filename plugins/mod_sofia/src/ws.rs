@@ -1,0 +1,157 @@
+//! SIP over WebSocket (RFC 7118): the `ws-binding` and `wss-binding`
+//! listeners' connections. The upgrade must offer the `sip` subprotocol
+//! (§4) and complete within `tcp-message-timeout`; each WebSocket message
+//! is one SIP message (§5), text or binary, and what the SIP thread sends
+//! goes out as one text message. A connection lives by the profile's TCP
+//! limits (caps, idle timeout), and a peer that sends something that is
+//! not WebSocket is closed with a log line; other connections go on.
+
+use crate::config::TcpLimits;
+use crate::leg::Input;
+use crate::sip::transaction::Proto;
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The largest SIP message taken over a WebSocket.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Whether a `Sec-WebSocket-Protocol` value offers `sip`.
+fn offers_sip(v: &str) -> bool {
+    v.split(',').any(|p| p.trim().eq_ignore_ascii_case("sip"))
+}
+
+/// The upgrade's answer: `sip` chosen, or 400 when the client did not
+/// offer it.
+#[allow(clippy::result_large_err)]
+fn choose_sip(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+    let offered = req
+        .headers()
+        .get_all("Sec-WebSocket-Protocol")
+        .iter()
+        .any(|v| v.to_str().is_ok_and(offers_sip));
+    if !offered {
+        let mut e = ErrorResponse::new(Some("the sip subprotocol is required (RFC 7118)".into()));
+        *e.status_mut() = StatusCode::BAD_REQUEST;
+        return Err(e);
+    }
+    resp.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+    Ok(resp)
+}
+
+/// Serves one accepted connection (`proto` WS or WSS, TLS already done)
+/// until it closes.
+pub async fn serve<S>(
+    profile: usize,
+    proto: Proto,
+    s: S,
+    from: SocketAddr,
+    input: UnboundedSender<Input>,
+    limits: TcpLimits,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(s, choose_sip, Some(cfg));
+    let ws = match tokio::time::timeout(limits.message, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            log::warn!(
+                "{} {from}: WebSocket upgrade failed: {e}; closing",
+                proto.as_str()
+            );
+            return;
+        }
+        Err(_) => {
+            log::warn!(
+                "{} {from}: WebSocket upgrade not complete after {} ms (tcp-message-timeout); closing",
+                proto.as_str(),
+                limits.message.as_millis()
+            );
+            return;
+        }
+    };
+    let (mut sink, mut source) = ws.split();
+    let (w, mut out) = unbounded_channel::<Vec<u8>>();
+    if input.send(Input::TcpOpen { from, writer: w }).is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            m = tokio::time::timeout(limits.idle, source.next()) => {
+                let data = match m {
+                    Err(_) => {
+                        log::info!(
+                            "{} {from}: idle for {} ms (tcp-idle-timeout); closing",
+                            proto.as_str(),
+                            limits.idle.as_millis()
+                        );
+                        break;
+                    }
+                    Ok(Some(Ok(Message::Text(t)))) => t.as_bytes().to_vec(),
+                    Ok(Some(Ok(Message::Binary(b)))) => b.to_vec(),
+                    Ok(Some(Ok(Message::Close(_)))) | Ok(None) => break,
+                    Ok(Some(Ok(_))) => continue,
+                    Ok(Some(Err(e))) => {
+                        log::warn!("{} {from}: {e}; closing", proto.as_str());
+                        break;
+                    }
+                };
+                // RFC 5626 keep-alive (CRLF CRLF) in a message of its own.
+                if data.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                if input.send(Input::Stream { profile, proto, from, data }).is_err() {
+                    break;
+                }
+            }
+            b = out.recv() => {
+                let Some(b) = b else { break };
+                let m = match String::from_utf8(b) {
+                    Ok(t) => Message::text(t),
+                    Err(e) => Message::binary(e.into_bytes()),
+                };
+                if sink.send(m).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = sink.close().await;
+    let _ = input.send(Input::TcpClosed { from });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sip_subprotocol_is_found_among_those_offered() {
+        assert!(offers_sip("sip"));
+        assert!(offers_sip("chat, SIP"));
+        assert!(!offers_sip("sips, chat"));
+    }
+
+    #[test]
+    fn an_upgrade_without_sip_is_refused_and_one_with_it_answered_sip() {
+        let req = |proto: Option<&str>| {
+            let mut b = Request::builder().uri("/");
+            if let Some(p) = proto {
+                b = b.header("Sec-WebSocket-Protocol", p);
+            }
+            b.body(()).unwrap()
+        };
+        let e = choose_sip(&req(None), Response::default()).unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let r = choose_sip(&req(Some("sip")), Response::default()).unwrap();
+        assert_eq!(r.headers()["Sec-WebSocket-Protocol"], "sip");
+    }
+}

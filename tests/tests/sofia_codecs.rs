@@ -1,0 +1,101 @@
+//! Wideband codecs with real phones: baresip with only its G.722 module,
+//! then only its Opus module, calls 9196 on the default configuration
+//! (codec-prefs OPUS,G722,PCMU,PCMA, FreeSWITCH's) and hears its tone back
+//! (Goertzel) through a call negotiated to that codec; and an Opus phone
+//! calls a G.711 phone: the switch transcodes, both hear each other.
+
+mod phones_common;
+
+use phones_common::{pump_for, share_with, DefaultConf, Phone, PhoneSetup, Transport};
+use std::time::{Duration, Instant};
+
+const A_TONE: f64 = 697.0;
+const B_TONE: f64 = 1209.0;
+
+fn phone(conf: &DefaultConf, user: &str, codec: &str, freq: f64) -> Phone {
+    let audio = match codec {
+        "opus.so" => (48000, 2),
+        "g722.so" => (16000, 1),
+        _ => (8000, 1),
+    };
+    let setup = PhoneSetup {
+        codecs: vec![codec.to_string()],
+        audio,
+        ..PhoneSetup::new(Transport::Udp, freq)
+    };
+    Phone::start_with(user, &format!("127.0.0.1:{}", conf.sip_port), &setup)
+}
+
+fn echo_in(codec_module: &str, codec_name: &str) {
+    let conf = DefaultConf::new(&format!("codec-{codec_name}"));
+    let mut sw = conf.start();
+    let mut a = phone(&conf, "1000", codec_module, A_TONE);
+    a.wait_registered(&mut sw, "127.0.0.1");
+    let t0 = Instant::now();
+    a.cmd("dial", &format!("sip:9196@127.0.0.1:{}", conf.sip_port));
+    a.wait_event("CALL_ESTABLISHED", t0, &mut []);
+    let channels = sw.cmd("show channels");
+    pump_for(&mut [&mut a], Duration::from_secs(3));
+    a.cmd("hangup", "");
+    a.wait_event("CALL_CLOSED", t0, &mut []);
+    assert!(
+        channels.contains(&format!(",{codec_name},")),
+        "the call was in {codec_name}: {channels}"
+    );
+    let heard = a.heard();
+    let share = share_with(&heard, A_TONE);
+    assert!(
+        share > 0.3,
+        "{codec_name}: the phone heard its tone back in {:.0}% of blocks",
+        share * 100.0
+    );
+}
+
+#[test]
+fn a_call_negotiated_to_g722_carries_the_tone_end_to_end() {
+    echo_in("g722.so", "G722");
+}
+
+#[test]
+fn a_call_negotiated_to_opus_carries_the_tone_end_to_end() {
+    echo_in("opus.so", "opus");
+}
+
+#[test]
+fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge() {
+    let conf = DefaultConf::new("codec-bridge");
+    let mut sw = conf.start();
+    let mut a = phone(&conf, "1000", "opus.so", A_TONE);
+    let mut b = phone(&conf, "1001", "g711.so", B_TONE);
+    a.wait_registered(&mut sw, "127.0.0.1");
+    b.wait_registered(&mut sw, "127.0.0.1");
+    let t0 = Instant::now();
+    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
+    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    let answer_at = Instant::now();
+    b.cmd("accept", "");
+    a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
+    let channels = sw.cmd("show channels");
+    pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    a.cmd("hangup", "");
+    b.wait_event("CALL_CLOSED", answer_at, &mut [&mut a]);
+    assert!(channels.contains(",opus,"), "{channels}");
+    assert!(
+        channels.contains(",PCMU,") || channels.contains(",PCMA,"),
+        "{channels}"
+    );
+    let (ha, hb) = (
+        share_with(&a.heard(), B_TONE),
+        share_with(&b.heard(), A_TONE),
+    );
+    assert!(
+        ha > 0.3,
+        "the Opus phone heard the G.711 one: {:.0}%",
+        ha * 100.0
+    );
+    assert!(
+        hb > 0.3,
+        "the G.711 phone heard the Opus one: {:.0}%",
+        hb * 100.0
+    );
+}

@@ -1,0 +1,172 @@
+//! SIP over WebSocket (RFC 7118) on the default configuration's internal
+//! profile: JsSIP (npm, run in Node with the `ws` package as its
+//! WebSocket; tests/sipws) registers over ws and over wss, and the switch
+//! keeps the binding with its transport; a peer that sends garbage or
+//! never completes its upgrade is closed with a log line while the phones
+//! stay registered.
+
+mod phones_common;
+
+use hotswitch_e2e::{workspace_root, Switch};
+use phones_common::{DefaultConf, WAIT};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A JsSIP phone registered over a WebSocket; killed when dropped.
+struct JsSip(Child);
+
+impl Drop for JsSip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn jssip(url: &str, user: &str) -> JsSip {
+    let dir = workspace_root().join("tests/sipws");
+    assert!(
+        dir.join("node_modules/jssip").exists(),
+        "run `npm ci --prefix tests/sipws` first (.ci/run does)"
+    );
+    let mut child = Command::new("node")
+        .arg(dir.join("register.js"))
+        .arg(url)
+        .arg(format!("sip:{user}@127.0.0.1"))
+        .arg("1234")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node (Debian: nodejs)");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let phone = JsSip(child);
+    match rx.recv_timeout(WAIT) {
+        Ok(l) if l == "REGISTERED" => phone,
+        other => panic!("JsSIP over {url}: {other:?}"),
+    }
+}
+
+/// The port `var` of the copy's vars.xml.
+fn var_port(conf: &DefaultConf, var: &str) -> u16 {
+    let vars = std::fs::read_to_string(conf.conf_dir().join("vars.xml")).unwrap();
+    let at = vars.find(&format!("{var}=")).unwrap() + var.len() + 1;
+    vars[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a port")
+}
+
+/// The default configuration with a certificate for wss and a short
+/// tcp-message-timeout (the upgrade's deadline).
+fn ws_conf(tag: &str) -> (DefaultConf, u16, u16) {
+    let conf = DefaultConf::new(tag);
+    let certs = conf.dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .current_dir(&certs)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read_to_string(certs.join("cert.pem")).unwrap()
+        + &std::fs::read_to_string(certs.join("key.pem")).unwrap();
+    std::fs::write(certs.join("wss.pem"), pem).unwrap();
+    conf.edit("sip_profiles/internal.xml", |t| {
+        t.replace(
+            "<param name=\"tls-verify-depth\" value=\"2\"/>",
+            "<param name=\"tls-verify-depth\" value=\"2\"/>\n    \
+             <param name=\"tcp-message-timeout\" value=\"1500\"/>",
+        )
+    });
+    let ws = var_port(&conf, "internal_ws_port");
+    let wss = var_port(&conf, "internal_wss_port");
+    (conf, ws, wss)
+}
+
+fn wait_log(sw: &Switch, needle: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !sw.log().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in the log:\n{}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn jssip_registers_over_ws_and_wss_and_the_binding_keeps_its_transport() {
+    let (conf, ws, wss) = ws_conf("sip-ws");
+    let mut sw = conf.start();
+    let _a = jssip(&format!("ws://127.0.0.1:{ws}"), "1000");
+    let _b = jssip(&format!("wss://127.0.0.1:{wss}"), "1001");
+    let reg = sw.cmd("sofia status profile internal reg");
+    assert!(reg.contains("Registered(WS)"), "{reg}");
+    assert!(reg.contains("Registered(WSS)"), "{reg}");
+    let c = sw.cmd("sofia_contact 1000@127.0.0.1");
+    assert!(c.contains("transport=ws"), "{c}");
+}
+
+#[test]
+fn a_websocket_peer_that_sends_garbage_or_stalls_its_upgrade_is_closed_alone() {
+    let (conf, ws, _) = ws_conf("sip-ws-bad");
+    let mut sw = conf.start();
+    let _phone = jssip(&format!("ws://127.0.0.1:{ws}"), "1000");
+    // Not an HTTP upgrade at all.
+    let mut garbage = TcpStream::connect(("127.0.0.1", ws)).unwrap();
+    garbage
+        .write_all(b"\x16\x03\x01 this is not a WebSocket\r\n\r\n")
+        .unwrap();
+    wait_log(&sw, "WebSocket upgrade failed");
+    // An upgrade without the sip subprotocol is refused.
+    let mut no_sip = TcpStream::connect(("127.0.0.1", ws)).unwrap();
+    no_sip
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+    let mut reply = String::new();
+    BufReader::new(&no_sip).read_line(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply:?}");
+    // Connected and silent: closed at tcp-message-timeout.
+    let _silent = TcpStream::connect(("127.0.0.1", ws)).unwrap();
+    wait_log(&sw, "WebSocket upgrade not complete after 1500 ms");
+    let c = sw.cmd("sofia_contact 1000@127.0.0.1");
+    assert!(c.contains("transport=ws"), "the phone is still there: {c}");
+    let _again = jssip(&format!("ws://127.0.0.1:{ws}"), "1001");
+}
