@@ -236,8 +236,18 @@ fn enter_state(core: &Arc<Core>, s: &Arc<Session>, state: CS) {
         fire_callstate(core, s, old);
     }
     s.fire(core, EventType::CHANNEL_STATE, false, &[]);
-    if run_handlers(core, s, state) {
+    let go_on = run_handlers(core, s, state);
+    if go_on {
         standard_handler(core, s, state);
+    }
+    if state == CS::INIT {
+        // Whether or not INIT's standard handler ran: a leg that answers
+        // in its endpoint's INIT handler (null/) can be moved on by its
+        // originator before it, and its creation must still be told.
+        s.fire(core, EventType::CHANNEL_CREATE, true, &[]);
+        if s.direction == Direction::Outbound {
+            s.fire(core, EventType::CHANNEL_ORIGINATE, true, &[]);
+        }
     }
 }
 
@@ -328,10 +338,6 @@ fn standard_handler(core: &Arc<Core>, s: &Arc<Session>, state: CS) {
             // handler (null/) can already be bridged by its originator,
             // and routing it would run the dialplan on an outbound leg.
             advance(s, CS::INIT, CS::ROUTING);
-            s.fire(core, EventType::CHANNEL_CREATE, true, &[]);
-            if s.direction == Direction::Outbound {
-                s.fire(core, EventType::CHANNEL_ORIGINATE, true, &[]);
-            }
         }
         CS::ROUTING => routing(core, s),
         CS::EXECUTE => execute(core, s),
