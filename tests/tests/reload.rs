@@ -362,3 +362,52 @@ fn unload_f_ends_the_calls_of_every_version() {
     assert_eq!(sw.cmd("module_exists mod_loopback").trim(), "false");
     assert!(sw.shutdown().success());
 }
+
+#[test]
+fn a_handed_socket_keeps_its_port_and_forwarded_messages_reach_the_older_copy() {
+    let (mut sw, _mods) = handover_switch("v1");
+    let port = sw.cmd("handover_port");
+    assert!(port.starts_with("+OK ") && port.trim() != "+OK 0", "{port}");
+    // No older copy: nothing takes a forwarded message.
+    assert!(sw
+        .cmd("handover_forward old:first")
+        .starts_with("+OK not taken"));
+    let call = hold(&mut sw);
+    let r = sw.cmd("reload mod_handover");
+    assert!(r.contains("+OK module draining"), "{r}");
+    // The new copy took the old one's socket itself: same port.
+    assert_eq!(sw.cmd("handover_port"), port);
+    // The new copy hands a message back; the old copy's deliver takes it on
+    // a host thread, not the caller's.
+    let r = sw.cmd("handover_forward old:hello");
+    assert!(r.starts_with("+OK taken on thread "), "{r}");
+    let caller = r
+        .trim()
+        .trim_start_matches("+OK taken on thread ")
+        .to_string();
+    wait_until(&mut sw, "the delivery logged", |sw| {
+        sw.log()
+            .contains("delivered old:hello from 127.0.0.1:9 on udp test: taken")
+    });
+    let log = sw.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("delivered old:hello"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(!line.ends_with(&format!("on thread {caller}")), "{line}");
+    assert!(sw
+        .cmd("handover_forward new:x")
+        .starts_with("+OK not taken"));
+    // Once the old copy is purged, nothing is left to take it.
+    assert_eq!(sw.cmd(&format!("uuid_kill {call}")).trim(), "+OK");
+    wait_gone(&mut sw, &call, WAIT);
+    wait_until(&mut sw, "the old copy purged", |sw| {
+        mapped_copies(sw, "mod_handover").len() == 1
+    });
+    assert!(sw
+        .cmd("handover_forward old:late")
+        .starts_with("+OK not taken"));
+    assert_eq!(sw.cmd("handover_port"), port);
+    assert!(sw.shutdown().success());
+}
