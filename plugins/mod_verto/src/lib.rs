@@ -50,7 +50,7 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     if config.profiles.is_empty() {
         log::warn!("verto.conf defines no profile: no WebSocket port is open");
     }
-    shell::prepare(config)?;
+    shell::prepare(config, &mut |_| None)?;
     m.add_endpoint("verto.rtc", endpoint::Verto)
         .map_err(|e| format!("verto.rtc endpoint: {e}"))?;
     m.add_api(
