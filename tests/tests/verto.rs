@@ -3,7 +3,9 @@
 //! wrong password, places calls and answers the switch's calls; a WebRTC
 //! stack (werift: tests/verto/media.js) sends audio to the echo extension
 //! and gets it back over ICE and DTLS-SRTP; raw frames (tests/verto/
-//! hostile.js) check the JSON-RPC errors; unload and load reopen the port.
+//! hostile.js) check the JSON-RPC errors; unload and load reopen the port;
+//! a vertojs call with werift audio (tests/verto/vertojs_media.js) lives
+//! through `reload mod_verto`.
 //!
 //! Needs Node and `npm ci --prefix tests/verto` (the tests run `npm install`
 //! there themselves when `node_modules` is missing).
@@ -11,7 +13,8 @@
 mod verto_common;
 
 use hotswitch_e2e::{free_port, wait_until, workspace_root, Switch};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use verto_common::{client_dir, start_verto, DIALPLAN};
@@ -39,6 +42,7 @@ fn start_with(more: &[&str], files: Vec<(String, String)>) -> (Switch, u16) {
 /// A Node script of tests/verto, its output read line by line.
 struct Node {
     child: Child,
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     seen: Vec<String>,
 }
@@ -48,16 +52,26 @@ impl Node {
         let mut child = Command::new("node")
             .arg(client_dir().join(script))
             .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("run node");
         let lines = hotswitch_e2e::stdout_lines(&mut child);
+        let stdin = child.stdin.take();
         Node {
             child,
+            stdin,
             lines,
             seen: Vec::new(),
         }
+    }
+
+    /// Writes a line to the script's stdin.
+    fn tell(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("the script's stdin");
+        writeln!(stdin, "{line}").expect("write to node");
+        stdin.flush().expect("flush to node");
     }
 
     fn client(port: u16, login: &str, passwd: &str, mode: &[&str]) -> Node {
@@ -1024,6 +1038,85 @@ fn a_client_that_stops_reading_is_cut_off_and_nobody_else_waits_for_it() {
     // Meanwhile others were served, and still are.
     let id = a.call("echo", serde_json::json!({"still": "here"}));
     assert_eq!(a.reply(id)["result"]["still"], "here");
+    let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
+    assert!(ok && out.contains("LOGIN OK"), "{out}");
+}
+
+/// One `MEDIA sent=… received=… matched=… maxgap=…` line's field.
+fn media_field(line: &str, name: &str) -> usize {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {line}"))
+}
+
+/// The shadow copies of mod_verto mapped now (one per live version).
+fn verto_copies(sw: &Switch) -> usize {
+    sw.mapped_shadows()
+        .iter()
+        .filter(|p| p.contains("mod_verto"))
+        .count()
+}
+
+#[test]
+fn a_vertojs_call_with_webrtc_audio_lives_through_reload_mod_verto() {
+    let (mut sw, port) = start();
+    let mut call = Node::run(
+        "vertojs_media.js",
+        &[
+            format!("ws://127.0.0.1:{port}"),
+            "1000@127.0.0.1".into(),
+            "1234".into(),
+            "9196".into(),
+        ],
+    );
+    call.expect("CONNECTED");
+    call.expect("ECHO 50");
+    call.tell("mark");
+    let before = call.expect("MEDIA ");
+    assert_eq!(verto_copies(&sw), 1);
+
+    // The reload, with the call up: the listener is handed over, the call
+    // stays with the old copy.
+    let r = sw.cmd("reload mod_verto");
+    assert!(r.contains("+OK"), "reload: {r}\n{}", sw.log());
+    call.tell("mark");
+    let across = call.expect("MEDIA ");
+    call.expect("ECHO 50");
+    assert_eq!(verto_copies(&sw), 2, "the old copy drains: {r}");
+    assert_eq!(count(&mut sw), 1);
+
+    // A new client: served by the new copy, on the same port.
+    let (ok, out) = Node::client(port, "1001@127.0.0.1", "1234", &["call", "9196", "", "500"]).finish();
+    assert!(ok && out.contains("ANSWERED"), "{out}\n{}", sw.log());
+    wait_until(&mut sw, "the new client's call is gone", |sw| count(sw) == 1);
+
+    call.tell("mark");
+    let after = call.expect("MEDIA ");
+    // Echo returns what it reads: allow for packets in flight at the marks.
+    for (what, line) in [("before", &before), ("across", &across), ("after", &after)] {
+        let (sent, matched) = (media_field(line, "sent"), media_field(line, "matched"));
+        assert!(sent >= 50, "{what} the reload: {line}");
+        assert!(
+            matched * 10 >= sent * 8,
+            "{what} the reload the audio came back: {line}"
+        );
+    }
+    let gap = media_field(&across, "maxgap");
+    assert!(gap < 300, "no gap in the echo across the reload: {across}");
+    assert!(sw.cmd("/event plain CHANNEL_HANGUP_COMPLETE").starts_with("+OK"));
+    call.tell("hangup");
+    let bye = call.expect("BYE ");
+    assert!(bye.contains("CALL ENDED"), "{bye}");
+    let e = sw
+        .wait_event(WAIT, |e| e.name() == "CHANNEL_HANGUP_COMPLETE")
+        .expect("the call hangs up");
+    assert_eq!(e.get("Hangup-Cause"), Some("NORMAL_CLEARING"));
+    wait_until(&mut sw, "the verto call is gone", |sw| count(sw) == 0);
+    // Its call over, the old copy is purged and unmapped.
+    wait_until(&mut sw, "the old copy is unmapped", |sw| verto_copies(sw) == 1);
+    eprintln!("reload mod_verto: before {before}; across {across}; after {after}");
+    // Still serving, on the new copy.
     let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
     assert!(ok && out.contains("LOGIN OK"), "{out}");
 }

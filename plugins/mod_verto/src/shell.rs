@@ -9,7 +9,10 @@
 //! version's [`prepare`] adopts a handed listener of the same name instead
 //! of binding, so the port never closes. The connections this version
 //! accepted, their logins and calls stay here to their end; [`resume`]
-//! (the reload failed) accepts again.
+//! (the reload failed) accepts again. While handed over, a connection
+//! without calls is closed (1001, going away) as soon as it has none, so
+//! its client reconnects — to the new version — and can be called again:
+//! the new version does not know the logins of the old one.
 //!
 //! It also keeps what outlives one connection: client sessions (`sessid`)
 //! and the answered calls they carry, so a client that reconnects within
@@ -39,6 +42,8 @@ use tokio::sync::mpsc::{channel, error::TrySendError, Sender};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The largest message a client may send (FreeSWITCH's clients send SDP
@@ -92,6 +97,8 @@ pub enum ToConn {
         method: &'static str,
         params: Map<String, Value>,
     },
+    /// The listeners are handed over: close when no call is left.
+    Drain,
 }
 
 struct Client {
@@ -166,6 +173,8 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 static LISTENING: Mutex<Vec<(String, RawFd)>> = Mutex::new(Vec::new());
 /// false while the listeners are handed over: the accept tasks wait.
 static ACCEPTING: Mutex<Option<watch::Sender<bool>>> = Mutex::new(None);
+/// Handed over: connections close once they carry no call.
+static DRAINING: AtomicBool = AtomicBool::new(false);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -231,8 +240,23 @@ pub fn call_gone(sessid: &str, uuid: &str) {
         s.calls.remove(uuid);
         if s.conn.is_none() && s.calls.is_empty() {
             st.sessions.remove(sessid);
+        } else if s.calls.is_empty() && DRAINING.load(Ordering::Acquire) {
+            if let Some(c) = s.conn.and_then(|c| st.clients.get(&c)) {
+                c.tell(ToConn::Drain);
+            }
         }
     });
+}
+
+/// Whether connection `id` (client session `sessid`) carries no call of
+/// its session's: while handed over, it may close.
+fn idle_session(sessid: Option<&str>) -> bool {
+    with_state(|st| {
+        sessid
+            .and_then(|s| st.sessions.get(s))
+            .is_none_or(|s| s.calls.is_empty())
+    })
+    .unwrap_or(true)
 }
 
 /// Delivers a chat message to every connection logged in as `to`; how
@@ -344,6 +368,7 @@ pub fn prepare(
     let (tx, rx) = watch::channel(false);
     let (accept_tx, accept_rx) = watch::channel(true);
     STOPPING.store(false, Ordering::Release);
+    DRAINING.store(false, Ordering::Release);
     *lock(&STOP) = Some(tx);
     *lock(&ACCEPTING) = Some(accept_tx);
     *lock(&LISTENING) = names;
@@ -368,6 +393,12 @@ pub fn hand_over() -> Vec<(String, RawFd)> {
     if let Some(tx) = lock(&ACCEPTING).as_ref() {
         tx.send_replace(false);
     }
+    DRAINING.store(true, Ordering::Release);
+    with_state(|st| {
+        for c in st.clients.values() {
+            c.tell(ToConn::Drain);
+        }
+    });
     if let Some(h) = lock(&RUNTIME).clone() {
         let (tx, rx) = std::sync::mpsc::channel();
         h.spawn(async move {
@@ -386,6 +417,7 @@ pub fn hand_over() -> Vec<(String, RawFd)> {
 
 /// Live reload failed after [`hand_over`]: accept again.
 pub fn resume() {
+    DRAINING.store(false, Ordering::Release);
     if let Some(tx) = lock(&ACCEPTING).as_ref() {
         tx.send_replace(true);
     }
@@ -611,7 +643,7 @@ where
                     vec![conn.notify("verto.punt", Map::new())]
                 }
                 Some(ToConn::Request { method, params }) => vec![conn.notify(method, params)],
-                None => Vec::new(),
+                Some(ToConn::Drain) | None => Vec::new(),
             },
         };
         let mut failed = false;
@@ -631,6 +663,16 @@ where
         }
         if failed || punted || conn.must_close() {
             let _ = sink.close().await;
+            break;
+        }
+        if DRAINING.load(Ordering::Acquire) && !conn.has_calls() && idle_session(conn.sessid()) {
+            // Handed over: the client reconnects to the new version.
+            log::info!("verto {peer}: no call left on the version handed over; closing");
+            let away = CloseFrame {
+                code: CloseCode::Away,
+                reason: "reload".into(),
+            };
+            let _ = tokio::time::timeout(WRITE_WAIT, sink.send(Message::Close(Some(away)))).await;
             break;
         }
     }
