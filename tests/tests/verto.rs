@@ -515,6 +515,7 @@ impl Raw {
         let lines = hotswitch_e2e::stdout_lines(&mut child);
         let mut node = Node {
             child,
+            stdin: None,
             lines,
             seen: Vec::new(),
         };
@@ -1087,9 +1088,12 @@ fn a_vertojs_call_with_webrtc_audio_lives_through_reload_mod_verto() {
     assert_eq!(count(&mut sw), 1);
 
     // A new client: served by the new copy, on the same port.
-    let (ok, out) = Node::client(port, "1001@127.0.0.1", "1234", &["call", "9196", "", "500"]).finish();
+    let (ok, out) =
+        Node::client(port, "1001@127.0.0.1", "1234", &["call", "9196", "", "500"]).finish();
     assert!(ok && out.contains("ANSWERED"), "{out}\n{}", sw.log());
-    wait_until(&mut sw, "the new client's call is gone", |sw| count(sw) == 1);
+    wait_until(&mut sw, "the new client's call is gone", |sw| {
+        count(sw) == 1
+    });
 
     call.tell("mark");
     let after = call.expect("MEDIA ");
@@ -1104,7 +1108,9 @@ fn a_vertojs_call_with_webrtc_audio_lives_through_reload_mod_verto() {
     }
     let gap = media_field(&across, "maxgap");
     assert!(gap < 300, "no gap in the echo across the reload: {across}");
-    assert!(sw.cmd("/event plain CHANNEL_HANGUP_COMPLETE").starts_with("+OK"));
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP_COMPLETE")
+        .starts_with("+OK"));
     call.tell("hangup");
     let bye = call.expect("BYE ");
     assert!(bye.contains("CALL ENDED"), "{bye}");
@@ -1114,7 +1120,9 @@ fn a_vertojs_call_with_webrtc_audio_lives_through_reload_mod_verto() {
     assert_eq!(e.get("Hangup-Cause"), Some("NORMAL_CLEARING"));
     wait_until(&mut sw, "the verto call is gone", |sw| count(sw) == 0);
     // Its call over, the old copy is purged and unmapped.
-    wait_until(&mut sw, "the old copy is unmapped", |sw| verto_copies(sw) == 1);
+    wait_until(&mut sw, "the old copy is unmapped", |sw| {
+        verto_copies(sw) == 1
+    });
     eprintln!("reload mod_verto: before {before}; across {across}; after {after}");
     // Still serving, on the new copy.
     let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();

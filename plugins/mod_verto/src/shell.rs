@@ -41,9 +41,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc::{channel, error::TrySendError, Sender};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The largest message a client may send (FreeSWITCH's clients send SDP
