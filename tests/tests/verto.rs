@@ -1080,7 +1080,11 @@ fn a_vertojs_call_with_webrtc_audio_lives_through_reload_mod_verto() {
     // The reload, with the call up: the listener is handed over, the call
     // stays with the old copy.
     let r = sw.cmd("reload mod_verto");
-    assert!(r.contains("+OK"), "reload: {r}\n{}", sw.log());
+    assert!(
+        r.contains("+OK") && !r.contains("-ERR"),
+        "reload: {r}\n{}",
+        sw.log()
+    );
     call.tell("mark");
     let across = call.expect("MEDIA ");
     call.expect("ECHO 50");

@@ -63,11 +63,14 @@ global.RTCSessionDescription = class {
   }
 }
 
-// Only PCMU, as the switch offers and answers.
+// Only PCMU, as the switch offers and answers. vertojs asks for an ICE
+// candidate pool of 1, which werift does not do (and needs not: it gathers
+// at setLocalDescription).
 global.RTCPeerConnection = class extends RTCPeerConnection {
   constructor(conf) {
+    const { iceCandidatePoolSize, ...rest } = conf || {}
     super({
-      ...conf,
+      ...rest,
       codecs: {
         audio: [new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 })],
       },
