@@ -1181,3 +1181,54 @@ fn a_vertojs_call_with_webrtc_audio_lives_through_reload_mod_verto() {
     let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
     assert!(ok && out.contains("LOGIN OK"), "{out}");
 }
+
+#[test]
+fn a_reload_whose_new_copy_cannot_bind_leaves_the_old_copy_accepting() {
+    let (mut sw, port) = start();
+    let conf = sw.dir.path().join("conf/autoload_configs/verto.conf.xml");
+    let good = std::fs::read_to_string(&conf).expect("verto.conf");
+    // The new configuration adds a listener on a port something else holds.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = busy.local_addr().expect("address").port();
+    let bind = format!(r#"<param name="bind-local" value="127.0.0.1:{port}"/>"#);
+    assert!(good.contains(&bind), "{good}");
+    let bad = good.replace(
+        &bind,
+        &format!(r#"{bind}<param name="bind-local" value="127.0.0.1:{taken}"/>"#),
+    );
+    std::fs::write(&conf, bad).expect("write verto.conf");
+    let r = sw.cmd("reload mod_verto");
+    assert!(
+        r.contains("-ERR") && r.contains("cannot bind"),
+        "the new copy's load fails: {r}"
+    );
+    eprintln!("reload with a busy port: {r}");
+    assert!(sw.log().contains("accepting again"), "{}", sw.log());
+    assert_eq!(verto_copies(&sw), 1, "{:?}", sw.mapped_shadows());
+    // The old copy took its listener back.
+    let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
+    assert!(ok && out.contains("LOGIN OK"), "{out}\n{}", sw.log());
+    // Idle, with a good configuration: the live path all the same, the port
+    // handed over and the old copy purged at once.
+    std::fs::write(&conf, good).expect("write verto.conf");
+    let r = sw.cmd("reload mod_verto");
+    assert!(
+        r.contains("+OK module loaded") && !r.contains("-ERR"),
+        "{r}"
+    );
+    // (The failed copy adopted it too, before its second bind failed.)
+    assert_eq!(
+        sw.log()
+            .matches("(handed over by the previous version)")
+            .count(),
+        2,
+        "{}",
+        sw.log()
+    );
+    wait_until(&mut sw, "the old copy is unmapped", |sw| {
+        verto_copies(sw) == 1
+    });
+    let (ok, out) =
+        Node::client(port, "1000@127.0.0.1", "1234", &["call", "9196", "", "300"]).finish();
+    assert!(ok && out.contains("ANSWERED"), "{out}\n{}", sw.log());
+}
