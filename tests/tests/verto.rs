@@ -676,9 +676,19 @@ fn wss_serves_vertojs_with_a_certificate_generated_on_first_start() {
         !String::from_utf8_lossy(&out.stdout).contains("LOGIN OK"),
         "an untrusted certificate was accepted"
     );
-    // The same certificate after a reload.
+    // The same certificate after a reload, both listeners handed over.
     assert!(sw.cmd("reload mod_verto").contains("+OK"));
     assert_eq!(std::fs::read_to_string(&pem).unwrap(), first);
+    for name in [
+        format!("wss 127.0.0.1:{secure}"),
+        format!("ws 127.0.0.1:{plain}"),
+    ] {
+        assert!(
+            sw.log().contains(&format!("{name} handed over")),
+            "{name}: {}",
+            sw.log()
+        );
+    }
     let out = run(&["login"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("LOGIN OK"), "{text}");
