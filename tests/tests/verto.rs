@@ -1109,6 +1109,16 @@ fn a_vertojs_call_with_webrtc_audio_lives_through_reload_mod_verto() {
         "{view}"
     );
     assert_eq!(count(&mut sw), 1);
+    // The new copy does not know the logins of the old one: the client in
+    // the call there cannot be called until it logs in again.
+    assert_eq!(
+        sw.cmd("verto_contact 1000@127.0.0.1").trim(),
+        "error/user_not_registered"
+    );
+    assert_eq!(
+        sw.cmd("originate verto.rtc/1000@127.0.0.1 &park()").trim(),
+        "-ERR USER_NOT_REGISTERED"
+    );
 
     // The idle client's connection was closed (1001): vertojs reconnects,
     // logs in on the new copy, and can be called again.

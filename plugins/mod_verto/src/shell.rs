@@ -248,8 +248,8 @@ pub fn call_gone(sessid: &str, uuid: &str) {
     });
 }
 
-/// Whether connection `id` (client session `sessid`) carries no call of
-/// its session's: while handed over, it may close.
+/// Whether client session `sessid` (none: not logged in) carries no
+/// answered call: while handed over, its connection may close.
 fn idle_session(sessid: Option<&str>) -> bool {
     with_state(|st| {
         sessid
