@@ -27,6 +27,7 @@ pub mod causes;
 pub mod codecs;
 pub mod config;
 pub mod endpoint;
+pub mod handover;
 pub mod leg;
 pub mod nat;
 pub mod registrar;
@@ -65,7 +66,7 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     if config.profiles.is_empty() {
         log::warn!("sofia.conf defines no profile: no SIP port is open");
     }
-    shell::prepare(config)?;
+    shell::prepare(config, Vec::new())?;
     m.add_endpoint("sofia", endpoint::Sofia)
         .map_err(|e| format!("sofia endpoint: {e}"))?;
     m.add_api(
