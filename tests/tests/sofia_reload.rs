@@ -1,0 +1,329 @@
+//! `reload mod_sofia` with SIP work in flight (issue 17): the new version
+//! takes the listening sockets over (the port never closes) and hands the
+//! old version's dialogs back to it, so a call up across the reload keeps
+//! its in-dialog requests answered and its media echoed; registrations
+//! made before the reload are found after it; a chain of two draining
+//! versions still serves the oldest call.
+
+mod sofia_common;
+
+use hotswitch_e2e::free_port;
+use sofia_common::*;
+use std::collections::HashSet;
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// `reload mod_sofia`, which must succeed (the live path).
+fn reload(sw: &mut hotswitch_e2e::Switch, module: &str) {
+    let out = sw.cmd(&format!("reload {module}"));
+    assert!(
+        out.contains("+OK"),
+        "reload {module}: {out}\n{}",
+        tail(&sw.log())
+    );
+}
+
+/// Sends PCMU frames every 20 ms to the call's RTP port and notes when
+/// each echo comes back.
+struct Echo {
+    stop: Arc<AtomicBool>,
+    got: Arc<Mutex<Vec<Instant>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start(media: UdpSocket, to: String) -> Echo {
+        let stop = Arc::new(AtomicBool::new(false));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (s, g) = (stop.clone(), got.clone());
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut buf = [0u8; 1500];
+            let mut i = 0usize;
+            while !s.load(Ordering::Relaxed) {
+                let payload = tone_frame(i);
+                let _ = media.send_to(
+                    &rtp(0, i == 0, i as u16, (i * 160) as u32, &payload),
+                    &to,
+                );
+                i += 1;
+                let next = start + Duration::from_millis(20 * i as u64);
+                loop {
+                    let left = next.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    let _ = media.set_read_timeout(Some(left));
+                    match media.recv_from(&mut buf) {
+                        Ok((n, _)) if n > 12 && buf[0] >> 6 == 2 => {
+                            g.lock().unwrap().push(Instant::now())
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+        });
+        Echo {
+            stop,
+            got,
+            thread: Some(thread),
+        }
+    }
+
+    fn between(&self, from: Instant, to: Instant) -> Vec<Instant> {
+        let g = self.got.lock().unwrap();
+        g.iter().copied().filter(|t| *t >= from && *t <= to).collect()
+    }
+
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn max_gap(times: &[Instant]) -> Duration {
+    times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_call_to_echo_lives_through_reload_mod_sofia_reinvites_bye_and_media() {
+    let mut s = start("", "", "");
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = media.local_addr().unwrap().port().to_string();
+    // Call up; 6 s later hold, resume; 6 s later BYE: all after the reload.
+    let call = sipp(
+        "uac_hold_later.xml",
+        Some(s.port),
+        &[("rtp_port", &rtp_port)],
+        &["-s", "9196", "-m", "1", "-d", "6000"],
+    );
+    let uuid = only_channel(&mut s.sw);
+    let answered = Instant::now();
+    let port: u16 = getvar(&mut s.sw, &uuid, "rtp_local_sdp_port")
+        .parse()
+        .expect("the leg's RTP port");
+    let echo = Echo::start(media, format!("127.0.0.1:{port}"));
+    // Echo flows before the reload.
+    let deadline = Instant::now() + WAIT;
+    while echo.between(answered, Instant::now()).len() < 10 {
+        assert!(Instant::now() < deadline, "no echo before the reload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = Instant::now();
+    reload(&mut s.sw, "mod_sofia");
+    let reloaded = Instant::now();
+    assert!(
+        reloaded.duration_since(answered) < Duration::from_millis(4500),
+        "the reload took too long for the scenario's wait ({:?})",
+        reloaded.duration_since(answered)
+    );
+    // The echo goes on through and after the reload.
+    std::thread::sleep(Duration::from_millis(1200));
+    let after = echo.between(reloaded, reloaded + Duration::from_millis(1000));
+    assert!(
+        after.len() >= 25,
+        "only {} echoed packets in the second after the reload",
+        after.len()
+    );
+    let across = echo.between(before - Duration::from_millis(500), Instant::now());
+    let gap = max_gap(&across);
+    assert!(
+        gap < Duration::from_millis(300),
+        "the echo stopped for {gap:?} across the reload"
+    );
+    // Hold, resume and BYE (all sent after the reload) get their answers:
+    // sipp checks a=recvonly, a=sendrecv and the BYE's 200.
+    call.success(&s.sw);
+    // After the resume re-INVITE (≈ answered + 6.5 s) the echo came back.
+    let resumed = echo.between(answered + Duration::from_millis(7500), Instant::now());
+    echo.finish();
+    assert!(
+        resumed.len() >= 50,
+        "only {} echoed packets after the resume re-INVITE",
+        resumed.len()
+    );
+    wait_gone(&mut s.sw, &uuid);
+}
+
+fn wait_gone(sw: &mut hotswitch_e2e::Switch, uuid: &str) {
+    hotswitch_e2e::wait_gone(sw, uuid, WAIT);
+}
+
+/// Registered before the reload, found after it: in the redb store (closed
+/// by the old version, opened by the new) and in memory (handed over).
+#[test]
+fn a_registration_made_before_reload_mod_sofia_is_found_after_it() {
+    let dir = hotswitch_e2e::TempDir::new("sofia-reload-reg");
+    let db = dir.path().join("db/sofia_reg.redb");
+    for store in [Some(&db), None] {
+        let port = free_port();
+        let mut sw = start_on(port, "", "", "", store);
+        let ua_port = free_port();
+        sipp(
+            "register.xml",
+            Some(port),
+            &[("auth_user", "1000"), ("auth_password", "1234")],
+            &["-m", "1", "-p", &ua_port.to_string()],
+        )
+        .success(&sw);
+        reload(&mut sw, "mod_sofia");
+        let reg = sw.cmd("sofia status profile internal reg");
+        assert!(
+            reg.contains("User:       \t1000@127.0.0.1"),
+            "store {store:?}: the registration was lost in the reload:\n{reg}\n{}",
+            tail(&sw.log())
+        );
+        let phone = sipp(
+            "uas_answer.xml",
+            None,
+            &[("want_header", "INVITE sip:1000@127.0.0.1")],
+            &["-m", "1", "-p", &ua_port.to_string()],
+        );
+        sipp_listening(ua_port);
+        let out = sw.cmd("originate {originate_timeout=10}user/1000@127.0.0.1 &park()");
+        assert!(out.starts_with("+OK "), "{out}\n{}", tail(&sw.log()));
+        let uuid = out[4..].trim().to_string();
+        assert!(sw.cmd(&format!("uuid_kill {uuid}")).starts_with("+OK"));
+        phone.success(&sw);
+        // The new version writes to the store it opened.
+        if store.is_some() {
+            sw.shutdown();
+            let mut sw = start_on(port, "", "", "", store);
+            assert!(
+                sw.cmd("sofia status profile internal reg")
+                    .contains("User:       \t1000@127.0.0.1"),
+                "the registration is not in the store after the reload"
+            );
+        }
+    }
+}
+
+fn options(port: u16, local: u16, n: usize) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-opt-{n};rport\r\n\
+         From: <sip:probe@127.0.0.1:{local}>;tag=p{n}\r\n\
+         To: <sip:127.0.0.1:{port}>\r\n\
+         Call-ID: reload-opt-{n}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// OPTIONS sent every 5 ms, without retransmission, through three reloads:
+/// every one is answered (the port never closes, nothing queued is lost).
+#[test]
+fn options_sent_continuously_through_reloads_are_all_answered() {
+    let mut s = start("", "", "");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap().port();
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let port = s.port;
+    let prober = std::thread::spawn(move || {
+        let mut sent = 0usize;
+        let mut answered = HashSet::new();
+        let mut buf = [0u8; 4096];
+        let mut read = |answered: &mut HashSet<String>| {
+            while let Ok((n, _)) = sock.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                if !text.starts_with("SIP/2.0 ") {
+                    continue;
+                }
+                if let Some(id) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Call-ID: "))
+                    .map(|v| v.trim().to_string())
+                {
+                    answered.insert(id);
+                }
+            }
+        };
+        while !stop2.load(Ordering::Relaxed) {
+            let _ = sock.send_to(&options(port, local, sent), ("127.0.0.1", port));
+            sent += 1;
+            read(&mut answered);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while answered.len() < sent && Instant::now() < deadline {
+            read(&mut answered);
+        }
+        let missing: Vec<usize> = (0..sent)
+            .filter(|n| !answered.contains(&format!("reload-opt-{n}")))
+            .collect();
+        (sent, missing)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        reload(&mut s.sw, "mod_sofia");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (sent, missing) = prober.join().unwrap();
+    assert!(sent > 50, "only {sent} OPTIONS sent");
+    assert!(
+        missing.is_empty(),
+        "{} of {sent} OPTIONS got no answer (first: {:?})\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        tail(&s.sw.log())
+    );
+}
+
+/// Call A up, reload (A's version drains), call B up on the new version,
+/// reload again (B's version drains too): A's re-INVITEs and BYE pass
+/// through both newer versions to the oldest, and B's to its own.
+#[test]
+fn a_chain_of_two_draining_versions_keeps_the_first_call_working() {
+    let mut s = start("", "", "");
+    let a = sipp(
+        "uac_hold_later.xml",
+        Some(s.port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "7000"],
+    );
+    only_channel(&mut s.sw);
+    let started = Instant::now();
+    reload(&mut s.sw, "mod_sofia");
+    let b = sipp(
+        "uac_hold_later.xml",
+        Some(s.port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "3000"],
+    );
+    let deadline = Instant::now() + WAIT;
+    while !s.sw.cmd("show channels count").contains("2 total") {
+        assert!(Instant::now() < deadline, "call B did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reload(&mut s.sw, "mod_sofia");
+    assert!(
+        started.elapsed() < Duration::from_millis(6000),
+        "the reloads took too long for call A's wait ({:?})",
+        started.elapsed()
+    );
+    b.success(&s.sw);
+    a.success(&s.sw);
+    // A call after all that is served by the newest version.
+    sipp(
+        "uac_call.xml",
+        Some(s.port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "100"],
+    )
+    .success(&s.sw);
+}
