@@ -45,10 +45,7 @@ impl Echo {
             let mut i = 0usize;
             while !s.load(Ordering::Relaxed) {
                 let payload = tone_frame(i);
-                let _ = media.send_to(
-                    &rtp(0, i == 0, i as u16, (i * 160) as u32, &payload),
-                    &to,
-                );
+                let _ = media.send_to(&rtp(0, i == 0, i as u16, (i * 160) as u32, &payload), &to);
                 i += 1;
                 let next = start + Duration::from_millis(20 * i as u64);
                 loop {
@@ -76,7 +73,10 @@ impl Echo {
 
     fn between(&self, from: Instant, to: Instant) -> Vec<Instant> {
         let g = self.got.lock().unwrap();
-        g.iter().copied().filter(|t| *t >= from && *t <= to).collect()
+        g.iter()
+            .copied()
+            .filter(|t| *t >= from && *t <= to)
+            .collect()
     }
 
     fn finish(mut self) {

@@ -37,7 +37,9 @@
 //! The new version forwards both `call-id` and `forward` Call-IDs to its
 //! predecessor (the host hands them to the newest older version, which
 //! forwards further along the chain) and drops one from its set when no
-//! older version takes a message for it.
+//! older version takes a message for it, or answers a probe for it (every
+//! 5 s, a delivery on channel [`PROBE`] whose data is the Call-ID) with
+//! false.
 
 use crate::registrar::Registration;
 use std::collections::HashSet;
@@ -269,6 +271,52 @@ pub fn claim(channel: &str, peer: &str, data: &[u8]) -> Option<bool> {
         forget_inherited(id);
     }
     None
+}
+
+/// The channel of a probe: "does an older version still have this
+/// Call-ID" (the data is the Call-ID), asked to prune the inherited set.
+pub const PROBE: &str = "mod_sofia probe";
+
+/// Drops the inherited Call-IDs no older version has any more (their calls
+/// ended without a message since), asking each with a [`PROBE`]. Keeps the
+/// set, and each export's data, to the calls really up.
+pub fn prune() {
+    if !ANY_INHERITED.load(Ordering::Acquire) {
+        return;
+    }
+    let gone: Vec<String> = inherited()
+        .into_iter()
+        .filter(|id| !call_forward(PROBE, "", id.as_bytes()))
+        .collect();
+    for id in &gone {
+        forget_inherited(id);
+    }
+    if !gone.is_empty() {
+        log::debug!("handover: {} inherited Call-IDs ended", gone.len());
+    }
+}
+
+/// A [`PROBE`] from a newer version: true while this version, or one it
+/// forwards to, has the Call-ID.
+pub fn probed(data: &[u8]) -> bool {
+    let Ok(id) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let mine = OWNED
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|s| s.contains(id));
+    if mine {
+        return true;
+    }
+    if inherits(id) {
+        if call_forward(PROBE, "", data) {
+            return true;
+        }
+        forget_inherited(id);
+    }
+    false
 }
 
 /// The Call-ID of a SIP message as read (`Call-ID:` or its compact form

@@ -440,6 +440,9 @@ pub fn resume() {
 /// answer goes out on the socket this version still holds. False when no
 /// version has the Call-ID any more.
 pub fn deliver(channel: &str, peer: &str, data: &[u8]) -> bool {
+    if channel == crate::handover::PROBE {
+        return crate::handover::probed(data);
+    }
     match crate::handover::claim(channel, peer, data) {
         Some(true) => {}
         Some(false) => return true,
@@ -1160,6 +1163,7 @@ async fn serve(p: Prepared) {
     }
     stack.publish_registrations(true);
     let mut next_owned = Instant::now();
+    let mut next_prune = Instant::now() + Duration::from_secs(5);
     loop {
         let deadline = tokio::time::Instant::from_std(stack.next_deadline());
         tokio::select! {
@@ -1184,7 +1188,7 @@ async fn serve(p: Prepared) {
                     }
                 }
             }
-            Some(c) = control.recv() => on_control(&mut stack, &mut sockets, c).await,
+            Some(c) = control.recv() => on_control(&mut stack, &mut sockets, &mut rx, c).await,
             _ = tokio::time::sleep_until(deadline) => {
                 let now = Instant::now();
                 stack.on_timer(now);
@@ -1192,6 +1196,11 @@ async fn serve(p: Prepared) {
                     // Calls ended since: their Call-IDs are no longer ours.
                     next_owned = now + Duration::from_secs(1);
                     crate::handover::set_owned(stack.call_ids());
+                }
+                if now >= next_prune {
+                    // Inherited Call-IDs no older version has any more.
+                    next_prune = now + Duration::from_secs(5);
+                    crate::handover::prune();
                 }
             }
         }
@@ -1224,10 +1233,29 @@ async fn serve(p: Prepared) {
 }
 
 /// A live-reload request on the SIP thread.
-async fn on_control(stack: &mut Stack, sockets: &mut Sockets, c: Control) {
+async fn on_control(
+    stack: &mut Stack,
+    sockets: &mut Sockets,
+    rx: &mut UnboundedReceiver<Input>,
+    c: Control,
+) {
     match c {
         Control::Export(reply) => {
             sockets.stop_reading().await;
+            // What the readers queued before they stopped is this
+            // version's: handled now, so that a call it starts is among
+            // the Call-IDs handed over.
+            while let Ok(m) = rx.try_recv() {
+                if matches!(m, Input::Stop) {
+                    // Unload meanwhile: put it back for the loop.
+                    if let Some(s) = shared() {
+                        let _ = s.input.send(Input::Stop);
+                    }
+                    break;
+                }
+                handle(stack, sockets, m);
+            }
+            flush(stack, sockets);
             stack.draining = true;
             let registrations = stack.registrar.close_store();
             let own = stack.call_ids();
