@@ -461,7 +461,12 @@ unsafe extern "C" fn svc_session_request(
 ) -> Status {
     with_module(module, Status::GENERR, |m, core| {
         let name = endpoint.to_str();
-        let Some(ep) = core.registry.endpoint(&name) else {
+        // A draining version creates legs of its own endpoints (the
+        // registry's entry by that name is its successor's).
+        let Some(ep) = m
+            .retired_endpoint(&name)
+            .or_else(|| core.registry.endpoint(&name))
+        else {
             log::error!("{}: session_request for unknown endpoint '{name}'", m.name);
             return Status::NOTFOUND;
         };
