@@ -122,6 +122,18 @@ fn a_call_to_echo_lives_through_reload_mod_sofia_reinvites_bye_and_media() {
     let before = Instant::now();
     reload(&mut s.sw, "mod_sofia");
     let reloaded = Instant::now();
+    // The live path: the port was handed over, not bound again, and the
+    // old copy drains beside the new one.
+    let log = s.sw.log();
+    assert!(
+        log.contains(&format!(
+            "udp 127.0.0.1:{}: socket taken over from the previous version",
+            s.port
+        )),
+        "{}",
+        tail(&log)
+    );
+    assert_eq!(sofia_copies(&s.sw), 2, "{:?}", s.sw.mapped_shadows());
     assert!(
         reloaded.duration_since(answered) < Duration::from_millis(4500),
         "the reload took too long for the scenario's wait ({:?})",
@@ -153,10 +165,34 @@ fn a_call_to_echo_lives_through_reload_mod_sofia_reinvites_bye_and_media() {
         resumed.len()
     );
     wait_gone(&mut s.sw, &uuid);
+    // The call ended: the old copy is purged.
+    wait_one_copy(&mut s.sw);
 }
 
 fn wait_gone(sw: &mut hotswitch_e2e::Switch, uuid: &str) {
     hotswitch_e2e::wait_gone(sw, uuid, WAIT);
+}
+
+/// The number of mod_sofia copies mapped.
+fn sofia_copies(sw: &hotswitch_e2e::Switch) -> usize {
+    sw.mapped_shadows()
+        .iter()
+        .filter(|p| p.contains("mod_sofia"))
+        .count()
+}
+
+/// Once the old versions' calls ended, only the current copy is mapped.
+fn wait_one_copy(sw: &mut hotswitch_e2e::Switch) {
+    let deadline = Instant::now() + WAIT;
+    while sofia_copies(sw) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "old mod_sofia copies still mapped: {:?}\n{}",
+            sw.mapped_shadows(),
+            tail(&sw.log())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Registered before the reload, found after it: in the redb store (closed
@@ -316,8 +352,17 @@ fn a_chain_of_two_draining_versions_keeps_the_first_call_working() {
         "the reloads took too long for call A's wait ({:?})",
         started.elapsed()
     );
+    // The second version forwards A's dialog to the first.
+    let log = s.sw.log();
+    assert!(
+        log.contains("1 forwarded further"),
+        "the second export does not forward call A's Call-ID:\n{}",
+        tail(&log)
+    );
+    assert_eq!(sofia_copies(&s.sw), 3, "{:?}", s.sw.mapped_shadows());
     b.success(&s.sw);
     a.success(&s.sw);
+    wait_one_copy(&mut s.sw);
     // A call after all that is served by the newest version.
     sipp(
         "uac_call.xml",
