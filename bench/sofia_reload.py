@@ -25,8 +25,9 @@ Run from the repository root, release build:
     bench/sofia_reload.py                       # 200/s, 10 s calls, 100 + 100 reloads
     bench/sofia_reload.py --smoke               # a few seconds at 5 calls/s
 
-Needs sipp (3.6 with RTP streaming) on PATH; ports 5060 (SIP, sipp
-uses 5070) and 8021 (event socket) free.
+Needs sipp (3.6 with RTP streaming) on PATH; ports 5060 (SIP), 5070
+(sipp), 40000 up (sipp's RTP) and 8021 (event socket) free, or others
+given with --port, --sipp-port, --sipp-media-port, --esl-port.
 """
 
 import argparse
@@ -316,6 +317,8 @@ def main():
     p.add_argument("--binary", default=os.path.join(ROOT, "target/release/hotswitch"))
     p.add_argument("--port", type=int, default=5060)
     p.add_argument("--esl-port", type=int, default=8021)
+    p.add_argument("--sipp-port", type=int, default=5070)
+    p.add_argument("--sipp-media-port", type=int, default=40000)
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--call-seconds", type=float, default=10)
     p.add_argument("--reloads", type=int, default=100)
@@ -333,6 +336,8 @@ def main():
     # The ports asked for.
     subprocess.check_call(["sed", "-i", f's/"sip-port" value="[^"]*"/"sip-port" value="{a.port}"/',
                            os.path.join(conf, "sip_profiles/internal.xml")])
+    subprocess.check_call(["sed", "-i", f's/"listen-port" value="[^"]*"/"listen-port" value="{a.esl_port}"/',
+                           os.path.join(conf, "autoload_configs/event_socket.conf.xml")])
     switch_log = open(os.path.join(conf, "switch.log"), "w")
     sw = subprocess.Popen([a.binary, "-conf", conf, "-nc", "-loglevel", "warning"],
                           stdout=switch_log, stderr=subprocess.STDOUT)
@@ -355,7 +360,7 @@ def main():
         sipp = subprocess.Popen([
             "sipp", "-sf", "tests/sipp/uac_stream_reinvite.xml", f"127.0.0.1:{a.port}",
             "-s", "9196", "-r", str(a.rate), "-m", str(calls), "-d", str(int(a.call_seconds * 500)),
-            "-i", "127.0.0.1", "-p", "5070", "-mp", "40000", "-buff_size", "8388608", "-nostdin",
+            "-i", "127.0.0.1", "-p", str(a.sipp_port), "-mp", str(a.sipp_media_port), "-buff_size", "8388608", "-nostdin",
             "-timeout", f"{int(load_seconds + a.call_seconds + 90)}s",
             "-trace_stat", "-stf", stat, "-fd", "1",
             "-trace_err", "-error_file", os.path.join(conf, "sipp_errors.log"),
@@ -368,7 +373,7 @@ def main():
         log(f"sipp: {a.rate}/s, {a.call_seconds} s calls, {calls} calls; {a.probes} probe calls at a time")
         time.sleep(a.call_seconds)  # warm-up: the calls up at once
 
-        refused, took = [], []
+        refused, took = [], {"mod_sofia": [], "mod_dptools": []}
         for i in range(a.reloads):
             t0 = time.time()
             for module, at in (("mod_sofia", 0.0), ("mod_dptools", a.interval / 2)):
@@ -377,7 +382,7 @@ def main():
                     time.sleep(wait)
                 s = time.time()
                 out = esl.api(f"reload {module}")
-                took.append(time.time() - s)
+                took[module].append(time.time() - s)
                 if "+OK" not in out:
                     refused.append(f"{module} #{i + 1}: {out.strip()}")
             wait = t0 + a.interval - time.time()
@@ -412,8 +417,9 @@ def main():
             "RTP (probes): sent / echoed / loss": f"{sent} / {got} / {100.0 * (sent - got) / sent if sent else 0:.3f} %",
             "longest gap between echoed packets (probes)": f"{stats['gap'] * 1000:.0f} ms",
             "reloads not +OK": len(refused),
-            "reload time (median / max)": (
-                f"{sorted(took)[len(took) // 2] * 1000:.0f} ms / {max(took) * 1000:.0f} ms" if took else "-"),
+            **{f"reload {m} time (median / max)": (
+                f"{sorted(t)[len(t) // 2] * 1000:.0f} ms / {max(t) * 1000:.0f} ms" if t else "-")
+               for m, t in took.items()},
             "module copies mapped at the end (mod_sofia, mod_dptools; 1 = current only)":
                 f"{mapped_copies(sw.pid, 'mod_sofia')}, {mapped_copies(sw.pid, 'mod_dptools')}",
             "RSS idle before / after": f"{rss_before} KiB / {rss_kib(sw.pid)} KiB",
