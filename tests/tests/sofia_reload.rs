@@ -109,6 +109,7 @@ fn a_call_to_echo_lives_through_reload_mod_sofia_reinvites_bye_and_media() {
     );
     let uuid = only_channel(&mut s.sw);
     let answered = Instant::now();
+    let call_id = getvar(&mut s.sw, &uuid, "sip_call_id");
     let port: u16 = getvar(&mut s.sw, &uuid, "rtp_local_sdp_port")
         .parse()
         .expect("the leg's RTP port");
@@ -167,6 +168,35 @@ fn a_call_to_echo_lives_through_reload_mod_sofia_reinvites_bye_and_media() {
     wait_gone(&mut s.sw, &uuid);
     // The call ended: the old copy is purged.
     wait_one_copy(&mut s.sw);
+    // Its dialog is nobody's now: the new version answers 481 itself.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let local = probe.local_addr().unwrap().port();
+    let bye = format!(
+        "BYE sip:9196@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-late-bye;rport\r\n\
+         From: <sip:sipp@127.0.0.1:{local}>;tag=late\r\n\
+         To: <sip:9196@127.0.0.1:{port}>;tag=gone\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 9 BYE\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n",
+        port = s.port
+    );
+    probe
+        .send_to(bye.as_bytes(), ("127.0.0.1", s.port))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = probe
+        .recv_from(&mut buf)
+        .expect("an answer to the late BYE");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        answer.starts_with("SIP/2.0 481"),
+        "a BYE for the ended call: {answer}"
+    );
 }
 
 fn wait_gone(sw: &mut hotswitch_e2e::Switch, uuid: &str) {
@@ -371,4 +401,77 @@ fn a_chain_of_two_draining_versions_keeps_the_first_call_working() {
         &["-s", "5900", "-m", "1", "-d", "100"],
     )
     .success(&s.sw);
+}
+
+/// A new version that cannot load (a profile whose port is taken) leaves
+/// the old one serving as before: it reads its sockets again, its call
+/// goes on, and it stores registrations again (the next good reload finds
+/// one made in between).
+#[test]
+fn a_reload_that_fails_leaves_the_old_version_serving() {
+    let dir = hotswitch_e2e::TempDir::new("sofia-reload-resume");
+    let db = dir.path().join("db/sofia_reg.redb");
+    let port = free_port();
+    let mut sw = start_on(port, "", "", "", Some(&db));
+    let call = sipp(
+        "uac_hold_later.xml",
+        Some(port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "5000"],
+    );
+    only_channel(&mut sw);
+    let started = Instant::now();
+    // A second profile on a port this test holds.
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let path = sw.dir.path().join("conf/autoload_configs/sofia.conf.xml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let bad = good.replace(
+        "</profiles>",
+        &format!(
+            r#"<profile name="blocked"><settings>
+    <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="{busy}"/>
+    <param name="context" value="default"/></settings></profile></profiles>"#
+        ),
+    );
+    std::fs::write(&path, bad).unwrap();
+    assert!(sw.cmd("reloadxml").contains("+OK"));
+    let out = sw.cmd("reload mod_sofia");
+    assert!(
+        out.contains("-ERR [mod_sofia") && out.contains("cannot bind UDP"),
+        "the reload should fail: {out}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(4000),
+        "the failed reload took too long for the call's wait"
+    );
+    assert_eq!(sofia_copies(&sw), 1, "{:?}", sw.mapped_shadows());
+    // The old version reads again: a registration and a new call.
+    let ua_port = free_port();
+    sipp(
+        "register.xml",
+        Some(port),
+        &[("auth_user", "1000"), ("auth_password", "1234")],
+        &["-m", "1", "-p", &ua_port.to_string()],
+    )
+    .success(&sw);
+    sipp(
+        "uac_call.xml",
+        Some(port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "100"],
+    )
+    .success(&sw);
+    call.success(&sw);
+    // The registration went to the store the old version opened again:
+    // the next (good) reload's new version reads it there.
+    std::fs::write(&path, good).unwrap();
+    assert!(sw.cmd("reloadxml").contains("+OK"));
+    reload(&mut sw, "mod_sofia");
+    let reg = sw.cmd("sofia status profile internal reg");
+    assert!(
+        reg.contains("User:       \t1000@127.0.0.1"),
+        "the registration made after the failed reload was not stored:\n{reg}\n{}",
+        tail(&sw.log())
+    );
 }
