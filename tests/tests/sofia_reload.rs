@@ -475,3 +475,81 @@ fn a_reload_that_fails_leaves_the_old_version_serving() {
         tail(&sw.log())
     );
 }
+
+/// The registrar side of a gateway, played by the test: answers each
+/// REGISTER 200 and returns it.
+fn answer_register(gw: &UdpSocket) -> String {
+    let mut buf = [0u8; 8192];
+    loop {
+        let (n, from) = gw.recv_from(&mut buf).expect("a REGISTER from the gateway");
+        let req = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !req.starts_with("REGISTER ") {
+            continue;
+        }
+        let keep: Vec<&str> = req
+            .split("\r\n")
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                ["via:", "from:", "call-id:", "cseq:", "contact:"]
+                    .iter()
+                    .any(|h| l.starts_with(h))
+            })
+            .collect();
+        let to = req
+            .split("\r\n")
+            .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+            .unwrap_or("To: <sip:gw@127.0.0.1>");
+        let resp = format!(
+            "SIP/2.0 200 OK\r\n{}\r\n{to};tag=reg\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n",
+            keep.join("\r\n")
+        );
+        gw.send_to(resp.as_bytes(), from).unwrap();
+        return req;
+    }
+}
+
+fn unregisters(req: &str) -> bool {
+    req.split("\r\n").any(|l| {
+        let l = l.to_ascii_lowercase().replace(' ', "");
+        l == "expires:0" || (l.starts_with("contact:") && l.contains("expires=0"))
+    })
+}
+
+/// A gateway registered before the reload: the old version stops its
+/// timers without un-REGISTERing, the new one registers it at once.
+#[test]
+fn a_gateway_is_registered_again_by_the_new_version_and_never_unregistered() {
+    let gw = UdpSocket::bind("127.0.0.1:0").unwrap();
+    gw.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let gw_port = gw.local_addr().unwrap().port();
+    let gateways = format!(
+        r#"<gateways><gateway name="carrier">
+  <param name="username" value="gwuser"/><param name="password" value="gwpass"/>
+  <param name="proxy" value="127.0.0.1:{gw_port}"/><param name="realm" value="carrier"/>
+  <param name="expire-seconds" value="300"/>
+</gateway></gateways>"#
+    );
+    let mut s = start("", "", &gateways);
+    let first = answer_register(&gw);
+    assert!(!unregisters(&first), "{first}");
+    hotswitch_e2e::wait_until(&mut s.sw, "the gateway registered", |sw| {
+        sw.cmd("sofia status gateway").contains("REGED")
+    });
+    reload(&mut s.sw, "mod_sofia");
+    let again = answer_register(&gw);
+    assert!(
+        !unregisters(&again),
+        "the reload un-REGISTERed the gateway:\n{again}"
+    );
+    hotswitch_e2e::wait_until(&mut s.sw, "the new version registered", |sw| {
+        sw.cmd("sofia status gateway").contains("REGED")
+    });
+    // Nothing more: no un-REGISTER from the old version.
+    gw.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut buf = [0u8; 8192];
+    if let Ok((n, _)) = gw.recv_from(&mut buf) {
+        let more = String::from_utf8_lossy(&buf[..n]);
+        assert!(!unregisters(&more), "un-REGISTER after the reload:\n{more}");
+    }
+}
