@@ -38,7 +38,7 @@
 //! predecessor (the host hands them to the newest older version, which
 //! forwards further along the chain) and drops one from its set when no
 //! older version takes a message for it, or answers a probe for it (every
-//! 5 s, a delivery on channel [`PROBE`] whose data is the Call-ID) with
+//! 10 s, a delivery on channel [`PROBE`] whose data is the Call-ID) with
 //! false.
 
 use crate::registrar::Registration;
@@ -281,9 +281,15 @@ pub const PROBE: &str = "mod_sofia probe";
 /// ended without a message since), asking each with a [`PROBE`]. Keeps the
 /// set, and each export's data, to the calls really up.
 pub fn prune() {
-    if !ANY_INHERITED.load(Ordering::Acquire) {
+    static PRUNING: AtomicBool = AtomicBool::new(false);
+    if !ANY_INHERITED.load(Ordering::Acquire) || PRUNING.swap(true, Ordering::AcqRel) {
         return;
     }
+    prune_now();
+    PRUNING.store(false, Ordering::Release);
+}
+
+fn prune_now() {
     let gone: Vec<String> = inherited()
         .into_iter()
         .filter(|id| !call_forward(PROBE, "", id.as_bytes()))

@@ -1163,7 +1163,7 @@ async fn serve(p: Prepared) {
     }
     stack.publish_registrations(true);
     let mut next_owned = Instant::now();
-    let mut next_prune = Instant::now() + Duration::from_secs(5);
+    let mut next_prune = Instant::now() + Duration::from_secs(10);
     loop {
         let deadline = tokio::time::Instant::from_std(stack.next_deadline());
         tokio::select! {
@@ -1198,9 +1198,10 @@ async fn serve(p: Prepared) {
                     crate::handover::set_owned(stack.call_ids());
                 }
                 if now >= next_prune {
-                    // Inherited Call-IDs no older version has any more.
-                    next_prune = now + Duration::from_secs(5);
-                    crate::handover::prune();
+                    // Inherited Call-IDs no older version has any more:
+                    // asked one by one through the host, so off this thread.
+                    next_prune = now + Duration::from_secs(10);
+                    tokio::task::spawn_blocking(crate::handover::prune);
                 }
             }
         }
