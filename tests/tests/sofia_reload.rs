@@ -393,6 +393,21 @@ fn a_chain_of_two_draining_versions_keeps_the_first_call_working() {
     b.success(&s.sw);
     a.success(&s.sw);
     wait_one_copy(&mut s.sw);
+    // With both old versions gone, the current one's probe finds nobody
+    // for their Call-IDs and forgets them (every 10 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s
+        .sw
+        .log()
+        .contains("inherited Call-IDs no older version has any more")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the inherited Call-IDs were never pruned\n{}",
+            tail(&s.sw.log())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // A call after all that is served by the newest version.
     sipp(
         "uac_call.xml",

@@ -298,7 +298,10 @@ fn prune_now() {
         forget_inherited(id);
     }
     if !gone.is_empty() {
-        log::debug!("handover: {} inherited Call-IDs ended", gone.len());
+        log::info!(
+            "handover: {} inherited Call-IDs no older version has any more; forgotten",
+            gone.len()
+        );
     }
 }
 
