@@ -514,4 +514,31 @@ mod tests {
         assert_eq!(r.purge(now_secs()), 1);
         assert_eq!(r.all("internal").len(), 1);
     }
+
+    #[test]
+    fn closing_the_store_releases_the_file_and_hands_over_only_what_memory_kept() {
+        let dir = std::env::temp_dir().join(format!("sofia-close-{}", std::process::id()));
+        let path = dir.join("reg.redb");
+        let path = path.to_str().unwrap();
+        let old = Registrar::new(Box::new(RedbStore::open(path).unwrap())).unwrap();
+        old.bind(reg("sip:1000@127.0.0.1:5062", u64::MAX / 2));
+        // A persistent store: nothing to hand, the file opens again.
+        assert!(old.close_store().is_empty());
+        let new = Registrar::new(Box::new(RedbStore::open(path).unwrap())).unwrap();
+        assert_eq!(new.lookup("1000@127.0.0.1", None).len(), 1);
+        // The old version still answers from memory.
+        assert_eq!(old.lookup("1000@127.0.0.1", None).len(), 1);
+        drop(new);
+        // Reopened after a failed reload: it writes to the file again.
+        old.reopen_store(Box::new(RedbStore::open(path).unwrap()));
+        old.bind(reg("sip:1000@127.0.0.1:5064", u64::MAX / 2));
+        drop(old);
+        let again = Registrar::new(Box::new(RedbStore::open(path).unwrap())).unwrap();
+        assert_eq!(again.lookup("1000@127.0.0.1", None).len(), 2);
+        let _ = std::fs::remove_dir_all(dir);
+        // The memory store hands its bindings over.
+        let mem = Registrar::new(Box::new(MemoryStore)).unwrap();
+        mem.bind(reg("sip:1000@127.0.0.1:5062", u64::MAX / 2));
+        assert_eq!(mem.close_store().len(), 1);
+    }
 }
