@@ -568,3 +568,42 @@ fn a_gateway_is_registered_again_by_the_new_version_and_never_unregistered() {
         assert!(!unregisters(&more), "un-REGISTER after the reload:\n{more}");
     }
 }
+
+/// A call over TCP: the connection the old version accepted stays with it
+/// and it keeps reading it, so the call's re-INVITEs and BYE after the
+/// reload are answered on it; a new TCP call goes to the new version
+/// through the handed listener.
+#[test]
+fn a_call_over_a_tcp_connection_accepted_before_the_reload_goes_on_over_it() {
+    let mut s = start("", "", "");
+    let call = sipp(
+        "uac_hold_later.xml",
+        Some(s.port),
+        &[],
+        &["-t", "t1", "-s", "5900", "-m", "1", "-d", "4000"],
+    );
+    only_channel(&mut s.sw);
+    let started = Instant::now();
+    reload(&mut s.sw, "mod_sofia");
+    assert!(
+        s.sw.log().contains(&format!(
+            "tcp 127.0.0.1:{}: listener taken over from the previous version",
+            s.port
+        )),
+        "{}",
+        tail(&s.sw.log())
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(3000),
+        "the reload took too long for the call's wait"
+    );
+    sipp(
+        "uac_call.xml",
+        Some(s.port),
+        &[],
+        &["-t", "t1", "-s", "5900", "-m", "1", "-d", "100"],
+    )
+    .success(&s.sw);
+    call.success(&s.sw);
+    wait_one_copy(&mut s.sw);
+}
