@@ -207,6 +207,10 @@ pub struct Stack {
     pub gateway_view: GatewayView,
     /// Socket work for the shell (profile start/stop).
     pub actions: Vec<crate::api::ShellAction>,
+    /// Handed over to a newer version (live reload): the calls in progress
+    /// go on, but gateways no longer register and registered phones get no
+    /// NAT keep-alive pings from this version (the new one sends them).
+    pub draining: bool,
 }
 
 fn new_tag() -> String {
@@ -275,6 +279,7 @@ impl Stack {
             last_malformed_log: None,
             gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
             actions: Vec::new(),
+            draining: false,
         }
         .with_gateway_view()
     }
@@ -341,6 +346,18 @@ impl Stack {
         self.calls.len()
     }
 
+    /// The Call-IDs this stack still has work under: its calls' dialogs
+    /// and every transaction alive (what a live reload's successor hands
+    /// back to it).
+    pub fn call_ids(&self) -> std::collections::HashSet<String> {
+        self.by_call_id
+            .keys()
+            .map(String::as_str)
+            .chain(self.tx.call_ids())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Keeps a new call under its leg's uuid and indexes its Call-ID.
     fn add_call(&mut self, call: Call) {
         let uuid = call.leg.uuid.clone();
@@ -390,7 +407,7 @@ impl Stack {
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
-        for g in &self.gateways {
+        for g in self.gateways.iter().filter(|_| !self.draining) {
             if let Some(n) = g.next {
                 t = t.min(n);
             }
@@ -403,7 +420,7 @@ impl Stack {
         self.tx.on_timer(now);
         self.drain_events(now);
         for i in 0..self.gateways.len() {
-            if self.gateways[i].next.is_some_and(|n| n <= now) {
+            if !self.draining && self.gateways[i].next.is_some_and(|n| n <= now) {
                 self.gateways[i].next = None;
                 self.gateway_register(i, None, now);
             }
@@ -414,7 +431,9 @@ impl Stack {
         if now >= self.next_media_check {
             self.next_media_check = now + Duration::from_secs(1);
             self.check_media(now);
-            self.nat_ping(now);
+            if !self.draining {
+                self.nat_ping(now);
+            }
         }
         if now >= self.next_purge {
             self.next_purge = now + Duration::from_secs(30);
