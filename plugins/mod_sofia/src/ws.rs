@@ -5,16 +5,25 @@
 //! goes out as one text message. A connection lives by the profile's TCP
 //! limits (caps, idle timeout), and a peer that sends something that is
 //! not WebSocket is closed with a log line; other connections go on.
+//!
+//! Live reload: a message for a dialog of an older version goes back to it
+//! through the host ([`crate::handover::forward`]) as over UDP and TCP;
+//! a connection the SIP thread lets go (a draining version's connection
+//! without calls) is closed with 1001, going away, and the browser
+//! reconnects to the new version.
 
 use crate::config::TcpLimits;
 use crate::leg::Input;
 use crate::sip::transaction::Proto;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -46,7 +55,8 @@ fn choose_sip(req: &Request, mut resp: Response) -> Result<Response, ErrorRespon
 }
 
 /// Serves one accepted connection (`proto` WS or WSS, TLS already done)
-/// until it closes.
+/// until it closes; `channel` names its listener (a live reload's
+/// forwarded message says where it came in).
 pub async fn serve<S>(
     profile: usize,
     proto: Proto,
@@ -54,6 +64,7 @@ pub async fn serve<S>(
     from: SocketAddr,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
+    channel: Arc<str>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -79,6 +90,7 @@ pub async fn serve<S>(
             return;
         }
     };
+    let peer = from.to_string();
     let (mut sink, mut source) = ws.split();
     let (w, mut out) = unbounded_channel::<Vec<u8>>();
     if input.send(Input::TcpOpen { from, writer: w }).is_err() {
@@ -109,12 +121,25 @@ pub async fn serve<S>(
                 if data.iter().all(|b| b.is_ascii_whitespace()) {
                     continue;
                 }
+                // A previous version's dialog: back to it, through the host.
+                if crate::handover::forward(&channel, &peer, &data) {
+                    continue;
+                }
                 if input.send(Input::Stream { profile, proto, from, data }).is_err() {
                     break;
                 }
             }
             b = out.recv() => {
-                let Some(b) = b else { break };
+                let Some(b) = b else {
+                    // The SIP thread let the connection go (a draining
+                    // version's, without calls): going away.
+                    let away = CloseFrame {
+                        code: CloseCode::Away,
+                        reason: "reload".into(),
+                    };
+                    let _ = tokio::time::timeout(limits.message, sink.send(Message::Close(Some(away)))).await;
+                    break;
+                };
                 let m = match String::from_utf8(b) {
                     Ok(t) => Message::text(t),
                     Err(e) => Message::binary(e.into_bytes()),
