@@ -158,6 +158,103 @@ pub async fn serve<S>(
 mod tests {
     use super::*;
 
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    /// A served connection over an in-memory stream, a client on its other
+    /// end, and what the server hands the SIP thread.
+    async fn connected() -> (
+        tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>,
+        tokio::sync::mpsc::UnboundedReceiver<Input>,
+    ) {
+        let (server, client) = tokio::io::duplex(64 * 1024);
+        let (input, rx) = unbounded_channel();
+        let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        tokio::spawn(serve(
+            0,
+            Proto::Ws,
+            server,
+            from,
+            input,
+            TcpLimits::default(),
+            "ws 127.0.0.1:5066".into(),
+        ));
+        let mut req = "ws://127.0.0.1:5066/".into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+        let (ws, _) = tokio_tungstenite::client_async(req, client).await.unwrap();
+        (ws, rx)
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_sip_thread_lets_go_is_closed_going_away() {
+        let (mut ws, mut rx) = connected().await;
+        let Some(Input::TcpOpen { writer, .. }) = rx.recv().await else {
+            panic!("the connection was not announced");
+        };
+        writer
+            .send(b"OPTIONS sip:x SIP/2.0\r\n\r\n".to_vec())
+            .unwrap();
+        // What was queued goes out first, then the close (a draining
+        // version dropping the connection's writer).
+        drop(writer);
+        let m = ws.next().await.unwrap().unwrap();
+        assert_eq!(m, Message::text("OPTIONS sip:x SIP/2.0\r\n\r\n"));
+        match ws.next().await {
+            Some(Ok(Message::Close(Some(f)))) => assert_eq!(f.code, CloseCode::Away),
+            other => panic!("not closed with 1001: {other:?}"),
+        }
+    }
+
+    static FORWARDED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+    fn take_forwarded(channel: &str, peer: &str, data: &[u8]) -> bool {
+        let id = crate::handover::call_id_of(data).unwrap_or_default();
+        if id != "ws-old-call" {
+            return false;
+        }
+        FORWARDED
+            .lock()
+            .unwrap()
+            .push((channel.to_string(), peer.to_string()));
+        true
+    }
+
+    #[tokio::test]
+    async fn a_message_for_an_older_versions_dialog_is_forwarded_not_handled() {
+        crate::handover::set_forward(take_forwarded);
+        let h = crate::handover::Handed {
+            own: vec!["ws-old-call".into()],
+            ..Default::default()
+        };
+        crate::handover::adopt(&h, Vec::new());
+        let (mut ws, mut rx) = connected().await;
+        // The SIP thread keeps the connection's writer.
+        let Some(Input::TcpOpen { writer: _kept, .. }) = rx.recv().await else {
+            panic!("the connection was not announced");
+        };
+        let msg = |id: &str| {
+            Message::text(format!(
+                "BYE sip:a@b SIP/2.0\r\nCall-ID: {id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+            ))
+        };
+        ws.send(msg("ws-old-call")).await.unwrap();
+        ws.send(msg("ws-new-call")).await.unwrap();
+        // Only the current version's own message reaches its SIP thread.
+        match rx.recv().await {
+            Some(Input::Stream { data, .. }) => {
+                assert_eq!(crate::handover::call_id_of(&data), Some("ws-new-call"))
+            }
+            _ => panic!("the current version's message did not arrive"),
+        }
+        assert_eq!(
+            *FORWARDED.lock().unwrap(),
+            [(
+                "ws 127.0.0.1:5066".to_string(),
+                "127.0.0.1:40000".to_string()
+            )]
+        );
+    }
+
     #[test]
     fn the_sip_subprotocol_is_found_among_those_offered() {
         assert!(offers_sip("sip"));
