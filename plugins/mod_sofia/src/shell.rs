@@ -14,9 +14,11 @@
 //! Live reload ([`crate::handover`]): a socket handed by the previous
 //! version is adopted instead of bound when its name
 //! (`"<transport> <ip>:<port>"`) matches; [`export`] stops the readers and
-//! acceptors (the sockets stay open for sending, accepted connections keep
-//! being read), [`resume`] starts them again, and [`deliver`] puts a
-//! message the successor forwards into the SIP thread as if read here.
+//! acceptors (the sockets stay open for sending, connections that carry a
+//! call keep being read, the others are closed — and so is each later,
+//! once its last call ends — so their phones reconnect to the new
+//! version), [`resume`] starts them again, and [`deliver`] puts a message
+//! the successor forwards into the SIP thread as if read here.
 
 use crate::api::ShellAction;
 use crate::config::{Config, ProfileConfig, TcpLimits};
