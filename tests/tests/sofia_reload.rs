@@ -740,3 +740,89 @@ fn a_phone_registered_over_tcp_before_the_reload_reconnects_to_the_new_version()
     call.success(&s.sw);
     wait_one_copy(&mut s.sw);
 }
+
+/// Reads SIP messages until one starting with `start`.
+fn read_until(flow: &mut std::net::TcpStream, buf: &mut Vec<u8>, start: &str) -> String {
+    loop {
+        let m = read_sip(flow, buf).unwrap_or_else(|| panic!("closed before {start}"));
+        if m.starts_with(start) {
+            return m;
+        }
+    }
+}
+
+/// A call over a TCP connection opened before the reload: the old version
+/// keeps the connection while the call is up (the BYE sent seconds after
+/// the reload is answered on it), and closes it once the call ended —
+/// while another of its calls still keeps it draining.
+#[test]
+fn a_tcp_connection_with_an_old_call_stays_until_the_call_ends_then_closes() {
+    use std::io::Write;
+    let mut s = start("", "", "");
+    let keeper = sipp(
+        "uac_call.xml",
+        Some(s.port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "15000"],
+    );
+    let keeper_uuid = only_channel(&mut s.sw);
+    let mut flow = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let me = flow.local_addr().unwrap();
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        media.local_addr().unwrap().port()
+    );
+    let dialog = |method: &str, cseq: u32, to_tag: &str, branch: &str, body: &str| {
+        let ctype = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_string()
+        };
+        format!(
+            "{method} sip:5900@127.0.0.1:{port};transport=tcp SIP/2.0\r\n\
+Via: SIP/2.0/TCP {me};branch=z9hG4bK{branch};rport\r\n\
+From: <sip:tcpcaller@127.0.0.1>;tag=caller\r\nTo: <sip:5900@127.0.0.1>{to_tag}\r\n\
+Call-ID: tcp-kept-call\r\nCSeq: {cseq} {method}\r\nContact: <sip:tcpcaller@{me};transport=tcp>\r\n\
+Max-Forwards: 70\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
+            body.len(),
+            port = s.port
+        )
+    };
+    let mut buf = Vec::new();
+    flow.write_all(dialog("INVITE", 1, "", "inv", &sdp).as_bytes())
+        .unwrap();
+    let ok = read_until(&mut flow, &mut buf, "SIP/2.0 200 ");
+    let to = header(&ok, "To").unwrap().to_string();
+    let tag = &to[to.find(";tag=").expect("a To tag")..];
+    flow.write_all(dialog("ACK", 1, tag, "ack", "").as_bytes())
+        .unwrap();
+    reload(&mut s.sw, "mod_sofia");
+    // Past the old version's first checks (at export, then each second).
+    std::thread::sleep(Duration::from_millis(2500));
+    flow.write_all(dialog("BYE", 2, tag, "bye", "").as_bytes())
+        .unwrap();
+    let ok = read_until(&mut flow, &mut buf, "SIP/2.0 ");
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    // Its call ended: the connection goes, while the old version drains on.
+    assert_eq!(
+        read_sip(&mut flow, &mut buf),
+        None,
+        "the connection stayed open after its call"
+    );
+    assert_eq!(
+        s.sw.cmd(&format!("uuid_exists {keeper_uuid}")).trim(),
+        "true",
+        "the old version's other call ended first: closed by the purge"
+    );
+    assert!(
+        s.sw.log().contains(&format!(
+            "connection with {me} carries no call of this draining version"
+        )),
+        "{}",
+        tail(&s.sw.log())
+    );
+    keeper.success(&s.sw);
+    wait_one_copy(&mut s.sw);
+}
