@@ -607,3 +607,222 @@ fn a_call_over_a_tcp_connection_accepted_before_the_reload_goes_on_over_it() {
     call.success(&s.sw);
     wait_one_copy(&mut s.sw);
 }
+
+/// A header's value in a SIP message as text.
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.split("\r\n").skip(1).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Reads one SIP message from a stream (head, then Content-Length bytes);
+/// None once the switch closed the connection.
+fn read_sip(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    use std::io::Read;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = header(&head, "Content-Length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let msg: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return Some(String::from_utf8_lossy(&msg).into_owned());
+            }
+        }
+        assert!(Instant::now() < deadline, "no SIP message on the stream");
+        let mut chunk = [0u8; 8192];
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+            Err(_) => {}
+        }
+    }
+}
+
+/// Registers 1000 over a new TCP connection, with the same Call-ID each
+/// time (a phone's refreshes, as baresip sends them).
+fn register_over_tcp(switch_port: u16, contact_port: u16) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", switch_port)).unwrap();
+    let me = s.local_addr().unwrap();
+    let mut buf = Vec::new();
+    let uri = format!("sip:127.0.0.1:{switch_port}");
+    let mut auth = String::new();
+    for cseq in 1..=2 {
+        let req = format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcpreg{}x{cseq};rport\r\n\
+From: <sip:1000@127.0.0.1>;tag=tcpreg\r\nTo: <sip:1000@127.0.0.1>\r\nCall-ID: tcpreg-phone\r\n\
+CSeq: {cseq} REGISTER\r\nContact: <sip:1000@127.0.0.1:{contact_port};transport=tcp>\r\n\
+Expires: 300\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n",
+            me.port()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let resp = read_sip(&mut s, &mut buf).expect("an answer to REGISTER");
+        if resp.starts_with("SIP/2.0 200 ") {
+            return s;
+        }
+        assert!(resp.starts_with("SIP/2.0 401 "), "{resp}");
+        let ch = header(&resp, "WWW-Authenticate").unwrap();
+        let value =
+            mod_sofia::sip::digest::answer(ch, "REGISTER", &uri, "1000", "1234", 1).unwrap();
+        auth = format!("Authorization: {value}\r\n");
+    }
+    panic!("REGISTER over TCP was not accepted");
+}
+
+/// A phone registered over TCP before the reload: the draining version
+/// closes its connection (no call of its own on it) while it still drains,
+/// the phone registers again on a new connection, which the new version
+/// serves, and a call placed after that reaches it over that connection.
+#[test]
+fn a_phone_registered_over_tcp_before_the_reload_reconnects_to_the_new_version() {
+    use std::io::Write;
+    let mut s = start("", "", "");
+    let ua_port = free_port();
+    let mut flow = register_over_tcp(s.port, ua_port);
+    // A call keeps the old version draining past the connection's close.
+    let call = sipp(
+        "uac_call.xml",
+        Some(s.port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "12000"],
+    );
+    let uuid = only_channel(&mut s.sw);
+    reload(&mut s.sw, "mod_sofia");
+    let mut buf = Vec::new();
+    assert_eq!(
+        read_sip(&mut flow, &mut buf),
+        None,
+        "the old version kept the connection"
+    );
+    // Closed by the handover, not by the old version's purge.
+    assert_eq!(
+        s.sw.cmd(&format!("uuid_exists {uuid}")).trim(),
+        "true",
+        "the old version's call ended before the connection closed"
+    );
+    assert_eq!(sofia_copies(&s.sw), 2);
+    assert!(
+        s.sw.log()
+            .contains("carries no call of this draining version; closed"),
+        "{}",
+        tail(&s.sw.log())
+    );
+    let mut flow = register_over_tcp(s.port, ua_port);
+    let phone = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let invite = read_sip(&mut flow, &mut buf).expect("an INVITE on the new connection");
+        assert!(invite.starts_with("INVITE sip:1000@127.0.0.1"), "{invite}");
+        let mut busy = String::from("SIP/2.0 486 Busy Here\r\n");
+        for h in ["Via", "From", "Call-ID", "CSeq"] {
+            busy.push_str(&format!("{h}: {}\r\n", header(&invite, h).unwrap()));
+        }
+        busy.push_str(&format!(
+            "To: {};tag=busy\r\nContent-Length: 0\r\n\r\n",
+            header(&invite, "To").unwrap()
+        ));
+        flow.write_all(busy.as_bytes()).unwrap();
+        let ack = read_sip(&mut flow, &mut buf).expect("the ACK");
+        assert!(ack.starts_with("ACK "), "{ack}");
+        flow
+    });
+    let out =
+        s.sw.cmd("originate {originate_timeout=15}user/1000@127.0.0.1 &park()");
+    assert_eq!(out.trim(), "-ERR USER_BUSY", "{}", tail(&s.sw.log()));
+    let _flow = phone.join().unwrap();
+    call.success(&s.sw);
+    wait_one_copy(&mut s.sw);
+}
+
+/// Reads SIP messages until one starting with `start`.
+fn read_until(flow: &mut std::net::TcpStream, buf: &mut Vec<u8>, start: &str) -> String {
+    loop {
+        let m = read_sip(flow, buf).unwrap_or_else(|| panic!("closed before {start}"));
+        if m.starts_with(start) {
+            return m;
+        }
+    }
+}
+
+/// A call over a TCP connection opened before the reload: the old version
+/// keeps the connection while the call is up (the BYE sent seconds after
+/// the reload is answered on it), and closes it once the call ended —
+/// while another of its calls still keeps it draining.
+#[test]
+fn a_tcp_connection_with_an_old_call_stays_until_the_call_ends_then_closes() {
+    use std::io::Write;
+    let mut s = start("", "", "");
+    let keeper = sipp(
+        "uac_call.xml",
+        Some(s.port),
+        &[],
+        &["-s", "5900", "-m", "1", "-d", "15000"],
+    );
+    let keeper_uuid = only_channel(&mut s.sw);
+    let mut flow = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let me = flow.local_addr().unwrap();
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        media.local_addr().unwrap().port()
+    );
+    let dialog = |method: &str, cseq: u32, to_tag: &str, branch: &str, body: &str| {
+        let ctype = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_string()
+        };
+        format!(
+            "{method} sip:5900@127.0.0.1:{port};transport=tcp SIP/2.0\r\n\
+Via: SIP/2.0/TCP {me};branch=z9hG4bK{branch};rport\r\n\
+From: <sip:tcpcaller@127.0.0.1>;tag=caller\r\nTo: <sip:5900@127.0.0.1>{to_tag}\r\n\
+Call-ID: tcp-kept-call\r\nCSeq: {cseq} {method}\r\nContact: <sip:tcpcaller@{me};transport=tcp>\r\n\
+Max-Forwards: 70\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
+            body.len(),
+            port = s.port
+        )
+    };
+    let mut buf = Vec::new();
+    flow.write_all(dialog("INVITE", 1, "", "inv", &sdp).as_bytes())
+        .unwrap();
+    let ok = read_until(&mut flow, &mut buf, "SIP/2.0 200 ");
+    let to = header(&ok, "To").unwrap().to_string();
+    let tag = &to[to.find(";tag=").expect("a To tag")..];
+    flow.write_all(dialog("ACK", 1, tag, "ack", "").as_bytes())
+        .unwrap();
+    reload(&mut s.sw, "mod_sofia");
+    // Past the old version's first checks (at export, then each second).
+    std::thread::sleep(Duration::from_millis(2500));
+    flow.write_all(dialog("BYE", 2, tag, "bye", "").as_bytes())
+        .unwrap();
+    let ok = read_until(&mut flow, &mut buf, "SIP/2.0 ");
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    // Its call ended: the connection goes, while the old version drains on.
+    assert_eq!(
+        read_sip(&mut flow, &mut buf),
+        None,
+        "the connection stayed open after its call"
+    );
+    assert_eq!(
+        s.sw.cmd(&format!("uuid_exists {keeper_uuid}")).trim(),
+        "true",
+        "the old version's other call ended first: closed by the purge"
+    );
+    assert!(
+        s.sw.log().contains(&format!(
+            "connection with {me} carries no call of this draining version"
+        )),
+        "{}",
+        tail(&s.sw.log())
+    );
+    keeper.success(&s.sw);
+    wait_one_copy(&mut s.sw);
+}

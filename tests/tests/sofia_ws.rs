@@ -3,9 +3,11 @@
 //! WebSocket; tests/sipws) registers over ws and over wss, and the switch
 //! keeps the binding with its transport; a peer that sends garbage or
 //! never completes its upgrade is closed with a log line while the phones
-//! stay registered.
+//! stay registered; a JsSIP registered before `reload mod_sofia` is let
+//! go by the old copy (close 1001) and registers again with the new one.
 
 mod phones_common;
+mod sofia_common;
 
 use hotswitch_e2e::{workspace_root, Switch};
 use phones_common::{DefaultConf, WAIT};
@@ -26,6 +28,11 @@ impl Drop for JsSip {
 }
 
 fn jssip(url: &str, user: &str) -> JsSip {
+    jssip_lines(url, user).0
+}
+
+/// [`jssip`], and the lines it prints after its first REGISTERED.
+fn jssip_lines(url: &str, user: &str) -> (JsSip, mpsc::Receiver<String>) {
     let dir = workspace_root().join("tests/sipws");
     assert!(
         dir.join("node_modules/jssip").exists(),
@@ -50,7 +57,7 @@ fn jssip(url: &str, user: &str) -> JsSip {
     });
     let phone = JsSip(child);
     match rx.recv_timeout(WAIT) {
-        Ok(l) if l == "REGISTERED" => phone,
+        Ok(l) if l == "REGISTERED" => (phone, rx),
         other => panic!("JsSIP over {url}: {other:?}"),
     }
 }
@@ -169,4 +176,45 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     let c = sw.cmd("sofia_contact 1000@127.0.0.1");
     assert!(c.contains("transport=ws"), "the phone is still there: {c}");
     let _again = jssip(&format!("ws://127.0.0.1:{ws}"), "1001");
+}
+
+/// A browser registered over ws before `reload mod_sofia`: the old copy,
+/// draining with a call of its own, closes the browser's connection (it
+/// carries no call) with 1001; JsSIP reconnects and registers again, now
+/// with the new copy.
+#[test]
+fn jssip_registered_before_reload_mod_sofia_reconnects_and_registers_with_the_new_copy() {
+    let (conf, ws, _) = ws_conf("sip-ws-reload");
+    let mut sw = conf.start();
+    let (_phone, lines) = jssip_lines(&format!("ws://127.0.0.1:{ws}"), "1000");
+    // A call of the old copy keeps it draining.
+    let ua_port = hotswitch_e2e::free_port();
+    let uas = sofia_common::sipp(
+        "uas_answer.xml",
+        None,
+        &[("want_header", "INVITE sip:")],
+        &["-m", "1", "-p", &ua_port.to_string()],
+    );
+    sofia_common::sipp_listening(ua_port);
+    let out = sw.cmd(&format!(
+        "originate {{originate_timeout=10}}sofia/internal/keeper@127.0.0.1:{ua_port} &park()"
+    ));
+    assert!(out.starts_with("+OK "), "{out}\n{}", sw.log());
+    let uuid = out[4..].trim().to_string();
+    let out = sw.cmd("reload mod_sofia");
+    assert!(out.contains("+OK"), "{out}");
+    match lines.recv_timeout(WAIT) {
+        Ok(l) if l == "REGISTERED" => {}
+        other => panic!("JsSIP did not register again: {other:?}\n{}", sw.log()),
+    }
+    wait_log(&sw, "carries no call of this draining version; closed");
+    assert_eq!(
+        sw.cmd(&format!("uuid_exists {uuid}")).trim(),
+        "true",
+        "the old copy's call is still up: it let the browser go while draining"
+    );
+    let reg = sw.cmd("sofia status profile internal reg");
+    assert!(reg.contains("Registered(WS)"), "{reg}");
+    assert!(sw.cmd(&format!("uuid_kill {uuid}")).starts_with("+OK"));
+    uas.success(&sw);
 }

@@ -12,8 +12,10 @@
 //! ([`forward`]), which enqueues it into the old SIP thread as if read
 //! from the same socket ([`deliver`]); the old version answers on the
 //! socket it still holds. Connections the old version accepted stay with
-//! it. When no older version takes a message, the new one handles it as
-//! any unknown dialog (481).
+//! it while they carry its calls; the others it closes (at export, then as
+//! calls end), so the phones on them reconnect to the new version. When
+//! no older version takes a message, the new one handles it as any
+//! unknown dialog (481).
 //!
 //! # The handover format: `mod_sofia/handover-v1`, version 1
 //!

@@ -14,9 +14,11 @@
 //! Live reload ([`crate::handover`]): a socket handed by the previous
 //! version is adopted instead of bound when its name
 //! (`"<transport> <ip>:<port>"`) matches; [`export`] stops the readers and
-//! acceptors (the sockets stay open for sending, accepted connections keep
-//! being read), [`resume`] starts them again, and [`deliver`] puts a
-//! message the successor forwards into the SIP thread as if read here.
+//! acceptors (the sockets stay open for sending, connections that carry a
+//! call keep being read, the others are closed — and so is each later,
+//! once its last call ends — so their phones reconnect to the new
+//! version), [`resume`] starts them again, and [`deliver`] puts a message
+//! the successor forwards into the SIP thread as if read here.
 
 use crate::api::ShellAction;
 use crate::config::{Config, ProfileConfig, TcpLimits};
@@ -584,6 +586,30 @@ impl Sockets {
         }
     }
 
+    /// A draining version: closes every stream connection none of its
+    /// calls or transactions uses, as a server closing a flow (TCP FIN,
+    /// TLS close_notify, WebSocket close 1001, after what is queued on it),
+    /// so that the phone on it reconnects — RFC 5626 flow recovery — and
+    /// its REGISTER refreshes and new calls reach the new version.
+    fn close_unused_flows(&mut self, used: &HashSet<SocketAddr>) {
+        let unused: Vec<SocketAddr> = self
+            .conns
+            .keys()
+            .filter(|a| !used.contains(a))
+            .copied()
+            .collect();
+        for addr in unused {
+            // Dropping the writer ends the connection's task, which closes it.
+            self.conns.remove(&addr);
+            if let Some(s) = shared() {
+                lock(&s.flows).remove(&addr);
+            }
+            log::info!(
+                "handover: connection with {addr} carries no call of this draining version; closed so that its phone reconnects to the new version"
+            );
+        }
+    }
+
     /// Every socket to hand over, by name (the descriptors stay ours).
     fn handed(&self) -> Vec<(String, std::os::fd::RawFd)> {
         use std::os::fd::AsRawFd;
@@ -940,7 +966,8 @@ async fn tcp_acceptor(
                     return opened(profile, Proto::Tcp, s, from, input, limits, channel).await
                 }
                 Kind::Ws => {
-                    return crate::ws::serve(profile, Proto::Ws, s, from, input, limits).await
+                    return crate::ws::serve(profile, Proto::Ws, s, from, input, limits, channel)
+                        .await
                 }
                 Kind::Tls(c) => (c.acceptor(), Proto::Tls),
                 Kind::Wss(c) => (c.acceptor(), Proto::Wss),
@@ -949,7 +976,7 @@ async fn tcp_acceptor(
             // message may take.
             match tokio::time::timeout(limits.message, acceptor.accept(s)).await {
                 Ok(Ok(s)) if proto == Proto::Wss => {
-                    crate::ws::serve(profile, proto, s, from, input, limits).await
+                    crate::ws::serve(profile, proto, s, from, input, limits, channel).await
                 }
                 Ok(Ok(s)) => opened(profile, proto, s, from, input, limits, channel).await,
                 Ok(Err(e)) => log::warn!("TLS {from}: handshake failed: {e}; closing"),
@@ -1048,12 +1075,18 @@ async fn stream_conn<S>(
                 },
                 None => out.recv().await,
             };
-            let Some(b) = b else { break };
+            let Some(b) = b else {
+                // The SIP thread closed the connection (a draining
+                // version's unused flow): FIN, or close_notify then FIN.
+                let _ = w.shutdown().await;
+                break;
+            };
             if w.write_all(&b).await.is_err() {
                 break;
             }
         }
     });
+    let mut writer = writer;
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16_384];
     let mut last_rx = Instant::now();
@@ -1070,7 +1103,13 @@ async fn stream_conn<S>(
         };
         let read =
             tokio::time::timeout_at(tokio::time::Instant::from_std(wake), r.read(&mut chunk));
-        let n = match read.await {
+        let read = tokio::select! {
+            r = read => r,
+            // The writer ended (closed by us, or a write failed): so does
+            // the connection.
+            _ = &mut writer => break,
+        };
+        let n = match read {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => n,
             Err(_) if Instant::now() >= deadline => {
@@ -1196,6 +1235,8 @@ async fn serve(p: Prepared) {
                     // Calls ended since: their Call-IDs are no longer ours.
                     next_owned = now + Duration::from_secs(1);
                     crate::handover::set_owned(stack.call_ids());
+                    // Connections whose last call ended since.
+                    sockets.close_unused_flows(&stack.stream_peers());
                 }
                 if now >= next_prune {
                     // Inherited Call-IDs no older version has any more:
@@ -1261,6 +1302,7 @@ async fn on_control(
             let registrations = stack.registrar.close_store();
             let own = stack.call_ids();
             crate::handover::set_owned(own.clone());
+            sockets.close_unused_flows(&stack.stream_peers());
             let fds = sockets.handed();
             let h = crate::handover::Handed {
                 profiles: stack.profiles.iter().map(|p| p.cfg.name.clone()).collect(),

@@ -215,6 +215,17 @@ impl Transactions {
             .chain(self.clients.values().map(|c| c.req.call_id()))
     }
 
+    /// The stream connections (by peer address) a transaction alive sends
+    /// on: a draining version keeps them open until it ends.
+    pub fn stream_peers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.servers
+            .values()
+            .map(|s| s.to)
+            .chain(self.clients.values().map(|c| c.to))
+            .filter(|t| t.proto.reliable())
+            .map(|t| t.addr)
+    }
+
     /// Transactions alive.
     pub fn len(&self) -> (usize, usize) {
         (self.servers.len(), self.clients.len())

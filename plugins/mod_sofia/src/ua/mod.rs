@@ -358,6 +358,19 @@ impl Stack {
             .collect()
     }
 
+    /// The stream connections (by peer address) this stack's calls and
+    /// transactions use: a draining version closes the others so their
+    /// phones reconnect to the new version.
+    pub fn stream_peers(&self) -> std::collections::HashSet<std::net::SocketAddr> {
+        self.calls
+            .values()
+            .map(|c| c.peer)
+            .filter(|t| t.proto.reliable())
+            .map(|t| t.addr)
+            .chain(self.tx.stream_peers())
+            .collect()
+    }
+
     /// Keeps a new call under its leg's uuid and indexes its Call-ID.
     fn add_call(&mut self, call: Call) {
         let uuid = call.leg.uuid.clone();
