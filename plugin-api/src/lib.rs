@@ -154,6 +154,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod config;
 pub mod frame;
 pub mod g711;
 pub mod host;

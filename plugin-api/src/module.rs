@@ -68,6 +68,12 @@ impl From<&str> for ModuleError {
     }
 }
 
+impl From<crate::config::ConfigError> for ModuleError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        ModuleError::Config(e.0)
+    }
+}
+
 impl From<HostError> for ModuleError {
     fn from(e: HostError) -> Self {
         ModuleError::Host(e)
@@ -688,6 +694,30 @@ impl ModuleContext {
         let (st, text) =
             collect(|out| unsafe { (s.config_section)(handle(), RStr::new(name), out) });
         st.is_success().then_some(text)
+    }
+
+    /// Configuration section `name` (e.g. `skel.conf`) as a parsed tree
+    /// whose root is its `<configuration>` element: `Ok(None)` when the
+    /// configuration has no such section, an error naming the byte where
+    /// its XML is broken. Read fresh from the host each call; the tree is
+    /// the module's own (see [`config`](crate::config)).
+    ///
+    /// ```no_run
+    /// # fn load(m: &hotswitch_plugin_api::ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+    /// let greeting = m
+    ///     .config("skel.conf")?
+    ///     .and_then(|c| Some(c.child("settings")?.param("greeting")?.to_string()))
+    ///     .unwrap_or_else(|| "hello".into());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn config(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::config::Element>, crate::config::ConfigError> {
+        self.config_section(name)
+            .map(|text| crate::config::Element::parse(&text))
+            .transpose()
     }
 
     /// Fires an event: `event_id` is FreeSWITCH's number (0 = CUSTOM, with a
