@@ -6,7 +6,7 @@
 //! 1. `declare_module!` names the module and its entry points; it exports
 //!    the header the host checks, catches panics in every entry point, and
 //!    forwards this crate's `log` records to the host's log.
-//! 2. `load` reads the module's configuration section and registers an api
+//! 2. `load` reads the module's configuration (a parsed tree) and registers an api
 //!    command (`skel`) and a dialplan application (`skel_app`).
 //! 3. `unload` releases what `load` took. Anything the module started —
 //!    threads, sockets, runtimes — must be stopped and joined here: the host
@@ -17,6 +17,7 @@
 //! Build it with `cargo build -p mod_skel`, then at the console:
 //! `load mod_skel`, `skel world`, `reload mod_skel`, `unload mod_skel`.
 
+use hotswitch_plugin_api::config::Element;
 use hotswitch_plugin_api::{declare_module, saf, ModuleContext};
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -37,11 +38,13 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     //   <configuration name="skel.conf"><settings>
     //     <param name="greeting" value="hello"/>
     //   </settings></configuration>
-    // A module parses the XML it is given however it likes; this one looks
-    // for the greeting parameter and falls back to "hello".
+    // `config` hands back the section as a parsed tree (`Ok(None)` when
+    // there is no such section, an error when its XML is broken); this
+    // module looks for the greeting parameter and falls back to "hello".
     let greeting = m
-        .config_section("skel.conf")
-        .and_then(|xml| param(&xml, "greeting"))
+        .config("skel.conf")?
+        .as_ref()
+        .and_then(greeting)
         .unwrap_or_else(|| "hello".to_string());
     *GREETING.lock().map_err(|e| e.to_string())? = greeting;
 
@@ -86,25 +89,23 @@ fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     Ok(())
 }
 
-/// The `value` of `<param name="{name}" value="…"/>` in `xml`.
-fn param(xml: &str, name: &str) -> Option<String> {
-    let key = format!("name=\"{name}\"");
-    let tag_start = xml.find(&key)?;
-    let tag = &xml[tag_start..];
-    let tag = &tag[..tag.find('>')?];
-    let v = tag.find("value=\"")? + "value=\"".len();
-    let rest = &tag[v..];
-    Some(rest[..rest.find('"')?].to_string())
+/// The `greeting` param of `<settings>`.
+fn greeting(conf: &Element) -> Option<String> {
+    Some(conf.child("settings")?.param("greeting")?.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    use hotswitch_plugin_api::config::Element;
+
     #[test]
-    fn a_param_value_is_found_by_name() {
+    fn the_greeting_is_the_settings_param() {
         let x = r#"<configuration name="skel.conf"><settings>
             <param name="other" value="x"/><param name="greeting" value="howdy"/>
         </settings></configuration>"#;
-        assert_eq!(super::param(x, "greeting").as_deref(), Some("howdy"));
-        assert_eq!(super::param(x, "missing"), None);
+        let conf = Element::parse(x).unwrap();
+        assert_eq!(super::greeting(&conf).as_deref(), Some("howdy"));
+        let none = Element::parse("<configuration><settings/></configuration>").unwrap();
+        assert_eq!(super::greeting(&none), None);
     }
 }
