@@ -157,6 +157,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod alloc;
 pub mod config;
 pub mod frame;
 pub mod g711;

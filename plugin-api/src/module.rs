@@ -230,6 +230,7 @@ pub unsafe fn __load(
     SERVICES.store(services as *mut HostServices, Ordering::Release);
     HANDLE.store(module.id, Ordering::Release);
     let _ = NAME.set(name);
+    let _entry = crate::alloc::enter("load");
     guard(|| {
         let _ = log::set_logger(&LOGGER);
         log::set_max_level(log::LevelFilter::Trace);
@@ -270,6 +271,7 @@ pub unsafe fn __load(
 /// The unload trampoline `declare_module!` generates. Not for direct use.
 #[doc(hidden)]
 pub fn __unload(unload: Option<ModuleFn>) -> Status {
+    let _entry = crate::alloc::enter("unload");
     let status = guard(|| match unload {
         Some(f) => match f(&ModuleContext { _private: () }) {
             Ok(()) => Status::SUCCESS,
@@ -302,6 +304,7 @@ pub fn __unload(unload: Option<ModuleFn>) -> Status {
 /// The runtime trampoline `declare_module!` generates. Not for direct use.
 #[doc(hidden)]
 pub fn __runtime(runtime: fn(&ModuleContext) -> Status) -> Status {
+    let _entry = crate::alloc::enter("runtime");
     guard(|| runtime(&ModuleContext { _private: () }))
 }
 
@@ -425,6 +428,7 @@ unsafe extern "C" fn api_trampoline<F>(
 where
     F: Fn(&str, &mut Stream) + Send + Sync + 'static,
 {
+    let _entry = crate::alloc::enter("api");
     guard(|| {
         let f = &*(user_data as *const F);
         let mut stream = Stream::from_raw(out);
@@ -441,6 +445,7 @@ unsafe extern "C" fn app_trampoline<F>(
 where
     F: Fn(Session, &str) + Send + Sync + 'static,
 {
+    let _entry = crate::alloc::enter("application");
     guard(|| {
         let f = &*(user_data as *const F);
         // SAFETY: the host lends the session for this call.
@@ -453,6 +458,7 @@ unsafe extern "C" fn chat_trampoline<F>(user_data: *mut c_void, msg: *const Chat
 where
     F: Fn(&Chat) -> Status + Send + Sync + 'static,
 {
+    let _entry = crate::alloc::enter("chat_send");
     guard(|| {
         let f = &*(user_data as *const F);
         let Some(m) = msg.as_ref() else {
@@ -932,6 +938,17 @@ macro_rules! declare_module {
                     None => ::core::ptr::null(),
                 },
             };
+
+            /// What this module's allocator counts; the host reads it
+            /// and sets its limit (see `hotswitch_plugin_api::alloc`).
+            #[no_mangle]
+            #[used]
+            pub static hotswitch_module_memory: $crate::alloc::MemoryGauge =
+                $crate::alloc::MemoryGauge::new();
+
+            #[global_allocator]
+            static ALLOCATOR: $crate::alloc::CountingAlloc =
+                $crate::alloc::CountingAlloc::new(&hotswitch_module_memory);
 
             #[no_mangle]
             #[used]
