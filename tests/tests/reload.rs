@@ -76,6 +76,9 @@ fn a_tone_call_lives_through_reloads_of_mod_loopback_and_mod_dptools_and_old_cop
     )));
     sw.wait_event(WAIT, |e| e.name() == "CHANNEL_ANSWER")
         .expect("the far end answers");
+    // Applications of mod_dptools running meanwhile: echo and park.
+    let echo = ok_uuid(&sw.cmd("originate null/echo &echo"));
+    let park = ok_uuid(&sw.cmd("originate null/park &park"));
     let mut draining_seen = false;
     for round in 0..3 {
         for module in ["mod_loopback", "mod_dptools"] {
@@ -93,12 +96,16 @@ fn a_tone_call_lives_through_reloads_of_mod_loopback_and_mod_dptools_and_old_cop
     }
     assert!(draining_seen, "the call kept an old copy draining");
     // The module view lists the draining versions with their sessions.
+    // The module view lists the draining versions with their sessions: the
+    // oldest loopback copy has the tone call's two legs and the echo and
+    // park legs.
     let view = sw.cmd("module_list");
-    assert!(
-        view.lines()
-            .any(|l| l.starts_with("mod_loopback,") && l.contains(",draining,2,")),
-        "{view}"
-    );
+    let draining_sessions: Vec<usize> = view
+        .lines()
+        .filter(|l| l.starts_with("mod_loopback,") && l.contains(",draining,"))
+        .filter_map(|l| l.split(',').nth(3).and_then(|n| n.parse().ok()))
+        .collect();
+    assert!(draining_sessions.contains(&4), "{view}");
     assert!(
         view.lines()
             .any(|l| l.starts_with("mod_loopback,") && l.contains(",current,0,")),
@@ -111,6 +118,9 @@ fn a_tone_call_lives_through_reloads_of_mod_loopback_and_mod_dptools_and_old_cop
         "{view}"
     );
     wait_gone(&mut sw, &a, WAIT);
+    for u in [&echo, &park] {
+        assert_eq!(sw.cmd(&format!("uuid_exists {u}")).trim(), "true");
+    }
     let mut r = WavReader::open(&wav, 8000).unwrap_or_else(|e| panic!("{e}"));
     let samples = r.read_to_end().unwrap();
     assert!(
@@ -121,28 +131,47 @@ fn a_tone_call_lives_through_reloads_of_mod_loopback_and_mod_dptools_and_old_cop
     // Skip the first 200 ms (the far end's answer) and the last 100 ms.
     let body = &samples[1600..samples.len() - 800];
     let gap = longest_gap_ms(body);
+    eprintln!(
+        "recorded {} samples ({} ms), longest gap {gap} ms",
+        samples.len(),
+        samples.len() / 8
+    );
     assert!(gap <= 40, "a {gap} ms gap in the tone");
-    // Every old copy goes once the call has ended: one copy of each left.
-    wait_until(&mut sw, "old copies unmapped", |sw| {
-        mapped_copies(sw, "mod_loopback").len() == 1 && mapped_copies(sw, "mod_dptools").len() == 1
-    });
-    let view = sw.cmd("module_list");
-    assert!(!view.contains(",draining,"), "{view}");
-    assert!(!view.contains(",pinned,"), "{view}");
     // The new copies serve a new call.
     let b = ok_uuid(&sw.cmd(&format!(
         "originate loopback/tone1000/default/XML &record({} 1)",
         dir.path().join("after.wav").display()
     )));
     wait_gone(&mut sw, &b, WAIT);
+    // unload refuses while an old copy has calls; the echo and park calls
+    // end, and every old copy goes: one copy of each left.
+    assert_eq!(
+        sw.cmd("unload mod_loopback").trim(),
+        "-ERR [Module in use.]"
+    );
+    for u in [&echo, &park] {
+        assert_eq!(sw.cmd(&format!("uuid_kill {u}")).trim(), "+OK");
+        wait_gone(&mut sw, u, WAIT);
+    }
+    wait_until(&mut sw, "old copies unmapped", |sw| {
+        mapped_copies(sw, "mod_loopback").len() == 1 && mapped_copies(sw, "mod_dptools").len() == 1
+    });
+    let view = sw.cmd("module_list");
+    assert!(!view.contains(",draining,"), "{view}");
+    assert!(!view.contains(",pinned,"), "{view}");
     assert!(sw.shutdown().success());
 }
 
 /// A switch with mod_handover built as `variant` in its own module dir.
 fn handover_switch(variant: &str) -> (Switch, TempDir) {
+    handover_switch_with(variant, Vec::new())
+}
+
+fn handover_switch_with(variant: &str, args: Vec<String>) -> (Switch, TempDir) {
     let mods = TempDir::new("handover");
     install(variant, &mods);
     let sw = Switch::start(SwitchConfig {
+        args,
         autoload: vec![
             "mod_loopback".into(),
             "mod_dptools".into(),
@@ -278,5 +307,107 @@ fn an_api_command_in_flight_finishes_on_the_old_copy_while_the_new_one_answers()
     // unload -f with versions idle; the module goes entirely.
     assert_eq!(sw.cmd("unload -f mod_handover").trim(), "+OK");
     assert!(mapped_copies(&sw, "mod_handover").is_empty());
+    assert!(sw.shutdown().success());
+}
+
+#[test]
+fn watch_mode_reloads_a_busy_module_with_the_contract_and_the_old_copy_drains() {
+    let (mut sw, mods) = handover_switch_with("v1", vec!["-watch".into()]);
+    let call = hold(&mut sw);
+    install("v1", &mods);
+    let notice = sw
+        .wait_notice(WAIT, "mod_handover changed on disk and was reloaded")
+        .expect("watch mode reloads with the call up");
+    assert!(notice.starts_with("+OK watch:"), "{notice}");
+    assert_eq!(
+        sw.cmd("handover_who").trim(),
+        "+OK build v1 took from build v1"
+    );
+    let view = sw.cmd("module_list");
+    assert!(
+        view.lines()
+            .any(|l| l.starts_with("mod_handover,") && l.contains(",draining,")),
+        "{view}"
+    );
+    assert_eq!(sw.cmd(&format!("uuid_exists {call}")).trim(), "true");
+    assert_eq!(sw.cmd(&format!("uuid_kill {call}")).trim(), "+OK");
+    wait_gone(&mut sw, &call, WAIT);
+    wait_until(&mut sw, "the old copy purged", |sw| {
+        mapped_copies(sw, "mod_handover").len() == 1
+    });
+    assert!(sw.shutdown().success());
+}
+
+#[test]
+fn unload_f_ends_the_calls_of_every_version() {
+    let mut sw = Switch::start(SwitchConfig {
+        autoload: vec!["mod_loopback".into(), "mod_dptools".into()],
+        ..Default::default()
+    });
+    let first = ok_uuid(&sw.cmd("originate null/first &park"));
+    let r = sw.cmd("reload mod_loopback");
+    assert!(r.contains("+OK module draining"), "{r}");
+    let second = ok_uuid(&sw.cmd("originate null/second &park"));
+    let r = sw.cmd("reload mod_loopback");
+    assert!(r.contains("+OK module draining"), "{r}");
+    assert_eq!(mapped_copies(&sw, "mod_loopback").len(), 3);
+    assert_eq!(
+        sw.cmd("unload mod_loopback").trim(),
+        "-ERR [Module in use.]"
+    );
+    assert_eq!(sw.cmd("unload -f mod_loopback").trim(), "+OK");
+    wait_gone(&mut sw, &first, WAIT);
+    wait_gone(&mut sw, &second, WAIT);
+    assert!(mapped_copies(&sw, "mod_loopback").is_empty());
+    assert_eq!(sw.cmd("module_exists mod_loopback").trim(), "false");
+    assert!(sw.shutdown().success());
+}
+
+#[test]
+fn a_handed_socket_keeps_its_port_and_forwarded_messages_reach_the_older_copy() {
+    let (mut sw, _mods) = handover_switch("v1");
+    let port = sw.cmd("handover_port");
+    assert!(port.starts_with("+OK ") && port.trim() != "+OK 0", "{port}");
+    // No older copy: nothing takes a forwarded message.
+    assert!(sw
+        .cmd("handover_forward old:first")
+        .starts_with("+OK not taken"));
+    let call = hold(&mut sw);
+    let r = sw.cmd("reload mod_handover");
+    assert!(r.contains("+OK module draining"), "{r}");
+    // The new copy took the old one's socket itself: same port.
+    assert_eq!(sw.cmd("handover_port"), port);
+    // The new copy hands a message back; the old copy's deliver takes it on
+    // a host thread, not the caller's.
+    let r = sw.cmd("handover_forward old:hello");
+    assert!(r.starts_with("+OK taken on thread "), "{r}");
+    let caller = r
+        .trim()
+        .trim_start_matches("+OK taken on thread ")
+        .to_string();
+    wait_until(&mut sw, "the delivery logged", |sw| {
+        sw.log()
+            .contains("delivered old:hello from 127.0.0.1:9 on udp test: taken")
+    });
+    let log = sw.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("delivered old:hello"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(!line.ends_with(&format!("on thread {caller}")), "{line}");
+    assert!(sw
+        .cmd("handover_forward new:x")
+        .starts_with("+OK not taken"));
+    // Once the old copy is purged, nothing is left to take it.
+    assert_eq!(sw.cmd(&format!("uuid_kill {call}")).trim(), "+OK");
+    wait_gone(&mut sw, &call, WAIT);
+    wait_until(&mut sw, "the old copy purged", |sw| {
+        mapped_copies(sw, "mod_handover").len() == 1
+    });
+    assert!(sw
+        .cmd("handover_forward old:late")
+        .starts_with("+OK not taken"));
+    assert_eq!(sw.cmd("handover_port"), port);
     assert!(sw.shutdown().success());
 }

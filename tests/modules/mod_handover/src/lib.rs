@@ -40,14 +40,38 @@ static HANDOVER: HandoverSpec = HandoverSpec {
     version: VERSION,
     reads_from: VERSION,
     export: |_| {
+        use std::os::fd::AsRawFd;
+        let fds = SOCK
+            .lock()
+            .map_err(|e| e.to_string())?
+            .as_ref()
+            .map(|s| vec![("udp test".to_string(), s.as_raw_fd())])
+            .unwrap_or_default();
         Ok(Export {
             data: format!("from build {}", build()).into_bytes(),
-            fds: Vec::new(),
+            fds,
         })
     },
     resume: |_| log::info!("mod_handover resumed"),
-    deliver: |_, _| false,
+    // Takes what starts with "old:" (as a module would take a message of a
+    // call it still serves), on a host thread.
+    deliver: |_, d| {
+        let taken = d.data.starts_with(b"old:");
+        log::info!(
+            "mod_handover build {} delivered {} from {} on {}: {} on thread {:?}",
+            build(),
+            String::from_utf8_lossy(d.data),
+            d.peer,
+            d.channel,
+            if taken { "taken" } else { "not taken" },
+            std::thread::current().id()
+        );
+        taken
+    },
 };
+
+/// A socket handed from copy to copy (the descriptor, not a new bind).
+static SOCK: Mutex<Option<std::net::UdpSocket>> = Mutex::new(None);
 
 /// What this copy took over, for `handover_who`.
 static TOOK: Mutex<String> = Mutex::new(String::new());
@@ -70,11 +94,46 @@ fn load(m: &ModuleContext) -> Result<(), ModuleError> {
             "this build always fails its load".into(),
         ));
     }
-    let took = match m.handover_take() {
-        Some(r) => String::from_utf8_lossy(&r.data).into_owned(),
-        None => "nothing".into(),
+    let (took, sock) = match m.handover_take() {
+        Some(mut r) => (
+            String::from_utf8_lossy(&r.data).into_owned(),
+            r.take_fd("udp test").map(std::net::UdpSocket::from),
+        ),
+        None => ("nothing".into(), None),
     };
+    let sock = match sock {
+        Some(s) => s,
+        None => std::net::UdpSocket::bind("127.0.0.1:0")
+            .map_err(|e| ModuleError::Resource(e.to_string()))?,
+    };
+    *SOCK.lock().map_err(|e| e.to_string())? = Some(sock);
     *TOOK.lock().map_err(|e| e.to_string())? = took;
+    m.add_api("handover_port", "The handed socket's port", "", |_, out| {
+        let port = SOCK
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().and_then(|s| s.local_addr().ok()))
+            .map_or(0, |a| a.port());
+        let _ = writeln!(out, "+OK {port}");
+    })?;
+    m.add_api(
+        "handover_forward",
+        "Hand <text> to the older copy",
+        "<text>",
+        |args, out| {
+            let taken = ModuleContext::current().handover_forward(hotswitch_plugin_api::Delivery {
+                channel: "udp test",
+                peer: "127.0.0.1:9",
+                data: args.as_bytes(),
+            });
+            let _ = writeln!(
+                out,
+                "+OK {} on thread {:?}",
+                if taken { "taken" } else { "not taken" },
+                std::thread::current().id()
+            );
+        },
+    )?;
     m.add_api("handover_who", "Which build answers", "", |_, out| {
         let took = TOOK.lock().map(|t| t.clone()).unwrap_or_default();
         let _ = writeln!(out, "+OK build {} took {took}", build());
@@ -106,6 +165,9 @@ fn load(m: &ModuleContext) -> Result<(), ModuleError> {
 fn unload(_m: &ModuleContext) -> Result<(), ModuleError> {
     if let Ok(mut t) = TOOK.lock() {
         drop(std::mem::take(&mut *t));
+    }
+    if let Ok(mut s) = SOCK.lock() {
+        drop(s.take());
     }
     Ok(())
 }
