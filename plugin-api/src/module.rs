@@ -19,7 +19,7 @@ use core::ffi::c_void;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A module's own load or unload function, as `declare_module!` takes it.
 pub type ModuleFn = fn(&ModuleContext) -> Result<(), ModuleError>;
@@ -80,6 +80,21 @@ impl From<HostError> for ModuleError {
     }
 }
 
+/// What a module's load returns: `Result<S, ModuleError>`, where `S` is
+/// the module's state — kept for the module while it is loaded, handed to
+/// its entries by [`ModuleContext::state`], dropped after its unload
+/// (`()` for a module without one).
+pub trait LoadOutcome {
+    /// The state to keep, or the load's error.
+    fn into_state(self) -> Result<Arc<dyn Any + Send + Sync>, ModuleError>;
+}
+
+impl<S: Any + Send + Sync> LoadOutcome for Result<S, ModuleError> {
+    fn into_state(self) -> Result<Arc<dyn Any + Send + Sync>, ModuleError> {
+        self.map(|s| Arc::new(s) as Arc<dyn Any + Send + Sync>)
+    }
+}
+
 /// `module_load`: called once, on a host thread, with the host's services.
 pub type ModuleLoadFn =
     unsafe extern "C" fn(services: *const HostServices, module: ModuleHandle) -> Status;
@@ -128,6 +143,9 @@ unsafe impl Sync for ModuleDescriptor {}
 static SERVICES: AtomicPtr<HostServices> = AtomicPtr::new(core::ptr::null_mut());
 static HANDLE: AtomicU64 = AtomicU64::new(0);
 static NAME: OnceLock<&'static str> = OnceLock::new();
+/// The state the module's load returned, handed to its entries by
+/// [`ModuleContext::state`] and dropped after its unload.
+static STATE: Mutex<Option<Arc<dyn Any + Send + Sync>>> = Mutex::new(None);
 /// Closures registered as interfaces, kept alive until the module unloads.
 static KEEP: Mutex<Vec<Box<dyn Any + Send + Sync>>> = Mutex::new(Vec::new());
 
@@ -221,11 +239,11 @@ static LOGGER: ForwardLogger = ForwardLogger;
 /// # Safety
 /// Called by the host only, with its live services table.
 #[doc(hidden)]
-pub unsafe fn __load(
+pub unsafe fn __load<R: LoadOutcome>(
     services: *const HostServices,
     module: ModuleHandle,
     name: &'static str,
-    load: ModuleFn,
+    load: fn(&ModuleContext) -> R,
 ) -> Status {
     SERVICES.store(services as *mut HostServices, Ordering::Release);
     HANDLE.store(module.id, Ordering::Release);
@@ -257,8 +275,11 @@ pub unsafe fn __load(
                 line,
             );
         }));
-        match load(&ModuleContext { _private: () }) {
-            Ok(()) => Status::SUCCESS,
+        match load(&ModuleContext { _private: () }).into_state() {
+            Ok(state) => {
+                *STATE.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+                Status::SUCCESS
+            }
             Err(e) => {
                 // The host takes this record as the reason it reports.
                 log::error!("{LOAD_FAILED}{e}");
@@ -287,7 +308,11 @@ pub fn __unload(unload: Option<ModuleFn>) -> Status {
     let kept = guard_or(Vec::new(), || {
         std::mem::take(&mut *KEEP.lock().unwrap_or_else(|p| p.into_inner()))
     });
+    let state = guard_or(None, || {
+        STATE.lock().unwrap_or_else(|p| p.into_inner()).take()
+    });
     let dropped = guard(|| {
+        drop(state);
         drop(kept);
         // The hook `__load` installed is a heap allocation in this module's
         // std; statics are never dropped, so free it before the library goes.
@@ -512,6 +537,29 @@ impl ModuleContext {
 
     fn svc(&self) -> Result<&'static HostServices, HostError> {
         services().ok_or(HostError(Status::GENERR))
+    }
+
+    /// The state the module's load returned (see [`LoadOutcome`]), if it
+    /// is of type `S`: what its api commands, applications, endpoints and
+    /// runtime use instead of statics. `None` before load has returned
+    /// (an entry the host calls while load still runs) and after unload.
+    ///
+    /// ```no_run
+    /// use hotswitch_plugin_api::{ModuleContext, ModuleError};
+    /// use std::fmt::Write;
+    /// struct Hello { greeting: String }
+    /// fn load(m: &ModuleContext) -> Result<Hello, ModuleError> {
+    ///     m.add_api("hello", "Say hello", "hello", |_, out| {
+    ///         if let Some(h) = ModuleContext::current().state::<Hello>() {
+    ///             let _ = writeln!(out, "+OK {}", h.greeting);
+    ///         }
+    ///     })?;
+    ///     Ok(Hello { greeting: "hi".into() })
+    /// }
+    /// ```
+    pub fn state<S: Any + Send + Sync>(&self) -> Option<Arc<S>> {
+        let st = STATE.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        st.downcast::<S>().ok()
     }
 
     /// The module's name (as declared).
@@ -855,7 +903,6 @@ macro_rules! declare_module {
             use super::*;
 
             const NAME: &str = $name;
-            const LOAD: $crate::module::ModuleFn = $load;
             const UNLOAD: Option<$crate::module::ModuleFn> =
                 $unload;
             const RUNTIME: Option<fn(&$crate::ModuleContext) -> $crate::Status> = $runtime;
@@ -903,7 +950,7 @@ macro_rules! declare_module {
                 services: *const $crate::HostServices,
                 module: $crate::ModuleHandle,
             ) -> $crate::Status {
-                $crate::module::__load(services, module, NAME, LOAD)
+                $crate::module::__load(services, module, NAME, $load)
             }
 
             unsafe extern "C" fn unload_entry() -> $crate::Status {
@@ -1008,6 +1055,19 @@ pub(crate) mod tests {
         flags: 0,
         handover: core::ptr::null(),
     };
+
+    #[test]
+    fn the_state_load_returns_is_handed_back_by_its_type() {
+        let st = Ok::<_, ModuleError>(41u32).into_state().unwrap();
+        *STATE.lock().unwrap() = Some(st);
+        let m = ModuleContext::current();
+        assert_eq!(m.state::<u32>().as_deref(), Some(&41));
+        assert!(m.state::<String>().is_none());
+        *STATE.lock().unwrap() = None;
+        assert!(m.state::<u32>().is_none());
+        let failed = Err::<u32, _>(ModuleError::Config("x".into())).into_state();
+        assert_eq!(failed.err(), Some(ModuleError::Config("x".into())));
+    }
 
     #[test]
     fn guard_turns_a_panic_into_status_panic() {
