@@ -6,13 +6,16 @@
 //! 1. `declare_module!` names the module and its entry points; it exports
 //!    the header the host checks, catches panics in every entry point, and
 //!    forwards this crate's `log` records to the host's log.
-//! 2. `load` reads the module's configuration (a parsed tree) and registers an api
-//!    command (`skel`) and a dialplan application (`skel_app`).
+//! 2. `load` reads the module's configuration (a parsed tree), registers
+//!    an api command (`skel`) and a dialplan application (`skel_app`), and
+//!    returns the module's state (`Skel`): kept for the module while it is
+//!    loaded, handed to its entries by `ModuleContext::state`, dropped
+//!    after its unload — no statics to empty by hand.
 //! 3. `unload` releases what `load` took. Anything the module started —
 //!    threads, sockets, runtimes — must be stopped and joined here: the host
 //!    closes the library right after, and checks that it is really gone.
-//!    Memory held by statics must be freed here too: Rust never drops a
-//!    static, so whatever it owns would leak at every reload.
+//!    Memory held by statics of your own must be freed here too: Rust never
+//!    drops a static, so whatever it owns would leak at every reload.
 //! 4. `HANDOVER` is the live-reload contract: with it, `reload mod_skel`
 //!    works while calls and commands are in flight. The new copy loads
 //!    beside the old one and takes every new call; the old copy finishes
@@ -34,7 +37,6 @@
 use hotswitch_plugin_api::config::Element;
 use hotswitch_plugin_api::{declare_module, saf, Export, HandoverSpec, ModuleContext};
 use std::fmt::Write;
-use std::sync::Mutex;
 
 declare_module! {
     name: "mod_skel",
@@ -63,10 +65,12 @@ static HANDOVER: HandoverSpec = HandoverSpec {
     deliver: |_m, _d| false,
 };
 
-/// The module's state: whatever `load` sets up and `unload` tears down.
-static GREETING: Mutex<String> = Mutex::new(String::new());
+/// The module's state: what `load` returns and its entries read.
+struct Skel {
+    greeting: String,
+}
 
-fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+fn load(m: &ModuleContext) -> Result<Skel, hotswitch_plugin_api::ModuleError> {
     // Configuration lives in conf/autoload_configs/skel.conf.xml:
     //   <configuration name="skel.conf"><settings>
     //     <param name="greeting" value="hello"/>
@@ -79,7 +83,6 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
         .as_ref()
         .and_then(greeting)
         .unwrap_or_else(|| "hello".to_string());
-    *GREETING.lock().map_err(|e| e.to_string())? = greeting;
 
     // Loaded by a live reload: the old copy's handover (None on a fresh
     // load). `prev.version` says which format version it wrote; descriptors
@@ -99,9 +102,15 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
         "Say the configured greeting",
         "skel [name]",
         |args, out| {
-            let greeting = GREETING.lock().map(|g| g.clone()).unwrap_or_default();
             let who = if args.is_empty() { "world" } else { args };
-            let _ = writeln!(out, "+OK {greeting} {who}");
+            match ModuleContext::current().state::<Skel>() {
+                Some(skel) => {
+                    let _ = writeln!(out, "+OK {} {who}", skel.greeting);
+                }
+                None => {
+                    let _ = writeln!(out, "-ERR mod_skel is not loaded");
+                }
+            }
         },
     )
     .map_err(|e| e.to_string())?;
@@ -120,14 +129,14 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     .map_err(|e| e.to_string())?;
 
     log::info!("mod_skel loaded");
-    Ok(())
+    Ok(Skel { greeting })
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
-    // Statics are never dropped: free what they hold now, or it leaks with
-    // every unload (the library's code is gone after this returns).
-    if let Ok(mut g) = GREETING.lock() {
-        drop(std::mem::take(&mut *g));
+fn unload(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+    // The state is still there; plugin-api drops it once this returns,
+    // while the library is mapped.
+    if let Some(skel) = m.state::<Skel>() {
+        log::debug!("mod_skel said '{}'", skel.greeting);
     }
     log::info!("mod_skel unloading");
     Ok(())
