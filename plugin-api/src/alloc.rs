@@ -137,8 +137,11 @@ impl CountingAlloc {
     fn take(&self, size: usize) -> bool {
         let g = self.gauge;
         let before = g.live.fetch_add(size, Ordering::Relaxed);
-        let now = before.saturating_add(size);
-        if now > g.limit.load(Ordering::Relaxed) {
+        let now = before.wrapping_add(size);
+        // A count past isize::MAX can only be an underflow (memory freed
+        // here that another allocator gave, which the boundary's rules
+        // forbid): never park on that.
+        if now > g.limit.load(Ordering::Relaxed) && now <= isize::MAX as usize {
             g.live.fetch_sub(size, Ordering::Relaxed);
             return false;
         }
