@@ -21,8 +21,9 @@
 //! then abandons the copy still running (left mapped, reported pinned) so
 //! `reload` can bring a fresh one.
 //!
-//! So is a module over its memory limit (switch.conf's
-//! `module-memory-limit`, 1 GiB by default): its allocator parks the
+//! So is a module over its memory limit (its `memory-limit` in
+//! modules.conf, else switch.conf's `module-memory-limit`, 1 GiB by
+//! default): its allocator parks the
 //! thread that asked (plugin-api's `alloc`), the watchdog sees that in the
 //! module's gauge, faults it (`over its memory limit in <entry>`) and hangs
 //! its calls up; its unload abandons the copy, memory and all.

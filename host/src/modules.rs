@@ -709,6 +709,22 @@ impl ModuleManager {
         }
     }
 
+    /// The bytes module `name` may hold: its `memory-limit` in
+    /// modules.conf (MiB), else switch.conf's `module-memory-limit`.
+    fn memory_limit_of(&self, core: &Core, name: &str) -> usize {
+        let own = core
+            .config
+            .modules_to_load()
+            .ok()
+            .and_then(|l| l.into_iter().find(|m| stem(&m.name) == name))
+            .and_then(|m| m.memory_limit_mib);
+        match own {
+            Some(0) => usize::MAX,
+            Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            None => self.memory_limit.load(Ordering::Relaxed),
+        }
+    }
+
     fn prepare(&self, name: &str) -> Result<ShadowLib, ModError> {
         let source = find_module(name, &self.dirs()).map_err(ModError::Load)?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -784,7 +800,7 @@ impl ModuleManager {
             retired_endpoints: Mutex::new(Vec::new()),
             lib: Mutex::new(Some(lib)),
         });
-        m.set_memory_limit(self.memory_limit.load(Ordering::Relaxed));
+        m.set_memory_limit(self.memory_limit_of(core, name));
         let handle = m.handle();
         let load = m.load_fn;
         // SAFETY: the module's load entry with our services table; the

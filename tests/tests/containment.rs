@@ -430,21 +430,27 @@ fn rss_kib(sw: &Switch) -> u64 {
 
 #[test]
 fn a_module_that_allocates_without_bound_is_parked_at_its_limit_faulted_and_reload_heals_it() {
+    // switch.conf's limit for every module, modules.conf's for mod_panic.
     const LIMIT_MIB: u64 = 48;
     let mut sw = Switch::start(SwitchConfig {
-        autoload: vec![
-            "mod_dptools".into(),
-            "mod_loopback".into(),
-            "mod_panic".into(),
-        ],
-        files: vec![(
-            "autoload_configs/switch.conf.xml".into(),
-            format!(
+        files: vec![
+            (
+                "autoload_configs/switch.conf.xml".into(),
                 r#"<configuration name="switch.conf"><settings>
-                     <param name="module-memory-limit" value="{LIMIT_MIB}"/>
+                     <param name="module-memory-limit" value="96"/>
                    </settings></configuration>"#
+                    .into(),
             ),
-        )],
+            (
+                "autoload_configs/modules.conf.xml".into(),
+                format!(
+                    r#"<configuration name="modules.conf"><modules>
+                     <load module="mod_dptools"/><load module="mod_loopback"/>
+                     <load module="mod_panic" memory-limit="{LIMIT_MIB}"/>
+                   </modules></configuration>"#
+                ),
+            ),
+        ],
         ..Default::default()
     });
     assert!(sw
@@ -460,6 +466,11 @@ fn a_module_that_allocates_without_bound_is_parked_at_its_limit_faulted_and_relo
         sw.log()
             .contains("module mod_panic faulted: over its memory limit in api"),
         "{}",
+        sw.log()
+    );
+    assert!(
+        sw.log().contains(&format!("limit {}", LIMIT_MIB << 20)),
+        "modules.conf's memory-limit is the one applied:\n{}",
         sw.log()
     );
     // Its call hangs up; another module's call placed meanwhile completes.
