@@ -17,6 +17,9 @@ use std::sync::{Arc, RwLock};
 pub struct ModuleLoad {
     pub name: String,
     pub critical: bool,
+    /// `memory-limit` (MiB; `0`: none): what this module's allocator may
+    /// hold, instead of switch.conf's `module-memory-limit`.
+    pub memory_limit_mib: Option<u64>,
 }
 
 /// The preprocessed configuration document.
@@ -147,9 +150,18 @@ impl Config {
                     line: l.line,
                     reason: "<load> without a module attribute".into(),
                 })?;
+                let memory_limit_mib = match l.attr("memory-limit") {
+                    None => None,
+                    Some(v) => Some(v.trim().parse::<u64>().map_err(|_| XmlError {
+                        file: self.autoload_path("modules.conf"),
+                        line: l.line,
+                        reason: format!("memory-limit '{v}' is not a whole number of MiB"),
+                    })?),
+                };
                 Ok(ModuleLoad {
                     name: name.to_string(),
                     critical: l.attr("critical") == Some("true"),
+                    memory_limit_mib,
                 })
             })
             .collect()
@@ -232,7 +244,7 @@ mod tests {
         d.write(
             "autoload_configs/modules.conf.xml",
             r#"<configuration name="modules.conf"><modules>
-                 <load module="mod_a"/><load module="mod_b" critical="true"/>
+                 <load module="mod_a"/><load module="mod_b" critical="true" memory-limit="64"/>
                </modules></configuration>"#,
         );
         let c = Config::new(&d.0);
@@ -241,11 +253,13 @@ mod tests {
             vec![
                 ModuleLoad {
                     name: "mod_a".into(),
-                    critical: false
+                    critical: false,
+                    memory_limit_mib: None,
                 },
                 ModuleLoad {
                     name: "mod_b".into(),
-                    critical: true
+                    critical: true,
+                    memory_limit_mib: Some(64),
                 },
             ]
         );

@@ -20,6 +20,13 @@
 //! the module (`blocked in read_frame`) and hangs its calls up; its unload
 //! then abandons the copy still running (left mapped, reported pinned) so
 //! `reload` can bring a fresh one.
+//!
+//! So is a module over its memory limit (its `memory-limit` in
+//! modules.conf, else switch.conf's `module-memory-limit`, 1 GiB by
+//! default): its allocator parks the
+//! thread that asked (plugin-api's `alloc`), the watchdog sees that in the
+//! module's gauge, faults it (`over its memory limit in <entry>`) and hangs
+//! its calls up; its unload abandons the copy, memory and all.
 
 use crate::core::Core;
 use crate::event::EventType;
@@ -134,6 +141,22 @@ pub fn watchdog(core: &Arc<Core>) {
             let Some(core) = weak.upgrade() else { return };
             if core.is_shutting_down() {
                 return;
+            }
+            for m in core.modules.list() {
+                if m.is_faulted() {
+                    continue;
+                }
+                if let Some(over) = m.memory_over() {
+                    log::error!(
+                        "module {} is over its memory limit in {}: {} bytes live, limit {}, an allocation of {} refused; its thread is parked",
+                        m.name,
+                        over.entry,
+                        over.live,
+                        over.limit,
+                        over.refused
+                    );
+                    faulted_in(&m, &over.entry, "over its memory limit", None, true);
+                }
             }
             for s in core.sessions.all() {
                 let Some(entry) = s.io_stuck(IO_STUCK) else {

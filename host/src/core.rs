@@ -305,6 +305,15 @@ impl Core {
             let n = v.trim().parse::<u64>();
             match (k.as_str(), n) {
                 ("max-sessions", Ok(n)) => self.sessions.max_sessions.store(n, Ordering::Relaxed),
+                // MiB a module's allocator may hold; 0: no limit. Applies
+                // to modules loaded from now on.
+                ("module-memory-limit", Ok(n)) => self.modules.memory_limit.store(
+                    match n {
+                        0 => usize::MAX,
+                        n => usize::try_from(n.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+                    },
+                    Ordering::Relaxed,
+                ),
                 ("sessions-per-second", Ok(n)) => self
                     .sessions
                     .sessions_per_second
@@ -318,6 +327,7 @@ impl Core {
                     .store(n.max(1), Ordering::Relaxed),
                 (
                     "max-sessions"
+                    | "module-memory-limit"
                     | "sessions-per-second"
                     | "worker-idle-timeout"
                     | "event-heartbeat-interval",

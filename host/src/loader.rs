@@ -250,6 +250,20 @@ impl ShadowLib {
         })
     }
 
+    /// The gauge the module's counting allocator keeps
+    /// ([`hotswitch_plugin_api::alloc`]), if it exports one this host
+    /// knows. Valid while the library stays mapped.
+    pub fn memory_gauge(&self) -> Option<*const hotswitch_plugin_api::alloc::MemoryGauge> {
+        use hotswitch_plugin_api::alloc::{MemoryGauge, MEMORY_GAUGE_SYMBOL, MEMORY_GAUGE_VERSION};
+        let lib = self.lib.as_ref()?;
+        let sym = &MEMORY_GAUGE_SYMBOL[..MEMORY_GAUGE_SYMBOL.len() - 1];
+        // SAFETY: a data symbol of the open library, read as the gauge
+        // only once its version field says its layout is ours.
+        let g: *const MemoryGauge = unsafe { *lib.get::<*const MemoryGauge>(sym).ok()? };
+        // SAFETY: `version` is the first field of every gauge layout.
+        (!g.is_null() && unsafe { (*g).version } == MEMORY_GAUGE_VERSION).then_some(g)
+    }
+
     /// The module's descriptor.
     /// The module's live-reload contract, copied: read only from a module
     /// built against ABI minor 2 or later (an older one's descriptor ends

@@ -97,6 +97,8 @@ pub struct LoadedModule {
     load_error: Mutex<Option<String>>,
     /// Its live-reload contract, if it declared one.
     pub handover: Option<HandoverInfo>,
+    /// Its allocator's gauge, read only while `lib` is open.
+    memory: Option<GaugePtr>,
     /// The version this one replaces, while this one loads in a live reload.
     replacing: Mutex<Option<Weak<LoadedModule>>>,
     /// The predecessor's handover, until this version's load takes it.
@@ -248,6 +250,41 @@ impl LoadedModule {
             self.name
         );
         first
+    }
+
+    /// What its allocator holds, when one of its threads is parked over
+    /// the limit (see [`hotswitch_plugin_api::alloc`]).
+    pub fn memory_over(&self) -> Option<MemoryOver> {
+        let g = self.memory.as_ref()?;
+        let lib = self.lib.lock().unwrap_or_else(|p| p.into_inner());
+        lib.as_ref()?;
+        // SAFETY: the gauge is static data of the library, open while we
+        // hold its lock.
+        let g = unsafe { &*g.0 };
+        if g.parked.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        Some(MemoryOver {
+            // SAFETY: the library is mapped (lock held above).
+            entry: unsafe { g.entry() }.unwrap_or("").to_string(),
+            live: g.live.load(Ordering::Relaxed),
+            limit: g.limit.load(Ordering::Relaxed),
+            refused: g.refused.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Sets the bytes its allocator may hold (`usize::MAX`: no limit).
+    fn set_memory_limit(&self, bytes: usize) {
+        if let Some(g) = &self.memory {
+            // SAFETY: called while the library is open (at load).
+            unsafe { &*g.0 }.limit.store(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// True once its allocator parked a thread over the limit: its calls
+    /// cannot end and its unload must not run (it would allocate too).
+    pub fn memory_faulted(&self) -> bool {
+        self.memory_over().is_some()
     }
 
     /// True once the module faulted: the host calls none of its code but
@@ -422,6 +459,30 @@ pub fn contained<R: Send>(label: &str, f: impl FnOnce() -> R + Send) -> Result<R
     })
 }
 
+/// A module's allocator gauge (static data of its library).
+struct GaugePtr(*const hotswitch_plugin_api::alloc::MemoryGauge);
+
+// SAFETY: the gauge is atomics only, and is read only while the library
+// is open (under `LoadedModule::lib`'s lock).
+unsafe impl Send for GaugePtr {}
+// SAFETY: as above.
+unsafe impl Sync for GaugePtr {}
+
+/// A module over its memory limit, as its gauge says.
+#[derive(Clone, Debug)]
+pub struct MemoryOver {
+    /// The entry the first parked thread was in.
+    pub entry: String,
+    pub live: usize,
+    pub limit: usize,
+    /// The allocation refused.
+    pub refused: usize,
+}
+
+/// The memory a module may hold unless `switch.conf` says otherwise
+/// (`module-memory-limit`, in MiB): 1 GiB.
+pub const DEFAULT_MODULE_MEMORY_LIMIT: usize = 1 << 30;
+
 /// A module whose library stayed mapped after unload.
 #[derive(Clone, Debug)]
 pub struct Pinned {
@@ -498,6 +559,8 @@ pub struct ModuleManager {
     pinned: Mutex<Vec<Pinned>>,
     /// Serialises load/unload/reload so that two never interleave.
     ops: Mutex<()>,
+    /// Bytes each module's allocator may hold (`module-memory-limit`).
+    pub memory_limit: AtomicUsize,
 }
 
 impl ModuleManager {
@@ -510,6 +573,7 @@ impl ModuleManager {
             draining: Mutex::new(Vec::new()),
             pinned: Mutex::new(Vec::new()),
             ops: Mutex::new(()),
+            memory_limit: AtomicUsize::new(DEFAULT_MODULE_MEMORY_LIMIT),
         }
     }
 
@@ -645,6 +709,22 @@ impl ModuleManager {
         }
     }
 
+    /// The bytes module `name` may hold: its `memory-limit` in
+    /// modules.conf (MiB), else switch.conf's `module-memory-limit`.
+    fn memory_limit_of(&self, core: &Core, name: &str) -> usize {
+        let own = core
+            .config
+            .modules_to_load()
+            .ok()
+            .and_then(|l| l.into_iter().find(|m| stem(&m.name) == name))
+            .and_then(|m| m.memory_limit_mib);
+        match own {
+            Some(0) => usize::MAX,
+            Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            None => self.memory_limit.load(Ordering::Relaxed),
+        }
+    }
+
     fn prepare(&self, name: &str) -> Result<ShadowLib, ModError> {
         let source = find_module(name, &self.dirs()).map_err(ModError::Load)?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -712,6 +792,7 @@ impl ModuleManager {
             load_error: Mutex::new(None),
             panic_safe: flags & MODULE_FLAG_PANIC_SAFE != 0,
             handover: lib.handover(),
+            memory: lib.memory_gauge().map(GaugePtr),
             replacing: Mutex::new(replacing.as_ref().map(|(o, _)| Arc::downgrade(o))),
             pending: Mutex::new(replacing.map(|(_, p)| p)),
             draining: AtomicBool::new(false),
@@ -719,6 +800,7 @@ impl ModuleManager {
             retired_endpoints: Mutex::new(Vec::new()),
             lib: Mutex::new(Some(lib)),
         });
+        m.set_memory_limit(self.memory_limit_of(core, name));
         let handle = m.handle();
         let load = m.load_fn;
         // SAFETY: the module's load entry with our services table; the
@@ -926,7 +1008,8 @@ impl ModuleManager {
             let deadline = Instant::now() + DRAIN_TIMEOUT;
             while u.calls > 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() && m.is_faulted() {
+                let parked = m.is_faulted() && m.memory_faulted();
+                if (left.is_zero() || parked) && m.is_faulted() {
                     // A call into it never returned (the io watchdog
                     // faulted it): its copy cannot close while that code
                     // runs, so it is abandoned — left mapped, never called
@@ -968,9 +1051,22 @@ impl ModuleManager {
             fire_module_events(core, EventType::MODULE_UNLOAD, &m, &rows);
         }
         m.running.store(false, Ordering::Release);
+        if !abandoned && m.is_faulted() && m.memory_faulted() {
+            // A thread of its own is parked over its memory limit: its
+            // unload would allocate and park too, so its copy is left as
+            // it is.
+            log::warn!(
+                "{name}: a thread of it is parked over its memory limit; abandoning this copy"
+            );
+            abandoned = true;
+        }
         if abandoned {
             m.stop_runtime();
-            let why = "a call into it never returned".to_string();
+            let why = if m.memory_faulted() {
+                "it is over its memory limit".to_string()
+            } else {
+                "a call into it never returned".to_string()
+            };
             let outcome = m.close(Some(why));
             if let CloseOutcome::Pinned(why) = outcome {
                 self.record_pinned(&m, why.clone());

@@ -19,7 +19,7 @@ use core::ffi::c_void;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A module's own load or unload function, as `declare_module!` takes it.
 pub type ModuleFn = fn(&ModuleContext) -> Result<(), ModuleError>;
@@ -68,9 +68,30 @@ impl From<&str> for ModuleError {
     }
 }
 
+impl From<crate::config::ConfigError> for ModuleError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        ModuleError::Config(e.0)
+    }
+}
+
 impl From<HostError> for ModuleError {
     fn from(e: HostError) -> Self {
         ModuleError::Host(e)
+    }
+}
+
+/// What a module's load returns: `Result<S, ModuleError>`, where `S` is
+/// the module's state — kept for the module while it is loaded, handed to
+/// its entries by [`ModuleContext::state`], dropped after its unload
+/// (`()` for a module without one).
+pub trait LoadOutcome {
+    /// The state to keep, or the load's error.
+    fn into_state(self) -> Result<Arc<dyn Any + Send + Sync>, ModuleError>;
+}
+
+impl<S: Any + Send + Sync> LoadOutcome for Result<S, ModuleError> {
+    fn into_state(self) -> Result<Arc<dyn Any + Send + Sync>, ModuleError> {
+        self.map(|s| Arc::new(s) as Arc<dyn Any + Send + Sync>)
     }
 }
 
@@ -122,6 +143,9 @@ unsafe impl Sync for ModuleDescriptor {}
 static SERVICES: AtomicPtr<HostServices> = AtomicPtr::new(core::ptr::null_mut());
 static HANDLE: AtomicU64 = AtomicU64::new(0);
 static NAME: OnceLock<&'static str> = OnceLock::new();
+/// The state the module's load returned, handed to its entries by
+/// [`ModuleContext::state`] and dropped after its unload.
+static STATE: Mutex<Option<Arc<dyn Any + Send + Sync>>> = Mutex::new(None);
 /// Closures registered as interfaces, kept alive until the module unloads.
 static KEEP: Mutex<Vec<Box<dyn Any + Send + Sync>>> = Mutex::new(Vec::new());
 
@@ -215,15 +239,16 @@ static LOGGER: ForwardLogger = ForwardLogger;
 /// # Safety
 /// Called by the host only, with its live services table.
 #[doc(hidden)]
-pub unsafe fn __load(
+pub unsafe fn __load<R: LoadOutcome>(
     services: *const HostServices,
     module: ModuleHandle,
     name: &'static str,
-    load: ModuleFn,
+    load: fn(&ModuleContext) -> R,
 ) -> Status {
     SERVICES.store(services as *mut HostServices, Ordering::Release);
     HANDLE.store(module.id, Ordering::Release);
     let _ = NAME.set(name);
+    let _entry = crate::alloc::enter("load");
     guard(|| {
         let _ = log::set_logger(&LOGGER);
         log::set_max_level(log::LevelFilter::Trace);
@@ -250,8 +275,11 @@ pub unsafe fn __load(
                 line,
             );
         }));
-        match load(&ModuleContext { _private: () }) {
-            Ok(()) => Status::SUCCESS,
+        match load(&ModuleContext { _private: () }).into_state() {
+            Ok(state) => {
+                *STATE.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+                Status::SUCCESS
+            }
             Err(e) => {
                 // The host takes this record as the reason it reports.
                 log::error!("{LOAD_FAILED}{e}");
@@ -264,6 +292,7 @@ pub unsafe fn __load(
 /// The unload trampoline `declare_module!` generates. Not for direct use.
 #[doc(hidden)]
 pub fn __unload(unload: Option<ModuleFn>) -> Status {
+    let _entry = crate::alloc::enter("unload");
     let status = guard(|| match unload {
         Some(f) => match f(&ModuleContext { _private: () }) {
             Ok(()) => Status::SUCCESS,
@@ -279,7 +308,11 @@ pub fn __unload(unload: Option<ModuleFn>) -> Status {
     let kept = guard_or(Vec::new(), || {
         std::mem::take(&mut *KEEP.lock().unwrap_or_else(|p| p.into_inner()))
     });
+    let state = guard_or(None, || {
+        STATE.lock().unwrap_or_else(|p| p.into_inner()).take()
+    });
     let dropped = guard(|| {
+        drop(state);
         drop(kept);
         // The hook `__load` installed is a heap allocation in this module's
         // std; statics are never dropped, so free it before the library goes.
@@ -296,6 +329,7 @@ pub fn __unload(unload: Option<ModuleFn>) -> Status {
 /// The runtime trampoline `declare_module!` generates. Not for direct use.
 #[doc(hidden)]
 pub fn __runtime(runtime: fn(&ModuleContext) -> Status) -> Status {
+    let _entry = crate::alloc::enter("runtime");
     guard(|| runtime(&ModuleContext { _private: () }))
 }
 
@@ -419,6 +453,7 @@ unsafe extern "C" fn api_trampoline<F>(
 where
     F: Fn(&str, &mut Stream) + Send + Sync + 'static,
 {
+    let _entry = crate::alloc::enter("api");
     guard(|| {
         let f = &*(user_data as *const F);
         let mut stream = Stream::from_raw(out);
@@ -435,6 +470,7 @@ unsafe extern "C" fn app_trampoline<F>(
 where
     F: Fn(Session, &str) + Send + Sync + 'static,
 {
+    let _entry = crate::alloc::enter("application");
     guard(|| {
         let f = &*(user_data as *const F);
         // SAFETY: the host lends the session for this call.
@@ -447,6 +483,7 @@ unsafe extern "C" fn chat_trampoline<F>(user_data: *mut c_void, msg: *const Chat
 where
     F: Fn(&Chat) -> Status + Send + Sync + 'static,
 {
+    let _entry = crate::alloc::enter("chat_send");
     guard(|| {
         let f = &*(user_data as *const F);
         let Some(m) = msg.as_ref() else {
@@ -500,6 +537,29 @@ impl ModuleContext {
 
     fn svc(&self) -> Result<&'static HostServices, HostError> {
         services().ok_or(HostError(Status::GENERR))
+    }
+
+    /// The state the module's load returned (see [`LoadOutcome`]), if it
+    /// is of type `S`: what its api commands, applications, endpoints and
+    /// runtime use instead of statics. `None` before load has returned
+    /// (an entry the host calls while load still runs) and after unload.
+    ///
+    /// ```no_run
+    /// use hotswitch_plugin_api::{ModuleContext, ModuleError};
+    /// use std::fmt::Write;
+    /// struct Hello { greeting: String }
+    /// fn load(m: &ModuleContext) -> Result<Hello, ModuleError> {
+    ///     m.add_api("hello", "Say hello", "hello", |_, out| {
+    ///         if let Some(h) = ModuleContext::current().state::<Hello>() {
+    ///             let _ = writeln!(out, "+OK {}", h.greeting);
+    ///         }
+    ///     })?;
+    ///     Ok(Hello { greeting: "hi".into() })
+    /// }
+    /// ```
+    pub fn state<S: Any + Send + Sync>(&self) -> Option<Arc<S>> {
+        let st = STATE.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        st.downcast::<S>().ok()
     }
 
     /// The module's name (as declared).
@@ -695,6 +755,30 @@ impl ModuleContext {
         st.is_success().then_some(text)
     }
 
+    /// Configuration section `name` (e.g. `skel.conf`) as a parsed tree
+    /// whose root is its `<configuration>` element: `Ok(None)` when the
+    /// configuration has no such section, an error naming the byte where
+    /// its XML is broken. Read fresh from the host each call; the tree is
+    /// the module's own (see [`config`](crate::config)).
+    ///
+    /// ```no_run
+    /// # fn load(m: &hotswitch_plugin_api::ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+    /// let greeting = m
+    ///     .config("skel.conf")?
+    ///     .and_then(|c| Some(c.child("settings")?.param("greeting")?.to_string()))
+    ///     .unwrap_or_else(|| "hello".into());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn config(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::config::Element>, crate::config::ConfigError> {
+        self.config_section(name)
+            .map(|text| crate::config::Element::parse(&text))
+            .transpose()
+    }
+
     /// Fires an event: `event_id` is FreeSWITCH's number (0 = CUSTOM, with a
     /// `subclass`).
     pub fn fire_event(
@@ -819,7 +903,6 @@ macro_rules! declare_module {
             use super::*;
 
             const NAME: &str = $name;
-            const LOAD: $crate::module::ModuleFn = $load;
             const UNLOAD: Option<$crate::module::ModuleFn> =
                 $unload;
             const RUNTIME: Option<fn(&$crate::ModuleContext) -> $crate::Status> = $runtime;
@@ -867,7 +950,7 @@ macro_rules! declare_module {
                 services: *const $crate::HostServices,
                 module: $crate::ModuleHandle,
             ) -> $crate::Status {
-                $crate::module::__load(services, module, NAME, LOAD)
+                $crate::module::__load(services, module, NAME, $load)
             }
 
             unsafe extern "C" fn unload_entry() -> $crate::Status {
@@ -902,6 +985,17 @@ macro_rules! declare_module {
                     None => ::core::ptr::null(),
                 },
             };
+
+            /// What this module's allocator counts; the host reads it
+            /// and sets its limit (see `hotswitch_plugin_api::alloc`).
+            #[no_mangle]
+            #[used]
+            pub static hotswitch_module_memory: $crate::alloc::MemoryGauge =
+                $crate::alloc::MemoryGauge::new();
+
+            #[global_allocator]
+            static ALLOCATOR: $crate::alloc::CountingAlloc =
+                $crate::alloc::CountingAlloc::new(&hotswitch_module_memory);
 
             #[no_mangle]
             #[used]
@@ -961,6 +1055,19 @@ pub(crate) mod tests {
         flags: 0,
         handover: core::ptr::null(),
     };
+
+    #[test]
+    fn the_state_load_returns_is_handed_back_by_its_type() {
+        let st = Ok::<_, ModuleError>(41u32).into_state().unwrap();
+        *STATE.lock().unwrap() = Some(st);
+        let m = ModuleContext::current();
+        assert_eq!(m.state::<u32>().as_deref(), Some(&41));
+        assert!(m.state::<String>().is_none());
+        *STATE.lock().unwrap() = None;
+        assert!(m.state::<u32>().is_none());
+        let failed = Err::<u32, _>(ModuleError::Config("x".into())).into_state();
+        assert_eq!(failed.err(), Some(ModuleError::Config("x".into())));
+    }
 
     #[test]
     fn guard_turns_a_panic_into_status_panic() {

@@ -726,6 +726,7 @@ pub(crate) mod trampolines {
         req: *const OutgoingRequest,
         new_session: *mut SessionRef,
     ) -> CallCause {
+        let _entry = crate::alloc::enter("outgoing_channel");
         guard_or(CallCause::CRASH, || {
             let Some(r) = req.as_ref() else {
                 return CallCause::INVALID_MSG_UNSPECIFIED;
@@ -766,6 +767,7 @@ pub(crate) mod trampolines {
         f: *mut Frame,
         flags: u32,
     ) -> Status {
+        let _entry = crate::alloc::enter("read_frame");
         guard(|| match f.as_mut() {
             // SAFETY: the host lends `buflen` writable bytes at `data`.
             Some(f) => ep::<E>(ud).read_frame(
@@ -783,6 +785,7 @@ pub(crate) mod trampolines {
         f: *const Frame,
         _flags: u32,
     ) -> Status {
+        let _entry = crate::alloc::enter("write_frame");
         guard(|| match f.as_ref() {
             // SAFETY: the host's frame and its data live for the call.
             Some(f) => ep::<E>(ud).write_frame(&unsafe { Session::from_raw(s) }, &unsafe {
@@ -797,6 +800,7 @@ pub(crate) mod trampolines {
         s: SessionRef,
         sig: KillSignal,
     ) -> Status {
+        let _entry = crate::alloc::enter("kill_channel");
         guard(|| ep::<E>(ud).kill_channel(&unsafe { Session::from_raw(s) }, sig))
     }
 
@@ -805,6 +809,7 @@ pub(crate) mod trampolines {
         s: SessionRef,
         d: *const Dtmf,
     ) -> Status {
+        let _entry = crate::alloc::enter("send_dtmf");
         guard(|| match d.as_ref() {
             Some(d) => ep::<E>(ud).send_dtmf(&unsafe { Session::from_raw(s) }, d),
             None => Status::FALSE,
@@ -816,6 +821,7 @@ pub(crate) mod trampolines {
         s: SessionRef,
         m: *const CoreMessage,
     ) -> Status {
+        let _entry = crate::alloc::enter("receive_message");
         guard(|| match m.as_ref() {
             Some(m) => ep::<E>(ud).receive_message(
                 &unsafe { Session::from_raw(s) },
@@ -832,6 +838,7 @@ pub(crate) mod trampolines {
     macro_rules! state_fn {
         ($name:ident, $state:expr) => {
             pub unsafe extern "C" fn $name<E: Endpoint>(ud: *mut c_void, s: SessionRef) -> Status {
+                let _entry = crate::alloc::enter(stringify!($name));
                 guard(|| ep::<E>(ud).on_state(&unsafe { Session::from_raw(s) }, $state))
             }
         };

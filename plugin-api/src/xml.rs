@@ -1,6 +1,9 @@
-//! Small helpers for the configuration sections the host hands a module
+//! Small helpers on the raw text of a configuration section
 //! ([`ModuleContext::config_section`](crate::ModuleContext::config_section)),
-//! for modules that read a few attributes without an XML crate.
+//! kept for modules written before the parsed tree: new code reads
+//! [`ModuleContext::config`](crate::ModuleContext::config)'s
+//! [`config::Element`](crate::config::Element) instead (no module of this
+//! repository uses these any more).
 //!
 //! ```
 //! use hotswitch_plugin_api::xml;

@@ -417,3 +417,80 @@ fn a_load_that_fails_reports_the_modules_typed_error() {
     assert_eq!(sw.cmd("module_exists mod_twin").trim(), "false");
     assert!(sw.mapped_shadows().is_empty(), "{:?}", sw.mapped_shadows());
 }
+
+/// The switch's resident memory in KiB (`VmRSS`).
+fn rss_kib(sw: &Switch) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", sw.pid()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_module_that_allocates_without_bound_is_parked_at_its_limit_faulted_and_reload_heals_it() {
+    // switch.conf's limit for every module, modules.conf's for mod_panic.
+    const LIMIT_MIB: u64 = 48;
+    let mut sw = Switch::start(SwitchConfig {
+        files: vec![
+            (
+                "autoload_configs/switch.conf.xml".into(),
+                r#"<configuration name="switch.conf"><settings>
+                     <param name="module-memory-limit" value="96"/>
+                   </settings></configuration>"#
+                    .into(),
+            ),
+            (
+                "autoload_configs/modules.conf.xml".into(),
+                format!(
+                    r#"<configuration name="modules.conf"><modules>
+                     <load module="mod_dptools"/><load module="mod_loopback"/>
+                     <load module="mod_panic" memory-limit="{LIMIT_MIB}"/>
+                   </modules></configuration>"#
+                ),
+            ),
+        ],
+        ..Default::default()
+    });
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP CUSTOM module::fault")
+        .starts_with("+OK"));
+    let held = ok_uuid(&sw.cmd("originate panic/fine &park"));
+    let before = rss_kib(&sw);
+    assert!(sw.cmd("bgapi panic_hog").starts_with("+OK Job-UUID"));
+    let e = fault_event(&mut sw, "api");
+    assert_eq!(e.get("Module-Name"), Some("mod_panic"));
+    assert_eq!(e.get("Module-Fault"), Some("over its memory limit"));
+    assert!(
+        sw.log()
+            .contains("module mod_panic faulted: over its memory limit in api"),
+        "{}",
+        sw.log()
+    );
+    assert!(
+        sw.log().contains(&format!("limit {}", LIMIT_MIB << 20)),
+        "modules.conf's memory-limit is the one applied:\n{}",
+        sw.log()
+    );
+    // Its call hangs up; another module's call placed meanwhile completes.
+    assert_eq!(hangup_cause(&mut sw, &held), "CRASH");
+    let other = ok_uuid(&sw.cmd("originate null/other &park"));
+    assert_eq!(sw.cmd(&format!("uuid_kill {other}")).trim(), "+OK");
+    wait_gone(&mut sw, &other, WAIT);
+    // The parked thread holds at most the limit.
+    let grown = rss_kib(&sw).saturating_sub(before);
+    assert!(
+        grown <= (LIMIT_MIB + 16) * 1024,
+        "RSS grew by {grown} KiB with a {LIMIT_MIB} MiB limit"
+    );
+    // Its copy, parked thread and memory, is abandoned; a fresh one serves.
+    let r = sw.cmd("reload mod_panic");
+    assert!(
+        r.contains("old copy pinned") && r.contains("+OK module loaded"),
+        "{r}"
+    );
+    assert_eq!(sw.cmd("panic_echo fresh").trim(), "fresh");
+    assert!(sw.cmd("originate null/again &park").starts_with("+OK "));
+    assert!(sw.alive());
+}

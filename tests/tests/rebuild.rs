@@ -192,3 +192,65 @@ fn a_library_that_stays_mapped_after_unload_is_reported_pinned_and_reload_still_
     assert_eq!(sw.cmd("twin").trim(), "+OK twin sticky");
     assert_eq!(sw.mapped_shadows().len(), 2);
 }
+
+#[test]
+fn the_walk_through_endpoint_builds_outside_the_workspace_and_lives_through_a_call() {
+    // plugin-api's documented example, as its author would build it: a
+    // crate of its own, plugin-api its only dependency.
+    let src = TempDir::new("tone-src");
+    let manifest = format!(
+        r#"[package]
+name = "mod_tone"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+hotswitch-plugin-api = {{ path = "{}" }}
+"#,
+        workspace_root().join("plugin-api").display()
+    );
+    std::fs::create_dir_all(src.path().join("src")).unwrap();
+    std::fs::write(src.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::copy(
+        workspace_root().join("plugin-api/examples/mod_tone.rs"),
+        src.path().join("src/lib.rs"),
+    )
+    .unwrap();
+    let out = cargo_build(
+        &src.path().join("Cargo.toml"),
+        &workspace_root().join("target/e2e-modules/tone"),
+        &[],
+        &[],
+    );
+    let mods = TempDir::new("tone-mods");
+    install(&out.join("libmod_tone.so"), mods.path(), "mod_tone.so");
+    let mut sw = Switch::start(SwitchConfig {
+        module_dirs: vec![mods.path().to_path_buf()],
+        autoload: vec!["mod_dptools".into()],
+        ..Default::default()
+    });
+    assert_eq!(
+        lines(&sw.cmd("load mod_tone")),
+        ["+OK Reloading XML", "+OK"]
+    );
+    // outgoing_channel → CS_INIT (ring_ready, answered) → echo: the frames
+    // it reads come back through write_frame.
+    let uuid = hotswitch_e2e::ok_uuid(&sw.cmd("originate tone/walk &echo"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sw.cmd(&format!("uuid_kill {uuid}")).trim(), "+OK");
+    hotswitch_e2e::wait_gone(&mut sw, &uuid, Duration::from_secs(10));
+    let heard = format!("{uuid}: heard ");
+    let log = sw.log();
+    let bytes: u64 = log
+        .lines()
+        .find_map(|l| l.split(&heard).nth(1))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("on_hangup did not log what it heard:\n{log}"));
+    assert!(bytes > 0, "echo wrote nothing back: {bytes}");
+    assert_eq!(sw.cmd("unload mod_tone").trim(), "+OK");
+    assert!(!sw.mapped_shadows().iter().any(|p| p.contains("mod_tone")));
+}

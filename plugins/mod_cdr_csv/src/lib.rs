@@ -15,8 +15,8 @@
 //! `default-template`, `legs` (`a`, `b` or `ab`), `fsync`, and
 //! `<templates><template name="…">…</template></templates>`.
 
+use hotswitch_plugin_api::config::Element;
 use hotswitch_plugin_api::{declare_module, log, ChannelState, ModuleContext, Session, Status};
-use quick_xml::events::Event;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -53,66 +53,17 @@ static WRITER: Mutex<Option<Writer>> = Mutex::new(None);
 /// Reads the settings and templates out of the configuration section.
 /// The settings in `xml`; `log_dir` is the base when it names none.
 fn parse_config(xml: &str, log_dir: &str) -> Result<Settings, String> {
-    let mut params: HashMap<String, String> = HashMap::new();
-    let mut templates: HashMap<String, String> = HashMap::new();
-    let mut reader = quick_xml::Reader::from_str(xml);
-    let mut current: Option<String> = None;
-    let mut text = String::new();
-    loop {
-        match reader
-            .read_event()
-            .map_err(|e| format!("cdr_csv.conf: {e}"))?
-        {
-            Event::Empty(e) | Event::Start(e) if e.name().as_ref() == "param" => {
-                let mut name = None;
-                let mut value = None;
-                for a in e.attributes().flatten() {
-                    let v = a
-                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|e| e.to_string())?
-                        .into_owned();
-                    match a.key.as_ref() {
-                        "name" => name = Some(v),
-                        "value" => value = Some(v),
-                        _ => {}
-                    }
-                }
-                if let (Some(n), Some(v)) = (name, value) {
-                    params.insert(n, v);
-                }
-            }
-            Event::Start(e) if e.name().as_ref() == "template" => {
-                current = e
-                    .attributes()
-                    .flatten()
-                    .find(|a| a.key.as_ref() == "name")
-                    .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok())
-                    .map(|v| v.into_owned());
-                text.clear();
-            }
-            Event::Text(t) if current.is_some() => {
-                text.push_str(&t.xml_content(quick_xml::XmlVersion::Implicit1_0))
-            }
-            Event::GeneralRef(r) if current.is_some() => {
-                let s = match r.as_ref() {
-                    "amp" => "&",
-                    "lt" => "<",
-                    "gt" => ">",
-                    "quot" => "\"",
-                    "apos" => "'",
-                    _ => "",
-                };
-                text.push_str(s);
-            }
-            Event::End(e) if e.name().as_ref() == "template" => {
-                if let Some(n) = current.take() {
-                    templates.insert(n, text.trim().to_string());
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
+    let root = Element::parse(xml).map_err(|e| format!("cdr_csv.conf: {e}"))?;
+    let params: HashMap<String, String> = root
+        .descendants("param")
+        .into_iter()
+        .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value")?.to_string())))
+        .collect();
+    let templates: HashMap<String, String> = root
+        .descendants("template")
+        .into_iter()
+        .filter_map(|t| Some((t.attr("name")?.to_string(), t.text().trim().to_string())))
+        .collect();
     let template = match params.get("default-template") {
         Some(name) => templates
             .get(name)

@@ -21,7 +21,7 @@
 //! checked at load: a value that cannot be used, or a parameter this module
 //! does not know, is a load error.
 
-use quick_xml::events::{BytesStart, Event};
+use hotswitch_plugin_api::config::Element;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -93,23 +93,12 @@ fn identifier(s: &str) -> bool {
         })
 }
 
-fn attrs(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut out = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|e| ConfigError(e.to_string()))?;
-        let v = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| ConfigError(e.to_string()))?;
-        out.push((a.key.as_ref().to_string(), v.into_owned()));
+/// `e` and every element below it, in document order.
+fn preorder<'a>(e: &'a Element, out: &mut Vec<&'a Element>) {
+    out.push(e);
+    for c in e.elements() {
+        preorder(c, out);
     }
-    Ok(out)
-}
-
-fn get<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 fn truth(name: &str, v: &str) -> Result<bool, ConfigError> {
@@ -132,29 +121,21 @@ pub fn parse(xml: Option<&str>) -> Result<Settings, ConfigError> {
         debug: false,
         fields: Vec::new(),
     };
-    let mut reader = quick_xml::Reader::from_str(xml.unwrap_or("<configuration/>"));
-    loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| ConfigError(e.to_string()))?;
-        let e = match &ev {
-            Event::Empty(e) | Event::Start(e) => e,
-            Event::Eof => break,
-            _ => continue,
-        };
-        match e.name().as_ref() {
+    let root = Element::parse(xml.unwrap_or("<configuration/>")).map_err(|e| ConfigError(e.0))?;
+    let mut all = Vec::new();
+    preorder(&root, &mut all);
+    for e in all {
+        match e.name() {
             "param" => {
-                let a = attrs(e)?;
-                let name = get(&a, "name").unwrap_or("");
-                let value = get(&a, "value").unwrap_or("").trim();
+                let name = e.attr("name").unwrap_or("");
+                let value = e.attr("value").unwrap_or("").trim();
                 setting(&mut s, name, value)?;
             }
             "field" => {
-                let a = attrs(e)?;
-                let Some(var) = get(&a, "var").filter(|v| !v.is_empty()) else {
+                let Some(var) = e.attr("var").filter(|v| !v.is_empty()) else {
                     return Err(ConfigError("a <field> has no var".into()));
                 };
-                let column = get(&a, "column").unwrap_or(var);
+                let column = e.attr("column").unwrap_or(var);
                 if !identifier(column) {
                     return Err(ConfigError(format!(
                         "field {var}: {column:?} is not a column name"
@@ -163,8 +144,10 @@ pub fn parse(xml: Option<&str>) -> Result<Settings, ConfigError> {
                 s.fields.push(Field {
                     var: var.into(),
                     column: column.into(),
-                    quote: get(&a, "quote").map_or(Ok(true), |v| truth("quote", v))?,
-                    not_null: get(&a, "not-null").map_or(Ok(false), |v| truth("not-null", v))?,
+                    quote: e.attr("quote").map_or(Ok(true), |v| truth("quote", v))?,
+                    not_null: e
+                        .attr("not-null")
+                        .map_or(Ok(false), |v| truth("not-null", v))?,
                 });
             }
             _ => {}

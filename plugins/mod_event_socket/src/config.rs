@@ -17,7 +17,7 @@
 //! thread, see [`crate::pump`]).
 
 use crate::acl::{Acl, AclError};
-use hotswitch_plugin_api::xml;
+use hotswitch_plugin_api::config::Element;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -47,6 +47,8 @@ pub enum ConfigError {
     Address(String),
     /// A bad ACL entry.
     Acl(AclError),
+    /// The section's XML does not parse.
+    Xml(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -62,6 +64,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "event_socket.conf: listen-ip {v:?} is not an IP address")
             }
             ConfigError::Acl(e) => write!(f, "event_socket.conf: {e}"),
+            ConfigError::Xml(e) => write!(f, "event_socket.conf: {e}"),
         }
     }
 }
@@ -81,7 +84,16 @@ impl Config {
             param: param.into(),
             value: value.into(),
         };
-        for (name, value) in xml.map(xml::params).unwrap_or_default() {
+        let params = match xml {
+            Some(x) => Element::parse(x)
+                .map_err(|e| ConfigError::Xml(e.0))?
+                .descendants("param")
+                .into_iter()
+                .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value")?.to_string())))
+                .collect(),
+            None => Vec::new(),
+        };
+        for (name, value) in params {
             match name.as_str() {
                 "listen-ip" if !value.is_empty() => {
                     let v = value.trim().trim_start_matches('[').trim_end_matches(']');

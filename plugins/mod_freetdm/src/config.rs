@@ -27,7 +27,7 @@
 use crate::analog::FxsTiming;
 use crate::g711::Law;
 use crate::q931::Role;
-use hotswitch_plugin_api::xml;
+use hotswitch_plugin_api::config::Element;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -159,55 +159,34 @@ impl Config {
     pub fn from_xml(xml: Option<&str>) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
         let Some(xml) = xml else { return Ok(cfg) };
-        let tags = tags(xml);
-        let mut i = 0;
-        while i < tags.len() {
-            let t = &tags[i];
-            i += 1;
-            if t.closing {
-                continue;
-            }
-            match t.name.as_str() {
-                "span" => {
-                    let mut attrs = t.attrs.clone();
-                    if !t.self_closing {
-                        while i < tags.len() && !(tags[i].closing && tags[i].name == "span") {
-                            if tags[i].name == "param" {
-                                if let (Some(n), Some(v)) =
-                                    (tags[i].get("name"), tags[i].get("value"))
-                                {
-                                    attrs.push((n.to_string(), v.to_string()));
-                                }
-                            }
-                            i += 1;
-                        }
-                    }
-                    cfg.spans.push(span(&attrs, cfg.spans.len() as u32 + 1)?);
+        let root = Element::parse(xml).map_err(|e| ConfigError(e.0))?;
+        for sp in root.descendants("span") {
+            let mut attrs: Vec<(String, String)> = sp
+                .attrs()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            for p in sp.descendants("param") {
+                if let (Some(n), Some(v)) = (p.attr("name"), p.attr("value")) {
+                    attrs.push((n.to_string(), v.to_string()));
                 }
-                "group" => {
-                    let Some(name) = t.get("name") else {
-                        return err("a group without a name".into());
-                    };
-                    let mut g = GroupConfig {
-                        name: name.to_string(),
-                        members: Vec::new(),
-                    };
-                    while !t.self_closing
-                        && i < tags.len()
-                        && !(tags[i].closing && tags[i].name == "group")
-                    {
-                        if tags[i].name == "member" {
-                            let span = tags[i].get("span").unwrap_or("").to_string();
-                            let chans = parse_range(tags[i].get("channels").unwrap_or(""))?;
-                            g.members
-                                .extend(chans.into_iter().map(|c| (span.clone(), c)));
-                        }
-                        i += 1;
-                    }
-                    cfg.groups.push(g);
-                }
-                _ => {}
             }
+            cfg.spans.push(span(&attrs, cfg.spans.len() as u32 + 1)?);
+        }
+        for gr in root.descendants("group") {
+            let Some(name) = gr.attr("name") else {
+                return err("a group without a name".into());
+            };
+            let mut g = GroupConfig {
+                name: name.to_string(),
+                members: Vec::new(),
+            };
+            for m in gr.descendants("member") {
+                let span = m.attr("span").unwrap_or("").to_string();
+                let chans = parse_range(m.attr("channels").unwrap_or(""))?;
+                g.members
+                    .extend(chans.into_iter().map(|c| (span.clone(), c)));
+            }
+            cfg.groups.push(g);
         }
         // Span-level `group` params, and checks.
         for s in &cfg.spans {
@@ -368,89 +347,6 @@ fn span(attrs: &[(String, String)], default_id: u32) -> Result<SpanConfig, Confi
     })
 }
 
-/// An XML tag as the scanner sees it.
-#[derive(Clone, Debug)]
-struct Tag {
-    name: String,
-    attrs: Vec<(String, String)>,
-    closing: bool,
-    self_closing: bool,
-}
-
-impl Tag {
-    fn get(&self, k: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Every tag in document order; comments, declarations and text skipped.
-fn tags(xml: &str) -> Vec<Tag> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find('<') {
-        rest = &rest[i..];
-        if let Some(after) = rest.strip_prefix("<!--") {
-            rest = after.find("-->").map(|j| &after[j + 3..]).unwrap_or("");
-            continue;
-        }
-        let end = match tag_end(rest) {
-            Some(e) => e,
-            None => break,
-        };
-        let body = &rest[1..end];
-        rest = &rest[end + 1..];
-        if body.starts_with('?') || body.starts_with('!') {
-            continue;
-        }
-        let closing = body.starts_with('/');
-        let self_closing = body.ends_with('/');
-        let body = body.trim_start_matches('/').trim_end_matches('/');
-        let name_end = body.find(char::is_whitespace).unwrap_or(body.len());
-        out.push(Tag {
-            name: body[..name_end].to_string(),
-            attrs: attributes(&body[name_end..]),
-            closing,
-            self_closing,
-        });
-    }
-    out
-}
-
-/// The `>` that ends the tag starting at 0, outside quotes.
-fn tag_end(s: &str) -> Option<usize> {
-    let mut quote = None;
-    for (i, c) in s.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '>') => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-fn attributes(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = s.trim_start();
-    while let Some(eq) = rest.find('=') {
-        let name = rest[..eq].trim().to_string();
-        let after = rest[eq + 1..].trim_start();
-        let Some(q) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
-            break;
-        };
-        let Some(close) = after[1..].find(q) else {
-            break;
-        };
-        out.push((name, xml::unescape(&after[1..1 + close])));
-        rest = after[close + 2..].trim_start();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,7 +399,12 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        let bad = |x: &str| Config::from_xml(Some(x)).unwrap_err().to_string();
+        // As the host hands it over: one <configuration> element.
+        let bad = |x: &str| {
+            Config::from_xml(Some(&format!("<configuration>{x}</configuration>")))
+                .unwrap_err()
+                .to_string()
+        };
         assert!(
             bad(r#"<span name="a"><param name="channels" value="4-1"/></span>"#).contains("range")
         );

@@ -21,7 +21,7 @@
 //! ```
 
 use crate::at::Settings;
-use hotswitch_plugin_api::xml;
+use hotswitch_plugin_api::config::Element;
 use std::fmt;
 use std::time::Duration;
 
@@ -125,50 +125,29 @@ impl InterfaceConfig {
 /// Every interface of the section, in order.
 pub fn parse(xml: &str) -> Result<Vec<InterfaceConfig>, ConfigError> {
     let mut out: Vec<InterfaceConfig> = Vec::new();
-    let mut current: Option<InterfaceConfig> = None;
-    let mut rest = xml;
-    while let Some(i) = rest.find('<') {
-        rest = &rest[i..];
-        if let Some(after) = rest.strip_prefix("<!--") {
-            rest = after.find("-->").map(|j| &after[j + 3..]).unwrap_or("");
-            continue;
+    let root = Element::parse(xml).map_err(|e| ConfigError(e.0))?;
+    let own = (root.name() == "interface").then_some(&root);
+    for iface in own.into_iter().chain(root.descendants("interface")) {
+        let name = iface
+            .attr("name")
+            .or_else(|| iface.attr("id"))
+            .ok_or_else(|| ConfigError("an interface without a name".into()))?;
+        let mut c = InterfaceConfig::new(name);
+        for p in iface.descendants("param") {
+            if let (Some(n), Some(v)) = (p.attr("name"), p.attr("value")) {
+                c.set(n, v)?;
+            }
         }
-        let end = rest.find('>').unwrap_or(rest.len());
-        let tag = rest[1..end].trim_end_matches('/').trim();
-        rest = &rest[(end + 1).min(rest.len())..];
-        let (tname, attrs) = tag.split_once(char::is_whitespace).unwrap_or((tag, ""));
-        match tname {
-            "interface" => {
-                let name = xml::attr(attrs, "name")
-                    .or_else(|| xml::attr(attrs, "id"))
-                    .ok_or_else(|| ConfigError("an interface without a name".into()))?;
-                current = Some(InterfaceConfig::new(&name));
-            }
-            "/interface" => {
-                if let Some(c) = current.take() {
-                    if c.device.is_empty() {
-                        return Err(ConfigError(format!(
-                            "interface {}: no controldevice_name",
-                            c.name
-                        )));
-                    }
-                    if out.iter().any(|o| o.name.eq_ignore_ascii_case(&c.name)) {
-                        return Err(ConfigError(format!("interface {} twice", c.name)));
-                    }
-                    out.push(c);
-                }
-            }
-            "param" => {
-                if let (Some(c), Some(n), Some(v)) = (
-                    current.as_mut(),
-                    xml::attr(attrs, "name"),
-                    xml::attr(attrs, "value"),
-                ) {
-                    c.set(&n, &v)?;
-                }
-            }
-            _ => {}
+        if c.device.is_empty() {
+            return Err(ConfigError(format!(
+                "interface {}: no controldevice_name",
+                c.name
+            )));
         }
+        if out.iter().any(|o| o.name.eq_ignore_ascii_case(&c.name)) {
+            return Err(ConfigError(format!("interface {} twice", c.name)));
+        }
+        out.push(c);
     }
     Ok(out)
 }

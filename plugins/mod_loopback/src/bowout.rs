@@ -24,7 +24,8 @@
 //! dialplan and context, and hunts it again.
 
 use crate::{other_uuid, Leg};
-use hotswitch_plugin_api::{log, xml, CallCause, ModuleContext, Session};
+use hotswitch_plugin_api::config::Element;
+use hotswitch_plugin_api::{log, CallCause, ModuleContext, Session};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
@@ -57,7 +58,18 @@ impl Settings {
     /// From the text of the `loopback.conf` section.
     pub fn parse(conf: &str) -> Settings {
         let mut s = Settings::default();
-        for (name, value) in xml::params(conf) {
+        let root = match Element::parse(conf) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("loopback.conf: {e}; using the defaults");
+                return s;
+            }
+        };
+        for p in root.descendants("param") {
+            let (Some(name), Some(value)) = (p.attr("name"), p.attr("value")) else {
+                continue;
+            };
+            let (name, value) = (name.to_string(), value.to_string());
             match name.as_str() {
                 "fire-bowout-on-bridge" => s.fire_direct = switch_true(&value),
                 "bowout-controlled-hangup" => s.controlled_hangup = switch_true(&value),

@@ -6,13 +6,16 @@
 //! 1. `declare_module!` names the module and its entry points; it exports
 //!    the header the host checks, catches panics in every entry point, and
 //!    forwards this crate's `log` records to the host's log.
-//! 2. `load` reads the module's configuration section and registers an api
-//!    command (`skel`) and a dialplan application (`skel_app`).
+//! 2. `load` reads the module's configuration (a parsed tree), registers
+//!    an api command (`skel`) and a dialplan application (`skel_app`), and
+//!    returns the module's state (`Skel`): kept for the module while it is
+//!    loaded, handed to its entries by `ModuleContext::state`, dropped
+//!    after its unload — no statics to empty by hand.
 //! 3. `unload` releases what `load` took. Anything the module started —
 //!    threads, sockets, runtimes — must be stopped and joined here: the host
 //!    closes the library right after, and checks that it is really gone.
-//!    Memory held by statics must be freed here too: Rust never drops a
-//!    static, so whatever it owns would leak at every reload.
+//!    Memory held by statics of your own must be freed here too: Rust never
+//!    drops a static, so whatever it owns would leak at every reload.
 //! 4. `HANDOVER` is the live-reload contract: with it, `reload mod_skel`
 //!    works while calls and commands are in flight. The new copy loads
 //!    beside the old one and takes every new call; the old copy finishes
@@ -31,9 +34,9 @@
 //! Build it with `cargo build -p mod_skel`, then at the console:
 //! `load mod_skel`, `skel world`, `reload mod_skel`, `unload mod_skel`.
 
+use hotswitch_plugin_api::config::Element;
 use hotswitch_plugin_api::{declare_module, saf, Export, HandoverSpec, ModuleContext};
 use std::fmt::Write;
-use std::sync::Mutex;
 
 declare_module! {
     name: "mod_skel",
@@ -62,21 +65,24 @@ static HANDOVER: HandoverSpec = HandoverSpec {
     deliver: |_m, _d| false,
 };
 
-/// The module's state: whatever `load` sets up and `unload` tears down.
-static GREETING: Mutex<String> = Mutex::new(String::new());
+/// The module's state: what `load` returns and its entries read.
+struct Skel {
+    greeting: String,
+}
 
-fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+fn load(m: &ModuleContext) -> Result<Skel, hotswitch_plugin_api::ModuleError> {
     // Configuration lives in conf/autoload_configs/skel.conf.xml:
     //   <configuration name="skel.conf"><settings>
     //     <param name="greeting" value="hello"/>
     //   </settings></configuration>
-    // A module parses the XML it is given however it likes; this one looks
-    // for the greeting parameter and falls back to "hello".
+    // `config` hands back the section as a parsed tree (`Ok(None)` when
+    // there is no such section, an error when its XML is broken); this
+    // module looks for the greeting parameter and falls back to "hello".
     let greeting = m
-        .config_section("skel.conf")
-        .and_then(|xml| param(&xml, "greeting"))
+        .config("skel.conf")?
+        .as_ref()
+        .and_then(greeting)
         .unwrap_or_else(|| "hello".to_string());
-    *GREETING.lock().map_err(|e| e.to_string())? = greeting;
 
     // Loaded by a live reload: the old copy's handover (None on a fresh
     // load). `prev.version` says which format version it wrote; descriptors
@@ -96,9 +102,15 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
         "Say the configured greeting",
         "skel [name]",
         |args, out| {
-            let greeting = GREETING.lock().map(|g| g.clone()).unwrap_or_default();
             let who = if args.is_empty() { "world" } else { args };
-            let _ = writeln!(out, "+OK {greeting} {who}");
+            match ModuleContext::current().state::<Skel>() {
+                Some(skel) => {
+                    let _ = writeln!(out, "+OK {} {who}", skel.greeting);
+                }
+                None => {
+                    let _ = writeln!(out, "-ERR mod_skel is not loaded");
+                }
+            }
         },
     )
     .map_err(|e| e.to_string())?;
@@ -117,38 +129,36 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     .map_err(|e| e.to_string())?;
 
     log::info!("mod_skel loaded");
-    Ok(())
+    Ok(Skel { greeting })
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
-    // Statics are never dropped: free what they hold now, or it leaks with
-    // every unload (the library's code is gone after this returns).
-    if let Ok(mut g) = GREETING.lock() {
-        drop(std::mem::take(&mut *g));
+fn unload(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+    // The state is still there; plugin-api drops it once this returns,
+    // while the library is mapped.
+    if let Some(skel) = m.state::<Skel>() {
+        log::debug!("mod_skel said '{}'", skel.greeting);
     }
     log::info!("mod_skel unloading");
     Ok(())
 }
 
-/// The `value` of `<param name="{name}" value="…"/>` in `xml`.
-fn param(xml: &str, name: &str) -> Option<String> {
-    let key = format!("name=\"{name}\"");
-    let tag_start = xml.find(&key)?;
-    let tag = &xml[tag_start..];
-    let tag = &tag[..tag.find('>')?];
-    let v = tag.find("value=\"")? + "value=\"".len();
-    let rest = &tag[v..];
-    Some(rest[..rest.find('"')?].to_string())
+/// The `greeting` param of `<settings>`.
+fn greeting(conf: &Element) -> Option<String> {
+    Some(conf.child("settings")?.param("greeting")?.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    use hotswitch_plugin_api::config::Element;
+
     #[test]
-    fn a_param_value_is_found_by_name() {
+    fn the_greeting_is_the_settings_param() {
         let x = r#"<configuration name="skel.conf"><settings>
             <param name="other" value="x"/><param name="greeting" value="howdy"/>
         </settings></configuration>"#;
-        assert_eq!(super::param(x, "greeting").as_deref(), Some("howdy"));
-        assert_eq!(super::param(x, "missing"), None);
+        let conf = Element::parse(x).unwrap();
+        assert_eq!(super::greeting(&conf).as_deref(), Some("howdy"));
+        let none = Element::parse("<configuration><settings/></configuration>").unwrap();
+        assert_eq!(super::greeting(&none), None);
     }
 }

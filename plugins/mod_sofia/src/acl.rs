@@ -177,17 +177,17 @@ impl Acls {
         let Some(xml) = xml else {
             return Ok(acls);
         };
-        let root = Element::parse(xml).map_err(AclError)?;
+        let root = Element::parse(xml).map_err(|e| AclError(e.0))?;
         let Some(lists) = root.child("network-lists") else {
             return Ok(acls);
         };
-        for l in lists.children_named("list") {
+        for l in lists.children("list") {
             let Some(name) = l.attr("name").filter(|n| !n.is_empty()) else {
                 continue;
             };
             let default_allow = l.attr("default").is_none_or(truthy);
             let mut list = NetList::new(default_allow);
-            for n in l.children_named("node") {
+            for n in l.children("node") {
                 let allow = n.attr("type").map_or(default_allow, truthy);
                 if let Some(c) = n.attr("cidr") {
                     for part in c.split(',').filter(|p| !p.trim().is_empty()) {
@@ -261,12 +261,12 @@ pub fn users_with_cidr(domain_xml: &str) -> Vec<(String, String)> {
     };
     let mut users: Vec<&Element> = Vec::new();
     if let Some(u) = d.child("users") {
-        users.extend(u.children_named("user"));
+        users.extend(u.children("user"));
     }
     if let Some(gs) = d.child("groups") {
-        for g in gs.children_named("group") {
+        for g in gs.children("group") {
             if let Some(u) = g.child("users") {
-                users.extend(u.children_named("user"));
+                users.extend(u.children("user"));
             }
         }
     }

@@ -3,95 +3,12 @@
 //! names.
 
 use crate::sdp::Codec;
-use quick_xml::events::Event;
-use quick_xml::Reader;
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// A small element tree of the section's XML.
-#[derive(Clone, Debug, Default)]
-pub struct Element {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-    pub children: Vec<Element>,
-}
-
-impl Element {
-    /// Parses a whole XML text.
-    pub fn parse(xml: &str) -> Result<Element, String> {
-        let mut reader = Reader::from_str(xml);
-        let mut stack: Vec<Element> = vec![Element::default()];
-        loop {
-            match reader.read_event() {
-                Ok(Event::Start(e)) => stack.push(element(&e)?),
-                Ok(Event::Empty(e)) => {
-                    let el = element(&e)?;
-                    if let Some(top) = stack.last_mut() {
-                        top.children.push(el);
-                    }
-                }
-                Ok(Event::End(_)) => {
-                    let el = stack.pop().ok_or("unbalanced XML")?;
-                    stack.last_mut().ok_or("unbalanced XML")?.children.push(el);
-                }
-                Ok(Event::Eof) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "XML error at byte {}: {e}",
-                        reader.buffer_position()
-                    ))
-                }
-            }
-        }
-        let mut root = stack.pop().ok_or("empty XML")?;
-        Ok(root.children.pop().unwrap_or_default())
-    }
-
-    /// An attribute.
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The first child named `name`.
-    pub fn child(&self, name: &str) -> Option<&Element> {
-        self.children.iter().find(|c| c.name == name)
-    }
-
-    /// Children named `name`.
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-
-    /// `<param name= value=>` children, in order.
-    pub fn params(&self) -> Vec<(String, String)> {
-        self.children_named("param")
-            .filter_map(|p| Some((p.attr("name")?.to_string(), p.attr("value")?.to_string())))
-            .collect()
-    }
-}
-
-fn element(e: &quick_xml::events::BytesStart) -> Result<Element, String> {
-    let name = AsRef::<str>::as_ref(&e.name()).to_string();
-    let mut attrs = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|e| e.to_string())?;
-        let v = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| e.to_string())?
-            .into_owned();
-        attrs.push((AsRef::<str>::as_ref(&a.key).to_string(), v));
-    }
-    Ok(Element {
-        name,
-        attrs,
-        children: Vec::new(),
-    })
-}
+/// The section's XML as plugin-api's parsed tree.
+pub use hotswitch_plugin_api::config::Element;
 
 /// How DTMF is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,9 +186,9 @@ impl Config {
         }
         let mut profiles = Vec::new();
         if let Some(xml) = sofia {
-            let root = Element::parse(xml).map_err(ConfigError)?;
+            let root = Element::parse(xml).map_err(|e| ConfigError(e.0))?;
             if let Some(ps) = root.child("profiles") {
-                for p in ps.children_named("profile") {
+                for p in ps.children("profile") {
                     profiles.push(profile(p)?);
                 }
             }
@@ -484,7 +401,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
     c.ws_binding = ws?;
     c.wss_binding = wss?;
     if let Some(gws) = p.child("gateways") {
-        for g in gws.children_named("gateway") {
+        for g in gws.children("gateway") {
             c.gateways.push(gateway(&name, g)?);
         }
     }

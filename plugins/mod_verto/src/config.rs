@@ -4,8 +4,7 @@
 //! `context`, `dialplan`, `rtp-ip`) and the global `detach-timeout-sec`.
 
 use crate::conn::Settings;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+use hotswitch_plugin_api::config::Element;
 use std::net::{IpAddr, SocketAddr};
 
 /// One profile: where it listens and how its clients are treated.
@@ -48,17 +47,6 @@ impl Default for Config {
     }
 }
 
-fn attr(e: &BytesStart, name: &str) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == name)
-        .and_then(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .ok()
-                .map(|v| v.into_owned())
-        })
-}
-
 fn truthy(v: &str) -> bool {
     matches!(
         v.to_ascii_lowercase().as_str(),
@@ -69,17 +57,20 @@ fn truthy(v: &str) -> bool {
 impl Config {
     /// Parses the `verto.conf` section's XML.
     pub fn from_xml(xml: &str) -> Result<Config, String> {
-        let mut reader = Reader::from_str(xml);
+        let root = Element::parse(xml)?;
         let mut config = Config::default();
-        let mut current: Option<Profile> = None;
-        loop {
-            let ev = reader
-                .read_event()
-                .map_err(|e| format!("XML error at byte {}: {e}", reader.buffer_position()))?;
-            match ev {
-                Event::Start(e) if e.name().as_ref() == "profile" => {
-                    let name = attr(&e, "name").unwrap_or_else(|| "default".into());
-                    current = Some(Profile {
+        config.visit(&root)?;
+        Ok(config)
+    }
+
+    /// `<profile>`s and the global params (those outside any profile) at
+    /// any depth below `e`, in document order.
+    fn visit(&mut self, e: &Element) -> Result<(), String> {
+        for c in e.elements() {
+            match c.name() {
+                "profile" => {
+                    let name = c.attr("name").unwrap_or("default").to_string();
+                    let mut p = Profile {
                         name: name.clone(),
                         binds: Vec::new(),
                         secure_binds: Vec::new(),
@@ -95,35 +86,36 @@ impl Config {
                             context: "default".into(),
                             dialplan: "XML".into(),
                         },
-                    });
-                }
-                Event::End(e) if e.name().as_ref() == "profile" => {
-                    if let Some(p) = current.take() {
-                        config.profiles.push(p);
+                    };
+                    for param in c.descendants("param") {
+                        let (Some(name), Some(value)) = (param.attr("name"), param.attr("value"))
+                        else {
+                            continue;
+                        };
+                        let secure = param.attr("secure").is_some_and(truthy);
+                        p.param(name, value, secure)?;
                     }
+                    self.profiles.push(p);
                 }
-                Event::Empty(e) | Event::Start(e) if e.name().as_ref() == "param" => {
-                    let (Some(name), Some(value)) = (attr(&e, "name"), attr(&e, "value")) else {
+                "param" => {
+                    let (Some(name), Some(value)) = (c.attr("name"), c.attr("value")) else {
                         continue;
                     };
-                    let secure = attr(&e, "secure").is_some_and(|s| truthy(&s));
-                    match current.as_mut() {
-                        Some(p) => p.param(&name, &value, secure)?,
-                        None if name == "debug" => config.debug = value != "0" && !value.is_empty(),
-                        None if name == "detach-timeout-sec" => {
-                            config.detach_timeout_secs = value
+                    match name {
+                        "debug" => self.debug = value != "0" && !value.is_empty(),
+                        "detach-timeout-sec" => {
+                            self.detach_timeout_secs = value
                                 .trim()
                                 .parse()
                                 .map_err(|e| format!("detach-timeout-sec {value}: {e}"))?;
                         }
-                        None => {}
+                        _ => {}
                     }
                 }
-                Event::Eof => break,
-                _ => {}
+                _ => self.visit(c)?,
             }
         }
-        Ok(config)
+        Ok(())
     }
 }
 

@@ -661,7 +661,7 @@ fn directory_vars(user: &str, domain: &str) -> Vec<(String, String)> {
     let Ok(u) = crate::config::Element::parse(&xml) else {
         return Vec::new();
     };
-    if u.name != "user" {
+    if u.name() != "user" {
         return Vec::new();
     }
     let alias = u.attr("number-alias").unwrap_or("").to_string();
@@ -684,7 +684,7 @@ fn directory_vars(user: &str, domain: &str) -> Vec<(String, String)> {
     if let Some(variables) = u.child("variables") {
         vars.extend(
             variables
-                .children_named("variable")
+                .children("variable")
                 .filter_map(|v| Some((v.attr("name")?.to_string(), v.attr("value")?.to_string())))
                 .filter(|(k, v)| !k.is_empty() && !v.is_empty()),
         );

@@ -18,6 +18,8 @@
 //!   call and `panic_use_kept` uses it later: the host must refuse both.
 //! - `panic/block` makes a call whose `read_frame` never returns;
 //!   `panic_thread` starts a thread that is never joined.
+//! - `panic_hog` allocates without bound (1 MiB a step, each written so
+//!   that it is resident): its allocator parks it at the module's limit.
 //!
 //! Built with the `panic-safe` feature it declares itself panic-safe.
 
@@ -129,6 +131,22 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
                 std::thread::sleep(Duration::from_millis(50));
             });
             let _ = writeln!(out, "{}", if started.is_ok() { "+OK" } else { "-ERR" });
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    m.add_api(
+        "panic_hog",
+        "Allocate memory without bound",
+        "",
+        |_, out| {
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            loop {
+                held.push(vec![0x5a; 1 << 20]);
+                if held.len() == usize::MAX {
+                    break;
+                }
+            }
+            let _ = writeln!(out, "-ERR held {} MiB", held.len());
         },
     )
     .map_err(|e| e.to_string())?;
