@@ -291,6 +291,26 @@ fn event_digit(e: u8) -> Option<char> {
     })
 }
 
+/// Of `prefs`, the codecs the WebRTC stack carries, in order; G.711
+/// always among them (every browser has it).
+fn webrtc_codecs(prefs: &[Codec]) -> Vec<webrtc::Codec> {
+    let mut out: Vec<webrtc::Codec> = prefs
+        .iter()
+        .filter_map(|c| match c {
+            Codec::Opus => Some(webrtc::Codec::Opus),
+            Codec::Pcmu => Some(webrtc::Codec::Pcmu),
+            Codec::Pcma => Some(webrtc::Codec::Pcma),
+            Codec::G722 => None,
+        })
+        .collect();
+    for law in webrtc::G711 {
+        if !out.contains(&law) {
+            out.push(law);
+        }
+    }
+    out
+}
+
 /// How long one blocking receive waits (a frame's time).
 const READ_TIMEOUT: Duration = Duration::from_millis(20);
 
@@ -439,16 +459,20 @@ impl Media {
     }
 
     /// Answers a browser's WebRTC offer on the shared WebRTC stack (must
-    /// run on the module's runtime); our SDP is then [`Media::webrtc_sdp`].
+    /// run on the module's runtime) with the codec [`Media::set_remote`]
+    /// chose (Opus or a G.711 law) first; our SDP is then
+    /// [`Media::webrtc_sdp`].
     pub fn webrtc_answer(&self, offer: &str, ip: IpAddr) -> Result<(), String> {
-        let m = webrtc::answer(offer, ip)?;
+        let first = lock(&self.st).codec;
+        let m = webrtc::answer_with(offer, ip, &webrtc_codecs(&[first]))?;
         let _ = self.webrtc.set(m);
         Ok(())
     }
 
-    /// Offers WebRTC media to a browser (must run on the module's runtime).
-    pub fn webrtc_offer(&self, ip: IpAddr) -> Result<(), String> {
-        let m = webrtc::offer(ip)?;
+    /// Offers WebRTC media to a browser (must run on the module's runtime):
+    /// of `prefs`, the codecs the WebRTC stack carries, in their order.
+    pub fn webrtc_offer(&self, ip: IpAddr, prefs: &[Codec]) -> Result<(), String> {
+        let m = webrtc::offer_with(ip, &webrtc_codecs(prefs))?;
         let _ = self.webrtc.set(m);
         Ok(())
     }
@@ -465,14 +489,26 @@ impl Media {
         self.webrtc.get().map(|(_, sdp)| sdp.clone())
     }
 
-    fn webrtc_read(m: &webrtc::Media, buf: &mut [u8], wait: Duration) -> Read {
+    fn webrtc_read(&self, m: &webrtc::Media, buf: &mut [u8], wait: Duration) -> Read {
         match m.read(wait) {
+            webrtc::Read::Audio(webrtc::Codec::Opus, data) => {
+                // Decoded here, as on a plain RTP leg: 8 kHz L16 for the core.
+                let mut pcm = Vec::with_capacity(320);
+                lock(&self.st)
+                    .transcoder
+                    .decode(Codec::Opus, &data, &mut pcm);
+                let n = (pcm.len() * 2).min(buf.len()) / 2;
+                for (o, s) in buf.chunks_exact_mut(2).zip(&pcm[..n]) {
+                    o.copy_from_slice(&s.to_ne_bytes());
+                }
+                Read::Linear { len: n * 2 }
+            }
             webrtc::Read::Audio(c, data) => {
                 let n = data.len().min(buf.len());
                 buf[..n].copy_from_slice(&data[..n]);
                 let codec = match c {
                     webrtc::Codec::Pcmu => Codec::Pcmu,
-                    webrtc::Codec::Pcma => Codec::Pcma,
+                    _ => Codec::Pcma,
                 };
                 Read::Audio { len: n, codec }
             }
@@ -506,7 +542,7 @@ impl Media {
     /// and no timer armed per wait.
     pub fn read(&self, buf: &mut [u8], wait: Duration) -> Read {
         if let Some((m, _)) = self.webrtc.get() {
-            return Self::webrtc_read(m, buf, wait);
+            return self.webrtc_read(m, buf, wait);
         }
         let deadline = Instant::now() + wait;
         lock(&self.st).last_read = deadline;
@@ -667,6 +703,41 @@ impl Media {
     /// Sends one frame of audio: `data` in `codec` (`None`: L16 samples).
     pub fn write(&self, data: &[u8], codec: Option<Codec>, samples: u32) {
         if let Some((m, _)) = self.webrtc.get() {
+            let mut st = lock(&self.st);
+            if st.codec == Codec::Opus {
+                // Coded here (the WebRTC task knows only G.711): 8 kHz
+                // samples in, on its 48 kHz clock.
+                let mut pcm = [0i16; MAX_PAYLOAD / 2];
+                let n = match codec {
+                    None => {
+                        let n = (data.len() / 2).min(pcm.len());
+                        for (o, c) in pcm.iter_mut().zip(data.chunks_exact(2)) {
+                            *o = i16::from_ne_bytes([c[0], c[1]]);
+                        }
+                        n
+                    }
+                    Some(Codec::Pcmu | Codec::Pcma) => {
+                        let f = match codec {
+                            Some(Codec::Pcma) => g711::alaw_to_linear,
+                            _ => g711::ulaw_to_linear,
+                        };
+                        let n = data.len().min(pcm.len());
+                        for (o, b) in pcm.iter_mut().zip(data) {
+                            *o = f(*b);
+                        }
+                        n
+                    }
+                    Some(Codec::G722 | Codec::Opus) => return,
+                };
+                let mut out = [0u8; MAX_PAYLOAD];
+                let len = st.transcoder.encode(Codec::Opus, &pcm[..n], &mut out);
+                drop(st);
+                if len > 0 {
+                    m.write_encoded(webrtc::Codec::Opus, out[..len].to_vec(), n as u32);
+                }
+                return;
+            }
+            drop(st);
             let codec = match codec {
                 None => None,
                 Some(Codec::Pcmu) => Some(webrtc::Codec::Pcmu),

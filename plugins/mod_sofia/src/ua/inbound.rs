@@ -77,8 +77,19 @@ impl Stack {
                 }
             }
         };
+        // A browser's media runs on the WebRTC stack: Opus or G.711.
+        let codecs: Vec<_> = match &remote {
+            Some(r) if r.dtls => p
+                .cfg
+                .codecs
+                .iter()
+                .copied()
+                .filter(|c| *c != crate::sdp::Codec::G722)
+                .collect(),
+            _ => p.cfg.codecs.clone(),
+        };
         let chosen = match &remote {
-            Some(r) => match r.choose(&p.cfg.codecs) {
+            Some(r) => match r.choose(&codecs) {
                 Some(c) => Some(c),
                 None => {
                     log::warn!("INVITE {call_id}: no codec in common");

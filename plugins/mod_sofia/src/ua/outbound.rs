@@ -179,8 +179,8 @@ impl Stack {
         if matches!(call.peer.proto, Proto::Ws | Proto::Wss) {
             // A browser phone: WebRTC media (ICE, DTLS-SRTP) on the shared
             // stack.
-            let ip = self.profiles[profile].cfg.rtp_ip;
-            if let Err(e) = call.leg.media.webrtc_offer(ip) {
+            let cfg = &self.profiles[profile].cfg;
+            if let Err(e) = call.leg.media.webrtc_offer(cfg.rtp_ip, &cfg.codecs) {
                 log::warn!("call {uuid}: WebRTC offer: {e}");
             }
         }
