@@ -2,7 +2,8 @@
 //! then only its Opus module, calls 9196 on the default configuration
 //! (codec-prefs OPUS,G722,PCMU,PCMA, FreeSWITCH's) and hears its tone back
 //! (Goertzel) through a call negotiated to that codec; and an Opus phone
-//! calls a G.711 phone: the switch transcodes, both hear each other.
+//! calls a G.711 phone: the switch transcodes, both hear each other. And
+//! `show codec` lists Opus and G.722.
 
 mod phones_common;
 
@@ -98,4 +99,24 @@ fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge
         "the G.711 phone heard the Opus one: {:.0}%",
         hb * 100.0
     );
+}
+
+#[test]
+fn show_codec_lists_opus_and_g722_beside_the_cores_g711_as_freeswitch_does() {
+    let conf = DefaultConf::new("codec-show");
+    let mut sw = conf.start();
+    let out = sw.cmd("show codec");
+    // FreeSWITCH: `select type, name, ikey from interfaces where type =
+    // 'codec' order by type,name`, its interface names and module keys.
+    let expected = "type,name,ikey\n\
+                    codec,G.711 alaw,CORE_PCM_MODULE\n\
+                    codec,G.711 ulaw,CORE_PCM_MODULE\n\
+                    codec,G.722,mod_sofia\n\
+                    codec,OPUS (STANDARD),mod_sofia\n\
+                    codec,RAW Signed Linear (16 bit),CORE_PCM_MODULE\n\
+                    \n\
+                    5 total.\n";
+    assert_eq!(out.trim_end(), expected.trim_end(), "{out}");
+    // `show codecs` is the same (FreeSWITCH drops the trailing s).
+    assert_eq!(sw.cmd("show codecs"), out);
 }
