@@ -2,8 +2,8 @@
 //! then only its Opus module, calls 9196 on the default configuration
 //! (codec-prefs OPUS,G722,PCMU,PCMA, FreeSWITCH's) and hears its tone back
 //! (Goertzel) through a call negotiated to that codec; and an Opus phone
-//! calls a G.711 phone: the switch transcodes, both hear each other. And
-//! `show codec` lists Opus and G.722.
+//! calls a G.711 phone: the switch transcodes, both hear each other and
+//! their digits cross. And `show codec` lists Opus and G.722.
 
 mod phones_common;
 
@@ -62,6 +62,28 @@ fn a_call_negotiated_to_opus_carries_the_tone_end_to_end() {
     echo_in("opus.so", "opus");
 }
 
+/// `from` sends `digits` (RFC 4733); `to` reports each as it starts.
+fn digits_cross(from: &mut Phone, to: &mut Phone, digits: &str) {
+    let at = Instant::now();
+    from.cmd("sndcode", digits);
+    let deadline = Instant::now() + phones_common::WAIT;
+    let mut got = String::new();
+    while got.len() < digits.len() && Instant::now() < deadline {
+        pump_for(&mut [&mut *from, &mut *to], Duration::from_millis(50));
+        got = to
+            .events
+            .iter()
+            .filter(|e| e.kind == "CALL_DTMF_START" && e.at >= at)
+            .map(|e| e.param.clone())
+            .collect();
+    }
+    assert_eq!(
+        got, digits,
+        "{} reported these digits from {}",
+        to.user, from.user
+    );
+}
+
 #[test]
 fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge() {
     let conf = DefaultConf::new("codec-bridge");
@@ -78,6 +100,10 @@ fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge
     a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
     let channels = sw.cmd("show channels");
     pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    // Digits cross both ways: RFC 4733 events on the Opus leg count on its
+    // telephone-event clock (48 kHz when the phone offers it).
+    digits_cross(&mut a, &mut b, "159");
+    digits_cross(&mut b, &mut a, "73");
     a.cmd("hangup", "");
     b.wait_event("CALL_CLOSED", answer_at, &mut [&mut a]);
     assert!(channels.contains(",opus,"), "{channels}");

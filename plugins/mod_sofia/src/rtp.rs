@@ -112,6 +112,8 @@ struct State {
     codec: Codec,
     pt: u8,
     te_pt: Option<u8>,
+    /// The telephone-events' clock rate (48000 with Opus, RFC 4733 §2.3).
+    te_rate: u32,
     ssrc: u32,
     seq: u16,
     ts: u32,
@@ -164,7 +166,7 @@ struct Sending {
 
 /// The pause between two digits of a string.
 const DTMF_GAP: Duration = Duration::from_millis(50);
-/// Samples one event packet advances (20 ms at 8 kHz).
+/// Samples one frame advances at 8 kHz (20 ms).
 const DTMF_STEP: u32 = 160;
 
 impl DtmfOut {
@@ -191,19 +193,23 @@ fn dtmf_step(st: &mut State, now: Instant) -> Vec<Vec<u8>> {
         let Some(code) = dtmf_event(digit) else {
             return Vec::new();
         };
+        // Durations on the events' clock: 48 kHz with Opus (RFC 4733
+        // §2.3, FreeSWITCH's telephone-event/48000).
+        let step = st.te_rate / 50;
         st.dtmf.current = Some(Sending {
             code,
             ts: st.ts,
-            total: (ms * 8).min(0xffff),
-            elapsed: DTMF_STEP,
+            total: (ms * (st.te_rate / 1000)).min(0xffff),
+            elapsed: step,
         });
-        let p = event_packet(st, te, true, false, DTMF_STEP);
+        let p = event_packet(st, te, true, false, step);
         return vec![p];
     }
+    let step = st.te_rate / 50;
     let Some(cur) = st.dtmf.current.as_mut() else {
         return Vec::new();
     };
-    cur.elapsed = (cur.elapsed + DTMF_STEP).min(0xffff);
+    cur.elapsed = (cur.elapsed + step).min(0xffff);
     if cur.elapsed < cur.total {
         let d = cur.elapsed;
         return vec![event_packet(st, te, false, false, d)];
@@ -387,6 +393,7 @@ impl Media {
                     codec: Codec::Pcmu,
                     pt: 0,
                     te_pt: None,
+                    te_rate: 8000,
                     ssrc: seed as u32,
                     seq: (seed >> 32) as u16,
                     ts: (seed >> 48) as u32,
@@ -417,7 +424,14 @@ impl Media {
     }
 
     /// Where media goes, in which codec (from the negotiation).
-    pub fn set_remote(&self, addr: Option<SocketAddr>, codec: Codec, pt: u8, te_pt: Option<u8>) {
+    /// `te`: the telephone-event payload type and its clock rate.
+    pub fn set_remote(
+        &self,
+        addr: Option<SocketAddr>,
+        codec: Codec,
+        pt: u8,
+        te: Option<(u8, u32)>,
+    ) {
         let mut st = lock(&self.st);
         if st.remote != addr {
             st.latched = false;
@@ -426,7 +440,8 @@ impl Media {
         st.remote_rtcp = addr.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
         st.codec = codec;
         st.pt = pt;
-        st.te_pt = te_pt;
+        st.te_pt = te.map(|t| t.0);
+        st.te_rate = te.map_or(8000, |t| t.1.max(1000));
         st.last_rx = Instant::now();
     }
 
@@ -663,7 +678,9 @@ impl Media {
             if end_bit && st.last_event_ts != Some(ts) {
                 st.last_event_ts = Some(ts);
                 st.stats.dtmf_in += 1;
-                return event_digit(payload[0]).map(|d| Read::Dtmf(d, duration / 8));
+                // In ms, from the audio's clock (48 kHz on Opus).
+                let per_ms = st.te_rate / 1000;
+                return event_digit(payload[0]).map(|d| Read::Dtmf(d, duration / per_ms));
             }
             return None;
         }
@@ -771,7 +788,9 @@ impl Media {
             // goes on, so audio resumes where real time is.
             let packets = dtmf_step(&mut st, Instant::now());
             let packets = protect_all(&mut st, packets);
-            st.ts = st.ts.wrapping_add(samples);
+            st.ts = st
+                .ts
+                .wrapping_add(crate::codecs::rtp_clock(st.codec, samples));
             drop(st);
             for p in packets {
                 let _ = self.sock.send_to(&p, to);
@@ -895,7 +914,9 @@ impl Media {
         };
         let packets = dtmf_step(&mut st, now);
         let packets = protect_all(&mut st, packets);
-        st.ts = st.ts.wrapping_add(DTMF_STEP);
+        st.ts = st
+            .ts
+            .wrapping_add(crate::codecs::rtp_clock(st.codec, DTMF_STEP));
         let pending = st.dtmf.pending();
         drop(st);
         for p in packets {
@@ -961,7 +982,12 @@ mod tests {
         )
         .unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        m.set_remote(Some(peer.local_addr().unwrap()), Codec::Pcmu, 0, Some(101));
+        m.set_remote(
+            Some(peer.local_addr().unwrap()),
+            Codec::Pcmu,
+            0,
+            Some((101, 8000)),
+        );
         (m, peer)
     }
 
@@ -1052,6 +1078,42 @@ mod tests {
         // '1' comes after the gap, with a later timestamp.
         assert!(one[0].0 && one[0].4 > hash[0].4);
         assert_eq!(one.iter().filter(|p| p.2).count(), 3);
+    }
+
+    #[test]
+    fn on_an_opus_leg_events_count_on_the_48_khz_clock_both_ways() {
+        let (m, peer) = pair();
+        m.set_remote(
+            Some(peer.local_addr().unwrap()),
+            Codec::Opus,
+            102,
+            Some((100, 48000)),
+        );
+        let to = format!("127.0.0.1:{}", m.port);
+        // 100 ms at 48 kHz: 4800 (0x12c0) units.
+        peer.send_to(&rtp(100, 5, 4800, &[7, 0x8a, 0x12, 0xc0]), &to)
+            .unwrap();
+        let mut buf = [0u8; 320];
+        assert_eq!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Dtmf('7', 100)
+        );
+        assert!(m.queue_dtmf('9', 100));
+        let t0 = Instant::now();
+        for i in 0..10u32 {
+            if !m.tick_dtmf(t0 + Duration::from_millis(20 * i as u64)) {
+                break;
+            }
+        }
+        peer.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut got = [0u8; 100];
+        let mut durations = Vec::new();
+        while let Ok((n, _)) = peer.recv_from(&mut got) {
+            assert_eq!((n, got[1] & 0x7f, got[12]), (16, 100, 9));
+            durations.push(u16::from_be_bytes([got[14], got[15]]));
+        }
+        assert_eq!(durations, vec![960, 1920, 2880, 3840, 4800, 4800, 4800]);
     }
 
     #[test]

@@ -273,7 +273,7 @@ impl Stack {
         if let Some(r) = &remote {
             match r.choose(&codecs) {
                 Some((c, pt)) => {
-                    call.leg.media.set_remote(r.addr, c, pt, r.te_pt);
+                    call.leg.media.set_remote(r.addr, c, pt, r.te_for(c));
                     call.remote_version = Some(r.version);
                     negotiated = Some(c);
                     if r.dtls {
