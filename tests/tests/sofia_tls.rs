@@ -2,7 +2,9 @@
 //! configuration's internal profile over TLS (`tls-sip-port`, certificates
 //! from `tls-cert-dir` under FreeSWITCH's names), calls 9196 and hears its
 //! own tone back; under `tls-verify-policy` `in` a phone whose certificate
-//! the switch's authorities do not vouch for is refused at the handshake;
+//! the switch's authorities do not vouch for is refused at the handshake,
+//! and under `subjects_in` one whose names are not in
+//! `tls-verify-in-subjects`;
 //! and certificates replaced on disk are served to new handshakes after
 //! `sofia profile internal tls-reload` while the phone's connection goes on.
 //! With `rtp-secure-media` mandatory the phone's audio is SRTP (SDES keys
@@ -271,6 +273,41 @@ fn under_verify_policy_in_a_phone_with_an_untrusted_certificate_is_refused() {
     echo_call(&mut phone, tls_port);
     let c = sw.cmd("sofia_contact 1001@127.0.0.1");
     assert!(c.contains("error/user_not_registered"), "{c}");
+}
+
+#[test]
+fn under_subjects_in_only_a_trusted_certificate_naming_a_listed_subject_gets_in() {
+    let pki = Pki::new();
+    let (conf, tls_port, _) = tls_conf("tls-subjects", &pki, "subjects_in");
+    conf.edit("sip_profiles/internal.xml", |t| {
+        t.replace(
+            "<param name=\"tls-verify-depth\" value=\"2\"/>",
+            "<param name=\"tls-verify-depth\" value=\"2\"/>\n    \
+             <param name=\"tls-verify-in-subjects\" value=\"sip:pbx.example|known\"/>",
+        )
+    });
+    let mut sw = conf.start();
+    // Signed by the authority, but its names (CN=intruder, localhost) are
+    // not listed.
+    let intruder = pki.issue("intruder", true);
+    let mut refused = tls_phone("1001", tls_port, &pki, Some(intruder));
+    let deadline = Instant::now() + WAIT;
+    while !sw.log().contains("Peer Subject Mismatch") {
+        assert!(
+            Instant::now() < deadline,
+            "no subject mismatch in the log:\n{}",
+            sw.log()
+        );
+        refused.pump();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = sw.cmd("sofia_contact 1001@127.0.0.1");
+    assert!(c.contains("error/user_not_registered"), "{c}");
+    // CN=known is listed: it registers and talks.
+    let known = pki.issue("known", true);
+    let mut phone = tls_phone("1000", tls_port, &pki, Some(known));
+    phone.wait_registered(&mut sw, "127.0.0.1");
+    echo_call(&mut phone, tls_port);
 }
 
 #[test]
