@@ -378,6 +378,23 @@ impl Stack {
                     .set_remote(r.addr, codec, pt, r.te_for(codec));
             }
             call.leg.media.set_hold(hold);
+            // New a=crypto keys re-key the leg's SRTP (RFC 4568 §7.1.4).
+            if !r.dtls {
+                let policy = &self.profiles[call.leg.profile].cfg.secure_media;
+                match call
+                    .leg
+                    .media
+                    .sdes(|s| s.reanswer(policy, r.savp, &r.crypto))
+                {
+                    Ok(true) => log::info!("{uuid}: SRTP re-keyed by a re-INVITE"),
+                    Ok(false) => {}
+                    Err(why) => {
+                        log::warn!("{uuid}: re-INVITE: {why}");
+                        self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
+                        return;
+                    }
+                }
+            }
             new_codec = Some(codec);
             direction = r.direction.answer();
             if r.addr.is_some_and(|a| a.ip().is_unspecified()) {
