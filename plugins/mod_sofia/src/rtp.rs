@@ -120,6 +120,9 @@ struct State {
     /// The last RTP timestamp sent (for SR).
     last_ts: u32,
     remote_ssrc: u32,
+    /// A NAT rebinding in progress: the new address the same stream
+    /// (SSRC) came from, and how many packets in a row.
+    moving: Option<(SocketAddr, u32)>,
     /// Highest sequence received (extended) and the first one.
     max_seq: Option<u32>,
     base_seq: u32,
@@ -317,6 +320,10 @@ fn webrtc_codecs(prefs: &[Codec]) -> Vec<webrtc::Codec> {
     out
 }
 
+/// Packets in a row of the same stream from a new address before media
+/// follows it there (a NAT rebinding; 200 ms of audio).
+const RELATCH_PACKETS: u32 = 10;
+
 /// How long one blocking receive waits (a frame's time).
 const READ_TIMEOUT: Duration = Duration::from_millis(20);
 
@@ -399,6 +406,7 @@ impl Media {
                     ts: (seed >> 48) as u32,
                     last_ts: 0,
                     remote_ssrc: 0,
+                    moving: None,
                     max_seq: None,
                     base_seq: 0,
                     last_event_ts: None,
@@ -648,8 +656,32 @@ impl Media {
                 st.remote_rtcp = Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
                 st.latched = true;
             } else if st.latched {
-                return None;
+                // A NAT that rebinds mid-call: the same stream, steadily
+                // from a new address (FreeSWITCH's RTP auto-adjust). Other
+                // sources stay ignored; under SRTP the packet passed its
+                // check before it got here.
+                if st.stats.rx_packets == 0 || ssrc != st.remote_ssrc {
+                    return None;
+                }
+                let n = match st.moving {
+                    Some((a, n)) if a == from => n + 1,
+                    _ => 1,
+                };
+                if n < RELATCH_PACKETS {
+                    st.moving = Some((from, n));
+                    return None;
+                }
+                log::warn!(
+                    "RTP on port {}: the stream moved from {} to {from} (the NAT rebound?); media follows it",
+                    self.port,
+                    st.remote.map_or("nowhere".to_string(), |a| a.to_string())
+                );
+                st.remote = Some(from);
+                st.remote_rtcp = Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
+                st.moving = None;
             }
+        } else {
+            st.moving = None;
         }
         st.latched = true;
         st.last_rx = Instant::now();
@@ -1175,5 +1207,37 @@ mod tests {
             Read::Audio { .. }
         ));
         assert_eq!(m.remote(), Some(other.local_addr().unwrap()));
+    }
+
+    #[test]
+    fn a_stream_that_moves_to_a_new_address_is_followed_and_strangers_are_not() {
+        let (m, peer) = pair();
+        let to = format!("127.0.0.1:{}", m.port);
+        let mut buf = [0u8; 320];
+        peer.send_to(&rtp(0, 1, 160, &[1; 160]), &to).unwrap();
+        assert!(matches!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Audio { .. }
+        ));
+        // Another stream (another SSRC) from elsewhere: ignored however long.
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..20u16 {
+            let mut p = rtp(0, 100 + i, 0, &[2; 160]);
+            p[8..12].copy_from_slice(&99u32.to_be_bytes());
+            stranger.send_to(&p, &to).unwrap();
+        }
+        assert_eq!(m.read(&mut buf, Duration::from_millis(200)), Read::Timeout);
+        assert_eq!(m.remote(), Some(peer.local_addr().unwrap()));
+        // The same stream from a new port (the NAT rebound): followed after
+        // RELATCH_PACKETS in a row.
+        let moved = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..RELATCH_PACKETS as u16 {
+            moved.send_to(&rtp(0, 2 + i, 320, &[3; 160]), &to).unwrap();
+        }
+        assert!(matches!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Audio { .. }
+        ));
+        assert_eq!(m.remote(), Some(moved.local_addr().unwrap()));
     }
 }
