@@ -4,7 +4,8 @@
 //! back protected under the switch's key; packets with a broken
 //! authentication tag are dropped, counted and said in the log while the
 //! call goes on; an offer without crypto is refused 488; a re-INVITE with
-//! a new key re-keys what the switch accepts; and
+//! a new key re-keys what the switch accepts; a call flooded with bad tags
+//! leaves another call talking; and
 //! `rtp_secure_media=mandatory` on an outbound leg offers SRTP to baresip,
 //! which talks over it. The hand-written caller's SRTP
 //! is mod_sofia's own `srtp` module (webrtc-rs' contexts), run with the
@@ -380,4 +381,97 @@ CSeq: 4 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     )
     .unwrap();
     assert_eq!(final_response(&sip, "rekey-1", "BYE").code(), Some(200));
+}
+
+/// An SRTP call to 9196 from `sip`, media at `media`: our key, the
+/// switch's, its RTP address and the dialog's To.
+fn srtp_call(
+    port: u16,
+    sip: &UdpSocket,
+    media: &UdpSocket,
+    call_id: &str,
+) -> (Crypto, Crypto, std::net::SocketAddr, String) {
+    let me = sip.local_addr().unwrap();
+    let ours = Crypto::generate(1, Suite::AesCm128HmacSha1_80);
+    let sdp = offer(
+        media.local_addr().unwrap().port(),
+        "RTP/SAVP",
+        &format!("a=crypto:{}\r\n", ours.line()),
+    );
+    sip.send_to(
+        invite(call_id, me, port, &sdp).as_bytes(),
+        ("127.0.0.1", port),
+    )
+    .unwrap();
+    let ok = final_response(sip, call_id, "INVITE");
+    assert_eq!(ok.code(), Some(200));
+    let answer = mod_sofia::sdp::parse(&ok.body).expect("an SDP answer");
+    let theirs = answer.crypto.first().expect("a crypto line").clone();
+    let to = ok.headers.get("To").unwrap().to_string();
+    sip.send_to(
+        in_dialog("ACK", "ack", call_id, &to, me, port).as_bytes(),
+        ("127.0.0.1", port),
+    )
+    .unwrap();
+    (ours, theirs, answer.addr.expect("an RTP address"), to)
+}
+
+#[test]
+fn a_call_flooded_with_bad_srtp_tags_is_alone_the_other_call_talks_and_both_end_cleanly() {
+    let s = start(
+        r#"<param name="rtp-secure-media" value="mandatory"/>"#,
+        "",
+        "",
+    );
+    let new_sip = || {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        u
+    };
+    let (sip_a, sip_b) = (new_sip(), new_sip());
+    let (media_a, media_b) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    let (a_ours, a_theirs, a_switch, a_to) = srtp_call(s.port, &sip_a, &media_a, "flood-a");
+    let (b_ours, b_theirs, b_switch, b_to) = srtp_call(s.port, &sip_b, &media_b, "flood-b");
+    // A: every packet with a broken tag, for 2 s, from a thread.
+    let flood = std::thread::spawn(move || {
+        let mut srtp = Srtp::new(&a_ours, &a_theirs).unwrap();
+        for i in 0..100usize {
+            let mut p = srtp
+                .protect_rtp(&rtp(0, i == 0, i as u16, (i * 160) as u32, &tone_frame(i)))
+                .unwrap();
+            let last = p.len() - 1;
+            p[last] ^= 0x5a;
+            media_a.send_to(&p, a_switch).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    // B meanwhile: its echo comes back as ever.
+    let mut b = Srtp::new(&b_ours, &b_theirs).unwrap();
+    let back = talk(&media_b, b_switch, &mut b, 0, 75);
+    flood.join().unwrap();
+    assert!(
+        back > 50,
+        "B's call heard {back} of 75 echoes during A's flood"
+    );
+    let log = s.sw.log();
+    assert!(
+        log.contains("failed its check"),
+        "no log line about A's bad packets:\n{log}"
+    );
+    // One line a second at most, not one per packet.
+    let lines = log.matches("failed its check").count();
+    assert!(lines <= 4, "{lines} log lines for 100 bad packets");
+    for (sip, id, to) in [(&sip_a, "flood-a", &a_to), (&sip_b, "flood-b", &b_to)] {
+        let me = sip.local_addr().unwrap();
+        sip.send_to(
+            in_dialog("BYE", "bye", id, to, me, s.port).as_bytes(),
+            ("127.0.0.1", s.port),
+        )
+        .unwrap();
+        assert_eq!(final_response(sip, id, "BYE").code(), Some(200), "{id}");
+    }
 }
