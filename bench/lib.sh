@@ -17,11 +17,27 @@ wait_tcp() {
   return 1
 }
 
-# Starts the switch on configuration $1 (its log in $1/switch.log); sets
-# switch_pid.
+cli="$(dirname "$bin")/hotswitch-cli"
+# The event socket's port (the configuration's is moved there when set).
+esl_port=${ESL_PORT:-8021}
+
+# Starts the switch on configuration $1 (its log in $1/switch.log) and
+# waits until it is ready: its event socket answers and mod_sofia and
+# mod_dptools are loaded (their listeners open before the last modules
+# load). Sets switch_pid.
 start_switch() {
+  sed -i "s/\"8021\"/\"$esl_port\"/" "$1/autoload_configs/event_socket.conf.xml"
   "$bin" -conf "$1" -nc -loglevel warning >"$1/switch.log" 2>&1 &
   switch_pid=$!
+  for _ in $(seq 300); do
+    if [ "$("$cli" -P "$esl_port" -x "module_exists mod_dptools" 2>/dev/null)" = true ] &&
+      [ "$("$cli" -P "$esl_port" -x "module_exists mod_sofia" 2>/dev/null)" = true ]; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "the switch (pid $switch_pid) did not get ready; see $1/switch.log" >&2
+  return 1
 }
 
 # utime + stime of pid $1, in clock ticks.

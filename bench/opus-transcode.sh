@@ -13,7 +13,7 @@
 #   bench/opus-transcode.sh [CALLS=200] [RAMP=50] [HOLD=30]
 #
 # HOTSWITCH picks the binary (default target/release/hotswitch); SIP_PORT
-# the profile's port (default 5060).
+# the profile's port (default 5060), ESL_PORT the event socket's (8021).
 set -e
 . "$(dirname "$0")/lib.sh"
 calls=${1:-200}
@@ -69,10 +69,9 @@ sleep "$hold"
 cpu1=$(cpu_ticks "$switch_pid")
 t1=$(date +%s.%N)
 rss_hold=$(rss_kib "$switch_pid")
-cli="${bin%/hotswitch}/hotswitch-cli"
-up=$("$cli" -x "show calls count" 2>/dev/null | grep -o '[0-9]\+ total' || true)
-opus_legs=$("$cli" -x "show channels" 2>/dev/null | grep -c ',opus,[0-9]*,' || true)
-[ -n "$DEBUG" ] && "$cli" -x "show channels" >"$work/channels.txt" 2>&1
+up=$("$cli" -P "$esl_port" -x "show calls count" 2>/dev/null | grep -o '[0-9]\+ total' || true)
+opus_legs=$("$cli" -P "$esl_port" -x "show channels" 2>/dev/null | grep -c ',opus,[0-9]*,' || true)
+[ -n "$DEBUG" ] && "$cli" -P "$esl_port" -x "show channels" >"$work/channels.txt" 2>&1
 wait "$uac_pid" || true
 uac_pid=
 wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
