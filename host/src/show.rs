@@ -258,6 +258,7 @@ pub fn show(core: &Arc<Core>, args: &str) -> String {
             Report::Rows(t)
         }
         c => match typed_kind(c) {
+            Some("codec") => Report::Rows(codecs(core)),
             Some(kind) => Report::Rows(interfaces(core, &["type", "name", "ikey"], |r| {
                 r.kind.as_str() == kind
             })),
@@ -292,6 +293,38 @@ fn typed_kind(command: &str) -> Option<&'static str> {
         .iter()
         .find(|(prefix, _)| command.starts_with(prefix))
         .map(|(_, kind)| *kind)
+}
+
+/// The core's own codecs, under FreeSWITCH's names for them and its key
+/// for the module that holds them in its core (switch_pcm.c).
+const CORE_CODECS: &[&str] = &["G.711 ulaw", "G.711 alaw", "RAW Signed Linear (16 bit)"];
+
+/// Codecs a module codes itself, under FreeSWITCH's codec interface names
+/// (mod_spandsp's `G.722`, mod_opus's `OPUS (STANDARD)`): listed while the
+/// module is loaded, with its name as the key, as FreeSWITCH lists the
+/// module that registered each.
+const MODULE_CODECS: &[(&str, &[&str])] = &[("mod_sofia", &["G.722", "OPUS (STANDARD)"])];
+
+/// `show codec`: FreeSWITCH's `select type, name, ikey from interfaces
+/// where type = 'codec' order by type,name`.
+fn codecs(core: &Arc<Core>) -> Table {
+    let mut rows: Vec<Vec<String>> = CORE_CODECS
+        .iter()
+        .map(|n| vec!["codec".into(), n.to_string(), "CORE_PCM_MODULE".into()])
+        .collect();
+    for (module, names) in MODULE_CODECS {
+        if core.modules.get(module).is_some() {
+            rows.extend(
+                names
+                    .iter()
+                    .map(|n| vec!["codec".into(), n.to_string(), module.to_string()]),
+            );
+        }
+    }
+    rows.sort_by(|a, b| a[1].cmp(&b[1]));
+    let mut t = Table::new(&["type", "name", "ikey"]);
+    t.rows = rows;
+    t
 }
 
 /// Every interface, ordered as FreeSWITCH's `order by type,name`.

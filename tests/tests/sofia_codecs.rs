@@ -2,7 +2,8 @@
 //! then only its Opus module, calls 9196 on the default configuration
 //! (codec-prefs OPUS,G722,PCMU,PCMA, FreeSWITCH's) and hears its tone back
 //! (Goertzel) through a call negotiated to that codec; and an Opus phone
-//! calls a G.711 phone: the switch transcodes, both hear each other.
+//! calls a G.711 phone: the switch transcodes, both hear each other and
+//! their digits cross. And `show codec` lists Opus and G.722.
 
 mod phones_common;
 
@@ -38,9 +39,11 @@ fn echo_in(codec_module: &str, codec_name: &str) {
     pump_for(&mut [&mut a], Duration::from_secs(3));
     a.cmd("hangup", "");
     a.wait_event("CALL_CLOSED", t0, &mut []);
+    // read_codec and read_rate as FreeSWITCH shows them.
+    let rate = if codec_name == "opus" { 48000 } else { 16000 };
     assert!(
-        channels.contains(&format!(",{codec_name},")),
-        "the call was in {codec_name}: {channels}"
+        channels.contains(&format!(",{codec_name},{rate},")),
+        "the call was in {codec_name} at {rate} Hz: {channels}"
     );
     let heard = a.heard();
     let share = share_with(&heard, A_TONE);
@@ -61,6 +64,28 @@ fn a_call_negotiated_to_opus_carries_the_tone_end_to_end() {
     echo_in("opus.so", "opus");
 }
 
+/// `from` sends `digits` (RFC 4733); `to` reports each as it starts.
+fn digits_cross(from: &mut Phone, to: &mut Phone, digits: &str) {
+    let at = Instant::now();
+    from.cmd("sndcode", digits);
+    let deadline = Instant::now() + phones_common::WAIT;
+    let mut got = String::new();
+    while got.len() < digits.len() && Instant::now() < deadline {
+        pump_for(&mut [&mut *from, &mut *to], Duration::from_millis(50));
+        got = to
+            .events
+            .iter()
+            .filter(|e| e.kind == "CALL_DTMF_START" && e.at >= at)
+            .map(|e| e.param.clone())
+            .collect();
+    }
+    assert_eq!(
+        got, digits,
+        "{} reported these digits from {}",
+        to.user, from.user
+    );
+}
+
 #[test]
 fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge() {
     let conf = DefaultConf::new("codec-bridge");
@@ -77,6 +102,10 @@ fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge
     a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
     let channels = sw.cmd("show channels");
     pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    // Digits cross both ways: RFC 4733 events on the Opus leg count on its
+    // telephone-event clock (48 kHz when the phone offers it).
+    digits_cross(&mut a, &mut b, "159");
+    digits_cross(&mut b, &mut a, "73");
     a.cmd("hangup", "");
     b.wait_event("CALL_CLOSED", answer_at, &mut [&mut a]);
     assert!(channels.contains(",opus,"), "{channels}");
@@ -98,4 +127,24 @@ fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge
         "the G.711 phone heard the Opus one: {:.0}%",
         hb * 100.0
     );
+}
+
+#[test]
+fn show_codec_lists_opus_and_g722_beside_the_cores_g711_as_freeswitch_does() {
+    let conf = DefaultConf::new("codec-show");
+    let mut sw = conf.start();
+    let out = sw.cmd("show codec");
+    // FreeSWITCH: `select type, name, ikey from interfaces where type =
+    // 'codec' order by type,name`, its interface names and module keys.
+    let expected = "type,name,ikey\n\
+                    codec,G.711 alaw,CORE_PCM_MODULE\n\
+                    codec,G.711 ulaw,CORE_PCM_MODULE\n\
+                    codec,G.722,mod_sofia\n\
+                    codec,OPUS (STANDARD),mod_sofia\n\
+                    codec,RAW Signed Linear (16 bit),CORE_PCM_MODULE\n\
+                    \n\
+                    5 total.\n";
+    assert_eq!(out.trim_end(), expected.trim_end(), "{out}");
+    // `show codecs` is the same (FreeSWITCH drops the trailing s).
+    assert_eq!(sw.cmd("show codecs"), out);
 }

@@ -3,14 +3,15 @@
 //! WebSocket; tests/sipws) registers over ws and over wss, and the switch
 //! keeps the binding with its transport; a peer that sends garbage or
 //! never completes its upgrade is closed with a log line while the phones
-//! stay registered; a JsSIP registered before `reload mod_sofia` is let
-//! go by the old copy (close 1001) and registers again with the new one.
+//! stay registered and a SIP call made meanwhile completes; a JsSIP
+//! registered before `reload mod_sofia` is let go by the old copy (close
+//! 1001) and registers again with the new one.
 
 mod phones_common;
 mod sofia_common;
 
 use hotswitch_e2e::{workspace_root, Switch};
-use phones_common::{DefaultConf, WAIT};
+use phones_common::{pump_for, share_with, DefaultConf, Phone, Transport, WAIT};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -170,8 +171,26 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     let mut reply = String::new();
     BufReader::new(&no_sip).read_line(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply:?}");
+    let mut caller = Phone::start(
+        "1002",
+        &format!("127.0.0.1:{}", conf.sip_port),
+        Transport::Udp,
+        1000.0,
+    );
+    caller.wait_registered(&mut sw, "127.0.0.1");
     // Connected and silent: closed at tcp-message-timeout.
     let _silent = TcpStream::connect(("127.0.0.1", ws)).unwrap();
+    // Meanwhile a SIP phone's call (UDP, to 9196) goes on and completes.
+    let t0 = Instant::now();
+    caller.cmd("dial", &format!("sip:9196@127.0.0.1:{}", conf.sip_port));
+    caller.wait_event("CALL_ESTABLISHED", t0, &mut []);
+    pump_for(&mut [&mut caller], Duration::from_secs(2));
+    caller.cmd("hangup", "");
+    caller.wait_event("CALL_CLOSED", t0, &mut []);
+    assert!(
+        share_with(&caller.heard(), 1000.0) > 0.3,
+        "the caller heard its tone back"
+    );
     wait_log(&sw, "WebSocket upgrade not complete after 1500 ms");
     let c = sw.cmd("sofia_contact 1000@127.0.0.1");
     assert!(c.contains("transport=ws"), "the phone is still there: {c}");

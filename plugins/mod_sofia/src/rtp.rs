@@ -112,12 +112,17 @@ struct State {
     codec: Codec,
     pt: u8,
     te_pt: Option<u8>,
+    /// The telephone-events' clock rate (48000 with Opus, RFC 4733 §2.3).
+    te_rate: u32,
     ssrc: u32,
     seq: u16,
     ts: u32,
     /// The last RTP timestamp sent (for SR).
     last_ts: u32,
     remote_ssrc: u32,
+    /// A NAT rebinding in progress: the new address the same stream
+    /// (SSRC) came from, and how many packets in a row.
+    moving: Option<(SocketAddr, u32)>,
     /// Highest sequence received (extended) and the first one.
     max_seq: Option<u32>,
     base_seq: u32,
@@ -164,7 +169,7 @@ struct Sending {
 
 /// The pause between two digits of a string.
 const DTMF_GAP: Duration = Duration::from_millis(50);
-/// Samples one event packet advances (20 ms at 8 kHz).
+/// Samples one frame advances at 8 kHz (20 ms).
 const DTMF_STEP: u32 = 160;
 
 impl DtmfOut {
@@ -191,19 +196,23 @@ fn dtmf_step(st: &mut State, now: Instant) -> Vec<Vec<u8>> {
         let Some(code) = dtmf_event(digit) else {
             return Vec::new();
         };
+        // Durations on the events' clock: 48 kHz with Opus (RFC 4733
+        // §2.3, FreeSWITCH's telephone-event/48000).
+        let step = st.te_rate / 50;
         st.dtmf.current = Some(Sending {
             code,
             ts: st.ts,
-            total: (ms * 8).min(0xffff),
-            elapsed: DTMF_STEP,
+            total: (ms * (st.te_rate / 1000)).min(0xffff),
+            elapsed: step,
         });
-        let p = event_packet(st, te, true, false, DTMF_STEP);
+        let p = event_packet(st, te, true, false, step);
         return vec![p];
     }
+    let step = st.te_rate / 50;
     let Some(cur) = st.dtmf.current.as_mut() else {
         return Vec::new();
     };
-    cur.elapsed = (cur.elapsed + DTMF_STEP).min(0xffff);
+    cur.elapsed = (cur.elapsed + step).min(0xffff);
     if cur.elapsed < cur.total {
         let d = cur.elapsed;
         return vec![event_packet(st, te, false, false, d)];
@@ -291,6 +300,30 @@ fn event_digit(e: u8) -> Option<char> {
     })
 }
 
+/// Of `prefs`, the codecs the WebRTC stack carries, in order; G.711
+/// always among them (every browser has it).
+fn webrtc_codecs(prefs: &[Codec]) -> Vec<webrtc::Codec> {
+    let mut out: Vec<webrtc::Codec> = prefs
+        .iter()
+        .filter_map(|c| match c {
+            Codec::Opus => Some(webrtc::Codec::Opus),
+            Codec::Pcmu => Some(webrtc::Codec::Pcmu),
+            Codec::Pcma => Some(webrtc::Codec::Pcma),
+            Codec::G722 => None,
+        })
+        .collect();
+    for law in webrtc::G711 {
+        if !out.contains(&law) {
+            out.push(law);
+        }
+    }
+    out
+}
+
+/// Packets in a row of the same stream from a new address before media
+/// follows it there (a NAT rebinding; 200 ms of audio).
+const RELATCH_PACKETS: u32 = 10;
+
 /// How long one blocking receive waits (a frame's time).
 const READ_TIMEOUT: Duration = Duration::from_millis(20);
 
@@ -367,11 +400,13 @@ impl Media {
                     codec: Codec::Pcmu,
                     pt: 0,
                     te_pt: None,
+                    te_rate: 8000,
                     ssrc: seed as u32,
                     seq: (seed >> 32) as u16,
                     ts: (seed >> 48) as u32,
                     last_ts: 0,
                     remote_ssrc: 0,
+                    moving: None,
                     max_seq: None,
                     base_seq: 0,
                     last_event_ts: None,
@@ -397,7 +432,14 @@ impl Media {
     }
 
     /// Where media goes, in which codec (from the negotiation).
-    pub fn set_remote(&self, addr: Option<SocketAddr>, codec: Codec, pt: u8, te_pt: Option<u8>) {
+    /// `te`: the telephone-event payload type and its clock rate.
+    pub fn set_remote(
+        &self,
+        addr: Option<SocketAddr>,
+        codec: Codec,
+        pt: u8,
+        te: Option<(u8, u32)>,
+    ) {
         let mut st = lock(&self.st);
         if st.remote != addr {
             st.latched = false;
@@ -406,7 +448,8 @@ impl Media {
         st.remote_rtcp = addr.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)));
         st.codec = codec;
         st.pt = pt;
-        st.te_pt = te_pt;
+        st.te_pt = te.map(|t| t.0);
+        st.te_rate = te.map_or(8000, |t| t.1.max(1000));
         st.last_rx = Instant::now();
     }
 
@@ -439,16 +482,20 @@ impl Media {
     }
 
     /// Answers a browser's WebRTC offer on the shared WebRTC stack (must
-    /// run on the module's runtime); our SDP is then [`Media::webrtc_sdp`].
+    /// run on the module's runtime) with the codec [`Media::set_remote`]
+    /// chose (Opus or a G.711 law) first; our SDP is then
+    /// [`Media::webrtc_sdp`].
     pub fn webrtc_answer(&self, offer: &str, ip: IpAddr) -> Result<(), String> {
-        let m = webrtc::answer(offer, ip)?;
+        let first = lock(&self.st).codec;
+        let m = webrtc::answer_with(offer, ip, &webrtc_codecs(&[first]))?;
         let _ = self.webrtc.set(m);
         Ok(())
     }
 
-    /// Offers WebRTC media to a browser (must run on the module's runtime).
-    pub fn webrtc_offer(&self, ip: IpAddr) -> Result<(), String> {
-        let m = webrtc::offer(ip)?;
+    /// Offers WebRTC media to a browser (must run on the module's runtime):
+    /// of `prefs`, the codecs the WebRTC stack carries, in their order.
+    pub fn webrtc_offer(&self, ip: IpAddr, prefs: &[Codec]) -> Result<(), String> {
+        let m = webrtc::offer_with(ip, &webrtc_codecs(prefs))?;
         let _ = self.webrtc.set(m);
         Ok(())
     }
@@ -465,14 +512,26 @@ impl Media {
         self.webrtc.get().map(|(_, sdp)| sdp.clone())
     }
 
-    fn webrtc_read(m: &webrtc::Media, buf: &mut [u8], wait: Duration) -> Read {
+    fn webrtc_read(&self, m: &webrtc::Media, buf: &mut [u8], wait: Duration) -> Read {
         match m.read(wait) {
+            webrtc::Read::Audio(webrtc::Codec::Opus, data) => {
+                // Decoded here, as on a plain RTP leg: 8 kHz L16 for the core.
+                let mut pcm = Vec::with_capacity(320);
+                lock(&self.st)
+                    .transcoder
+                    .decode(Codec::Opus, &data, &mut pcm);
+                let n = (pcm.len() * 2).min(buf.len()) / 2;
+                for (o, s) in buf.chunks_exact_mut(2).zip(&pcm[..n]) {
+                    o.copy_from_slice(&s.to_ne_bytes());
+                }
+                Read::Linear { len: n * 2 }
+            }
             webrtc::Read::Audio(c, data) => {
                 let n = data.len().min(buf.len());
                 buf[..n].copy_from_slice(&data[..n]);
                 let codec = match c {
                     webrtc::Codec::Pcmu => Codec::Pcmu,
-                    webrtc::Codec::Pcma => Codec::Pcma,
+                    _ => Codec::Pcma,
                 };
                 Read::Audio { len: n, codec }
             }
@@ -506,7 +565,7 @@ impl Media {
     /// and no timer armed per wait.
     pub fn read(&self, buf: &mut [u8], wait: Duration) -> Read {
         if let Some((m, _)) = self.webrtc.get() {
-            return Self::webrtc_read(m, buf, wait);
+            return self.webrtc_read(m, buf, wait);
         }
         let deadline = Instant::now() + wait;
         lock(&self.st).last_read = deadline;
@@ -597,8 +656,32 @@ impl Media {
                 st.remote_rtcp = Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
                 st.latched = true;
             } else if st.latched {
-                return None;
+                // A NAT that rebinds mid-call: the same stream, steadily
+                // from a new address (FreeSWITCH's RTP auto-adjust). Other
+                // sources stay ignored; under SRTP the packet passed its
+                // check before it got here.
+                if st.stats.rx_packets == 0 || ssrc != st.remote_ssrc {
+                    return None;
+                }
+                let n = match st.moving {
+                    Some((a, n)) if a == from => n + 1,
+                    _ => 1,
+                };
+                if n < RELATCH_PACKETS {
+                    st.moving = Some((from, n));
+                    return None;
+                }
+                log::warn!(
+                    "RTP on port {}: the stream moved from {} to {from} (the NAT rebound?); media follows it",
+                    self.port,
+                    st.remote.map_or("nowhere".to_string(), |a| a.to_string())
+                );
+                st.remote = Some(from);
+                st.remote_rtcp = Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
+                st.moving = None;
             }
+        } else {
+            st.moving = None;
         }
         st.latched = true;
         st.last_rx = Instant::now();
@@ -627,7 +710,9 @@ impl Media {
             if end_bit && st.last_event_ts != Some(ts) {
                 st.last_event_ts = Some(ts);
                 st.stats.dtmf_in += 1;
-                return event_digit(payload[0]).map(|d| Read::Dtmf(d, duration / 8));
+                // In ms, from the audio's clock (48 kHz on Opus).
+                let per_ms = st.te_rate / 1000;
+                return event_digit(payload[0]).map(|d| Read::Dtmf(d, duration / per_ms));
             }
             return None;
         }
@@ -667,6 +752,41 @@ impl Media {
     /// Sends one frame of audio: `data` in `codec` (`None`: L16 samples).
     pub fn write(&self, data: &[u8], codec: Option<Codec>, samples: u32) {
         if let Some((m, _)) = self.webrtc.get() {
+            let mut st = lock(&self.st);
+            if st.codec == Codec::Opus {
+                // Coded here (the WebRTC task knows only G.711): 8 kHz
+                // samples in, on its 48 kHz clock.
+                let mut pcm = [0i16; MAX_PAYLOAD / 2];
+                let n = match codec {
+                    None => {
+                        let n = (data.len() / 2).min(pcm.len());
+                        for (o, c) in pcm.iter_mut().zip(data.chunks_exact(2)) {
+                            *o = i16::from_ne_bytes([c[0], c[1]]);
+                        }
+                        n
+                    }
+                    Some(Codec::Pcmu | Codec::Pcma) => {
+                        let f = match codec {
+                            Some(Codec::Pcma) => g711::alaw_to_linear,
+                            _ => g711::ulaw_to_linear,
+                        };
+                        let n = data.len().min(pcm.len());
+                        for (o, b) in pcm.iter_mut().zip(data) {
+                            *o = f(*b);
+                        }
+                        n
+                    }
+                    Some(Codec::G722 | Codec::Opus) => return,
+                };
+                let mut out = [0u8; MAX_PAYLOAD];
+                let len = st.transcoder.encode(Codec::Opus, &pcm[..n], &mut out);
+                drop(st);
+                if len > 0 {
+                    m.write_encoded(webrtc::Codec::Opus, out[..len].to_vec(), n as u32);
+                }
+                return;
+            }
+            drop(st);
             let codec = match codec {
                 None => None,
                 Some(Codec::Pcmu) => Some(webrtc::Codec::Pcmu),
@@ -700,7 +820,9 @@ impl Media {
             // goes on, so audio resumes where real time is.
             let packets = dtmf_step(&mut st, Instant::now());
             let packets = protect_all(&mut st, packets);
-            st.ts = st.ts.wrapping_add(samples);
+            st.ts = st
+                .ts
+                .wrapping_add(crate::codecs::rtp_clock(st.codec, samples));
             drop(st);
             for p in packets {
                 let _ = self.sock.send_to(&p, to);
@@ -824,7 +946,9 @@ impl Media {
         };
         let packets = dtmf_step(&mut st, now);
         let packets = protect_all(&mut st, packets);
-        st.ts = st.ts.wrapping_add(DTMF_STEP);
+        st.ts = st
+            .ts
+            .wrapping_add(crate::codecs::rtp_clock(st.codec, DTMF_STEP));
         let pending = st.dtmf.pending();
         drop(st);
         for p in packets {
@@ -890,7 +1014,12 @@ mod tests {
         )
         .unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        m.set_remote(Some(peer.local_addr().unwrap()), Codec::Pcmu, 0, Some(101));
+        m.set_remote(
+            Some(peer.local_addr().unwrap()),
+            Codec::Pcmu,
+            0,
+            Some((101, 8000)),
+        );
         (m, peer)
     }
 
@@ -984,6 +1113,42 @@ mod tests {
     }
 
     #[test]
+    fn on_an_opus_leg_events_count_on_the_48_khz_clock_both_ways() {
+        let (m, peer) = pair();
+        m.set_remote(
+            Some(peer.local_addr().unwrap()),
+            Codec::Opus,
+            102,
+            Some((100, 48000)),
+        );
+        let to = format!("127.0.0.1:{}", m.port);
+        // 100 ms at 48 kHz: 4800 (0x12c0) units.
+        peer.send_to(&rtp(100, 5, 4800, &[7, 0x8a, 0x12, 0xc0]), &to)
+            .unwrap();
+        let mut buf = [0u8; 320];
+        assert_eq!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Dtmf('7', 100)
+        );
+        assert!(m.queue_dtmf('9', 100));
+        let t0 = Instant::now();
+        for i in 0..10u32 {
+            if !m.tick_dtmf(t0 + Duration::from_millis(20 * i as u64)) {
+                break;
+            }
+        }
+        peer.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut got = [0u8; 100];
+        let mut durations = Vec::new();
+        while let Ok((n, _)) = peer.recv_from(&mut got) {
+            assert_eq!((n, got[1] & 0x7f, got[12]), (16, 100, 9));
+            durations.push(u16::from_be_bytes([got[14], got[15]]));
+        }
+        assert_eq!(durations, vec![960, 1920, 2880, 3840, 4800, 4800, 4800]);
+    }
+
+    #[test]
     fn silence_beyond_the_media_timeout_is_reported() {
         let (m, _peer) = pair();
         m.set_timeouts(Some(Duration::from_millis(30)), None);
@@ -1042,5 +1207,37 @@ mod tests {
             Read::Audio { .. }
         ));
         assert_eq!(m.remote(), Some(other.local_addr().unwrap()));
+    }
+
+    #[test]
+    fn a_stream_that_moves_to_a_new_address_is_followed_and_strangers_are_not() {
+        let (m, peer) = pair();
+        let to = format!("127.0.0.1:{}", m.port);
+        let mut buf = [0u8; 320];
+        peer.send_to(&rtp(0, 1, 160, &[1; 160]), &to).unwrap();
+        assert!(matches!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Audio { .. }
+        ));
+        // Another stream (another SSRC) from elsewhere: ignored however long.
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..20u16 {
+            let mut p = rtp(0, 100 + i, 0, &[2; 160]);
+            p[8..12].copy_from_slice(&99u32.to_be_bytes());
+            stranger.send_to(&p, &to).unwrap();
+        }
+        assert_eq!(m.read(&mut buf, Duration::from_millis(200)), Read::Timeout);
+        assert_eq!(m.remote(), Some(peer.local_addr().unwrap()));
+        // The same stream from a new port (the NAT rebound): followed after
+        // RELATCH_PACKETS in a row.
+        let moved = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..RELATCH_PACKETS as u16 {
+            moved.send_to(&rtp(0, 2 + i, 320, &[3; 160]), &to).unwrap();
+        }
+        assert!(matches!(
+            m.read(&mut buf, Duration::from_millis(500)),
+            Read::Audio { .. }
+        ));
+        assert_eq!(m.remote(), Some(moved.local_addr().unwrap()));
     }
 }

@@ -38,6 +38,14 @@ impl Codec {
         matches!(self, Codec::G722 | Codec::Opus)
     }
 
+    /// The RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 48000,
+            _ => 8000,
+        }
+    }
+
     /// The `a=rtpmap` encoding.
     pub fn rtpmap(self) -> &'static str {
         match self {
@@ -108,8 +116,11 @@ pub struct Remote {
     pub addr: Option<SocketAddr>,
     /// Payload types offered, in order, with their encoding names.
     pub formats: Vec<(u8, String)>,
-    /// The telephone-event payload type, if offered.
+    /// The telephone-event payload type, if offered (the one at 8000 Hz,
+    /// else the first).
     pub te_pt: Option<u8>,
+    /// Every telephone-event offered: payload type and clock rate.
+    pub te: Vec<(u8, u32)>,
     pub direction: Direction,
     /// Packetisation time in ms.
     pub ptime: u32,
@@ -133,6 +144,18 @@ impl Remote {
 
     /// The first codec of `prefs` the far end offered, by the far end's
     /// order (FreeSWITCH's `generous` negotiation), with its payload type.
+    /// The telephone-event to use with `codec` and its clock rate: the one
+    /// on the codec's clock (telephone-event/48000 for Opus), else the
+    /// 8000 Hz one.
+    pub fn te_for(&self, codec: Codec) -> Option<(u8, u32)> {
+        self.te
+            .iter()
+            .find(|(_, rate)| *rate == codec.clock_rate())
+            .or(self.te.iter().find(|(_, rate)| *rate == 8000))
+            .or(self.te.first())
+            .copied()
+    }
+
     pub fn choose(&self, prefs: &[Codec]) -> Option<(Codec, u8)> {
         self.formats.iter().find_map(|(pt, name)| {
             let c = Codec::from_name(name)?;
@@ -162,7 +185,7 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
     let port = audio.media_name.port.value;
     let addr = (port > 0 && port < 65536).then(|| SocketAddr::new(ip, port as u16));
     let mut formats = Vec::new();
-    let mut te_pt = None;
+    let mut te = Vec::new();
     for f in &audio.media_name.formats {
         let Ok(pt) = f.parse::<u8>() else {
             continue;
@@ -174,7 +197,7 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
             _ => String::new(),
         });
         if name.eq_ignore_ascii_case("telephone-event") {
-            te_pt = Some(pt);
+            te.push((pt, rtpmap_rate(audio, pt).unwrap_or(8000)));
         } else {
             formats.push((pt, name));
         }
@@ -211,16 +234,35 @@ pub fn parse(body: &[u8]) -> Result<Remote, String> {
         .any(|p| p.eq_ignore_ascii_case("TLS") || p.eq_ignore_ascii_case("DTLS"))
         || audio.attribute("fingerprint").is_some()
         || sd.attribute("fingerprint").is_some();
+    let te_pt = te
+        .iter()
+        .find(|(_, rate)| *rate == 8000)
+        .or(te.first())
+        .map(|(pt, _)| *pt);
     Ok(Remote {
         addr,
         formats,
         te_pt,
+        te,
         direction,
         ptime,
         version: sd.origin.session_version,
         savp,
         crypto,
         dtls,
+    })
+}
+
+/// The clock rate of `pt`'s `a=rtpmap`.
+fn rtpmap_rate(m: &MediaDescription, pt: u8) -> Option<u32> {
+    m.attributes.iter().find_map(|a| {
+        if a.key != "rtpmap" {
+            return None;
+        }
+        let (n, rest) = a.value.as_deref()?.split_once(' ')?;
+        (n.trim().parse::<u8>().ok()? == pt)
+            .then(|| rest.split('/').nth(1)?.trim().parse().ok())
+            .flatten()
     })
 }
 
@@ -245,7 +287,8 @@ pub struct Local {
     pub version: u64,
     /// Codecs with their payload types, in preference order.
     pub codecs: Vec<(Codec, u8)>,
-    pub te_pt: Option<u8>,
+    /// telephone-events: payload type and clock rate.
+    pub te: Vec<(u8, u32)>,
     pub direction: Direction,
     pub ptime: u32,
     /// RTP/SAVP instead of RTP/AVP.
@@ -267,9 +310,9 @@ pub fn build(l: &Local) -> String {
             attributes.push(attr("fmtp", &format!("{pt} useinbandfec=1")));
         }
     }
-    if let Some(te) = l.te_pt {
+    for (te, rate) in &l.te {
         formats.push(te.to_string());
-        attributes.push(attr("rtpmap", &format!("{te} telephone-event/8000")));
+        attributes.push(attr("rtpmap", &format!("{te} telephone-event/{rate}")));
         attributes.push(attr("fmtp", &format!("{te} 0-16")));
     }
     attributes.push(attr("ptime", &l.ptime.to_string()));
@@ -374,7 +417,7 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-11,16\r\n";
             session_id: 1,
             version: 2,
             codecs: vec![(Codec::Pcmu, 0), (Codec::Pcma, 8)],
-            te_pt: Some(101),
+            te: vec![(101, 8000)],
             direction: Direction::RecvOnly,
             ptime: 20,
             savp: false,
@@ -398,7 +441,7 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-11,16\r\n";
             session_id: 1,
             version: 2,
             codecs: vec![(Codec::Pcmu, 0)],
-            te_pt: None,
+            te: Vec::new(),
             direction: Direction::SendRecv,
             ptime: 20,
             savp: true,
@@ -416,5 +459,34 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-11,16\r\n";
         assert!(parse(b"hello").is_err());
         assert!(parse(b"v=0\r\nm=audio x RTP/AVP 0\r\n").is_err());
         assert!(parse(SIPP_OFFER.replace("m=audio", "m=video").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn an_opus_offer_gets_its_telephone_event_at_48_khz() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n\
+c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 111 0 110 101\r\n\
+a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:110 telephone-event/48000\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let r = parse(offer.as_bytes()).unwrap();
+        assert_eq!(r.te, vec![(110, 48000), (101, 8000)]);
+        assert_eq!(r.te_for(Codec::Opus), Some((110, 48000)));
+        assert_eq!(r.te_for(Codec::Pcmu), Some((101, 8000)));
+        let sdp = build(&Local {
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 4000,
+            session_id: 1,
+            version: 1,
+            codecs: vec![(Codec::Opus, 111)],
+            te: vec![(110, 48000)],
+            direction: Direction::SendRecv,
+            ptime: 20,
+            savp: false,
+            crypto: Vec::new(),
+        });
+        assert!(sdp.contains("m=audio 4000 RTP/AVP 111 110\r\n"), "{sdp}");
+        assert!(
+            sdp.contains("a=rtpmap:110 telephone-event/48000\r\n"),
+            "{sdp}"
+        );
     }
 }

@@ -281,6 +281,8 @@ pub struct Sdes {
     /// Our SDP says RTP/SAVP.
     pub savp: bool,
     session: Option<Srtp>,
+    /// The far end's line in use.
+    remote: Option<Crypto>,
     /// The suite in use.
     suite: Option<Suite>,
     last_log: Option<Instant>,
@@ -360,7 +362,54 @@ impl Sdes {
     fn start(&mut self, local: &Crypto, remote: &Crypto) -> Result<(), String> {
         self.session = Some(Srtp::new(local, remote)?);
         self.suite = Some(local.suite);
+        self.remote = Some(remote.clone());
         Ok(())
+    }
+
+    /// Answers an offer in a dialog that may already have SRTP (a
+    /// re-INVITE). The far end's line unchanged: nothing changes. A new
+    /// key in the same suite: what arrives is checked under it from now
+    /// on while what we send keeps our key and its stream (FreeSWITCH's
+    /// "Change Remote key"), our line answering the offer's tag. Another
+    /// suite, or SRTP where there was none: keyed afresh, as a first offer.
+    /// `Ok(true)` when the far end's key changed.
+    pub fn reanswer(
+        &mut self,
+        policy: &SecureMedia,
+        savp: bool,
+        lines: &[Crypto],
+    ) -> Result<bool, &'static str> {
+        if self.session.is_none() {
+            let was = self.suite;
+            self.answer(policy, savp, lines)?;
+            return Ok(self.suite.is_some() && was.is_none());
+        }
+        match answer(policy, savp, lines) {
+            Answer::Refuse(why) => Err(why),
+            Answer::Plain => {
+                *self = Sdes::default();
+                Ok(false)
+            }
+            Answer::Secure(remote) if self.remote.as_ref() == Some(&remote) => Ok(false),
+            Answer::Secure(remote) if Some(remote.suite) == self.suite => {
+                let rx = remote
+                    .context()
+                    .map_err(|_| "an a=crypto key we cannot use")?;
+                if let Some(s) = &mut self.session {
+                    s.rx = rx;
+                }
+                if let Some(l) = self.local.first_mut() {
+                    l.tag = remote.tag;
+                }
+                self.remote = Some(remote);
+                self.savp = savp;
+                Ok(true)
+            }
+            Answer::Secure(_) => {
+                self.answer(policy, savp, lines)?;
+                Ok(true)
+            }
+        }
     }
 
     /// The suite in use, when SRTP is.

@@ -57,6 +57,13 @@ pub struct TlsSettings {
     /// `tls-verify-depth`: the longest chain (the peer's certificate and
     /// its intermediates) accepted.
     pub verify_depth: usize,
+    /// `tls-verify-policy` `subjects_in`/`subjects_all`: a connecting
+    /// peer's certificate must also name one of `verify_in_subjects`.
+    pub verify_subjects_in: bool,
+    /// `tls-verify-in-subjects`: `|`-separated names (`*` for any; a
+    /// `sip:` URI compares by its host), as sofia-sip matches them against
+    /// the certificate's subjectAltName URIs and DNS names and its CN.
+    pub verify_in_subjects: Vec<String>,
     /// The file in `cert_dir` with our chain and key (`agent.pem`; wss
     /// reads `wss.pem`).
     pub agent_file: String,
@@ -74,6 +81,8 @@ impl Default for TlsSettings {
             verify_in: false,
             verify_out: false,
             verify_depth: 2,
+            verify_subjects_in: false,
+            verify_in_subjects: Vec::new(),
             agent_file: "agent.pem".into(),
         }
     }
@@ -96,18 +105,36 @@ impl TlsSettings {
             "tls-verify-policy" => {
                 self.verify_in = false;
                 self.verify_out = false;
+                self.verify_subjects_in = false;
                 for p in value.split('|').map(str::trim) {
                     match p {
                         "none" | "" => {}
-                        "in" | "subjects_in" => self.verify_in = true,
+                        "in" => self.verify_in = true,
+                        "subjects_in" => {
+                            self.verify_in = true;
+                            self.verify_subjects_in = true;
+                        }
                         "out" | "subjects_out" => self.verify_out = true,
-                        "all" | "subjects_all" => {
+                        "all" => {
                             self.verify_in = true;
                             self.verify_out = true;
+                        }
+                        "subjects_all" => {
+                            self.verify_in = true;
+                            self.verify_out = true;
+                            self.verify_subjects_in = true;
                         }
                         _ => return Err(bad()),
                     }
                 }
+            }
+            "tls-verify-in-subjects" => {
+                self.verify_in_subjects = value
+                    .split('|')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .collect()
             }
             "tls-verify-depth" => {
                 self.verify_depth = value.parse().ok().filter(|d| *d > 0).ok_or_else(bad)?
@@ -233,11 +260,58 @@ fn roots(settings: &TlsSettings) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// Refuses chains longer than `tls-verify-depth`, then asks webpki.
+/// Refuses chains longer than `tls-verify-depth`, then asks webpki, then
+/// (under `subjects_in`) looks for a `tls-verify-in-subjects` name.
 #[derive(Debug)]
 struct DepthLimited {
     inner: Arc<dyn ClientCertVerifier>,
     depth: usize,
+    /// The names one of which the certificate must carry; `None`: any.
+    subjects: Option<Vec<String>>,
+}
+
+/// The names a certificate carries, as sofia-sip collects them: its
+/// subjectAltName URIs and DNS names, then its subject's CN.
+pub fn certificate_subjects(der: &[u8]) -> Result<Vec<String>, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("certificate: {e}"))?;
+    let mut out = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::URI(u) => out.push(u.to_string()),
+                GeneralName::DNSName(d) => out.push(d.to_string()),
+                _ => {}
+            }
+        }
+    }
+    for cn in cert.subject().iter_common_name() {
+        if let Ok(v) = cn.as_str() {
+            out.push(v.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// sofia-sip's subject search: `*` matches any, a `sip:`/`sips:` URI on
+/// either side compares by what follows the scheme, case-insensitively.
+pub fn subject_matches(wanted: &str, have: &[String]) -> bool {
+    if wanted == "*" {
+        return true;
+    }
+    fn bare(s: &str) -> &str {
+        let lower = s.get(..5).map(str::to_ascii_lowercase).unwrap_or_default();
+        if lower.starts_with("sips:") {
+            &s[5..]
+        } else if lower.starts_with("sip:") {
+            &s[4..]
+        } else {
+            s
+        }
+    }
+    have.iter()
+        .any(|h| bare(h).eq_ignore_ascii_case(bare(wanted)))
 }
 
 impl ClientCertVerifier for DepthLimited {
@@ -258,8 +332,18 @@ impl ClientCertVerifier for DepthLimited {
                 self.depth
             )));
         }
-        self.inner
-            .verify_client_cert(end_entity, intermediates, now)
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if let Some(wanted) = &self.subjects {
+            let have = certificate_subjects(end_entity).map_err(rustls::Error::General)?;
+            if !wanted.iter().any(|w| subject_matches(w, &have)) {
+                return Err(rustls::Error::General(format!(
+                    "Peer Subject Mismatch: the certificate names {have:?}, none of tls-verify-in-subjects"
+                )));
+            }
+        }
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -347,9 +431,13 @@ fn server_config(s: &TlsSettings) -> Result<ServerConfig, String> {
         let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(s)?), provider)
             .build()
             .map_err(|e| format!("tls-verify-policy: {e}"))?;
+        // No names listed: sofia-sip lets any verified peer in.
+        let subjects = (s.verify_subjects_in && !s.verify_in_subjects.is_empty())
+            .then(|| s.verify_in_subjects.clone());
         builder.with_client_cert_verifier(Arc::new(DepthLimited {
             inner,
             depth: s.verify_depth,
+            subjects,
         }))
     } else {
         builder.with_no_client_auth()
@@ -431,6 +519,24 @@ impl TlsContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_match_as_sofia_sip_matches_them() {
+        let have = vec!["sip:Phone.Example".to_string(), "alice".to_string()];
+        assert!(subject_matches("*", &[]));
+        assert!(subject_matches("phone.example", &have));
+        assert!(subject_matches("sip:phone.example", &have));
+        assert!(subject_matches("ALICE", &have));
+        assert!(!subject_matches("bob", &have));
+        let mut s = TlsSettings::default();
+        s.param("tls-verify-in-subjects", "sip:a.example | b ")
+            .unwrap();
+        assert_eq!(s.verify_in_subjects, vec!["sip:a.example", "b"]);
+        s.param("tls-verify-policy", "subjects_in").unwrap();
+        assert!(s.verify_in && s.verify_subjects_in && !s.verify_out);
+        s.param("tls-verify-policy", "all").unwrap();
+        assert!(!s.verify_subjects_in);
+    }
 
     #[test]
     fn the_verify_policy_sets_which_side_is_checked() {

@@ -1,4 +1,6 @@
 //! G.711 (ITU-T, μ-law and A-law) for frames the core writes as L16.
+//! Opus is not a law: its payloads are the endpoint's to code, and are
+//! treated here as μ-law, which the media task never asks for.
 
 use crate::Codec;
 
@@ -10,8 +12,8 @@ use hotswitch_plugin_api::g711::{
 /// L16 (native-endian samples) to `codec`.
 pub fn encode(codec: Codec, l16: &[u8]) -> Vec<u8> {
     let f = match codec {
-        Codec::Pcmu => ulaw,
         Codec::Pcma => alaw,
+        Codec::Pcmu | Codec::Opus => ulaw,
     };
     l16.chunks_exact(2)
         .map(|c| f(i16::from_ne_bytes([c[0], c[1]])))
@@ -24,12 +26,12 @@ pub fn transcode(from: Codec, to: Codec, data: &[u8]) -> Vec<u8> {
         return data.to_vec();
     }
     let dec = match from {
-        Codec::Pcmu => ulaw_decode,
         Codec::Pcma => alaw_decode,
+        Codec::Pcmu | Codec::Opus => ulaw_decode,
     };
     let enc = match to {
-        Codec::Pcmu => ulaw,
         Codec::Pcma => alaw,
+        Codec::Pcmu | Codec::Opus => ulaw,
     };
     data.iter().map(|b| enc(dec(*b))).collect()
 }

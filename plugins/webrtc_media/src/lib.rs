@@ -1,10 +1,11 @@
 //! # hotswitch-webrtc-media — WebRTC media of a call, for every endpoint
 //!
 //! str0m (sans-IO: ICE-lite, DTLS-SRTP, RTP/RTCP mux) answers a browser's
-//! offer with PCMU/PCMA (or offers them), and a task on the module's
-//! runtime drives it over the call's own UDP socket. Audio crosses to the
-//! session's frames through two queues: payloads received for
-//! `read_frame`, frames written for the task to send. mod_verto's calls
+//! offer with PCMU/PCMA (or offers them), or with Opus too when the
+//! endpoint asks for it (mod_sofia, which codes Opus itself), and a task on
+//! the module's runtime drives it over the call's own UDP socket. Audio
+//! crosses to the session's frames through two queues: payloads received
+//! for `read_frame`, frames written for the task to send. mod_verto's calls
 //! and mod_sofia's SIP-over-WebSocket calls use this one stack.
 
 pub mod g711;
@@ -24,11 +25,13 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 /// Received payloads waiting for `read_frame`: 200 ms of audio.
 const INBOUND_QUEUE: usize = 10;
 
-/// The G.711 law of a payload.
+/// The codec of a payload: a G.711 law, or Opus (48 kHz RTP clock; only
+/// when the endpoint enabled it, and coded by the endpoint).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
     Pcmu,
     Pcma,
+    Opus,
 }
 
 impl Codec {
@@ -37,7 +40,13 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::Opus => "OPUS",
         }
+    }
+
+    /// A G.711 law (what the task can code from L16 itself).
+    pub fn is_law(self) -> bool {
+        matches!(self, Codec::Pcmu | Codec::Pcma)
     }
 }
 
@@ -50,6 +59,9 @@ pub struct Outbound {
 /// What the session tells the media task.
 enum ToMedia {
     Frame(Outbound),
+    /// A payload the endpoint coded itself, and the 8 kHz samples it
+    /// holds (the RTP clock advances by its duration at the codec's rate).
+    Encoded(Codec, Vec<u8>, u32),
     /// The far end's answer to the switch's offer.
     Answer(String),
 }
@@ -84,23 +96,39 @@ impl Media {
         let _ = self.outbound.send(ToMedia::Frame(frame));
     }
 
+    /// Queues a payload the endpoint coded (Opus): `samples` at 8 kHz.
+    pub fn write_encoded(&self, codec: Codec, data: Vec<u8>, samples: u32) {
+        let _ = self.outbound.send(ToMedia::Encoded(codec, data, samples));
+    }
+
     /// The far end answered the switch's offer.
     pub fn remote_answer(&self, sdp: &str) {
         let _ = self.outbound.send(ToMedia::Answer(sdp.to_string()));
     }
 }
 
-fn rtc_and_socket(ip: IpAddr) -> Result<(Rtc, std::net::UdpSocket, SocketAddr), String> {
+/// The G.711 laws, what [`offer`] and [`answer`] use.
+pub const G711: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+
+fn rtc_and_socket(
+    ip: IpAddr,
+    codecs: &[Codec],
+) -> Result<(Rtc, std::net::UdpSocket, SocketAddr), String> {
     let sock = std::net::UdpSocket::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
     sock.set_nonblocking(true)
         .map_err(|e| format!("socket: {e}"))?;
     let local = sock.local_addr().map_err(|e| format!("socket: {e}"))?;
-    let mut rtc = Rtc::builder()
-        .set_ice_lite(true)
-        .clear_codecs()
-        .enable_pcmu(true, false)
-        .enable_pcma(true, false)
-        .build(Instant::now());
+    // The payload types in the order given: an answer lists (and the
+    // browser then sends) the first both sides have.
+    let mut builder = Rtc::builder().set_ice_lite(true).clear_codecs();
+    for c in codecs {
+        builder = match c {
+            Codec::Pcmu => builder.enable_pcmu(true, false),
+            Codec::Pcma => builder.enable_pcma(true, false),
+            Codec::Opus => builder.enable_opus(true, false),
+        };
+    }
+    let mut rtc = builder.build(Instant::now());
     let candidate = Candidate::host(local, "udp").map_err(|e| format!("candidate: {e}"))?;
     rtc.add_local_candidate(candidate);
     Ok((rtc, sock, local))
@@ -128,7 +156,12 @@ fn start(
 /// runtime): the media and the offer's SDP; the answer comes through
 /// [`Media::remote_answer`].
 pub fn offer(ip: IpAddr) -> Result<(Arc<Media>, String), String> {
-    let (mut rtc, sock, local) = rtc_and_socket(ip)?;
+    offer_with(ip, &G711)
+}
+
+/// As [`offer`], with `codecs` in this order of preference.
+pub fn offer_with(ip: IpAddr, codecs: &[Codec]) -> Result<(Arc<Media>, String), String> {
+    let (mut rtc, sock, local) = rtc_and_socket(ip, codecs)?;
     let mut change = rtc.sdp_api();
     let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
     let (offer, pending) = change.apply().ok_or("no media to offer")?;
@@ -139,8 +172,17 @@ pub fn offer(ip: IpAddr) -> Result<(Arc<Media>, String), String> {
 /// Answers `offer` with media on `ip` and starts the task that carries it
 /// (must run on the module's runtime): the media and the answer's SDP.
 pub fn answer(offer: &str, ip: IpAddr) -> Result<(Arc<Media>, String), String> {
+    answer_with(offer, ip, &G711)
+}
+
+/// As [`answer`], with `codecs` in this order of preference.
+pub fn answer_with(
+    offer: &str,
+    ip: IpAddr,
+    codecs: &[Codec],
+) -> Result<(Arc<Media>, String), String> {
     let offer = SdpOffer::from_sdp_string(offer).map_err(|e| format!("offer: {e}"))?;
-    let (mut rtc, sock, local) = rtc_and_socket(ip)?;
+    let (mut rtc, sock, local) = rtc_and_socket(ip, codecs)?;
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)
@@ -153,6 +195,7 @@ fn codec_of(c: RtcCodec) -> Option<Codec> {
     match c {
         RtcCodec::PCMU => Some(Codec::Pcmu),
         RtcCodec::PCMA => Some(Codec::Pcma),
+        RtcCodec::Opus => Some(Codec::Opus),
         _ => None,
     }
 }
@@ -177,6 +220,8 @@ async fn drive(
     };
     let mut send_codec: Option<Codec> = None;
     let mut rtp_time: u64 = 0;
+    // Opus's RTP clock: 48 kHz (RFC 7587), whatever rate it was coded at.
+    let mut opus_time: u64 = 0;
     loop {
         let deadline = loop {
             match rtc.poll_output() {
@@ -221,6 +266,28 @@ async fn drive(
                 let f = match m {
                     None => return,
                     Some(ToMedia::Frame(f)) => f,
+                    Some(ToMedia::Encoded(codec, data, samples)) => {
+                        let Some(w) = mid.and_then(|m| rtc.writer(m)) else { continue };
+                        let Some(pt) = w
+                            .payload_params()
+                            .find(|p| codec_of(p.spec().codec) == Some(codec))
+                            .map(|p| p.pt())
+                        else {
+                            continue;
+                        };
+                        let (at, step) = match codec {
+                            Codec::Opus => (MediaTime::new(opus_time, Frequency::FORTY_EIGHT_KHZ), 6),
+                            _ => (MediaTime::new(rtp_time, Frequency::EIGHT_KHZ), 1),
+                        };
+                        match codec {
+                            Codec::Opus => opus_time += samples as u64 * step,
+                            _ => rtp_time += samples as u64,
+                        }
+                        if let Err(e) = w.write(pt, Instant::now(), at, data) {
+                            log::debug!("WebRTC media on {local}: write: {e}");
+                        }
+                        continue;
+                    }
                     Some(ToMedia::Answer(sdp)) => {
                         let answer = SdpAnswer::from_sdp_string(&sdp);
                         match (pending.take(), answer) {
@@ -235,8 +302,17 @@ async fn drive(
                         continue;
                     }
                 };
+                if f.codec == Some(Codec::Opus) {
+                    // Coded by the endpoint: it comes as Encoded.
+                    continue;
+                }
                 let Some(w) = mid.and_then(|m| rtc.writer(m)) else { continue };
-                let want = send_codec.or(f.codec).unwrap_or(Codec::Pcmu);
+                // L16 or G.711 frames go out in a law: the one the far end
+                // sends, else the frame's.
+                let want = send_codec
+                    .filter(|c| c.is_law())
+                    .or(f.codec.filter(|c| c.is_law()))
+                    .unwrap_or(Codec::Pcmu);
                 let Some(pt) = w
                     .payload_params()
                     .find(|p| codec_of(p.spec().codec) == Some(want))
@@ -294,6 +370,32 @@ mod tests {
         assert!(sdp.contains("PCMU/8000"), "{sdp}");
         assert!(!sdp.contains("opus"), "{sdp}");
         assert!(sdp.contains("a=fingerprint:sha-256"), "{sdp}");
+    }
+
+    #[tokio::test]
+    async fn with_opus_first_the_answer_lists_opus_first_at_48_khz() {
+        let mut peer = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_pcmu(true, false)
+            .build(Instant::now());
+        let addr = "127.0.0.1:40002".parse().unwrap();
+        peer.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = peer.sdp_api();
+        change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, _pending) = change.apply().unwrap();
+        let (_media, sdp) = answer_with(
+            &offer.to_sdp_string(),
+            "127.0.0.1".parse().unwrap(),
+            &[Codec::Opus, Codec::Pcmu, Codec::Pcma],
+        )
+        .unwrap();
+        let m = sdp.lines().find(|l| l.starts_with("m=audio")).unwrap();
+        let first_pt = m.split(' ').nth(3).unwrap();
+        assert!(
+            sdp.contains(&format!("a=rtpmap:{first_pt} opus/48000/2")),
+            "{sdp}"
+        );
     }
 
     #[tokio::test]

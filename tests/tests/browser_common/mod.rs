@@ -333,6 +333,13 @@ pub struct Chromium {
 
 impl Chromium {
     pub fn launch(url: &str, wav: &Path, dir: &Path) -> Chromium {
+        Chromium::launch_with(url, wav, dir, &[])
+    }
+
+    /// As [`Chromium::launch`], with `extra` switches (for example
+    /// `--ignore-certificate-errors` for a wss server with a test
+    /// certificate).
+    pub fn launch_with(url: &str, wav: &Path, dir: &Path, extra: &[&str]) -> Chromium {
         let log = dir.join("chromium.log");
         let out = std::fs::File::create(&log).expect("create chromium.log");
         let err = out.try_clone().expect("chromium.log");
@@ -372,6 +379,7 @@ impl Chromium {
                 "--enable-logging=stderr",
                 "--v=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", dir.join("profile").display()))
             .arg(url)
             .stdin(Stdio::null())

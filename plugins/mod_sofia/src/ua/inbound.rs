@@ -77,8 +77,19 @@ impl Stack {
                 }
             }
         };
+        // A browser's media runs on the WebRTC stack: Opus or G.711.
+        let codecs: Vec<_> = match &remote {
+            Some(r) if r.dtls => p
+                .cfg
+                .codecs
+                .iter()
+                .copied()
+                .filter(|c| *c != crate::sdp::Codec::G722)
+                .collect(),
+            _ => p.cfg.codecs.clone(),
+        };
         let chosen = match &remote {
-            Some(r) => match r.choose(&p.cfg.codecs) {
+            Some(r) => match r.choose(&codecs) {
                 Some(c) => Some(c),
                 None => {
                     log::warn!("INVITE {call_id}: no codec in common");
@@ -99,7 +110,7 @@ impl Stack {
         };
         media.set_timeouts(p.cfg.rtp_timeout, p.cfg.rtp_hold_timeout);
         if let (Some(r), Some((codec, pt))) = (&remote, chosen) {
-            media.set_remote(r.addr, codec, pt, r.te_pt);
+            media.set_remote(r.addr, codec, pt, r.te_for(codec));
             if r.dtls {
                 // A browser: WebRTC media on the shared stack.
                 let offer = String::from_utf8_lossy(&msg.body);
@@ -264,28 +275,63 @@ impl Stack {
             return sdp;
         }
         let p = &self.profiles[call.leg.profile];
-        let codecs = match call.remote_version {
-            // Answering: the one codec chosen.
+        let rfc2833 = p.cfg.dtmf_type == crate::config::DtmfType::Rfc2833;
+        let (codecs, te) = match call.remote_version {
+            // Answering: the one codec chosen, and the offer's
+            // telephone-event on its clock (FreeSWITCH answers
+            // telephone-event/48000 with Opus).
             Some(_) if call.uas || call.phase == Phase::Confirmed => {
                 let c = call.leg.media.codec();
-                let pt = call
+                let remote = call
                     .invite_req
                     .as_ref()
-                    .and_then(|m| sdp::parse(&m.body).ok())
+                    .and_then(|m| sdp::parse(&m.body).ok());
+                let pt = remote
+                    .as_ref()
                     .and_then(|r| r.choose(&[c]))
                     .map(|x| x.1)
                     .unwrap_or(c.pt());
-                vec![(c, pt)]
+                let te = match remote.as_ref().and_then(|r| r.te_for(c)) {
+                    Some(t) => vec![t],
+                    None => vec![(p.cfg.te_pt, c.clock_rate())],
+                };
+                (vec![(c, pt)], te)
             }
-            _ => p.cfg.codecs.iter().map(|c| (*c, c.pt())).collect(),
+            // Offering: a telephone-event for each clock rate the codecs
+            // have, in their order (FreeSWITCH's): te_pt at 8000 Hz, a free
+            // dynamic type at 48000 Hz for Opus.
+            _ => {
+                let codecs: Vec<_> = p.cfg.codecs.iter().map(|c| (*c, c.pt())).collect();
+                let mut te: Vec<(u8, u32)> = Vec::new();
+                for (c, _) in &codecs {
+                    let rate = c.clock_rate();
+                    if te.iter().any(|x| x.1 == rate) {
+                        continue;
+                    }
+                    let pt = if rate == 8000 {
+                        p.cfg.te_pt
+                    } else {
+                        (96..128u8)
+                            .find(|n| {
+                                *n != p.cfg.te_pt
+                                    && codecs.iter().all(|(_, cpt)| cpt != n)
+                                    && te.iter().all(|x| x.0 != *n)
+                            })
+                            .unwrap_or(p.cfg.te_pt)
+                    };
+                    te.push((pt, rate));
+                }
+                (codecs, te)
+            }
         };
+        let te = if rfc2833 { te } else { Vec::new() };
         sdp::build(&Local {
             ip: call.leg.media.ip,
             port: call.leg.media.port,
             session_id: call.sdp_session,
             version: call.sdp_version,
             codecs,
-            te_pt: (p.cfg.dtmf_type == crate::config::DtmfType::Rfc2833).then_some(p.cfg.te_pt),
+            te,
             direction,
             ptime: 20,
             savp: call.leg.media.sdes(|s| s.savp),
@@ -327,9 +373,28 @@ impl Stack {
                 hold_change = Some(hold);
             }
             if r.addr.is_some_and(|a| !a.ip().is_unspecified()) {
-                call.leg.media.set_remote(r.addr, codec, pt, r.te_pt);
+                call.leg
+                    .media
+                    .set_remote(r.addr, codec, pt, r.te_for(codec));
             }
             call.leg.media.set_hold(hold);
+            // New a=crypto keys re-key the leg's SRTP (RFC 4568 §7.1.4).
+            if !r.dtls {
+                let policy = &self.profiles[call.leg.profile].cfg.secure_media;
+                match call
+                    .leg
+                    .media
+                    .sdes(|s| s.reanswer(policy, r.savp, &r.crypto))
+                {
+                    Ok(true) => log::info!("{uuid}: SRTP re-keyed by a re-INVITE"),
+                    Ok(false) => {}
+                    Err(why) => {
+                        log::warn!("{uuid}: re-INVITE: {why}");
+                        self.refuse(&key, &msg, (488, "Not Acceptable Here"), now);
+                        return;
+                    }
+                }
+            }
             new_codec = Some(codec);
             direction = r.direction.answer();
             if r.addr.is_some_and(|a| a.ip().is_unspecified()) {
@@ -400,7 +465,9 @@ impl Stack {
         if call.uas && !msg.body.is_empty() {
             if let Ok(r) = sdp::parse(&msg.body) {
                 if let Some((codec, pt)) = r.choose(&self.profiles[call.leg.profile].cfg.codecs) {
-                    call.leg.media.set_remote(r.addr, codec, pt, r.te_pt);
+                    call.leg
+                        .media
+                        .set_remote(r.addr, codec, pt, r.te_for(codec));
                     call.remote_version = Some(r.version);
                     if let Some(s) = ModuleContext::current().session_locate(&call.leg.uuid) {
                         s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));

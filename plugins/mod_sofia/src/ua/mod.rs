@@ -898,7 +898,14 @@ fn set_dtmf_vars(s: &hotswitch_plugin_api::Session, leg: &crate::leg::Leg) {
 /// and rate, `original_read_*` from the first negotiation on, and the
 /// `rtp_use_codec_*` of the SDP answer.
 fn set_codec_vars(s: &hotswitch_plugin_api::Session, codec: crate::sdp::Codec) {
-    let (name, rate) = (codec.name(), "8000");
+    // FreeSWITCH's rates: the codec's samples per second (Opus 48000,
+    // G.722 16000), not its RTP clock.
+    let rate = match codec {
+        crate::sdp::Codec::Opus => "48000",
+        crate::sdp::Codec::G722 => "16000",
+        _ => "8000",
+    };
+    let name = codec.name();
     if s.var("original_read_codec").is_none_or(|v| v.is_empty()) {
         s.set_var("original_read_codec", name);
         s.set_var("original_read_rate", rate);

@@ -179,8 +179,8 @@ impl Stack {
         if matches!(call.peer.proto, Proto::Ws | Proto::Wss) {
             // A browser phone: WebRTC media (ICE, DTLS-SRTP) on the shared
             // stack.
-            let ip = self.profiles[profile].cfg.rtp_ip;
-            if let Err(e) = call.leg.media.webrtc_offer(ip) {
+            let cfg = &self.profiles[profile].cfg;
+            if let Err(e) = call.leg.media.webrtc_offer(cfg.rtp_ip, &cfg.codecs) {
                 log::warn!("call {uuid}: WebRTC offer: {e}");
             }
         }
@@ -273,7 +273,7 @@ impl Stack {
         if let Some(r) = &remote {
             match r.choose(&codecs) {
                 Some((c, pt)) => {
-                    call.leg.media.set_remote(r.addr, c, pt, r.te_pt);
+                    call.leg.media.set_remote(r.addr, c, pt, r.te_for(c));
                     call.remote_version = Some(r.version);
                     negotiated = Some(c);
                     if r.dtls {

@@ -5,7 +5,7 @@
 //! hotswitch-vertobench [--calls 50] [--ramp-per-sec 50] [--hold-secs 30] [--server ws://127.0.0.1:8081]
 //!                      [--user 1000@127.0.0.1 | 1000-1019@127.0.0.1] [--password 1234] [--calls-per-login 1]
 //!                      [--destination 9196] [--switch-pid PID] [--rtp-ip 127.0.0.1]
-//!                      [--setup-timeout-secs 10] [--threads 1]
+//!                      [--setup-timeout-secs 10] [--threads 1] [--signalling verto|sip]
 //! ```
 //!
 //! Calls are started at `--ramp-per-sec`, each on its own verto login (a
@@ -16,11 +16,15 @@
 //! and memory (VmRSS) are measured. Then each call stops sending, waits a
 //! second for the last echoes, and hangs up with `verto.bye`. The switch
 //! is the process listening on the URL's port unless `--switch-pid` says.
-//! Exits 1 when a call failed.
+//! Exits 1 when a call failed. `--signalling sip` makes the same calls as
+//! a SIP-over-WebSocket browser phone to mod_sofia's ws listener
+//! ([`sipws`]; no registration; `--switch-pid` then need not be the
+//! process on the URL's port, which may be a TLS tunnel to wss).
 
 mod call;
 mod payload;
 mod procfs;
+mod sipws;
 mod verto;
 
 use call::{Phase, Report, Spec};
@@ -44,13 +48,15 @@ struct Options {
     rtp_ip: IpAddr,
     setup_timeout: Duration,
     threads: usize,
+    /// Calls over SIP over WebSocket instead of verto.
+    sip: bool,
 }
 
 fn usage() -> ExitCode {
     eprintln!(
         "usage: hotswitch-vertobench [--calls N] [--ramp-per-sec R] [--hold-secs S] [--server ws://host:port] \
          [--user 1000@127.0.0.1 | 1000-1019@127.0.0.1] [--password P] [--calls-per-login K] \
-         [--destination 9196] [--switch-pid PID] [--rtp-ip IP] [--setup-timeout-secs S] [--threads T]"
+         [--destination 9196] [--switch-pid PID] [--rtp-ip IP] [--setup-timeout-secs S] [--threads T] [--signalling verto|sip]"
     );
     ExitCode::from(2)
 }
@@ -81,6 +87,7 @@ fn parse(args: &[String]) -> Option<Options> {
         rtp_ip: [127, 0, 0, 1].into(),
         setup_timeout: Duration::from_secs(10),
         threads: 1,
+        sip: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -98,6 +105,13 @@ fn parse(args: &[String]) -> Option<Options> {
             "--rtp-ip" => o.rtp_ip = v.parse().ok()?,
             "--setup-timeout-secs" => o.setup_timeout = Duration::from_secs_f64(v.parse().ok()?),
             "--threads" => o.threads = v.parse().ok().filter(|t| *t > 0)?,
+            "--signalling" => {
+                o.sip = match v.as_str() {
+                    "sip" => true,
+                    "verto" => false,
+                    _ => return None,
+                }
+            }
             _ => return None,
         }
     }
@@ -118,7 +132,7 @@ fn main() -> ExitCode {
     let listening = port.and_then(procfs::pid_listening_on);
     let pid = match (o.switch_pid, listening) {
         // Measuring one switch while another serves the calls measures nothing.
-        (Some(given), Some(l)) if given != l => {
+        (Some(given), Some(l)) if given != l && !o.sip => {
             eprintln!(
                 "hotswitch-vertobench: pid {l} listens on {}, not --switch-pid {given}",
                 o.server
@@ -220,7 +234,11 @@ async fn bench(o: &Options, pid: u32) -> Result<bool, String> {
                 password: o.password.clone(),
             };
             let sessid = format!("vertobench-{}-login-{n}", std::process::id());
-            login = Some(Login::start(account, sessid, login_tx.clone()));
+            login = Some(if o.sip {
+                Login::start_sip(account.url, account.login, sessid, login_tx.clone())
+            } else {
+                Login::start(account, sessid, login_tx.clone())
+            });
         }
         let Some(l) = login.clone() else { continue };
         let spec = Spec {
@@ -342,8 +360,9 @@ fn print_report(
         format!("{} calls per login", o.calls_per_login)
     };
     println!(
-        "hotswitch-vertobench: {} verto calls to {} ({per_login}, {} users from {}), ramp {}/s, hold {} s, PCMU 20 ms",
+        "hotswitch-vertobench: {} {} calls to {} ({per_login}, {} users from {}), ramp {}/s, hold {} s, PCMU 20 ms",
         o.calls,
+        if o.sip { "SIP-over-WebSocket" } else { "verto" },
         o.destination,
         o.users.len(),
         o.users[0],

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// What the calls ask of their login's connection.
-enum Command {
+pub(crate) enum Command {
     /// Route the switch's requests about `call_id` to `to`.
     Route {
         call_id: String,
@@ -30,8 +30,8 @@ enum Command {
 /// A call's handle on its login's connection.
 #[derive(Clone)]
 pub struct Login {
-    commands: mpsc::UnboundedSender<Command>,
-    sessid: String,
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) sessid: String,
 }
 
 /// Who logs in where.
@@ -105,7 +105,7 @@ impl Login {
     }
 }
 
-fn host_port(url: &str) -> Option<&str> {
+pub(crate) fn host_port(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("ws://")?;
     Some(rest.split('/').next().unwrap_or(rest))
 }
