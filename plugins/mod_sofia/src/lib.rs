@@ -10,7 +10,9 @@
 //! - [`ua`]: dialogs, calls, the registrar's requests and gateways (the
 //!   transaction user), on the SIP thread.
 //! - [`registrar`]: registrations, kept in an embedded store;
-//!   [`registrar_pg`]: or in PostgreSQL, shared by several nodes (`odbc-dsn`).
+//!   [`registrar_pg`]: or in PostgreSQL, shared by several nodes (`odbc-dsn`);
+//!   [`tracking`]: answered calls kept there too (`track-calls`), for
+//!   `sofia recover` on another node.
 //! - [`endpoint`]: the `sofia` endpoint the core calls (frames, answer,
 //!   hangup, outbound legs).
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
@@ -37,6 +39,7 @@ pub mod shell;
 pub mod sip;
 pub mod srtp;
 pub mod tls;
+pub mod tracking;
 pub mod ua;
 pub mod ws;
 
@@ -65,15 +68,26 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     if config.profiles.is_empty() {
         log::warn!("sofia.conf defines no profile: no SIP port is open");
     }
+    let tracked: Vec<(String, String)> = config
+        .profiles
+        .iter()
+        .filter(|p| p.track_calls)
+        .filter_map(|p| Some((p.name.clone(), p.odbc_dsn.clone()?)))
+        .collect();
     shell::prepare(config)?;
+    if let Err(e) = tracking::start(&tracked, &tracking::switchname(switch.as_deref())) {
+        shell::stop();
+        return Err(e.into());
+    }
     m.add_endpoint("sofia", endpoint::Sofia)
         .map_err(|e| format!("sofia endpoint: {e}"))?;
     m.add_api(
         "sofia",
         "Sofia SIP stack control",
-        "status [profile <name> [reg] | gateway] | profile <name> start|stop|restart|rescan | global siptrace on|off",
+        "status [profile <name> [reg] | gateway] | profile <name> start|stop|restart|rescan|recover [flush] | recover [flush] | global siptrace on|off",
         |args, out| {
-            let _ = out.write_str(&shell::api(args));
+            let reply = tracking::api(args).unwrap_or_else(|| shell::api(args));
+            let _ = out.write_str(&reply);
         },
     )
     .map_err(|e| format!("sofia api: {e}"))?;
@@ -117,6 +131,7 @@ fn runtime(_m: &ModuleContext) -> Status {
 
 fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     shell::stop();
+    tracking::stop();
     Ok(())
 }
 

@@ -33,6 +33,7 @@ mod dial;
 mod inbound;
 mod keepalive;
 mod outbound;
+mod recover;
 mod register;
 
 pub use dial::{dial_target, DialTarget};
@@ -207,6 +208,8 @@ pub struct Stack {
     pub gateway_view: GatewayView,
     /// Socket work for the shell (profile start/stop).
     pub actions: Vec<crate::api::ShellAction>,
+    /// `sofia recover`'s re-INVITEs in flight, and their legs' uuids.
+    recovering: HashMap<ClientKey, String>,
 }
 
 fn new_tag() -> String {
@@ -275,6 +278,7 @@ impl Stack {
             last_malformed_log: None,
             gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
             actions: Vec::new(),
+            recovering: HashMap::new(),
         }
         .with_gateway_view()
     }
@@ -355,6 +359,9 @@ impl Stack {
     /// index entry and goes through `calls` directly).
     fn remove_call(&mut self, uuid: &str) -> Option<Call> {
         let call = self.calls.remove(uuid)?;
+        if call.phase == Phase::Confirmed {
+            crate::tracking::untrack(uuid);
+        }
         if let Some(uuids) = self.by_call_id.get_mut(&call.leg.call_id) {
             uuids.retain(|u| u != uuid);
             if uuids.is_empty() {
@@ -752,6 +759,10 @@ impl Stack {
                 content_type,
             } => self.send_message(profile, &to, &from, &body, &content_type, now),
             Input::Api(req) => self.api(req),
+            Input::Recover { calls, reply } => {
+                let done = self.recover(calls, now);
+                let _ = reply.try_send(done);
+            }
             Input::PaceDtmf { uuid } => {
                 if !self.dtmf_pacing.contains(&uuid) {
                     self.dtmf_pacing.push(uuid);
@@ -765,6 +776,7 @@ impl Stack {
 
     fn on_response(&mut self, key: ClientKey, msg: Message, now: Instant) {
         match key.method.as_str() {
+            "INVITE" if self.is_recovery(&key) => self.on_recovery_response(key, msg),
             "INVITE" => self.on_invite_response(key, msg, now),
             "REGISTER" => {
                 if let Some(i) = self
