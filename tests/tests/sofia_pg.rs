@@ -3,6 +3,11 @@
 //! registered on node A is called by `originate user/1000` on node B; a
 //! REGISTER while the database is down is still answered and reaches the
 //! other node once it is back; a DSN of another kind is a load error.
+//! And a storm of calls to the echo test while the database hangs (frozen,
+//! not down) with every writer on — registrations, `track-calls`,
+//! mod_cdr_pg_csv: every call is answered, the SIP thread answers
+//! `sofia status` throughout, and once the database thaws every CDR is in
+//! the table and no ended call is left tracked.
 
 mod nodes_common;
 
@@ -238,4 +243,96 @@ fn a_register_while_the_database_is_slow_is_answered_at_once() {
     // Written, and shared, once the lock is gone.
     assert!(slow.wait().unwrap().success());
     wait_contact(&mut b, "1000@127.0.0.1", ua_port);
+}
+
+#[test]
+fn calls_to_echo_while_postgresql_hangs_are_answered_and_tracked_calls_and_cdrs_catch_up() {
+    let Some(pg) = PgServer::start("sofia_pg_hang") else {
+        return;
+    };
+    pg.psql("CREATE TABLE cdr (uuid text NOT NULL, destination_number text, billsec integer)");
+    let spool = hotswitch_e2e::TempDir::new("hang-spool");
+    let port = free_port();
+    let cdr_conf = format!(
+        r#"<configuration name="cdr_pg_csv.conf"><settings>
+             <param name="db-info" value="{} connect_timeout=2"/>
+             <param name="spool-dir" value="{}"/>
+           </settings><schema>
+             <field var="uuid"/><field var="destination_number"/>
+             <field var="billsec" quote="false"/>
+           </schema></configuration>"#,
+        pg.conninfo(),
+        spool.path().display()
+    );
+    // Every piece that writes to the database: registrations, tracked
+    // calls (track-calls), CDRs.
+    let mut sw = node_full(
+        port,
+        &format!("pgsql://{}", pg.conninfo()),
+        r#"<param name="track-calls" value="true"/>"#,
+        &["mod_cdr_pg_csv"],
+        vec![("autoload_configs/cdr_pg_csv.conf.xml".into(), cdr_conf)],
+    );
+    wait_log(&sw, "registrations database connected");
+    wait_log(&sw, "recovery database connected");
+
+    // 60 calls at 10 a second, each answered by echo and up for 1 s; the
+    // database hangs (frozen, not down: connections stay open, queries
+    // are never answered) once the first have been written.
+    let calls = 60;
+    let storm = sipp(
+        "uac_call.xml",
+        Some(port),
+        &[
+            "-s",
+            "9196",
+            "-m",
+            &calls.to_string(),
+            "-r",
+            "10",
+            "-l",
+            "30",
+            "-d",
+            "1000",
+            "-key",
+            "rtp_port",
+            &free_port().to_string(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.psql("SELECT count(*) FROM recovery") == "0" {
+        assert!(
+            Instant::now() < deadline,
+            "no call was tracked\n{}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pg.freeze_server(true);
+    // The SIP thread goes on: `sofia status` is answered by it, and sipp
+    // fails on any call that is not answered and ended cleanly.
+    let status = sw.cmd("sofia status");
+    assert!(status.contains("internal"), "{status}");
+    // Recovery needs the database: it says so instead of waiting forever.
+    let recover = sw.cmd("sofia recover");
+    assert!(recover.starts_with("-ERR"), "{recover}");
+    succeeds(storm, "uac_call storm while the database hangs");
+    hotswitch_e2e::wait_until(&mut sw, "the calls to end", |s| s.channel_count() == 0);
+    assert!(sw.cmd("sofia status").contains("internal"));
+
+    pg.freeze_server(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows: usize = pg.psql("SELECT count(*) FROM cdr").parse().unwrap();
+        let tracked: usize = pg.psql("SELECT count(*) FROM recovery").parse().unwrap();
+        if rows == calls && tracked == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rows} of {calls} CDRs in the table, {tracked} ended calls still tracked\n{}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
