@@ -9,7 +9,9 @@
 //! moves to the other node, while its own call finishes. And with
 //! `track-calls`, a call a node answered goes on after that node is
 //! killed: `sofia recover` on the other node re-INVITEs the phone through
-//! Kamailio and echoes its audio from there. Skipped without
+//! Kamailio and echoes its audio from there; and a call it had bridged
+//! between two phones comes back as two legs bridged again, each phone
+//! hearing the other. Skipped without
 //! `HOTSWITCH_TEST_PG` or without Debian's `kamailio` (.ci/run has both).
 
 mod nodes_common;
@@ -364,5 +366,97 @@ fn a_call_the_killed_node_answered_goes_on_from_the_other_after_sofia_recover() 
     });
     wait_until("the ended call's row stayed", || {
         pg.psql("SELECT count(*) FROM recovery").trim() == "0"
+    });
+}
+
+#[test]
+fn a_bridged_call_the_killed_node_carried_is_bridged_again_on_the_other() {
+    if !kamailio_installed() {
+        eprintln!("SKIPPED kamailio: Debian's kamailio is not installed (.ci/run installs it)");
+        return;
+    }
+    let Some(pg) = PgServer::start("kamailio_recover_bridge") else {
+        return;
+    };
+    const A_TONE: f64 = 600.0;
+    const B_TONE: f64 = 900.0;
+    let (port_a, port_b, kport) = (free_port(), free_port(), free_port());
+    let dsn = format!("pgsql://{}", pg.conninfo());
+    let track = r#"<param name="track-calls" value="true"/>"#;
+    let mut nodes = [
+        node_with(port_a, &dsn, track),
+        node_with(port_b, &dsn, track),
+    ];
+    for n in &nodes {
+        wait_log(n, "recovery database connected");
+    }
+    let dir = TempDir::new("kamailio");
+    let kam = Kamailio::start(dir.path(), kport, &[port_a, port_b]);
+
+    // 1000 calls 1001, both registered through Kamailio; the node the
+    // INVITE reaches bridges it to 1001 through Kamailio (Path).
+    let registrar = format!("127.0.0.1:{kport}");
+    let mut a = Phone::start("1000", &registrar, Transport::Udp, A_TONE);
+    let mut b = Phone::start("1001", &registrar, Transport::Udp, B_TONE);
+    a.wait_registered(&mut nodes[0], "127.0.0.1");
+    b.wait_registered(&mut nodes[0], "127.0.0.1");
+    b.wait_registered(&mut nodes[1], "127.0.0.1");
+    let dialed = Instant::now();
+    a.cmd("dial", &format!("sip:1001@127.0.0.1:{kport}"));
+    b.wait_event("CALL_INCOMING", dialed, &mut [&mut a]);
+    b.cmd("accept", "");
+    let established = a.wait_event("CALL_ESTABLISHED", dialed, &mut [&mut b]).at;
+    b.wait_event("CALL_ESTABLISHED", dialed, &mut [&mut a]);
+    let mut took = None;
+    wait_until("no node has the call", || {
+        took = nodes.iter_mut().position(|n| n.channel_count() == 2);
+        took.is_some()
+    });
+    let took = took.unwrap_or_default();
+    let other = 1 - took;
+    // Both legs tracked, each naming the other as its partner.
+    wait_until("the legs were not tracked as bridged", || {
+        pg.psql("SELECT count(*) FROM recovery WHERE position(E'\\npartner\\t\\n' in metadata) = 0")
+            == "2"
+    });
+    pump_for(&mut [&mut a, &mut b], Duration::from_secs(1));
+
+    kill9(&mut nodes[took]);
+    let killed = Instant::now();
+    kam.wait_log(&format!(
+        "dispatcher: sip:127.0.0.1:{} is down",
+        [port_a, port_b][took]
+    ));
+    assert_eq!(
+        nodes[other].cmd("sofia recover").trim(),
+        "Recovered 2 call(s)"
+    );
+    wait_log(&nodes[other], "bridged again");
+    assert_eq!(nodes[other].channel_count(), 2);
+    pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    a.cmd("hangup", "");
+    a.wait_event("CALL_CLOSED", dialed, &mut [&mut b]);
+    b.wait_event("CALL_CLOSED", dialed, &mut [&mut a]);
+
+    // Each phone heard the other from the node that took over.
+    let before_kill = killed.duration_since(established).as_secs_f64() * 8000.0;
+    for (phone, tone) in [(&a, B_TONE), (&b, A_TONE)] {
+        let heard = phone.heard();
+        let tail = &heard[heard.len().saturating_sub(16_000)..];
+        assert!(
+            heard.len() as f64 > before_kill + 12_000.0 && share_with(tail, tone) > 0.5,
+            "{} heard {} samples ({before_kill:.0} before the kill), the other's tone {:.0} % \
+             of its last two seconds\n{}",
+            phone.user,
+            heard.len(),
+            100.0 * share_with(tail, tone),
+            nodes[other].log()
+        );
+    }
+    wait_until("the recovered legs did not end", || {
+        nodes[other].channel_count() == 0
+    });
+    wait_until("the ended legs' rows stayed", || {
+        pg.psql("SELECT count(*) FROM recovery") == "0"
     });
 }
