@@ -9,8 +9,8 @@
 //! where RTP goes, the codec. The SIP thread only queues it. The worker
 //! thread here (a current-thread tokio runtime with tokio-postgres) adds
 //! what the session knows (caller profile, variables, the leg it is
-//! bridged to, read again every second so that a bridge made after the
-//! answer is seen) and writes one row of FreeSWITCH's `recovery` table:
+//! bridged to — its `bridge_uuid`, looked at again every second so that
+//! a bridge made after the answer is seen) and writes one row of FreeSWITCH's `recovery` table:
 //! `runtime_uuid` (this load), `technology` (`sofia`), `profile_name`,
 //! `hostname` (the `switchname` of switch.conf.xml, else the host name),
 //! `uuid`, `metadata`. A call that ends is removed ([`untrack`]). While the
@@ -593,20 +593,27 @@ impl Worker {
         }
     }
 
-    /// Looks at every tracked call again: a changed bridge or variables
-    /// is written.
+    /// Looks at every tracked call's bridge again (one variable each): a
+    /// leg bridged, unbridged or bridged anew since it was written is read
+    /// in full and written again.
     fn refresh(&mut self) {
+        let ctx = ModuleContext::current();
         let mut gone = Vec::new();
         for (uuid, t) in self.live.iter_mut() {
-            let mut fresh = t.clone();
-            if !fresh.read_session() {
+            let Some(s) = ctx.session_locate(uuid) else {
+                gone.push(uuid.clone());
+                continue;
+            };
+            let partner = s.var("bridge_uuid").unwrap_or_default();
+            drop(s);
+            if partner == t.partner {
+                continue;
+            }
+            if !t.read_session() {
                 gone.push(uuid.clone());
                 continue;
             }
-            if fresh.partner != t.partner || fresh.vars != t.vars {
-                *t = fresh.clone();
-                self.pending.insert(uuid.clone(), Some(fresh));
-            }
+            self.pending.insert(uuid.clone(), Some(t.clone()));
         }
         // A session gone without its dialog ending here (it should not
         // happen): its row goes too.

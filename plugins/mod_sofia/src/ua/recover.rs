@@ -80,7 +80,10 @@ impl Stack {
             ));
         }
         let peer = t.peer.ok_or("no address for its requests")?;
-        if self.by_call_id.contains_key(&t.call_id) {
+        if self
+            .find_call(&t.call_id, |c| c.local_tag == t.local_tag)
+            .is_some()
+        {
             return Err("its dialog is already here".into());
         }
         let codec = Codec::from_name(&t.codec).unwrap_or(Codec::Pcmu);
