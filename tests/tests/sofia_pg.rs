@@ -7,7 +7,8 @@
 //! not down) with every writer on — registrations, `track-calls`,
 //! mod_cdr_pg_csv: every call is answered, the SIP thread answers
 //! `sofia status` throughout, and once the database thaws every CDR is in
-//! the table and no ended call is left tracked.
+//! the table and no ended call is left tracked. And each node's gateway
+//! states in `sip_gateways`, under its switchname, gone at unload.
 
 mod nodes_common;
 
@@ -335,4 +336,59 @@ fn calls_to_echo_while_postgresql_hangs_are_answered_and_tracked_calls_and_cdrs_
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn gateway_states_are_kept_in_the_database_under_the_switchname_while_the_profile_runs() {
+    let Some(pg) = PgServer::start("sofia_pg_gateways") else {
+        return;
+    };
+    let port = free_port();
+    let sofia = format!(
+        r#"<configuration name="sofia.conf"><profiles>
+  <profile name="internal">
+    <gateways>
+      <gateway name="carrier"><param name="proxy" value="127.0.0.1:9"/>
+        <param name="username" value="acct"/><param name="register" value="false"/></gateway>
+    </gateways>
+    <settings>
+      <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="{port}"/>
+      <param name="odbc-dsn" value="pgsql://{}"/>
+    </settings>
+  </profile>
+</profiles></configuration>"#,
+        pg.conninfo()
+    );
+    let mut sw = hotswitch_e2e::Switch::start(hotswitch_e2e::SwitchConfig {
+        autoload: vec!["mod_sofia".into()],
+        files: vec![
+            ("autoload_configs/sofia.conf.xml".into(), sofia),
+            (
+                "autoload_configs/switch.conf.xml".into(),
+                r#"<configuration name="switch.conf"><settings>
+                     <param name="switchname" value="cluster-1"/>
+                   </settings></configuration>"#
+                    .into(),
+            ),
+        ],
+        ..Default::default()
+    });
+    wait_log(&sw, "gateway states database connected");
+    let row = "SELECT hostname || ' ' || profile_name || ' ' || gateway_name || ' ' || proxy \
+               || ' ' || username || ' ' || register || ' ' || state FROM sip_gateways";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.psql(row).is_empty() {
+        assert!(Instant::now() < deadline, "no gateway row\n{}", sw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        pg.psql(row),
+        "cluster-1 internal carrier 127.0.0.1:9 acct false NOREG"
+    );
+    // No profile tracks calls here: nothing to recover.
+    assert_eq!(sw.cmd("sofia recover").trim(), "No calls to recover.");
+    // The node's gateways leave with its profile.
+    let out = sw.cmd("unload mod_sofia");
+    assert!(out.contains("+OK"), "{out}");
+    assert_eq!(pg.psql("SELECT count(*) FROM sip_gateways"), "0");
 }

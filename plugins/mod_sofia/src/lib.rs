@@ -68,14 +68,19 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     if config.profiles.is_empty() {
         log::warn!("sofia.conf defines no profile: no SIP port is open");
     }
-    let tracked: Vec<(String, String)> = config
+    let shared: Vec<tracking::SharedProfile> = config
         .profiles
         .iter()
-        .filter(|p| p.track_calls)
-        .filter_map(|p| Some((p.name.clone(), p.odbc_dsn.clone()?)))
+        .filter_map(|p| {
+            Some(tracking::SharedProfile {
+                name: p.name.clone(),
+                dsn: p.odbc_dsn.clone()?,
+                track_calls: p.track_calls,
+            })
+        })
         .collect();
     shell::prepare(config)?;
-    if let Err(e) = tracking::start(&tracked, &tracking::switchname(switch.as_deref())) {
+    if let Err(e) = tracking::start(&shared, &tracking::switchname(switch.as_deref())) {
         shell::stop();
         return Err(e.into());
     }

@@ -24,6 +24,12 @@
 //! SIP thread (`ua::recover`), which makes each a channel again and
 //! re-INVITEs the far end with new media from this node. Legs that were
 //! bridged to each other and both come back are bridged again.
+//!
+//! The same worker keeps the gateways' states of every profile with an
+//! `odbc-dsn` in `sip_gateways` (one row per gateway and runtime: proxy,
+//! username, register, state, when written), replaced when a state
+//! changes and removed at unload: what every node's gateways are doing,
+//! in one place.
 
 use crate::leg::Input;
 use hotswitch_plugin_api::ModuleContext;
@@ -64,10 +70,12 @@ const NOT_RESTORED: &[&str] = &[
     "recovered",
 ];
 
-/// Schema versions of the `recovery` table, applied in order.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS recovery (
+/// Schema versions of the `recovery` and `sip_gateways` tables, applied
+/// in order.
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS recovery (
         runtime_uuid text NOT NULL,
         technology text NOT NULL,
         profile_name text NOT NULL,
@@ -76,7 +84,35 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         metadata text NOT NULL
     );
     CREATE INDEX IF NOT EXISTS recovery_profile ON recovery (technology, profile_name, hostname);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS sip_gateways (
+        runtime_uuid text NOT NULL,
+        hostname text NOT NULL,
+        profile_name text NOT NULL,
+        gateway_name text NOT NULL,
+        proxy text NOT NULL,
+        username text NOT NULL,
+        register boolean NOT NULL,
+        state text NOT NULL,
+        updated bigint NOT NULL,
+        PRIMARY KEY (runtime_uuid, profile_name, gateway_name)
+    );",
+    ),
+];
+
+/// One gateway's row in `sip_gateways`: profile, name, proxy, username,
+/// register, state.
+type GatewayRow = (String, String, String, String, bool, String);
+
+/// A profile that keeps state in a database: its name, its `odbc-dsn`,
+/// whether it tracks calls.
+pub struct SharedProfile {
+    pub name: String,
+    pub dsn: String,
+    pub track_calls: bool,
+}
 
 /// One tracked call leg: what another node needs to take its dialog over.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -312,18 +348,32 @@ fn tracker() -> Option<Arc<Tracker>> {
     TRACKER.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Starts the worker when a profile tracks calls: `(profile, dsn)` of
-/// each such profile (they must name one database), the switchname.
-pub fn start(profiles: &[(String, String)], switchname: &str) -> Result<(), String> {
-    let Some((_, dsn)) = profiles.first() else {
+/// Starts the worker when a profile has an `odbc-dsn`: the tracking
+/// profiles' database (they must name one), else the first profile's;
+/// every profile of that database gets its gateways' states written.
+pub fn start(shared: &[SharedProfile], switchname: &str) -> Result<(), String> {
+    let tracking: Vec<&SharedProfile> = shared.iter().filter(|p| p.track_calls).collect();
+    let Some(dsn) = tracking
+        .first()
+        .copied()
+        .or(shared.first())
+        .map(|p| p.dsn.clone())
+    else {
         return Ok(());
     };
-    if let Some((p, _)) = profiles.iter().find(|(_, d)| d != dsn) {
+    if let Some(p) = tracking.iter().find(|p| p.dsn != dsn) {
         return Err(format!(
-            "profile {p}: track-calls: every tracking profile must name the same odbc-dsn"
+            "profile {}: track-calls: every tracking profile must name the same odbc-dsn",
+            p.name
         ));
     }
-    let config = crate::registrar_pg::parse_dsn(dsn).map_err(|e| e.to_string())?;
+    let gateway_profiles = shared
+        .iter()
+        .filter(|p| p.dsn == dsn)
+        .map(|p| p.name.clone())
+        .collect();
+    let tracking_names: Vec<String> = tracking.iter().map(|p| p.name.clone()).collect();
+    let config = crate::registrar_pg::parse_dsn(&dsn).map_err(|e| e.to_string())?;
     let (tx, rx) = unbounded_channel();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -339,6 +389,10 @@ pub fn start(profiles: &[(String, String)], switchname: &str) -> Result<(), Stri
         retry_at: tokio::time::Instant::now(),
         live: HashMap::new(),
         pending: HashMap::new(),
+        tracking: !tracking_names.is_empty(),
+        gateway_profiles,
+        gw_written: None,
+        gw_pending: None,
     };
     let worker = std::thread::Builder::new()
         .name("sofia-track".into())
@@ -346,7 +400,7 @@ pub fn start(profiles: &[(String, String)], switchname: &str) -> Result<(), Stri
         .map_err(|e| format!("track-calls: {e}"))?;
     *TRACKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Tracker {
         ops: tx,
-        profiles: profiles.iter().map(|(p, _)| p.clone()).collect(),
+        profiles: tracking_names,
         worker: Mutex::new(Some(worker)),
     }));
     Ok(())
@@ -527,6 +581,13 @@ struct Worker {
     live: HashMap<String, Tracked>,
     /// Rows to write: `Some` upsert, `None` delete.
     pending: HashMap<String, Option<Tracked>>,
+    /// Some profile tracks calls (else only gateway states are kept).
+    tracking: bool,
+    /// Profiles whose gateways' states go to `sip_gateways`.
+    gateway_profiles: Vec<String>,
+    /// The gateway rows as written, and as to be written.
+    gw_written: Option<Vec<GatewayRow>>,
+    gw_pending: Option<Vec<GatewayRow>>,
 }
 
 impl Worker {
@@ -540,16 +601,111 @@ impl Worker {
             if self.client.is_some() && !self.pending.is_empty() {
                 self.flush().await;
             }
+            if self.client.is_some() && self.gw_pending.is_some() {
+                self.flush_gateways().await;
+            }
             tokio::select! {
                 op = ops.recv() => match op {
                     None | Some(Op::Stop) => break,
                     Some(op) => self.on_op(op).await,
                 },
-                _ = tick.tick() => self.refresh(),
+                _ = tick.tick() => {
+                    self.refresh();
+                    self.refresh_gateways();
+                }
             }
         }
-        if self.client.is_some() && !self.pending.is_empty() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.flush()).await;
+        // Bounded: unload does not wait on a database that is gone. This
+        // node's gateways go away with it.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            if self.client.is_some() && !self.pending.is_empty() {
+                self.flush().await;
+            }
+            if let Some(c) = &self.client {
+                let _ = c
+                    .execute(
+                        "DELETE FROM sip_gateways WHERE runtime_uuid = $1",
+                        &[&self.runtime_uuid],
+                    )
+                    .await;
+            }
+        })
+        .await;
+    }
+
+    /// The gateways' states now (the SIP thread publishes them); written
+    /// when they changed.
+    fn refresh_gateways(&mut self) {
+        let Some(s) = crate::shell::shared() else {
+            return;
+        };
+        let view = s.gateways.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let rows: Vec<GatewayRow> = view
+            .iter()
+            .filter_map(|(profile, g, state)| {
+                let name = &s.profiles.get(*profile)?.0;
+                self.gateway_profiles.contains(name).then(|| {
+                    (
+                        name.clone(),
+                        g.name.clone(),
+                        g.proxy.clone(),
+                        g.username.clone(),
+                        g.register,
+                        state.to_string(),
+                    )
+                })
+            })
+            .collect();
+        if self.gw_written.as_ref() != Some(&rows) {
+            self.gw_pending = Some(rows);
+        }
+    }
+
+    /// Replaces this runtime's gateway rows, in one transaction.
+    async fn flush_gateways(&mut self) {
+        let (Some(client), Some(rows)) = (&self.client, &self.gw_pending) else {
+            return;
+        };
+        let now = i64::try_from(crate::registrar::now_secs()).unwrap_or(i64::MAX);
+        let done = async {
+            client.batch_execute("BEGIN").await?;
+            client
+                .execute(
+                    "DELETE FROM sip_gateways WHERE runtime_uuid = $1",
+                    &[&self.runtime_uuid],
+                )
+                .await?;
+            for (profile, name, proxy, user, register, state) in rows {
+                client
+                    .execute(
+                        "INSERT INTO sip_gateways (runtime_uuid, hostname, profile_name, \
+                         gateway_name, proxy, username, register, state, updated) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        &[
+                            &self.runtime_uuid,
+                            &self.hostname,
+                            profile,
+                            name,
+                            proxy,
+                            user,
+                            register,
+                            state,
+                            &now,
+                        ],
+                    )
+                    .await?;
+            }
+            client.batch_execute("COMMIT").await
+        }
+        .await;
+        match done {
+            Ok(()) => self.gw_written = self.gw_pending.take(),
+            Err(e) if client.is_closed() => self.lost(&pg_error(&e)),
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                log::error!("gateway states refused by the database: {}", pg_error(&e));
+                self.gw_pending = None;
+            }
         }
     }
 
@@ -664,10 +820,19 @@ impl Worker {
         for (uuid, t) in &self.live {
             self.pending.insert(uuid.clone(), Some(t.clone()));
         }
-        if self.down_logged {
-            log::info!("recovery database reachable again");
+        // The gateway rows too (another node's recovery may have run, or
+        // the database lost them).
+        self.gw_written = None;
+        self.refresh_gateways();
+        let what = if self.tracking {
+            "recovery database"
         } else {
-            log::info!("recovery database connected (track-calls)");
+            "gateway states database"
+        };
+        if self.down_logged {
+            log::info!("{what} reachable again");
+        } else {
+            log::info!("{what} connected");
         }
         self.down_logged = false;
     }
