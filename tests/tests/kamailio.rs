@@ -326,9 +326,18 @@ fn a_call_the_killed_node_answered_goes_on_from_the_other_after_sofia_recover() 
         "dispatcher: sip:127.0.0.1:{} is down",
         [port_a, port_b][took]
     ));
+    nodes[other].cmd("/event plain CUSTOM sofia::recovery_recovered");
     assert_eq!(
         nodes[other].cmd("sofia recover").trim(),
         "Recovered 1 call(s)"
+    );
+    // FreeSWITCH's event, with the count.
+    let ev = nodes[other].wait_event(Duration::from_secs(10), |e| {
+        e.get("Event-Subclass") == Some("sofia::recovery_recovered")
+    });
+    assert_eq!(
+        ev.as_ref().and_then(|e| e.get("recovered_calls")),
+        Some("1")
     );
     wait_log(&nodes[other], "re-INVITEd (200)");
     assert_eq!(nodes[other].channel_count(), 1);

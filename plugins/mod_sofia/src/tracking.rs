@@ -454,13 +454,19 @@ pub fn api(args: &str) -> Option<String> {
     } else {
         ("No calls to recover.\n", "call(s)")
     };
+    let nothing = || {
+        if !flush && profile.is_none() {
+            recovered_event(0);
+        }
+        Some(if flush {
+            "Flushing recovery database.\n".to_string()
+        } else {
+            one.to_string()
+        })
+    };
     let Some(tr) = tracker() else {
         // No profile tracks calls: nothing was ever kept.
-        return Some(if flush {
-            "Flushing recovery database.\n".into()
-        } else {
-            one.into()
-        });
+        return nothing();
     };
     let profiles: Vec<String> = match profile {
         Some(p) => {
@@ -474,11 +480,7 @@ pub fn api(args: &str) -> Option<String> {
         None => tr.profiles.clone(),
     };
     if profiles.is_empty() {
-        return Some(if flush {
-            "Flushing recovery database.\n".into()
-        } else {
-            one.into()
-        });
+        return nothing();
     }
     if flush {
         let (reply, rx) = std::sync::mpsc::sync_channel(1);
@@ -496,15 +498,26 @@ pub fn api(args: &str) -> Option<String> {
         Ok(Err(e)) => return Some(format!("-ERR {e}\n")),
         Err(_) => return Some("-ERR the recovery database did not answer\n".into()),
     };
-    if calls.is_empty() {
-        return Some(one.into());
+    let n = if calls.is_empty() { 0 } else { recover(calls) };
+    if profile.is_none() {
+        recovered_event(n);
     }
-    let n = recover(calls);
     Some(if n > 0 {
         format!("Recovered {n} {many}\n")
     } else {
         one.into()
     })
+}
+
+/// FreeSWITCH's CUSTOM `sofia::recovery_recovered` after `sofia recover`
+/// (zero included).
+fn recovered_event(n: usize) {
+    let _ = ModuleContext::current().fire_event(
+        0,
+        "sofia::recovery_recovered",
+        &[("recovered_calls", &n.to_string())],
+        "",
+    );
 }
 
 /// Hands taken calls to the SIP thread, then bridges again the pairs that
