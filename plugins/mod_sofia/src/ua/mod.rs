@@ -8,7 +8,8 @@
 //! - `outbound`: calls we place and in-dialog requests we send;
 //! - `register`: digest challenges, the registrar, gateways;
 //! - `dial`: the dial string of an outbound leg;
-//! - `checks`: RFC 3261 §8.2's checks every request passes first.
+//! - `checks`: RFC 3261 §8.2's checks every request passes first;
+//! - `recover`: `track-calls` snapshots and `sofia recover`'s legs.
 
 use crate::causes::{cause_to_sip, sip_to_cause};
 use crate::config::{Config, Gateway, ProfileConfig};
