@@ -850,43 +850,21 @@ impl Worker {
         self.down_logged = false;
     }
 
+    /// Writes what is pending: in one transaction (one commit for a burst
+    /// of answers and hangups), else — a change the database refuses —
+    /// row by row, the refused one dropped.
     async fn flush(&mut self) {
+        if self.pending.len() > 1 && self.flush_batch().await {
+            return;
+        }
         let uuids: Vec<String> = self.pending.keys().cloned().collect();
         for uuid in uuids {
             let Some(client) = &self.client else { return };
             let Some(change) = self.pending.get(&uuid) else {
                 continue;
             };
-            let done = match change {
-                Some(t) => {
-                    client
-                        .execute(
-                            "INSERT INTO recovery (runtime_uuid, technology, profile_name, \
-                             hostname, uuid, metadata) VALUES ($1, 'sofia', $2, $3, $4, $5) \
-                             ON CONFLICT (uuid) DO UPDATE SET runtime_uuid = EXCLUDED.runtime_uuid, \
-                             profile_name = EXCLUDED.profile_name, hostname = EXCLUDED.hostname, \
-                             metadata = EXCLUDED.metadata",
-                            &[
-                                &self.runtime_uuid,
-                                &t.profile,
-                                &self.hostname,
-                                &t.uuid,
-                                &t.encode(),
-                            ],
-                        )
-                        .await
-                }
-                None => {
-                    client
-                        .execute(
-                            "DELETE FROM recovery WHERE uuid = $1 AND runtime_uuid = $2",
-                            &[&uuid, &self.runtime_uuid],
-                        )
-                        .await
-                }
-            };
-            match done {
-                Ok(_) => {
+            match write(client, &self.runtime_uuid, &self.hostname, &uuid, change).await {
+                Ok(()) => {
                     self.pending.remove(&uuid);
                 }
                 Err(e) if client.is_closed() => return self.lost(&e.to_string()),
@@ -897,6 +875,69 @@ impl Worker {
             }
         }
     }
+
+    /// Everything pending in one transaction; false when the database
+    /// refused part of it (rolled back, to be written row by row).
+    async fn flush_batch(&mut self) -> bool {
+        let Some(client) = &self.client else {
+            return true;
+        };
+        let done = async {
+            client.batch_execute("BEGIN").await?;
+            for (uuid, change) in &self.pending {
+                write(client, &self.runtime_uuid, &self.hostname, uuid, change).await?;
+            }
+            client.batch_execute("COMMIT").await
+        }
+        .await;
+        match done {
+            Ok(()) => {
+                self.pending.clear();
+                true
+            }
+            Err(e) if client.is_closed() => {
+                self.lost(&e.to_string());
+                true
+            }
+            Err(_) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                false
+            }
+        }
+    }
+}
+
+/// One tracked leg's row written (`Some`) or deleted (`None`).
+async fn write(
+    client: &Client,
+    runtime_uuid: &str,
+    hostname: &str,
+    uuid: &str,
+    change: &Option<Tracked>,
+) -> Result<(), tokio_postgres::Error> {
+    match change {
+        Some(t) => {
+            client
+                .execute(
+                    "INSERT INTO recovery (runtime_uuid, technology, profile_name, \
+                     hostname, uuid, metadata) VALUES ($1, 'sofia', $2, $3, $4, $5) \
+                     ON CONFLICT (uuid) DO UPDATE SET runtime_uuid = EXCLUDED.runtime_uuid, \
+                     profile_name = EXCLUDED.profile_name, hostname = EXCLUDED.hostname, \
+                     metadata = EXCLUDED.metadata",
+                    &[&runtime_uuid, &t.profile, &hostname, &t.uuid, &t.encode()],
+                )
+                .await?;
+        }
+        None => {
+            client
+                .execute(
+                    "DELETE FROM recovery WHERE uuid = $1 AND runtime_uuid = $2",
+                    &[&uuid, &runtime_uuid],
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// A database error with the server's message (tokio-postgres' own
