@@ -7,7 +7,7 @@
 
 use crate::core::Core;
 use crate::interfaces::{ApiEntry, ApiImpl, HostApiFn};
-use crate::modules::{ModError, Phase};
+use crate::modules::{ModError, Phase, Replaced};
 use crate::show::{Format, Table};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -76,7 +76,7 @@ const COMMANDS: &[(&str, &str, &str, HostApiFn)] = &[
     ),
     (
         "module_list",
-        "hotswitch's modules: state (loaded, faulted, pinned), version, file, interfaces",
+        "hotswitch's modules, each version: state (current, draining, faulted, pinned), sessions, version, file, interfaces",
         "[as json|xml|delim <d>]",
         module_list,
     ),
@@ -246,17 +246,26 @@ fn reload(core: &Arc<Core>, args: &str) -> String {
         }
     };
     match core.modules.reload(core, name, force) {
-        Ok((report, _)) => {
-            match report {
-                None => out.push_str("-ERR unloading module [No such module!]\n"),
-                Some(r) => match r.pinned {
+        Ok((replaced, _)) => {
+            match replaced {
+                Replaced::NotLoaded => out.push_str("-ERR unloading module [No such module!]\n"),
+                Replaced::Unloaded(r) => match r.pinned {
                     Some(why) => {
                         let _ = writeln!(out, "+OK module unloaded (old copy pinned: {why})");
                     }
                     None => out.push_str("+OK module unloaded\n"),
                 },
+                Replaced::Draining { calls } => {
+                    let _ = writeln!(
+                        out,
+                        "+OK module draining (the old copy finishes {calls} call(s))"
+                    );
+                }
             }
             out.push_str("+OK module loaded\n");
+        }
+        Err(e @ ModError::Handover(_)) => {
+            let _ = writeln!(out, "-ERR [{e}]");
         }
         Err(e @ ModError::InUse) => {
             let _ = writeln!(out, "-ERR unloading module [{e}]");
@@ -286,8 +295,10 @@ fn module_exists(core: &Arc<Core>, args: &str) -> String {
 
 /// `module_list [as json|xml|delim <d>]`: hotswitch's own view of its
 /// modules, which `show modules` (FreeSWITCH's interface rows) cannot carry:
-/// each module's state (loaded, faulted, pinned), version, file, interfaces
-/// and a note (the fault or the reason a library stayed mapped).
+/// each version of each module with its state (current, draining, faulted,
+/// pinned), its sessions (legs of its endpoints), version, file, interfaces
+/// and a note (the fault, the calls a draining copy still finishes, or the
+/// reason a library stayed mapped).
 fn module_list(core: &Arc<Core>, args: &str) -> String {
     let words: Vec<&str> = args.split_whitespace().collect();
     let mut all = vec!["module_list"];
@@ -296,21 +307,55 @@ fn module_list(core: &Arc<Core>, args: &str) -> String {
         Ok((_, f)) => f,
         Err(e) => return e,
     };
-    let mut t = Table::new(&["name", "version", "state", "filename", "interfaces", "note"]);
-    for m in core.modules.list() {
+    let mut t = Table::new(&[
+        "name",
+        "version",
+        "state",
+        "sessions",
+        "filename",
+        "interfaces",
+        "note",
+    ]);
+    let sessions_of = |m: &Arc<crate::modules::LoadedModule>| {
+        core.sessions
+            .all()
+            .iter()
+            .filter(|s| Arc::ptr_eq(&s.endpoint.module, m))
+            .count()
+    };
+    // Each module's versions: the current one, then those still draining
+    // (newest first), as they serve.
+    let mut versions = core.modules.list();
+    let mut draining = core.modules.draining();
+    draining.reverse();
+    versions.extend(draining);
+    for m in versions {
         let ifaces: Vec<String> = core
             .registry
             .rows_of(&m)
             .iter()
+            .filter(|_| !m.is_draining())
             .map(|r| format!("{}:{}", r.kind.as_str(), r.name))
             .collect();
+        let state = match m.phase() {
+            Phase::Faulted => "faulted",
+            _ if m.is_draining() => "draining",
+            Phase::Loaded => "current",
+            p => p.as_str(),
+        };
+        let note = match (m.fault_reason(), m.is_draining()) {
+            (Some(f), _) => f,
+            (None, true) => format!("{} call(s) in flight, {}", m.calls(), m.shadow.display()),
+            (None, false) => String::new(),
+        };
         t.rows.push(vec![
             m.name.clone(),
             m.version.clone(),
-            m.phase().as_str().to_string(),
+            state.to_string(),
+            sessions_of(&m).to_string(),
             m.source.display().to_string(),
             ifaces.join(" "),
-            m.fault_reason().unwrap_or_default(),
+            note,
         ]);
     }
     for p in core.modules.pinned() {
@@ -318,6 +363,7 @@ fn module_list(core: &Arc<Core>, args: &str) -> String {
             p.name.clone(),
             p.version.clone(),
             "pinned".into(),
+            "0".into(),
             p.shadow.display().to_string(),
             String::new(),
             p.reason.clone(),

@@ -86,27 +86,54 @@ pub struct Registry {
     pub apps: Table<AppEntry>,
     pub endpoints: Table<EndpointEntry>,
     pub chat: Table<ChatEntry>,
+    /// Entries a live reload's new version displaced, until it succeeds or
+    /// fails.
+    displaced: std::sync::Mutex<Vec<Displaced>>,
 }
 
+/// Inserts `v`; an existing entry is an error unless `displaces` says the
+/// new one takes its place (a module's next version during a live reload),
+/// in which case the old entry is returned.
 fn insert<T>(
     t: &Table<T>,
     name: &str,
     v: T,
     owner_of: impl Fn(&T) -> String,
-) -> Result<(), String> {
+    displaces: impl Fn(&T, &T) -> bool,
+) -> Result<Option<Arc<T>>, String> {
     let key = name.to_ascii_lowercase();
     if key.is_empty() || key.chars().any(char::is_whitespace) {
         return Err(format!("invalid interface name '{name}'"));
     }
     let mut w = t.write().unwrap_or_else(|p| p.into_inner());
     if let Some(existing) = w.get(&key) {
-        return Err(format!(
-            "'{name}' is already registered by {}",
-            owner_of(existing)
-        ));
+        if !displaces(existing, &v) {
+            return Err(format!(
+                "'{name}' is already registered by {}",
+                owner_of(existing)
+            ));
+        }
     }
-    w.insert(key, Arc::new(v));
-    Ok(())
+    Ok(w.insert(key, Arc::new(v)))
+}
+
+/// True when `new` is the next version of `old`'s module, loading in a live
+/// reload: its entry replaces the old version's in one step, so no lookup
+/// finds the name missing.
+fn successor(old: Option<&Arc<LoadedModule>>, new: Option<&Arc<LoadedModule>>) -> bool {
+    match (old, new) {
+        (Some(o), Some(n)) => !Arc::ptr_eq(o, n) && n.replaces(o),
+        _ => false,
+    }
+}
+
+/// An entry a module's next version took the place of, kept so that a
+/// failed reload puts it back.
+pub enum Displaced {
+    Api(Arc<ApiEntry>),
+    App(Arc<AppEntry>),
+    Endpoint(Arc<EndpointEntry>),
+    Chat(Arc<ChatEntry>),
 }
 
 fn get<T>(t: &Table<T>, name: &str) -> Option<Arc<T>> {
@@ -140,21 +167,122 @@ fn owner_name(m: Option<&Arc<LoadedModule>>) -> String {
 }
 
 impl Registry {
+    fn keep_displaced(&self, d: Displaced) {
+        self.displaced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(d);
+    }
+
     pub fn add_api(&self, e: ApiEntry) -> Result<(), String> {
         let name = e.name.clone();
-        insert(&self.api, &name, e, |x| owner_name(x.owner()))
+        let old = insert(
+            &self.api,
+            &name,
+            e,
+            |x| owner_name(x.owner()),
+            |o, n| successor(o.owner(), n.owner()),
+        )?;
+        if let Some(o) = old {
+            self.keep_displaced(Displaced::Api(o));
+        }
+        Ok(())
     }
     pub fn add_app(&self, e: AppEntry) -> Result<(), String> {
         let name = e.name.clone();
-        insert(&self.apps, &name, e, |x| x.module.name.clone())
+        let old = insert(
+            &self.apps,
+            &name,
+            e,
+            |x| x.module.name.clone(),
+            |o, n| successor(Some(&o.module), Some(&n.module)),
+        )?;
+        if let Some(o) = old {
+            self.keep_displaced(Displaced::App(o));
+        }
+        Ok(())
     }
     pub fn add_endpoint(&self, e: EndpointEntry) -> Result<(), String> {
         let name = e.name.clone();
-        insert(&self.endpoints, &name, e, |x| x.module.name.clone())
+        let old = insert(
+            &self.endpoints,
+            &name,
+            e,
+            |x| x.module.name.clone(),
+            |o, n| successor(Some(&o.module), Some(&n.module)),
+        )?;
+        if let Some(o) = old {
+            self.keep_displaced(Displaced::Endpoint(o));
+        }
+        Ok(())
     }
     pub fn add_chat(&self, e: ChatEntry) -> Result<(), String> {
         let name = e.name.clone();
-        insert(&self.chat, &name, e, |x| x.module.name.clone())
+        let old = insert(
+            &self.chat,
+            &name,
+            e,
+            |x| x.module.name.clone(),
+            |o, n| successor(Some(&o.module), Some(&n.module)),
+        )?;
+        if let Some(o) = old {
+            self.keep_displaced(Displaced::Chat(o));
+        }
+        Ok(())
+    }
+
+    /// The entries of `old` that its successor took the place of, taken
+    /// out of the keeping list.
+    fn take_displaced_of(&self, old: &LoadedModule) -> Vec<Displaced> {
+        let mine = |m: &Arc<LoadedModule>| std::ptr::eq(Arc::as_ptr(m), old);
+        let mut all = self.displaced.lock().unwrap_or_else(|p| p.into_inner());
+        let (of_old, rest): (Vec<Displaced>, Vec<Displaced>) = std::mem::take(&mut *all)
+            .into_iter()
+            .partition(|d| match d {
+                Displaced::Api(e) => e.owner().is_some_and(mine),
+                Displaced::App(e) => mine(&e.module),
+                Displaced::Endpoint(e) => mine(&e.module),
+                Displaced::Chat(e) => mine(&e.module),
+            });
+        *all = rest;
+        of_old
+    }
+
+    /// A live reload failed: the entries the new version displaced from
+    /// `old` go back (where the name is free again: the caller removed the
+    /// new version's first).
+    pub fn restore_displaced(&self, old: &LoadedModule) {
+        fn back<T>(t: &Table<T>, name: &str, e: Arc<T>) {
+            t.write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(name.to_ascii_lowercase())
+                .or_insert(e);
+        }
+        for d in self.take_displaced_of(old) {
+            match d {
+                Displaced::Api(e) => back(&self.api, &e.name.clone(), e),
+                Displaced::App(e) => back(&self.apps, &e.name.clone(), e),
+                Displaced::Endpoint(e) => back(&self.endpoints, &e.name.clone(), e),
+                Displaced::Chat(e) => back(&self.chat, &e.name.clone(), e),
+            }
+        }
+    }
+
+    /// A live reload succeeded: forgets what the new version displaced from
+    /// `old`.
+    pub fn forget_displaced(&self, old: &LoadedModule) {
+        drop(self.take_displaced_of(old));
+    }
+
+    /// The endpoints `module` has registered now.
+    pub fn endpoints_of(&self, module: &LoadedModule) -> Vec<Arc<EndpointEntry>> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|e| std::ptr::eq(Arc::as_ptr(&e.module), module))
+            .cloned()
+            .collect()
     }
 
     pub fn api(&self, name: &str) -> Option<Arc<ApiEntry>> {

@@ -32,6 +32,7 @@ pub mod modules;
 pub mod originate;
 pub mod preprocess;
 pub mod registrations;
+pub mod reload;
 pub mod ringback;
 pub mod scheduler;
 pub mod services;

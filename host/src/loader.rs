@@ -131,10 +131,26 @@ pub struct ShadowLib {
     /// Set when the file asks the dynamic linker never to unload it.
     pub nodelete: bool,
     descriptor: *const ModuleDescriptor,
+    abi_minor: u32,
 }
 
 // The library handle and descriptor pointer are used from whichever host
 // thread runs the module operation; the module manager serialises them.
+/// A module's [`HandoverTable`](hotswitch_plugin_api::handover::HandoverTable),
+/// with its strings copied into the host.
+#[derive(Clone, Debug)]
+pub struct HandoverInfo {
+    pub format: String,
+    pub version: u32,
+    pub reads_from: u32,
+    pub export: unsafe extern "C" fn(
+        sink: *const hotswitch_plugin_api::handover::HandoverSink,
+    ) -> hotswitch_plugin_api::Status,
+    pub resume: unsafe extern "C" fn() -> hotswitch_plugin_api::Status,
+    pub deliver:
+        unsafe extern "C" fn(delivery: *const hotswitch_plugin_api::handover::DeliveryDesc) -> u32,
+}
+
 unsafe impl Send for ShadowLib {}
 unsafe impl Sync for ShadowLib {}
 
@@ -181,10 +197,12 @@ impl ShadowLib {
             source_id,
             nodelete,
             descriptor: std::ptr::null(),
+            abi_minor: 0,
         };
         match me.check() {
-            Ok(d) => {
+            Ok((d, minor)) => {
                 me.descriptor = d;
+                me.abi_minor = minor;
                 Ok(me)
             }
             Err(e) => {
@@ -196,7 +214,7 @@ impl ShadowLib {
         }
     }
 
-    fn check(&self) -> Result<*const ModuleDescriptor, LoadError> {
+    fn check(&self) -> Result<(*const ModuleDescriptor, u32), LoadError> {
         let lib = self.lib.as_ref().expect("open library");
         // SAFETY: a data symbol; we only read through it after the header's
         // magic and version say how.
@@ -223,10 +241,37 @@ impl ShadowLib {
             mismatch,
         })?;
         // SAFETY: the check above proved the descriptor's layout is ours.
-        Ok(unsafe { (*header).descriptor as *const ModuleDescriptor })
+        // SAFETY: checked above; the library is open.
+        Ok(unsafe {
+            (
+                (*header).descriptor as *const ModuleDescriptor,
+                (*header).abi_minor,
+            )
+        })
     }
 
     /// The module's descriptor.
+    /// The module's live-reload contract, copied: read only from a module
+    /// built against ABI minor 2 or later (an older one's descriptor ends
+    /// before the field).
+    pub fn handover(&self) -> Option<HandoverInfo> {
+        if self.abi_minor < 2 {
+            return None;
+        }
+        let d = self.descriptor();
+        // SAFETY: a module of minor >= 2 has the field; the table is static
+        // data of the open library; its strings are copied.
+        let t = unsafe { d.handover.as_ref()? };
+        Some(HandoverInfo {
+            format: unsafe { t.format.to_str().into_owned() },
+            version: t.version,
+            reads_from: t.reads_from,
+            export: t.export,
+            resume: t.resume,
+            deliver: t.deliver,
+        })
+    }
+
     pub fn descriptor(&self) -> &ModuleDescriptor {
         // SAFETY: set by `open` after the ABI check; valid while `lib` is open.
         unsafe { &*self.descriptor }

@@ -16,7 +16,7 @@
 use crate::core::Core;
 use crate::event::EventType;
 use crate::interfaces::InterfaceRow;
-use crate::loader::{find_module, CloseOutcome, FileId, LoadError, ShadowLib};
+use crate::loader::{find_module, CloseOutcome, FileId, HandoverInfo, LoadError, ShadowLib};
 use crate::origin;
 use crate::services::SERVICES;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
@@ -95,6 +95,19 @@ pub struct LoadedModule {
     handle: u64,
     /// The `ModuleError` its load reported, while loading.
     load_error: Mutex<Option<String>>,
+    /// Its live-reload contract, if it declared one.
+    pub handover: Option<HandoverInfo>,
+    /// The version this one replaces, while this one loads in a live reload.
+    replacing: Mutex<Option<Weak<LoadedModule>>>,
+    /// The predecessor's handover, until this version's load takes it.
+    pending: Mutex<Option<crate::reload::Pending>>,
+    /// Set when a newer version took its place: no new work, purged when
+    /// its last call ends.
+    draining: AtomicBool,
+    purge_scheduled: AtomicBool,
+    /// Its endpoints as they were registered, kept while it drains so that
+    /// its own code can still create legs of them.
+    retired_endpoints: Mutex<Vec<Arc<crate::interfaces::EndpointEntry>>>,
 }
 
 impl Drop for LoadedModule {
@@ -128,6 +141,10 @@ impl Drop for CallGuard {
         u.calls -= 1;
         if u.calls == 0 {
             self.module.idle.notify_all();
+            drop(u);
+            if self.module.is_draining() {
+                crate::reload::schedule_purge(&self.module);
+            }
         }
     }
 }
@@ -140,6 +157,53 @@ impl LoadedModule {
     /// The core this module serves, while it exists.
     pub fn core(&self) -> Option<Arc<Core>> {
         self.core.upgrade()
+    }
+
+    /// True while `self` loads as the next version of `old`.
+    pub fn replaces(&self, old: &LoadedModule) -> bool {
+        self.replacing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), old))
+    }
+
+    /// True once a newer version took this one's place.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Load order: a later version has a larger one.
+    pub fn order(&self) -> u64 {
+        self.order
+    }
+
+    pub(crate) fn take_pending(&self) -> Option<crate::reload::Pending> {
+        if self.phase() != Phase::Loading {
+            return None;
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub(crate) fn claim_purge(&self) -> bool {
+        !self.purge_scheduled.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn unclaim_purge(&self) {
+        self.purge_scheduled.store(false, Ordering::Release);
+    }
+
+    /// One of this version's own endpoints by name, while it drains.
+    pub fn retired_endpoint(&self, name: &str) -> Option<Arc<crate::interfaces::EndpointEntry>> {
+        self.retired_endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(name))
+            .cloned()
     }
 
     /// The handle given to the module.
@@ -376,7 +440,13 @@ pub enum ModError {
     NoSuchModule,
     InUse,
     Load(LoadError),
-    LoadFailed { module: String, reason: String },
+    LoadFailed {
+        module: String,
+        reason: String,
+    },
+    /// A live reload refused before anything ran: the new copy cannot read
+    /// the old one's handover (or the old one could not write it).
+    Handover(String),
     Internal(String),
 }
 
@@ -394,8 +464,20 @@ impl fmt::Display for ModError {
                 )
             }
             ModError::Internal(e) => write!(f, "{e}"),
+            ModError::Handover(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// What became of the version a reload replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replaced {
+    /// None was loaded.
+    NotLoaded,
+    /// It was unloaded (idle).
+    Unloaded(UnloadReport),
+    /// It drains: its calls go on on its code.
+    Draining { calls: usize },
 }
 
 /// How an unload ended.
@@ -411,6 +493,8 @@ pub struct ModuleManager {
     shadow_dir: PathBuf,
     seq: AtomicU64,
     loaded: Mutex<BTreeMap<String, Arc<LoadedModule>>>,
+    /// Older versions still serving the calls they started, oldest first.
+    draining: Mutex<Vec<Arc<LoadedModule>>>,
     pinned: Mutex<Vec<Pinned>>,
     /// Serialises load/unload/reload so that two never interleave.
     ops: Mutex<()>,
@@ -423,6 +507,7 @@ impl ModuleManager {
             shadow_dir,
             seq: AtomicU64::new(1),
             loaded: Mutex::new(BTreeMap::new()),
+            draining: Mutex::new(Vec::new()),
             pinned: Mutex::new(Vec::new()),
             ops: Mutex::new(()),
         }
@@ -482,23 +567,71 @@ impl ModuleManager {
 
     /// `reload [-f] mod_x`: the new file is opened and checked before the old
     /// module goes, so a broken build leaves the running one in service.
+    ///
+    /// A module with a handover contract takes the live path (without
+    /// `-f`, and unless it faulted): the old version exports, the new one
+    /// loads with the handover and takes the old one's interface entries'
+    /// places, and the old one drains. Any failure puts the old one back in
+    /// service.
     pub fn reload(
         &self,
         core: &Arc<Core>,
         name: &str,
         force: bool,
-    ) -> Result<(Option<UnloadReport>, Arc<LoadedModule>), ModError> {
+    ) -> Result<(Replaced, Arc<LoadedModule>), ModError> {
         let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         let name = stem(name);
         let lib = self.prepare(name)?;
-        let report = if self.lock_loaded().contains_key(name) {
-            // On failure `lib` drops here, closing the new copy.
-            Some(self.unload_locked(core, name, force)?)
-        } else {
-            None
+        let Some(old) = self.get(name) else {
+            let m = self.activate(core, name, lib)?;
+            return Ok((Replaced::NotLoaded, m));
         };
-        let m = self.activate(core, name, lib)?;
-        Ok((report, m))
+        let idle = old.calls() == 0 && self.draining_of(name).is_empty();
+        let live = match (&old.handover, lib.handover()) {
+            _ if force || old.is_faulted() => None,
+            (None, _) => None,
+            (Some(_), None) if idle => None,
+            (Some(o), None) => {
+                return Err(ModError::Handover(format!(
+                    "{name}: the new copy declares no handover format, so it cannot take over from the running one ({} version {}) while it has calls",
+                    o.format, o.version
+                )))
+            }
+            (Some(o), Some(n)) => Some(crate::reload::check_formats(name, o, &n)?),
+        };
+        let Some(()) = live else {
+            // On failure `lib` drops here, closing the new copy.
+            let report = self.unload_locked(core, name, force)?;
+            let m = self.activate(core, name, lib)?;
+            return Ok((Replaced::Unloaded(report), m));
+        };
+        let pending = crate::reload::export(&old)?;
+        *old.retired_endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = core.registry.endpoints_of(&old);
+        match self.activate_as(core, name, lib, Some((old.clone(), pending))) {
+            Ok(new) => {
+                let calls = old.calls();
+                match self.drain_version(core, &old) {
+                    Some(report) => Ok((Replaced::Unloaded(report), new)),
+                    None => Ok((Replaced::Draining { calls }, new)),
+                }
+            }
+            Err(e) => {
+                // The new version's entries went with its failed load; the
+                // old one's come back, and it takes work again.
+                core.registry.restore_displaced(&old);
+                old.retired_endpoints
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                crate::reload::resume(&old);
+                log::error!("{name}: reload failed, the running copy serves on: {e}");
+                Err(ModError::Handover(format!(
+                    "{e}; the running copy serves on"
+                )))
+            }
+        }
     }
 
     /// Unloads every module, newest first (shutdown).
@@ -524,6 +657,19 @@ impl ModuleManager {
         core: &Arc<Core>,
         name: &str,
         lib: ShadowLib,
+    ) -> Result<Arc<LoadedModule>, ModError> {
+        self.activate_as(core, name, lib, None)
+    }
+
+    /// Loads `lib`; with `replacing`, as the next version of a module in a
+    /// live reload (its registrations take the old version's entries'
+    /// places, its load may take the handover).
+    pub(crate) fn activate_as(
+        &self,
+        core: &Arc<Core>,
+        name: &str,
+        lib: ShadowLib,
+        replacing: Option<(Arc<LoadedModule>, crate::reload::Pending)>,
     ) -> Result<Arc<LoadedModule>, ModError> {
         let d = lib.descriptor();
         // SAFETY: the descriptor's strings live in the open library; we copy them.
@@ -565,6 +711,12 @@ impl ModuleManager {
             faulted: AtomicBool::new(false),
             load_error: Mutex::new(None),
             panic_safe: flags & MODULE_FLAG_PANIC_SAFE != 0,
+            handover: lib.handover(),
+            replacing: Mutex::new(replacing.as_ref().map(|(o, _)| Arc::downgrade(o))),
+            pending: Mutex::new(replacing.map(|(_, p)| p)),
+            draining: AtomicBool::new(false),
+            purge_scheduled: AtomicBool::new(false),
+            retired_endpoints: Mutex::new(Vec::new()),
             lib: Mutex::new(Some(lib)),
         });
         let handle = m.handle();
@@ -585,6 +737,8 @@ impl ModuleManager {
                 said.unwrap_or_else(|| format!("{st:?}"))
             };
             core.registry.remove_module(&m);
+            drop(m.pending.lock().unwrap_or_else(|p| p.into_inner()).take());
+            *m.replacing.lock().unwrap_or_else(|p| p.into_inner()) = None;
             m.running.store(false, Ordering::Release);
             m.lock_usage().phase = Phase::Unloading;
             m.call_unload();
@@ -605,6 +759,9 @@ impl ModuleManager {
                 u.phase = Phase::Loaded;
             }
         }
+        // What the load did not take closes now (its fds).
+        drop(m.pending.lock().unwrap_or_else(|p| p.into_inner()).take());
+        *m.replacing.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.lock_loaded().insert(name.to_string(), m.clone());
         let rows = core.registry.rows_of(&m);
         fire_module_events(core, EventType::MODULE_LOAD, &m, &rows);
@@ -618,13 +775,124 @@ impl ModuleManager {
         Ok(m)
     }
 
+    /// `unload [-f]` of every version of `name`: refused while any has
+    /// calls (without `-f`); `-f` ends the calls of them all.
     fn unload_locked(
         &self,
         core: &Arc<Core>,
         name: &str,
         force: bool,
     ) -> Result<UnloadReport, ModError> {
-        let m = self.get(name).ok_or(ModError::NoSuchModule)?;
+        let current = self.get(name);
+        let older = self.draining_of(name);
+        if current.is_none() && older.is_empty() {
+            return Err(ModError::NoSuchModule);
+        }
+        let busy = |m: &Arc<LoadedModule>| m.calls() > 0 && !m.is_faulted();
+        if !force && (current.as_ref().is_some_and(busy) || older.iter().any(busy)) {
+            return Err(ModError::InUse);
+        }
+        let mut report = UnloadReport { pinned: None };
+        for o in older {
+            let r = self.retire_version(core, &o, force, false)?;
+            report.pinned = report.pinned.or(r.pinned);
+        }
+        match current {
+            Some(m) => {
+                let r = self.retire_version(core, &m, force, true)?;
+                report.pinned = r.pinned.or(report.pinned);
+                Ok(report)
+            }
+            None => Ok(report),
+        }
+    }
+
+    /// The draining versions of `name`, oldest first.
+    pub fn draining_of(&self, name: &str) -> Vec<Arc<LoadedModule>> {
+        self.lock_draining()
+            .iter()
+            .filter(|m| m.name == stem(name))
+            .cloned()
+            .collect()
+    }
+
+    /// Every draining version, oldest first.
+    pub fn draining(&self) -> Vec<Arc<LoadedModule>> {
+        self.lock_draining().clone()
+    }
+
+    fn lock_draining(&self) -> std::sync::MutexGuard<'_, Vec<Arc<LoadedModule>>> {
+        self.draining.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest version of `m`'s module older than `m` (draining).
+    pub fn older_than(&self, m: &LoadedModule) -> Option<Arc<LoadedModule>> {
+        self.lock_draining()
+            .iter()
+            .filter(|o| o.name == m.name && o.order < m.order)
+            .max_by_key(|o| o.order)
+            .cloned()
+    }
+
+    /// Purges a draining version whose last call ended (a host thread of
+    /// its own runs this, never a call's).
+    pub fn purge(&self, core: &Arc<Core>, m: &Arc<LoadedModule>) {
+        let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        self.purge_locked(core, m);
+    }
+
+    fn purge_locked(&self, core: &Arc<Core>, m: &Arc<LoadedModule>) -> Option<UnloadReport> {
+        if !self.lock_draining().iter().any(|o| Arc::ptr_eq(o, m)) {
+            return None;
+        }
+        match self.retire_version(core, m, false, false) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                // A call began meanwhile: the next one to end purges.
+                m.unclaim_purge();
+                if m.calls() == 0 {
+                    crate::reload::schedule_purge(m);
+                }
+                None
+            }
+        }
+    }
+
+    /// Puts `old` to draining after its successor took its place: its
+    /// remaining entries go, its sessions and runtime go on; purged at once
+    /// when it has no call.
+    fn drain_version(&self, core: &Arc<Core>, old: &Arc<LoadedModule>) -> Option<UnloadReport> {
+        core.registry.forget_displaced(old);
+        core.registry.remove_module(old);
+        core.state_handlers
+            .remove_where(|h| Arc::ptr_eq(&h.module, old));
+        old.draining.store(true, Ordering::Release);
+        self.lock_draining().push(old.clone());
+        log::info!(
+            "{}: the copy loaded {} drains ({} call(s) in flight)",
+            old.name,
+            old.shadow.display(),
+            old.calls()
+        );
+        if old.calls() == 0 && old.claim_purge() {
+            self.purge_locked(core, old)
+        } else {
+            None
+        }
+    }
+
+    /// Unloads one version: `current` for the one in service, else a
+    /// draining one.
+    fn retire_version(
+        &self,
+        core: &Arc<Core>,
+        m: &Arc<LoadedModule>,
+        force: bool,
+        current: bool,
+    ) -> Result<UnloadReport, ModError> {
+        let m = m.clone();
+        let name = m.name.clone();
+        let name = name.as_str();
         // A faulted module's sessions are already hanging up (CRASH):
         // wait for them rather than refuse, so `reload` brings it back.
         let force = force || m.is_faulted();
@@ -683,12 +951,22 @@ impl ModuleManager {
                     .0;
             }
         }
-        self.lock_loaded().remove(name);
+        if current {
+            self.lock_loaded().remove(name);
+        } else {
+            self.lock_draining().retain(|o| !Arc::ptr_eq(o, &m));
+        }
+        m.retired_endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let rows = core.registry.remove_module(&m);
         core.state_handlers
             .remove_where(|h| Arc::ptr_eq(&h.module, &m));
         crate::services::close_module_subscriptions(core, &m);
-        fire_module_events(core, EventType::MODULE_UNLOAD, &m, &rows);
+        if current {
+            fire_module_events(core, EventType::MODULE_UNLOAD, &m, &rows);
+        }
         m.running.store(false, Ordering::Release);
         if abandoned {
             m.stop_runtime();
@@ -753,7 +1031,8 @@ impl ModuleManager {
     }
 
     /// Watch mode: reloads modules whose file changed on disk, once the new
-    /// file has been stable for one poll and the module is idle.
+    /// file has been stable for one poll (through [`reload`](Self::reload):
+    /// live for a module with the handover contract, else once it is idle).
     pub fn spawn_watcher(core: &Arc<Core>, interval: Duration) {
         let weak = Arc::downgrade(core);
         let spawned = std::thread::Builder::new()
@@ -781,7 +1060,9 @@ impl ModuleManager {
                             candidates.insert(m.name.clone(), now);
                             continue;
                         }
-                        if m.calls() > 0 {
+                        // A module with the handover contract reloads
+                        // with calls up; one without waits to be idle.
+                        if m.calls() > 0 && m.handover.is_none() {
                             continue;
                         }
                         candidates.remove(&m.name);

@@ -87,6 +87,8 @@ pub static SERVICES: HostServices = HostServices {
     session_record_session: svc_session_record_session,
     channel_mark_hold: svc_channel_mark_hold,
     core_ready: svc_core_ready,
+    handover_take: svc_handover_take,
+    handover_forward: svc_handover_forward,
 };
 
 /// The module behind a handle, checked: `None` for a forged or stale one.
@@ -360,6 +362,38 @@ unsafe extern "C" fn svc_module_running(module: ModuleHandle) -> u32 {
     })
 }
 
+unsafe extern "C" fn svc_handover_take(
+    module: ModuleHandle,
+    sink: *const hotswitch_plugin_api::handover::HandoverSink,
+) -> Status {
+    shield(Status::GENERR, || {
+        let Some(m) = module_of(module) else {
+            return Status::GENERR;
+        };
+        // SAFETY: the module lends its sink for this call.
+        match unsafe { sink.as_ref() } {
+            Some(sink) => crate::reload::take(&m, sink),
+            None => Status::GENERR,
+        }
+    })
+}
+
+unsafe extern "C" fn svc_handover_forward(
+    module: ModuleHandle,
+    delivery: *const hotswitch_plugin_api::handover::DeliveryDesc,
+) -> u32 {
+    shield(0, || {
+        let Some(m) = module_of(module) else {
+            return 0;
+        };
+        // SAFETY: the module lends the delivery for this call.
+        match unsafe { delivery.as_ref() } {
+            Some(d) => crate::reload::forward(&m, d) as u32,
+            None => 0,
+        }
+    })
+}
+
 unsafe extern "C" fn svc_core_ready(module: ModuleHandle, direction: u32) -> u32 {
     shield(0, || {
         module_of(module)
@@ -427,7 +461,12 @@ unsafe extern "C" fn svc_session_request(
 ) -> Status {
     with_module(module, Status::GENERR, |m, core| {
         let name = endpoint.to_str();
-        let Some(ep) = core.registry.endpoint(&name) else {
+        // A draining version creates legs of its own endpoints (the
+        // registry's entry by that name is its successor's).
+        let Some(ep) = m
+            .retired_endpoint(&name)
+            .or_else(|| core.registry.endpoint(&name))
+        else {
             log::error!("{}: session_request for unknown endpoint '{name}'", m.name);
             return Status::NOTFOUND;
         };

@@ -26,11 +26,33 @@ pub const ABI_MAJOR: u32 = 999;
 /// in its declaration). A module built against `MAJOR.x` loads on a host
 /// `MAJOR.y` with `y >= x` (the host checks the module's types as they
 /// were at minor `x`); an older host refuses it, naming the entries it
-/// needs. 6.1 added `HostServices::core_ready`.
-#[cfg(not(feature = "test-abi-minor-0"))]
+/// needs. 6.1 added `HostServices::core_ready`; 6.2 the live-reload
+/// contract (`ModuleDescriptor::handover`, `HostServices::handover_take` and
+/// `handover_forward`, and the types `HandoverTable`, `HandoverSink`,
+/// `DeliveryDesc`).
+#[cfg(not(any(feature = "test-abi-minor-0", feature = "test-abi-minor-1")))]
+pub const ABI_MINOR: u32 = 2;
+#[cfg(feature = "test-abi-minor-1")]
 pub const ABI_MINOR: u32 = 1;
-#[cfg(feature = "test-abi-minor-0")]
+#[cfg(all(feature = "test-abi-minor-0", not(feature = "test-abi-minor-1")))]
 pub const ABI_MINOR: u32 = 0;
+
+/// Boundary types added after a major's first minor, with the minor that
+/// added them: a module of an older minor does not describe them, and the
+/// host does not ask it to.
+pub const TYPES_SINCE: &[(&str, u32)] = &[
+    ("HandoverSink", 2),
+    ("DeliveryDesc", 2),
+    ("HandoverTable", 2),
+];
+
+/// The minor that added the boundary type `name` (0 for the major's own).
+pub fn type_since(name: &str) -> u32 {
+    TYPES_SINCE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0, |(_, m)| *m)
+}
 
 /// How many minors of one major a [`TypeSig`] can describe.
 pub const MAX_MINOR: usize = 8;
@@ -529,14 +551,56 @@ impl ModuleHeader {
             panic_unwind: cfg!(panic = "unwind") as u32,
             crate_version: RStr::from_static(CRATE_VERSION),
             types: ABI_TYPES.as_ptr(),
-            type_count: ABI_TYPES.len(),
+            type_count: header_type_count(),
             descriptor: descriptor as *const crate::module::ModuleDescriptor as *const c_void,
         }
     }
 }
 
-/// Every type that crosses the boundary, with its signature.
+/// How many of [`ABI_TYPES`] a module of this crate's minor describes in
+/// its header: the types added by later minors come last, so a build at an
+/// older minor (the `test-abi-minor-*` features) leaves them out, exactly as
+/// a module built against that minor does.
+const fn header_type_count() -> usize {
+    let mut n = ABI_TYPES.len();
+    while n > 0 {
+        let name = ABI_TYPES[n - 1].name;
+        // SAFETY: the names are this crate's own static strings.
+        let bytes = unsafe { core::slice::from_raw_parts(name.ptr, name.len) };
+        let mut since = 0;
+        let mut i = 0;
+        while i < TYPES_SINCE.len() {
+            if bytes_eq(TYPES_SINCE[i].0.as_bytes(), bytes) {
+                since = TYPES_SINCE[i].1;
+            }
+            i += 1;
+        }
+        if since <= ABI_MINOR {
+            break;
+        }
+        n -= 1;
+    }
+    n
+}
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Every type that crosses the boundary, with its signature (those a later
+/// minor added last, in [`TYPES_SINCE`] order).
 pub const ABI_TYPES: &[TypeSig] = {
+    use crate::handover::*;
     use crate::host::*;
     use crate::interfaces::*;
     use crate::module::*;
@@ -571,6 +635,9 @@ pub const ABI_TYPES: &[TypeSig] = {
         ChatInterface::SIG,
         HostServices::SIG,
         ModuleDescriptor::SIG,
+        HandoverSink::SIG,
+        DeliveryDesc::SIG,
+        HandoverTable::SIG,
     ]
 };
 
@@ -752,6 +819,10 @@ pub unsafe fn check_header(header: *const ModuleHeader) -> Result<(), AbiMismatc
     for mine in ABI_TYPES {
         let my_name = mine.name.to_str();
         match theirs.iter().find(|t| t.name.to_str() == my_name) {
+            // A type a later minor added, which a module of its minor does
+            // not know: nothing of it crosses (the host reads the field
+            // that points to it only from a module of that minor).
+            None if h.abi_minor < type_since(&my_name) => {}
             None => {
                 return Err(AbiMismatch::MissingType {
                     type_name: my_name.into_owned(),

@@ -342,6 +342,23 @@ abi_struct! {
         /// `switch_core_ready_inbound` / `_outbound`. (ABI 6.1)
         [since 1]
         pub core_ready: unsafe extern "C" fn(module: ModuleHandle, direction: u32) -> u32,
+        /// During `load` only: writes the predecessor's handover into
+        /// `sink` (version, data, then every fd, which the module owns from
+        /// then on). `NOTFOUND` on a fresh load or outside `load`. (ABI 6.2)
+        [since 2]
+        pub handover_take: unsafe extern "C" fn(
+            module: ModuleHandle,
+            sink: *const crate::handover::HandoverSink,
+        ) -> Status,
+        /// Hands `delivery` to the newest version of this module older than
+        /// the caller (it may forward further): 1 when one took it, 0 when
+        /// none did. The host calls the older version's `deliver` on a host
+        /// thread, never on the caller's. (ABI 6.2)
+        [since 2]
+        pub handover_forward: unsafe extern "C" fn(
+            module: ModuleHandle,
+            delivery: *const crate::handover::DeliveryDesc,
+        ) -> u32,
     }
 }
 

@@ -15,6 +15,9 @@
 //! - [`host`]: the table of host services handed to `module_load`.
 //! - [`module`]: the descriptor, the `declare_module!` macro and the safe
 //!   wrappers a module uses.
+//! - [`handover`]: the live-reload contract ([`HandoverSpec`]): what a
+//!   module hands its next version so that `reload` with calls up loses
+//!   nothing.
 //! - [`session`]: the lent [`Session`], held [`OwnedSession`], typed
 //!   private state and the [`Endpoint`] trait; [`frame`]: the safe frame
 //!   views endpoints read and fill.
@@ -156,6 +159,7 @@
 pub mod abi;
 pub mod frame;
 pub mod g711;
+pub mod handover;
 pub mod host;
 #[allow(missing_docs)]
 pub mod interfaces;
@@ -169,6 +173,7 @@ pub mod xml;
 
 pub use abi::RStr;
 pub use frame::{FrameBuf, FrameView};
+pub use handover::{Delivery, Export, HandoverSpec, Received};
 pub use host::{
     EventDesc, EventVisitor, HostServices, OutStream, PrivateDropFn, DIRECTION_INBOUND,
     DIRECTION_OUTBOUND, EVENT_FLAG_ROUTING_HEADERS, EVENT_FORMAT_JSON, EVENT_FORMAT_PLAIN,

@@ -101,6 +101,11 @@ abi_struct! {
         pub runtime: Option<ModuleRuntimeFn>,
         /// `MODULE_FLAG_*` bits; the others are reserved, zero.
         pub flags: u32,
+        /// The module's live-reload contract (null: none; then a busy
+        /// module is not reloaded). Read only from a module of minor 2 or
+        /// later. (ABI 6.2)
+        [since 2]
+        pub handover: *const crate::handover::HandoverTable,
     }
 }
 
@@ -771,8 +776,10 @@ impl ModuleContext {
 
 /// Declares a module: writes the exported header and descriptor, and wraps
 /// `load`, `unload` and `runtime` so that panics are caught and logging
-/// reaches the host. An optional last `panic_safe: true` sets
-/// [`MODULE_FLAG_PANIC_SAFE`].
+/// reaches the host. An optional `panic_safe: true` sets
+/// [`MODULE_FLAG_PANIC_SAFE`]; an optional last `handover: &SPEC` (a
+/// `&'static` [`HandoverSpec`](crate::HandoverSpec)) makes the module take
+/// part in live reload (see [`handover`](crate::handover)).
 ///
 /// ```no_run
 /// use hotswitch_plugin_api::{declare_module, ModuleContext, ModuleError};
@@ -803,7 +810,8 @@ macro_rules! declare_module {
         load: $load:expr,
         unload: $unload:expr,
         runtime: $runtime:expr
-        $(, panic_safe: $panic_safe:expr)? $(,)?
+        $(, panic_safe: $panic_safe:expr)?
+        $(, handover: $handover:expr)? $(,)?
     ) => {
         #[doc(hidden)]
         pub mod __hotswitch_module {
@@ -816,6 +824,44 @@ macro_rules! declare_module {
                 $unload;
             const RUNTIME: Option<fn(&$crate::ModuleContext) -> $crate::Status> = $runtime;
             const PANIC_SAFE: bool = false $(|| $panic_safe)?;
+
+            const __HS_HANDOVER: Option<&'static $crate::HandoverSpec> =
+                $crate::__handover_opt!($($handover)?);
+
+            unsafe extern "C" fn export_entry(
+                sink: *const $crate::handover::HandoverSink,
+            ) -> $crate::Status {
+                match __HS_HANDOVER {
+                    Some(h) => $crate::handover::__export(h, sink),
+                    None => $crate::Status::NOTIMPL,
+                }
+            }
+
+            unsafe extern "C" fn resume_entry() -> $crate::Status {
+                match __HS_HANDOVER {
+                    Some(h) => $crate::handover::__resume(h),
+                    None => $crate::Status::NOTIMPL,
+                }
+            }
+
+            unsafe extern "C" fn deliver_entry(
+                d: *const $crate::handover::DeliveryDesc,
+            ) -> u32 {
+                match __HS_HANDOVER {
+                    Some(h) => $crate::handover::__deliver(h, d),
+                    None => 0,
+                }
+            }
+
+            static __HS_HANDOVER_TABLE: Option<$crate::handover::HandoverTable> = match __HS_HANDOVER {
+                Some(h) => Some($crate::handover::HandoverTable::__new(
+                    h,
+                    export_entry,
+                    resume_entry,
+                    deliver_entry,
+                )),
+                None => None,
+            };
 
             unsafe extern "C" fn load_entry(
                 services: *const $crate::HostServices,
@@ -851,6 +897,10 @@ macro_rules! declare_module {
                 } else {
                     0
                 },
+                handover: match &__HS_HANDOVER_TABLE {
+                    Some(t) => t as *const $crate::handover::HandoverTable,
+                    None => ::core::ptr::null(),
+                },
             };
 
             #[no_mangle]
@@ -858,6 +908,19 @@ macro_rules! declare_module {
             pub static hotswitch_module_header: $crate::abi::ModuleHeader =
                 $crate::abi::ModuleHeader::new(&DESCRIPTOR);
         }
+    };
+}
+
+/// `declare_module!`'s optional `handover:` as an `Option`. Not for direct
+/// use.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __handover_opt {
+    () => {
+        None
+    };
+    ($h:expr) => {
+        Some($h)
     };
 }
 
@@ -896,6 +959,7 @@ pub(crate) mod tests {
         unload: None,
         runtime: None,
         flags: 0,
+        handover: core::ptr::null(),
     };
 
     #[test]

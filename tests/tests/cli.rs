@@ -317,7 +317,7 @@ fn the_interactive_mode_runs_commands_completes_names_and_prints_events_and_logs
     t.s.flush().unwrap();
     t.expect("module_list");
     t.line("");
-    t.expect("name,version,state,filename,interfaces,note");
+    t.expect("name,version,state,sessions,filename,interfaces,note");
     t.prompt();
 
     // Events as they fire.

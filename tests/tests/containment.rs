@@ -309,8 +309,15 @@ fn a_forged_or_stale_session_handle_gets_an_error_not_undefined_behaviour() {
 
 #[test]
 fn a_module_built_against_the_previous_abi_minor_loads_and_serves() {
-    let mods = TempDir::new("abi-minor-0");
-    build_module_into("mod_abiskew", &["minor0"], &[], mods.path());
+    // 6.0 (before core_ready) and 6.1 (before the handover contract).
+    for minor in [0, 1] {
+        built_against_minor_loads_and_serves(minor);
+    }
+}
+
+fn built_against_minor_loads_and_serves(minor: u32) {
+    let mods = TempDir::new(&format!("abi-minor-{minor}"));
+    build_module_into("mod_abiskew", &[&format!("minor{minor}")], &[], mods.path());
     let mut sw = Switch::start(SwitchConfig {
         module_dirs: vec![mods.path().to_path_buf()],
         ..Default::default()
@@ -326,7 +333,7 @@ fn a_module_built_against_the_previous_abi_minor_loads_and_serves() {
         .to_string();
     assert_eq!(
         sw.cmd("abiskew").trim(),
-        format!("+OK built against ABI {major}.0")
+        format!("+OK built against ABI {major}.{minor}")
     );
     assert!(sw.log().contains("loaded mod_abiskew"));
 }

@@ -496,6 +496,33 @@ fn a_tdm_call_bridged_to_a_loopback_leg_carries_audio_both_ways() {
     );
 }
 
+/// mod_freetdm has no live-reload handover: `reload` with a call up is
+/// refused as FreeSWITCH refuses it, and the call goes on, on the same copy.
+#[test]
+fn reload_is_refused_with_a_call_up_and_the_call_goes_on() {
+    let mut rig = Rig::start();
+    let mut phone = rig.phones();
+    phone.ok("autoanswer 1 on");
+    let (uuid, _) = rig.originate("freetdm/1/a/1000");
+    assert_eq!(phone.wait_event("answered "), "answered 1");
+    let r = rig.sw.cmd("reload mod_freetdm");
+    // FreeSWITCH's reload reply: a line for the unload, one for the load.
+    assert!(
+        r.lines()
+            .any(|l| l == "-ERR unloading module [Module in use.]"),
+        "{r}"
+    );
+    assert_eq!(
+        rig.sw.cmd(&format!("uuid_exists {uuid}")).trim(),
+        "true",
+        "the call goes on"
+    );
+    assert_eq!(rig.count(), 1);
+    // The span is still the one that carries it: the phone's hangup ends it.
+    phone.ok("onhook 1");
+    rig.wait_count(0);
+}
+
 #[test]
 fn unload_is_refused_with_a_call_up_and_idle_it_releases_the_span_and_load_brings_it_back() {
     let mut rig = Rig::start();

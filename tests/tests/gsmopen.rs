@@ -537,6 +537,36 @@ fn unload_is_refused_with_a_call_up_and_closes_the_port_when_idle() {
     assert_eq!(fds_on(sw.pid(), &sim.slave), 1);
 }
 
+/// mod_gsmopen has no live-reload handover: `reload` with a call up is
+/// refused as FreeSWITCH refuses it, and the call goes on, on the same copy.
+#[test]
+fn reload_is_refused_with_a_call_up_and_the_call_goes_on() {
+    let dir = TempDir::new("gsm-reload");
+    let mut sim = Sim::start(dir.path());
+    let mut sw = gsm_switch(&sim, "");
+    let uuid = ok_uuid(&sw.cmd("originate gsmopen/gsm0/5551000 &park()"));
+    sim.wait(|l| l == "CMD ATD5551000;");
+    sim.wait(|l| l == "CALL active");
+    wait_status(&mut sw, "call=active:5551000");
+    let r = sw.cmd("reload mod_gsmopen");
+    // FreeSWITCH's reload reply: a line for the unload, one for the load.
+    assert!(
+        r.lines()
+            .any(|l| l == "-ERR unloading module [Module in use.]"),
+        "{r}"
+    );
+    assert_eq!(sw.cmd(&format!("uuid_exists {uuid}")).trim(), "true");
+    let l = wait_status(&mut sw, "call=active:5551000");
+    assert!(l.contains(&uuid), "the same call, on the same copy: {l}");
+    assert_eq!(fds_on(sw.pid(), &sim.slave), 1, "the port stays open");
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP_COMPLETE")
+        .starts_with("+OK"));
+    sim.cmd("hangup");
+    assert_eq!(hangup_cause(&mut sw, &uuid), "NORMAL_CLEARING");
+    wait_gone(&mut sw, &uuid);
+}
+
 #[test]
 fn text_mode_sends_and_receives_plain_messages() {
     let dir = TempDir::new("gsm-text");

@@ -142,17 +142,20 @@ fn show_modules_lists_one_row_per_interface_under_freeswitchs_columns() {
     // The richer view: one row per module with its state.
     let list = sw.cmd("module_list");
     let rows = lines(&list);
-    assert_eq!(rows[0], "name,version,state,filename,interfaces,note");
+    assert_eq!(
+        rows[0],
+        "name,version,state,sessions,filename,interfaces,note"
+    );
     let skel = rows
         .iter()
         .find(|r| r.starts_with("mod_skel,"))
         .expect("mod_skel row");
     assert_eq!(
         skel,
-        &&format!("mod_skel,0.1.0,loaded,{file},application:skel_app api:skel,")
+        &&format!("mod_skel,0.1.0,current,0,{file},application:skel_app api:skel,")
     );
     let json: serde_json::Value = serde_json::from_str(&sw.cmd("module_list as json")).unwrap();
-    assert_eq!(json["rows"][0]["state"], "loaded");
+    assert_eq!(json["rows"][0]["state"], "current");
 
     let apps = sw.cmd("show application");
     assert!(apps.starts_with("name,description,syntax,ikey\n"), "{apps}");

@@ -140,7 +140,7 @@ fn a_module_built_outside_the_workspace_against_plugin_api_alone_loads() {
     let row = sw.cmd("module_list");
     assert!(
         row.lines()
-            .any(|l| l.starts_with("mod_external,0.3.0,loaded,")),
+            .any(|l| l.starts_with("mod_external,0.3.0,current,")),
         "{row}"
     );
     assert_eq!(sw.cmd("unload mod_external").trim(), "+OK");

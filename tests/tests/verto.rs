@@ -3,7 +3,9 @@
 //! wrong password, places calls and answers the switch's calls; a WebRTC
 //! stack (werift: tests/verto/media.js) sends audio to the echo extension
 //! and gets it back over ICE and DTLS-SRTP; raw frames (tests/verto/
-//! hostile.js) check the JSON-RPC errors; unload and load reopen the port.
+//! hostile.js) check the JSON-RPC errors; unload and load reopen the port;
+//! a vertojs call with werift audio (tests/verto/vertojs_media.js) lives
+//! through `reload mod_verto`.
 //!
 //! Needs Node and `npm ci --prefix tests/verto` (the tests run `npm install`
 //! there themselves when `node_modules` is missing).
@@ -11,7 +13,8 @@
 mod verto_common;
 
 use hotswitch_e2e::{free_port, wait_until, workspace_root, Switch};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use verto_common::{client_dir, start_verto, DIALPLAN};
@@ -39,6 +42,7 @@ fn start_with(more: &[&str], files: Vec<(String, String)>) -> (Switch, u16) {
 /// A Node script of tests/verto, its output read line by line.
 struct Node {
     child: Child,
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     seen: Vec<String>,
 }
@@ -48,16 +52,26 @@ impl Node {
         let mut child = Command::new("node")
             .arg(client_dir().join(script))
             .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("run node");
         let lines = hotswitch_e2e::stdout_lines(&mut child);
+        let stdin = child.stdin.take();
         Node {
             child,
+            stdin,
             lines,
             seen: Vec::new(),
         }
+    }
+
+    /// Writes a line to the script's stdin.
+    fn tell(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("the script's stdin");
+        writeln!(stdin, "{line}").expect("write to node");
+        stdin.flush().expect("flush to node");
     }
 
     fn client(port: u16, login: &str, passwd: &str, mode: &[&str]) -> Node {
@@ -501,6 +515,7 @@ impl Raw {
         let lines = hotswitch_e2e::stdout_lines(&mut child);
         let mut node = Node {
             child,
+            stdin: None,
             lines,
             seen: Vec::new(),
         };
@@ -661,9 +676,19 @@ fn wss_serves_vertojs_with_a_certificate_generated_on_first_start() {
         !String::from_utf8_lossy(&out.stdout).contains("LOGIN OK"),
         "an untrusted certificate was accepted"
     );
-    // The same certificate after a reload.
+    // The same certificate after a reload, both listeners handed over.
     assert!(sw.cmd("reload mod_verto").contains("+OK"));
     assert_eq!(std::fs::read_to_string(&pem).unwrap(), first);
+    for name in [
+        format!("wss 127.0.0.1:{secure}"),
+        format!("ws 127.0.0.1:{plain}"),
+    ] {
+        assert!(
+            sw.log().contains(&format!("{name} handed over")),
+            "{name}: {}",
+            sw.log()
+        );
+    }
     let out = run(&["login"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("LOGIN OK"), "{text}");
@@ -1026,4 +1051,204 @@ fn a_client_that_stops_reading_is_cut_off_and_nobody_else_waits_for_it() {
     assert_eq!(a.reply(id)["result"]["still"], "here");
     let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
     assert!(ok && out.contains("LOGIN OK"), "{out}");
+}
+
+/// One `MEDIA sent=… received=… matched=… maxgap=…` line's field.
+fn media_field(line: &str, name: &str) -> usize {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {line}"))
+}
+
+/// The shadow copies of mod_verto mapped now (one per live version).
+fn verto_copies(sw: &Switch) -> usize {
+    sw.mapped_shadows()
+        .iter()
+        .filter(|p| p.contains("mod_verto"))
+        .count()
+}
+
+#[test]
+fn a_vertojs_call_with_webrtc_audio_lives_through_reload_mod_verto() {
+    let (mut sw, port) = start();
+    let mut call = Node::run(
+        "vertojs_media.js",
+        &[
+            format!("ws://127.0.0.1:{port}"),
+            "1000@127.0.0.1".into(),
+            "1234".into(),
+            "9196".into(),
+        ],
+    );
+    call.expect("CONNECTED");
+    call.expect("ECHO 50");
+    call.tell("mark");
+    let before = call.expect("MEDIA ");
+    assert_eq!(verto_copies(&sw), 1);
+    // Another client, logged in and idle on the old copy.
+    let mut idle = Node::client(port, "1001@127.0.0.1", "1234", &["answer"]);
+    idle.expect("READY");
+
+    // The reload, with the call up: the listener is handed over, the call
+    // stays with the old copy.
+    let r = sw.cmd("reload mod_verto");
+    assert!(
+        r.contains("+OK") && !r.contains("-ERR"),
+        "reload: {r}\n{}",
+        sw.log()
+    );
+    call.tell("mark");
+    let across = call.expect("MEDIA ");
+    call.expect("ECHO 50");
+    assert_eq!(verto_copies(&sw), 2, "the old copy drains: {r}");
+    let view = sw.cmd("module_list");
+    assert!(
+        view.lines()
+            .any(|l| l.starts_with("mod_verto,") && l.contains(",draining,1,")),
+        "{view}"
+    );
+    assert_eq!(count(&mut sw), 1);
+    // The new copy does not know the logins of the old one: the client in
+    // the call there cannot be called until it logs in again.
+    assert_eq!(
+        sw.cmd("verto_contact 1000@127.0.0.1").trim(),
+        "error/user_not_registered"
+    );
+    assert_eq!(
+        sw.cmd("originate verto.rtc/1000@127.0.0.1 &park()").trim(),
+        "-ERR USER_NOT_REGISTERED"
+    );
+
+    // The idle client's connection was closed (1001): vertojs reconnects,
+    // logs in on the new copy, and can be called again.
+    wait_until(&mut sw, "the idle client logs in on the new copy", |sw| {
+        sw.cmd("verto_contact 1001@127.0.0.1")
+            .starts_with("verto.rtc/u:")
+    });
+    let r = sw.cmd("originate verto.rtc/1001@127.0.0.1 &park()");
+    assert!(r.starts_with("+OK "), "originate: {r}\n{}", sw.log());
+    idle.expect("INVITED");
+    assert!(sw
+        .cmd(&format!("uuid_kill {}", r[4..].trim()))
+        .starts_with("+OK"));
+    let (ok, out) = idle.finish();
+    assert!(ok && out.contains("BYE FROM SWITCH"), "{out}");
+    wait_until(&mut sw, "the call to the idle client is gone", |sw| {
+        count(sw) == 1
+    });
+
+    // A new client: served by the new copy, on the same port.
+    let mut c = Node::client(
+        port,
+        "1000@127.0.0.1",
+        "1234",
+        &["call", "9196", "", "1500"],
+    );
+    c.expect("ANSWERED");
+    let view = sw.cmd("module_list");
+    assert!(
+        view.lines()
+            .any(|l| l.starts_with("mod_verto,") && l.contains(",current,1,"))
+            && view
+                .lines()
+                .any(|l| l.starts_with("mod_verto,") && l.contains(",draining,1,")),
+        "one call on each copy: {view}"
+    );
+    let (ok, out) = c.finish();
+    assert!(ok && out.contains("HUNG UP"), "{out}\n{}", sw.log());
+    wait_until(&mut sw, "the new client's call is gone", |sw| {
+        count(sw) == 1
+    });
+
+    call.tell("mark");
+    let after = call.expect("MEDIA ");
+    // Echo returns what it reads: allow for packets in flight at the marks.
+    // "across" spans the reload command alone (a few hundred ms).
+    for (what, line, least) in [
+        ("before", &before, 50),
+        ("across", &across, 1),
+        ("after", &after, 50),
+    ] {
+        let (sent, matched) = (media_field(line, "sent"), media_field(line, "matched"));
+        assert!(sent >= least, "{what} the reload: {line}");
+        assert!(
+            matched * 10 + 50 >= sent * 8,
+            "{what} the reload the audio came back: {line}"
+        );
+    }
+    let gap = media_field(&across, "maxgap");
+    // The reload does not touch the call's media (the old copy's task goes
+    // on); the bound allows for a loaded machine's jitter (~0.5 s seen).
+    assert!(gap < 1000, "no gap in the echo across the reload: {across}");
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP_COMPLETE")
+        .starts_with("+OK"));
+    call.tell("hangup");
+    let bye = call.expect("BYE ");
+    assert!(bye.contains("CALL ENDED"), "{bye}");
+    let e = sw
+        .wait_event(WAIT, |e| e.name() == "CHANNEL_HANGUP_COMPLETE")
+        .expect("the call hangs up");
+    assert_eq!(e.get("Hangup-Cause"), Some("NORMAL_CLEARING"));
+    wait_until(&mut sw, "the verto call is gone", |sw| count(sw) == 0);
+    // Its call over, the old copy is purged and unmapped.
+    wait_until(&mut sw, "the old copy is unmapped", |sw| {
+        verto_copies(sw) == 1
+    });
+    eprintln!("reload mod_verto: before {before}; across {across}; after {after}");
+    // Still serving, on the new copy.
+    let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
+    assert!(ok && out.contains("LOGIN OK"), "{out}");
+}
+
+#[test]
+fn a_reload_whose_new_copy_cannot_bind_leaves_the_old_copy_accepting() {
+    let (mut sw, port) = start();
+    let conf = sw.dir.path().join("conf/autoload_configs/verto.conf.xml");
+    let good = std::fs::read_to_string(&conf).expect("verto.conf");
+    // The new configuration adds a listener on a port something else holds.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = busy.local_addr().expect("address").port();
+    let bind = format!(r#"<param name="bind-local" value="127.0.0.1:{port}"/>"#);
+    assert!(good.contains(&bind), "{good}");
+    let bad = good.replace(
+        &bind,
+        &format!(r#"{bind}<param name="bind-local" value="127.0.0.1:{taken}"/>"#),
+    );
+    std::fs::write(&conf, bad).expect("write verto.conf");
+    let r = sw.cmd("reload mod_verto");
+    assert!(
+        r.contains("-ERR") && r.contains("cannot bind"),
+        "the new copy's load fails: {r}"
+    );
+    eprintln!("reload with a busy port: {r}");
+    assert!(sw.log().contains("accepting again"), "{}", sw.log());
+    assert_eq!(verto_copies(&sw), 1, "{:?}", sw.mapped_shadows());
+    // The old copy took its listener back.
+    let (ok, out) = Node::client(port, "1000@127.0.0.1", "1234", &["login"]).finish();
+    assert!(ok && out.contains("LOGIN OK"), "{out}\n{}", sw.log());
+    // Idle, with a good configuration: the live path all the same, the port
+    // handed over and the old copy purged at once.
+    std::fs::write(&conf, good).expect("write verto.conf");
+    let r = sw.cmd("reload mod_verto");
+    assert!(
+        r.contains("+OK module loaded") && !r.contains("-ERR"),
+        "{r}"
+    );
+    // (The failed copy adopted it too, before its second bind failed.)
+    assert_eq!(
+        sw.log()
+            .matches("(handed over by the previous version)")
+            .count(),
+        2,
+        "{}",
+        sw.log()
+    );
+    wait_until(&mut sw, "the old copy is unmapped", |sw| {
+        verto_copies(sw) == 1
+    });
+    let (ok, out) =
+        Node::client(port, "1000@127.0.0.1", "1234", &["call", "9196", "", "300"]).finish();
+    assert!(ok && out.contains("ANSWERED"), "{out}\n{}", sw.log());
 }

@@ -15,12 +15,23 @@ use hotswitch_plugin_api::{
 
 use std::fmt::Write as _;
 
+/// Live reload: nothing to hand over (a running application finishes on the old copy; the next one runs on the new copy).
+static HANDOVER: hotswitch_plugin_api::HandoverSpec = hotswitch_plugin_api::HandoverSpec {
+    format: "mod_dptools/handover-v1",
+    version: 1,
+    reads_from: 1,
+    export: |_| Ok(hotswitch_plugin_api::Export::default()),
+    resume: |_| {},
+    deliver: |_, _| false,
+};
+
 declare_module! {
     name: "mod_dptools",
     description: "Dialplan tools: the core applications",
     load: load,
     unload: None,
     runtime: None,
+    handover: &HANDOVER,
 }
 
 type App = fn(Session, &str);

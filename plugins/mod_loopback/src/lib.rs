@@ -26,12 +26,23 @@ use std::time::Duration;
 
 mod bowout;
 
+/// Live reload: nothing to hand over (its legs and their media run in the old copy to their end; new legs are the new copy's).
+static HANDOVER: hotswitch_plugin_api::HandoverSpec = hotswitch_plugin_api::HandoverSpec {
+    format: "mod_loopback/handover-v1",
+    version: 1,
+    reads_from: 1,
+    export: |_| Ok(hotswitch_plugin_api::Export::default()),
+    resume: |_| {},
+    deliver: |_, _| false,
+};
+
 declare_module! {
     name: "mod_loopback",
     description: "Loopback and null endpoints",
     load: load,
     unload: None,
     runtime: None,
+    handover: &HANDOVER,
 }
 
 fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {

@@ -13,11 +13,25 @@
 //!    closes the library right after, and checks that it is really gone.
 //!    Memory held by statics must be freed here too: Rust never drops a
 //!    static, so whatever it owns would leak at every reload.
+//! 4. `HANDOVER` is the live-reload contract: with it, `reload mod_skel`
+//!    works while calls and commands are in flight. The new copy loads
+//!    beside the old one and takes every new call; the old copy finishes
+//!    what it started, then the host unloads it. `export` (old copy) stops
+//!    taking new work and writes what the new copy needs, in a format you
+//!    name and version; `load` (new copy) reads it with
+//!    `ModuleContext::handover_take`; `resume` undoes `export` if the new
+//!    copy fails to load; `deliver` takes a message the new copy hands back
+//!    (`ModuleContext::handover_forward`) because it belongs to a call the
+//!    old copy still serves. mod_skel has nothing to hand over (its greeting
+//!    is read again from the configuration), so its export is empty. Bump
+//!    `version` when the format changes, and keep `reads_from` at the oldest
+//!    version your code still reads: the host refuses a reload whose new
+//!    copy cannot read the running one's format, and the old copy serves on.
 //!
 //! Build it with `cargo build -p mod_skel`, then at the console:
 //! `load mod_skel`, `skel world`, `reload mod_skel`, `unload mod_skel`.
 
-use hotswitch_plugin_api::{declare_module, saf, ModuleContext};
+use hotswitch_plugin_api::{declare_module, saf, Export, HandoverSpec, ModuleContext};
 use std::fmt::Write;
 use std::sync::Mutex;
 
@@ -27,7 +41,26 @@ declare_module! {
     load: load,
     unload: Some(unload),
     runtime: None,
+    handover: &HANDOVER,
 }
+
+/// The live-reload contract (see point 4 above).
+static HANDOVER: HandoverSpec = HandoverSpec {
+    // The same name in every version that can hand over to another.
+    format: "mod_skel/handover-v1",
+    // What this build writes, and the oldest it reads.
+    version: 1,
+    reads_from: 1,
+    // Old copy: stop taking new work (a module with sockets stops reading
+    // its listeners here, keeps them open for sending, and names them in
+    // `fds`), then write the state the new copy needs into `data`.
+    export: |_m| Ok(Export::default()),
+    // Old copy: the new one failed to load; take new work again.
+    resume: |_m| {},
+    // Old copy, draining: a message the new copy handed back. Enqueue it for
+    // the call it belongs to and return true; false if it is not ours.
+    deliver: |_m, _d| false,
+};
 
 /// The module's state: whatever `load` sets up and `unload` tears down.
 static GREETING: Mutex<String> = Mutex::new(String::new());
@@ -44,6 +77,17 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
         .and_then(|xml| param(&xml, "greeting"))
         .unwrap_or_else(|| "hello".to_string());
     *GREETING.lock().map_err(|e| e.to_string())? = greeting;
+
+    // Loaded by a live reload: the old copy's handover (None on a fresh
+    // load). `prev.version` says which format version it wrote; descriptors
+    // it handed over are taken by name with `prev.take_fd(..)`.
+    if let Some(prev) = m.handover_take() {
+        log::info!(
+            "mod_skel takes over from the running copy (handover version {}, {} byte(s))",
+            prev.version,
+            prev.data.len()
+        );
+    }
 
     // An api command: reachable from the console, and later from the event
     // socket (`api skel world`). It writes its reply into the host's stream.

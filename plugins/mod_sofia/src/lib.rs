@@ -16,6 +16,8 @@
 //! - [`endpoint`]: the `sofia` endpoint the core calls (frames, answer,
 //!   hangup, outbound legs).
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
+//! - [`handover`]: live reload — the sockets, Call-IDs and (in memory)
+//!   registrations one version hands the next, format `mod_sofia/handover-v1`.
 //! - [`tls`]: SIP over TLS — the `tls*` parameters, certificates, rustls.
 //! - [`ws`]: SIP over WebSocket (RFC 7118) connections.
 //! - [`acl`]: network lists (`acl.conf`, `loopback.auto`, …); [`nat`]:
@@ -29,6 +31,7 @@ pub mod causes;
 pub mod codecs;
 pub mod config;
 pub mod endpoint;
+pub mod handover;
 pub mod leg;
 pub mod nat;
 pub mod registrar;
@@ -43,7 +46,9 @@ pub mod tracking;
 pub mod ua;
 pub mod ws;
 
-use hotswitch_plugin_api::{declare_module, ModuleContext, Status};
+use hotswitch_plugin_api::{
+    declare_module, Delivery, Export, HandoverSpec, ModuleContext, ModuleError, Status,
+};
 use std::fmt::Write as _;
 
 declare_module! {
@@ -52,6 +57,56 @@ declare_module! {
     load: load,
     unload: Some(unload),
     runtime: Some(runtime),
+    handover: &HANDOVER,
+}
+
+/// Live reload: see [`handover`] for what crosses and the format.
+static HANDOVER: HandoverSpec = HandoverSpec {
+    format: handover::FORMAT,
+    version: handover::VERSION,
+    reads_from: handover::READS_FROM,
+    export,
+    resume: |_| shell::resume(),
+    deliver: |_, d| shell::deliver(d.channel, d.peer, d.data),
+};
+
+fn export(_m: &ModuleContext) -> Result<Export, ModuleError> {
+    let e = shell::export()?;
+    Ok(Export {
+        data: e.data,
+        fds: e.fds,
+    })
+}
+
+/// How this version hands a message to the one before it.
+fn forward(channel: &str, peer: &str, data: &[u8]) -> bool {
+    ModuleContext::current().handover_forward(Delivery {
+        channel,
+        peer,
+        data,
+    })
+}
+
+/// The predecessor's handover, when this load is a live reload: its
+/// sockets (kept for the profiles to adopt), its Call-IDs (forwarded back
+/// from now on) and the registrations it kept in memory.
+fn take_over(m: &ModuleContext) -> Result<Vec<registrar::Registration>, ModuleError> {
+    handover::set_forward(forward);
+    let Some(r) = m.handover_take() else {
+        return Ok(Vec::new());
+    };
+    if !(handover::READS_FROM..=handover::VERSION).contains(&r.version) {
+        return Err(format!(
+            "handover format version {} cannot be read (reads {}..={})",
+            r.version,
+            handover::READS_FROM,
+            handover::VERSION
+        )
+        .into());
+    }
+    let h = handover::Handed::decode(&r.data)?;
+    handover::adopt(&h, r.fds);
+    Ok(h.registrations)
 }
 
 fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
@@ -79,9 +134,21 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
             })
         })
         .collect();
-    shell::prepare(config)?;
-    if let Err(e) = tracking::start(&shared, &tracking::switchname(switch.as_deref())) {
-        shell::stop();
+    // Before the sockets: a tracking setting that cannot work fails the
+    // load while the old version (on reload) still has them.
+    tracking::start(&shared, &tracking::switchname(switch.as_deref()))?;
+    let registrations = match take_over(m) {
+        Ok(r) => r,
+        Err(e) => {
+            tracking::stop();
+            return Err(e);
+        }
+    };
+    if let Err(e) = shell::prepare(config, registrations) {
+        // Handed sockets no profile took are closed (the old version
+        // keeps its own and resumes).
+        handover::drop_unclaimed();
+        tracking::stop();
         return Err(e.into());
     }
     m.add_endpoint("sofia", endpoint::Sofia)

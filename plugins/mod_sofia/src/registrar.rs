@@ -5,10 +5,15 @@
 //! file ([`RedbStore`]); PostgreSQL, shared by several nodes, is
 //! [`crate::registrar_pg::PgStore`], whose other nodes' changes come back
 //! through [`RegistrationStore::remote_changes`].
+//!
+//! On a live reload the old version closes its store
+//! ([`Registrar::close_store`]: the redb file's lock is released, the
+//! PostgreSQL worker ends) before the new version opens it; the old one
+//! keeps its bindings in memory for the calls it still serves.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One binding of an address-of-record to a contact.
@@ -105,6 +110,11 @@ pub trait RegistrationStore: Send + Sync {
     fn remote_changes(&self) -> Vec<RemoteChange> {
         Vec::new()
     }
+    /// False when nothing outlives the process (the memory store): a live
+    /// reload then hands the bindings themselves to the new version.
+    fn persistent(&self) -> bool {
+        true
+    }
 }
 
 /// A change another node made to a shared store.
@@ -128,6 +138,9 @@ impl RegistrationStore for MemoryStore {
     }
     fn load_all(&self) -> Result<Vec<Registration>, String> {
         Ok(Vec::new())
+    }
+    fn persistent(&self) -> bool {
+        false
     }
 }
 
@@ -210,7 +223,8 @@ fn replace(m: &mut HashMap<String, Vec<Registration>>, r: Registration) {
 
 /// Bindings by address-of-record, written through to a store.
 pub struct Registrar {
-    store: Box<dyn RegistrationStore>,
+    /// Replaced by a [`MemoryStore`] when a live reload closes it.
+    store: RwLock<Arc<dyn RegistrationStore>>,
     by_aor: RwLock<HashMap<String, Vec<Registration>>>,
 }
 
@@ -227,9 +241,57 @@ impl Registrar {
             }
         }
         Ok(Registrar {
-            store,
+            store: RwLock::new(Arc::from(store)),
             by_aor: RwLock::new(by_aor),
         })
+    }
+
+    fn store(&self) -> Arc<dyn RegistrationStore> {
+        self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Live reload, old version: closes the store (the redb file, the
+    /// PostgreSQL worker) so that the new version can open it; the
+    /// bindings stay in memory, changes from now on are not stored.
+    /// Returns the bindings when the store kept nothing (memory), for the
+    /// new version to take over.
+    pub fn close_store(&self) -> Vec<Registration> {
+        let old = std::mem::replace(
+            &mut *self.store.write().unwrap_or_else(|p| p.into_inner()),
+            Arc::new(MemoryStore),
+        );
+        let handed = if old.persistent() {
+            Vec::new()
+        } else {
+            self.write().values().flatten().cloned().collect()
+        };
+        // The last reference (a store call in flight holds another for
+        // its duration): dropping it closes the file or joins the worker.
+        drop(old);
+        handed
+    }
+
+    /// Live reload: the store again after a reload failed (the old
+    /// version goes on), or the first one of a version that keeps its
+    /// bindings in memory. Bindings it holds join those in memory.
+    pub fn reopen_store(&self, store: Box<dyn RegistrationStore>) {
+        let store: Arc<dyn RegistrationStore> = Arc::from(store);
+        let now = now_secs();
+        if let Ok(all) = store.load_all() {
+            let mut m = self.write();
+            for r in all.into_iter().filter(|r| r.expires_at > now) {
+                replace(&mut m, r);
+            }
+        }
+        *self.store.write().unwrap_or_else(|p| p.into_inner()) = store;
+    }
+
+    /// Live reload, new version: bindings the old version kept in memory.
+    pub fn adopt(&self, regs: Vec<Registration>) {
+        let now = now_secs();
+        for r in regs.into_iter().filter(|r| r.expires_at > now) {
+            self.bind(r);
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Vec<Registration>>> {
@@ -239,7 +301,7 @@ impl Registrar {
 
     /// Folds in what other nodes sharing the store changed.
     fn sync(&self) {
-        let changes = self.store.remote_changes();
+        let changes = self.store().remote_changes();
         if !changes.is_empty() {
             let mut m = self.write();
             for c in changes {
@@ -262,7 +324,7 @@ impl Registrar {
 
     /// Adds or refreshes a binding.
     pub fn bind(&self, r: Registration) {
-        if let Err(e) = self.store.save(&r) {
+        if let Err(e) = self.store().save(&r) {
             log::error!("registration of {} not stored: {e}", r.aor());
         }
         replace(&mut self.write(), r);
@@ -283,7 +345,7 @@ impl Registrar {
         }
         drop(m);
         for r in gone {
-            let _ = self.store.delete(&r);
+            let _ = self.store().delete(&r);
         }
     }
 
@@ -336,7 +398,7 @@ impl Registrar {
             m.retain(|_, l| !l.is_empty());
         }
         for r in &gone {
-            let _ = self.store.delete(r);
+            let _ = self.store().delete(r);
         }
         gone.len()
     }
@@ -451,5 +513,32 @@ mod tests {
         assert_eq!(r.lookup("1000@127.0.0.1", Some("external")).len(), 0);
         assert_eq!(r.purge(now_secs()), 1);
         assert_eq!(r.all("internal").len(), 1);
+    }
+
+    #[test]
+    fn closing_the_store_releases_the_file_and_hands_over_only_what_memory_kept() {
+        let dir = std::env::temp_dir().join(format!("sofia-close-{}", std::process::id()));
+        let path = dir.join("reg.redb");
+        let path = path.to_str().unwrap();
+        let old = Registrar::new(Box::new(RedbStore::open(path).unwrap())).unwrap();
+        old.bind(reg("sip:1000@127.0.0.1:5062", u64::MAX / 2));
+        // A persistent store: nothing to hand, the file opens again.
+        assert!(old.close_store().is_empty());
+        let new = Registrar::new(Box::new(RedbStore::open(path).unwrap())).unwrap();
+        assert_eq!(new.lookup("1000@127.0.0.1", None).len(), 1);
+        // The old version still answers from memory.
+        assert_eq!(old.lookup("1000@127.0.0.1", None).len(), 1);
+        drop(new);
+        // Reopened after a failed reload: it writes to the file again.
+        old.reopen_store(Box::new(RedbStore::open(path).unwrap()));
+        old.bind(reg("sip:1000@127.0.0.1:5064", u64::MAX / 2));
+        drop(old);
+        let again = Registrar::new(Box::new(RedbStore::open(path).unwrap())).unwrap();
+        assert_eq!(again.lookup("1000@127.0.0.1", None).len(), 2);
+        let _ = std::fs::remove_dir_all(dir);
+        // The memory store hands its bindings over.
+        let mem = Registrar::new(Box::new(MemoryStore)).unwrap();
+        mem.bind(reg("sip:1000@127.0.0.1:5062", u64::MAX / 2));
+        assert_eq!(mem.close_store().len(), 1);
     }
 }

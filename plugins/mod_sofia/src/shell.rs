@@ -10,11 +10,18 @@
 //! a TLS handshake that does not complete within the message timeout is
 //! closed. A response too large for a datagram goes over an open TCP
 //! connection to its Via or becomes 513.
+//!
+//! Live reload ([`crate::handover`]): a socket handed by the previous
+//! version is adopted instead of bound when its name
+//! (`"<transport> <ip>:<port>"`) matches; [`export`] stops the readers and
+//! acceptors (the sockets stay open for sending, accepted connections keep
+//! being read), [`resume`] starts them again, and [`deliver`] puts a
+//! message the successor forwards into the SIP thread as if read here.
 
 use crate::api::ShellAction;
 use crate::config::{Config, ProfileConfig, TcpLimits};
 use crate::leg::{ApiRequest, Input};
-use crate::registrar::Registrar;
+use crate::registrar::{Registrar, Registration};
 use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
 use crate::tls::TlsContext;
@@ -76,6 +83,26 @@ enum Kind {
     Wss(Arc<TlsContext>),
 }
 
+impl Kind {
+    /// The transport in a socket's handover name.
+    fn transport(&self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Tls(_) => "tls",
+            Kind::Ws => "ws",
+            Kind::Wss(_) => "wss",
+        }
+    }
+}
+
+/// A socket's name in a live reload's handover: `"<transport> <ip>:<port>"`.
+fn channel_name(transport: &str, addr: std::io::Result<SocketAddr>) -> Arc<str> {
+    match addr {
+        Ok(a) => format!("{transport} {a}").into(),
+        Err(_) => format!("{transport} ?").into(),
+    }
+}
+
 impl Shared {
     /// True while the connection from `addr` is open.
     pub fn flow_alive(&self, addr: SocketAddr) -> bool {
@@ -87,11 +114,31 @@ struct Prepared {
     listeners: Vec<Listeners>,
     stack: Stack,
     rx: UnboundedReceiver<Input>,
+    control: UnboundedReceiver<Control>,
+}
+
+/// Live-reload requests to the SIP thread.
+enum Control {
+    /// Stop reading, close the store, say what the successor needs.
+    Export(std::sync::mpsc::SyncSender<Result<Exported, String>>),
+    /// The reload failed: read again as before.
+    Resume,
+}
+
+/// What [`export`] returns: the handover's data and the sockets to hand,
+/// by name (the descriptors stay open: this version keeps sending on them).
+pub struct Exported {
+    pub data: Vec<u8>,
+    pub fds: Vec<(String, std::os::fd::RawFd)>,
 }
 
 static SHARED: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
 static PREPARED: Mutex<Option<Prepared>> = Mutex::new(None);
 static STOPPING: AtomicBool = AtomicBool::new(false);
+static CONTROL: Mutex<Option<UnboundedSender<Control>>> = Mutex::new(None);
+/// Each listening socket's name → its profile and transport (what a
+/// forwarded message's channel names).
+static CHANNELS: RwLock<Vec<(String, usize, Proto)>> = RwLock::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -109,6 +156,13 @@ const SOCKET_BUFFER: libc::c_int = 8 * 1024 * 1024;
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use std::os::fd::AsRawFd;
+    if let Some(fd) = crate::handover::take_fd(&format!("udp {addr}")) {
+        // The previous version's socket: already sized, the port never closed.
+        let s = std::net::UdpSocket::from(fd);
+        s.set_nonblocking(true)?;
+        log::info!("udp {addr}: socket taken over from the previous version");
+        return Ok(s);
+    }
     let s = std::net::UdpSocket::bind(addr)?;
     s.set_nonblocking(true)?;
     // The FORCE forms pass rmem_max when the switch may (CAP_NET_ADMIN).
@@ -135,7 +189,14 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(s)
 }
 
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+fn bind_tcp(what: &str, addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let name = format!("{} {addr}", what.to_ascii_lowercase());
+    if let Some(fd) = crate::handover::take_fd(&name) {
+        let l = std::net::TcpListener::from(fd);
+        l.set_nonblocking(true)?;
+        log::info!("{name}: listener taken over from the previous version");
+        return Ok(l);
+    }
     let l = std::net::TcpListener::bind(addr)?;
     l.set_nonblocking(true)?;
     Ok(l)
@@ -143,10 +204,10 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// Load: reads the configuration, binds every profile, opens the
 /// registration store.
-pub fn prepare(config: Config) -> Result<(), String> {
+pub fn prepare(config: Config, handed_registrations: Vec<Registration>) -> Result<(), String> {
     // The store first: a store another instance holds fails the load
     // before any port is taken.
-    let store = registration_store(&config)?;
+    let store = registration_store(&config.profiles)?;
     let mut listeners = Vec::new();
     let mut certs = Vec::new();
     let mut addrs = Vec::new();
@@ -157,8 +218,12 @@ pub fn prepare(config: Config) -> Result<(), String> {
         certs.push(c);
         addrs.push(addr);
     }
+    crate::handover::drop_unclaimed();
     let registrar = Arc::new(Registrar::new(store)?);
+    registrar.adopt(handed_registrations);
     let (tx, rx) = unbounded_channel();
+    let (ctl_tx, control) = unbounded_channel();
+    *lock(&CONTROL) = Some(ctl_tx);
     let stack = Stack::new(&config, addrs.clone(), registrar.clone(), tx.clone());
     let shared = Shared {
         profiles: config
@@ -182,6 +247,7 @@ pub fn prepare(config: Config) -> Result<(), String> {
         listeners,
         stack,
         rx,
+        control,
     });
     Ok(())
 }
@@ -216,7 +282,7 @@ fn bind_profile(
 ) -> Result<Listeners, String> {
     let name = &p.name;
     let tcp_at = |what: &str, a: SocketAddr| {
-        bind_tcp(a).map_err(|e| format!("profile {name}: cannot bind {what} {a}: {e}"))
+        bind_tcp(what, a).map_err(|e| format!("profile {name}: cannot bind {what} {a}: {e}"))
     };
     // tls-only: nothing but TLS (when TLS could start).
     let plain = !(p.tls.only && certs.tls.is_some());
@@ -264,10 +330,9 @@ fn bind_profile(
 /// one database for the module), else the `registration-db` redb file,
 /// else memory.
 fn registration_store(
-    config: &Config,
+    profiles: &[ProfileConfig],
 ) -> Result<Box<dyn crate::registrar::RegistrationStore>, String> {
-    let mut dsns: Vec<&str> = config
-        .profiles
+    let mut dsns: Vec<&str> = profiles
         .iter()
         .filter_map(|p| p.odbc_dsn.as_deref())
         .collect();
@@ -283,8 +348,7 @@ fn registration_store(
         }
     }
     Ok(
-        match config
-            .profiles
+        match profiles
             .iter()
             .find_map(|p| p.registration_db.clone())
             .filter(|p| p != "none")
@@ -342,10 +406,79 @@ fn raise_priority() {
 /// Unload: stop serving; the runtime thread ends.
 pub fn stop() {
     STOPPING.store(true, Ordering::Release);
+    drop(lock(&CONTROL).take());
     if let Some(s) = SHARED.write().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = s.input.send(Input::Stop);
     }
     drop(lock(&PREPARED).take());
+}
+
+/// Live reload, old version (a host thread): the SIP thread stops reading
+/// its sockets, closes the registration store, stops gateway and NAT
+/// keep-alive timers, and says what the successor needs.
+pub fn export() -> Result<Exported, String> {
+    let Some(ctl) = lock(&CONTROL).clone() else {
+        return Err("mod_sofia is not running".into());
+    };
+    let (reply, rx) = std::sync::mpsc::sync_channel(1);
+    ctl.send(Control::Export(reply))
+        .map_err(|_| "the SIP thread has stopped".to_string())?;
+    rx.recv_timeout(Duration::from_secs(5))
+        .map_err(|_| "the SIP thread did not answer the handover".to_string())?
+}
+
+/// Live reload, old version: the reload failed; read again as before.
+pub fn resume() {
+    if let Some(ctl) = lock(&CONTROL).as_ref() {
+        let _ = ctl.send(Control::Resume);
+    }
+}
+
+/// Live reload, old version (a host thread): a message the successor
+/// received on `channel` from `peer` for a Call-ID this version (or one
+/// it forwards to) still has. Enqueued as if read from that socket: the
+/// answer goes out on the socket this version still holds. False when no
+/// version has the Call-ID any more.
+pub fn deliver(channel: &str, peer: &str, data: &[u8]) -> bool {
+    if channel == crate::handover::PROBE {
+        return crate::handover::probed(data);
+    }
+    match crate::handover::claim(channel, peer, data) {
+        Some(true) => {}
+        Some(false) => return true,
+        None => return false,
+    }
+    let Ok(from) = peer.parse::<SocketAddr>() else {
+        return false;
+    };
+    let Some((profile, proto)) = CHANNELS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(n, _, _)| n == channel)
+        .map(|(_, i, p)| (*i, *p))
+    else {
+        log::warn!("handover: a message for {channel}, a socket this version does not have");
+        return false;
+    };
+    let Some(s) = shared() else {
+        return false;
+    };
+    let data = data.to_vec();
+    let msg = match proto {
+        Proto::Udp => Input::Datagram {
+            profile,
+            from,
+            data,
+        },
+        proto => Input::Stream {
+            profile,
+            proto,
+            from,
+            data,
+        },
+    };
+    s.input.send(msg).is_ok()
 }
 
 /// Runs `sofia <args>` on the SIP thread and waits for its reply.
@@ -364,7 +497,12 @@ pub fn api(args: &str) -> String {
 
 struct Sockets {
     udp: Vec<Option<Arc<UdpSocket>>>,
+    /// Each profile's listeners: kept while reading stops for a reload.
+    listening: Vec<Vec<(Kind, Arc<TcpListener>)>>,
+    /// The readers and acceptors of each profile's sockets.
     tasks: Vec<Vec<JoinHandle<()>>>,
+    /// False once a reload's export stopped the readers.
+    reading: bool,
     conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
     input: UnboundedSender<Input>,
     /// Each profile's TCP limits (as loaded).
@@ -379,14 +517,13 @@ impl Sockets {
             t.abort();
         }
         self.udp[i] = None;
+        self.listening[i].clear();
+        self.publish_channels();
     }
 
     fn start_profile(&mut self, i: usize, l: Listeners) -> std::io::Result<()> {
         if let Some(udp) = l.udp {
-            let u = Arc::new(UdpSocket::from_std(udp)?);
-            self.udp[i] = Some(u.clone());
-            let input = self.input.clone();
-            self.tasks[i].push(tokio::spawn(udp_reader(i, u, input)));
+            self.udp[i] = Some(Arc::new(UdpSocket::from_std(udp)?));
         }
         let certs = self.tls.get(i).cloned().unwrap_or_default();
         let streams = [
@@ -400,11 +537,100 @@ impl Sockets {
                 continue;
             };
             let listener = TcpListener::from_std(listener)?;
-            let input = self.input.clone();
-            let limits = self.limits(i);
-            self.tasks[i].push(tokio::spawn(tcp_acceptor(i, listener, input, limits, kind)));
+            self.listening[i].push((kind, Arc::new(listener)));
+        }
+        self.publish_channels();
+        if self.reading {
+            self.spawn_readers(i);
         }
         Ok(())
+    }
+
+    /// Starts reading profile `i`'s sockets.
+    fn spawn_readers(&mut self, i: usize) {
+        if let Some(u) = &self.udp[i] {
+            let input = self.input.clone();
+            let channel = channel_name("udp", u.local_addr());
+            self.tasks[i].push(tokio::spawn(udp_reader(i, u.clone(), input, channel)));
+        }
+        for (kind, l) in self.listening[i].clone() {
+            let input = self.input.clone();
+            let limits = self.limits(i);
+            let channel = channel_name(kind.transport(), l.local_addr());
+            self.tasks[i].push(tokio::spawn(tcp_acceptor(
+                i, l, input, limits, kind, channel,
+            )));
+        }
+    }
+
+    /// Live reload: no more reading from the sockets (accepted
+    /// connections go on); returns when no reader runs any more.
+    async fn stop_reading(&mut self) {
+        self.reading = false;
+        for t in self.tasks.iter_mut().flat_map(|t| t.drain(..)) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// The reload failed: read again.
+    fn start_reading(&mut self) {
+        if self.reading {
+            return;
+        }
+        self.reading = true;
+        for i in 0..self.udp.len() {
+            self.spawn_readers(i);
+        }
+    }
+
+    /// Every socket to hand over, by name (the descriptors stay ours).
+    fn handed(&self) -> Vec<(String, std::os::fd::RawFd)> {
+        use std::os::fd::AsRawFd;
+        let mut v = Vec::new();
+        for i in 0..self.udp.len() {
+            if let Some(u) = &self.udp[i] {
+                v.push((
+                    channel_name("udp", u.local_addr()).to_string(),
+                    u.as_raw_fd(),
+                ));
+            }
+            for (kind, l) in &self.listening[i] {
+                v.push((
+                    channel_name(kind.transport(), l.local_addr()).to_string(),
+                    l.as_raw_fd(),
+                ));
+            }
+        }
+        v
+    }
+
+    /// Names the sockets for [`deliver`].
+    fn publish_channels(&self) {
+        let mut v = Vec::new();
+        for i in 0..self.udp.len() {
+            if let Some(u) = &self.udp[i] {
+                v.push((
+                    channel_name("udp", u.local_addr()).to_string(),
+                    i,
+                    Proto::Udp,
+                ));
+            }
+            for (kind, l) in &self.listening[i] {
+                let proto = match kind {
+                    Kind::Tcp => Proto::Tcp,
+                    Kind::Tls(_) => Proto::Tls,
+                    Kind::Ws => Proto::Ws,
+                    Kind::Wss(_) => Proto::Wss,
+                };
+                v.push((
+                    channel_name(kind.transport(), l.local_addr()).to_string(),
+                    i,
+                    proto,
+                ));
+            }
+        }
+        *CHANNELS.write().unwrap_or_else(|p| p.into_inner()) = v;
     }
 
     fn limits(&self, profile: usize) -> TcpLimits {
@@ -565,22 +791,37 @@ async fn connect(
         Ok(s) => s,
         Err(e) => return fail(&input, e.to_string()),
     };
+    let conn = |proto| Conn {
+        profile: t.profile,
+        proto,
+        from: t.addr,
+        channel: None,
+    };
     let Some(tls) = tls else {
-        return stream_conn(t.profile, Proto::Tcp, s, t.addr, out, input, limits).await;
+        return stream_conn(conn(Proto::Tcp), s, out, input, limits).await;
     };
     let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(t.addr.ip().into());
     match tokio::time::timeout(limits.message, tls.connect(name, s)).await {
-        Ok(Ok(s)) => stream_conn(t.profile, Proto::Tls, s, t.addr, out, input, limits).await,
+        Ok(Ok(s)) => stream_conn(conn(Proto::Tls), s, out, input, limits).await,
         Ok(Err(e)) => fail(&input, format!("TLS handshake: {e}")),
         Err(_) => fail(&input, "TLS handshake did not complete".into()),
     }
 }
 
-async fn udp_reader(profile: usize, sock: Arc<UdpSocket>, input: UnboundedSender<Input>) {
+async fn udp_reader(
+    profile: usize,
+    sock: Arc<UdpSocket>,
+    input: UnboundedSender<Input>,
+    channel: Arc<str>,
+) {
     let mut buf = vec![0u8; 65_536];
     loop {
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
+                // A previous version's dialog: back to it, through the host.
+                if crate::handover::forward(&channel, &from.to_string(), &buf[..n]) {
+                    continue;
+                }
                 if input
                     .send(Input::Datagram {
                         profile,
@@ -655,10 +896,11 @@ impl ConnCounts {
 /// Accepts a profile's TCP, TLS, WS or WSS connections.
 async fn tcp_acceptor(
     profile: usize,
-    l: TcpListener,
+    l: Arc<TcpListener>,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
     kind: Kind,
+    channel: Arc<str>,
 ) {
     let counts = Arc::new(ConnCounts::default());
     let mut refused = 0u64;
@@ -690,10 +932,13 @@ async fn tcp_acceptor(
         let input = input.clone();
         let limits = limits.clone();
         let kind = kind.clone();
+        let channel = channel.clone();
         tokio::spawn(async move {
             let _counted = counted;
             let (acceptor, proto) = match kind {
-                Kind::Tcp => return opened(profile, Proto::Tcp, s, from, input, limits).await,
+                Kind::Tcp => {
+                    return opened(profile, Proto::Tcp, s, from, input, limits, channel).await
+                }
                 Kind::Ws => {
                     return crate::ws::serve(profile, Proto::Ws, s, from, input, limits).await
                 }
@@ -706,7 +951,7 @@ async fn tcp_acceptor(
                 Ok(Ok(s)) if proto == Proto::Wss => {
                     crate::ws::serve(profile, proto, s, from, input, limits).await
                 }
-                Ok(Ok(s)) => opened(profile, proto, s, from, input, limits).await,
+                Ok(Ok(s)) => opened(profile, proto, s, from, input, limits, channel).await,
                 Ok(Err(e)) => log::warn!("TLS {from}: handshake failed: {e}; closing"),
                 Err(_) => log::warn!(
                     "TLS {from}: handshake not complete after {} ms (tcp-message-timeout); closing",
@@ -725,6 +970,7 @@ async fn opened<S>(
     from: SocketAddr,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
+    channel: Arc<str>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -732,7 +978,22 @@ async fn opened<S>(
     if input.send(Input::TcpOpen { from, writer: w }).is_err() {
         return;
     }
-    stream_conn(profile, proto, s, from, rx, input, limits).await
+    let conn = Conn {
+        profile,
+        proto,
+        from,
+        channel: Some(channel),
+    };
+    stream_conn(conn, s, rx, input, limits).await
+}
+
+/// A stream connection: whose, from where, and (accepted ones) the
+/// listener's handover name.
+struct Conn {
+    profile: usize,
+    proto: Proto,
+    from: SocketAddr,
+    channel: Option<Arc<str>>,
 }
 
 /// Why a connection's reader stops waiting.
@@ -756,16 +1017,21 @@ fn tcp_deadline(
 /// queued messages (and keep-alive pings) out; closed when idle, when a
 /// message begun does not complete in time, or when a ping gets no answer.
 async fn stream_conn<S>(
-    profile: usize,
-    proto: Proto,
+    conn: Conn,
     s: S,
-    from: SocketAddr,
     mut out: UnboundedReceiver<Vec<u8>>,
     input: UnboundedSender<Input>,
     limits: TcpLimits,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let Conn {
+        profile,
+        proto,
+        from,
+        channel,
+    } = conn;
+    let peer = from.to_string();
     let (mut r, mut w) = tokio::io::split(s);
     let ping_sent: Arc<Mutex<Option<Instant>>> = Arc::default();
     let keepalive = limits.keepalive;
@@ -831,6 +1097,12 @@ async fn stream_conn<S>(
             match message::frame(&buf) {
                 Ok(Some(len)) => {
                     let data: Vec<u8> = buf.drain(..len).collect();
+                    if channel
+                        .as_deref()
+                        .is_some_and(|c| crate::handover::forward(c, &peer, &data))
+                    {
+                        continue;
+                    }
                     if input
                         .send(Input::Stream {
                             profile,
@@ -865,11 +1137,14 @@ async fn serve(p: Prepared) {
         listeners,
         mut stack,
         mut rx,
+        mut control,
     } = p;
     let n = listeners.len();
     let mut sockets = Sockets {
         udp: vec![None; n],
+        listening: (0..n).map(|_| Vec::new()).collect(),
         tasks: (0..n).map(|_| Vec::new()).collect(),
+        reading: true,
         conns: HashMap::new(),
         input: shared()
             .map(|s| s.input.clone())
@@ -887,6 +1162,8 @@ async fn serve(p: Prepared) {
         }
     }
     stack.publish_registrations(true);
+    let mut next_owned = Instant::now();
+    let mut next_prune = Instant::now() + Duration::from_secs(10);
     loop {
         let deadline = tokio::time::Instant::from_std(stack.next_deadline());
         tokio::select! {
@@ -911,7 +1188,22 @@ async fn serve(p: Prepared) {
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => stack.on_timer(Instant::now()),
+            Some(c) = control.recv() => on_control(&mut stack, &mut sockets, &mut rx, c).await,
+            _ = tokio::time::sleep_until(deadline) => {
+                let now = Instant::now();
+                stack.on_timer(now);
+                if stack.draining && now >= next_owned {
+                    // Calls ended since: their Call-IDs are no longer ours.
+                    next_owned = now + Duration::from_secs(1);
+                    crate::handover::set_owned(stack.call_ids());
+                }
+                if now >= next_prune {
+                    // Inherited Call-IDs no older version has any more:
+                    // asked one by one through the host, so off this thread.
+                    next_prune = now + Duration::from_secs(10);
+                    tokio::task::spawn_blocking(crate::handover::prune);
+                }
+            }
         }
         for a in std::mem::take(&mut stack.actions) {
             match a {
@@ -941,8 +1233,74 @@ async fn serve(p: Prepared) {
     finish(stack, sockets)
 }
 
+/// A live-reload request on the SIP thread.
+async fn on_control(
+    stack: &mut Stack,
+    sockets: &mut Sockets,
+    rx: &mut UnboundedReceiver<Input>,
+    c: Control,
+) {
+    match c {
+        Control::Export(reply) => {
+            sockets.stop_reading().await;
+            // What the readers queued before they stopped is this
+            // version's: handled now, so that a call it starts is among
+            // the Call-IDs handed over.
+            while let Ok(m) = rx.try_recv() {
+                if matches!(m, Input::Stop) {
+                    // Unload meanwhile: put it back for the loop.
+                    if let Some(s) = shared() {
+                        let _ = s.input.send(Input::Stop);
+                    }
+                    break;
+                }
+                handle(stack, sockets, m);
+            }
+            flush(stack, sockets);
+            stack.draining = true;
+            let registrations = stack.registrar.close_store();
+            let own = stack.call_ids();
+            crate::handover::set_owned(own.clone());
+            let fds = sockets.handed();
+            let h = crate::handover::Handed {
+                profiles: stack.profiles.iter().map(|p| p.cfg.name.clone()).collect(),
+                sockets: fds.iter().map(|(n, _)| n.clone()).collect(),
+                own: own.into_iter().collect(),
+                forward: crate::handover::inherited(),
+                registrations,
+            };
+            log::info!(
+                "handover: {} sockets, {} Call-IDs of this version, {} forwarded further, {} registrations in memory; this version drains",
+                h.sockets.len(),
+                h.own.len(),
+                h.forward.len(),
+                h.registrations.len()
+            );
+            let _ = reply.send(Ok(Exported {
+                data: h.encode(),
+                fds,
+            }));
+        }
+        Control::Resume => {
+            crate::handover::clear_owned();
+            stack.draining = false;
+            let profiles: Vec<ProfileConfig> =
+                stack.profiles.iter().map(|p| p.cfg.clone()).collect();
+            match registration_store(&profiles) {
+                Ok(store) => stack.registrar.reopen_store(store),
+                Err(e) => log::error!("handover undone: the registration store: {e}"),
+            }
+            sockets.start_reading();
+            log::info!("handover undone: this version serves its sockets again");
+        }
+    }
+}
+
 fn finish(stack: Stack, mut sockets: Sockets) {
-    stack.publish_registrations(false);
+    // A draining version's bindings are the current version's now.
+    if !stack.draining {
+        stack.publish_registrations(false);
+    }
     for i in 0..sockets.udp.len() {
         sockets.stop_profile(i);
     }

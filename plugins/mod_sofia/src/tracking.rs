@@ -11,7 +11,10 @@
 //! what the session knows (caller profile, variables, the leg it is
 //! bridged to — its `bridge_uuid`, looked at again every second so that
 //! a bridge made after the answer is seen) and writes one row of FreeSWITCH's `recovery` table:
-//! `runtime_uuid` (this load), `technology` (`sofia`), `profile_name`,
+//! `runtime_uuid` (this switch process, as FreeSWITCH's core uuid: every
+//! copy of the module a live reload loads shares it, so `sofia recover`
+//! never takes calls an older copy in the same process still carries),
+//! `technology` (`sofia`), `profile_name`,
 //! `hostname` (the `switchname` of switch.conf.xml, else the host name),
 //! `uuid`, `metadata`. A call that ends is removed ([`untrack`]). While the
 //! database is down the changes wait in memory (one per call, the newest)
@@ -382,7 +385,8 @@ pub fn start(shared: &[SharedProfile], switchname: &str) -> Result<(), String> {
         .map_err(|e| format!("track-calls: {e}"))?;
     let w = Worker {
         config,
-        runtime_uuid: uuid::Uuid::new_v4().to_string(),
+        runtime_uuid: process_runtime_id(),
+        load_uuid: uuid::Uuid::new_v4().to_string(),
         hostname: switchname.to_string(),
         client: None,
         down_logged: false,
@@ -586,6 +590,9 @@ pub type RecoverReply = SyncSender<Vec<Recovered>>;
 struct Worker {
     config: tokio_postgres::Config,
     runtime_uuid: String,
+    /// This copy of the module: the key of its `sip_gateways` rows (an
+    /// older copy draining after a live reload removes its own at unload).
+    load_uuid: String,
     hostname: String,
     client: Option<Client>,
     down_logged: bool,
@@ -638,7 +645,7 @@ impl Worker {
                 let _ = c
                     .execute(
                         "DELETE FROM sip_gateways WHERE runtime_uuid = $1",
-                        &[&self.runtime_uuid],
+                        &[&self.load_uuid],
                     )
                     .await;
             }
@@ -685,7 +692,7 @@ impl Worker {
             client
                 .execute(
                     "DELETE FROM sip_gateways WHERE runtime_uuid = $1",
-                    &[&self.runtime_uuid],
+                    &[&self.load_uuid],
                 )
                 .await?;
             for (profile, name, proxy, user, register, state) in rows {
@@ -695,7 +702,7 @@ impl Worker {
                          gateway_name, proxy, username, register, state, updated) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         &[
-                            &self.runtime_uuid,
+                            &self.load_uuid,
                             &self.hostname,
                             profile,
                             name,
@@ -940,6 +947,24 @@ async fn write(
     Ok(())
 }
 
+/// This switch process's identity, the same in every copy of the module
+/// it loads and different in every other run: the boot, the pid and the
+/// process's start time.
+fn process_runtime_id() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_string())
+        .unwrap_or_default();
+    // Field 22 of /proc/self/stat, after the parenthesised command name.
+    let start = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|st| {
+            let rest = st.rsplit_once(')')?.1.to_string();
+            rest.split_whitespace().nth(19).map(str::to_string)
+        })
+        .unwrap_or_default();
+    format!("{boot}-{}-{start}", std::process::id())
+}
+
 /// A database error with the server's message (tokio-postgres' own
 /// display says only "db error").
 fn pg_error(e: &tokio_postgres::Error) -> String {
@@ -1077,6 +1102,13 @@ mod tests {
             api("recover flush").as_deref(),
             Some("Flushing recovery database.\n")
         );
+    }
+
+    #[test]
+    fn the_runtime_is_the_process_not_the_load() {
+        let id = process_runtime_id();
+        assert_eq!(id, process_runtime_id());
+        assert!(id.contains(&format!("-{}-", std::process::id())), "{id}");
     }
 
     #[test]

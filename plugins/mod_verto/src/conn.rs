@@ -161,6 +161,11 @@ impl Conn {
             .map(|l| format!("{}@{}", l.user, l.domain))
     }
 
+    /// True while it places, rings or carries a call.
+    pub fn has_calls(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
     /// The session id of the client's login.
     pub fn sessid(&self) -> Option<&str> {
         self.sessid.as_deref()

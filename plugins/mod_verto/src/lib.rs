@@ -20,6 +20,10 @@
 //!   client sessions, event channels, chat.
 //! - [`tls`]: the wss certificate (generated when missing).
 //! - [`config`]: reading `verto.conf`.
+//!
+//! Live reload: [`HANDOVER`] hands the listening sockets to the next
+//! version (the port never closes); connections already accepted, their
+//! logins and calls stay with this one to their end (see [`shell`]).
 
 pub mod config;
 pub mod conn;
@@ -31,7 +35,9 @@ pub mod rpc;
 pub mod shell;
 pub mod tls;
 
-use hotswitch_plugin_api::{declare_module, Chat, ModuleContext, Status};
+use hotswitch_plugin_api::{
+    declare_module, Chat, Delivery, Export, HandoverSpec, ModuleContext, ModuleError, Status,
+};
 use std::fmt::Write as _;
 
 declare_module! {
@@ -40,9 +46,43 @@ declare_module! {
     load: load,
     unload: Some(unload),
     runtime: Some(runtime),
+    handover: &HANDOVER,
 }
 
-fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+/// mod_verto's live-reload handover. Format `mod_verto/handover-v1`,
+/// version 1: no data; the descriptors are the listening sockets, named
+/// `"ws <ip>:<port>"` / `"wss <ip>:<port>"` (profiles' `bind-local`). The
+/// new version adopts those whose name its own profiles bind and binds the
+/// others. Nothing is forwarded between versions: a connection's frames
+/// are read by the version that accepted it.
+pub static HANDOVER: HandoverSpec = HandoverSpec {
+    format: "mod_verto/handover-v1",
+    version: 1,
+    reads_from: 1,
+    export,
+    resume,
+    deliver,
+};
+
+/// Old version: stop accepting, hand the listeners over.
+fn export(_m: &ModuleContext) -> Result<Export, ModuleError> {
+    Ok(Export {
+        data: Vec::new(),
+        fds: shell::hand_over(),
+    })
+}
+
+/// Old version, the reload failed: accept again.
+fn resume(_m: &ModuleContext) {
+    shell::resume();
+}
+
+/// Nothing is forwarded to mod_verto's older versions.
+fn deliver(_m: &ModuleContext, _d: Delivery<'_>) -> bool {
+    false
+}
+
+fn load(m: &ModuleContext) -> Result<(), ModuleError> {
     let xml = m
         .config_section("verto.conf")
         .ok_or("no verto.conf section")?;
@@ -50,7 +90,15 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     if config.profiles.is_empty() {
         log::warn!("verto.conf defines no profile: no WebSocket port is open");
     }
-    shell::prepare(config)?;
+    let mut inherited = m.handover_take();
+    if let Some(r) = &inherited {
+        log::info!(
+            "mod_verto: taking over {} listener(s) from the previous version (handover format version {})",
+            r.fds.len(),
+            r.version
+        );
+    }
+    shell::prepare(config, &mut |name| inherited.as_mut()?.take_fd(name))?;
     m.add_endpoint("verto.rtc", endpoint::Verto)
         .map_err(|e| format!("verto.rtc endpoint: {e}"))?;
     m.add_api(
@@ -96,7 +144,7 @@ fn runtime(_m: &ModuleContext) -> Status {
     shell::run()
 }
 
-fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+fn unload(_m: &ModuleContext) -> Result<(), ModuleError> {
     shell::stop();
     Ok(())
 }

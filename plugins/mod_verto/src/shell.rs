@@ -4,6 +4,16 @@
 //! and the stop at unload that ends the runtime — listeners, connections
 //! and their tasks are dropped before the runtime thread returns.
 //!
+//! Live reload: [`hand_over`] stops accepting on every listener (they stay
+//! open) and names their descriptors `"<ws|wss> <ip>:<port>"`; the next
+//! version's [`prepare`] adopts a handed listener of the same name instead
+//! of binding, so the port never closes. The connections this version
+//! accepted, their logins and calls stay here to their end; [`resume`]
+//! (the reload failed) accepts again. While handed over, a connection
+//! without calls is closed (1001, going away) as soon as it has none, so
+//! its client reconnects — to the new version — and can be called again:
+//! the new version does not know the logins of the old one.
+//!
 //! It also keeps what outlives one connection: client sessions (`sessid`)
 //! and the answered calls they carry, so a client that reconnects within
 //! `detach-timeout-sec` gets its calls back (`verto.attach`) and an older
@@ -22,6 +32,7 @@ use hotswitch_plugin_api::{
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,6 +41,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc::{channel, error::TrySendError, Sender};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -84,6 +97,8 @@ pub enum ToConn {
         method: &'static str,
         params: Map<String, Value>,
     },
+    /// The listeners are handed over: close when no call is left.
+    Drain,
 }
 
 struct Client {
@@ -144,6 +159,7 @@ struct State {
 struct Prepared {
     listeners: Vec<(Arc<Profile>, std::net::TcpListener, Option<TlsAcceptor>)>,
     stop: watch::Receiver<bool>,
+    accepting: watch::Receiver<bool>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -152,6 +168,13 @@ static STOP: Mutex<Option<watch::Sender<bool>>> = Mutex::new(None);
 static STOPPING: AtomicBool = AtomicBool::new(false);
 static RUNTIME: Mutex<Option<tokio::runtime::Handle>> = Mutex::new(None);
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+/// Every listener's handover name and descriptor (valid until the runtime
+/// ends: the accept tasks own the sockets).
+static LISTENING: Mutex<Vec<(String, RawFd)>> = Mutex::new(Vec::new());
+/// false while the listeners are handed over: the accept tasks wait.
+static ACCEPTING: Mutex<Option<watch::Sender<bool>>> = Mutex::new(None);
+/// Handed over: connections close once they carry no call.
+static DRAINING: AtomicBool = AtomicBool::new(false);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -217,8 +240,23 @@ pub fn call_gone(sessid: &str, uuid: &str) {
         s.calls.remove(uuid);
         if s.conn.is_none() && s.calls.is_empty() {
             st.sessions.remove(sessid);
+        } else if s.calls.is_empty() && DRAINING.load(Ordering::Acquire) {
+            if let Some(c) = s.conn.and_then(|c| st.clients.get(&c)) {
+                c.tell(ToConn::Drain);
+            }
         }
     });
+}
+
+/// Whether client session `sessid` (none: not logged in) carries no
+/// answered call: while handed over, its connection may close.
+fn idle_session(sessid: Option<&str>) -> bool {
+    with_state(|st| {
+        sessid
+            .and_then(|s| st.sessions.get(s))
+            .is_none_or(|s| s.calls.is_empty())
+    })
+    .unwrap_or(true)
 }
 
 /// Delivers a chat message to every connection logged in as `to`; how
@@ -276,10 +314,21 @@ fn rtp_ip(p: &Profile) -> IpAddr {
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
 }
 
+/// A listener's handover name: `"ws 127.0.0.1:8081"`, `"wss [::1]:8082"`.
+pub fn listener_name(secure: bool, addr: SocketAddr) -> String {
+    format!("{} {addr}", if secure { "wss" } else { "ws" })
+}
+
 /// Load: binds every profile's listeners (and reads or makes the
-/// certificate of its secure ones).
-pub fn prepare(config: Config) -> Result<(), String> {
+/// certificate of its secure ones). A listener `inherited` hands over by
+/// its name (the previous version's, on a live reload) is adopted instead
+/// of bound.
+pub fn prepare(
+    config: Config,
+    inherited: &mut dyn FnMut(&str) -> Option<OwnedFd>,
+) -> Result<(), String> {
     let mut listeners = Vec::new();
+    let mut names = Vec::new();
     for p in config.profiles {
         let p = Arc::new(p);
         let acceptor = if p.secure_binds.is_empty() {
@@ -293,17 +342,36 @@ pub fn prepare(config: Config) -> Result<(), String> {
             .map(|a| (*a, None))
             .chain(p.secure_binds.iter().map(|a| (*a, acceptor.clone())));
         for (addr, tls) in all {
-            let l = std::net::TcpListener::bind(addr)
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .map_err(|e| format!("profile {}: cannot bind {addr}: {e}", p.name))?;
             let scheme = if tls.is_some() { "wss" } else { "ws" };
-            log::info!("verto profile {} listening on {scheme}://{addr}", p.name);
+            let name = listener_name(tls.is_some(), addr);
+            let l = match inherited(&name) {
+                Some(fd) => {
+                    log::info!(
+                        "verto profile {} listening on {scheme}://{addr} (handed over by the previous version)",
+                        p.name
+                    );
+                    std::net::TcpListener::from(fd)
+                }
+                None => {
+                    let l = std::net::TcpListener::bind(addr)
+                        .map_err(|e| format!("profile {}: cannot bind {addr}: {e}", p.name))?;
+                    log::info!("verto profile {} listening on {scheme}://{addr}", p.name);
+                    l
+                }
+            };
+            l.set_nonblocking(true)
+                .map_err(|e| format!("profile {}: {addr}: {e}", p.name))?;
+            names.push((name, l.as_raw_fd()));
             listeners.push((p.clone(), l, tls));
         }
     }
     let (tx, rx) = watch::channel(false);
+    let (accept_tx, accept_rx) = watch::channel(true);
     STOPPING.store(false, Ordering::Release);
+    DRAINING.store(false, Ordering::Release);
     *lock(&STOP) = Some(tx);
+    *lock(&ACCEPTING) = Some(accept_tx);
+    *lock(&LISTENING) = names;
     *lock(&STATE) = Some(State {
         detach_timeout: Duration::from_secs(config.detach_timeout_secs),
         ..State::default()
@@ -311,8 +379,54 @@ pub fn prepare(config: Config) -> Result<(), String> {
     *lock(&PREPARED) = Some(Prepared {
         listeners,
         stop: rx,
+        accepting: accept_rx,
     });
     Ok(())
+}
+
+/// Live reload, old version: stops accepting on every listener (each
+/// stays open, its backlog for the successor) and returns their names and
+/// descriptors. Once it returns no connection is accepted here any more:
+/// a round on the runtime thread lets an accept already under way finish
+/// first (that connection stays here, as every one accepted before).
+pub fn hand_over() -> Vec<(String, RawFd)> {
+    if let Some(tx) = lock(&ACCEPTING).as_ref() {
+        tx.send_replace(false);
+    }
+    DRAINING.store(true, Ordering::Release);
+    with_state(|st| {
+        for c in st.clients.values() {
+            c.tell(ToConn::Drain);
+        }
+    });
+    if let Some(h) = lock(&RUNTIME).clone() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        h.spawn(async move {
+            let _ = tx.send(());
+        });
+        if rx.recv_timeout(Duration::from_secs(2)).is_err() {
+            log::warn!("verto: the runtime did not take the handover within 2 s");
+        }
+    }
+    let fds = lock(&LISTENING).clone();
+    for (name, _) in &fds {
+        log::info!("verto: {name} handed over; no longer accepting here");
+    }
+    fds
+}
+
+/// Live reload failed after [`hand_over`]: accept again.
+pub fn resume() {
+    DRAINING.store(false, Ordering::Release);
+    if let Some(tx) = lock(&ACCEPTING).as_ref() {
+        tx.send_replace(true);
+    }
+    log::info!("verto: accepting again (the reload did not complete)");
+}
+
+/// The connections this version serves (logged in or not).
+pub fn connections() -> usize {
+    with_state(|st| st.clients.len()).unwrap_or(0)
 }
 
 /// The runtime thread: serves until unload.
@@ -351,17 +465,19 @@ pub fn stop() {
         let _ = tx.send(true);
     }
     drop(lock(&PREPARED).take());
+    lock(&LISTENING).clear();
 }
 
 async fn serve(p: Prepared) {
     let Prepared {
         listeners,
         mut stop,
+        accepting,
     } = p;
     for (profile, l, tls) in listeners {
         match TcpListener::from_std(l) {
             Ok(l) => {
-                tokio::spawn(accept(profile, l, tls));
+                tokio::spawn(accept(profile, l, tls, accepting.clone()));
             }
             Err(e) => log::error!("profile {}: {e}", profile.name),
         }
@@ -406,9 +522,33 @@ async fn expire_detached() {
     }
 }
 
-async fn accept(profile: Arc<Profile>, l: TcpListener, tls: Option<TlsAcceptor>) {
+/// Accepts on `l` while `accepting` says so; while it does not (the
+/// listener is handed over) the socket stays open and untouched.
+async fn accept(
+    profile: Arc<Profile>,
+    l: TcpListener,
+    tls: Option<TlsAcceptor>,
+    mut accepting: watch::Receiver<bool>,
+) {
     loop {
-        match l.accept().await {
+        if !*accepting.borrow_and_update() {
+            if accepting.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        // A handover seen first: never accept once it is asked for.
+        let got = tokio::select! {
+            biased;
+            r = accepting.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                continue;
+            }
+            got = l.accept() => got,
+        };
+        match got {
             Ok((s, peer)) => {
                 let profile = profile.clone();
                 match tls.clone() {
@@ -503,7 +643,7 @@ where
                     vec![conn.notify("verto.punt", Map::new())]
                 }
                 Some(ToConn::Request { method, params }) => vec![conn.notify(method, params)],
-                None => Vec::new(),
+                Some(ToConn::Drain) | None => Vec::new(),
             },
         };
         let mut failed = false;
@@ -523,6 +663,16 @@ where
         }
         if failed || punted || conn.must_close() {
             let _ = sink.close().await;
+            break;
+        }
+        if DRAINING.load(Ordering::Acquire) && !conn.has_calls() && idle_session(conn.sessid()) {
+            // Handed over: the client reconnects to the new version.
+            log::info!("verto {peer}: no call left on the version handed over; closing");
+            let away = CloseFrame {
+                code: CloseCode::Away,
+                reason: "reload".into(),
+            };
+            let _ = tokio::time::timeout(WRITE_WAIT, sink.send(Message::Close(Some(away)))).await;
             break;
         }
     }

@@ -115,6 +115,8 @@ enum SState {
 
 struct Server {
     invite: bool,
+    /// The request's Call-ID (a live reload hands what is in flight over by it).
+    call_id: String,
     state: SState,
     last: Option<Vec<u8>>,
     to: Target,
@@ -205,6 +207,14 @@ fn response_target(msg: &Message, from: Target) -> Target {
 }
 
 impl Transactions {
+    /// The Call-IDs of every transaction alive, server and client.
+    pub fn call_ids(&self) -> impl Iterator<Item = &str> {
+        self.servers
+            .values()
+            .map(|s| s.call_id.as_str())
+            .chain(self.clients.values().map(|c| c.req.call_id()))
+    }
+
     /// Transactions alive.
     pub fn len(&self) -> (usize, usize) {
         (self.servers.len(), self.clients.len())
@@ -258,6 +268,7 @@ impl Transactions {
         let invite = msg.method() == "INVITE";
         let mut tx = Server {
             invite,
+            call_id: msg.call_id().to_string(),
             state: if invite {
                 SState::Proceeding
             } else {

@@ -211,6 +211,10 @@ pub struct Stack {
     pub actions: Vec<crate::api::ShellAction>,
     /// `sofia recover`'s re-INVITEs in flight, and their legs' uuids.
     recovering: HashMap<ClientKey, String>,
+    /// Handed over to a newer version (live reload): the calls in progress
+    /// go on, but gateways no longer register and registered phones get no
+    /// NAT keep-alive pings from this version (the new one sends them).
+    pub draining: bool,
 }
 
 fn new_tag() -> String {
@@ -280,6 +284,7 @@ impl Stack {
             gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
             actions: Vec::new(),
             recovering: HashMap::new(),
+            draining: false,
         }
         .with_gateway_view()
     }
@@ -346,6 +351,18 @@ impl Stack {
         self.calls.len()
     }
 
+    /// The Call-IDs this stack still has work under: its calls' dialogs
+    /// and every transaction alive (what a live reload's successor hands
+    /// back to it).
+    pub fn call_ids(&self) -> std::collections::HashSet<String> {
+        self.by_call_id
+            .keys()
+            .map(String::as_str)
+            .chain(self.tx.call_ids())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Keeps a new call under its leg's uuid and indexes its Call-ID.
     fn add_call(&mut self, call: Call) {
         let uuid = call.leg.uuid.clone();
@@ -398,7 +415,7 @@ impl Stack {
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
-        for g in &self.gateways {
+        for g in self.gateways.iter().filter(|_| !self.draining) {
             if let Some(n) = g.next {
                 t = t.min(n);
             }
@@ -411,7 +428,7 @@ impl Stack {
         self.tx.on_timer(now);
         self.drain_events(now);
         for i in 0..self.gateways.len() {
-            if self.gateways[i].next.is_some_and(|n| n <= now) {
+            if !self.draining && self.gateways[i].next.is_some_and(|n| n <= now) {
                 self.gateways[i].next = None;
                 self.gateway_register(i, None, now);
             }
@@ -422,7 +439,9 @@ impl Stack {
         if now >= self.next_media_check {
             self.next_media_check = now + Duration::from_secs(1);
             self.check_media(now);
-            self.nat_ping(now);
+            if !self.draining {
+                self.nat_ping(now);
+            }
         }
         if now >= self.next_purge {
             self.next_purge = now + Duration::from_secs(30);

@@ -1,0 +1,398 @@
+//! Live reload (`reload mod_sofia` with calls up): what one version of the
+//! module hands the next, and how SIP traffic is shared while both run.
+//!
+//! The old version, on export, stops reading its sockets (it keeps them
+//! for sending), closes its registration store, stops gateway
+//! registrations and NAT keep-alive pings (without un-REGISTERing), and
+//! hands over every listening socket's descriptor with the bytes below.
+//! The new version adopts those descriptors instead of binding (the port
+//! never closes) and reads everything; a message whose Call-ID the old
+//! version (or one older still, for a chain of draining versions) still
+//! has work under goes back to it through the host
+//! ([`forward`]), which enqueues it into the old SIP thread as if read
+//! from the same socket ([`deliver`]); the old version answers on the
+//! socket it still holds. Connections the old version accepted stay with
+//! it. When no older version takes a message, the new one handles it as
+//! any unknown dialog (481).
+//!
+//! # The handover format: `mod_sofia/handover-v1`, version 1
+//!
+//! UTF-8 text, one record per line (`\n`), each a keyword, one space and
+//! a value; unknown keywords are skipped (a later build of version 1 may
+//! add records), a first line other than the header refuses the data:
+//!
+//! ```text
+//! hotswitch mod_sofia handover 1
+//! profile <name>            each profile the old version serves, in order
+//! socket <name>             each descriptor handed over, named
+//!                           "<transport> <ip>:<port>" (udp, tcp, tls, ws, wss)
+//! call-id <Call-ID>         a dialog or transaction the old version still has
+//! forward <Call-ID>         one it forwards to an older version of its own
+//! registration <binding>    a binding, only when registrations are kept in
+//!                           memory (no registration-db, no odbc-dsn); the
+//!                           fields separated by U+0001 as the redb store
+//!                           writes them
+//! ```
+//!
+//! The new version forwards both `call-id` and `forward` Call-IDs to its
+//! predecessor (the host hands them to the newest older version, which
+//! forwards further along the chain) and drops one from its set when no
+//! older version takes a message for it, or answers a probe for it (every
+//! 10 s, a delivery on channel [`PROBE`] whose data is the Call-ID) with
+//! false.
+
+use crate::registrar::Registration;
+use std::collections::HashSet;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+/// The format's name: the same across versions that hand over to each other.
+pub const FORMAT: &str = "mod_sofia/handover-v1";
+/// The format version this build writes.
+pub const VERSION: u32 = 1;
+/// The oldest format version this build reads.
+pub const READS_FROM: u32 = 1;
+
+const HEADER: &str = "hotswitch mod_sofia handover 1";
+
+/// What one version hands the next (the data part; the descriptors go
+/// separately).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Handed {
+    pub profiles: Vec<String>,
+    pub sockets: Vec<String>,
+    /// The old version's own dialogs and transactions.
+    pub own: Vec<String>,
+    /// What it forwards further back.
+    pub forward: Vec<String>,
+    pub registrations: Vec<Registration>,
+}
+
+impl Handed {
+    /// The bytes in format version 1.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(64 + 48 * (self.own.len() + self.forward.len()));
+        out.push_str(HEADER);
+        out.push('\n');
+        let mut line = |k: &str, v: &str| {
+            // A value never spans lines (Call-IDs hold no whitespace).
+            if !v.is_empty() && !v.contains(['\n', '\r']) {
+                out.push_str(k);
+                out.push(' ');
+                out.push_str(v);
+                out.push('\n');
+            }
+        };
+        for p in &self.profiles {
+            line("profile", p);
+        }
+        for s in &self.sockets {
+            line("socket", s);
+        }
+        for c in &self.own {
+            line("call-id", c);
+        }
+        for c in &self.forward {
+            line("forward", c);
+        }
+        for r in &self.registrations {
+            line("registration", &r.encode());
+        }
+        out.into_bytes()
+    }
+
+    /// Reads format version 1.
+    pub fn decode(data: &[u8]) -> Result<Handed, String> {
+        let text =
+            std::str::from_utf8(data).map_err(|e| format!("handover data is not UTF-8: {e}"))?;
+        let mut lines = text.lines();
+        if lines.next() != Some(HEADER) {
+            return Err("handover data does not start with its header".into());
+        }
+        let mut h = Handed::default();
+        for l in lines {
+            let Some((k, v)) = l.split_once(' ') else {
+                continue;
+            };
+            match k {
+                "profile" => h.profiles.push(v.to_string()),
+                "socket" => h.sockets.push(v.to_string()),
+                "call-id" => h.own.push(v.to_string()),
+                "forward" => h.forward.push(v.to_string()),
+                "registration" => match Registration::decode(v) {
+                    Some(r) => h.registrations.push(r),
+                    None => log::warn!("handover: a registration that does not decode; skipped"),
+                },
+                _ => {}
+            }
+        }
+        Ok(h)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Descriptors handed to this version at load, until the profiles take
+/// them.
+static FDS: Mutex<Vec<(String, OwnedFd)>> = Mutex::new(Vec::new());
+/// New version: the Call-IDs older versions still have.
+static INHERITED: RwLock<Option<HashSet<String>>> = RwLock::new(None);
+/// Quick test before the set's lock: anything inherited at all.
+static ANY_INHERITED: AtomicBool = AtomicBool::new(false);
+/// Old version, after export: the Call-IDs it still has work under
+/// (refreshed by its SIP thread as calls end).
+static OWNED: RwLock<Option<HashSet<String>>> = RwLock::new(None);
+
+/// How a message goes to the previous version: `(channel, peer, data)` →
+/// taken. Set at load to the host's `handover_forward`.
+pub type ForwardFn = fn(&str, &str, &[u8]) -> bool;
+static FORWARD: RwLock<Option<ForwardFn>> = RwLock::new(None);
+
+/// Sets how messages reach the previous version.
+pub fn set_forward(f: ForwardFn) {
+    *FORWARD.write().unwrap_or_else(|p| p.into_inner()) = Some(f);
+}
+
+/// New version, at load: keeps what the old one handed over.
+pub fn adopt(h: &Handed, fds: Vec<(String, OwnedFd)>) {
+    *lock(&FDS) = fds;
+    let set: HashSet<String> = h.own.iter().chain(&h.forward).cloned().collect();
+    log::info!(
+        "handover: {} sockets and {} Call-IDs ({} forwarded further) from the previous version of profiles {}",
+        lock(&FDS).len(),
+        set.len(),
+        h.forward.len(),
+        h.profiles.join(", ")
+    );
+    ANY_INHERITED.store(!set.is_empty(), Ordering::Release);
+    *INHERITED.write().unwrap_or_else(|p| p.into_inner()) = Some(set);
+}
+
+/// The handed descriptor named `name`, if there is one.
+pub fn take_fd(name: &str) -> Option<OwnedFd> {
+    let mut fds = lock(&FDS);
+    let i = fds.iter().position(|(n, _)| n == name)?;
+    Some(fds.remove(i).1)
+}
+
+/// Closes the handed descriptors no profile took (a profile the new
+/// configuration no longer has).
+pub fn drop_unclaimed() {
+    for (name, _) in std::mem::take(&mut *lock(&FDS)) {
+        log::info!("handover: socket {name} is not in the new configuration; closed");
+    }
+}
+
+/// The Call-IDs older versions still have (for this version's own export).
+pub fn inherited() -> Vec<String> {
+    INHERITED
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn inherits(call_id: &str) -> bool {
+    ANY_INHERITED.load(Ordering::Acquire)
+        && INHERITED
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|s| s.contains(call_id))
+}
+
+fn forget_inherited(call_id: &str) {
+    let mut g = INHERITED.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = g.as_mut() {
+        s.remove(call_id);
+        if s.is_empty() {
+            ANY_INHERITED.store(false, Ordering::Release);
+        }
+    }
+}
+
+fn call_forward(channel: &str, peer: &str, data: &[u8]) -> bool {
+    let f = *FORWARD.read().unwrap_or_else(|p| p.into_inner());
+    f.is_some_and(|f| f(channel, peer, data))
+}
+
+/// Reader side (new version): true when `data` belongs to an older
+/// version and one took it; the caller then does nothing more with it.
+pub fn forward(channel: &str, peer: &str, data: &[u8]) -> bool {
+    if !ANY_INHERITED.load(Ordering::Acquire) {
+        return false;
+    }
+    let Some(id) = call_id_of(data) else {
+        return false;
+    };
+    if !inherits(id) {
+        return false;
+    }
+    if call_forward(channel, peer, data) {
+        return true;
+    }
+    // No older version has it any more: ours from now on (481 and the
+    // like), and no more asking.
+    forget_inherited(id);
+    false
+}
+
+/// Old version, after export: the Call-IDs it has work under.
+pub fn set_owned(ids: HashSet<String>) {
+    *OWNED.write().unwrap_or_else(|p| p.into_inner()) = Some(ids);
+}
+
+/// Old version, reload failed: takes new work again.
+pub fn clear_owned() {
+    *OWNED.write().unwrap_or_else(|p| p.into_inner()) = None;
+}
+
+/// The host's `deliver` (old version): `Some(true)` when the message is
+/// this version's (the caller enqueues it), `Some(false)` when it was
+/// passed further back and taken, `None` when nobody has it.
+pub fn claim(channel: &str, peer: &str, data: &[u8]) -> Option<bool> {
+    let id = call_id_of(data)?;
+    let mine = OWNED
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|s| s.contains(id));
+    if mine {
+        return Some(true);
+    }
+    if inherits(id) {
+        if call_forward(channel, peer, data) {
+            return Some(false);
+        }
+        forget_inherited(id);
+    }
+    None
+}
+
+/// The channel of a probe: "does an older version still have this
+/// Call-ID" (the data is the Call-ID), asked to prune the inherited set.
+pub const PROBE: &str = "mod_sofia probe";
+
+/// Drops the inherited Call-IDs no older version has any more (their calls
+/// ended without a message since), asking each with a [`PROBE`]. Keeps the
+/// set, and each export's data, to the calls really up.
+pub fn prune() {
+    static PRUNING: AtomicBool = AtomicBool::new(false);
+    if !ANY_INHERITED.load(Ordering::Acquire) || PRUNING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    prune_now();
+    PRUNING.store(false, Ordering::Release);
+}
+
+fn prune_now() {
+    let gone: Vec<String> = inherited()
+        .into_iter()
+        .filter(|id| !call_forward(PROBE, "", id.as_bytes()))
+        .collect();
+    for id in &gone {
+        forget_inherited(id);
+    }
+    if !gone.is_empty() {
+        log::info!(
+            "handover: {} inherited Call-IDs no older version has any more; forgotten",
+            gone.len()
+        );
+    }
+}
+
+/// A [`PROBE`] from a newer version: true while this version, or one it
+/// forwards to, has the Call-ID.
+pub fn probed(data: &[u8]) -> bool {
+    let Ok(id) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let mine = OWNED
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|s| s.contains(id));
+    if mine {
+        return true;
+    }
+    if inherits(id) {
+        if call_forward(PROBE, "", data) {
+            return true;
+        }
+        forget_inherited(id);
+    }
+    false
+}
+
+/// The Call-ID of a SIP message as read (`Call-ID:` or its compact form
+/// `i:`), without parsing the rest.
+pub fn call_id_of(data: &[u8]) -> Option<&str> {
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(data.len());
+    let head = std::str::from_utf8(&data[..end]).ok()?;
+    for line in head.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim_end();
+        if name.eq_ignore_ascii_case("call-id") || name.eq_ignore_ascii_case("i") {
+            let v = value.trim();
+            return (!v.is_empty()).then_some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_call_id_is_found_in_either_form_and_any_case() {
+        let m = b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\ncall-ID :  abc@host \r\nCSeq: 2 BYE\r\n\r\nbody i: no";
+        assert_eq!(call_id_of(m), Some("abc@host"));
+        let m = b"SIP/2.0 200 OK\r\ni: 42\r\n\r\n";
+        assert_eq!(call_id_of(m), Some("42"));
+        // Only the headers count, and a missing one is none.
+        assert_eq!(
+            call_id_of(b"OPTIONS sip:a SIP/2.0\r\nTo: <sip:a>\r\n\r\nCall-ID: x"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_format_reads_back_what_it_writes_and_refuses_other_data() {
+        let h = Handed {
+            profiles: vec!["internal".into(), "external".into()],
+            sockets: vec!["udp 127.0.0.1:5060".into(), "tcp 127.0.0.1:5060".into()],
+            own: vec!["a@b".into(), "c".into()],
+            forward: vec!["older".into()],
+            registrations: vec![Registration {
+                profile: "internal".into(),
+                user: "1000".into(),
+                domain: "127.0.0.1".into(),
+                contact: "sip:1000@127.0.0.1:5062".into(),
+                network: "127.0.0.1:5062".parse().unwrap(),
+                transport: "UDP".into(),
+                expires_at: 4_000_000_000,
+                call_id: "reg".into(),
+                user_agent: "sipp".into(),
+                path: Vec::new(),
+            }],
+        };
+        let bytes = h.encode();
+        assert!(bytes.starts_with(b"hotswitch mod_sofia handover 1\nprofile internal\n"));
+        assert_eq!(Handed::decode(&bytes).unwrap(), h);
+        // Records a later build adds are skipped.
+        let mut more = bytes.clone();
+        more.extend_from_slice(b"gateway-state x\n");
+        assert_eq!(Handed::decode(&more).unwrap(), h);
+        assert!(Handed::decode(b"something else\n").is_err());
+    }
+}
