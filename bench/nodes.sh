@@ -3,7 +3,8 @@
 # "Several nodes"): release hotswitch nodes on 127.0.0.1, a private
 # PostgreSQL, Kamailio's dispatcher (tests/kamailio/kamailio.cfg), sipp.
 # Every process's CPU is read from /proc/<pid>/stat (utime + stime, its
-# children's too for PostgreSQL and Kamailio) over the measured run.
+# children's too for PostgreSQL and Kamailio; sipp's as a waited-for
+# child) over the measured run.
 #
 #   bench/nodes.sh registrations [seconds] [rate]
 #       REGISTERs/s of distinct users (unchallenged: apply-register-acl
@@ -187,9 +188,13 @@ run_sipp() {
     shift 5
     local out="$work/sipp-$label"
     mkdir -p "$out"
+    # sipp's CPU: this subshell's waited-for children (fields 16, 17).
+    local c0 c1 me=$BASHPID
+    c0=$(awk '{print $16 + $17}' "/proc/$me/stat")
     (cd "$out" && sipp -sf "$scenario" "127.0.0.1:$port" -i 127.0.0.1 -r "$r" -m "$n" \
         -buff_size 8388608 -nostdin -trace_rtt -rtt_freq 1 -trace_stat -fd 1 -trace_err \
         -timeout $((secs * 4 + 30))s "$@" >/dev/null 2>&1) || true
+    c1=$(awk '{print $16 + $17}' "/proc/$me/stat")
     local stat rtt
     stat=$(ls "$out"/*_.csv 2>/dev/null | head -1)
     rtt=$(ls "$out"/*_rtt.csv 2>/dev/null | head -1)
@@ -206,7 +211,7 @@ run_sipp() {
                  printf "%.1f %.1f\n", v[i], v[j]
              }')
     [ -n "${KEEP:-}" ] && head -3 "$rtt" "$stat" >&2
-    echo "$label ok=$ok failed=$failed setup_p50_ms=$p50 setup_p99_ms=$p99"
+    echo "$label ok=$ok failed=$failed setup_p50_ms=$p50 setup_p99_ms=$p99 sipp_cpu_ms_per_call=$(per $((c1 - c0)) "$n")"
 }
 
 per() { # per <ticks> <count> -> ms of CPU per item
@@ -286,7 +291,6 @@ kamailio)
         kpid=$(kamailio_start "$kport" "${ports[@]}")
         before=() ; for p in "${npids[@]}"; do before+=("$(ticks "$p")"); done
         k0=$(ticks "$kpid"); p0=$(pg_ticks)
-        s0=$(awk '{print $14 + $15}' /proc/self/stat)
         line=$(run_sipp "kamailio-$nodes" "$root/tests/sipp/uac_call_rr.xml" "$kport" "$rate" "$n" \
             -s 7000 -d 1000 -key rtp_port "$(free_port)")
         k1=$(ticks "$kpid"); p1=$(pg_ticks)
