@@ -156,6 +156,35 @@ impl PgServer {
         assert!(out.status.success(), "pg_ctl stop: {}", text(&out));
     }
 
+    /// Freezes the server (`SIGSTOP` to the postmaster and every backend)
+    /// or thaws it (`SIGCONT`): a database that hangs rather than refuses —
+    /// connections open, queries never answered.
+    pub fn freeze_server(&self, frozen: bool) {
+        let pidfile = self.data().join("postmaster.pid");
+        let main: u32 = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no pid in {}", pidfile.display()));
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let kill = |pids: &[String]| {
+            // A backend that ended meanwhile is no error.
+            let _ = Command::new("kill")
+                .arg(signal)
+                .args(pids)
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        // The postmaster first: once it is stopped it forks no backend
+        // the list below would miss.
+        kill(&[main.to_string()]);
+        let children = std::fs::read_to_string(format!("/proc/{main}/task/{main}/children"))
+            .unwrap_or_default();
+        let pids: Vec<String> = children.split_whitespace().map(str::to_string).collect();
+        if !pids.is_empty() {
+            kill(&pids);
+        }
+    }
+
     /// A libpq keyword/value connection string for the `hotswitch` database.
     pub fn conninfo(&self) -> String {
         format!(

@@ -6,14 +6,23 @@
 //! node, which finds the registration in the database and reaches the
 //! phone through Kamailio along the Path. And a node taken out of service
 //! with `fsctl shutdown elegant` answers new calls 503, which Kamailio
-//! moves to the other node, while its own call finishes. Skipped without
+//! moves to the other node, while its own call finishes. And with
+//! `track-calls`, a call a node answered goes on after that node is
+//! killed: `sofia recover` on the other node re-INVITEs the phone through
+//! Kamailio and echoes its audio from there; and a call it had bridged
+//! between two phones comes back as two legs bridged again, each phone
+//! hearing the other. Skipped without
 //! `HOTSWITCH_TEST_PG` or without Debian's `kamailio` (.ci/run has both).
 
 mod nodes_common;
+mod phones_common;
 
 use hotswitch_e2e::pg::PgServer;
 use hotswitch_e2e::{free_port, wait_udp_bound, workspace_root, Switch, TempDir};
-use nodes_common::{answering_phone, node, register, sipp, succeeds, wait_contact, wait_log};
+use nodes_common::{
+    answering_phone, node, node_with, register, sipp, succeeds, wait_contact, wait_log,
+};
+use phones_common::{pump_for, share_with, Phone, Transport};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -248,4 +257,215 @@ fn a_node_shut_down_elegantly_behind_kamailio_sheds_new_calls_and_finishes_its_o
         .wait_exit(Duration::from_secs(20))
         .expect("the drained node stops once its call ended");
     assert!(st.success(), "{st}");
+}
+
+/// Waits until `f` holds, else fails with `what`.
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_call_the_killed_node_answered_goes_on_from_the_other_after_sofia_recover() {
+    if !kamailio_installed() {
+        eprintln!("SKIPPED kamailio: Debian's kamailio is not installed (.ci/run installs it)");
+        return;
+    }
+    let Some(pg) = PgServer::start("kamailio_recover") else {
+        return;
+    };
+    const TONE: f64 = 700.0;
+    let (port_a, port_b, kport) = (free_port(), free_port(), free_port());
+    let dsn = format!("pgsql://{}", pg.conninfo());
+    let track = r#"<param name="track-calls" value="true"/>"#;
+    let mut nodes = [
+        node_with(port_a, &dsn, track),
+        node_with(port_b, &dsn, track),
+    ];
+    for n in &nodes {
+        wait_log(n, "recovery database connected");
+    }
+    let dir = TempDir::new("kamailio");
+    let kam = Kamailio::start(dir.path(), kport, &[port_a, port_b]);
+
+    // baresip registers through Kamailio and calls the echo test there.
+    let mut phone = Phone::start("1000", &format!("127.0.0.1:{kport}"), Transport::Udp, TONE);
+    phone.wait_registered(&mut nodes[0], "127.0.0.1");
+    let dialed = Instant::now();
+    phone.cmd("dial", &format!("sip:9196@127.0.0.1:{kport}"));
+    let established = phone.wait_event("CALL_ESTABLISHED", dialed, &mut []).at;
+    let mut took = None;
+    wait_until("no node has the call", || {
+        took = nodes.iter_mut().position(|n| n.channel_count() == 1);
+        took.is_some()
+    });
+    let took = took.unwrap_or_default();
+    let other = 1 - took;
+    // The answered call is tracked in the shared database.
+    wait_until("the call was not tracked", || {
+        pg.psql("SELECT count(*) FROM recovery WHERE technology = 'sofia' AND profile_name = 'internal'")
+            .trim()
+            == "1"
+    });
+    // Its dialog went through Kamailio: that is where requests go, along
+    // the route Kamailio recorded.
+    let through_kamailio = pg.psql(&format!(
+        "SELECT position(E'peer\\t127.0.0.1:{kport}\\n' in metadata) > 0 \
+         AND position(E'route\\t<sip:127.0.0.1:{kport};lr' in metadata) > 0 FROM recovery"
+    ));
+    assert_eq!(through_kamailio.trim(), "t");
+    pump_for(&mut [&mut phone], Duration::from_secs(1));
+
+    // The node dies; the other takes its call over.
+    kill9(&mut nodes[took]);
+    let killed = Instant::now();
+    kam.wait_log(&format!(
+        "dispatcher: sip:127.0.0.1:{} is down",
+        [port_a, port_b][took]
+    ));
+    nodes[other].cmd("/event plain CUSTOM sofia::recovery_recovered");
+    assert_eq!(
+        nodes[other].cmd("sofia recover").trim(),
+        "Recovered 1 call(s)"
+    );
+    // FreeSWITCH's event, with the count.
+    let ev = nodes[other].wait_event(Duration::from_secs(10), |e| {
+        e.get("Event-Subclass") == Some("sofia::recovery_recovered")
+    });
+    assert_eq!(
+        ev.as_ref().and_then(|e| e.get("recovered_calls")),
+        Some("1")
+    );
+    wait_log(&nodes[other], "re-INVITEd (200)");
+    assert_eq!(nodes[other].channel_count(), 1);
+    // Nothing left to take: its row was taken, and the node tracks the
+    // call anew under its own runtime.
+    assert_eq!(
+        nodes[other].cmd("sofia recover").trim(),
+        "No calls to recover."
+    );
+    pump_for(&mut [&mut phone], Duration::from_secs(3));
+    let log = std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default();
+    phone.cmd("hangup", "");
+    phone.wait_event("CALL_CLOSED", dialed, &mut []);
+
+    // The phone heard its own tone back from the node that took over: it
+    // keeps only the audio it got, of which at least 1.5 s came after the
+    // kill, and the last two seconds are the echo.
+    let heard = phone.heard();
+    let before_kill = killed.duration_since(established).as_secs_f64() * 8000.0;
+    assert!(
+        heard.len() as f64 > before_kill + 12_000.0,
+        "the phone heard {} samples, {before_kill:.0} of them could be from before the kill",
+        heard.len()
+    );
+    let tail = &heard[heard.len().saturating_sub(16_000)..];
+    assert!(
+        share_with(tail, TONE) > 0.5,
+        "after recovery the phone heard its tone {:.0} % of the time\n{}\n{log}",
+        100.0 * share_with(tail, TONE),
+        nodes[other].log()
+    );
+    // Its BYE reached the node through Kamailio; the row went with the call.
+    wait_until("the recovered call did not end", || {
+        nodes[other].channel_count() == 0
+    });
+    wait_until("the ended call's row stayed", || {
+        pg.psql("SELECT count(*) FROM recovery").trim() == "0"
+    });
+}
+
+#[test]
+fn a_bridged_call_the_killed_node_carried_is_bridged_again_on_the_other() {
+    if !kamailio_installed() {
+        eprintln!("SKIPPED kamailio: Debian's kamailio is not installed (.ci/run installs it)");
+        return;
+    }
+    let Some(pg) = PgServer::start("kamailio_recover_bridge") else {
+        return;
+    };
+    const A_TONE: f64 = 600.0;
+    const B_TONE: f64 = 900.0;
+    let (port_a, port_b, kport) = (free_port(), free_port(), free_port());
+    let dsn = format!("pgsql://{}", pg.conninfo());
+    let track = r#"<param name="track-calls" value="true"/>"#;
+    let mut nodes = [
+        node_with(port_a, &dsn, track),
+        node_with(port_b, &dsn, track),
+    ];
+    for n in &nodes {
+        wait_log(n, "recovery database connected");
+    }
+    let dir = TempDir::new("kamailio");
+    let kam = Kamailio::start(dir.path(), kport, &[port_a, port_b]);
+
+    // 1000 calls 1001, both registered through Kamailio; the node the
+    // INVITE reaches bridges it to 1001 through Kamailio (Path).
+    let registrar = format!("127.0.0.1:{kport}");
+    let mut a = Phone::start("1000", &registrar, Transport::Udp, A_TONE);
+    let mut b = Phone::start("1001", &registrar, Transport::Udp, B_TONE);
+    a.wait_registered(&mut nodes[0], "127.0.0.1");
+    b.wait_registered(&mut nodes[0], "127.0.0.1");
+    b.wait_registered(&mut nodes[1], "127.0.0.1");
+    let dialed = Instant::now();
+    a.cmd("dial", &format!("sip:1001@127.0.0.1:{kport}"));
+    b.wait_event("CALL_INCOMING", dialed, &mut [&mut a]);
+    b.cmd("accept", "");
+    let established = a.wait_event("CALL_ESTABLISHED", dialed, &mut [&mut b]).at;
+    b.wait_event("CALL_ESTABLISHED", dialed, &mut [&mut a]);
+    let mut took = None;
+    wait_until("no node has the call", || {
+        took = nodes.iter_mut().position(|n| n.channel_count() == 2);
+        took.is_some()
+    });
+    let took = took.unwrap_or_default();
+    let other = 1 - took;
+    // Both legs tracked, each naming the other as its partner.
+    wait_until("the legs were not tracked as bridged", || {
+        pg.psql("SELECT count(*) FROM recovery WHERE position(E'\\npartner\\t\\n' in metadata) = 0")
+            == "2"
+    });
+    pump_for(&mut [&mut a, &mut b], Duration::from_secs(1));
+
+    kill9(&mut nodes[took]);
+    let killed = Instant::now();
+    kam.wait_log(&format!(
+        "dispatcher: sip:127.0.0.1:{} is down",
+        [port_a, port_b][took]
+    ));
+    assert_eq!(
+        nodes[other].cmd("sofia recover").trim(),
+        "Recovered 2 call(s)"
+    );
+    wait_log(&nodes[other], "bridged again");
+    assert_eq!(nodes[other].channel_count(), 2);
+    pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    a.cmd("hangup", "");
+    a.wait_event("CALL_CLOSED", dialed, &mut [&mut b]);
+    b.wait_event("CALL_CLOSED", dialed, &mut [&mut a]);
+
+    // Each phone heard the other from the node that took over.
+    let before_kill = killed.duration_since(established).as_secs_f64() * 8000.0;
+    for (phone, tone) in [(&a, B_TONE), (&b, A_TONE)] {
+        let heard = phone.heard();
+        let tail = &heard[heard.len().saturating_sub(16_000)..];
+        assert!(
+            heard.len() as f64 > before_kill + 12_000.0 && share_with(tail, tone) > 0.5,
+            "{} heard {} samples ({before_kill:.0} before the kill), the other's tone {:.0} % \
+             of its last two seconds\n{}",
+            phone.user,
+            heard.len(),
+            100.0 * share_with(tail, tone),
+            nodes[other].log()
+        );
+    }
+    wait_until("the recovered legs did not end", || {
+        nodes[other].channel_count() == 0
+    });
+    wait_until("the ended legs' rows stayed", || {
+        pg.psql("SELECT count(*) FROM recovery") == "0"
+    });
 }

@@ -3,6 +3,12 @@
 //! registered on node A is called by `originate user/1000` on node B; a
 //! REGISTER while the database is down is still answered and reaches the
 //! other node once it is back; a DSN of another kind is a load error.
+//! And a storm of calls to the echo test while the database hangs (frozen,
+//! not down) with every writer on — registrations, `track-calls`,
+//! mod_cdr_pg_csv: every call is answered, the SIP thread answers
+//! `sofia status` throughout, and once the database thaws every CDR is in
+//! the table and no ended call is left tracked. And each node's gateway
+//! states in `sip_gateways`, under its switchname, gone at unload.
 
 mod nodes_common;
 
@@ -238,4 +244,151 @@ fn a_register_while_the_database_is_slow_is_answered_at_once() {
     // Written, and shared, once the lock is gone.
     assert!(slow.wait().unwrap().success());
     wait_contact(&mut b, "1000@127.0.0.1", ua_port);
+}
+
+#[test]
+fn calls_to_echo_while_postgresql_hangs_are_answered_and_tracked_calls_and_cdrs_catch_up() {
+    let Some(pg) = PgServer::start("sofia_pg_hang") else {
+        return;
+    };
+    pg.psql("CREATE TABLE cdr (uuid text NOT NULL, destination_number text, billsec integer)");
+    let spool = hotswitch_e2e::TempDir::new("hang-spool");
+    let port = free_port();
+    let cdr_conf = format!(
+        r#"<configuration name="cdr_pg_csv.conf"><settings>
+             <param name="db-info" value="{} connect_timeout=2"/>
+             <param name="spool-dir" value="{}"/>
+           </settings><schema>
+             <field var="uuid"/><field var="destination_number"/>
+             <field var="billsec" quote="false"/>
+           </schema></configuration>"#,
+        pg.conninfo(),
+        spool.path().display()
+    );
+    // Every piece that writes to the database: registrations, tracked
+    // calls (track-calls), CDRs.
+    let mut sw = node_full(
+        port,
+        &format!("pgsql://{}", pg.conninfo()),
+        r#"<param name="track-calls" value="true"/>"#,
+        &["mod_cdr_pg_csv"],
+        vec![("autoload_configs/cdr_pg_csv.conf.xml".into(), cdr_conf)],
+    );
+    wait_log(&sw, "registrations database connected");
+    wait_log(&sw, "recovery database connected");
+
+    // 60 calls at 10 a second, each answered by echo and up for 1 s; the
+    // database hangs (frozen, not down: connections stay open, queries
+    // are never answered) once the first have been written.
+    let calls = 60;
+    let storm = sipp(
+        "uac_call.xml",
+        Some(port),
+        &[
+            "-s",
+            "9196",
+            "-m",
+            &calls.to_string(),
+            "-r",
+            "10",
+            "-l",
+            "30",
+            "-d",
+            "1000",
+            "-key",
+            "rtp_port",
+            &free_port().to_string(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.psql("SELECT count(*) FROM recovery") == "0" {
+        assert!(
+            Instant::now() < deadline,
+            "no call was tracked\n{}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pg.freeze_server(true);
+    // The SIP thread goes on: `sofia status` is answered by it, and sipp
+    // fails on any call that is not answered and ended cleanly.
+    let status = sw.cmd("sofia status");
+    assert!(status.contains("internal"), "{status}");
+    // Recovery needs the database: it says so instead of waiting forever.
+    let recover = sw.cmd("sofia recover");
+    assert!(recover.starts_with("-ERR"), "{recover}");
+    succeeds(storm, "uac_call storm while the database hangs");
+    hotswitch_e2e::wait_until(&mut sw, "the calls to end", |s| s.channel_count() == 0);
+    assert!(sw.cmd("sofia status").contains("internal"));
+
+    pg.freeze_server(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows: usize = pg.psql("SELECT count(*) FROM cdr").parse().unwrap();
+        let tracked: usize = pg.psql("SELECT count(*) FROM recovery").parse().unwrap();
+        if rows == calls && tracked == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rows} of {calls} CDRs in the table, {tracked} ended calls still tracked\n{}",
+            sw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn gateway_states_are_kept_in_the_database_under_the_switchname_while_the_profile_runs() {
+    let Some(pg) = PgServer::start("sofia_pg_gateways") else {
+        return;
+    };
+    let port = free_port();
+    let sofia = format!(
+        r#"<configuration name="sofia.conf"><profiles>
+  <profile name="internal">
+    <gateways>
+      <gateway name="carrier"><param name="proxy" value="127.0.0.1:9"/>
+        <param name="username" value="acct"/><param name="register" value="false"/></gateway>
+    </gateways>
+    <settings>
+      <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="{port}"/>
+      <param name="odbc-dsn" value="pgsql://{}"/>
+    </settings>
+  </profile>
+</profiles></configuration>"#,
+        pg.conninfo()
+    );
+    let mut sw = hotswitch_e2e::Switch::start(hotswitch_e2e::SwitchConfig {
+        autoload: vec!["mod_sofia".into()],
+        files: vec![
+            ("autoload_configs/sofia.conf.xml".into(), sofia),
+            (
+                "autoload_configs/switch.conf.xml".into(),
+                r#"<configuration name="switch.conf"><settings>
+                     <param name="switchname" value="cluster-1"/>
+                   </settings></configuration>"#
+                    .into(),
+            ),
+        ],
+        ..Default::default()
+    });
+    wait_log(&sw, "gateway states database connected");
+    let row = "SELECT hostname || ' ' || profile_name || ' ' || gateway_name || ' ' || proxy \
+               || ' ' || username || ' ' || register || ' ' || state FROM sip_gateways";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.psql(row).is_empty() {
+        assert!(Instant::now() < deadline, "no gateway row\n{}", sw.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        pg.psql(row),
+        "cluster-1 internal carrier 127.0.0.1:9 acct false NOREG"
+    );
+    // No profile tracks calls here: nothing to recover.
+    assert_eq!(sw.cmd("sofia recover").trim(), "No calls to recover.");
+    // The node's gateways leave with its profile.
+    let out = sw.cmd("unload mod_sofia");
+    assert!(out.contains("+OK"), "{out}");
+    assert_eq!(pg.psql("SELECT count(*) FROM sip_gateways"), "0");
 }

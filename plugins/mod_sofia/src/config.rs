@@ -119,6 +119,9 @@ pub struct ProfileConfig {
     pub wss_binding: Option<std::net::SocketAddr>,
     /// `NDLB-force-rport`, `aggressive-nat-detection`, `apply-nat-acl`.
     pub nat: crate::nat::NatSettings,
+    /// `track-calls`: answered calls kept in the `odbc-dsn` database for
+    /// `sofia recover` on another node (see [`crate::tracking`]).
+    pub track_calls: bool,
 }
 
 /// Everything mod_sofia reads.
@@ -258,6 +261,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
         ws_binding: None,
         wss_binding: None,
         nat: crate::nat::NatSettings::default(),
+        track_calls: false,
     };
     let mut ws_bindings: [Option<String>; 2] = [None, None];
     let mut ext_ip: Option<String> = None;
@@ -330,14 +334,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                     c.secure_media = crate::srtp::SecureMedia::parse(vt)
                         .map_err(|e| ConfigError(format!("profile {name}: {e}")))?
                 }
-                // Refused rather than ignored: no call state is kept in the
-                // database, so another node could not take calls over.
-                "track-calls" if bool_param(vt) => {
-                    return Err(ConfigError(format!(
-                        "profile {name}: track-calls is not supported: calls are not kept \
-                         in the database, so `sofia recover` on another node cannot take them over"
-                    )))
-                }
+                "track-calls" => c.track_calls = bool_param(vt),
                 "sip-trace" => c.trace = bool_param(vt),
                 "tcp-idle-timeout" | "tcp-message-timeout" | "tcp-keepalive" | "tcp-pingpong" => {
                     let ms: u64 = vt.parse().map_err(|_| err(&k, &v))?;
@@ -374,6 +371,14 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
     }
     if !rtp_ip_set {
         c.rtp_ip = c.sip_ip;
+    }
+    // Refused rather than ignored: without the database the nodes share,
+    // no other node could take the calls over.
+    if c.track_calls && c.odbc_dsn.is_none() {
+        return Err(ConfigError(format!(
+            "profile {name}: track-calls needs odbc-dsn: tracked calls are kept in the \
+             PostgreSQL database the nodes share, for `sofia recover` on another node"
+        )));
     }
     if let Some(v) = ext_ip {
         c.ext_rtp_ip = crate::nat::external_ip(&v, c.sip_ip)
@@ -575,5 +580,15 @@ mod tests {
             &|_| Vec::new()
         )
         .is_ok());
+        let c = Config::from_xml(
+            Some(&with(
+                r#"<param name="track-calls" value="true"/><param name="odbc-dsn" value="pgsql://hostaddr=127.0.0.1 dbname=fs"/>"#,
+            )),
+            None,
+            None,
+            &|_| Vec::new(),
+        )
+        .unwrap();
+        assert!(c.profiles[0].track_calls);
     }
 }

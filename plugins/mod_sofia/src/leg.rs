@@ -138,6 +138,11 @@ pub enum Input {
     },
     /// `sofia …` commands.
     Api(ApiRequest),
+    /// `sofia recover`: calls another node tracked, to take over.
+    Recover {
+        calls: Vec<crate::tracking::Tracked>,
+        reply: crate::tracking::RecoverReply,
+    },
     /// Unload: stop serving.
     Stop,
 }

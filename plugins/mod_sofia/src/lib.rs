@@ -10,7 +10,9 @@
 //! - [`ua`]: dialogs, calls, the registrar's requests and gateways (the
 //!   transaction user), on the SIP thread.
 //! - [`registrar`]: registrations, kept in an embedded store;
-//!   [`registrar_pg`]: or in PostgreSQL, shared by several nodes (`odbc-dsn`).
+//!   [`registrar_pg`]: or in PostgreSQL, shared by several nodes (`odbc-dsn`);
+//!   [`tracking`]: answered calls kept there too (`track-calls`), for
+//!   `sofia recover` on another node.
 //! - [`endpoint`]: the `sofia` endpoint the core calls (frames, answer,
 //!   hangup, outbound legs).
 //! - [`shell`]: sockets and the SIP thread's runtime; [`api`]: `sofia …`.
@@ -40,6 +42,7 @@ pub mod shell;
 pub mod sip;
 pub mod srtp;
 pub mod tls;
+pub mod tracking;
 pub mod ua;
 pub mod ws;
 
@@ -120,11 +123,32 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     if config.profiles.is_empty() {
         log::warn!("sofia.conf defines no profile: no SIP port is open");
     }
-    let registrations = take_over(m)?;
+    let shared: Vec<tracking::SharedProfile> = config
+        .profiles
+        .iter()
+        .filter_map(|p| {
+            Some(tracking::SharedProfile {
+                name: p.name.clone(),
+                dsn: p.odbc_dsn.clone()?,
+                track_calls: p.track_calls,
+            })
+        })
+        .collect();
+    // Before the sockets: a tracking setting that cannot work fails the
+    // load while the old version (on reload) still has them.
+    tracking::start(&shared, &tracking::switchname(switch.as_deref()))?;
+    let registrations = match take_over(m) {
+        Ok(r) => r,
+        Err(e) => {
+            tracking::stop();
+            return Err(e);
+        }
+    };
     if let Err(e) = shell::prepare(config, registrations) {
         // Handed sockets no profile took are closed (the old version
         // keeps its own and resumes).
         handover::drop_unclaimed();
+        tracking::stop();
         return Err(e.into());
     }
     m.add_endpoint("sofia", endpoint::Sofia)
@@ -132,9 +156,10 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     m.add_api(
         "sofia",
         "Sofia SIP stack control",
-        "status [profile <name> [reg] | gateway] | profile <name> start|stop|restart|rescan | global siptrace on|off",
+        "status [profile <name> [reg] | gateway] | profile <name> start|stop|restart|rescan|recover [flush] | recover [flush] | global siptrace on|off",
         |args, out| {
-            let _ = out.write_str(&shell::api(args));
+            let reply = tracking::api(args).unwrap_or_else(|| shell::api(args));
+            let _ = out.write_str(&reply);
         },
     )
     .map_err(|e| format!("sofia api: {e}"))?;
@@ -178,6 +203,7 @@ fn runtime(_m: &ModuleContext) -> Status {
 
 fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     shell::stop();
+    tracking::stop();
     Ok(())
 }
 

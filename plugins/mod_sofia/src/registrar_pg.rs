@@ -364,7 +364,11 @@ impl Worker {
             }
         });
         if let Err(e) = migrate(&client).await {
-            log::error!("registrations database schema: {e}");
+            log::error!(
+                "registrations database schema: {}",
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
+            );
             return self.lost(&e.to_string());
         }
         if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
@@ -425,17 +429,20 @@ async fn recv_note(rx: &mut Option<UnboundedReceiver<String>>) -> Option<String>
 
 /// Brings the schema to the newest version.
 async fn migrate(client: &Client) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS hotswitch_schema \
-             (component text PRIMARY KEY, version integer NOT NULL)",
-        )
-        .await?;
     client.batch_execute("BEGIN").await?;
     let done = async {
-        // Nodes starting together: one migrates, the others wait and see.
+        // Nodes starting together (and this node's recovery worker, which
+        // shares the schema table): one migrates, the others wait and see.
+        // The table is created under the lock too: two CREATE TABLE IF NOT
+        // EXISTS at once fail one of them.
         client
             .batch_execute("SELECT pg_advisory_xact_lock(3327)")
+            .await?;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS hotswitch_schema \
+                 (component text PRIMARY KEY, version integer NOT NULL)",
+            )
             .await?;
         let row = client
             .query_opt(

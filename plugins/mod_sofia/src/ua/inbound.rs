@@ -458,9 +458,11 @@ impl Stack {
             }
             return;
         }
-        if let Some(k) = call.invite_key.take() {
-            self.tx.confirmed(&k);
+        let first = call.invite_key.take();
+        if let Some(k) = &first {
+            self.tx.confirmed(k);
         }
+        let uuid = call.leg.uuid.clone();
         // A delayed offer: the answer comes in the ACK.
         if call.uas && !msg.body.is_empty() {
             if let Ok(r) = sdp::parse(&msg.body) {
@@ -476,6 +478,9 @@ impl Stack {
                     }
                 }
             }
+        }
+        if first.is_some() {
+            self.track(&uuid);
         }
     }
 

@@ -8,7 +8,8 @@
 //! - `outbound`: calls we place and in-dialog requests we send;
 //! - `register`: digest challenges, the registrar, gateways;
 //! - `dial`: the dial string of an outbound leg;
-//! - `checks`: RFC 3261 §8.2's checks every request passes first.
+//! - `checks`: RFC 3261 §8.2's checks every request passes first;
+//! - `recover`: `track-calls` snapshots and `sofia recover`'s legs.
 
 use crate::causes::{cause_to_sip, sip_to_cause};
 use crate::config::{Config, Gateway, ProfileConfig};
@@ -33,6 +34,7 @@ mod dial;
 mod inbound;
 mod keepalive;
 mod outbound;
+mod recover;
 mod register;
 
 pub use dial::{dial_target, DialTarget};
@@ -207,6 +209,8 @@ pub struct Stack {
     pub gateway_view: GatewayView,
     /// Socket work for the shell (profile start/stop).
     pub actions: Vec<crate::api::ShellAction>,
+    /// `sofia recover`'s re-INVITEs in flight, and their legs' uuids.
+    recovering: HashMap<ClientKey, String>,
     /// Handed over to a newer version (live reload): the calls in progress
     /// go on, but gateways no longer register and registered phones get no
     /// NAT keep-alive pings from this version (the new one sends them).
@@ -279,6 +283,7 @@ impl Stack {
             last_malformed_log: None,
             gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
             actions: Vec::new(),
+            recovering: HashMap::new(),
             draining: false,
         }
         .with_gateway_view()
@@ -385,6 +390,9 @@ impl Stack {
     /// index entry and goes through `calls` directly).
     fn remove_call(&mut self, uuid: &str) -> Option<Call> {
         let call = self.calls.remove(uuid)?;
+        if call.phase == Phase::Confirmed {
+            crate::tracking::untrack(uuid);
+        }
         if let Some(uuids) = self.by_call_id.get_mut(&call.leg.call_id) {
             uuids.retain(|u| u != uuid);
             if uuids.is_empty() {
@@ -784,6 +792,10 @@ impl Stack {
                 content_type,
             } => self.send_message(profile, &to, &from, &body, &content_type, now),
             Input::Api(req) => self.api(req),
+            Input::Recover { calls, reply } => {
+                let done = self.recover(calls, now);
+                let _ = reply.try_send(done);
+            }
             Input::PaceDtmf { uuid } => {
                 if !self.dtmf_pacing.contains(&uuid) {
                     self.dtmf_pacing.push(uuid);
@@ -797,6 +809,7 @@ impl Stack {
 
     fn on_response(&mut self, key: ClientKey, msg: Message, now: Instant) {
         match key.method.as_str() {
+            "INVITE" if self.is_recovery(&key) => self.on_recovery_response(key, msg),
             "INVITE" => self.on_invite_response(key, msg, now),
             "REGISTER" => {
                 if let Some(i) = self

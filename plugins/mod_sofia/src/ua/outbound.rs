@@ -343,6 +343,7 @@ impl Stack {
                 s.set_var("sip_to_tag", call.remote_tag.as_deref().unwrap_or(""));
                 s.mark_answered();
             }
+            self.track(&uuid);
             return;
         }
         // 401/407: answer the challenge once with the credentials we have.
