@@ -88,7 +88,9 @@ impl Stack {
         }
         let codec = Codec::from_name(&t.codec).unwrap_or(Codec::Pcmu);
         let p = &self.profiles[profile];
-        let te = (p.cfg.dtmf_type == crate::config::DtmfType::Rfc2833).then_some(p.cfg.te_pt);
+        // One telephone-event, on the codec's clock (48 kHz with Opus).
+        let te = (p.cfg.dtmf_type == crate::config::DtmfType::Rfc2833)
+            .then_some((p.cfg.te_pt, codec.clock_rate()));
         let media = crate::rtp::Media::bind(p.cfg.rtp_ip, p.sdp_ip(), self.rtp.0, self.rtp.1)
             .map_err(|e| e.to_string())?;
         media.set_timeouts(p.cfg.rtp_timeout, p.cfg.rtp_hold_timeout);
@@ -175,7 +177,7 @@ impl Stack {
             session_id: call.sdp_session,
             version: call.sdp_version,
             codecs: vec![(codec, codec.pt())],
-            te_pt: te,
+            te: te.into_iter().collect(),
             direction: Direction::SendRecv,
             ptime: 20,
             savp: false,
@@ -247,7 +249,7 @@ impl Stack {
             .ok()
             .and_then(|r| r.choose(&codecs).map(|x| (r, x)))
         {
-            call.leg.media.set_remote(r.addr, c, pt, r.te_pt);
+            call.leg.media.set_remote(r.addr, c, pt, r.te_for(c));
             call.remote_version = Some(r.version);
             if let Some(s) = ctx.session_locate(&uuid) {
                 s.set_var("switch_r_sdp", &String::from_utf8_lossy(&msg.body));
