@@ -187,13 +187,16 @@ impl Executor {
     pub fn retire_module(&self, module: &LoadedModule, timeout: Duration) -> bool {
         module.set_retiring();
         let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(2);
         loop {
             if module.worker_threads() == 0 {
                 return true;
             }
             // Idle workers only look at the retire flag when they wake:
-            // give each one a no-op job.
-            for _ in 0..self.workers().max(1) {
+            // give each idle one a no-op job. Busy ones look after the job
+            // they run (a whole call): nothing to send them, and a no-op
+            // per worker every round would flood the queue under load.
+            for _ in 0..self.pool.idle.load(Ordering::SeqCst).max(1) {
                 self.pool.pending.fetch_add(1, Ordering::AcqRel);
                 if self.tx.send(Box::new(|| {})).is_err() {
                     self.pool.pending.fetch_sub(1, Ordering::AcqRel);
@@ -202,7 +205,8 @@ impl Executor {
             if Instant::now() >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 }

@@ -34,6 +34,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How long `unload -f` waits for running calls to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a draining copy's purge waits, outside the module operations'
+/// lock, for the busy session workers that ran its code to end (each ends
+/// after the call it runs: a long call keeps the copy mapped that long).
+const PURGE_RETIRE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long unload waits for a runtime thread to return.
 const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -919,6 +923,10 @@ impl ModuleManager {
     /// Purges a draining version whose last call ended (a host thread of
     /// its own runs this, never a call's).
     pub fn purge(&self, core: &Arc<Core>, m: &Arc<LoadedModule>) {
+        // First, without the module operations' lock (a reload meanwhile
+        // must not wait for this): the session workers that ran the old
+        // copy's code end, each after the call it runs now.
+        core.executor.retire_module(m, PURGE_RETIRE_TIMEOUT);
         let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         self.purge_locked(core, m);
     }

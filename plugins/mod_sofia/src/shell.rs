@@ -1207,6 +1207,9 @@ async fn serve(p: Prepared) {
         let deadline = tokio::time::Instant::from_std(stack.next_deadline());
         tokio::select! {
             biased;
+            // Control first: under a steady load `rx` is never empty, and a
+            // handover asked for behind it would wait forever.
+            Some(c) = control.recv() => on_control(&mut stack, &mut sockets, &mut rx, c).await,
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
                 if !handle(&mut stack, &mut sockets, msg) {
@@ -1227,7 +1230,6 @@ async fn serve(p: Prepared) {
                     }
                 }
             }
-            Some(c) = control.recv() => on_control(&mut stack, &mut sockets, &mut rx, c).await,
             _ = tokio::time::sleep_until(deadline) => {
                 let now = Instant::now();
                 stack.on_timer(now);
@@ -1287,7 +1289,11 @@ async fn on_control(
             // What the readers queued before they stopped is this
             // version's: handled now, so that a call it starts is among
             // the Call-IDs handed over.
-            while let Ok(m) = rx.try_recv() {
+            // Only what is queued now: session threads go on sending for
+            // the calls already here, and those can wait for the loop.
+            let queued = rx.len();
+            for _ in 0..queued {
+                let Ok(m) = rx.try_recv() else { break };
                 if matches!(m, Input::Stop) {
                     // Unload meanwhile: put it back for the loop.
                     if let Some(s) = shared() {
@@ -1318,24 +1324,33 @@ async fn on_control(
                 h.forward.len(),
                 h.registrations.len()
             );
-            let _ = reply.send(Ok(Exported {
+            let sent = reply.send(Ok(Exported {
                 data: h.encode(),
                 fds,
             }));
-        }
-        Control::Resume => {
-            crate::handover::clear_owned();
-            stack.draining = false;
-            let profiles: Vec<ProfileConfig> =
-                stack.profiles.iter().map(|p| p.cfg.clone()).collect();
-            match registration_store(&profiles) {
-                Ok(store) => stack.registrar.reopen_store(store),
-                Err(e) => log::error!("handover undone: the registration store: {e}"),
+            if sent.is_err() {
+                // The host gave up waiting: no successor takes these
+                // sockets, so this version serves them again.
+                log::warn!("handover: the reload gave up waiting for it; undone");
+                resume_serving(stack, sockets);
             }
-            sockets.start_reading();
-            log::info!("handover undone: this version serves its sockets again");
         }
+        Control::Resume => resume_serving(stack, sockets),
     }
+}
+
+/// A handover undone (the reload failed or gave up): this version reads
+/// its sockets again, with its registration store.
+fn resume_serving(stack: &mut Stack, sockets: &mut Sockets) {
+    crate::handover::clear_owned();
+    stack.draining = false;
+    let profiles: Vec<ProfileConfig> = stack.profiles.iter().map(|p| p.cfg.clone()).collect();
+    match registration_store(&profiles) {
+        Ok(store) => stack.registrar.reopen_store(store),
+        Err(e) => log::error!("handover undone: the registration store: {e}"),
+    }
+    sockets.start_reading();
+    log::info!("handover undone: this version serves its sockets again");
 }
 
 fn finish(stack: Stack, mut sockets: Sockets) {
