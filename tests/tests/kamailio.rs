@@ -316,7 +316,12 @@ fn a_call_the_killed_node_answered_goes_on_from_the_other_after_sofia_recover() 
         "SELECT position(E'peer\\t127.0.0.1:{kport}\\n' in metadata) > 0 \
          AND position(E'route\\t<sip:127.0.0.1:{kport};lr' in metadata) > 0 FROM recovery"
     ));
-    assert_eq!(through_kamailio.trim(), "t");
+    assert_eq!(
+        through_kamailio.trim(),
+        "t",
+        "{}",
+        pg.psql("SELECT metadata FROM recovery")
+    );
     pump_for(&mut [&mut phone], Duration::from_secs(1));
 
     // The node dies; the other takes its call over.
@@ -444,8 +449,16 @@ fn a_bridged_call_the_killed_node_carried_is_bridged_again_on_the_other() {
     assert_eq!(nodes[other].channel_count(), 2);
     pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
     a.cmd("hangup", "");
-    a.wait_event("CALL_CLOSED", dialed, &mut [&mut b]);
-    b.wait_event("CALL_CLOSED", dialed, &mut [&mut a]);
+    let closed = a
+        .try_wait_event("CALL_CLOSED", dialed, &mut [&mut b])
+        .and_then(|_| b.try_wait_event("CALL_CLOSED", dialed, &mut [&mut a]));
+    if let Err(e) = closed {
+        panic!(
+            "{e}\nthe node that took over:\n{}\nkamailio:\n{}",
+            nodes[other].log(),
+            kam.log()
+        );
+    }
 
     // Each phone heard the other from the node that took over.
     let before_kill = killed.duration_since(established).as_secs_f64() * 8000.0;

@@ -103,6 +103,22 @@ pub struct Stats {
     pub srtp_auth_failures: u64,
 }
 
+/// A leg's outgoing stream at one moment ([`Media::stream_position`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub ssrc: u32,
+    pub seq: u16,
+    pub ts: u32,
+    /// Unix time, milliseconds.
+    pub at_ms: u64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 struct State {
     remote: Option<SocketAddr>,
     remote_rtcp: Option<SocketAddr>,
@@ -465,6 +481,35 @@ impl Media {
         let mut st = lock(&self.st);
         st.timeout = timeout;
         st.hold_timeout = hold;
+    }
+
+    /// Where this leg's outgoing stream stands now: its SSRC, the next
+    /// sequence number and timestamp, and the Unix time in milliseconds
+    /// (what `track-calls` keeps so another node can go on with it).
+    pub fn stream_position(&self) -> StreamPosition {
+        let st = lock(&self.st);
+        StreamPosition {
+            ssrc: st.ssrc,
+            seq: st.seq,
+            ts: st.ts,
+            at_ms: unix_ms(),
+        }
+    }
+
+    /// Goes on with a stream another node sent (`sofia recover`): the same
+    /// SSRC, the sequence number and timestamp carried forward by the time
+    /// since `pos` was taken, plus a second, so that the far end sees one
+    /// stream moving on, not an older one (FreeSWITCH keeps the SSRC,
+    /// `rtp_use_ssrc`; a receiver that tracks timestamps across an SSRC
+    /// change, as baresip does, drops frames that seem to go back).
+    pub fn continue_stream(&self, pos: StreamPosition) {
+        let mut st = lock(&self.st);
+        // Where the old sender would be by now, wrapping as it would have.
+        let elapsed = unix_ms().saturating_sub(pos.at_ms) + 1000;
+        let clock = u64::from(st.codec.clock_rate());
+        st.ssrc = pos.ssrc;
+        st.ts = pos.ts.wrapping_add((elapsed * clock / 1000) as u32);
+        st.seq = pos.seq.wrapping_add((elapsed / 20) as u16);
     }
 
     /// The negotiated codec.
@@ -1053,6 +1098,32 @@ mod tests {
         assert_eq!(n, 172);
         assert_eq!(got[1], 0);
         assert!(got[12..172].iter().all(|b| *b == 0xff));
+    }
+
+    #[test]
+    fn a_stream_taken_over_goes_on_with_its_ssrc_and_moves_forward() {
+        let (old, _) = pair();
+        old.write(&[0u8; 320], None, 160);
+        let mut pos = old.stream_position();
+        // Taken 5 s ago, just below the wrap of both counters.
+        pos.seq = 65_500;
+        pos.ts = u32::MAX - 1000;
+        pos.at_ms -= 5000;
+        let (new, peer) = pair();
+        new.continue_stream(pos);
+        new.write(&[0u8; 320], None, 160);
+        let mut got = [0u8; 400];
+        let (n, _) = peer.recv_from(&mut got).unwrap();
+        assert_eq!(n, 172);
+        let seq = u16::from_be_bytes([got[2], got[3]]);
+        let ts = u32::from_be_bytes([got[4], got[5], got[6], got[7]]);
+        let ssrc = u32::from_be_bytes([got[8], got[9], got[10], got[11]]);
+        assert_eq!(ssrc, pos.ssrc);
+        // 5 s on and a second more: wrapped, and forward in RTP's sense.
+        let dseq = seq.wrapping_sub(pos.seq);
+        let dts = ts.wrapping_sub(pos.ts);
+        assert!((300..=310).contains(&dseq), "seq moved {dseq}");
+        assert!((48_000..=48_800).contains(&dts), "timestamp moved {dts}");
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub struct Tracked {
     /// Where RTP went and in which codec.
     pub remote_media: Option<SocketAddr>,
     pub codec: String,
+    /// Our RTP stream when the snapshot was taken, so that a node taking
+    /// the call over goes on with it.
+    pub stream: Option<crate::rtp::StreamPosition>,
     /// From the session (filled by the worker).
     pub channel_name: String,
     pub caller_id_name: String,
@@ -222,6 +225,12 @@ impl Tracked {
             &self.remote_media.map(|a| a.to_string()).unwrap_or_default(),
         );
         put("codec", &self.codec);
+        if let Some(p) = self.stream {
+            put(
+                "rtp_stream",
+                &format!("{} {} {} {}", p.ssrc, p.seq, p.ts, p.at_ms),
+            );
+        }
         put("channel_name", &self.channel_name);
         put("caller_id_name", &self.caller_id_name);
         put("caller_id_number", &self.caller_id_number);
@@ -261,6 +270,17 @@ impl Tracked {
                 "peer" => t.peer = v.parse().ok(),
                 "remote_media" => t.remote_media = v.parse().ok(),
                 "codec" => t.codec = v,
+                "rtp_stream" => {
+                    let f: Vec<u64> = v.split(' ').filter_map(|x| x.parse().ok()).collect();
+                    if let [ssrc, seq, ts, at_ms] = f[..] {
+                        t.stream = Some(crate::rtp::StreamPosition {
+                            ssrc: ssrc as u32,
+                            seq: seq as u16,
+                            ts: ts as u32,
+                            at_ms,
+                        });
+                    }
+                }
                 "channel_name" => t.channel_name = v,
                 "caller_id_name" => t.caller_id_name = v,
                 "caller_id_number" => t.caller_id_number = v,
@@ -1083,6 +1103,12 @@ mod tests {
             peer: "127.0.0.1:5070".parse().ok(),
             remote_media: "127.0.0.1:4000".parse().ok(),
             codec: "PCMU".into(),
+            stream: Some(crate::rtp::StreamPosition {
+                ssrc: 0xdead_beef,
+                seq: 65535,
+                ts: 4_000_000_000,
+                at_ms: 1_796_000_000_000,
+            }),
             channel_name: "sofia/internal/1000@127.0.0.1".into(),
             destination_number: "9196".into(),
             partner: "u2".into(),

@@ -417,6 +417,18 @@ impl Phone {
         since: Instant,
         others: &mut [&mut Phone],
     ) -> PhoneEvent {
+        self.try_wait_event(kind, since, others)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Phone::wait_event`], the failure given back (with the phone's
+    /// events and log) for the caller to add what it knows.
+    pub fn try_wait_event(
+        &mut self,
+        kind: &str,
+        since: Instant,
+        others: &mut [&mut Phone],
+    ) -> Result<PhoneEvent, String> {
         let deadline = Instant::now() + WAIT;
         loop {
             self.pump();
@@ -424,18 +436,19 @@ impl Phone {
                 o.pump();
             }
             if let Some(e) = self.events.iter().find(|e| e.kind == kind && e.at >= since) {
-                return e.clone();
+                return Ok(e.clone());
             }
-            assert!(
-                Instant::now() < deadline,
-                "{}: no {kind} within {WAIT:?}; events: {:?}\n{}",
-                self.user,
-                self.events
-                    .iter()
-                    .map(|e| format!("{} {}", e.kind, e.param))
-                    .collect::<Vec<_>>(),
-                self.log_text()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{}: no {kind} within {WAIT:?}; events: {:?}\n{}",
+                    self.user,
+                    self.events
+                        .iter()
+                        .map(|e| format!("{} {}", e.kind, e.param))
+                        .collect::<Vec<_>>(),
+                    self.log_text()
+                ));
+            }
         }
     }
 

@@ -47,6 +47,7 @@ impl Stack {
             peer: Some(call.peer.addr),
             remote_media: call.leg.media.remote(),
             codec: call.leg.media.codec().name().to_string(),
+            stream: Some(call.leg.media.stream_position()),
             ..Default::default()
         });
     }
@@ -96,6 +97,10 @@ impl Stack {
         media.set_timeouts(p.cfg.rtp_timeout, p.cfg.rtp_hold_timeout);
         // Until the far end answers: where its RTP came from on the old node.
         media.set_remote(t.remote_media, codec, codec.pt(), te);
+        // The far end hears the same stream go on, not a new one.
+        if let Some(pos) = t.stream {
+            media.continue_stream(pos);
+        }
         let ctx = ModuleContext::current();
         let session = ctx
             .session_request("sofia", !t.uas)
