@@ -603,7 +603,7 @@ session_fn!(svc_session_execute_application(app: RStr, arg: RStr, app_uuid: RStr
     let u = app_uuid.to_str();
     state_machine::execute_app_with_uuid(&core, &s, &app.to_str(), &arg.to_str(), Some(&u))
 });
-session_fn!(svc_session_park() -> Status, Status::GENERR, |s, _core| st(state_machine::set_state(&s, ChannelState::PARK)));
+session_fn!(svc_session_park() -> Status, Status::GENERR, |s, _core| st(state_machine::park(&s)));
 session_fn!(svc_session_sleep(ms: u32) -> Status, Status::GENERR, |s, _core| {
     let deadline = Instant::now() + Duration::from_millis(ms as u64);
     let mut seen = s.signal_generation();

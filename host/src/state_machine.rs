@@ -53,10 +53,45 @@ fn advance(s: &Arc<Session>, from: CS, to: CS) -> bool {
     change_state(s, Some(from), to)
 }
 
+/// Parks `s` (the `park` application, `session_park`). Asked on the
+/// session's own thread while a state another thread set is still pending
+/// (`uuid_bridge` or `uuid_transfer` of a leg whose `&park()` was just
+/// starting), the pending state stands: the other thread's command has
+/// already answered +OK, and parking over it would strand the leg.
+pub fn park(s: &Arc<Session>) -> bool {
+    let own = crate::session::is_current(s);
+    let pending = std::cell::Cell::new(false);
+    let parked = change_state_if(
+        s,
+        |ch| {
+            pending.set(own && ch.state != ch.running_state && ch.state != CS::PARK);
+            if pending.get() {
+                log::debug!(
+                    "{}: not parked: {} is pending",
+                    ch.name,
+                    state_name(ch.state)
+                );
+            }
+            !pending.get()
+        },
+        CS::PARK,
+    );
+    parked || pending.get()
+}
+
 fn change_state(s: &Arc<Session>, from: Option<CS>, to: CS) -> bool {
+    change_state_if(s, |ch| from.is_none_or(|f| ch.state == f), to)
+}
+
+/// Moves a channel to `to` if `ok` says so, under the channel's lock.
+fn change_state_if(
+    s: &Arc<Session>,
+    ok: impl FnOnce(&crate::session::Channel) -> bool,
+    to: CS,
+) -> bool {
     {
         let mut ch = s.ch();
-        if from.is_some_and(|f| ch.state != f) {
+        if !ok(&ch) {
             return false;
         }
         if ch.state == to {

@@ -364,18 +364,38 @@ fn a_caller_hears_its_ringback_while_the_callee_only_rings() {
 #[test]
 fn digits_sent_as_tones_by_a_leg_without_out_of_band_dtmf_cross_a_bridge_out_of_band() {
     let mut sw = media_switch();
-    let (collector, b) = digit_collector(&mut sw, "CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE");
+    let (collector, b) = digit_collector(&mut sw, "CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE DTMF");
+    let collecting = Instant::now();
     // The tones' leg says its far end has no out-of-band digits.
     let tones =
         ok_uuid(&sw.cmd("originate {dtmf_inband_detect=true}loopback/inband/default/XML &park()"));
+    let originated = collecting.elapsed();
     assert!(sw
         .cmd(&format!("uuid_bridge {tones} {collector}"))
         .starts_with("+OK"));
+    let bridged = collecting.elapsed();
+    let digits = std::cell::RefCell::new(Vec::new());
     sw.wait_event(WAIT, |e| {
+        if e.name() == "DTMF" {
+            digits.borrow_mut().push(format!(
+                "{} on {} at {:?}",
+                e.get("DTMF-Digit").unwrap_or("?"),
+                e.get("Unique-ID").unwrap_or("?"),
+                collecting.elapsed()
+            ));
+        }
         e.name() == "CHANNEL_EXECUTE_COMPLETE"
             && e.get("Application") == Some("play_and_get_digits")
             && e.get("Unique-ID") == Some(b.as_str())
     })
     .expect("play_and_get_digits completes");
-    assert_eq!(sw.cmd(&format!("uuid_getvar {b} collected")).trim(), "159");
+    assert_eq!(
+        sw.cmd(&format!("uuid_getvar {b} collected")).trim(),
+        "159",
+        "tones {tones} originated after {originated:?}, bridged to {collector} after {bridged:?}; \
+         collector {b} ended after {:?}; digits: {:?}\n{}",
+        collecting.elapsed(),
+        digits.borrow(),
+        sw.log()
+    );
 }
