@@ -20,7 +20,8 @@ mod phones_common;
 use hotswitch_e2e::pg::PgServer;
 use hotswitch_e2e::{free_port, wait_udp_bound, workspace_root, Switch, TempDir};
 use nodes_common::{
-    answering_phone, node, node_with, register, sipp, succeeds, wait_contact, wait_log,
+    answering_phone, node, node_with, register, sipp, succeeds, try_succeeds, wait_contact,
+    wait_log,
 };
 use phones_common::{pump_for, share_with, Phone, Transport};
 use std::os::unix::process::CommandExt;
@@ -199,7 +200,7 @@ fn a_node_shut_down_elegantly_behind_kamailio_sheds_new_calls_and_finishes_its_o
     let dsn = format!("pgsql://{}", pg.conninfo());
     let mut nodes = [node(port_a, &dsn), node(port_b, &dsn)];
     let dir = TempDir::new("kamailio");
-    let _kam = Kamailio::start(dir.path(), kport, &[port_a, port_b]);
+    let kam = Kamailio::start(dir.path(), kport, &[port_a, port_b]);
 
     // A call through Kamailio that stays up for a while: on node `busy`.
     let long = sipp(
@@ -228,7 +229,7 @@ fn a_node_shut_down_elegantly_behind_kamailio_sheds_new_calls_and_finishes_its_o
 
     // New calls: those Kamailio hashes to the draining node get 503 and
     // are moved to the other one; every one is answered.
-    succeeds(
+    let shed = try_succeeds(
         sipp(
             "uac_call_rr.xml",
             Some(kport),
@@ -248,6 +249,14 @@ fn a_node_shut_down_elegantly_behind_kamailio_sheds_new_calls_and_finishes_its_o
         ),
         "uac_call_rr while draining",
     );
+    if let Err(e) = shed {
+        panic!(
+            "{e}\nthe draining node:\n{}\nthe other:\n{}\nkamailio:\n{}",
+            nodes[busy].log(),
+            nodes[other].log(),
+            kam.log()
+        );
+    }
     assert_eq!(calls_in(&mut nodes[other]), "6");
     assert_eq!(calls_in(&mut nodes[busy]), "1");
 

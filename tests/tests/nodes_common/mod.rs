@@ -129,18 +129,28 @@ pub fn sipp(scenario: &str, target: Option<u16>, args: &[&str]) -> Sipp {
 
 /// Waits for sipp to end; fails the test, with sipp's errors, unless its
 /// call succeeded.
-pub fn succeeds(mut s: Sipp, what: &str) {
+pub fn succeeds(s: Sipp, what: &str) {
+    if let Err(e) = try_succeeds(s, what) {
+        panic!("{e}");
+    }
+}
+
+/// [`succeeds`], the failure given back for the caller to add to.
+pub fn try_succeeds(mut s: Sipp, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(st) = s.child.try_wait().unwrap() {
-            assert!(
-                st.success(),
+            if st.success() {
+                return Ok(());
+            }
+            return Err(format!(
                 "sipp {what} failed: {st}\n{}",
                 std::fs::read_to_string(&s.errors).unwrap_or_default()
-            );
-            return;
+            ));
         }
-        assert!(Instant::now() < deadline, "sipp {what} did not finish");
+        if Instant::now() >= deadline {
+            return Err(format!("sipp {what} did not finish"));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
