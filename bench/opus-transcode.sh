@@ -20,8 +20,9 @@ calls=${1:-200}
 ramp=${2:-50}
 hold=${3:-30}
 sip_port=${SIP_PORT:-5060}
-uas_port=$((sip_port + 20))
-echo_port=$((sip_port + 40))
+# Clear of the external profile (sip_port + 20) and of sipp's media ports.
+uas_port=$((sip_port + 2100))
+echo_port=$((sip_port + 2140))
 work=$(mktemp -d /tmp/hotswitch-bench-opus.XXXXXX)
 conf=$("$root/tests/sipp/bench-conf.sh" "$work/conf")
 sed -i "s/internal_sip_port=5060/internal_sip_port=$sip_port/; s/internal_ssl_enable=true/internal_ssl_enable=false/" "$conf/vars.xml"

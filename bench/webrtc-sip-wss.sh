@@ -34,6 +34,10 @@ sed -i "s/internal_sip_port=5060/internal_sip_port=$sip_port/; \
 s/internal_wss_port=7443/internal_wss_port=$wss_port/; \
 s/internal_ws_port=5066/internal_ws_port=$ws_port/; \
 s|</include>|  <X-PRE-PROCESS cmd=\"set\" data=\"certs_dir=$conf/certs\"/>\n</include>|" "$conf/vars.xml"
+# Every browser comes through stunnel, from 127.0.0.1: one address holds
+# all the connections (the profile allows 256 from one address).
+sed -i '0,/<settings>/s||<settings>\n    <param name="tcp-max-connections" value="8192"/>\n    <param name="tcp-max-connections-per-ip" value="4096"/>|' \
+  "$conf/sip_profiles/internal.xml"
 trap 'stop_switch; [ -n "$tunnel_pid" ] && kill "$tunnel_pid" 2>/dev/null; true' EXIT
 start_switch "$conf"
 wait_tcp "$wss_port"

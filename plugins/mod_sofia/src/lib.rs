@@ -110,6 +110,13 @@ fn take_over(m: &ModuleContext) -> Result<Vec<registrar::Registration>, ModuleEr
 }
 
 fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
+    match m.config("opus.conf") {
+        Ok(opus) => codecs::configure(opus.as_ref()),
+        Err(e) => {
+            log::warn!("opus.conf: {e}; Opus uses its defaults");
+            codecs::configure(None);
+        }
+    }
     let sofia = m.config_section("sofia.conf");
     let switch = m.config_section("switch.conf");
     let acl = m.config_section("acl.conf");
