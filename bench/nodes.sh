@@ -260,7 +260,20 @@ registrations)
         t0=$(ticks "$pid"); p0=$(pg_ticks)
         line=$(run_sipp "register-$store" "$scen" "$port" "$rate" "$n")
         t1=$(ticks "$pid"); p1=$(pg_ticks)
-        [ "$store" = pg ] && rows=$(psql_q "SELECT count(*) FROM sip_registrations") || rows=-
+        rows=-
+        if [ "$store" = pg ]; then
+            # Written behind the SIP thread: the count when sipp ends, and
+            # once the writes have caught up (unchanged for a second).
+            rows=$(psql_q "SELECT count(*) FROM sip_registrations")
+            settled=$rows
+            for _ in $(seq 60); do
+                sleep 1
+                now=$(psql_q "SELECT count(*) FROM sip_registrations")
+                [ "$now" = "$settled" ] && break
+                settled=$now
+            done
+            rows="$rows(at_end),$settled(settled)"
+        fi
         echo "$line rate=$rate/s switch_cpu_ms_per_reg=$(per $((t1 - t0)) "$n") pg_cpu_ms_per_reg=$(per $((p1 - p0)) "$n") pg_rows=$rows"
         kill -KILL "$pid"
     done
