@@ -192,11 +192,17 @@ mod tests {
         assert!(t.encode(Codec::Opus, &tone(160, 440.0), &mut out) > 0);
         assert_eq!(t.opus_enc.as_ref().unwrap().complexity().unwrap(), 2);
         configure(Some(&conf("11")));
-        assert_eq!(OPUS_COMPLEXITY.load(Ordering::Relaxed), DEFAULT_OPUS_COMPLEXITY);
+        assert_eq!(
+            OPUS_COMPLEXITY.load(Ordering::Relaxed),
+            DEFAULT_OPUS_COMPLEXITY
+        );
         configure(Some(&conf("10")));
         assert_eq!(OPUS_COMPLEXITY.load(Ordering::Relaxed), 10);
         configure(None);
-        assert_eq!(OPUS_COMPLEXITY.load(Ordering::Relaxed), DEFAULT_OPUS_COMPLEXITY);
+        assert_eq!(
+            OPUS_COMPLEXITY.load(Ordering::Relaxed),
+            DEFAULT_OPUS_COMPLEXITY
+        );
     }
 
     fn tone(n: usize, freq: f64) -> Vec<i16> {
@@ -240,4 +246,3 @@ mod tests {
         }
     }
 }
-
