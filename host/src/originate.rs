@@ -85,12 +85,41 @@ pub fn originate(core: &Arc<Core>, req: Request<'_>) -> Result<Arc<Session>, Cal
             Ringback::new(a, &vars)
         });
         match wait_for_answer(core, &mut legs, started + timeout, &rx, ringback.as_mut()) {
-            Ok(winner) => return Ok(winner),
+            Ok(winner) => {
+                if let Some(a) = &req.originator {
+                    inherit_codec(a, &winner);
+                }
+                return Ok(winner);
+            }
             Err(CallCause::ORIGINATOR_CANCEL) => return Err(CallCause::ORIGINATOR_CANCEL),
             Err(c) => last = c,
         }
     }
     Err(last)
+}
+
+/// `inherit_codec=true` on the calling leg: it is to answer in the codec
+/// the answering leg negotiated (FreeSWITCH's originate sets the caller's
+/// `absolute_codec_string` to it), so that a caller that offered that
+/// codec is bridged without transcoding. A caller already answered, or one
+/// whose early media went out, keeps its codec.
+fn inherit_codec(a: &Session, b: &Session) {
+    let codec = {
+        let ach = a.ch();
+        if ach.has(cf::ANSWERED)
+            || !ach
+                .var("inherit_codec")
+                .is_some_and(crate::dialplan_xml::switch_true)
+        {
+            return;
+        }
+        match b.ch().var("read_codec") {
+            Some(c) if !c.is_empty() => c.to_string(),
+            _ => return,
+        }
+    };
+    log::debug!("{}: inherit_codec: answers in {codec}", a.uuid);
+    a.ch().set_var("absolute_codec_string", &codec);
 }
 
 /// `user/<id>[@<domain>]`: the directory's dial string for the user,

@@ -3,7 +3,9 @@
 //! (codec-prefs OPUS,G722,PCMU,PCMA, FreeSWITCH's) and hears its tone back
 //! (Goertzel) through a call negotiated to that codec; and an Opus phone
 //! calls a G.711 phone: the switch transcodes, both hear each other and
-//! their digits cross. And `show codec` lists Opus and G.722.
+//! their digits cross. And `show codec` lists Opus and G.722. And the
+//! channel variables that choose a leg's codecs, as FreeSWITCH's:
+//! `absolute_codec_string` on a bridged leg, `inherit_codec` on its caller.
 
 mod phones_common;
 
@@ -147,4 +149,98 @@ fn show_codec_lists_opus_and_g722_beside_the_cores_g711_as_freeswitch_does() {
     assert_eq!(out.trim_end(), expected.trim_end(), "{out}");
     // `show codecs` is the same (FreeSWITCH drops the trailing s).
     assert_eq!(sw.cmd("show codecs"), out);
+}
+
+/// The codec of the leg whose `show channels` row has `who` (read_codec
+/// is a column).
+fn codec_of<'a>(channels: &'a str, who: &str, codecs: &[&'a str]) -> Option<&'a str> {
+    let row = channels.lines().find(|l| l.contains(who))?;
+    codecs
+        .iter()
+        .copied()
+        .find(|c| row.contains(&format!(",{c},")))
+}
+
+/// 1000 (G.711: offers PCMU, then PCMA) calls `exten`, which bridges to
+/// 1001 (G.711) with the dial string's `absolute_codec_string=PCMA`;
+/// returns the codecs of 1000's leg and of 1001's, after checking that
+/// each phone heard the other.
+fn call_through(conf: &DefaultConf, exten: &str) -> (String, String) {
+    let mut sw = conf.start();
+    let mut a = phone(conf, "1000", "g711.so", A_TONE);
+    let mut b = phone(conf, "1001", "g711.so", B_TONE);
+    a.wait_registered(&mut sw, "127.0.0.1");
+    b.wait_registered(&mut sw, "127.0.0.1");
+    let t0 = Instant::now();
+    a.cmd("dial", &format!("sip:{exten}@127.0.0.1:{}", conf.sip_port));
+    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
+    let answer_at = Instant::now();
+    b.cmd("accept", "");
+    a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
+    let channels = sw.cmd("show channels");
+    pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    a.cmd("hangup", "");
+    b.wait_event("CALL_CLOSED", answer_at, &mut [&mut a]);
+    let (ha, hb) = (
+        share_with(&a.heard(), B_TONE),
+        share_with(&b.heard(), A_TONE),
+    );
+    assert!(
+        ha > 0.3 && hb > 0.3,
+        "heard: 1000 {ha:.2}, 1001 {hb:.2}\n{channels}"
+    );
+    let g711 = ["PCMU", "PCMA"];
+    let of = |who: &str| {
+        codec_of(&channels, who, &g711)
+            .unwrap_or_else(|| panic!("no G.711 leg {who}: {channels}"))
+            .to_string()
+    };
+    // 1000's leg came in, 1001's went out.
+    (of(",inbound,"), of(",outbound,"))
+}
+
+fn codec_conf(tag: &str) -> DefaultConf {
+    let conf = DefaultConf::new(tag);
+    conf.edit("dialplan/default.xml", |t| {
+        t.replacen(
+            "<context name=\"default\">",
+            r#"<context name="default">
+    <extension name="absolute"><condition field="destination_number" expression="^2001$">
+      <action application="bridge" data="{absolute_codec_string=PCMA}user/1001@$${domain}"/>
+    </condition></extension>
+    <extension name="inherit"><condition field="destination_number" expression="^2002$">
+      <action application="set" data="inherit_codec=true"/>
+      <action application="bridge" data="{absolute_codec_string=PCMA}user/1001@$${domain}"/>
+    </condition></extension>"#,
+            1,
+        )
+    });
+    conf
+}
+
+#[test]
+fn absolute_codec_string_on_a_bridged_leg_offers_it_only_that_codec() {
+    let conf = codec_conf("codec-absolute");
+    // The caller's first choice, PCMU, on its leg; only PCMA offered to
+    // 1001, which offers both: the bridge transcodes.
+    let (a, b) = call_through(&conf, "2001");
+    assert_eq!((a.as_str(), b.as_str()), ("PCMU", "PCMA"));
+    // A codec string naming nothing hotswitch carries fails the leg, as
+    // FreeSWITCH's does (GSM and G.729 are not here).
+    let mut sw = conf.start();
+    let mut b = phone(&conf, "1001", "g711.so", B_TONE);
+    b.wait_registered(&mut sw, "127.0.0.1");
+    assert_eq!(
+        sw.cmd("originate {absolute_codec_string=^^:GSM:G729}user/1001 &park()")
+            .trim(),
+        "-ERR INCOMPATIBLE_DESTINATION"
+    );
+}
+
+#[test]
+fn inherit_codec_makes_the_caller_answer_in_the_codec_its_callee_chose() {
+    // The same call with inherit_codec=true on the caller: it answers in
+    // 1001's PCMA (it offered PCMA too), both legs in one codec.
+    let (a, b) = call_through(&codec_conf("codec-inherit"), "2002");
+    assert_eq!((a.as_str(), b.as_str()), ("PCMA", "PCMA"));
 }

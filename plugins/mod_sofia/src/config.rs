@@ -282,7 +282,7 @@ fn profile(p: &Element) -> Result<ProfileConfig, ConfigError> {
                 "context" => c.context = vt.to_string(),
                 "dialplan" => c.dialplan = vt.to_string(),
                 "codec-prefs" | "inbound-codec-prefs" | "outbound-codec-prefs" => {
-                    let codecs: Vec<Codec> = vt.split(',').filter_map(Codec::from_name).collect();
+                    let codecs = crate::sdp::codec_string(vt);
                     if codecs.is_empty() {
                         return Err(ConfigError(format!(
                             "profile {name}: {k} {v:?} names no codec hotswitch carries (PCMU, PCMA, G722, OPUS)"

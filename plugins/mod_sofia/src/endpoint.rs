@@ -22,6 +22,55 @@ const READ_WAIT: Duration = Duration::from_millis(20);
 
 /// FreeSWITCH's `rtp_secure_media_outbound` or `rtp_secure_media` of the
 /// leg, else the profile's `rtp-secure-media`.
+/// A leg's `absolute_codec_string`, read: `None` without one, or with one
+/// naming no codec hotswitch carries (said in the log).
+fn absolute_codecs(s: &Session) -> Option<Vec<Codec>> {
+    let text = s
+        .var("absolute_codec_string")
+        .filter(|v| !v.trim().is_empty())?;
+    let list = crate::sdp::codec_string(&text);
+    if list.is_empty() {
+        log::warn!(
+            "{}: absolute_codec_string {text:?} names no codec hotswitch carries (PCMU, PCMA, G722, OPUS); ignored",
+            s.uuid()
+        );
+        return None;
+    }
+    Some(list)
+}
+
+/// An outbound leg's codecs, as FreeSWITCH chooses them: exactly
+/// `absolute_codec_string` (the dial string's, else the calling leg's —
+/// `set` before `bridge`), else `codec_string` (the dial string's) instead
+/// of the profile's `codec-prefs`; `None`: the profile's. A string naming
+/// no codec hotswitch carries fails the leg (INCOMPATIBLE_DESTINATION).
+fn outbound_codecs(req: &Outgoing) -> Result<Option<Vec<Codec>>, CallCause> {
+    let own = |name: &str| {
+        req.var(name)
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_string)
+    };
+    let text = own("absolute_codec_string")
+        .or_else(|| {
+            req.originator
+                .as_ref()
+                .and_then(|o| o.var("absolute_codec_string"))
+                .filter(|v| !v.trim().is_empty())
+        })
+        .or_else(|| own("codec_string"));
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let list = crate::sdp::codec_string(&text);
+    if list.is_empty() {
+        log::warn!(
+            "outbound call: codec string {text:?} names no codec hotswitch carries (PCMU, PCMA, G722, OPUS)"
+        );
+        return Err(CallCause::INCOMPATIBLE_DESTINATION);
+    }
+    Ok(Some(list))
+}
+
 fn secure_media(req: &Outgoing, pc: &crate::config::ProfileConfig) -> SecureMedia {
     let Some(v) = req
         .var("rtp_secure_media_outbound")
@@ -74,6 +123,7 @@ impl Endpoint for Sofia {
             },
         )?;
         let pc = &shared.profile_cfg[t.profile];
+        let codecs = outbound_codecs(req)?;
         let media = Media::bind(
             pc.rtp_ip,
             pc.ext_rtp_ip.unwrap_or(pc.rtp_ip),
@@ -169,6 +219,7 @@ impl Endpoint for Sofia {
             gateway: t.gateway,
             max_forwards: None,
             route: t.route,
+            codecs,
         }));
         Ok(s)
     }
@@ -244,11 +295,13 @@ impl Endpoint for Sofia {
         match msg.id {
             MessageId::ANSWER => {
                 s.mark_answered();
-                l.send(Input::Answer { uuid })
+                let codecs = absolute_codecs(s);
+                l.send(Input::Answer { uuid, codecs })
             }
             MessageId::PROGRESS => {
                 s.mark_pre_answered();
-                l.send(Input::Progress { uuid })
+                let codecs = absolute_codecs(s);
+                l.send(Input::Progress { uuid, codecs })
             }
             MessageId::RINGING => l.send(Input::Ringing { uuid }),
             _ => {}

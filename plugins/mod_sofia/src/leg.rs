@@ -64,6 +64,9 @@ pub struct Outbound {
     pub max_forwards: Option<u32>,
     /// Route headers for the INVITE (a registered contact's Path).
     pub route: Vec<String>,
+    /// The leg's own codecs (`absolute_codec_string`, `codec_string`);
+    /// `None`: its profile's.
+    pub codecs: Option<Vec<crate::sdp::Codec>>,
 }
 
 /// A request for the API, answered on `reply`.
@@ -102,11 +105,15 @@ pub enum Input {
     },
     /// The core answered / pre-answered / rang an inbound leg (each leg
     /// named by its session's uuid).
+    /// `codecs`: the leg's `absolute_codec_string` when it has one (an
+    /// inbound leg answers in the first of them the offer has).
     Answer {
         uuid: String,
+        codecs: Option<Vec<crate::sdp::Codec>>,
     },
     Progress {
         uuid: String,
+        codecs: Option<Vec<crate::sdp::Codec>>,
     },
     Ringing {
         uuid: String,

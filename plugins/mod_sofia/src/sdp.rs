@@ -79,6 +79,29 @@ impl Codec {
     }
 }
 
+/// A codec string as FreeSWITCH writes one (`codec-prefs`,
+/// `absolute_codec_string`, `codec_string`): names separated by commas, or
+/// by the character after a leading `^^` (`^^:PCMA:PCMU`), each maybe with
+/// `@` parameters (`opus@48000h@20i`); names hotswitch does not carry
+/// (GSM, G729) are skipped, a repeated one kept once, the order kept.
+pub fn codec_string(s: &str) -> Vec<Codec> {
+    let s = s.trim();
+    let (sep, list) = match s.strip_prefix("^^") {
+        Some(rest) => match rest.chars().next() {
+            Some(c) => (c, &rest[c.len_utf8()..]),
+            None => (',', ""),
+        },
+        None => (',', s),
+    };
+    let mut out = Vec::new();
+    for c in list.split(sep).filter_map(|n| Codec::from_name(n.trim())) {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The media direction of a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -380,6 +403,20 @@ fn attr(k: &str, v: &str) -> Attribute {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_codec_string_reads_freeswitchs_forms() {
+        use Codec::*;
+        assert_eq!(codec_string("PCMU,GSM,pcma"), vec![Pcmu, Pcma]);
+        assert_eq!(codec_string("^^:PCMA:PCMU"), vec![Pcma, Pcmu]);
+        assert_eq!(
+            codec_string(" opus@48000h@20i , G722@16000h,PCMU@20i,opus"),
+            vec![Opus, G722, Pcmu]
+        );
+        assert!(codec_string("GSM,G729").is_empty());
+        assert!(codec_string("^^").is_empty());
+        assert!(codec_string("").is_empty());
+    }
 
     const SIPP_OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n\
 c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\n\

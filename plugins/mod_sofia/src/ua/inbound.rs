@@ -256,6 +256,8 @@ impl Stack {
             auth_tries: 0,
             outbound: None,
             offer: None,
+            codecs: None,
+            early_sdp: false,
         };
         self.add_call(call);
         self.profiles[profile].calls_in += 1;
@@ -301,7 +303,11 @@ impl Stack {
             // have, in their order (FreeSWITCH's): te_pt at 8000 Hz, a free
             // dynamic type at 48000 Hz for Opus.
             _ => {
-                let codecs: Vec<_> = p.cfg.codecs.iter().map(|c| (*c, c.pt())).collect();
+                let codecs: Vec<_> = self
+                    .call_codecs(call)
+                    .iter()
+                    .map(|c| (*c, c.pt()))
+                    .collect();
                 let mut te: Vec<(u8, u32)> = Vec::new();
                 for (c, _) in &codecs {
                     let rate = c.clock_rate();
@@ -641,12 +647,63 @@ impl Stack {
         }
     }
 
+    /// An inbound leg told, as it answers or sends early media, to use only
+    /// `codecs` (its `absolute_codec_string`): its media takes the first
+    /// of them the caller offered, before our SDP goes, and the call keeps
+    /// the list for an offer of its own (an INVITE without SDP). Once a 183
+    /// carried our SDP, the answer keeps its codec.
+    pub(super) fn answer_codecs(&mut self, uuid: &str, codecs: Option<Vec<sdp::Codec>>) {
+        let Some(codecs) = codecs else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(uuid) else {
+            return;
+        };
+        if !call.uas || call.phase != Phase::Early || call.early_sdp {
+            return;
+        }
+        call.codecs = Some(codecs.clone());
+        let Some(r) = call
+            .invite_req
+            .as_ref()
+            .and_then(|m| sdp::parse(&m.body).ok())
+        else {
+            return;
+        };
+        let current = call.leg.media.codec();
+        match r.choose(&codecs) {
+            // A browser's media was set up on the WebRTC stack at the INVITE.
+            _ if r.dtls => {}
+            Some((c, pt)) if c != current => {
+                call.leg.media.set_remote(r.addr, c, pt, r.te_for(c));
+                if let Some(s) = ModuleContext::current().session_locate(uuid) {
+                    set_codec_vars(&s, c);
+                }
+                log::debug!(
+                    "{uuid}: absolute_codec_string: answering in {} instead of {}",
+                    c.name(),
+                    current.name()
+                );
+            }
+            Some(_) => {}
+            None => log::warn!(
+                "{uuid}: absolute_codec_string names no codec the caller offered; answering in {}",
+                current.name()
+            ),
+        }
+    }
+
     pub(super) fn provisional(&mut self, uuid: &str, code: u16, now: Instant) {
         let Some((call, key, req, contact, tag)) = self.early_uas(uuid) else {
             return;
         };
         let body = (code == 183 && call.remote_version.is_some())
             .then(|| self.local_sdp(call, Direction::SendRecv));
+        if body.is_some() {
+            if let Some(c) = self.calls.get_mut(uuid) {
+                c.early_sdp = true;
+            }
+        }
         let reason = if code == 180 {
             "Ringing"
         } else {

@@ -147,6 +147,11 @@ struct Call {
     outbound: Option<Box<Outbound>>,
     /// Our last offer (UAC) to resend with credentials.
     offer: Option<String>,
+    /// The call's own codecs (`absolute_codec_string`, `codec_string`),
+    /// else its profile's `codec-prefs`.
+    codecs: Option<Vec<crate::sdp::Codec>>,
+    /// A 183 with our SDP has gone (UAS): the answer keeps its codec.
+    early_sdp: bool,
 }
 
 /// A gateway at run time.
@@ -374,6 +379,14 @@ impl Stack {
             .map(|t| t.addr)
             .chain(self.tx.stream_peers())
             .collect()
+    }
+
+    /// The codecs `call` offers and accepts: its own
+    /// (`absolute_codec_string`, `codec_string`) or its profile's.
+    fn call_codecs(&self, call: &Call) -> Vec<crate::sdp::Codec> {
+        call.codecs
+            .clone()
+            .unwrap_or_else(|| self.profiles[call.leg.profile].cfg.codecs.clone())
     }
 
     /// Keeps a new call under its leg's uuid and indexes its Call-ID.
@@ -774,8 +787,14 @@ impl Stack {
     /// One input that is not network bytes.
     pub fn on_input(&mut self, input: Input, now: Instant) {
         match input {
-            Input::Answer { uuid } => self.answer(&uuid, now),
-            Input::Progress { uuid } => self.provisional(&uuid, 183, now),
+            Input::Answer { uuid, codecs } => {
+                self.answer_codecs(&uuid, codecs);
+                self.answer(&uuid, now)
+            }
+            Input::Progress { uuid, codecs } => {
+                self.answer_codecs(&uuid, codecs);
+                self.provisional(&uuid, 183, now)
+            }
             Input::Ringing { uuid } => self.provisional(&uuid, 180, now),
             Input::Hangup { uuid, cause } => self.hangup(&uuid, cause, now),
             Input::Invite(o) => self.invite(o, now),

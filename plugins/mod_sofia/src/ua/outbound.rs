@@ -175,12 +175,18 @@ impl Stack {
             auth_tries: 0,
             outbound: None,
             offer: None,
+            codecs: o.codecs.clone(),
+            early_sdp: false,
         };
         if matches!(call.peer.proto, Proto::Ws | Proto::Wss) {
             // A browser phone: WebRTC media (ICE, DTLS-SRTP) on the shared
             // stack.
-            let cfg = &self.profiles[profile].cfg;
-            if let Err(e) = call.leg.media.webrtc_offer(cfg.rtp_ip, &cfg.codecs) {
+            let rtp_ip = self.profiles[profile].cfg.rtp_ip;
+            if let Err(e) = call
+                .leg
+                .media
+                .webrtc_offer(rtp_ip, &self.call_codecs(&call))
+            {
                 log::warn!("call {uuid}: WebRTC offer: {e}");
             }
         }
@@ -267,7 +273,10 @@ impl Stack {
         let remote = (!msg.body.is_empty())
             .then(|| sdp::parse(&msg.body).ok())
             .flatten();
-        let codecs = self.profiles[call.leg.profile].cfg.codecs.clone();
+        let codecs = call
+            .codecs
+            .clone()
+            .unwrap_or_else(|| self.profiles[call.leg.profile].cfg.codecs.clone());
         let mut media_ok = true;
         let mut negotiated = None;
         if let Some(r) = &remote {

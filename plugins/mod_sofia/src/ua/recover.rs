@@ -175,6 +175,8 @@ impl Stack {
             auth_tries: 0,
             outbound: None,
             offer: None,
+            codecs: None,
+            early_sdp: false,
         };
         let offer = sdp::build(&Local {
             ip: call.leg.media.ip,
