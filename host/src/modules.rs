@@ -680,7 +680,10 @@ impl ModuleManager {
         match self.activate_as(core, name, lib, Some((old.clone(), pending))) {
             Ok(new) => {
                 let calls = old.calls();
-                match self.drain_version(core, &old) {
+                let drained = self.drain_version(core, &old);
+                // The old version is among the draining ones now (or gone).
+                *new.replacing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                match drained {
                     Some(report) => Ok((Replaced::Unloaded(report), new)),
                     None => Ok((Replaced::Draining { calls }, new)),
                 }
@@ -845,9 +848,9 @@ impl ModuleManager {
                 u.phase = Phase::Loaded;
             }
         }
-        // What the load did not take closes now (its fds).
+        // What the load did not take closes now (its fds). `replacing`
+        // stays until the reload puts the old version to draining.
         drop(m.pending.lock().unwrap_or_else(|p| p.into_inner()).take());
-        *m.replacing.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.lock_loaded().insert(name.to_string(), m.clone());
         let rows = core.registry.rows_of(&m);
         fire_module_events(core, EventType::MODULE_LOAD, &m, &rows);
@@ -912,12 +915,26 @@ impl ModuleManager {
     }
 
     /// The newest version of `m`'s module older than `m` (draining).
+    ///
+    /// While `m` loads in a live reload (and until its predecessor is put
+    /// to draining) that predecessor is not among the draining versions
+    /// yet, but `m` reads the handed sockets already: the version `m`
+    /// replaces counts too, or the messages of its calls that arrive
+    /// meanwhile would find no older version (and their Call-IDs be
+    /// forgotten: ACKs and BYEs lost for good).
     pub fn older_than(&self, m: &LoadedModule) -> Option<Arc<LoadedModule>> {
+        let replaced = m
+            .replacing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade);
         self.lock_draining()
             .iter()
             .filter(|o| o.name == m.name && o.order < m.order)
-            .max_by_key(|o| o.order)
             .cloned()
+            .chain(replaced)
+            .max_by_key(|o| o.order)
     }
 
     /// Purges a draining version whose last call ended (a host thread of

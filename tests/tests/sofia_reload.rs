@@ -418,6 +418,34 @@ fn a_chain_of_two_draining_versions_keeps_the_first_call_working() {
     .success(&s.sw);
 }
 
+/// Calls set up steadily while mod_sofia is reloaded again and again: each
+/// reload's new version reads the handed sockets as it loads, before the
+/// old one is among the draining versions; the ACKs and BYEs of the old
+/// one's calls arriving then must still reach it (they were lost, and
+/// their Call-IDs forgotten: "the 200 OK was never acknowledged").
+#[test]
+fn calls_set_up_steadily_through_repeated_reloads_all_complete() {
+    let mut s = start("", "", "");
+    let load = sipp(
+        "uac_call.xml",
+        Some(s.port),
+        &[],
+        &["-s", "5900", "-r", "20", "-m", "120", "-d", "1500"],
+    );
+    let deadline = Instant::now() + WAIT;
+    while s.sw.cmd("show channels count").contains("0 total") {
+        assert!(Instant::now() < deadline, "the calls did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..8 {
+        reload(&mut s.sw, "mod_sofia");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A lost ACK or BYE fails its call (the BYE gets 481).
+    load.success(&s.sw);
+    wait_one_copy(&mut s.sw);
+}
+
 /// A new version that cannot load (a profile whose port is taken) leaves
 /// the old one serving as before: it reads its sockets again, its call
 /// goes on, and it stores registrations again (the next good reload finds
