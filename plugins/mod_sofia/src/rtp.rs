@@ -23,11 +23,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Free RTP ports by range (even ports; RTCP takes the one above), shared
 /// by every leg of the module: taking and returning a port is O(1), so an
 /// exhausted range refuses a call at once instead of scanning it.
+///
+/// A port is taken from a random place in the free list, not its front:
+/// ports held by others come in runs — above all, after a live reload, the
+/// previous copy's calls hold the run of ports it handed out, which this
+/// copy's list still has as free — and taking them in order walked into
+/// such a run, each call failing its [`BIND_ATTEMPTS`] binds on it ("no
+/// free RTP port" with three quarters of the range free).
 static POOLS: Mutex<Vec<PortPool>> = Mutex::new(Vec::new());
 
 struct PortPool {
     range: (u16, u16),
     free: VecDeque<u16>,
+    /// xorshift64 state: where in `free` the next port is taken.
+    rng: u64,
 }
 
 fn take_port(start: u16, end: u16) -> Option<u16> {
@@ -36,22 +45,24 @@ fn take_port(start: u16, end: u16) -> Option<u16> {
         Some(i) => i,
         None => {
             let first = start + start % 2;
-            let mut free: VecDeque<u16> = (first..end.saturating_sub(1)).step_by(2).collect();
-            // From a random place in the range: two switches on one
-            // machine (or a phone started in the range) would otherwise
-            // both begin at its first ports and refuse each other's calls.
-            if !free.is_empty() {
-                let at = (uuid::Uuid::new_v4().as_u128() % free.len() as u128) as usize;
-                free.rotate_left(at);
-            }
+            let free: VecDeque<u16> = (first..end.saturating_sub(1)).step_by(2).collect();
             pools.push(PortPool {
                 range: (start, end),
                 free,
+                rng: (uuid::Uuid::new_v4().as_u128() as u64) | 1,
             });
             pools.len() - 1
         }
     };
-    pools[i].free.pop_front()
+    let p = &mut pools[i];
+    if p.free.is_empty() {
+        return None;
+    }
+    p.rng ^= p.rng << 13;
+    p.rng ^= p.rng >> 7;
+    p.rng ^= p.rng << 17;
+    let at = (p.rng % p.free.len() as u64) as usize;
+    p.free.swap_remove_back(at)
 }
 
 fn give_port(start: u16, end: u16, port: u16) {
@@ -387,16 +398,21 @@ impl Media {
     /// Binds an even RTP port and the RTCP port above it in
     /// `[start, end)` on `ip`.
     pub fn bind(ip: IpAddr, sdp_ip: IpAddr, start: u16, end: u16) -> std::io::Result<Media> {
+        let mut last_error = None;
         for _ in 0..BIND_ATTEMPTS {
             let Some(port) = take_port(start, end) else {
                 break;
             };
             let pair =
                 UdpSocket::bind((ip, port)).and_then(|s| Ok((s, UdpSocket::bind((ip, port + 1))?)));
-            let Ok((sock, rtcp)) = pair else {
-                // Held by someone else: try it again later.
-                give_port(start, end, port);
-                continue;
+            let (sock, rtcp) = match pair {
+                Ok(p) => p,
+                Err(e) => {
+                    // Held by someone else: try it again later.
+                    give_port(start, end, port);
+                    last_error = Some((port, e));
+                    continue;
+                }
             };
             sock.set_read_timeout(Some(READ_TIMEOUT))?;
             rtcp.set_nonblocking(true)?;
@@ -443,7 +459,12 @@ impl Media {
         }
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
-            format!("no free RTP port in {start}-{end}"),
+            match last_error {
+                Some((port, e)) => format!(
+                    "no free RTP port in {start}-{end} ({BIND_ATTEMPTS} tried; {ip}:{port}: {e})"
+                ),
+                None => format!("no free RTP port in {start}-{end}"),
+            },
         ))
     }
 
@@ -1098,6 +1119,24 @@ mod tests {
         assert_eq!(n, 172);
         assert_eq!(got[1], 0);
         assert!(got[12..172].iter().all(|b| *b == 0xff));
+    }
+
+    #[test]
+    fn a_run_of_ports_held_by_others_does_not_refuse_calls() {
+        // 200 pairs; the first 120 held elsewhere (as a previous copy's
+        // calls hold the run it handed out): every bind still finds one.
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (start, end) = (47000, 47400);
+        let held: Vec<UdpSocket> = (start..start + 240)
+            .filter_map(|p| UdpSocket::bind((ip, p)).ok())
+            .collect();
+        assert!(held.len() > 200, "the test's ports are in use");
+        let legs: Vec<Media> = (0..20)
+            .map(|i| {
+                Media::bind(ip, ip, start, end).unwrap_or_else(|e| panic!("call {i} refused: {e}"))
+            })
+            .collect();
+        assert!(legs.iter().all(|m| m.port >= start + 240));
     }
 
     #[test]
