@@ -88,22 +88,50 @@ fn digits_cross(from: &mut Phone, to: &mut Phone, digits: &str) {
     );
 }
 
-#[test]
-fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge() {
-    let conf = DefaultConf::new("codec-bridge");
+/// A call up: 1000 (with `a_codec`) dialled `exten`, which rings 1001
+/// (G.711), and 1001 answered; both then talked for 3 s.
+struct Call {
+    sw: hotswitch_e2e::Switch,
+    a: Phone,
+    b: Phone,
+    answer_at: Instant,
+    /// `show channels` just after the answer.
+    channels: String,
+}
+
+fn call(conf: &DefaultConf, a_codec: &str, exten: &str) -> Call {
     let mut sw = conf.start();
-    let mut a = phone(&conf, "1000", "opus.so", A_TONE);
-    let mut b = phone(&conf, "1001", "g711.so", B_TONE);
+    let mut a = phone(conf, "1000", a_codec, A_TONE);
+    let mut b = phone(conf, "1001", "g711.so", B_TONE);
     a.wait_registered(&mut sw, "127.0.0.1");
     b.wait_registered(&mut sw, "127.0.0.1");
     let t0 = Instant::now();
-    a.cmd("dial", &format!("sip:1001@127.0.0.1:{}", conf.sip_port));
+    a.cmd("dial", &format!("sip:{exten}@127.0.0.1:{}", conf.sip_port));
     b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
     let answer_at = Instant::now();
     b.cmd("accept", "");
     a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
     let channels = sw.cmd("show channels");
     pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    Call {
+        sw,
+        a,
+        b,
+        answer_at,
+        channels,
+    }
+}
+
+#[test]
+fn an_opus_phone_and_a_g711_phone_hear_each_other_through_the_transcoding_bridge() {
+    let conf = DefaultConf::new("codec-bridge");
+    let Call {
+        sw: _sw,
+        mut a,
+        mut b,
+        answer_at,
+        channels,
+    } = call(&conf, "opus.so", "1001");
     // Digits cross both ways: RFC 4733 events on the Opus leg count on its
     // telephone-event clock (48 kHz when the phone offers it).
     digits_cross(&mut a, &mut b, "159");
@@ -166,19 +194,13 @@ fn codec_of<'a>(channels: &'a str, who: &str, codecs: &[&'a str]) -> Option<&'a 
 /// returns the codecs of 1000's leg and of 1001's, after checking that
 /// each phone heard the other.
 fn call_through(conf: &DefaultConf, exten: &str) -> (String, String) {
-    let mut sw = conf.start();
-    let mut a = phone(conf, "1000", "g711.so", A_TONE);
-    let mut b = phone(conf, "1001", "g711.so", B_TONE);
-    a.wait_registered(&mut sw, "127.0.0.1");
-    b.wait_registered(&mut sw, "127.0.0.1");
-    let t0 = Instant::now();
-    a.cmd("dial", &format!("sip:{exten}@127.0.0.1:{}", conf.sip_port));
-    b.wait_event("CALL_INCOMING", t0, &mut [&mut a]);
-    let answer_at = Instant::now();
-    b.cmd("accept", "");
-    a.wait_event("CALL_ESTABLISHED", answer_at, &mut [&mut b]);
-    let channels = sw.cmd("show channels");
-    pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    let Call {
+        sw: _sw,
+        mut a,
+        mut b,
+        answer_at,
+        channels,
+    } = call(conf, "g711.so", exten);
     a.cmd("hangup", "");
     b.wait_event("CALL_CLOSED", answer_at, &mut [&mut a]);
     let (ha, hb) = (
