@@ -1342,6 +1342,13 @@ async fn on_control(
 /// A handover undone (the reload failed or gave up): this version reads
 /// its sockets again, with its registration store.
 fn resume_serving(stack: &mut Stack, sockets: &mut Sockets) {
+    // Once: an export the host gave up waiting for undoes itself when its
+    // reply finds nobody, and the host's Resume, queued behind it, comes
+    // next (a second store opened beside the first was refused "in use",
+    // and the readers would have been started twice).
+    if !stack.draining {
+        return;
+    }
     crate::handover::clear_owned();
     stack.draining = false;
     let profiles: Vec<ProfileConfig> = stack.profiles.iter().map(|p| p.cfg.clone()).collect();
