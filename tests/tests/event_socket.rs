@@ -107,7 +107,10 @@ impl Raw {
             w,
             events: VecDeque::new(),
         };
-        (c.reply().reply() == "+OK accepted").then_some(c)
+        // A listener closing as it accepted (a reload) ends the stream
+        // here: `None`, for the caller to try again.
+        let f = c.try_frame()?;
+        (f.reply() == "+OK accepted").then_some(c)
     }
 
     fn send(&mut self, text: &str) {
@@ -122,6 +125,8 @@ impl Raw {
             match self.r.read_line(&mut line) {
                 Ok(0) => return None,
                 Ok(_) => {}
+                // Reset: ended too (a listener closed as it accepted).
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
                 Err(e) => panic!("read failed: {e} (so far {:?})", f.head),
             }
             f.head.push_str(&line);
