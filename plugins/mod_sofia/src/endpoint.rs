@@ -20,23 +20,25 @@ use std::time::Duration;
 /// How long a blocking read waits for a packet.
 const READ_WAIT: Duration = Duration::from_millis(20);
 
-/// FreeSWITCH's `rtp_secure_media_outbound` or `rtp_secure_media` of the
-/// leg, else the profile's `rtp-secure-media`.
-/// A leg's `absolute_codec_string`, read: `None` without one, or with one
-/// naming no codec hotswitch carries (said in the log).
-fn absolute_codecs(s: &Session) -> Option<Vec<Codec>> {
-    let text = s
-        .var("absolute_codec_string")
-        .filter(|v| !v.trim().is_empty())?;
-    let list = crate::sdp::codec_string(&text);
+/// A codec string's codecs; `None` (said in the log) when it names none
+/// hotswitch carries.
+fn codec_list(text: &str, whose: &str) -> Option<Vec<Codec>> {
+    let list = crate::sdp::codec_string(text);
     if list.is_empty() {
         log::warn!(
-            "{}: absolute_codec_string {text:?} names no codec hotswitch carries (PCMU, PCMA, G722, OPUS); ignored",
-            s.uuid()
+            "{whose}: codec string {text:?} names no codec hotswitch carries (PCMU, PCMA, G722, OPUS)"
         );
         return None;
     }
     Some(list)
+}
+
+/// A leg's `absolute_codec_string`, read (`None` without a usable one).
+fn absolute_codecs(s: &Session) -> Option<Vec<Codec>> {
+    let text = s
+        .var("absolute_codec_string")
+        .filter(|v| !v.trim().is_empty())?;
+    codec_list(&text, &s.uuid())
 }
 
 /// An outbound leg's codecs, as FreeSWITCH chooses them: exactly
@@ -58,19 +60,16 @@ fn outbound_codecs(req: &Outgoing) -> Result<Option<Vec<Codec>>, CallCause> {
                 .filter(|v| !v.trim().is_empty())
         })
         .or_else(|| own("codec_string"));
-    let Some(text) = text else {
-        return Ok(None);
-    };
-    let list = crate::sdp::codec_string(&text);
-    if list.is_empty() {
-        log::warn!(
-            "outbound call: codec string {text:?} names no codec hotswitch carries (PCMU, PCMA, G722, OPUS)"
-        );
-        return Err(CallCause::INCOMPATIBLE_DESTINATION);
+    match text {
+        None => Ok(None),
+        Some(text) => codec_list(&text, "outbound call")
+            .map(Some)
+            .ok_or(CallCause::INCOMPATIBLE_DESTINATION),
     }
-    Ok(Some(list))
 }
 
+/// FreeSWITCH's `rtp_secure_media_outbound` or `rtp_secure_media` of the
+/// leg, else the profile's `rtp-secure-media`.
 fn secure_media(req: &Outgoing, pc: &crate::config::ProfileConfig) -> SecureMedia {
     let Some(v) = req
         .var("rtp_secure_media_outbound")

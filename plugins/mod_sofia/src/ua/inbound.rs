@@ -662,7 +662,7 @@ impl Stack {
         if !call.uas || call.phase != Phase::Early || call.early_sdp {
             return;
         }
-        call.codecs = Some(codecs.clone());
+        let codecs = call.codecs.insert(codecs);
         let Some(r) = call
             .invite_req
             .as_ref()
@@ -671,7 +671,7 @@ impl Stack {
             return;
         };
         let current = call.leg.media.codec();
-        match r.choose(&codecs) {
+        match r.choose(codecs) {
             // A browser's media was set up on the WebRTC stack at the INVITE.
             _ if r.dtls => {}
             Some((c, pt)) if c != current => {

@@ -383,10 +383,10 @@ impl Stack {
 
     /// The codecs `call` offers and accepts: its own
     /// (`absolute_codec_string`, `codec_string`) or its profile's.
-    fn call_codecs(&self, call: &Call) -> Vec<crate::sdp::Codec> {
+    fn call_codecs<'a>(&'a self, call: &'a Call) -> &'a [crate::sdp::Codec] {
         call.codecs
-            .clone()
-            .unwrap_or_else(|| self.profiles[call.leg.profile].cfg.codecs.clone())
+            .as_deref()
+            .unwrap_or(&self.profiles[call.leg.profile].cfg.codecs)
     }
 
     /// Keeps a new call under its leg's uuid and indexes its Call-ID.

@@ -182,11 +182,7 @@ impl Stack {
             // A browser phone: WebRTC media (ICE, DTLS-SRTP) on the shared
             // stack.
             let rtp_ip = self.profiles[profile].cfg.rtp_ip;
-            if let Err(e) = call
-                .leg
-                .media
-                .webrtc_offer(rtp_ip, &self.call_codecs(&call))
-            {
+            if let Err(e) = call.leg.media.webrtc_offer(rtp_ip, self.call_codecs(&call)) {
                 log::warn!("call {uuid}: WebRTC offer: {e}");
             }
         }
@@ -273,14 +269,15 @@ impl Stack {
         let remote = (!msg.body.is_empty())
             .then(|| sdp::parse(&msg.body).ok())
             .flatten();
+        // As `call_codecs` (`call` is borrowed from `self.calls`).
         let codecs = call
             .codecs
-            .clone()
-            .unwrap_or_else(|| self.profiles[call.leg.profile].cfg.codecs.clone());
+            .as_deref()
+            .unwrap_or(&self.profiles[call.leg.profile].cfg.codecs);
         let mut media_ok = true;
         let mut negotiated = None;
         if let Some(r) = &remote {
-            match r.choose(&codecs) {
+            match r.choose(codecs) {
                 Some((c, pt)) => {
                     call.leg.media.set_remote(r.addr, c, pt, r.te_for(c));
                     call.remote_version = Some(r.version);
