@@ -234,7 +234,10 @@ class Probe(threading.Thread):
             if len(data) > 12:
                 now = time.time()
                 if state["last"] is not None:
-                    state["gap"] = max(state["gap"], now - state["last"])
+                    gap = now - state["last"]
+                    state["gap"] = max(state["gap"], gap)
+                    if gap > 0.1:
+                        state.setdefault("gaps", []).append((gap, now))
                 state["last"] = now
                 state["got"] += 1
 
@@ -264,15 +267,19 @@ class Probe(threading.Thread):
                 self.stats["calls"] += 1
             # The switch's media address: from the 200's SDP.
             state = {"seq": 0, "sent": 0, "got": 0, "gap": 0.0, "last": None, "t0": time.time()}
-            half = a.call_seconds / 2
-            self.stream(rtp, self._media, half, state)
+            # RTP goes on during the re-INVITE, as a phone's does: a thread
+            # of its own streams for the whole call.
+            streamer = threading.Thread(target=self.stream, args=(rtp, self._media, a.call_seconds, state),
+                                        daemon=True)
+            streamer.start()
+            time.sleep(a.call_seconds / 2)
             code = self.sip(sock, self.request("INVITE", 2, call_id, sdp), "INVITE", 2)
             if code is None:
                 with self.lock:
                     self.stats["unanswered"] += 1
             else:
                 sock.sendto(self.request("ACK", 2, call_id, cseq_method="ACK"), self.target)
-            self.stream(rtp, self._media, half, state)
+            streamer.join()
             # The last packets' echoes.
             self.collect(rtp, state, time.time() + 0.3)
             code = self.sip(sock, self.request("BYE", 3, call_id), "BYE", 3)
@@ -283,6 +290,7 @@ class Probe(threading.Thread):
                 self.stats["sent"] += state["sent"]
                 self.stats["got"] += state["got"]
                 self.stats["gap"] = max(self.stats["gap"], state["gap"])
+                self.stats.setdefault("gaps", []).extend(state.get("gaps", []))
         finally:
             sock.close()
             rtp.close()
@@ -325,6 +333,9 @@ def main():
     p.add_argument("--interval", type=float, default=2.0)
     p.add_argument("--probes", type=int, default=20, help="concurrent probe calls")
     p.add_argument("--settle", type=float, default=60, help="seconds to wait for old copies to go")
+    p.add_argument("--loglevel", default="warning", help="the switch's (its log: switch.log in the conf dir)")
+    p.add_argument("--baseline", action="store_true",
+                   help="the same load for the same time, without reloading: what the load alone costs")
     p.add_argument("--smoke", action="store_true", help="5 calls/s, 4 s calls, 3 reloads, 2 probes")
     a = p.parse_args()
     if a.smoke:
@@ -339,7 +350,7 @@ def main():
     subprocess.check_call(["sed", "-i", f's/"listen-port" value="[^"]*"/"listen-port" value="{a.esl_port}"/',
                            os.path.join(conf, "autoload_configs/event_socket.conf.xml")])
     switch_log = open(os.path.join(conf, "switch.log"), "w")
-    sw = subprocess.Popen([a.binary, "-conf", conf, "-nc", "-loglevel", "warning"],
+    sw = subprocess.Popen([a.binary, "-conf", conf, "-nc", "-loglevel", a.loglevel],
                           stdout=switch_log, stderr=subprocess.STDOUT)
     results = {}
     sipp = None
@@ -361,6 +372,10 @@ def main():
             "sipp", "-sf", "tests/sipp/uac_stream_reinvite.xml", f"127.0.0.1:{a.port}",
             "-s", "9196", "-r", str(a.rate), "-m", str(calls), "-d", str(int(a.call_seconds * 500)),
             "-i", "127.0.0.1", "-p", str(a.sipp_port), "-mp", str(a.sipp_media_port), "-buff_size", "8388608", "-nostdin",
+            # Fewer RTP threads: sipp 3.6's clock is not thread-safe and,
+            # under load, aborts "expected wheel_base to be less than or
+            # equal to clock_tick" (SIPp issue #280, fixed in 3.7).
+            "-rtp_threadtasks", "100",
             "-timeout", f"{int(load_seconds + a.call_seconds + 90)}s",
             "-trace_stat", "-stf", stat, "-fd", "1",
             "-trace_err", "-error_file", os.path.join(conf, "sipp_errors.log"),
@@ -373,14 +388,17 @@ def main():
         log(f"sipp: {a.rate}/s, {a.call_seconds} s calls, {calls} calls; {a.probes} probe calls at a time")
         time.sleep(a.call_seconds)  # warm-up: the calls up at once
 
-        refused, took = [], {"mod_sofia": [], "mod_dptools": []}
+        refused, took, reload_times = [], {"mod_sofia": [], "mod_dptools": []}, []
         for i in range(a.reloads):
             t0 = time.time()
             for module, at in (("mod_sofia", 0.0), ("mod_dptools", a.interval / 2)):
                 wait = t0 + at - time.time()
                 if wait > 0:
                     time.sleep(wait)
+                if a.baseline:
+                    continue
                 s = time.time()
+                reload_times.append((s, module))
                 out = esl.api(f"reload {module}")
                 took[module].append(time.time() - s)
                 if "+OK" not in out:
@@ -407,9 +425,18 @@ def main():
             time.sleep(1)
         time.sleep(1)
         tot = sipp_totals(stat)
+        sipp_rc = sipp.poll()
+        try:
+            with open(os.path.join(conf, "sipp.stderr")) as f:
+                aborted = [l.split(": ", 1)[-1].strip() for l in f if "wheel_base" in l]
+        except OSError:
+            aborted = []
         sent, got = stats["sent"], stats["got"]
         results = {
-            "sipp calls (successful / failed)": f"{tot.get('SuccessfulCall(C)', '?')} / {tot.get('FailedCall(C)', '?')}",
+            "sipp exit (0: all calls passed, 1: some failed; else aborted)":
+                f"{sipp_rc}" + (f" ({aborted[0]})" if aborted else ""),
+            "sipp calls (created / successful / failed; the rest in flight when sipp ended)":
+                f"{tot.get('TotalCallCreated', '?')} / {tot.get('SuccessfulCall(C)', '?')} / {tot.get('FailedCall(C)', '?')}",
             "sipp failures: timeouts, retransmission limit, unexpected": " / ".join(
                 tot.get(k, "?") for k in ("FailedTimeoutOnRecv(C)", "FailedMaxUDPRetrans(C)", "FailedUnexpectedMessage(C)")),
             "probe calls (answered / failed)": f"{stats['calls']} / {stats['failed']}",
@@ -424,6 +451,13 @@ def main():
                 f"{mapped_copies(sw.pid, 'mod_sofia')}, {mapped_copies(sw.pid, 'mod_dptools')}",
             "RSS idle before / after": f"{rss_before} KiB / {rss_kib(sw.pid)} KiB",
         }
+        gaps = sorted(stats.get("gaps", []), reverse=True)
+        log(f"echo gaps over 100 ms (probes): {len(gaps)}")
+        for gap, at in gaps[:8]:
+            before = [(at - gap - t, m) for t, m in reload_times if t <= at]
+            near = min(before, default=None)
+            log(f"  {gap * 1000:.0f} ms gap ending {time.strftime('%H:%M:%S', time.localtime(at))}"
+                + (f"; began {near[0] * 1000:+.0f} ms after reload {near[1]}" if near else ""))
         for r in refused[:5]:
             log(f"refused: {r}")
         for e in stats["errors"][:5]:

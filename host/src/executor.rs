@@ -127,6 +127,7 @@ impl Pool {
             .name("session-worker".into())
             .spawn(move || {
                 IS_WORKER.with(|w| w.set(true));
+                crate::loader::thread_accounted();
                 idle.fetch_add(1, Ordering::AcqRel);
                 let _ = spawning
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -169,6 +170,7 @@ impl Pool {
                     pool.start_worker();
                 }
                 release_touched();
+                crate::loader::thread_unaccounted();
                 workers.fetch_sub(1, Ordering::AcqRel);
             });
         if let Err(e) = spawned {
@@ -211,8 +213,16 @@ impl Executor {
     }
 }
 
+/// True when a module whose code this worker ran is being retired, or
+/// drains behind a newer copy: the worker ends after the job it ran
+/// rather than take the next call (which could last as long as any call,
+/// and keep the old copy mapped all that time).
 fn must_retire() -> bool {
-    TOUCHED.with(|t| t.borrow().iter().any(|m| m.is_retiring()))
+    TOUCHED.with(|t| {
+        t.borrow()
+            .iter()
+            .any(|m| m.is_retiring() || m.is_draining())
+    })
 }
 
 fn release_touched() {

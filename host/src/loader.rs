@@ -9,10 +9,52 @@
 
 use hotswitch_plugin_api::abi::{check_header, AbiMismatch, ModuleHeader, MODULE_HEADER_SYMBOL};
 use hotswitch_plugin_api::ModuleDescriptor;
+use std::collections::HashSet;
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
+
+/// Host threads that call into modules and account for it themselves
+/// (session workers: each remembers the modules it ran, and a module's
+/// unload waits until those have ended). [`threads_running_code_of`]
+/// skips them: their stacks could only mislead — a stack glibc reused
+/// from an exited module thread keeps that thread's stale words in the
+/// slots the new thread has not written yet, and those looked like a
+/// module's frames (measured: `__rust_dealloc`, `handover::probed` in
+/// idle session workers) — and reading a thousand workers' /proc files
+/// took 70–230 ms of a loaded core at every purge.
+static ACCOUNTED_THREADS: Mutex<Option<HashSet<i64>>> = Mutex::new(None);
+
+/// The calling thread's id (`/proc/thread-self` names it).
+fn gettid() -> i64 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Marks the calling thread as one that accounts for the module code it
+/// runs (until [`thread_unaccounted`]).
+pub fn thread_accounted() {
+    ACCOUNTED_THREADS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(gettid());
+}
+
+/// The calling thread is ending.
+pub fn thread_unaccounted() {
+    if let Some(s) = ACCOUNTED_THREADS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_mut()
+    {
+        s.remove(&gettid());
+    }
+}
 
 /// Why a module could not be opened.
 #[derive(Debug)]
@@ -372,11 +414,11 @@ fn map_path(line: &str) -> Option<&str> {
 /// code and still running it (one a module started and did not join),
 /// which would crash the switch once the library is unmapped: their
 /// program counter is in the library, or one of the outermost return
-/// addresses on their stack (the thread's start, written when it began,
-/// so never stale) is. Read from `/proc/self/task/*/syscall` (each
-/// thread's stack pointer and program counter) and `/proc/self/mem`; a
-/// thread busy outside a system call cannot be read this way and is not
-/// counted.
+/// addresses on their stack (the thread's start function) is. Read from
+/// `/proc/self/task/*/syscall` (each thread's stack pointer and program
+/// counter) and `/proc/self/mem`; a thread busy outside a system call
+/// cannot be read this way and is not counted. The threads the host
+/// accounts for ([`thread_accounted`]) are skipped.
 pub fn threads_running_code_of(path: &Path) -> usize {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return 0;
@@ -423,39 +465,75 @@ pub fn threads_running_code_of(path: &Path) -> usize {
     let Ok(mem) = std::fs::File::open("/proc/self/mem") else {
         return 0;
     };
-    let mut found = 0;
-    for t in tasks.flatten() {
-        let tid = t.file_name().to_string_lossy().into_owned();
-        if Some(&tid) == me.as_ref() {
-            continue;
-        }
-        let Ok(sc) = std::fs::read_to_string(t.path().join("syscall")) else {
-            continue;
-        };
+    let accounted = || {
+        ACCOUNTED_THREADS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    };
+    let skip = accounted();
+    let tids: Vec<String> = tasks
+        .flatten()
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .filter(|tid| {
+            Some(tid) != me.as_ref() && !tid.parse().is_ok_and(|t: i64| skip.contains(&t))
+        })
+        .collect();
+    // Where a thread runs the library's code: its program counter, or an
+    // outermost frame of its stack.
+    // Some(None): running now, so unreadable.
+    let look = |tid: &str| -> Option<Option<(bool, u64)>> {
+        let sc = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
         let words: Vec<&str> = sc.split_whitespace().collect();
+        if sc.trim() == "running" {
+            return Some(None);
+        }
         if words.len() < 3 {
-            continue; // "running", or no user context
+            return None; // no user context
         }
         let hex = |w: &str| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok();
-        let (Some(sp), Some(pc)) = (hex(words[words.len() - 2]), hex(words[words.len() - 1]))
-        else {
+        let sp = hex(words[words.len() - 2])?;
+        let pc = hex(words[words.len() - 1])?;
+        if in_code(pc) {
+            return Some(Some((true, pc)));
+        }
+        started_in(&mem, sp, &all, &in_exec, &in_libc, &in_code).map(|a| Some((false, a)))
+    };
+    let mut suspects: Vec<String> = tids
+        .into_iter()
+        .filter(|t| look(t).is_some_and(|f| f.is_some()))
+        .collect();
+    // A session worker the spawner just started has not said it is one
+    // yet, and its stack — reused from an exited module thread — may
+    // still hold that thread's words: look again once it had time to.
+    for _ in 0..5 {
+        if suspects.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let skip = accounted();
+        suspects.retain(|t| !t.parse().is_ok_and(|t: i64| skip.contains(&t)) && look(t).is_some());
+    }
+    let base = code.iter().map(|&(lo, _)| lo).min().unwrap_or(0);
+    let mut found = 0;
+    for tid in suspects {
+        let Some(seen) = look(&tid) else {
             continue;
         };
-        let at_pc = in_code(pc);
-        if at_pc || started_in(&mem, sp, &all, &in_exec, &in_libc, &in_code) {
-            let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            log::warn!(
-                "thread {tid} ({}) runs code of {} ({})",
-                name.trim(),
-                path.display(),
-                if at_pc {
-                    "program counter"
-                } else {
-                    "on its stack"
-                }
-            );
-            found += 1;
-        }
+        let name =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
+        let how = match seen {
+            Some((true, addr)) => format!("program counter at {addr:#x}"),
+            Some((false, addr)) => format!("on its stack at {addr:#x}"),
+            None => "seen on its stack, running now".to_string(),
+        };
+        log::warn!(
+            "thread {tid} ({}) runs code of {} ({how}; its code from {base:#x})",
+            name.trim(),
+            path.display(),
+        );
+        found += 1;
     }
     found
 }
@@ -473,8 +551,8 @@ fn is_libc(path: &str) -> bool {
         .is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
 }
 
-/// True when one of the outermost code addresses on the stack from `sp`
-/// to the end of its mapping (at most 1 MiB) is one `in_code` accepts.
+/// The first of the outermost code addresses on the stack from `sp` to
+/// the end of its mapping (at most 1 MiB) that `in_code` accepts.
 /// From the top: the thread's descriptor and static TLS (whose values may
 /// name any library's code), then libc's thread start, then the thread's
 /// own start function — in the library that spawned it (measured: a
@@ -487,16 +565,12 @@ fn started_in(
     in_exec: &dyn Fn(u64) -> bool,
     in_libc: &dyn Fn(u64) -> bool,
     in_code: &dyn Fn(u64) -> bool,
-) -> bool {
+) -> Option<u64> {
     use std::os::unix::fs::FileExt;
-    let Some(&(_, end)) = maps.iter().find(|&&(lo, hi)| sp >= lo && sp < hi) else {
-        return false;
-    };
+    let &(_, end) = maps.iter().find(|&&(lo, hi)| sp >= lo && sp < hi)?;
     let len = (end - sp).min(1 << 20) as usize;
     let mut buf = vec![0u8; len];
-    let Ok(n) = mem.read_at(&mut buf, sp) else {
-        return false;
-    };
+    let n = mem.read_at(&mut buf, sp).ok()?;
     buf[..n]
         .chunks_exact(8)
         .rev()
@@ -505,7 +579,7 @@ fn started_in(
         .skip_while(|&a| !in_libc(a))
         .skip_while(|&a| in_libc(a))
         .take(OUTERMOST_FRAMES)
-        .any(in_code)
+        .find(|&a| in_code(a))
 }
 
 /// How many distinct files are mapped into this process whose names end

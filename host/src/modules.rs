@@ -1098,10 +1098,15 @@ impl ModuleManager {
                 return Ok(UnloadReport { pinned: Some(why) });
             }
         }
+        let t0 = Instant::now();
         m.call_unload();
+        let t1 = Instant::now();
         let stopped = m.stop_runtime();
+        let t2 = Instant::now();
         let retired = core.executor.retire_module(&m, DRAIN_TIMEOUT);
+        let t3 = Instant::now();
         let strays = crate::loader::threads_running_code_of(&m.shadow);
+        let t4 = Instant::now();
         let keep = if !stopped {
             Some(format!(
                 "its runtime thread did not stop within {} s",
@@ -1120,6 +1125,15 @@ impl ModuleManager {
             None
         };
         let outcome = m.close(keep);
+        let ms = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1e3;
+        log::info!(
+            "{name}: unload {:.1} ms, runtime stopped {:.1} ms, workers retired {:.1} ms, thread check {:.1} ms, dlclose and maps {:.1} ms",
+            ms(t0, t1),
+            ms(t1, t2),
+            ms(t2, t3),
+            ms(t3, t4),
+            ms(t4, Instant::now())
+        );
         let pinned = match outcome {
             CloseOutcome::Unmapped => {
                 log::info!("unloaded {name}; {} is unmapped", m.shadow.display());
