@@ -118,6 +118,14 @@ def rss_kib(pid):
     return 0
 
 
+def status_field(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return line.split()[1]
+    return "?"
+
+
 def mapped_copies(pid, module):
     """Distinct mapped shadow copies of `module`'s library."""
     paths = set()
@@ -336,6 +344,11 @@ def main():
     p.add_argument("--loglevel", default="warning", help="the switch's (its log: switch.log in the conf dir)")
     p.add_argument("--baseline", action="store_true",
                    help="the same load for the same time, without reloading: what the load alone costs")
+    p.add_argument("--watch", action="store_true",
+                   help="run the switch with -watch and replace the modules' files instead of typing reload; "
+                        "reports the time from a file landing to its MODULE_LOAD event (the new copy current)")
+    p.add_argument("--malloc-stats", action="store_true",
+                   help="at the end, have gdb call glibc's malloc_stats() in the switch (printed to its log)")
     p.add_argument("--smoke", action="store_true", help="5 calls/s, 4 s calls, 3 reloads, 2 probes")
     a = p.parse_args()
     if a.smoke:
@@ -350,7 +363,18 @@ def main():
     subprocess.check_call(["sed", "-i", f's/"listen-port" value="[^"]*"/"listen-port" value="{a.esl_port}"/',
                            os.path.join(conf, "autoload_configs/event_socket.conf.xml")])
     switch_log = open(os.path.join(conf, "switch.log"), "w")
-    sw = subprocess.Popen([a.binary, "-conf", conf, "-nc", "-loglevel", a.loglevel],
+    extra = []
+    if a.watch:
+        # The modules from a directory of their own, so that replacing a
+        # file there is a rebuild landing; the build tree stays untouched.
+        mod_dir = os.path.join(conf, "mod")
+        os.makedirs(mod_dir)
+        built = os.path.dirname(a.binary)
+        for f in os.listdir(built):
+            if f.startswith("libmod_") and f.endswith(".so"):
+                subprocess.check_call(["cp", os.path.join(built, f), mod_dir])
+        extra = ["-watch", "-mod", mod_dir]
+    sw = subprocess.Popen([a.binary, "-conf", conf, "-nc", "-loglevel", a.loglevel] + extra,
                           stdout=switch_log, stderr=subprocess.STDOUT)
     results = {}
     sipp = None
@@ -359,6 +383,21 @@ def main():
         wait_port(a.port, "udp")
         wait_port(a.esl_port, "tcp")
         esl = Esl(a.esl_port)
+        loads = []  # (time, body) of each MODULE_LOAD event
+        if a.watch:
+            events = Esl(a.esl_port)
+            events.s.sendall(b"event plain MODULE_LOAD\n\n")
+            events.s.settimeout(None)
+
+            def listen():
+                try:
+                    while True:
+                        head, body = events._read()
+                        if "text/event-plain" in head:
+                            loads.append((time.time(), body))
+                except (OSError, RuntimeError):
+                    pass
+            threading.Thread(target=listen, daemon=True).start()
         time.sleep(1)
         rss_before = rss_kib(sw.pid)
         log(f"switch pid {sw.pid}, RSS idle {rss_before} KiB; conf {conf}")
@@ -399,6 +438,24 @@ def main():
                     continue
                 s = time.time()
                 reload_times.append((s, module))
+                if a.watch:
+                    # A rebuild lands: a new file renamed over the old one,
+                    # as cargo and install do.
+                    target = os.path.join(mod_dir, f"lib{module}.so")
+                    subprocess.check_call(["cp", target, target + ".new"])
+                    seen = len(loads)
+                    s = time.time()
+                    os.rename(target + ".new", target)
+                    deadline = s + 10
+                    while time.time() < deadline and not any(
+                            f"lib{module}" in b for _, b in loads[seen:]):
+                        time.sleep(0.002)
+                    got = [t for t, b in loads[seen:] if f"lib{module}" in b]
+                    if got:
+                        took[module].append(got[0] - s)
+                    else:
+                        refused.append(f"{module} #{i + 1}: no MODULE_LOAD within 10 s of the file landing")
+                    continue
                 out = esl.api(f"reload {module}")
                 took[module].append(time.time() - s)
                 if "+OK" not in out:
@@ -444,19 +501,26 @@ def main():
             "RTP (probes): sent / echoed / loss": f"{sent} / {got} / {100.0 * (sent - got) / sent if sent else 0:.3f} %",
             "longest gap between echoed packets (probes)": f"{stats['gap'] * 1000:.0f} ms",
             "reloads not +OK": len(refused),
-            **{f"reload {m} time (median / max)": (
+            **{(f"file landed -> {m} current (median / max)" if a.watch else f"reload {m} time (median / max)"): (
                 f"{sorted(t)[len(t) // 2] * 1000:.0f} ms / {max(t) * 1000:.0f} ms" if t else "-")
                for m, t in took.items()},
             "module copies mapped at the end (mod_sofia, mod_dptools; 1 = current only)":
                 f"{mapped_copies(sw.pid, 'mod_sofia')}, {mapped_copies(sw.pid, 'mod_dptools')}",
             "RSS idle before / after": f"{rss_before} KiB / {rss_kib(sw.pid)} KiB",
+            "after: anonymous / file-backed RSS, threads": "{} KiB / {} KiB, {}".format(
+                *(status_field(sw.pid, k) for k in ("RssAnon", "RssFile", "Threads"))),
         }
+        if a.malloc_stats:
+            subprocess.run(["gdb", "-p", str(sw.pid), "-batch", "-ex", "call (void) malloc_stats()"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+            log(f"malloc_stats: in {os.path.join(conf, 'switch.log')}")
         gaps = sorted(stats.get("gaps", []), reverse=True)
         log(f"echo gaps over 100 ms (probes): {len(gaps)}")
         for gap, at in gaps[:8]:
             before = [(at - gap - t, m) for t, m in reload_times if t <= at]
             near = min(before, default=None)
-            log(f"  {gap * 1000:.0f} ms gap ending {time.strftime('%H:%M:%S', time.localtime(at))}"
+            began = at - gap
+            log(f"  {gap * 1000:.0f} ms gap from {time.strftime('%H:%M:%S', time.localtime(began))}.{int(began * 1000) % 1000:03d}"
                 + (f"; began {near[0] * 1000:+.0f} ms after reload {near[1]}" if near else ""))
         for r in refused[:5]:
             log(f"refused: {r}")

@@ -245,7 +245,7 @@ pub fn mark_runtime_thread(module: &Arc<LoadedModule>) {
     RUNTIME_OF.with(|r| r.set(Arc::as_ptr(module)));
 }
 
-fn on_runtime_of(module: &Arc<LoadedModule>) -> bool {
+pub fn on_runtime_of(module: &Arc<LoadedModule>) -> bool {
     RUNTIME_OF.with(|r| std::ptr::eq(r.get(), Arc::as_ptr(module)))
 }
 

@@ -114,6 +114,9 @@ pub struct LoadedModule {
     /// Its endpoints as they were registered, kept while it drains so that
     /// its own code can still create legs of them.
     retired_endpoints: Mutex<Vec<Arc<crate::interfaces::EndpointEntry>>>,
+    /// The host thread that runs newer versions' deliveries into it, once
+    /// one came ([`crate::reload::forward`]); joined before it closes.
+    forwarder: Mutex<Option<crate::reload::Forwarder>>,
 }
 
 impl Drop for LoadedModule {
@@ -377,8 +380,38 @@ impl LoadedModule {
         }
     }
 
-    /// Joins the runtime thread; false if it did not stop in time.
+    /// Runs `job` on this version's forwarder thread, started on first
+    /// use; gives the job back when no thread could be started.
+    pub(crate) fn on_forwarder(
+        self: &Arc<Self>,
+        job: crate::reload::Job,
+    ) -> Result<(), crate::reload::Job> {
+        let mut f = self.forwarder.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = crate::reload::Forwarder::start(self);
+        }
+        match f.as_ref() {
+            Some(f) => f.send(job),
+            None => Err(job),
+        }
+    }
+
+    /// Ends and joins the forwarder thread, if one was started.
+    fn stop_forwarder(&self) {
+        let f = self
+            .forwarder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(f) = f {
+            f.stop();
+        }
+    }
+
+    /// Joins the runtime thread (and the forwarder); false if the runtime
+    /// did not stop in time.
     fn stop_runtime(&self) -> bool {
+        self.stop_forwarder();
         let Some((h, rx)) = self
             .runtime
             .lock()
@@ -415,6 +448,7 @@ impl LoadedModule {
     /// Closes the library (after everything else has stopped), unless a
     /// thread that may still run its code is alive (`keep_mapped` says which).
     fn close(&self, keep_mapped: Option<String>) -> CloseOutcome {
+        self.stop_forwarder();
         let Some(mut lib) = self.lib.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return CloseOutcome::Unmapped;
         };
@@ -805,6 +839,7 @@ impl ModuleManager {
             draining: AtomicBool::new(false),
             purge_scheduled: AtomicBool::new(false),
             retired_endpoints: Mutex::new(Vec::new()),
+            forwarder: Mutex::new(None),
             lib: Mutex::new(Some(lib)),
         });
         m.set_memory_limit(self.memory_limit_of(core, name));

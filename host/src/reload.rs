@@ -189,20 +189,94 @@ pub fn forward(m: &Arc<LoadedModule>, d: &DeliveryDesc) -> bool {
     };
     struct Lent(DeliveryDesc);
     // SAFETY: the views are the caller's, alive until it returns, and
-    // call_into returns only after the call.
+    // both ways below return only after the call.
     unsafe impl Send for Lent {}
     let lent = Lent(desc);
     // SAFETY: the older version's deliver entry, its library open while
     // `_call` is held.
-    let r = crate::executor::call_into(&old, move || {
+    let deliver = move || {
         let lent = lent;
         unsafe { (h.deliver)(&lent.0) }
+    };
+    if crate::executor::on_worker() || crate::executor::on_runtime_of(&old) {
+        return crate::executor::call_into(&old, deliver).is_ok_and(|taken| taken == 1);
+    }
+    // Any other thread (a newer version's reader, or the forwarder of a
+    // version between): the older version's forwarder runs it, and this
+    // thread waits. Not a thread per message: under 100 calls/s with a
+    // reload every 2 s, a thread spawned per hop of every message and
+    // prune probe through the chain of draining versions took both cores.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let job: Job = Box::new(move || {
+        let _ = tx.send(deliver());
     });
-    match r {
+    if let Err(job) = old.on_forwarder(job) {
+        // No forwarder thread: a thread of the call's own.
+        return crate::modules::contained(&old.name, job).is_ok() && rx.try_recv() == Ok(1);
+    }
+    match rx.recv() {
         Ok(taken) => taken == 1,
-        Err(e) => {
-            log::error!("{}: deliver: {e}", old.name);
+        Err(_) => {
+            log::error!(
+                "{}: deliver: its forwarder ended before answering",
+                old.name
+            );
             false
+        }
+    }
+}
+
+/// Work for a version's forwarder thread.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// One host thread per older version that newer ones hand messages to:
+/// it runs the version's `deliver` entries one after another, and is
+/// joined before the version's library closes (when it is purged), so
+/// its code only ever runs on a thread that ends first.
+pub struct Forwarder {
+    tx: crossbeam_channel::Sender<Job>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Forwarder {
+    /// Starts the thread; `None` (logged) when it cannot.
+    pub fn start(m: &Arc<LoadedModule>) -> Option<Forwarder> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let weak = Arc::downgrade(m);
+        let name = format!("{}:fwd", m.name.strip_prefix("mod_").unwrap_or(&m.name));
+        let spawned = std::thread::Builder::new()
+            .name(name.chars().take(15).collect())
+            .spawn(move || {
+                // Its own thread, joined before its library closes: calls
+                // back into the version from here run directly.
+                if let Some(m) = weak.upgrade() {
+                    crate::executor::mark_runtime_thread(&m);
+                }
+                crate::loader::thread_accounted();
+                for job in rx {
+                    job();
+                }
+                crate::loader::thread_unaccounted();
+            });
+        match spawned {
+            Ok(handle) => Some(Forwarder { tx, handle }),
+            Err(e) => {
+                log::error!("{}: cannot start its forwarder thread: {e}", m.name);
+                None
+            }
+        }
+    }
+
+    pub fn send(&self, job: Job) -> Result<(), Job> {
+        self.tx.send(job).map_err(|e| e.0)
+    }
+
+    /// Ends the thread once its queue is empty, and joins it (unless this
+    /// is that thread).
+    pub fn stop(self) {
+        drop(self.tx);
+        if self.handle.thread().id() != std::thread::current().id() {
+            let _ = self.handle.join();
         }
     }
 }
