@@ -171,13 +171,25 @@ pub fn take(m: &Arc<LoadedModule>, sink: &HandoverSink) -> Status {
     Status::SUCCESS
 }
 
-/// `handover_forward`: hands `d` to the newest version older than `m`.
-/// False when there is none or it did not take it.
+/// `handover_forward`: offers `d` to the versions older than `m`, newest
+/// first, until one takes it. False when none did.
 pub fn forward(m: &Arc<LoadedModule>, d: &DeliveryDesc) -> bool {
     let Some(core) = m.core() else { return false };
-    let Some(old) = core.modules.older_than(m) else {
-        return false;
-    };
+    // Each older version in turn, newest first, until one takes it: a
+    // version need not pass on what is not its own, and none is kept busy
+    // while versions older than it look.
+    let mut cur = m.clone();
+    while let Some(old) = core.modules.older_than(&cur) {
+        if deliver_to(&old, d) {
+            return true;
+        }
+        cur = old;
+    }
+    false
+}
+
+/// One older version's `deliver`; true when it took the message.
+fn deliver_to(old: &Arc<LoadedModule>, d: &DeliveryDesc) -> bool {
     let Some(h) = old.handover.clone() else {
         return false;
     };
@@ -198,8 +210,8 @@ pub fn forward(m: &Arc<LoadedModule>, d: &DeliveryDesc) -> bool {
         let lent = lent;
         unsafe { (h.deliver)(&lent.0) }
     };
-    if crate::executor::on_worker() || crate::executor::on_runtime_of(&old) {
-        return crate::executor::call_into(&old, deliver).is_ok_and(|taken| taken == 1);
+    if crate::executor::on_worker() || crate::executor::on_runtime_of(old) {
+        return crate::executor::call_into(old, deliver).is_ok_and(|taken| taken == 1);
     }
     // Any other thread (a newer version's reader, or the forwarder of a
     // version between): the older version's forwarder runs it, and this

@@ -78,10 +78,12 @@ pub struct HandoverSpec {
     /// Old version: the reload failed after `export`; take new work again as
     /// before.
     pub resume: fn(&ModuleContext),
-    /// Old version (draining): the successor received something that
-    /// belongs to this version (or to an older one it forwards for). Return
-    /// true when taken. Must be quick (enqueue only). Called on a host
-    /// thread, never on the successor's own threads.
+    /// Old version (draining): the successor received something that may
+    /// belong to this version. Return true when taken (it is this
+    /// version's); false, and the host offers it to the next older
+    /// version. Must be quick (enqueue only). Called on a host thread
+    /// (one per version, so deliveries to one version come one at a
+    /// time), never on the successor's own threads.
     pub deliver: fn(&ModuleContext, Delivery<'_>) -> bool,
 }
 
@@ -308,11 +310,13 @@ impl ModuleContext {
         st.is_success().then_some(r)
     }
 
-    /// From the current version: hands a message to the newest older
-    /// version (which may forward further). `true`: an older version took
-    /// it; `false`: none did (no predecessor left, or none claims it): then
-    /// handle it yourself (e.g. answer `481`). From a draining version, the
-    /// same call goes to ITS predecessor (the host knows who is asking).
+    /// From the current version: offers a message to the older versions,
+    /// newest first, until one's `deliver` takes it (a `deliver` need not
+    /// pass on what is not its own: the host asks the next one). `true`:
+    /// an older version took it; `false`: none did (no predecessor left,
+    /// or none claims it): then handle it yourself (e.g. answer `481`).
+    /// From a draining version, the same call goes to the versions older
+    /// than IT (the host knows who is asking).
     pub fn handover_forward(&self, d: Delivery<'_>) -> bool {
         let Some(s) = crate::module::services() else {
             return false;

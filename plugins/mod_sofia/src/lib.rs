@@ -211,6 +211,7 @@ fn runtime(_m: &ModuleContext) -> Status {
 fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     shell::stop();
     tracking::stop();
+    handover::release();
     Ok(())
 }
 

@@ -437,18 +437,16 @@ pub fn resume() {
 }
 
 /// Live reload, old version (a host thread): a message the successor
-/// received on `channel` from `peer` for a Call-ID this version (or one
-/// it forwards to) still has. Enqueued as if read from that socket: the
-/// answer goes out on the socket this version still holds. False when no
-/// version has the Call-ID any more.
+/// received on `channel` from `peer`. When this version still has its
+/// Call-ID it is enqueued as if read from that socket (the answer goes out
+/// on the socket this version still holds) and true returned; false lets
+/// the host offer it to the next older version.
 pub fn deliver(channel: &str, peer: &str, data: &[u8]) -> bool {
     if channel == crate::handover::PROBE {
         return crate::handover::probed(data);
     }
-    match crate::handover::claim(channel, peer, data) {
-        Some(true) => {}
-        Some(false) => return true,
-        None => return false,
+    if !crate::handover::claim(data) {
+        return false;
     }
     let Ok(from) = peer.parse::<SocketAddr>() else {
         return false;
@@ -845,7 +843,17 @@ async fn udp_reader(
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 // A previous version's dialog: back to it, through the host.
-                if crate::handover::forward(&channel, &from.to_string(), &buf[..n]) {
+                let back = {
+                    let input = input.clone();
+                    move |data| {
+                        let _ = input.send(Input::Datagram {
+                            profile,
+                            from,
+                            data,
+                        });
+                    }
+                };
+                if crate::handover::forward(&channel, &from.to_string(), &buf[..n], back) {
                     continue;
                 }
                 if input
@@ -1136,9 +1144,20 @@ async fn stream_conn<S>(
             match message::frame(&buf) {
                 Ok(Some(len)) => {
                     let data: Vec<u8> = buf.drain(..len).collect();
+                    let back = {
+                        let input = input.clone();
+                        move |data| {
+                            let _ = input.send(Input::Stream {
+                                profile,
+                                proto,
+                                from,
+                                data,
+                            });
+                        }
+                    };
                     if channel
                         .as_deref()
-                        .is_some_and(|c| crate::handover::forward(c, &peer, &data))
+                        .is_some_and(|c| crate::handover::forward(c, &peer, &data, back))
                     {
                         continue;
                     }

@@ -122,7 +122,13 @@ pub async fn serve<S>(
                     continue;
                 }
                 // A previous version's dialog: back to it, through the host.
-                if crate::handover::forward(&channel, &peer, &data) {
+                let back = {
+                    let input = input.clone();
+                    move |data| {
+                        let _ = input.send(Input::Stream { profile, proto, from, data });
+                    }
+                };
+                if crate::handover::forward(&channel, &peer, &data, back) {
                     continue;
                 }
                 if input.send(Input::Stream { profile, proto, from, data }).is_err() {
@@ -245,6 +251,11 @@ mod tests {
                 assert_eq!(crate::handover::call_id_of(&data), Some("ws-new-call"))
             }
             _ => panic!("the current version's message did not arrive"),
+        }
+        // The older version's goes back through the host off the reader.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while FORWARDED.lock().unwrap().is_empty() && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert_eq!(
             *FORWARDED.lock().unwrap(),
