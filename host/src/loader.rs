@@ -9,7 +9,7 @@
 
 use hotswitch_plugin_api::abi::{check_header, AbiMismatch, ModuleHeader, MODULE_HEADER_SYMBOL};
 use hotswitch_plugin_api::ModuleDescriptor;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,14 @@ use std::time::SystemTime;
 /// idle session workers) — and reading a thousand workers' /proc files
 /// took 70–230 ms of a loaded core at every purge.
 static ACCOUNTED_THREADS: Mutex<Option<HashSet<i64>>> = Mutex::new(None);
+
+/// What [`threads_running_code_of`] learnt of each thread it looked at:
+/// tid → (start time, the files of its outermost code addresses — the
+/// code that started it). A thread started by other code is not looked at
+/// again: under load, reading every thread's `syscall` file and stack at
+/// each purge took 350–590 ms and stalled the switch's media with it.
+#[allow(clippy::type_complexity)]
+static THREAD_STARTS: Mutex<Option<HashMap<i64, (u64, Vec<String>)>>> = Mutex::new(None);
 
 /// The calling thread's id (`/proc/thread-self` names it).
 fn gettid() -> i64 {
@@ -420,13 +428,63 @@ fn map_path(line: &str) -> Option<&str> {
 /// cannot be read this way and is not counted. The threads the host
 /// accounts for ([`thread_accounted`]) are skipped.
 pub fn threads_running_code_of(path: &Path) -> usize {
+    let t0 = std::time::Instant::now();
+    let needle = path.to_string_lossy();
+    let me = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let accounted = || {
+        ACCOUNTED_THREADS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    };
+    let skip = accounted();
+    let mut starts = THREAD_STARTS.lock().unwrap_or_else(|p| p.into_inner());
+    let starts = starts.get_or_insert_with(HashMap::new);
+    let mut alive = HashSet::new();
+    let tids: Vec<String> = tasks
+        .flatten()
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .filter(|tid| {
+            Some(tid) != me.as_ref() && !tid.parse().is_ok_and(|t: i64| skip.contains(&t))
+        })
+        .filter(|tid| {
+            // A thread known to have been started by other code is not
+            // looked at again: only a thread the library started can run
+            // its code now (calls into it hold a guard, and it has none).
+            let (Ok(t), Some(born)) = (tid.parse::<i64>(), thread_start_time(tid)) else {
+                return true;
+            };
+            alive.insert(t);
+            match starts.get(&t) {
+                Some((b, libs)) if *b == born => libs.iter().any(|l| is_path(l, &needle)),
+                _ => true,
+            }
+        })
+        .collect();
+    starts.retain(|t, _| alive.contains(t));
+    let n_all = alive.len();
+    if tids.is_empty() {
+        // Nothing the library may have started: no need for the maps
+        // (reading them under load is what costs).
+        return 0;
+    }
+    let t1 = std::time::Instant::now();
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return 0;
     };
-    let needle = path.to_string_lossy();
+    let Ok(mem) = std::fs::File::open("/proc/self/mem") else {
+        return 0;
+    };
     let mut code: Vec<(u64, u64)> = Vec::new();
     let mut all: Vec<(u64, u64)> = Vec::new();
     let mut exec: Vec<(u64, u64)> = Vec::new();
+    let mut exec_paths: Vec<(u64, u64, String)> = Vec::new();
     let mut libc: Vec<(u64, u64)> = Vec::new();
     for l in maps.lines() {
         let mut w = l.split_whitespace();
@@ -442,6 +500,9 @@ pub fn threads_running_code_of(path: &Path) -> usize {
         all.push((lo, hi));
         if perms.contains('x') {
             exec.push((lo, hi));
+            if let Some(p) = map_path(l) {
+                exec_paths.push((lo, hi, p.to_string()));
+            }
             if map_path(l).is_some_and(is_libc) {
                 libc.push((lo, hi));
             }
@@ -456,34 +517,10 @@ pub fn threads_running_code_of(path: &Path) -> usize {
     let in_code = |a: u64| code.iter().any(|&(lo, hi)| a >= lo && a < hi);
     let in_exec = |a: u64| exec.iter().any(|&(lo, hi)| a >= lo && a < hi);
     let in_libc = |a: u64| libc.iter().any(|&(lo, hi)| a >= lo && a < hi);
-    let me = std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    let Ok(mem) = std::fs::File::open("/proc/self/mem") else {
-        return 0;
-    };
-    let accounted = || {
-        ACCOUNTED_THREADS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_default()
-    };
-    let skip = accounted();
-    let tids: Vec<String> = tasks
-        .flatten()
-        .map(|t| t.file_name().to_string_lossy().into_owned())
-        .filter(|tid| {
-            Some(tid) != me.as_ref() && !tid.parse().is_ok_and(|t: i64| skip.contains(&t))
-        })
-        .collect();
     // Where a thread runs the library's code: its program counter, or an
     // outermost frame of its stack.
     // Some(None): running now, so unreadable.
-    let look = |tid: &str| -> Option<Option<(bool, u64)>> {
+    let mut look = |tid: &str| -> Option<Option<(bool, u64)>> {
         let sc = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
         let words: Vec<&str> = sc.split_whitespace().collect();
         if sc.trim() == "running" {
@@ -495,15 +532,43 @@ pub fn threads_running_code_of(path: &Path) -> usize {
         let hex = |w: &str| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok();
         let sp = hex(words[words.len() - 2])?;
         let pc = hex(words[words.len() - 1])?;
+        let outer = outermost_code(&mem, sp, &all, &in_exec, &in_libc);
+        // In a system call, so past its start function: what that is
+        // stays true for the thread's life (its start time tells a reused
+        // tid apart).
+        if let (Ok(t), Some(born), Some(outer)) =
+            (tid.parse::<i64>(), thread_start_time(tid), outer.as_ref())
+        {
+            let libs = outer
+                .iter()
+                .filter_map(|&a| {
+                    exec_paths
+                        .iter()
+                        .find(|(lo, hi, _)| a >= *lo && a < *hi)
+                        .map(|(_, _, p)| p.clone())
+                })
+                .collect();
+            starts.insert(t, (born, libs));
+        }
         if in_code(pc) {
             return Some(Some((true, pc)));
         }
-        started_in(&mem, sp, &all, &in_exec, &in_libc, &in_code).map(|a| Some((false, a)))
+        outer?
+            .into_iter()
+            .find(|&a| in_code(a))
+            .map(|a| Some((false, a)))
     };
+    let n_look = tids.len();
     let mut suspects: Vec<String> = tids
         .into_iter()
         .filter(|t| look(t).is_some_and(|f| f.is_some()))
         .collect();
+    log::debug!(
+        "thread check of {needle}: {n_all} threads, {n_look} looked at ({:.1} ms to choose them, {:.1} ms to look), {} suspect(s)",
+        (t1 - t0).as_secs_f64() * 1e3,
+        t1.elapsed().as_secs_f64() * 1e3,
+        suspects.len()
+    );
     // A session worker the spawner just started has not said it is one
     // yet, and its stack — reused from an exited module thread — may
     // still hold that thread's words: look again once it had time to.
@@ -538,7 +603,7 @@ pub fn threads_running_code_of(path: &Path) -> usize {
     found
 }
 
-/// How many code addresses after libc's thread start [`started_in`] looks
+/// How many code addresses after libc's thread start [`outermost_code`] looks
 /// at: the thread's own start function and its caller. Deeper, a stack
 /// reused from glibc's cache may still hold stale addresses of an earlier
 /// thread's calls.
@@ -551,35 +616,50 @@ fn is_libc(path: &str) -> bool {
         .is_some_and(|f| f.starts_with("libc.so") || f.starts_with("libc-"))
 }
 
-/// The first of the outermost code addresses on the stack from `sp` to
-/// the end of its mapping (at most 1 MiB) that `in_code` accepts.
+/// The outermost code addresses on the stack from `sp` to the end of its
+/// mapping (at most 1 MiB), [`OUTERMOST_FRAMES`] of them.
 /// From the top: the thread's descriptor and static TLS (whose values may
 /// name any library's code), then libc's thread start, then the thread's
 /// own start function — in the library that spawned it (measured: a
 /// module's thread has its std's `thread_start` there, a host thread the
 /// host's).
-fn started_in(
+fn outermost_code(
     mem: &std::fs::File,
     sp: u64,
     maps: &[(u64, u64)],
     in_exec: &dyn Fn(u64) -> bool,
     in_libc: &dyn Fn(u64) -> bool,
-    in_code: &dyn Fn(u64) -> bool,
-) -> Option<u64> {
+) -> Option<Vec<u64>> {
     use std::os::unix::fs::FileExt;
     let &(_, end) = maps.iter().find(|&&(lo, hi)| sp >= lo && sp < hi)?;
     let len = (end - sp).min(1 << 20) as usize;
     let mut buf = vec![0u8; len];
     let n = mem.read_at(&mut buf, sp).ok()?;
-    buf[..n]
-        .chunks_exact(8)
-        .rev()
-        .filter_map(|c| c.try_into().ok().map(u64::from_ne_bytes))
-        .filter(|&a| in_exec(a))
-        .skip_while(|&a| !in_libc(a))
-        .skip_while(|&a| in_libc(a))
-        .take(OUTERMOST_FRAMES)
-        .find(|&a| in_code(a))
+    Some(
+        buf[..n]
+            .chunks_exact(8)
+            .rev()
+            .filter_map(|c| c.try_into().ok().map(u64::from_ne_bytes))
+            .filter(|&a| in_exec(a))
+            .skip_while(|&a| !in_libc(a))
+            .skip_while(|&a| in_libc(a))
+            .take(OUTERMOST_FRAMES)
+            .collect(),
+    )
+}
+
+/// A thread's start time (`/proc/self/task/<tid>/stat`, field 22, in
+/// clock ticks since boot): with the tid, it names one thread for good.
+fn thread_start_time(tid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // After the name in parentheses (which may hold anything): field 3 on.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True when the maps path `p` is `needle` (or it, deleted).
+fn is_path(p: &str, needle: &str) -> bool {
+    p == needle || p.strip_suffix(" (deleted)") == Some(needle)
 }
 
 /// How many distinct files are mapped into this process whose names end
@@ -665,6 +745,17 @@ fn elf_has_nodelete(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_threads_start_time_is_read_and_names_it_for_good() {
+        let tid = std::fs::read_link("/proc/thread-self").unwrap();
+        let tid = tid.file_name().unwrap().to_string_lossy().into_owned();
+        let born = thread_start_time(&tid).expect("a start time");
+        assert_eq!(thread_start_time(&tid), Some(born));
+        assert_eq!(thread_start_time("not-a-tid"), None);
+        assert!(is_path("/x/m.1.so (deleted)", "/x/m.1.so"));
+        assert!(!is_path("/x/m.10.so", "/x/m.1.so"));
+    }
 
     #[test]
     fn module_names_with_paths_are_refused() {

@@ -683,7 +683,9 @@ impl ModuleManager {
     ) -> Result<(Replaced, Arc<LoadedModule>), ModError> {
         let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         let name = stem(name);
+        let tp = Instant::now();
         let lib = self.prepare(name)?;
+        let prepared = tp.elapsed();
         let Some(old) = self.get(name) else {
             let m = self.activate(core, name, lib)?;
             return Ok((Replaced::NotLoaded, m));
@@ -707,12 +709,21 @@ impl ModuleManager {
             let m = self.activate(core, name, lib)?;
             return Ok((Replaced::Unloaded(report), m));
         };
+        let te = Instant::now();
         let pending = crate::reload::export(&old)?;
+        let exported = te.elapsed();
+        let ta = Instant::now();
         *old.retired_endpoints
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = core.registry.endpoints_of(&old);
         match self.activate_as(core, name, lib, Some((old.clone(), pending))) {
             Ok(new) => {
+                log::info!(
+                    "{name}: live reload: copy and dlopen {:.1} ms, export {:.1} ms, load and take over {:.1} ms",
+                    prepared.as_secs_f64() * 1e3,
+                    exported.as_secs_f64() * 1e3,
+                    ta.elapsed().as_secs_f64() * 1e3
+                );
                 let calls = old.calls();
                 let drained = self.drain_version(core, &old);
                 // The old version is among the draining ones now (or gone).

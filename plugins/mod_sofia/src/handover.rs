@@ -44,7 +44,7 @@
 //! false.
 
 use crate::registrar::Registration;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -255,7 +255,7 @@ pub fn forward(
         data.to_vec(),
         id.to_string(),
     );
-    tokio::task::spawn_blocking(move || {
+    hand_back(Box::new(move || {
         if call_forward(&channel, &peer, &data) {
             return;
         }
@@ -263,8 +263,42 @@ pub fn forward(
         // more asking.
         forget_inherited(&id);
         back(data);
-    });
+    }));
     true
+}
+
+type HandBack = Box<dyn FnOnce() + Send>;
+
+/// Hand-backs waiting, and how many blocking-pool threads take them.
+static HAND_BACKS: Mutex<(VecDeque<HandBack>, usize)> = Mutex::new((VecDeque::new(), 0));
+
+/// At most this many of the runtime's blocking threads hand messages
+/// back at once. A thread per message (`spawn_blocking` each) grew the
+/// pool to ~300 threads under load, each waiting on the host, and every
+/// purge then had that many threads to look at.
+const HAND_BACK_THREADS: usize = 4;
+
+fn hand_back(job: HandBack) {
+    let mut q = lock(&HAND_BACKS);
+    q.0.push_back(job);
+    if q.1 >= HAND_BACK_THREADS {
+        return;
+    }
+    q.1 += 1;
+    drop(q);
+    tokio::task::spawn_blocking(|| loop {
+        let job = {
+            let mut q = lock(&HAND_BACKS);
+            match q.0.pop_front() {
+                Some(j) => j,
+                None => {
+                    q.1 -= 1;
+                    return;
+                }
+            }
+        };
+        job();
+    });
 }
 
 /// Unload: frees what the statics hold. A library's statics are not
@@ -276,6 +310,7 @@ pub fn release() {
     ANY_INHERITED.store(false, Ordering::Release);
     *OWNED.write().unwrap_or_else(|p| p.into_inner()) = None;
     lock(&FDS).clear();
+    *lock(&HAND_BACKS) = (VecDeque::new(), 0);
 }
 
 /// Old version, after export: the Call-IDs it has work under.
