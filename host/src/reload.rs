@@ -175,67 +175,65 @@ pub fn take(m: &Arc<LoadedModule>, sink: &HandoverSink) -> Status {
 /// first, until one takes it. False when none did.
 pub fn forward(m: &Arc<LoadedModule>, d: &DeliveryDesc) -> bool {
     let Some(core) = m.core() else { return false };
-    // Each older version in turn, newest first, until one takes it: a
-    // version need not pass on what is not its own, and none is kept busy
-    // while versions older than it look.
+    let mut older = Vec::new();
     let mut cur = m.clone();
     while let Some(old) = core.modules.older_than(&cur) {
-        if deliver_to(&old, d) {
-            return true;
-        }
+        older.push(old.clone());
         cur = old;
     }
-    false
-}
-
-/// One older version's `deliver`; true when it took the message.
-fn deliver_to(old: &Arc<LoadedModule>, d: &DeliveryDesc) -> bool {
-    let Some(h) = old.handover.clone() else {
-        return false;
-    };
-    let Ok(_call) = old.enter() else { return false };
-    let desc = DeliveryDesc {
-        channel: d.channel,
-        peer: d.peer,
-        data: d.data,
-    };
-    struct Lent(DeliveryDesc);
-    // SAFETY: the views are the caller's, alive until it returns, and
-    // both ways below return only after the call.
-    unsafe impl Send for Lent {}
-    let lent = Lent(desc);
-    // SAFETY: the older version's deliver entry, its library open while
-    // `_call` is held.
-    let deliver = move || {
-        let lent = lent;
-        unsafe { (h.deliver)(&lent.0) }
-    };
-    if crate::executor::on_worker() || crate::executor::on_runtime_of(old) {
-        return crate::executor::call_into(old, deliver).is_ok_and(|taken| taken == 1);
+    // Offered to every older version at once, each on its own forwarder,
+    // and this thread waits for all their answers: at most one has the
+    // message (a version's Call-IDs are its own), none is kept busy while
+    // another looks, and the wait is one hand-off, not one per version
+    // (under load each hand-off waits for a CPU; one after another they
+    // made a hand-back take longer than the SIP timers).
+    let (tx, rx) = crossbeam_channel::bounded(older.len());
+    let mut guards = Vec::with_capacity(older.len());
+    let mut asked = 0;
+    for old in &older {
+        let Some(h) = old.handover.clone() else {
+            continue;
+        };
+        let Ok(call) = old.enter() else { continue };
+        guards.push(call);
+        struct Lent(DeliveryDesc);
+        // SAFETY: the views are the caller's, alive until it returns, and
+        // it returns only after every job below has answered or is gone.
+        unsafe impl Send for Lent {}
+        let lent = Lent(DeliveryDesc {
+            channel: d.channel,
+            peer: d.peer,
+            data: d.data,
+        });
+        let tx = tx.clone();
+        // SAFETY: the older version's deliver entry, its library open
+        // while its guard is held.
+        let job: Job = Box::new(move || {
+            let lent = lent;
+            let _ = tx.send(unsafe { (h.deliver)(&lent.0) } == 1);
+        });
+        let ran = if crate::executor::on_worker() || crate::executor::on_runtime_of(old) {
+            crate::executor::call_into(old, job).is_ok()
+        } else {
+            match old.on_forwarder(job) {
+                Ok(()) => true,
+                // No forwarder thread: a thread of the call's own.
+                Err(job) => crate::modules::contained(&old.name, job).is_ok(),
+            }
+        };
+        asked += ran as usize;
     }
-    // Any other thread (a newer version's reader, or the forwarder of a
-    // version between): the older version's forwarder runs it, and this
-    // thread waits. Not a thread per message: under 100 calls/s with a
-    // reload every 2 s, a thread spawned per hop of every message and
-    // prune probe through the chain of draining versions took both cores.
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let job: Job = Box::new(move || {
-        let _ = tx.send(deliver());
-    });
-    if let Err(job) = old.on_forwarder(job) {
-        // No forwarder thread: a thread of the call's own.
-        return crate::modules::contained(&old.name, job).is_ok() && rx.try_recv() == Ok(1);
-    }
-    match rx.recv() {
-        Ok(taken) => taken == 1,
-        Err(_) => {
-            log::error!(
-                "{}: deliver: its forwarder ended before answering",
-                old.name
-            );
-            false
+    drop(tx);
+    let mut taken = false;
+    for _ in 0..asked {
+        match rx.recv() {
+            Ok(t) => taken |= t,
+            // Every job is gone (a forwarder ended without running one).
+            Err(_) => break,
         }
     }
+    drop(guards);
+    taken
 }
 
 /// Work for a version's forwarder thread.

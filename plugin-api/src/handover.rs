@@ -80,8 +80,8 @@ pub struct HandoverSpec {
     pub resume: fn(&ModuleContext),
     /// Old version (draining): the successor received something that may
     /// belong to this version. Return true when taken (it is this
-    /// version's); false, and the host offers it to the next older
-    /// version. Must be quick (enqueue only). Called on a host thread
+    /// version's); false when it is not (the other older versions are
+    /// asked too). Must be quick (enqueue only). Called on a host thread
     /// (one per version, so deliveries to one version come one at a
     /// time), never on the successor's own threads.
     pub deliver: fn(&ModuleContext, Delivery<'_>) -> bool,
@@ -310,9 +310,10 @@ impl ModuleContext {
         st.is_success().then_some(r)
     }
 
-    /// From the current version: offers a message to the older versions,
-    /// newest first, until one's `deliver` takes it (a `deliver` need not
-    /// pass on what is not its own: the host asks the next one). `true`:
+    /// From the current version: offers a message to the older versions
+    /// (all at once, each on its own host thread) and says whether one's
+    /// `deliver` took it (a `deliver` need not pass on what is not its
+    /// own: the host asks every older version). `true`:
     /// an older version took it; `false`: none did (no predecessor left,
     /// or none claims it): then handle it yourself (e.g. answer `481`).
     /// From a draining version, the same call goes to the versions older

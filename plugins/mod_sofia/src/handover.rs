@@ -275,8 +275,10 @@ static HAND_BACKS: Mutex<(VecDeque<HandBack>, usize)> = Mutex::new((VecDeque::ne
 /// At most this many of the runtime's blocking threads hand messages
 /// back at once. A thread per message (`spawn_blocking` each) grew the
 /// pool to ~300 threads under load, each waiting on the host, and every
-/// purge then had that many threads to look at.
-const HAND_BACK_THREADS: usize = 4;
+/// purge then had that many threads to look at; 4 were too few (at
+/// 100 calls/s hand-backs queued behind each other for seconds, ACKs
+/// arrived after the calls had given up on them).
+const HAND_BACK_THREADS: usize = 16;
 
 fn hand_back(job: HandBack) {
     let mut q = lock(&HAND_BACKS);
