@@ -832,6 +832,18 @@ async fn connect(
     }
 }
 
+/// Where a message handed back to older versions goes when none of them
+/// took it: this version's SIP thread, as `make` frames it.
+pub(crate) fn back_to(
+    input: &UnboundedSender<Input>,
+    make: impl FnOnce(Vec<u8>) -> Input + Send + 'static,
+) -> impl FnOnce(Vec<u8>) + Send + 'static {
+    let input = input.clone();
+    move |data| {
+        let _ = input.send(make(data));
+    }
+}
+
 async fn udp_reader(
     profile: usize,
     sock: Arc<UdpSocket>,
@@ -843,16 +855,11 @@ async fn udp_reader(
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 // A previous version's dialog: back to it, through the host.
-                let back = {
-                    let input = input.clone();
-                    move |data| {
-                        let _ = input.send(Input::Datagram {
-                            profile,
-                            from,
-                            data,
-                        });
-                    }
-                };
+                let back = back_to(&input, move |data| Input::Datagram {
+                    profile,
+                    from,
+                    data,
+                });
                 if crate::handover::forward(&channel, &from.to_string(), &buf[..n], back) {
                     continue;
                 }
@@ -1144,17 +1151,12 @@ async fn stream_conn<S>(
             match message::frame(&buf) {
                 Ok(Some(len)) => {
                     let data: Vec<u8> = buf.drain(..len).collect();
-                    let back = {
-                        let input = input.clone();
-                        move |data| {
-                            let _ = input.send(Input::Stream {
-                                profile,
-                                proto,
-                                from,
-                                data,
-                            });
-                        }
-                    };
+                    let back = back_to(&input, move |data| Input::Stream {
+                        profile,
+                        proto,
+                        from,
+                        data,
+                    });
                     if channel
                         .as_deref()
                         .is_some_and(|c| crate::handover::forward(c, &peer, &data, back))

@@ -122,12 +122,12 @@ pub async fn serve<S>(
                     continue;
                 }
                 // A previous version's dialog: back to it, through the host.
-                let back = {
-                    let input = input.clone();
-                    move |data| {
-                        let _ = input.send(Input::Stream { profile, proto, from, data });
-                    }
-                };
+                let back = crate::shell::back_to(&input, move |data| Input::Stream {
+                    profile,
+                    proto,
+                    from,
+                    data,
+                });
                 if crate::handover::forward(&channel, &peer, &data, back) {
                     continue;
                 }
