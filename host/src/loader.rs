@@ -430,9 +430,7 @@ fn map_path(line: &str) -> Option<&str> {
 pub fn threads_running_code_of(path: &Path) -> usize {
     let t0 = std::time::Instant::now();
     let needle = path.to_string_lossy();
-    let me = std::fs::read_link("/proc/thread-self")
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let me = gettid().to_string();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
@@ -450,9 +448,7 @@ pub fn threads_running_code_of(path: &Path) -> usize {
     let tids: Vec<String> = tasks
         .flatten()
         .map(|t| t.file_name().to_string_lossy().into_owned())
-        .filter(|tid| {
-            Some(tid) != me.as_ref() && !tid.parse().is_ok_and(|t: i64| skip.contains(&t))
-        })
+        .filter(|tid| *tid != me && !tid.parse().is_ok_and(|t: i64| skip.contains(&t)))
         .filter(|tid| {
             // A thread known to have been started by other code is not
             // looked at again: only a thread the library started can run

@@ -171,8 +171,8 @@ pub fn take(m: &Arc<LoadedModule>, sink: &HandoverSink) -> Status {
     Status::SUCCESS
 }
 
-/// `handover_forward`: offers `d` to the versions older than `m`, newest
-/// first, until one takes it. False when none did.
+/// `handover_forward`: offers `d` to every version older than `m` at once;
+/// true when one took it.
 pub fn forward(m: &Arc<LoadedModule>, d: &DeliveryDesc) -> bool {
     let Some(core) = m.core() else { return false };
     let mut older = Vec::new();

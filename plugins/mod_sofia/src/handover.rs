@@ -229,8 +229,8 @@ fn call_forward(channel: &str, peer: &str, data: &[u8]) -> bool {
 /// handled here (481 and the like). False: this version's, the caller
 /// goes on with it.
 ///
-/// Not on the reader itself: a hand-back waits for the older versions,
-/// one after another, and a reader blocked meanwhile reads nothing —
+/// Not on the reader itself: a hand-back waits until the older versions
+/// have answered, and a reader blocked meanwhile reads nothing —
 /// under 100 calls/s with a reload every 2 s the socket's buffer then
 /// overflowed and ACKs were lost, each call then held 32 s for its ACK,
 /// and the load grew until nothing got through.
@@ -326,10 +326,10 @@ pub fn clear_owned() {
 }
 
 /// The host's `deliver` (old version): true when the message is this
-/// version's (the caller enqueues it). What is not goes back to the host,
-/// which offers it to the next older version: passing it on from here
-/// would keep this version busy, and its forwarder with it, while older
-/// ones look.
+/// version's (the caller enqueues it). What is not, it leaves: the host
+/// offers every message to all older versions at once, and passing it on
+/// from here would keep this version's forwarder busy while older ones
+/// look.
 pub fn claim(data: &[u8]) -> bool {
     call_id_of(data).is_some_and(owns)
 }
@@ -343,8 +343,8 @@ pub const PROBE: &str = "mod_sofia probe";
 /// set, and each export's data, to the calls really up.
 pub fn prune() {
     static PRUNING: AtomicBool = AtomicBool::new(false);
-    // A draining version forwards nothing any more (the host walks the
-    // older versions), so only the current one's set matters.
+    // A draining version forwards nothing any more (the host asks every
+    // older version), so only the current one's set matters.
     let draining = OWNED.read().unwrap_or_else(|p| p.into_inner()).is_some();
     if draining || !ANY_INHERITED.load(Ordering::Acquire) || PRUNING.swap(true, Ordering::AcqRel) {
         return;
@@ -370,7 +370,7 @@ fn prune_now() {
 }
 
 /// A [`PROBE`] from a newer version: true while this version has the
-/// Call-ID (the host asks the older versions in turn).
+/// Call-ID (the host asks every older version).
 pub fn probed(data: &[u8]) -> bool {
     std::str::from_utf8(data).is_ok_and(owns)
 }
