@@ -45,6 +45,11 @@ cpu_ticks() {
   awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
+# Context switches (voluntary and not) of every thread of pid $1.
+ctx_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {n += $2} END {print n}'
+}
+
 # Resident set of pid $1, in KiB.
 rss_kib() {
   awk '/^VmRSS:/ {print $2}' "/proc/$1/status"

@@ -65,9 +65,11 @@ sipp -sf "$work/uac_pcmu.xml" "127.0.0.1:$sip_port" -s 7100 -r "$ramp" -m "$call
 uac_pid=$!
 sleep $((ramp_secs + 3))
 cpu0=$(cpu_ticks "$switch_pid")
+cs0=$(ctx_switches "$switch_pid")
 t0=$(date +%s.%N)
 sleep "$hold"
 cpu1=$(cpu_ticks "$switch_pid")
+cs1=$(ctx_switches "$switch_pid")
 t1=$(date +%s.%N)
 rss_hold=$(rss_kib "$switch_pid")
 up=$("$cli" -P "$esl_port" -x "show calls count" 2>/dev/null | grep -o '[0-9]\+ total' || true)
@@ -83,5 +85,6 @@ field() { echo "$last" | cut -d';' -f"$(col "$1")"; }
 echo "Opus <-> PCMU: $calls calls (far end ${CODEC:-OPUS}), ramp $ramp/s, hold $hold s"
 echo "  calls     successful $(field SuccessfulCall\(C\)), failed $(field FailedCall\(C\)); bridged calls during the hold: ${up:-unknown}, legs in Opus: ${opus_legs:-unknown}"
 echo "  switch    pid $switch_pid: CPU $pct % of one core over $wall s, $(awk -v p="$pct" -v n="$calls" 'BEGIN {printf "%.3f", p / n}') % per call"
+echo "            context switches $(awk -v a="$cs0" -v b="$cs1" -v w="$wall" -v n="$calls" 'BEGIN {printf "%.0f/s, %.1f per call per 20 ms", (b - a) / w, (b - a) / w / n / 50}')"
 echo "            RSS $cpu_idle KiB idle -> $rss_hold KiB during the hold, $(awk -v a="$cpu_idle" -v b="$rss_hold" -v n="$calls" 'BEGIN {printf "%.1f", (b - a) / n}') KiB per call"
 echo "  files     $work (uac.log, uas.log, stat.csv, conf/switch.log)"

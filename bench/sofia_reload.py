@@ -43,6 +43,9 @@ import tempfile
 import threading
 import time
 
+# Linux's SO_TIMESTAMPNS (the socket module does not name it).
+SO_TIMESTAMPNS = 35
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -221,7 +224,11 @@ class Probe(threading.Thread):
         end = time.time() + seconds
         while time.time() < end:
             pkt = struct.pack("!BBHII", 0x80, 0, state["seq"] & 0xFFFF, (state["seq"] * 160) & 0xFFFFFFFF, self.ssrc)
-            rtp.sendto(pkt + bytes([0xFF]) * 160, to)
+            # The payload carries the packet's number, which the echo app
+            # sends back unchanged (PCMU both ways): each echo is matched
+            # with the time its packet left.
+            state["sent_at"][state["seq"]] = time.time()
+            rtp.sendto(pkt + struct.pack("!I", state["seq"]) + bytes([0xFF]) * 156, to)
             state["seq"] += 1
             state["sent"] += 1
             next_at = state["t0"] + state["seq"] * 0.02
@@ -236,11 +243,26 @@ class Probe(threading.Thread):
                 return
             rtp.settimeout(left)
             try:
-                data, _ = rtp.recvfrom(2048)
+                data, anc, _, _ = rtp.recvmsg(2048, 64)
             except socket.timeout:
                 return
             if len(data) > 12:
+                # The kernel's receive time (SO_TIMESTAMPNS): what this
+                # script's own scheduling does not move.
                 now = time.time()
+                for level, kind, value in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                        sec, nsec = struct.unpack("qq", value[:16])
+                        now = sec + nsec / 1e9
+                if len(data) >= 16:
+                    left_at = state["sent_at"].pop(struct.unpack("!I", data[12:16])[0], None)
+                    if left_at is None:
+                        state["dup"] += 1
+                    else:
+                        delay = now - left_at
+                        state["delay"] = max(state["delay"], delay)
+                        if delay > 0.1:
+                            state.setdefault("delays", []).append((delay, left_at))
                 if state["last"] is not None:
                     gap = now - state["last"]
                     state["gap"] = max(state["gap"], gap)
@@ -274,7 +296,9 @@ class Probe(threading.Thread):
             with self.lock:
                 self.stats["calls"] += 1
             # The switch's media address: from the 200's SDP.
-            state = {"seq": 0, "sent": 0, "got": 0, "gap": 0.0, "last": None, "t0": time.time()}
+            state = {"seq": 0, "sent": 0, "got": 0, "gap": 0.0, "delay": 0.0, "last": None,
+                     "sent_at": {}, "dup": 0, "t0": time.time()}
+            rtp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             # RTP goes on during the re-INVITE, as a phone's does: a thread
             # of its own streams for the whole call.
             streamer = threading.Thread(target=self.stream, args=(rtp, self._media, a.call_seconds, state),
@@ -299,6 +323,9 @@ class Probe(threading.Thread):
                 self.stats["got"] += state["got"]
                 self.stats["gap"] = max(self.stats["gap"], state["gap"])
                 self.stats.setdefault("gaps", []).extend(state.get("gaps", []))
+                self.stats["delay"] = max(self.stats["delay"], state["delay"])
+                self.stats["dup"] += state["dup"]
+                self.stats.setdefault("delays", []).extend(state.get("delays", []))
         finally:
             sock.close()
             rtp.close()
@@ -419,7 +446,7 @@ def main():
             "-trace_stat", "-stf", stat, "-fd", "1",
             "-trace_err", "-error_file", os.path.join(conf, "sipp_errors.log"),
         ], stdout=subprocess.DEVNULL, stderr=open(os.path.join(conf, "sipp.stderr"), "w"))
-        stats = {"calls": 0, "failed": 0, "unanswered": 0, "sent": 0, "got": 0, "gap": 0.0, "errors": []}
+        stats = {"calls": 0, "failed": 0, "unanswered": 0, "sent": 0, "got": 0, "gap": 0.0, "delay": 0.0, "dup": 0, "errors": []}
         lock = threading.Lock()
         probes = [Probe(i, a, stats, lock, stop) for i in range(a.probes)]
         for pr in probes:
@@ -498,8 +525,11 @@ def main():
                 tot.get(k, "?") for k in ("FailedTimeoutOnRecv(C)", "FailedMaxUDPRetrans(C)", "FailedUnexpectedMessage(C)")),
             "probe calls (answered / failed)": f"{stats['calls']} / {stats['failed']}",
             "unanswered in-dialog requests (probes: re-INVITE, BYE)": stats["unanswered"],
-            "RTP (probes): sent / echoed / loss": f"{sent} / {got} / {100.0 * (sent - got) / sent if sent else 0:.3f} %",
+            "RTP (probes): sent / echoed / loss": f"{sent} / {got - stats['dup']} / {100.0 * (sent - got + stats['dup']) / sent if sent else 0:.3f} %"
+            + (f" (and {stats['dup']} echoed twice)" if stats["dup"] else ""),
             "longest gap between echoed packets (probes)": f"{stats['gap'] * 1000:.0f} ms",
+            "longest echo delay, sent -> echo received (probes)": f"{stats['delay'] * 1000:.0f} ms",
+            "echoes delayed over 100 ms (probes)": len(stats.get("delays", [])),
             "reloads not +OK": len(refused),
             **{(f"file landed -> {m} current (median / max)" if a.watch else f"reload {m} time (median / max)"): (
                 f"{sorted(t)[len(t) // 2] * 1000:.0f} ms / {max(t) * 1000:.0f} ms" if t else "-")
@@ -522,6 +552,13 @@ def main():
             began = at - gap
             log(f"  {gap * 1000:.0f} ms gap from {time.strftime('%H:%M:%S', time.localtime(began))}.{int(began * 1000) % 1000:03d}"
                 + (f"; began {near[0] * 1000:+.0f} ms after reload {near[1]}" if near else ""))
+        delays = sorted(stats.get("delays", []), reverse=True)
+        log(f"echoes delayed over 100 ms (probes): {len(delays)}")
+        for delay, left in delays[:8]:
+            before = [(left - t, m) for t, m in reload_times if t <= left]
+            near = min(before, default=None)
+            log(f"  {delay * 1000:.0f} ms for the packet sent at {time.strftime('%H:%M:%S', time.localtime(left))}.{int(left * 1000) % 1000:03d}"
+                + (f"; {near[0] * 1000:+.0f} ms after reload {near[1]}" if near else ""))
         for r in refused[:5]:
             log(f"refused: {r}")
         for e in stats["errors"][:5]:

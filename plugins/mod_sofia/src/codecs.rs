@@ -55,6 +55,9 @@ pub struct Transcoder {
     opus_dec: Option<OpusDecoder>,
     g722_enc: Option<G722Encoder>,
     g722_dec: Option<G722Decoder>,
+    /// 8 kHz samples between a decode and an encode, kept so that a
+    /// frame costs no allocation: take it, use it, put it back.
+    pub scratch: Vec<i16>,
 }
 
 impl Transcoder {
@@ -148,8 +151,9 @@ impl Transcoder {
                 let Some(dec) = &mut self.opus_dec else {
                     return;
                 };
-                // Up to 120 ms a packet.
-                let mut out = vec![0i16; FRAME * 6];
+                // Up to 120 ms a packet, on the stack: this runs for
+                // every packet of every Opus leg.
+                let mut out = [0i16; FRAME * 6];
                 let Ok(packet) = payload.try_into() else {
                     return;
                 };

@@ -93,6 +93,7 @@ fn forward(channel: &str, peer: &str, data: &[u8]) -> bool {
 fn take_over(m: &ModuleContext) -> Result<Vec<registrar::Registration>, ModuleError> {
     handover::set_forward(forward);
     let Some(r) = m.handover_take() else {
+        handover::first_generation();
         return Ok(Vec::new());
     };
     if !(handover::READS_FROM..=handover::VERSION).contains(&r.version) {

@@ -790,12 +790,14 @@ impl Media {
             _ => return None,
         };
         if codec.is_wideband() {
-            let mut pcm = Vec::with_capacity(320);
+            let mut pcm = std::mem::take(&mut st.transcoder.scratch);
+            pcm.clear();
             st.transcoder.decode(codec, payload, &mut pcm);
             let n = (pcm.len() * 2).min(buf.len()) / 2;
             for (o, s) in buf.chunks_exact_mut(2).zip(&pcm[..n]) {
                 o.copy_from_slice(&s.to_ne_bytes());
             }
+            st.transcoder.scratch = pcm;
             return Some(Read::Linear { len: n * 2 });
         }
         let n = payload.len().min(buf.len());
@@ -913,7 +915,8 @@ impl Media {
             // Opus and G.722 go through 8 kHz linear audio and the leg's
             // coder states.
             (from, want) if want.is_wideband() || from.is_some_and(Codec::is_wideband) => {
-                let mut pcm = Vec::with_capacity(data.len());
+                let mut pcm = std::mem::take(&mut st.transcoder.scratch);
+                pcm.clear();
                 match from {
                     None => pcm.extend(
                         data.chunks_exact(2)
@@ -921,7 +924,9 @@ impl Media {
                     ),
                     Some(f) => st.transcoder.decode(f, data, &mut pcm),
                 }
-                st.transcoder.encode(want, &pcm, out)
+                let n = st.transcoder.encode(want, &pcm, out);
+                st.transcoder.scratch = pcm;
+                n
             }
             (None, want) => {
                 let mut n = 0;
