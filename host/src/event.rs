@@ -12,144 +12,50 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// FreeSWITCH's event names, indexed by id.
-pub const EVENT_NAMES: &[&str] = &[
-    "CUSTOM",
-    "CLONE",
-    "CHANNEL_CREATE",
-    "CHANNEL_DESTROY",
-    "CHANNEL_STATE",
-    "CHANNEL_CALLSTATE",
-    "CHANNEL_ANSWER",
-    "CHANNEL_HANGUP",
-    "CHANNEL_HANGUP_COMPLETE",
-    "CHANNEL_EXECUTE",
-    "CHANNEL_EXECUTE_COMPLETE",
-    "CHANNEL_HOLD",
-    "CHANNEL_UNHOLD",
-    "CHANNEL_BRIDGE",
-    "CHANNEL_UNBRIDGE",
-    "CHANNEL_PROGRESS",
-    "CHANNEL_PROGRESS_MEDIA",
-    "CHANNEL_OUTGOING",
-    "CHANNEL_PARK",
-    "CHANNEL_UNPARK",
-    "CHANNEL_APPLICATION",
-    "CHANNEL_ORIGINATE",
-    "CHANNEL_UUID",
-    "API",
-    "LOG",
-    "INBOUND_CHAN",
-    "OUTBOUND_CHAN",
-    "STARTUP",
-    "SHUTDOWN",
-    "PUBLISH",
-    "UNPUBLISH",
-    "TALK",
-    "NOTALK",
-    "SESSION_CRASH",
-    "MODULE_LOAD",
-    "MODULE_UNLOAD",
-    "DTMF",
-    "MESSAGE",
-    "PRESENCE_IN",
-    "NOTIFY_IN",
-    "PRESENCE_OUT",
-    "PRESENCE_PROBE",
-    "MESSAGE_WAITING",
-    "MESSAGE_QUERY",
-    "ROSTER",
-    "CODEC",
-    "BACKGROUND_JOB",
-    "DETECTED_SPEECH",
-    "DETECTED_TONE",
-    "PRIVATE_COMMAND",
-    "HEARTBEAT",
-    "TRAP",
-    "ADD_SCHEDULE",
-    "DEL_SCHEDULE",
-    "EXE_SCHEDULE",
-    "RE_SCHEDULE",
-    "RELOADXML",
-    "NOTIFY",
-    "PHONE_FEATURE",
-    "PHONE_FEATURE_SUBSCRIBE",
-    "SEND_MESSAGE",
-    "RECV_MESSAGE",
-    "REQUEST_PARAMS",
-    "CHANNEL_DATA",
-    "GENERAL",
-    "COMMAND",
-    "SESSION_HEARTBEAT",
-    "CLIENT_DISCONNECTED",
-    "SERVER_DISCONNECTED",
-    "SEND_INFO",
-    "RECV_INFO",
-    "RECV_RTCP_MESSAGE",
-    "SEND_RTCP_MESSAGE",
-    "CALL_SECURE",
-    "NAT",
-    "RECORD_START",
-    "RECORD_STOP",
-    "PLAYBACK_START",
-    "PLAYBACK_STOP",
-    "CALL_UPDATE",
-    "FAILURE",
-    "SOCKET_DATA",
-    "MEDIA_BUG_START",
-    "MEDIA_BUG_STOP",
-    "CONFERENCE_DATA_QUERY",
-    "CONFERENCE_DATA",
-    "CALL_SETUP_REQ",
-    "CALL_SETUP_RESULT",
-    "CALL_DETAIL",
-    "DEVICE_STATE",
-    "TEXT",
-    "SHUTDOWN_REQUESTED",
-    "CERT_RELOAD",
-    "ALL",
-];
+pub use hotswitch_plugin_api::events::EVENT_NAMES;
+use hotswitch_plugin_api::EventId;
 
 /// An event type: FreeSWITCH's id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EventType(pub u32);
 
 impl EventType {
-    pub const CUSTOM: EventType = EventType(0);
-    pub const STARTUP: EventType = EventType(27);
-    pub const SHUTDOWN: EventType = EventType(28);
-    pub const SHUTDOWN_REQUESTED: EventType = EventType(91);
-    pub const MODULE_LOAD: EventType = EventType(34);
-    pub const MODULE_UNLOAD: EventType = EventType(35);
-    pub const BACKGROUND_JOB: EventType = EventType(46);
-    pub const CHANNEL_CREATE: EventType = EventType(2);
-    pub const CHANNEL_DESTROY: EventType = EventType(3);
-    pub const CHANNEL_STATE: EventType = EventType(4);
-    pub const CHANNEL_CALLSTATE: EventType = EventType(5);
-    pub const CHANNEL_ANSWER: EventType = EventType(6);
-    pub const CHANNEL_HANGUP: EventType = EventType(7);
-    pub const CHANNEL_HANGUP_COMPLETE: EventType = EventType(8);
-    pub const CHANNEL_EXECUTE: EventType = EventType(9);
-    pub const CHANNEL_EXECUTE_COMPLETE: EventType = EventType(10);
-    pub const CHANNEL_HOLD: EventType = EventType(11);
-    pub const CHANNEL_UNHOLD: EventType = EventType(12);
-    pub const CHANNEL_BRIDGE: EventType = EventType(13);
-    pub const CHANNEL_UNBRIDGE: EventType = EventType(14);
-    pub const CHANNEL_PROGRESS: EventType = EventType(15);
-    pub const CHANNEL_PROGRESS_MEDIA: EventType = EventType(16);
-    pub const CHANNEL_OUTGOING: EventType = EventType(17);
-    pub const CHANNEL_PARK: EventType = EventType(18);
-    pub const CHANNEL_UNPARK: EventType = EventType(19);
-    pub const CHANNEL_ORIGINATE: EventType = EventType(21);
-    pub const HEARTBEAT: EventType = EventType(50);
-    pub const DTMF: EventType = EventType(36);
-    pub const CHANNEL_DATA: EventType = EventType(63);
-    pub const RELOADXML: EventType = EventType(56);
-    pub const PLAYBACK_START: EventType = EventType(77);
-    pub const PLAYBACK_STOP: EventType = EventType(78);
-    pub const RECORD_START: EventType = EventType(75);
-    pub const RECORD_STOP: EventType = EventType(76);
-    pub const ALL: EventType = EventType(93);
+    pub const CUSTOM: EventType = EventType(EventId::CUSTOM.id());
+    pub const STARTUP: EventType = EventType(EventId::STARTUP.id());
+    pub const SHUTDOWN: EventType = EventType(EventId::SHUTDOWN.id());
+    pub const SHUTDOWN_REQUESTED: EventType = EventType(EventId::SHUTDOWN_REQUESTED.id());
+    pub const MODULE_LOAD: EventType = EventType(EventId::MODULE_LOAD.id());
+    pub const MODULE_UNLOAD: EventType = EventType(EventId::MODULE_UNLOAD.id());
+    pub const BACKGROUND_JOB: EventType = EventType(EventId::BACKGROUND_JOB.id());
+    pub const CHANNEL_CREATE: EventType = EventType(EventId::CHANNEL_CREATE.id());
+    pub const CHANNEL_DESTROY: EventType = EventType(EventId::CHANNEL_DESTROY.id());
+    pub const CHANNEL_STATE: EventType = EventType(EventId::CHANNEL_STATE.id());
+    pub const CHANNEL_CALLSTATE: EventType = EventType(EventId::CHANNEL_CALLSTATE.id());
+    pub const CHANNEL_ANSWER: EventType = EventType(EventId::CHANNEL_ANSWER.id());
+    pub const CHANNEL_HANGUP: EventType = EventType(EventId::CHANNEL_HANGUP.id());
+    pub const CHANNEL_HANGUP_COMPLETE: EventType = EventType(EventId::CHANNEL_HANGUP_COMPLETE.id());
+    pub const CHANNEL_EXECUTE: EventType = EventType(EventId::CHANNEL_EXECUTE.id());
+    pub const CHANNEL_EXECUTE_COMPLETE: EventType =
+        EventType(EventId::CHANNEL_EXECUTE_COMPLETE.id());
+    pub const CHANNEL_HOLD: EventType = EventType(EventId::CHANNEL_HOLD.id());
+    pub const CHANNEL_UNHOLD: EventType = EventType(EventId::CHANNEL_UNHOLD.id());
+    pub const CHANNEL_BRIDGE: EventType = EventType(EventId::CHANNEL_BRIDGE.id());
+    pub const CHANNEL_UNBRIDGE: EventType = EventType(EventId::CHANNEL_UNBRIDGE.id());
+    pub const CHANNEL_PROGRESS: EventType = EventType(EventId::CHANNEL_PROGRESS.id());
+    pub const CHANNEL_PROGRESS_MEDIA: EventType = EventType(EventId::CHANNEL_PROGRESS_MEDIA.id());
+    pub const CHANNEL_OUTGOING: EventType = EventType(EventId::CHANNEL_OUTGOING.id());
+    pub const CHANNEL_PARK: EventType = EventType(EventId::CHANNEL_PARK.id());
+    pub const CHANNEL_UNPARK: EventType = EventType(EventId::CHANNEL_UNPARK.id());
+    pub const CHANNEL_ORIGINATE: EventType = EventType(EventId::CHANNEL_ORIGINATE.id());
+    pub const HEARTBEAT: EventType = EventType(EventId::HEARTBEAT.id());
+    pub const DTMF: EventType = EventType(EventId::DTMF.id());
+    pub const CHANNEL_DATA: EventType = EventType(EventId::CHANNEL_DATA.id());
+    pub const RELOADXML: EventType = EventType(EventId::RELOADXML.id());
+    pub const PLAYBACK_START: EventType = EventType(EventId::PLAYBACK_START.id());
+    pub const PLAYBACK_STOP: EventType = EventType(EventId::PLAYBACK_STOP.id());
+    pub const RECORD_START: EventType = EventType(EventId::RECORD_START.id());
+    pub const RECORD_STOP: EventType = EventType(EventId::RECORD_STOP.id());
+    pub const ALL: EventType = EventType(EventId::ALL.id());
 
     /// The wire name (`MODULE_LOAD`).
     pub fn name(self) -> &'static str {

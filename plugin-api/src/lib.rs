@@ -80,6 +80,7 @@
 pub mod abi;
 pub mod alloc;
 pub mod config;
+pub mod events;
 pub mod frame;
 pub mod g711;
 pub mod handover;
@@ -95,6 +96,7 @@ pub mod wire;
 pub mod xml;
 
 pub use abi::RStr;
+pub use events::EventId;
 pub use frame::{FrameBuf, FrameView};
 pub use handover::{Delivery, Export, HandoverSpec, Received};
 pub use host::{

@@ -779,7 +779,8 @@ impl ModuleContext {
             .transpose()
     }
 
-    /// Fires an event: `event_id` is FreeSWITCH's number (0 = CUSTOM, with a
+    /// Fires an event: `event_id` is FreeSWITCH's number, named by
+    /// [`EventId`](crate::EventId) (`EventId::CUSTOM.id()`, with a
     /// `subclass`).
     pub fn fire_event(
         &self,

@@ -412,7 +412,8 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// Fires an event carrying this channel's data.
+    /// Fires an event carrying this channel's data (`event_id` as
+    /// [`ModuleContext::fire_event`](crate::ModuleContext::fire_event)'s).
     pub fn fire_event(
         &self,
         event_id: u32,

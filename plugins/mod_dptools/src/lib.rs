@@ -306,7 +306,7 @@ fn info(s: Session, _: &str) {
 fn event(s: Session, data: &str) {
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut subclass = String::new();
-    let mut id = 0u32;
+    let mut id = hotswitch_plugin_api::EventId::CUSTOM.id();
     for item in data.split(',') {
         let Some((k, v)) = split_assign(item) else {
             continue;
@@ -318,7 +318,7 @@ fn event(s: Session, data: &str) {
                 log::warn!("event: only CUSTOM events can be fired from the dialplan, not {v}");
                 return;
             }
-            "Event-Name" => id = 0,
+            "Event-Name" => id = hotswitch_plugin_api::EventId::CUSTOM.id(),
             _ => headers.push((k.to_string(), v.to_string())),
         }
     }

@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// FreeSWITCH's MESSAGE event id.
-const EVENT_MESSAGE: u32 = 37;
+const EVENT_MESSAGE: u32 = hotswitch_plugin_api::EventId::MESSAGE.id();
 /// How long the port read waits (and so how fast requests are served).
 const READ_WAIT: Duration = Duration::from_millis(10);
 

@@ -179,7 +179,7 @@ pub fn check(a: &Session, l: &Leg) -> bool {
             (&*b, &b_uuid, &a_uuid, &y, &x),
         ] {
             let fired = leg.fire_event(
-                0,
+                hotswitch_plugin_api::EventId::CUSTOM.id(),
                 "loopback::direct",
                 &[
                     ("Resigning-UUID", me),
@@ -246,7 +246,7 @@ pub fn on_execute(s: &Session, l: &Leg) -> bool {
     let me = s.uuid();
     log::info!("bowout on execute: {x} takes over {me}'s call");
     let fired = ctx.fire_event(
-        0,
+        hotswitch_plugin_api::EventId::CUSTOM.id(),
         "loopback::bowout",
         &[
             ("Resigning-UUID", &me),

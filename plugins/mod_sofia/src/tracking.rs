@@ -537,7 +537,7 @@ pub fn api(args: &str) -> Option<String> {
 /// (zero included).
 fn recovered_event(n: usize) {
     let _ = ModuleContext::current().fire_event(
-        0,
+        hotswitch_plugin_api::EventId::CUSTOM.id(),
         "sofia::recovery_recovered",
         &[("recovered_calls", &n.to_string())],
         "",

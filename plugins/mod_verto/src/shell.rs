@@ -63,7 +63,7 @@ const WRITE_WAIT: Duration = Duration::from_secs(10);
 const MAX_SUBSCRIPTIONS: usize = 1000;
 
 /// Event ids (FreeSWITCH's numbering) this module fires.
-const EV_CUSTOM: u32 = 0;
+const EV_CUSTOM: u32 = hotswitch_plugin_api::EventId::CUSTOM.id();
 
 /// What the switch tells a connection.
 #[derive(Debug)]

@@ -7,6 +7,7 @@ use super::client::{Client, ClientError, Ending, Notice};
 use super::render::Style;
 use super::settings::{Settings, HISTORY_FILE};
 use super::{EXIT_CONNECTION, EXIT_OK};
+use hotswitch_plugin_api::events::EVENT_NAMES;
 use rustyline::completion::Completer;
 use rustyline::{Config, ExternalPrinter};
 use std::io::{BufRead, IsTerminal, Write};
@@ -32,24 +33,6 @@ const SLASH_COMMANDS: &[(&str, &str)] = &[
 const LOG_LEVELS: &[&str] = &[
     "console", "alert", "crit", "err", "warning", "notice", "info", "debug",
 ];
-
-/// FreeSWITCH's event names, for completing `/event`.
-const EVENT_NAMES: &str = "\
-    ALL CUSTOM CLONE CHANNEL_CREATE CHANNEL_DESTROY CHANNEL_STATE CHANNEL_CALLSTATE \
-    CHANNEL_ANSWER CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE \
-    CHANNEL_EXECUTE_COMPLETE CHANNEL_HOLD CHANNEL_UNHOLD CHANNEL_BRIDGE CHANNEL_UNBRIDGE \
-    CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_OUTGOING CHANNEL_PARK CHANNEL_UNPARK \
-    CHANNEL_APPLICATION CHANNEL_ORIGINATE CHANNEL_UUID API LOG INBOUND_CHAN OUTBOUND_CHAN \
-    STARTUP SHUTDOWN PUBLISH UNPUBLISH TALK NOTALK SESSION_CRASH MODULE_LOAD MODULE_UNLOAD \
-    DTMF MESSAGE PRESENCE_IN NOTIFY_IN PRESENCE_OUT PRESENCE_PROBE MESSAGE_WAITING \
-    MESSAGE_QUERY ROSTER CODEC BACKGROUND_JOB DETECTED_SPEECH DETECTED_TONE PRIVATE_COMMAND \
-    HEARTBEAT TRAP ADD_SCHEDULE DEL_SCHEDULE EXE_SCHEDULE RE_SCHEDULE RELOADXML NOTIFY \
-    PHONE_FEATURE PHONE_FEATURE_SUBSCRIBE SEND_MESSAGE RECV_MESSAGE REQUEST_PARAMS \
-    CHANNEL_DATA GENERAL COMMAND SESSION_HEARTBEAT CLIENT_DISCONNECTED SERVER_DISCONNECTED \
-    SEND_INFO RECV_INFO RECV_RTCP_MESSAGE SEND_RTCP_MESSAGE CALL_SECURE NAT RECORD_START \
-    RECORD_STOP PLAYBACK_START PLAYBACK_STOP CALL_UPDATE FAILURE SOCKET_DATA \
-    MEDIA_BUG_START MEDIA_BUG_STOP CONFERENCE_DATA_QUERY CONFERENCE_DATA CALL_SETUP_REQ \
-    CALL_SETUP_RESULT CALL_DETAIL DEVICE_STATE TEXT SHUTDOWN_REQUESTED CERT_RELOAD";
 
 /// What a line of input leads to.
 #[derive(Debug, PartialEq, Eq)]
@@ -440,9 +423,9 @@ impl Completion {
             Some("/event") if before.len() == 1 => pick(
                 &mut ["plain", "json", "xml"]
                     .into_iter()
-                    .chain(EVENT_NAMES.split_whitespace()),
+                    .chain(EVENT_NAMES.iter().copied()),
             ),
-            Some("/event" | "/nixevent") => pick(&mut EVENT_NAMES.split_whitespace()),
+            Some("/event" | "/nixevent") => pick(&mut EVENT_NAMES.iter().copied()),
             Some("/log") if before.len() == 1 => pick(&mut LOG_LEVELS.iter().copied()),
             Some("show") if before.len() == 1 => pick(&mut hotswitch::show::forms().into_iter()),
             _ => Vec::new(),

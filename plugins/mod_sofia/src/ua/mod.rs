@@ -45,7 +45,7 @@ use checks::ALLOW;
 const NONCE_LIFE: Duration = Duration::from_secs(300);
 
 /// Event ids (FreeSWITCH's numbering) this module fires.
-const EV_CUSTOM: u32 = 0;
+const EV_CUSTOM: u32 = hotswitch_plugin_api::EventId::CUSTOM.id();
 
 /// A gateway as dialers see it: its profile, settings and state.
 pub type GatewayEntry = (usize, Gateway, &'static str);
