@@ -225,6 +225,22 @@ fn wait_one_copy(sw: &mut hotswitch_e2e::Switch) {
     }
 }
 
+/// Waits until the current version has forgotten inherited Call-IDs no
+/// older version has any more (its prune said so), failing at `deadline`.
+fn wait_pruned(sw: &hotswitch_e2e::Switch, deadline: Instant) {
+    while !sw
+        .log()
+        .contains("inherited Call-IDs no older version has any more")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the inherited Call-IDs were not pruned in time\n{}",
+            tail(&sw.log())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Registered before the reload, found after it: in the redb store (closed
 /// by the old version, opened by the new) and in memory (handed over).
 #[test]
@@ -396,19 +412,7 @@ fn a_chain_of_two_draining_versions_keeps_the_first_call_working() {
     // With both old versions gone, the current one's probe finds nobody
     // for their Call-IDs and forgets them (1 s after its load, then every
     // 2 s).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !s
-        .sw
-        .log()
-        .contains("inherited Call-IDs no older version has any more")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the inherited Call-IDs were never pruned\n{}",
-            tail(&s.sw.log())
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_pruned(&s.sw, Instant::now() + Duration::from_secs(30));
     // A call after all that is served by the newest version.
     sipp(
         "uac_call.xml",
@@ -442,19 +446,7 @@ fn a_version_current_for_seconds_hands_on_no_call_that_ended() {
     wait_one_copy(&mut s.sw);
     // The current version forgets the ended call's Call-ID well before
     // 10 s have passed since it loaded.
-    let deadline = current_since + Duration::from_millis(8500);
-    while !s
-        .sw
-        .log()
-        .contains("inherited Call-IDs no older version has any more")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the inherited Call-ID was not pruned within 8.5 s of the load\n{}",
-            tail(&s.sw.log())
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_pruned(&s.sw, current_since + Duration::from_millis(8500));
     reload(&mut s.sw, "mod_sofia");
     let log = s.sw.log();
     assert!(
