@@ -26,7 +26,8 @@ pub mod handles;
 pub mod interfaces;
 pub mod loader;
 pub mod logtap;
-pub mod media;
+/// The media crate, under its old path (`hotswitch::media::…`).
+pub use hotswitch_media as media;
 pub mod media_io;
 pub mod modules;
 pub mod originate;

@@ -1,8 +1,10 @@
-//! The little signal processing a TDM line needs: a Goertzel filter, an
-//! in-band DTMF detector (what FXS digit collection listens with), and a
-//! phase-continuous generator of one or two tones (dial tone, busy tone,
-//! DTMF digits). Pure functions of the samples; 8 kHz mono.
+//! The little signal processing a TDM line needs: tone measurement and
+//! in-band DTMF detection (the media crate's Goertzel filters, shared with
+//! the core), and a phase-continuous generator of one or two tones (dial
+//! tone, busy tone, DTMF digits). Pure functions of the samples; 8 kHz
+//! mono.
 
+use hotswitch_media::goertzel;
 use std::f64::consts::PI;
 
 /// The sample rate of every TDM channel.
@@ -10,119 +12,24 @@ pub const RATE: f64 = 8000.0;
 /// Samples in one 20 ms frame.
 pub const FRAME: usize = 160;
 
-/// Power of `samples` at `freq` (squared magnitude of the DTFT there).
-pub fn goertzel(samples: &[i16], freq: f64) -> f64 {
-    let coeff = 2.0 * (2.0 * PI * freq / RATE).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = x as f64 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
-}
-
 /// The share of `samples`' energy that is a tone at `freq`: about 1 for a
 /// pure tone, about 0 when the tone is absent.
 pub fn tone_share(samples: &[i16], freq: f64) -> f64 {
-    let energy: f64 = samples.iter().map(|&x| (x as f64) * (x as f64)).sum();
-    if energy < 1.0 || samples.is_empty() {
+    let energy = goertzel::energy(samples);
+    if energy < 1.0 {
         return 0.0;
     }
-    goertzel(samples, freq) / (energy * samples.len() as f64 / 2.0)
+    goertzel::power(samples, RATE as u32, freq) / energy
 }
-
-const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
-const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-const KEYS: [[char; 4]; 4] = [
-    ['1', '2', '3', 'A'],
-    ['4', '5', '6', 'B'],
-    ['7', '8', '9', 'C'],
-    ['*', '0', '#', 'D'],
-];
 
 /// The two frequencies of a DTMF digit.
 pub fn dtmf_freqs(digit: char) -> Option<(f64, f64)> {
-    let d = digit.to_ascii_uppercase();
-    for (r, row) in KEYS.iter().enumerate() {
-        if let Some(c) = row.iter().position(|&k| k == d) {
-            return Some((ROWS[r], COLS[c]));
-        }
-    }
-    None
+    goertzel::dtmf_frequencies(digit)
 }
 
-/// In-band DTMF detection, 20 ms blocks: a digit is reported once when two
-/// blocks in a row hold it, and again only after a block without it.
-#[derive(Debug, Default)]
-pub struct DtmfDetector {
-    pending: Vec<i16>,
-    candidate: Option<char>,
-    reported: Option<char>,
-}
-
-impl DtmfDetector {
-    /// A detector with nothing heard.
-    pub fn new() -> DtmfDetector {
-        DtmfDetector::default()
-    }
-
-    /// Feeds samples; returns the digits that completed.
-    pub fn feed(&mut self, samples: &[i16]) -> Vec<char> {
-        let mut out = Vec::new();
-        self.pending.extend_from_slice(samples);
-        while self.pending.len() >= FRAME {
-            let block: Vec<i16> = self.pending.drain(..FRAME).collect();
-            let d = block_digit(&block);
-            if d.is_some() && d == self.candidate && self.reported != d {
-                out.extend(d);
-                self.reported = d;
-            }
-            if d.is_none() {
-                self.reported = None;
-            }
-            self.candidate = d;
-        }
-        out
-    }
-}
-
-/// The digit one block holds, if it clearly holds one.
-fn block_digit(block: &[i16]) -> Option<char> {
-    let n = block.len() as f64;
-    let energy: f64 = block.iter().map(|&x| (x as f64) * (x as f64)).sum();
-    // Below about -45 dBm0 is silence.
-    if energy / n < 100.0 * 100.0 {
-        return None;
-    }
-    let rows: Vec<f64> = ROWS.iter().map(|&f| goertzel(block, f)).collect();
-    let cols: Vec<f64> = COLS.iter().map(|&f| goertzel(block, f)).collect();
-    let best = |v: &[f64]| {
-        let mut i = 0;
-        for j in 1..v.len() {
-            if v[j] > v[i] {
-                i = j;
-            }
-        }
-        i
-    };
-    let (r, c) = (best(&rows), best(&cols));
-    // Each of the two tones stands out from its group (6 dB) …
-    let clear = |v: &[f64], i: usize| v.iter().enumerate().all(|(j, &p)| j == i || p * 4.0 < v[i]);
-    if !clear(&rows, r) || !clear(&cols, c) {
-        return None;
-    }
-    // … the twist is under 8 dB …
-    let (pr, pc) = (rows[r], cols[c]);
-    if pr > pc * 6.3 || pc > pr * 6.3 {
-        return None;
-    }
-    // … and the two tones are most of the block's energy.
-    if (pr + pc) / (energy * n / 2.0) < 0.6 {
-        return None;
-    }
-    Some(KEYS[r][c])
-}
+/// In-band DTMF detection (what FXS digit collection listens with): the
+/// media crate's, as the core's bridge uses.
+pub use hotswitch_media::goertzel::DtmfDetector;
 
 /// One or two tones, phase-continuous across calls.
 #[derive(Clone, Debug)]

@@ -462,7 +462,7 @@ pub(crate) mod tests {
 
     #[test]
     fn keys_survive_g711_coding() {
-        use crate::media::codec::Codec;
+        use crate::codec::Codec;
         for codec in [Codec::Pcmu, Codec::Pcma] {
             let mut audio = key_press('4', 8000, 60);
             audio.extend(vec![0; 400]);

@@ -267,8 +267,8 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::goertzel::tests::sines;
-    use crate::media::goertzel::{dominant, power};
+    use crate::goertzel::tests::sines;
+    use crate::goertzel::{dominant, power};
 
     const CANDIDATES: [f64; 6] = [250.0, 500.0, 800.0, 1000.0, 1250.0, 2000.0];
 

@@ -358,8 +358,8 @@ impl WavWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::goertzel::tests::sines;
-    use crate::media::goertzel::{dominant, power};
+    use crate::goertzel::tests::sines;
+    use crate::goertzel::{dominant, power};
 
     const CANDIDATES: [f64; 5] = [400.0, 800.0, 1000.0, 1200.0, 2000.0];
 

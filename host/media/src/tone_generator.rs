@@ -380,7 +380,7 @@ impl ScriptPlayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::goertzel::{dominant, power, DtmfDetector};
+    use crate::goertzel::{dominant, power, DtmfDetector};
 
     fn render(address: &str, rate: u32) -> Vec<i16> {
         let mut generator = match ToneGenerator::from_address(address, rate) {
