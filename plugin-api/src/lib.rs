@@ -82,6 +82,7 @@ pub mod alloc;
 pub mod config;
 pub mod events;
 pub mod frame;
+pub mod framing;
 pub mod g711;
 pub mod handover;
 pub mod host;

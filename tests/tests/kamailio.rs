@@ -455,7 +455,12 @@ fn a_bridged_call_the_killed_node_carried_is_bridged_again_on_the_other() {
         "Recovered 2 call(s)"
     );
     wait_log(&nodes[other], "bridged again");
-    assert_eq!(nodes[other].channel_count(), 2);
+    assert_eq!(
+        nodes[other].channel_count(),
+        2,
+        "the recovered legs did not stay up; the node that took over:\n{}",
+        nodes[other].log()
+    );
     pump_for(&mut [&mut a, &mut b], Duration::from_secs(3));
     a.cmd("hangup", "");
     let closed = a

@@ -7,14 +7,13 @@
 //! packets are skipped. Nothing here touches a socket: the connection
 //! pushes what it read and pulls packets until none is complete.
 
+use hotswitch_plugin_api::framing::{FirstLine, Framer};
 use std::fmt;
 
 /// The largest body accepted from the server (FreeSWITCH's
 /// `MAX_CONTENT_LENGTH` is 16 MiB for clients; `show` outputs can be big, so
 /// allow more).
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
-/// The largest header block accepted.
-pub const MAX_HEAD: usize = 1024 * 1024;
 
 /// One server packet.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -81,135 +80,39 @@ impl Packet {
     }
 }
 
-/// What was wrong with the server's bytes. Every one of them leaves the
-/// stream out of step: the connection cannot go on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// A header line without `:`.
-    MalformedHeader(String),
-    /// `Content-Length` is not a number.
-    BadContentLength(String),
-    /// `Content-Length` above [`MAX_BODY`].
-    BodyTooLarge(usize),
-    /// No blank line within [`MAX_HEAD`] bytes.
-    HeaderTooLarge,
-}
+/// What was wrong with the server's bytes (the shared framer's errors).
+/// Every one of them leaves the client out of step: the connection cannot
+/// go on.
+pub use hotswitch_plugin_api::framing::FrameError as DecodeError;
 
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::MalformedHeader(l) => write!(f, "header line without ':': {l:?}"),
-            DecodeError::BadContentLength(v) => {
-                write!(f, "Content-Length is not a number: {v:?}")
-            }
-            DecodeError::BodyTooLarge(n) => {
-                write!(f, "Content-Length {n} is over the limit of {MAX_BODY}")
-            }
-            DecodeError::HeaderTooLarge => write!(f, "no end of headers within {MAX_HEAD} bytes"),
-        }
+/// Splits the server's byte stream into packets: plugin-api's framer, the
+/// one mod_event_socket reads its clients with.
+pub struct Decoder(Framer);
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new()
     }
-}
-
-impl std::error::Error for DecodeError {}
-
-/// Splits the server's byte stream into packets.
-#[derive(Default)]
-pub struct Decoder {
-    buf: Vec<u8>,
-    /// Where the unread bytes start in `buf`.
-    start: usize,
-    /// A header block read whose body has not fully arrived.
-    head: Option<(Vec<(String, String)>, usize)>,
 }
 
 impl Decoder {
     /// An empty decoder.
     pub fn new() -> Decoder {
-        Decoder::default()
+        Decoder(Framer::new(FirstLine::Header, MAX_BODY))
     }
 
     /// Adds bytes read from the socket.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(bytes);
+        self.0.push(bytes);
     }
 
     /// The next complete packet, if one has arrived.
     pub fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
-        if self.head.is_none() {
-            // Blank lines between packets carry nothing.
-            while matches!(self.buf.get(self.start), Some(b'\n' | b'\r')) {
-                self.start += 1;
-            }
-            let rest = &self.buf[self.start..];
-            let Some(end) = find_blank_line(rest) else {
-                if rest.len() > MAX_HEAD {
-                    return Err(DecodeError::HeaderTooLarge);
-                }
-                return Ok(None);
-            };
-            let (head_len, skip) = end;
-            let text = String::from_utf8_lossy(&rest[..head_len]).into_owned();
-            self.start += head_len + skip;
-            let mut headers = Vec::new();
-            let mut length = 0usize;
-            for line in text.split('\n') {
-                let line = line.trim_end_matches('\r');
-                if line.is_empty() {
-                    continue;
-                }
-                let Some((k, v)) = line.split_once(':') else {
-                    return Err(DecodeError::MalformedHeader(line.to_string()));
-                };
-                let (k, v) = (k.trim(), v.trim());
-                if k.eq_ignore_ascii_case("Content-Length") {
-                    length = v
-                        .parse()
-                        .map_err(|_| DecodeError::BadContentLength(v.to_string()))?;
-                    if length > MAX_BODY {
-                        return Err(DecodeError::BodyTooLarge(length));
-                    }
-                }
-                headers.push((k.to_string(), v.to_string()));
-            }
-            self.head = Some((headers, length));
-        }
-        let Some((_, length)) = &self.head else {
-            return Ok(None);
-        };
-        let length = *length;
-        if self.buf.len() - self.start < length {
-            return Ok(None);
-        }
-        let body = String::from_utf8_lossy(&self.buf[self.start..self.start + length]).into_owned();
-        self.start += length;
-        let (headers, _) = self.head.take().unwrap_or_default();
-        Ok(Some(Packet { headers, body }))
+        Ok(self.0.next_frame()?.map(|f| Packet {
+            headers: f.headers,
+            body: f.body.unwrap_or_default(),
+        }))
     }
-}
-
-/// Where the header block ends: its length and the length of the blank
-/// line separator (`\n\n`, `\r\n\r\n`, or mixed).
-fn find_blank_line(b: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while let Some(off) = b[i..].iter().position(|&c| c == b'\n') {
-        let nl = i + off;
-        let mut j = nl + 1;
-        if b.get(j) == Some(&b'\r') {
-            j += 1;
-        }
-        if b.get(j) == Some(&b'\n') {
-            return Some((nl + 1, j + 1 - (nl + 1)));
-        }
-        i = nl + 1;
-    }
-    None
 }
 
 /// Why a command cannot be sent.
@@ -240,6 +143,7 @@ pub fn encode_command(line: &str) -> Result<Vec<u8>, EncodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hotswitch_plugin_api::framing::MAX_HEAD;
 
     fn all(d: &mut Decoder) -> Vec<Packet> {
         let mut v = Vec::new();
@@ -328,7 +232,10 @@ mod tests {
         d.push(format!("Content-Length: {}\n\n", MAX_BODY + 1).as_bytes());
         assert_eq!(
             d.next_packet(),
-            Err(DecodeError::BodyTooLarge(MAX_BODY + 1))
+            Err(DecodeError::BodyTooLarge {
+                length: MAX_BODY + 1,
+                limit: MAX_BODY
+            })
         );
     }
 
