@@ -28,12 +28,16 @@ impl Drop for JsSip {
     }
 }
 
-fn jssip(url: &str, user: &str) -> JsSip {
-    jssip_lines(url, user).0
+fn jssip(sw: &hotswitch_e2e::Switch, url: &str, user: &str) -> JsSip {
+    jssip_lines(sw, url, user).0
 }
 
 /// [`jssip`], and the lines it prints after its first REGISTERED.
-fn jssip_lines(url: &str, user: &str) -> (JsSip, mpsc::Receiver<String>) {
+fn jssip_lines(
+    sw: &hotswitch_e2e::Switch,
+    url: &str,
+    user: &str,
+) -> (JsSip, mpsc::Receiver<String>) {
     let dir = workspace_root().join("tests/sipws");
     assert!(
         dir.join("node_modules/jssip").exists(),
@@ -59,7 +63,7 @@ fn jssip_lines(url: &str, user: &str) -> (JsSip, mpsc::Receiver<String>) {
     let phone = JsSip(child);
     match rx.recv_timeout(WAIT) {
         Ok(l) if l == "REGISTERED" => (phone, rx),
-        other => panic!("JsSIP over {url}: {other:?}"),
+        other => panic!("JsSIP over {url}: {other:?}\nthe switch:\n{}", sw.log()),
     }
 }
 
@@ -140,8 +144,8 @@ fn wait_log(sw: &Switch, needle: &str) {
 fn jssip_registers_over_ws_and_wss_and_the_binding_keeps_its_transport() {
     let (conf, ws, wss) = ws_conf("sip-ws");
     let mut sw = conf.start();
-    let _a = jssip(&format!("ws://127.0.0.1:{ws}"), "1000");
-    let _b = jssip(&format!("wss://127.0.0.1:{wss}"), "1001");
+    let _a = jssip(&sw, &format!("ws://127.0.0.1:{ws}"), "1000");
+    let _b = jssip(&sw, &format!("wss://127.0.0.1:{wss}"), "1001");
     let reg = sw.cmd("sofia status profile internal reg");
     assert!(reg.contains("Registered(WS)"), "{reg}");
     assert!(reg.contains("Registered(WSS)"), "{reg}");
@@ -153,7 +157,7 @@ fn jssip_registers_over_ws_and_wss_and_the_binding_keeps_its_transport() {
 fn a_websocket_peer_that_sends_garbage_or_stalls_its_upgrade_is_closed_alone() {
     let (conf, ws, _) = ws_conf("sip-ws-bad");
     let mut sw = conf.start();
-    let _phone = jssip(&format!("ws://127.0.0.1:{ws}"), "1000");
+    let _phone = jssip(&sw, &format!("ws://127.0.0.1:{ws}"), "1000");
     // Not an HTTP upgrade at all.
     let mut garbage = TcpStream::connect(("127.0.0.1", ws)).unwrap();
     garbage
@@ -194,7 +198,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     wait_log(&sw, "WebSocket upgrade not complete after 1500 ms");
     let c = sw.cmd("sofia_contact 1000@127.0.0.1");
     assert!(c.contains("transport=ws"), "the phone is still there: {c}");
-    let _again = jssip(&format!("ws://127.0.0.1:{ws}"), "1001");
+    let _again = jssip(&sw, &format!("ws://127.0.0.1:{ws}"), "1001");
 }
 
 /// A browser registered over ws before `reload mod_sofia`: the old copy,
@@ -205,7 +209,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 fn jssip_registered_before_reload_mod_sofia_reconnects_and_registers_with_the_new_copy() {
     let (conf, ws, _) = ws_conf("sip-ws-reload");
     let mut sw = conf.start();
-    let (_phone, lines) = jssip_lines(&format!("ws://127.0.0.1:{ws}"), "1000");
+    let (_phone, lines) = jssip_lines(&sw, &format!("ws://127.0.0.1:{ws}"), "1000");
     // A call of the old copy keeps it draining.
     let ua_port = hotswitch_e2e::free_port();
     let uas = sofia_common::sipp(
