@@ -28,22 +28,8 @@ const SILENCE_POWER: f64 = 512.0;
 /// The power of `freq` in `samples` taken at `rate`, as the mean square of
 /// the sine that would produce it. Empty input or a zero rate reads 0.
 pub fn power(samples: &[i16], rate: u32, freq: f64) -> f64 {
-    if samples.is_empty() || rate == 0 {
-        return 0.0;
-    }
-    let omega = 2.0 * std::f64::consts::PI * freq / rate as f64;
-    let coeff = 2.0 * omega.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = x as f64 + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    // |X(ω)|² without the complex arithmetic; valid for any ω, not only for
-    // whole DFT bins.
-    let magnitude2 = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    let n = samples.len() as f64;
-    2.0 * magnitude2 / (n * n)
+    let [p] = powers(samples, rate, [freq]);
+    p
 }
 
 /// [`power`] of each of `freqs`, in one pass over `samples`: the filters

@@ -268,10 +268,13 @@ fn inherits(call_id: &str) -> bool {
             .is_some_and(|s| s.contains_key(call_id))
 }
 
-fn forget_inherited(call_id: &str) {
+/// Drops `call_ids` from the inherited set, under one lock.
+fn forget_inherited<S: AsRef<str>>(call_ids: &[S]) {
     let mut g = INHERITED.write().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = g.as_mut() {
-        s.remove(call_id);
+        for id in call_ids {
+            s.remove(id.as_ref());
+        }
         if s.is_empty() {
             ANY_INHERITED.store(false, Ordering::Release);
         }
@@ -322,7 +325,7 @@ pub fn forward(
         }
         // No older version has it any more: ours from now on, and no
         // more asking.
-        forget_inherited(&id);
+        forget_inherited(&[id]);
         back(data);
     }));
     true
@@ -435,17 +438,7 @@ fn prune_now() {
     if gone.is_empty() {
         return;
     }
-    {
-        let mut g = INHERITED.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = g.as_mut() {
-            for id in &gone {
-                s.remove(id);
-            }
-            if s.is_empty() {
-                ANY_INHERITED.store(false, Ordering::Release);
-            }
-        }
-    }
+    forget_inherited(&gone);
     log::info!(
         "handover: {} inherited Call-IDs no older version has any more; forgotten",
         gone.len()
