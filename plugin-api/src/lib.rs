@@ -18,6 +18,9 @@
 //! - [`handover`]: the live-reload contract ([`HandoverSpec`]): what a
 //!   module hands its next version so that `reload` with calls up loses
 //!   nothing.
+//! - [`sansio`]: the one shape of a protocol core ([`sansio::Protocol`]);
+//!   [`sync`]: the locks that do not poison, which the host and every
+//!   module use.
 //! - [`session`]: the lent [`Session`], held [`OwnedSession`], typed
 //!   private state and the [`Endpoint`] trait; [`frame`]: the safe frame
 //!   views endpoints read and fill.
@@ -89,8 +92,10 @@ pub mod host;
 #[allow(missing_docs)]
 pub mod interfaces;
 pub mod module;
+pub mod sansio;
 pub mod session;
 pub mod subscription;
+pub mod sync;
 #[allow(missing_docs)]
 pub mod types;
 pub mod wire;
