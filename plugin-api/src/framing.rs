@@ -7,20 +7,26 @@
 //! server's is headers only. Header lines are `Name: value` (the value is
 //! everything after the first colon, leading spaces dropped; nothing is
 //! decoded). Blank lines between packets are skipped. Nothing here touches
-//! a socket: the connection pushes what it read and takes packets until
-//! none is complete.
+//! a socket: it is a [`Protocol`] core like the others — the connection
+//! hands it what it read ([`Framer::handle_input`]) and polls packets
+//! ([`Protocol::poll_event`]) until none is complete. It has no timers and
+//! never transmits.
 //!
 //! ```
 //! use hotswitch_plugin_api::framing::{FirstLine, Framer};
+//! use hotswitch_plugin_api::sansio::Protocol;
 //! let mut f = Framer::new(FirstLine::Header, 1 << 20);
-//! f.push(b"Content-Type: api/response\nContent-Length: 4\n\n+OK\n");
-//! let p = f.next_frame().unwrap().unwrap();
+//! f.handle_input(b"Content-Type: api/response\nContent-Length: 4\n\n+OK\n");
+//! let p = f.poll_event().unwrap().unwrap();
 //! assert_eq!(p.header("content-type"), Some("api/response"));
 //! assert_eq!(p.body.as_deref(), Some("+OK\n"));
 //! ```
 
+use crate::sansio::Protocol;
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::fmt;
+use std::time::Instant;
 
 /// The largest header block accepted (FreeSWITCH reads 1 MiB at most too).
 pub const MAX_HEAD: usize = 1024 * 1024;
@@ -48,11 +54,17 @@ pub struct Frame {
 impl Frame {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
+}
+
+/// The first of `headers` called `name` (case-insensitive), as the event
+/// socket compares header names.
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// What was wrong with the bytes.
@@ -130,8 +142,8 @@ impl Framer {
         }
     }
 
-    /// Appends bytes read from the peer.
-    pub fn push(&mut self, bytes: &[u8]) {
+    /// Appends bytes read from the peer (no clock: framing is not timed).
+    pub fn handle_input(&mut self, bytes: &[u8]) {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.scan -= self.start;
@@ -146,7 +158,7 @@ impl Framer {
     }
 
     /// The next complete packet, `Ok(None)` when more bytes are needed.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+    fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -212,6 +224,29 @@ impl Framer {
         }
         // Resume at the start of the unfinished line next time.
         self.scan = line_start;
+        None
+    }
+}
+
+impl Protocol for Framer {
+    type Transmit = Infallible;
+    /// A complete packet, or what was wrong with the bytes: after a fatal
+    /// error ([`FrameError::is_fatal`]) the framer returns that error for
+    /// ever; after another, the next packet follows.
+    type Event = Result<Frame, FrameError>;
+
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn poll_transmit(&mut self) -> Option<Infallible> {
+        None
+    }
+
+    /// `None` when more bytes are needed.
+    fn poll_event(&mut self) -> Option<Result<Frame, FrameError>> {
+        self.next_frame().transpose()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 }
@@ -297,9 +332,9 @@ mod tests {
         for (first, bytes) in cases {
             for cut in 0..bytes.len() {
                 let mut f = Framer::new(first, 1024);
-                f.push(&bytes[..cut]);
+                f.handle_input(&bytes[..cut]);
                 let early = f.next_frame().unwrap();
-                f.push(&bytes[cut..]);
+                f.handle_input(&bytes[cut..]);
                 let p = early.or_else(|| f.next_frame().unwrap()).expect("a packet");
                 assert_eq!(p.body.as_deref(), Some("Event-Name: HEARTBEAT\nA: b\n\n"));
                 assert_eq!(p.header("content-length"), Some("28"));
@@ -318,10 +353,10 @@ mod tests {
     #[test]
     fn a_fatal_error_stays_and_a_malformed_header_skips_only_its_packet() {
         let mut f = Framer::new(FirstLine::Header, 10);
-        f.push(b"garbage\n\nA: b\n\n");
+        f.handle_input(b"garbage\n\nA: b\n\n");
         assert!(!f.next_frame().unwrap_err().is_fatal());
         assert_eq!(f.next_frame().unwrap().unwrap().header("a"), Some("b"));
-        f.push(b"Content-Length: 11\n\n");
+        f.handle_input(b"Content-Length: 11\n\n");
         let e = f.next_frame().unwrap_err();
         assert_eq!(
             e,
@@ -331,7 +366,7 @@ mod tests {
             }
         );
         assert_eq!(e.to_string(), "Content-Length 11 is over the limit of 10");
-        f.push(b"A: b\n\n");
+        f.handle_input(b"A: b\n\n");
         assert_eq!(f.next_frame().unwrap_err(), e);
     }
 }

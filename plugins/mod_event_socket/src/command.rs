@@ -318,12 +318,13 @@ fn parse_call_command(p: &Packet) -> CallCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::Parser;
+    use crate::packet::parser;
+    use hotswitch_plugin_api::sansio::Protocol;
 
     fn cmd(text: &str) -> Command {
-        let mut p = Parser::new();
-        p.push(text.as_bytes());
-        parse(p.next_packet().unwrap().unwrap())
+        let mut p = parser();
+        p.handle_input(text.as_bytes());
+        parse(p.poll_event().unwrap().unwrap())
     }
 
     #[test]

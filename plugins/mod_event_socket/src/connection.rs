@@ -9,11 +9,12 @@ use crate::command::{self, Command, FilterCommand};
 use crate::frames::{self, Format, GOODBYE, LOST_EVENTS, SHUTTING_DOWN};
 use crate::outbound::Link;
 use crate::outbox::{self, Outbox};
-use crate::packet::{Packet, Parser};
+use crate::packet::{parser, Packet};
 use crate::pump::{self, Control, Feed};
 use crate::selection::{Selection, BACKGROUND_JOB};
 use crate::service::{LiveGuard, Service};
 use crate::session_ops;
+use hotswitch_plugin_api::sansio::Protocol;
 use hotswitch_plugin_api::{LogLevel, ModuleContext};
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,7 +189,7 @@ impl Conn {
         reader: &mut tokio::net::tcp::OwnedReadHalf,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Ending {
-        let mut parser = Parser::new();
+        let mut parser = parser();
         let mut buf = vec![0u8; 16 * 1024];
         let first_deadline = Instant::now() + AUTH_TIMEOUT;
         let mut got_first = false;
@@ -196,20 +197,20 @@ impl Conn {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             loop {
-                match parser.next_packet() {
-                    Ok(Some(p)) => {
+                match parser.poll_event() {
+                    Some(Ok(p)) => {
                         got_first = true;
                         if let Flow::End(e) = self.handle(p).await {
                             return e;
                         }
                     }
-                    Ok(None) => break,
-                    Err(e) if !e.is_fatal() => {
+                    None => break,
+                    Some(Err(e)) if !e.is_fatal() => {
                         got_first = true;
                         log::info!("event socket: {}: {e}", self.peer);
                         self.reply("-ERR command parse error.");
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         log::warn!("event socket: {}: {e}; disconnecting", self.peer);
                         return Ending::Close(GOODBYE);
                     }
@@ -269,7 +270,7 @@ impl Conn {
                 }
                 r = reader.read(&mut buf) => match r {
                     Ok(0) | Err(_) => return Ending::Gone,
-                    Ok(n) => parser.push(&buf[..n]),
+                    Ok(n) => parser.handle_input(&buf[..n]),
                 },
             }
         }

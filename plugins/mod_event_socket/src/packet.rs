@@ -5,8 +5,8 @@
 //! announces a body of that many bytes (at most [`MAX_BODY`]), which
 //! follows the blank line. Blank lines before a command are skipped.
 //!
-//! The parser never touches a socket: the connection pushes what it read
-//! and pulls packets until there is none complete. It is plugin-api's
+//! The parser never touches a socket: the connection hands it what it read
+//! and polls packets until there is none complete. It is plugin-api's
 //! `framing::Framer`, which hotswitch-cli reads the server's packets with
 //! too.
 
@@ -22,44 +22,30 @@ pub use hotswitch_plugin_api::framing::Frame as Packet;
 /// the connection can go on.
 pub use hotswitch_plugin_api::framing::FrameError as ParseError;
 
-/// Splits a client's byte stream into packets: plugin-api's framer, the
-/// one hotswitch-cli reads the server with, with a command line first.
-pub struct Parser(Framer);
-
-impl Default for Parser {
-    fn default() -> Self {
-        Parser::new()
-    }
-}
-
-impl Parser {
-    /// A parser with nothing buffered.
-    pub fn new() -> Parser {
-        Parser(Framer::new(FirstLine::Command, MAX_BODY))
-    }
-
-    /// Appends bytes read from the client.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.0.push(bytes);
-    }
-
-    /// Bytes buffered and not yet part of a returned packet.
-    pub fn buffered(&self) -> usize {
-        self.0.buffered()
-    }
-
-    /// The next complete packet, `Ok(None)` when more bytes are needed.
-    /// After a fatal error the parser returns that error forever.
-    pub fn next_packet(&mut self) -> Result<Option<Packet>, ParseError> {
-        self.0.next_frame()
-    }
+/// A framer for a client's byte stream: plugin-api's, the one
+/// hotswitch-cli reads the server with, with a command line first. Feed it
+/// with `handle_input` and take packets with `poll_event` (from
+/// [`Protocol`](hotswitch_plugin_api::sansio::Protocol)).
+pub fn parser() -> Framer {
+    Framer::new(FirstLine::Command, MAX_BODY)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hotswitch_plugin_api::sansio::Protocol;
 
-    fn all(p: &mut Parser) -> Vec<Packet> {
+    trait Next {
+        fn next_packet(&mut self) -> Result<Option<Packet>, ParseError>;
+    }
+
+    impl Next for Framer {
+        fn next_packet(&mut self) -> Result<Option<Packet>, ParseError> {
+            self.poll_event().transpose()
+        }
+    }
+
+    fn all(p: &mut Framer) -> Vec<Packet> {
         let mut v = Vec::new();
         while let Some(x) = p.next_packet().expect("no error") {
             v.push(x);
@@ -69,8 +55,8 @@ mod tests {
 
     #[test]
     fn a_command_ends_at_the_blank_line() {
-        let mut p = Parser::new();
-        p.push(b"api status\n\n");
+        let mut p = parser();
+        p.handle_input(b"api status\n\n");
         let v = all(&mut p);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].command, "api status");
@@ -80,18 +66,18 @@ mod tests {
 
     #[test]
     fn carriage_returns_are_ignored() {
-        let mut p = Parser::new();
-        p.push(b"auth ClueCon\r\n\r\n");
+        let mut p = parser();
+        p.handle_input(b"auth ClueCon\r\n\r\n");
         assert_eq!(all(&mut p)[0].command, "auth ClueCon");
     }
 
     #[test]
     fn a_packet_split_across_reads_is_put_back_together() {
-        let mut p = Parser::new();
+        let mut p = parser();
         let bytes = b"sendmsg abc\ncall-command: execute\nexecute-app-name: answer\n\n";
         for b in bytes.iter() {
             assert!(p.next_packet().unwrap().is_none());
-            p.push(&[*b]);
+            p.handle_input(&[*b]);
         }
         let v = all(&mut p);
         assert_eq!(v[0].command, "sendmsg abc");
@@ -101,17 +87,17 @@ mod tests {
 
     #[test]
     fn header_values_keep_everything_after_the_first_colon() {
-        let mut p = Parser::new();
-        p.push(b"sendevent CUSTOM\nX-Url: http://a:b/c\n\n");
+        let mut p = parser();
+        p.handle_input(b"sendevent CUSTOM\nX-Url: http://a:b/c\n\n");
         assert_eq!(all(&mut p)[0].header("x-url"), Some("http://a:b/c"));
     }
 
     #[test]
     fn a_body_sized_by_content_length_follows_the_headers() {
-        let mut p = Parser::new();
-        p.push(b"sendmsg\nContent-Length: 5\n\nhel");
+        let mut p = parser();
+        p.handle_input(b"sendmsg\nContent-Length: 5\n\nhel");
         assert!(p.next_packet().unwrap().is_none());
-        p.push(b"lo\n\nexit\n\n");
+        p.handle_input(b"lo\n\nexit\n\n");
         let v = all(&mut p);
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].body.as_deref(), Some("hello"));
@@ -120,8 +106,8 @@ mod tests {
 
     #[test]
     fn two_packets_in_one_read_come_out_in_order_and_blank_lines_between_are_skipped() {
-        let mut p = Parser::new();
-        p.push(b"\n\nevent plain ALL\n\n\r\n\napi version\n\n");
+        let mut p = parser();
+        p.handle_input(b"\n\nevent plain ALL\n\n\r\n\napi version\n\n");
         let v = all(&mut p);
         assert_eq!(
             v.iter().map(|p| p.command.as_str()).collect::<Vec<_>>(),
@@ -131,8 +117,8 @@ mod tests {
 
     #[test]
     fn a_header_line_without_a_colon_is_an_error_that_skips_only_its_packet() {
-        let mut p = Parser::new();
-        p.push(b"sendmsg\ngarbage line\n\napi status\n\n");
+        let mut p = parser();
+        p.handle_input(b"sendmsg\ngarbage line\n\napi status\n\n");
         let e = p.next_packet().unwrap_err();
         assert!(!e.is_fatal());
         assert_eq!(p.next_packet().unwrap().unwrap().command, "api status");
@@ -140,8 +126,8 @@ mod tests {
 
     #[test]
     fn a_body_over_sixteen_mebibytes_is_fatal() {
-        let mut p = Parser::new();
-        p.push(format!("sendevent X\nContent-Length: {}\n\n", MAX_BODY + 1).as_bytes());
+        let mut p = parser();
+        p.handle_input(format!("sendevent X\nContent-Length: {}\n\n", MAX_BODY + 1).as_bytes());
         let e = p.next_packet().unwrap_err();
         assert_eq!(
             e,
@@ -156,19 +142,19 @@ mod tests {
 
     #[test]
     fn a_content_length_that_is_not_a_number_is_fatal() {
-        let mut p = Parser::new();
-        p.push(b"sendevent X\nContent-Length: lots\n\n");
+        let mut p = parser();
+        p.handle_input(b"sendevent X\nContent-Length: lots\n\n");
         assert!(p.next_packet().unwrap_err().is_fatal());
     }
 
     #[test]
     fn endless_headers_without_a_blank_line_are_fatal() {
-        let mut p = Parser::new();
+        let mut p = parser();
         let line = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n";
-        p.push(b"api status\n");
+        p.handle_input(b"api status\n");
         let mut err = None;
         for _ in 0..(MAX_HEAD / line.len() + 2) {
-            p.push(line);
+            p.handle_input(line);
             if let Err(e) = p.next_packet() {
                 err = Some(e);
                 break;
@@ -179,8 +165,8 @@ mod tests {
 
     #[test]
     fn binary_garbage_becomes_a_command_line_not_a_panic() {
-        let mut p = Parser::new();
-        p.push(&[0xff, 0xfe, 0x00, b'x', b'\n', b'\n']);
+        let mut p = parser();
+        p.handle_input(&[0xff, 0xfe, 0x00, b'x', b'\n', b'\n']);
         let v = all(&mut p);
         assert_eq!(v.len(), 1);
     }

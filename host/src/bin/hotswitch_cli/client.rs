@@ -3,7 +3,8 @@
 //! replies to the caller waiting for them, events and log records (and the
 //! end of the connection) to whoever prints them.
 
-use super::protocol::{self, DecodeError, Decoder, EncodeError, Kind, Packet};
+use super::protocol::{self, DecodeError, EncodeError, Kind, Packet};
+use hotswitch_plugin_api::sansio::Protocol;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -268,7 +269,7 @@ fn read_loop(
     notices: Sender<Notice>,
     ended: Arc<Mutex<Option<Ending>>>,
 ) {
-    let mut decoder = Decoder::new();
+    let mut decoder = protocol::decoder();
     let mut buf = vec![0u8; 64 * 1024];
     let mut goodbye: Option<String> = None;
     let ending = 'read: loop {
@@ -283,10 +284,10 @@ fn read_loop(
                     .unwrap_or(Ending::Io(e.to_string()))
             }
         };
-        decoder.push(&buf[..n]);
+        decoder.handle_input(&buf[..n]);
         loop {
-            match decoder.next_packet() {
-                Ok(Some(p)) => match p.kind() {
+            match decoder.poll_event().map(|r| r.map(Packet::from)) {
+                Some(Ok(p)) => match p.kind() {
                     Kind::Event => {
                         let _ = notices.send(Notice::Event(p));
                     }
@@ -302,8 +303,8 @@ fn read_loop(
                         }
                     }
                 },
-                Ok(None) => break,
-                Err(e) => break 'read malformed(&e),
+                None => break,
+                Some(Err(e)) => break 'read malformed(&e),
             }
         }
     };

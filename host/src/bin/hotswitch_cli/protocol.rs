@@ -5,9 +5,9 @@
 //! `Content-Length` bytes when that header is present (an event's own
 //! headers travel in that body). `\r` is ignored, and blank lines between
 //! packets are skipped. Nothing here touches a socket: the connection
-//! pushes what it read and pulls packets until none is complete.
+//! hands the framer what it read and polls packets until none is complete.
 
-use hotswitch_plugin_api::framing::{FirstLine, Framer};
+use hotswitch_plugin_api::framing::{find_header, FirstLine, Frame, Framer};
 use std::fmt;
 
 /// The largest body accepted from the server (FreeSWITCH's
@@ -49,10 +49,7 @@ pub enum Kind {
 impl Packet {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// What the packet is.
@@ -85,33 +82,21 @@ impl Packet {
 /// go on.
 pub use hotswitch_plugin_api::framing::FrameError as DecodeError;
 
-/// Splits the server's byte stream into packets: plugin-api's framer, the
-/// one mod_event_socket reads its clients with.
-pub struct Decoder(Framer);
-
-impl Default for Decoder {
-    fn default() -> Self {
-        Decoder::new()
-    }
+/// A framer for the server's byte stream: plugin-api's, the one
+/// mod_event_socket reads its clients with. Feed it with `handle_input`,
+/// take frames with `poll_event` (from
+/// [`Protocol`](hotswitch_plugin_api::sansio::Protocol)) and make each a
+/// [`Packet`].
+pub fn decoder() -> Framer {
+    Framer::new(FirstLine::Header, MAX_BODY)
 }
 
-impl Decoder {
-    /// An empty decoder.
-    pub fn new() -> Decoder {
-        Decoder(Framer::new(FirstLine::Header, MAX_BODY))
-    }
-
-    /// Adds bytes read from the socket.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.0.push(bytes);
-    }
-
-    /// The next complete packet, if one has arrived.
-    pub fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
-        Ok(self.0.next_frame()?.map(|f| Packet {
+impl From<Frame> for Packet {
+    fn from(f: Frame) -> Packet {
+        Packet {
             headers: f.headers,
             body: f.body.unwrap_or_default(),
-        }))
+        }
     }
 }
 
@@ -143,9 +128,20 @@ pub fn encode_command(line: &str) -> Result<Vec<u8>, EncodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hotswitch_plugin_api::sansio::Protocol;
+
+    trait Next {
+        fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError>;
+    }
+
+    impl Next for Framer {
+        fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
+            Ok(self.poll_event().transpose()?.map(Packet::from))
+        }
+    }
     use hotswitch_plugin_api::framing::MAX_HEAD;
 
-    fn all(d: &mut Decoder) -> Vec<Packet> {
+    fn all(d: &mut Framer) -> Vec<Packet> {
         let mut v = Vec::new();
         while let Some(p) = d.next_packet().expect("well formed") {
             v.push(p);
@@ -155,9 +151,9 @@ mod tests {
 
     #[test]
     fn a_greeting_a_reply_and_an_api_response_come_out_in_order() {
-        let mut d = Decoder::new();
-        d.push(b"Content-Type: auth/request\n\nContent-Type: command/reply\nReply-Text: +OK accepted\n\n");
-        d.push(b"Content-Type: api/response\nContent-Length: 4\n\n+OK\n");
+        let mut d = decoder();
+        d.handle_input(b"Content-Type: auth/request\n\nContent-Type: command/reply\nReply-Text: +OK accepted\n\n");
+        d.handle_input(b"Content-Type: api/response\nContent-Length: 4\n\n+OK\n");
         let p = all(&mut d);
         assert_eq!(p.len(), 3);
         assert_eq!(p[0].kind(), Kind::AuthRequest);
@@ -171,10 +167,10 @@ mod tests {
     fn a_packet_split_anywhere_comes_out_whole() {
         let bytes: &[u8] = b"Content-Length: 28\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\nA: b\n\n";
         for cut in 0..bytes.len() {
-            let mut d = Decoder::new();
-            d.push(&bytes[..cut]);
+            let mut d = decoder();
+            d.handle_input(&bytes[..cut]);
             let first = d.next_packet().unwrap();
-            d.push(&bytes[cut..]);
+            d.handle_input(&bytes[cut..]);
             let p = first
                 .or_else(|| d.next_packet().unwrap())
                 .expect("a packet");
@@ -187,10 +183,10 @@ mod tests {
     #[test]
     fn byte_by_byte_input_gives_the_same_packets() {
         let bytes = b"Content-Type: log/data\nContent-Length: 5\nLog-Level: 7\n\nhello\r\nContent-Type: text/disconnect-notice\r\nContent-Length: 3\r\n\r\nbye";
-        let mut d = Decoder::new();
+        let mut d = decoder();
         let mut got = Vec::new();
         for b in bytes.iter() {
-            d.push(std::slice::from_ref(b));
+            d.handle_input(std::slice::from_ref(b));
             while let Some(p) = d.next_packet().unwrap() {
                 got.push(p);
             }
@@ -205,15 +201,15 @@ mod tests {
 
     #[test]
     fn blank_lines_between_packets_are_skipped() {
-        let mut d = Decoder::new();
-        d.push(b"\n\nContent-Type: command/reply\nReply-Text: +OK\n\n\n");
+        let mut d = decoder();
+        d.handle_input(b"\n\nContent-Type: command/reply\nReply-Text: +OK\n\n\n");
         assert_eq!(all(&mut d).len(), 1);
     }
 
     #[test]
     fn a_header_without_a_colon_is_an_error_not_a_panic() {
-        let mut d = Decoder::new();
-        d.push(b"garbage line\n\n");
+        let mut d = decoder();
+        d.handle_input(b"garbage line\n\n");
         assert_eq!(
             d.next_packet(),
             Err(DecodeError::MalformedHeader("garbage line".into()))
@@ -222,14 +218,14 @@ mod tests {
 
     #[test]
     fn a_bad_or_huge_content_length_is_an_error() {
-        let mut d = Decoder::new();
-        d.push(b"Content-Length: many\n\n");
+        let mut d = decoder();
+        d.handle_input(b"Content-Length: many\n\n");
         assert!(matches!(
             d.next_packet(),
             Err(DecodeError::BadContentLength(_))
         ));
-        let mut d = Decoder::new();
-        d.push(format!("Content-Length: {}\n\n", MAX_BODY + 1).as_bytes());
+        let mut d = decoder();
+        d.handle_input(format!("Content-Length: {}\n\n", MAX_BODY + 1).as_bytes());
         assert_eq!(
             d.next_packet(),
             Err(DecodeError::BodyTooLarge {
@@ -241,26 +237,26 @@ mod tests {
 
     #[test]
     fn an_endless_header_block_is_an_error() {
-        let mut d = Decoder::new();
+        let mut d = decoder();
         let line = vec![b'a'; 1000];
         for _ in 0..(MAX_HEAD / 1000 + 2) {
-            d.push(&line);
+            d.handle_input(&line);
         }
         assert_eq!(d.next_packet(), Err(DecodeError::HeaderTooLarge));
     }
 
     #[test]
     fn unknown_content_types_are_kept() {
-        let mut d = Decoder::new();
-        d.push(b"Content-Type: text/something\n\n");
+        let mut d = decoder();
+        d.handle_input(b"Content-Type: text/something\n\n");
         assert_eq!(all(&mut d)[0].kind(), Kind::Other("text/something".into()));
     }
 
     #[test]
     fn a_body_that_is_not_utf8_does_not_stop_the_stream() {
-        let mut d = Decoder::new();
-        d.push(b"Content-Type: api/response\nContent-Length: 2\n\n\xff\xfe");
-        d.push(b"Content-Type: command/reply\nReply-Text: +OK\n\n");
+        let mut d = decoder();
+        d.handle_input(b"Content-Type: api/response\nContent-Length: 2\n\n\xff\xfe");
+        d.handle_input(b"Content-Type: command/reply\nReply-Text: +OK\n\n");
         let p = all(&mut d);
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].reply_text(), "+OK");
