@@ -477,7 +477,8 @@ pub fn status(core: &Arc<Core>, _args: &str) -> String {
 /// The machine's idle CPU in percent since the previous call (since boot
 /// at the first), from `/proc/stat`, as FreeSWITCH's `min idle cpu` line.
 fn idle_cpu() -> f64 {
-    static LAST: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+    static LAST: hotswitch_plugin_api::sync::Mutex<(u64, u64)> =
+        hotswitch_plugin_api::sync::Mutex::new((0, 0));
     let Some((idle, total)) = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
         let line = s.lines().next()?.strip_prefix("cpu ")?.to_string();
         let v: Vec<u64> = line
@@ -490,7 +491,7 @@ fn idle_cpu() -> f64 {
     }) else {
         return 0.0;
     };
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let mut last = LAST.lock();
     let (d_idle, d_total) = (idle.saturating_sub(last.0), total.saturating_sub(last.1));
     *last = (idle, total);
     if d_total == 0 {

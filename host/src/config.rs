@@ -9,8 +9,9 @@
 //! from `autoload_configs/<name>.xml`, fresh at every use.
 
 use crate::xml::{self, Element, XmlError};
+use hotswitch_plugin_api::sync::RwLock;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// A module listed in `modules.conf.xml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +99,7 @@ impl Config {
                 reason: e.reason,
             }
         })?;
-        *self.doc.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Document {
+        *self.doc.write() = Some(Arc::new(Document {
             root: parsed,
             text: pre.text,
             globals: pre.globals,
@@ -108,7 +109,7 @@ impl Config {
 
     /// The current document (None without a root file).
     pub fn document(&self) -> Option<Arc<Document>> {
-        self.doc.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.doc.read().clone()
     }
 
     fn autoload_path(&self, section: &str) -> PathBuf {

@@ -8,12 +8,13 @@ use crate::interfaces::{ApiImpl, Registry};
 use crate::modules::{ModuleManager, Unavailable};
 use crate::origin;
 use crate::services::write_to_string;
+use hotswitch_plugin_api::sync::{Condvar, Mutex};
 use hotswitch_plugin_api::{ChatMessage, OutStream, RStr, SessionRef, Status};
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// How the core is set up.
@@ -82,13 +83,13 @@ pub struct GlobalHandler {
 /// `Arc` clone).
 #[derive(Default)]
 pub struct StateHandlerRegistry {
-    list: std::sync::RwLock<Arc<Vec<Arc<GlobalHandler>>>>,
+    list: hotswitch_plugin_api::sync::RwLock<Arc<Vec<Arc<GlobalHandler>>>>,
     next: std::sync::atomic::AtomicU64,
 }
 
 impl StateHandlerRegistry {
     pub fn snapshot(&self) -> Arc<Vec<Arc<GlobalHandler>>> {
-        self.list.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.list.read().clone()
     }
 
     pub fn add(
@@ -98,7 +99,7 @@ impl StateHandlerRegistry {
         module: Arc<crate::modules::LoadedModule>,
     ) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut w = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let mut w = self.list.write();
         let mut v: Vec<_> = w.iter().cloned().collect();
         v.push(Arc::new(GlobalHandler {
             id,
@@ -112,7 +113,7 @@ impl StateHandlerRegistry {
 
     /// Removes handlers matching `pred`; how many went.
     pub fn remove_where(&self, pred: impl Fn(&GlobalHandler) -> bool) -> usize {
-        let mut w = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let mut w = self.list.write();
         let before = w.len();
         let v: Vec<_> = w.iter().filter(|h| !pred(h)).cloned().collect();
         let removed = before - v.len();
@@ -168,7 +169,7 @@ pub struct Core {
     pub executor: crate::executor::Executor,
     pub dialplans: crate::dialplan::Dialplans,
     pub state_handlers: StateHandlerRegistry,
-    globals: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    globals: hotswitch_plugin_api::sync::RwLock<std::collections::HashMap<String, String>>,
     pub scheduler: crate::scheduler::Scheduler,
     /// `fsctl`'s switch-wide settings.
     pub controls: crate::fsctl::Controls,
@@ -214,7 +215,7 @@ impl Core {
             executor: crate::executor::Executor::new(2, std::time::Duration::from_secs(10)),
             dialplans: crate::dialplan::Dialplans::default(),
             state_handlers: StateHandlerRegistry::default(),
-            globals: std::sync::RwLock::new(std::collections::HashMap::new()),
+            globals: hotswitch_plugin_api::sync::RwLock::new(std::collections::HashMap::new()),
             scheduler: crate::scheduler::Scheduler::default(),
             controls: crate::fsctl::Controls::default(),
             registrations: crate::registrations::Registrations::default(),
@@ -243,16 +244,12 @@ impl Core {
 
     /// A global variable (`$${name}`).
     pub fn global(&self, name: &str) -> Option<String> {
-        self.globals
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.globals.read().get(name).cloned()
     }
 
     /// Sets (or, with an empty value, removes) a global variable.
     pub fn set_global(&self, name: &str, value: &str) {
-        let mut g = self.globals.write().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.globals.write();
         if value.is_empty() {
             g.remove(name);
         } else {
@@ -265,7 +262,6 @@ impl Core {
         let mut v: Vec<_> = self
             .globals
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -430,7 +426,7 @@ impl Core {
     /// Prints a line on the console (watch mode's notices), whole.
     pub fn console_notice(&self, line: &str) {
         log::info!("{line}");
-        let _g = self.console_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = self.console_lock.lock();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
@@ -438,7 +434,7 @@ impl Core {
 
     /// Writes a block to the console without interleaving with others.
     pub fn console_write(&self, text: &str) {
-        let _g = self.console_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = self.console_lock.lock();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
@@ -452,16 +448,16 @@ impl Core {
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
         let (m, cv) = &self.shutdown;
-        *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *m.lock() = true;
         cv.notify_all();
     }
 
     /// Blocks until a shutdown is requested.
     pub fn wait_for_shutdown(&self) {
         let (m, cv) = &self.shutdown;
-        let mut down = m.lock().unwrap_or_else(|p| p.into_inner());
+        let mut down = m.lock();
         while !*down {
-            down = cv.wait(down).unwrap_or_else(|p| p.into_inner());
+            down = cv.wait(down);
         }
     }
 

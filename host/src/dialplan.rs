@@ -6,8 +6,9 @@
 
 use crate::core::Core;
 use crate::session::Session;
+use hotswitch_plugin_api::sync::RwLock;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// A dialplan: finds the applications for a session, or nothing.
 pub trait Dialplan: Send + Sync {
@@ -23,18 +24,11 @@ pub struct Dialplans {
 
 impl Dialplans {
     pub fn add(&self, name: &str, d: Arc<dyn Dialplan>) {
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_ascii_lowercase(), d);
+        self.map.write().insert(name.to_ascii_lowercase(), d);
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Dialplan>> {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&name.to_ascii_lowercase())
-            .cloned()
+        self.map.read().get(&name.to_ascii_lowercase()).cloned()
     }
 }
 

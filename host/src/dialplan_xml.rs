@@ -613,20 +613,21 @@ fn loop_count(a: &Element) -> Result<u32, DialplanError> {
 /// `Regex`: each clone of a regex builds its own matching caches from
 /// scratch, which cost more than the match itself.
 type SharedRegex = std::sync::Arc<regex::bytes::Regex>;
-static REGEX_CACHE: std::sync::Mutex<Option<std::collections::HashMap<String, SharedRegex>>> =
-    std::sync::Mutex::new(None);
+static REGEX_CACHE: hotswitch_plugin_api::sync::Mutex<
+    Option<std::collections::HashMap<String, SharedRegex>>,
+> = hotswitch_plugin_api::sync::Mutex::new(None);
 const REGEX_CACHE_MAX: usize = 20_000;
 
 /// Compiles an expression (cached).
 fn compile(expression: &str, line: usize) -> Result<SharedRegex, DialplanError> {
     {
-        let cache = REGEX_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = REGEX_CACHE.lock();
         if let Some(r) = cache.as_ref().and_then(|c| c.get(expression)) {
             return Ok(r.clone());
         }
     }
     let r = std::sync::Arc::new(compile_uncached(expression, line)?);
-    let mut cache = REGEX_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = REGEX_CACHE.lock();
     let c = cache.get_or_insert_with(Default::default);
     if c.len() >= REGEX_CACHE_MAX {
         c.clear();

@@ -7,9 +7,10 @@
 //! consumer can never hold up a call.
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use hotswitch_plugin_api::sync::Mutex;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use hotswitch_plugin_api::events::EVENT_NAMES;
@@ -525,7 +526,7 @@ impl EventBus {
             e.plain();
             e.routing_at();
         }
-        let subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let subs = self.subs.lock();
         for s in subs.iter().filter(|s| s.interest.wants(&e)) {
             match s.tx.try_send(e.clone()) {
                 Ok(()) => {}
@@ -550,7 +551,7 @@ impl EventBus {
         let (tx, rx) = bounded(capacity);
         let id = self.next_sub.fetch_add(1, Ordering::Relaxed);
         let dropped = Arc::new(AtomicU64::new(0));
-        let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut subs = self.subs.lock();
         subs.push(Subscriber {
             id,
             interest,
@@ -563,7 +564,7 @@ impl EventBus {
 
     /// Replaces what a subscription receives.
     pub fn set_interest(&self, id: u64, interest: Interest) -> bool {
-        let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut subs = self.subs.lock();
         let Some(s) = subs.iter_mut().find(|s| s.id == id) else {
             return false;
         };
@@ -574,7 +575,7 @@ impl EventBus {
 
     /// Ends a subscription.
     pub fn unsubscribe(&self, id: u64) {
-        let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut subs = self.subs.lock();
         subs.retain(|s| s.id != id);
         self.recompute_wanted(&subs);
     }

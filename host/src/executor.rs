@@ -10,9 +10,10 @@
 
 use crate::modules::{contained, LoadedModule};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use hotswitch_plugin_api::sync::Mutex;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -75,11 +76,7 @@ impl Executor {
     }
 
     pub fn set_idle_timeout(&self, d: Duration) {
-        *self
-            .pool
-            .idle_timeout
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = d;
+        *self.pool.idle_timeout.lock() = d;
     }
 
     /// Live worker threads.
@@ -120,7 +117,7 @@ impl Pool {
         let workers = self.workers.clone();
         let spawning = self.spawning.clone();
         let min_idle = self.min_idle;
-        let timeout = *self.idle_timeout.lock().unwrap_or_else(|p| p.into_inner());
+        let timeout = *self.idle_timeout.lock();
         let pool = self.clone();
         workers.fetch_add(1, Ordering::AcqRel);
         let spawned = std::thread::Builder::new()

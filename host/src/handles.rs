@@ -14,7 +14,8 @@
 
 use crate::modules::LoadedModule;
 use crate::session::Session;
-use std::sync::{Arc, RwLock, Weak};
+use hotswitch_plugin_api::sync::RwLock;
+use std::sync::{Arc, Weak};
 
 /// Every session's handle (`SessionRef`).
 pub static SESSIONS: HandleTable<Session> = HandleTable::new();
@@ -70,7 +71,7 @@ impl<T> HandleTable<T> {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner<T>> {
-        self.inner.write().unwrap_or_else(|p| p.into_inner())
+        self.inner.write()
     }
 
     /// A new id for `object` (weak: `Arc::new_cyclic` gives one before
@@ -121,7 +122,7 @@ impl<T> HandleTable<T> {
     /// The object `id` names, if it is still there.
     pub fn get(&self, id: u64) -> Option<Arc<T>> {
         let (index, generation) = split(id)?;
-        let r = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let r = self.inner.read();
         let slot = r.slots.get(index)?;
         if slot.generation != generation {
             return None;

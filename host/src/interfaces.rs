@@ -9,11 +9,12 @@
 
 use crate::core::Core;
 use crate::modules::LoadedModule;
+use hotswitch_plugin_api::sync::RwLock;
 use hotswitch_plugin_api::{
     ApiFn, ApplicationFn, ChatSendFn, InterfaceKind, IoRoutines, StateHandlers,
 };
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// A host command: `(core, args) -> output`.
 pub type HostApiFn = fn(&Arc<Core>, &str) -> String;
@@ -88,7 +89,7 @@ pub struct Registry {
     pub chat: Table<ChatEntry>,
     /// Entries a live reload's new version displaced, until it succeeds or
     /// fails.
-    displaced: std::sync::Mutex<Vec<Displaced>>,
+    displaced: hotswitch_plugin_api::sync::Mutex<Vec<Displaced>>,
 }
 
 /// Inserts `v`; an existing entry is an error unless `displaces` says the
@@ -105,7 +106,7 @@ fn insert<T>(
     if key.is_empty() || key.chars().any(char::is_whitespace) {
         return Err(format!("invalid interface name '{name}'"));
     }
-    let mut w = t.write().unwrap_or_else(|p| p.into_inner());
+    let mut w = t.write();
     if let Some(existing) = w.get(&key) {
         if !displaces(existing, &v) {
             return Err(format!(
@@ -137,14 +138,11 @@ pub enum Displaced {
 }
 
 fn get<T>(t: &Table<T>, name: &str) -> Option<Arc<T>> {
-    t.read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&name.to_ascii_lowercase())
-        .cloned()
+    t.read().get(&name.to_ascii_lowercase()).cloned()
 }
 
 fn remove_where<T>(t: &Table<T>, pred: impl Fn(&T) -> bool) -> Vec<Arc<T>> {
-    let mut w = t.write().unwrap_or_else(|p| p.into_inner());
+    let mut w = t.write();
     let keys: Vec<String> = w
         .iter()
         .filter(|(_, v)| pred(v))
@@ -168,10 +166,7 @@ fn owner_name(m: Option<&Arc<LoadedModule>>) -> String {
 
 impl Registry {
     fn keep_displaced(&self, d: Displaced) {
-        self.displaced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(d);
+        self.displaced.lock().push(d);
     }
 
     pub fn add_api(&self, e: ApiEntry) -> Result<(), String> {
@@ -235,7 +230,7 @@ impl Registry {
     /// out of the keeping list.
     fn take_displaced_of(&self, old: &LoadedModule) -> Vec<Displaced> {
         let mine = |m: &Arc<LoadedModule>| std::ptr::eq(Arc::as_ptr(m), old);
-        let mut all = self.displaced.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.displaced.lock();
         let (of_old, rest): (Vec<Displaced>, Vec<Displaced>) = std::mem::take(&mut *all)
             .into_iter()
             .partition(|d| match d {
@@ -253,10 +248,7 @@ impl Registry {
     /// new version's first).
     pub fn restore_displaced(&self, old: &LoadedModule) {
         fn back<T>(t: &Table<T>, name: &str, e: Arc<T>) {
-            t.write()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(name.to_ascii_lowercase())
-                .or_insert(e);
+            t.write().entry(name.to_ascii_lowercase()).or_insert(e);
         }
         for d in self.take_displaced_of(old) {
             match d {
@@ -278,7 +270,6 @@ impl Registry {
     pub fn endpoints_of(&self, module: &LoadedModule) -> Vec<Arc<EndpointEntry>> {
         self.endpoints
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .values()
             .filter(|e| std::ptr::eq(Arc::as_ptr(&e.module), module))
             .cloned()
@@ -365,12 +356,7 @@ impl Registry {
         let mut rows = Vec::new();
         let want = |k: InterfaceKind| only.is_none_or(|o| o == k);
         if want(InterfaceKind::ENDPOINT) {
-            for e in self
-                .endpoints
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-            {
+            for e in self.endpoints.read().values() {
                 rows.push(row(
                     InterfaceKind::ENDPOINT,
                     &e.name,
@@ -381,7 +367,7 @@ impl Registry {
             }
         }
         if want(InterfaceKind::APPLICATION) {
-            for e in self.apps.read().unwrap_or_else(|p| p.into_inner()).values() {
+            for e in self.apps.read().values() {
                 rows.push(row(
                     InterfaceKind::APPLICATION,
                     &e.name,
@@ -392,7 +378,7 @@ impl Registry {
             }
         }
         if want(InterfaceKind::API) {
-            for e in self.api.read().unwrap_or_else(|p| p.into_inner()).values() {
+            for e in self.api.read().values() {
                 rows.push(row(
                     InterfaceKind::API,
                     &e.name,
@@ -403,7 +389,7 @@ impl Registry {
             }
         }
         if want(InterfaceKind::CHAT) {
-            for e in self.chat.read().unwrap_or_else(|p| p.into_inner()).values() {
+            for e in self.chat.read().values() {
                 rows.push(row(InterfaceKind::CHAT, &e.name, "", "", Some(&e.module)));
             }
         }

@@ -8,12 +8,12 @@
 //! has), and a build overwriting the file cannot SIGBUS a mapped library.
 
 use hotswitch_plugin_api::abi::{check_header, AbiMismatch, ModuleHeader, MODULE_HEADER_SYMBOL};
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::ModuleDescriptor;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// Host threads that call into modules and account for it themselves
@@ -48,18 +48,13 @@ fn gettid() -> i64 {
 pub fn thread_accounted() {
     ACCOUNTED_THREADS
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .get_or_insert_with(HashSet::new)
         .insert(gettid());
 }
 
 /// The calling thread is ending.
 pub fn thread_unaccounted() {
-    if let Some(s) = ACCOUNTED_THREADS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_mut()
-    {
+    if let Some(s) = ACCOUNTED_THREADS.lock().as_mut() {
         s.remove(&gettid());
     }
 }
@@ -434,15 +429,9 @@ pub fn threads_running_code_of(path: &Path) -> usize {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
-    let accounted = || {
-        ACCOUNTED_THREADS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_default()
-    };
+    let accounted = || ACCOUNTED_THREADS.lock().clone().unwrap_or_default();
     let skip = accounted();
-    let mut starts = THREAD_STARTS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut starts = THREAD_STARTS.lock();
     let starts = starts.get_or_insert_with(HashMap::new);
     let mut alive = HashSet::new();
     let tids: Vec<String> = tasks

@@ -4,8 +4,9 @@
 //! never slows whoever is logging.
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use hotswitch_plugin_api::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// One log record, owned.
 #[derive(Clone, Debug)]
@@ -68,7 +69,7 @@ fn level_from(n: usize) -> log::LevelFilter {
 /// Sets the level written to stderr.
 pub fn set_console_level(level: log::LevelFilter) {
     CONSOLE_LEVEL.store(level as usize, Ordering::Release);
-    recompute(&TAPS.read().unwrap_or_else(|p| p.into_inner()));
+    recompute(&TAPS.read());
 }
 
 /// The level written to stderr.
@@ -84,7 +85,7 @@ static COLORIZE: AtomicBool = AtomicBool::new(false);
 /// Sets the ceiling no record above which is logged anywhere.
 pub fn set_hard_level(level: log::LevelFilter) {
     HARD_LEVEL.store(level as usize, Ordering::Release);
-    recompute(&TAPS.read().unwrap_or_else(|p| p.into_inner()));
+    recompute(&TAPS.read());
 }
 
 fn hard_level() -> log::LevelFilter {
@@ -128,7 +129,7 @@ pub fn tap(
     let (tx, rx) = bounded(capacity);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     let dropped = Arc::new(AtomicU64::new(0));
-    let mut t = TAPS.write().unwrap_or_else(|p| p.into_inner());
+    let mut t = TAPS.write();
     t.push(Tap {
         id,
         level,
@@ -142,7 +143,7 @@ pub fn tap(
 
 /// Changes a tap's level.
 pub fn set_level(id: u64, level: log::LevelFilter) {
-    let mut t = TAPS.write().unwrap_or_else(|p| p.into_inner());
+    let mut t = TAPS.write();
     if let Some(tap) = t.iter_mut().find(|t| t.id == id) {
         tap.level = level;
     }
@@ -151,7 +152,7 @@ pub fn set_level(id: u64, level: log::LevelFilter) {
 
 /// Stops a tap.
 pub fn untap(id: u64) {
-    let mut t = TAPS.write().unwrap_or_else(|p| p.into_inner());
+    let mut t = TAPS.write();
     t.retain(|tap| tap.id != id);
     ANY_TAP.store(!t.is_empty(), Ordering::Release);
     recompute(&t);
@@ -183,7 +184,7 @@ impl log::Log for HostLogger {
         if !ANY_TAP.load(Ordering::Acquire) {
             return;
         }
-        let taps = TAPS.read().unwrap_or_else(|p| p.into_inner());
+        let taps = TAPS.read();
         let mut rec: Option<Arc<LogRecord>> = None;
         for t in taps.iter().filter(|t| r.level() <= t.level) {
             let rec = rec

@@ -13,10 +13,11 @@ use crate::event::EventType;
 use crate::media::pacer::Stats;
 use crate::media::{Codec, Pacer, ToneGenerator, WavReader, WavWriter};
 use crate::session::Session;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{Frame, RStr, Status};
 use std::collections::VecDeque;
 use std::ffi::c_void;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The core's audio rate.
@@ -29,7 +30,7 @@ const PTIME: Duration = Duration::from_millis(20);
 pub static PACING: Mutex<Option<Stats>> = Mutex::new(None);
 
 fn record_lateness(late: Duration) {
-    let mut p = PACING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = PACING.lock();
     p.get_or_insert_with(Stats::new).record(late);
 }
 
@@ -121,7 +122,7 @@ impl Recorder {
 }
 
 fn tap(s: &Session, read_side: bool, f: &Frame) {
-    let mut rec = s.recorder.lock().unwrap_or_else(|p| p.into_inner());
+    let mut rec = s.recorder.lock();
     if let Some(r) = rec.as_mut() {
         r.push(read_side, &frame_samples(f));
     }
@@ -492,7 +493,7 @@ pub fn record_session(
     path: &str,
     start: bool,
 ) -> Result<(), String> {
-    let mut rec = s.recorder.lock().unwrap_or_else(|p| p.into_inner());
+    let mut rec = s.recorder.lock();
     if !start {
         let Some(r) = rec.take() else {
             return Err("not recording".into());
@@ -530,7 +531,7 @@ pub fn record_session(
 
 /// Ends a `record_session` when the call ends.
 pub fn finish_recording(core: &Core, s: &Arc<Session>) {
-    let r = s.recorder.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let r = s.recorder.lock().take();
     if let Some(r) = r {
         let p = r.path.clone();
         r.finish();

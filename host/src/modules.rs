@@ -23,12 +23,13 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use hotswitch_plugin_api::module::{
     ModuleLoadFn, ModuleRuntimeFn, ModuleUnloadFn, MODULE_FLAG_PANIC_SAFE,
 };
+use hotswitch_plugin_api::sync::{Condvar, Mutex, RwLock};
 use hotswitch_plugin_api::{ModuleHandle, Status};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -160,7 +161,7 @@ impl Drop for CallGuard {
 
 impl LoadedModule {
     fn lock_usage(&self) -> std::sync::MutexGuard<'_, Usage> {
-        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+        self.usage.lock()
     }
 
     /// The core this module serves, while it exists.
@@ -172,7 +173,6 @@ impl LoadedModule {
     pub fn replaces(&self, old: &LoadedModule) -> bool {
         self.replacing
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .is_some_and(|w| std::ptr::eq(w.as_ptr(), old))
     }
@@ -191,10 +191,7 @@ impl LoadedModule {
         if self.phase() != Phase::Loading {
             return None;
         }
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+        self.pending.lock().take()
     }
 
     pub(crate) fn claim_purge(&self) -> bool {
@@ -209,7 +206,6 @@ impl LoadedModule {
     pub fn retired_endpoint(&self, name: &str) -> Option<Arc<crate::interfaces::EndpointEntry>> {
         self.retired_endpoints
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .find(|e| e.name.eq_ignore_ascii_case(name))
             .cloned()
@@ -263,7 +259,7 @@ impl LoadedModule {
     /// the limit (see [`hotswitch_plugin_api::alloc`]).
     pub fn memory_over(&self) -> Option<MemoryOver> {
         let g = self.memory.as_ref()?;
-        let lib = self.lib.lock().unwrap_or_else(|p| p.into_inner());
+        let lib = self.lib.lock();
         lib.as_ref()?;
         // SAFETY: the gauge is static data of the library, open while we
         // hold its lock.
@@ -308,7 +304,7 @@ impl LoadedModule {
     /// Records why the load failed (the module's `ModuleError`).
     pub(crate) fn set_load_error(&self, reason: &str) {
         if self.phase() == Phase::Loading {
-            *self.load_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+            *self.load_error.lock() = Some(reason.to_string());
         }
     }
 
@@ -375,7 +371,7 @@ impl LoadedModule {
                 let _ = tx.send(());
             });
         match spawned {
-            Ok(h) => *self.runtime.lock().unwrap_or_else(|p| p.into_inner()) = Some((h, rx)),
+            Ok(h) => *self.runtime.lock() = Some((h, rx)),
             Err(e) => log::error!("{}: cannot start its runtime thread: {e}", self.name),
         }
     }
@@ -386,7 +382,7 @@ impl LoadedModule {
         self: &Arc<Self>,
         job: crate::reload::Job,
     ) -> Result<(), crate::reload::Job> {
-        let mut f = self.forwarder.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = self.forwarder.lock();
         if f.is_none() {
             *f = crate::reload::Forwarder::start(self);
         }
@@ -398,11 +394,7 @@ impl LoadedModule {
 
     /// Ends and joins the forwarder thread, if one was started.
     fn stop_forwarder(&self) {
-        let f = self
-            .forwarder
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let f = self.forwarder.lock().take();
         if let Some(f) = f {
             f.stop();
         }
@@ -412,12 +404,7 @@ impl LoadedModule {
     /// did not stop in time.
     fn stop_runtime(&self) -> bool {
         self.stop_forwarder();
-        let Some((h, rx)) = self
-            .runtime
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+        let Some((h, rx)) = self.runtime.lock().take() else {
             return true;
         };
         match rx.recv_timeout(RUNTIME_STOP_TIMEOUT) {
@@ -449,7 +436,7 @@ impl LoadedModule {
     /// thread that may still run its code is alive (`keep_mapped` says which).
     fn close(&self, keep_mapped: Option<String>) -> CloseOutcome {
         self.stop_forwarder();
-        let Some(mut lib) = self.lib.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        let Some(mut lib) = self.lib.lock().take() else {
             return CloseOutcome::Unmapped;
         };
         match keep_mapped {
@@ -616,7 +603,7 @@ impl ModuleManager {
     }
 
     pub fn dirs(&self) -> Vec<PathBuf> {
-        self.dirs.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.dirs.read().clone()
     }
 
     pub fn shadow_dir(&self) -> &PathBuf {
@@ -624,7 +611,7 @@ impl ModuleManager {
     }
 
     fn lock_loaded(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<LoadedModule>>> {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+        self.loaded.lock()
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<LoadedModule>> {
@@ -639,15 +626,12 @@ impl ModuleManager {
     }
 
     pub fn pinned(&self) -> Vec<Pinned> {
-        self.pinned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.pinned.lock().clone()
     }
 
     /// `load mod_x`.
     pub fn load(&self, core: &Arc<Core>, name: &str) -> Result<Arc<LoadedModule>, ModError> {
-        let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let _op = self.ops.lock();
         let name = stem(name);
         if self.lock_loaded().contains_key(name) {
             return Err(ModError::AlreadyLoaded);
@@ -663,7 +647,7 @@ impl ModuleManager {
         name: &str,
         force: bool,
     ) -> Result<UnloadReport, ModError> {
-        let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let _op = self.ops.lock();
         self.unload_locked(core, stem(name), force)
     }
 
@@ -681,7 +665,7 @@ impl ModuleManager {
         name: &str,
         force: bool,
     ) -> Result<(Replaced, Arc<LoadedModule>), ModError> {
-        let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let _op = self.ops.lock();
         let name = stem(name);
         let tp = Instant::now();
         let lib = self.prepare(name)?;
@@ -713,9 +697,7 @@ impl ModuleManager {
         let pending = crate::reload::export(&old)?;
         let exported = te.elapsed();
         let ta = Instant::now();
-        *old.retired_endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = core.registry.endpoints_of(&old);
+        *old.retired_endpoints.lock() = core.registry.endpoints_of(&old);
         match self.activate_as(core, name, lib, Some((old.clone(), pending))) {
             Ok(new) => {
                 log::info!(
@@ -727,7 +709,7 @@ impl ModuleManager {
                 let calls = old.calls();
                 let drained = self.drain_version(core, &old);
                 // The old version is among the draining ones now (or gone).
-                *new.replacing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *new.replacing.lock() = None;
                 match drained {
                     Some(report) => Ok((Replaced::Unloaded(report), new)),
                     None => Ok((Replaced::Draining { calls }, new)),
@@ -737,10 +719,7 @@ impl ModuleManager {
                 // The new version's entries went with its failed load; the
                 // old one's come back, and it takes work again.
                 core.registry.restore_displaced(&old);
-                old.retired_endpoints
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                old.retired_endpoints.lock().clear();
                 crate::reload::resume(&old);
                 log::error!("{name}: reload failed, the running copy serves on: {e}");
                 Err(ModError::Handover(format!(
@@ -861,19 +840,15 @@ impl ModuleManager {
         let st = contained(name, move || unsafe { load(&SERVICES, handle) })
             .map_err(ModError::Internal)?;
         if !st.is_success() {
-            let said = m
-                .load_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            let said = m.load_error.lock().take();
             let reason = if st == Status::PANIC {
                 "it panicked".to_string()
             } else {
                 said.unwrap_or_else(|| format!("{st:?}"))
             };
             core.registry.remove_module(&m);
-            drop(m.pending.lock().unwrap_or_else(|p| p.into_inner()).take());
-            *m.replacing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            drop(m.pending.lock().take());
+            *m.replacing.lock() = None;
             m.running.store(false, Ordering::Release);
             m.lock_usage().phase = Phase::Unloading;
             m.call_unload();
@@ -896,7 +871,7 @@ impl ModuleManager {
         }
         // What the load did not take closes now (its fds). `replacing`
         // stays until the reload puts the old version to draining.
-        drop(m.pending.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(m.pending.lock().take());
         self.lock_loaded().insert(name.to_string(), m.clone());
         let rows = core.registry.rows_of(&m);
         fire_module_events(core, EventType::MODULE_LOAD, &m, &rows);
@@ -957,7 +932,7 @@ impl ModuleManager {
     }
 
     fn lock_draining(&self) -> std::sync::MutexGuard<'_, Vec<Arc<LoadedModule>>> {
-        self.draining.lock().unwrap_or_else(|p| p.into_inner())
+        self.draining.lock()
     }
 
     /// The newest version of `m`'s module older than `m` (draining).
@@ -969,12 +944,7 @@ impl ModuleManager {
     /// meanwhile would find no older version (and their Call-IDs be
     /// forgotten: ACKs and BYEs lost for good).
     pub fn older_than(&self, m: &LoadedModule) -> Option<Arc<LoadedModule>> {
-        let replaced = m
-            .replacing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .and_then(Weak::upgrade);
+        let replaced = m.replacing.lock().as_ref().and_then(Weak::upgrade);
         self.lock_draining()
             .iter()
             .filter(|o| o.name == m.name && o.order < m.order)
@@ -990,7 +960,7 @@ impl ModuleManager {
         // must not wait for this): the session workers that ran the old
         // copy's code end, each after the call it runs now.
         core.executor.retire_module(m, PURGE_RETIRE_TIMEOUT);
-        let _op = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let _op = self.ops.lock();
         self.purge_locked(core, m);
     }
 
@@ -1098,11 +1068,7 @@ impl ModuleManager {
                     m.running.store(true, Ordering::Release);
                     return Err(ModError::InUse);
                 }
-                u = m
-                    .idle
-                    .wait_timeout(u, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                u = m.idle.wait_timeout(u, left).0;
             }
         }
         if current {
@@ -1110,10 +1076,7 @@ impl ModuleManager {
         } else {
             self.lock_draining().retain(|o| !Arc::ptr_eq(o, &m));
         }
-        m.retired_endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        m.retired_endpoints.lock().clear();
         let rows = core.registry.remove_module(&m);
         core.state_handlers
             .remove_where(|h| Arc::ptr_eq(&h.module, &m));
@@ -1199,16 +1162,13 @@ impl ModuleManager {
             m.name,
             m.shadow.display()
         );
-        self.pinned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Pinned {
-                name: m.name.clone(),
-                version: m.version.clone(),
-                source: m.source.clone(),
-                shadow: m.shadow.clone(),
-                reason,
-            });
+        self.pinned.lock().push(Pinned {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            source: m.source.clone(),
+            shadow: m.shadow.clone(),
+            reason,
+        });
     }
 
     /// Watch mode: reloads modules whose file changed on disk, once the new

@@ -8,7 +8,8 @@
 
 use crate::core::Core;
 use crate::show::Table;
-use std::sync::{Arc, Mutex};
+use hotswitch_plugin_api::sync::Mutex;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// FreeSWITCH's columns, in its order.
@@ -56,20 +57,20 @@ fn now_secs() -> u64 {
 impl Registrations {
     /// Adds a row, replacing the user's row in the same realm.
     pub fn add(&self, row: Row) {
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows = self.rows.lock();
         rows.retain(|r| !(r.user == row.user && r.realm == row.realm));
         rows.push(row);
     }
 
     /// Removes the user's rows in `realm`.
     pub fn del(&self, user: &str, realm: &str) {
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows = self.rows.lock();
         rows.retain(|r| !(r.user == user && r.realm == realm));
     }
 
     /// The rows not lapsed at `now` (lapsed ones are dropped).
     pub fn live(&self, now: u64) -> Vec<Row> {
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows = self.rows.lock();
         rows.retain(|r| r.expires == 0 || r.expires > now);
         rows.clone()
     }

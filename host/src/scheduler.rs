@@ -6,10 +6,11 @@
 use crate::core::Core;
 use crate::event::EventType;
 use crate::origin;
+use hotswitch_plugin_api::sync::{Condvar, Mutex};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -63,23 +64,20 @@ impl Scheduler {
     /// Adds a task; returns its id.
     pub fn add(&self, when: Instant, every: Option<Duration>, group: &str, command: &str) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Reverse(Task {
-                when,
-                id,
-                group: group.to_string(),
-                command: command.to_string(),
-                every,
-            }));
+        self.tasks.lock().push(Reverse(Task {
+            when,
+            id,
+            group: group.to_string(),
+            command: command.to_string(),
+            every,
+        }));
         self.cv.notify_all();
         id
     }
 
     /// Removes tasks by id or group; how many went.
     pub fn remove(&self, id_or_group: &str) -> usize {
-        let mut t = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.tasks.lock();
         let before = t.len();
         let keep: Vec<_> = t
             .drain()
@@ -101,7 +99,6 @@ impl Scheduler {
         let mut v: Vec<_> = self
             .tasks
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|Reverse(t)| {
                 let at = now_epoch + t.when.saturating_duration_since(now).as_secs();
@@ -114,7 +111,7 @@ impl Scheduler {
 
     /// Tasks waiting.
     pub fn len(&self) -> usize {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.tasks.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -141,11 +138,7 @@ pub fn start(core: &Arc<Core>) {
                     next_heartbeat = now + Duration::from_secs(secs);
                 }
                 let due: Vec<Task> = {
-                    let mut t = core
-                        .scheduler
-                        .tasks
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
+                    let mut t = core.scheduler.tasks.lock();
                     let mut due = Vec::new();
                     while t.peek().is_some_and(|Reverse(x)| x.when <= now) {
                         if let Some(Reverse(x)) = t.pop() {
@@ -158,32 +151,20 @@ pub fn start(core: &Arc<Core>) {
                     let out = core.execute_line(&task.command);
                     log::debug!("sched_api {} [{}]: {}", task.id, task.command, out.trim());
                     if let Some(every) = task.every {
-                        core.scheduler
-                            .tasks
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(Reverse(Task {
-                                when: Instant::now() + every,
-                                ..task
-                            }));
+                        core.scheduler.tasks.lock().push(Reverse(Task {
+                            when: Instant::now() + every,
+                            ..task
+                        }));
                     }
                 }
                 let wait_until = {
-                    let t = core
-                        .scheduler
-                        .tasks
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
+                    let t = core.scheduler.tasks.lock();
                     t.peek()
                         .map(|Reverse(x)| x.when)
                         .unwrap_or(next_heartbeat)
                         .min(next_heartbeat)
                 };
-                let t = core
-                    .scheduler
-                    .tasks
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let t = core.scheduler.tasks.lock();
                 let wait = wait_until
                     .saturating_duration_since(Instant::now())
                     .min(Duration::from_millis(500));

@@ -784,7 +784,7 @@ pub struct ModuleSub {
     events: crossbeam_channel::Receiver<Arc<crate::event::Fired>>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
     capacity: usize,
-    log: std::sync::Mutex<Option<LogTap>>,
+    log: hotswitch_plugin_api::sync::Mutex<Option<LogTap>>,
 }
 
 struct LogTap {
@@ -795,7 +795,7 @@ struct LogTap {
 
 impl Drop for ModuleSub {
     fn drop(&mut self) {
-        if let Some(t) = self.log.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(t) = self.log.lock().take() {
             crate::logtap::untap(t.id);
         }
     }
@@ -805,7 +805,7 @@ impl Drop for ModuleSub {
 pub fn close_module_subscriptions(core: &Core, module: &LoadedModule) {
     let owner = module as *const LoadedModule as usize;
     let gone: Vec<Arc<ModuleSub>> = {
-        let mut subs = core.module_subs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut subs = core.module_subs.lock();
         let ids: Vec<u64> = subs
             .iter()
             .filter(|(_, s)| s.owner == owner)
@@ -822,7 +822,6 @@ fn module_sub(core: &Core, module: &LoadedModule, id: u64) -> Option<Arc<ModuleS
     let owner = module as *const LoadedModule as usize;
     core.module_subs
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .get(&id)
         .filter(|s| s.owner == owner)
         .cloned()
@@ -837,20 +836,17 @@ unsafe extern "C" fn svc_event_subscribe(module: ModuleHandle, capacity: u32) ->
             .bus
             .subscribe(crate::event::Interest::default(), capacity);
         let id = sub.id;
-        core.module_subs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id,
-                Arc::new(ModuleSub {
-                    owner: Arc::as_ptr(&m) as usize,
-                    bus_id: sub.id,
-                    events: sub.rx,
-                    dropped: sub.dropped,
-                    capacity,
-                    log: std::sync::Mutex::new(None),
-                }),
-            );
+        core.module_subs.lock().insert(
+            id,
+            Arc::new(ModuleSub {
+                owner: Arc::as_ptr(&m) as usize,
+                bus_id: sub.id,
+                events: sub.rx,
+                dropped: sub.dropped,
+                capacity,
+                log: hotswitch_plugin_api::sync::Mutex::new(None),
+            }),
+        );
         id
     })
 }
@@ -875,7 +871,7 @@ unsafe extern "C" fn svc_log_set_level(module: ModuleHandle, sub: u64, level: Lo
         let Some(s) = module_sub(&core, &m, sub) else {
             return Status::NOTFOUND;
         };
-        let mut tap = s.log.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tap = s.log.lock();
         match level.to_log() {
             None => {
                 if let Some(t) = tap.take() {
@@ -908,12 +904,7 @@ unsafe extern "C" fn svc_event_next(
         let Some(v) = visitor.as_ref() else {
             return Status::FALSE;
         };
-        let log_rx = s
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|t| t.rx.clone());
+        let log_rx = s.log.lock().as_ref().map(|t| t.rx.clone());
         let timeout = Duration::from_millis(timeout_ms as u64);
         enum Got {
             Event(Arc<crate::event::Fired>),
@@ -983,7 +974,6 @@ unsafe extern "C" fn svc_event_dropped(module: ModuleHandle, sub: u64) -> u64 {
         let logs = s
             .log
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|t| t.dropped.load(std::sync::atomic::Ordering::Relaxed))
             .unwrap_or(0);
@@ -996,11 +986,7 @@ unsafe extern "C" fn svc_event_unsubscribe(module: ModuleHandle, sub: u64) -> St
         if module_sub(&core, &m, sub).is_none() {
             return Status::NOTFOUND;
         }
-        let s = core
-            .module_subs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&sub);
+        let s = core.module_subs.lock().remove(&sub);
         if let Some(s) = s {
             core.bus.unsubscribe(s.bus_id);
         }

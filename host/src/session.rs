@@ -17,13 +17,14 @@ use crate::interfaces::EndpointEntry;
 use crate::modules::{CallGuard, LoadedModule};
 use crate::origin;
 use crossbeam_channel::Sender;
+use hotswitch_plugin_api::sync::{Condvar, Mutex, MutexGuard, RwLock};
 use hotswitch_plugin_api::{
     CallCause, ChannelState, KillSignal, MessageId, Profile, SessionRef, StateHandlers,
 };
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Which way the call goes, seen from the switch.
@@ -282,7 +283,7 @@ pub struct Session {
 impl Session {
     /// The channel, locked.
     pub fn ch(&self) -> MutexGuard<'_, Channel> {
-        self.ch.lock().unwrap_or_else(|p| p.into_inner())
+        self.ch.lock()
     }
 
     /// Marks a `read_frame` (0) or `write_frame` (1) call into the
@@ -400,53 +401,42 @@ impl Session {
     /// Wakes anything waiting on this session (sleep, originate).
     pub fn notify(&self) {
         let (m, cv) = &self.signal;
-        *m.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        *m.lock() += 1;
         cv.notify_all();
-        let mut w = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = self.watchers.lock();
         w.retain(|tx| tx.try_send(()).is_ok() || !tx.is_full());
     }
 
     /// Waits up to `ms` for [`notify`](Self::notify); returns the generation.
     pub fn wait_signal(&self, seen: u64, timeout: std::time::Duration) -> u64 {
         let (m, cv) = &self.signal;
-        let g = m.lock().unwrap_or_else(|p| p.into_inner());
+        let g = m.lock();
         if *g != seen {
             return *g;
         }
-        let (g, _) = cv
-            .wait_timeout(g, timeout)
-            .unwrap_or_else(|p| p.into_inner());
+        let (g, _) = cv.wait_timeout(g, timeout);
         *g
     }
 
     pub fn signal_generation(&self) -> u64 {
-        *self.signal.0.lock().unwrap_or_else(|p| p.into_inner())
+        *self.signal.0.lock()
     }
 
     /// Adds a watcher notified on answer, progress and hangup.
     pub fn watch(&self, tx: Sender<()>) {
-        self.watchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(tx);
+        self.watchers.lock().push(tx);
     }
 
     /// Queues something for the session's thread and wakes it.
     pub fn enqueue(self: &Arc<Self>, q: Queued) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(q);
+        self.queue.lock().push_back(q);
         self.wake();
     }
 
     /// Queues a digit received from the far end, fires DTMF, wakes readers.
     pub fn queue_dtmf(&self, core: &Core, d: hotswitch_plugin_api::Dtmf) {
         let digit = char::from_u32(d.digit).unwrap_or('?');
-        self.dtmf
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(d);
+        self.dtmf.lock().push_back(d);
         let source = match d.source {
             1 => "INBAND_AUDIO",
             2 => "RTP",
@@ -469,15 +459,12 @@ impl Session {
 
     /// The next queued digit, if any.
     pub fn take_dtmf(&self) -> Option<hotswitch_plugin_api::Dtmf> {
-        self.dtmf
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
+        self.dtmf.lock().pop_front()
     }
 
     /// Takes the first queued digit that `pred` accepts, leaving the others.
     pub fn take_dtmf_if(&self, pred: impl Fn(char) -> bool) -> Option<char> {
-        let mut q = self.dtmf.lock().unwrap_or_else(|p| p.into_inner());
+        let mut q = self.dtmf.lock();
         let i = q
             .iter()
             .position(|d| char::from_u32(d.digit).is_some_and(&pred))?;
@@ -486,28 +473,21 @@ impl Session {
 
     /// Puts a digit back at the front of the queue.
     pub fn requeue_dtmf_front(&self, c: char) {
-        self.dtmf
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_front(hotswitch_plugin_api::Dtmf {
-                digit: c as u32,
-                duration_ms: 100,
-                source: 0,
-            });
+        self.dtmf.lock().push_front(hotswitch_plugin_api::Dtmf {
+            digit: c as u32,
+            duration_ms: 100,
+            source: 0,
+        });
     }
 
     /// True when a digit is queued.
     pub fn has_dtmf(&self) -> bool {
-        !self
-            .dtmf
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
+        !self.dtmf.lock().is_empty()
     }
 
     /// Drops queued digits.
     pub fn flush_dtmf(&self) {
-        self.dtmf.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.dtmf.lock().clear();
     }
 
     pub fn state(&self) -> ChannelState {
@@ -771,33 +751,23 @@ impl Default for Sessions {
 
 impl Sessions {
     pub fn get(&self, uuid: &str) -> Option<Arc<Session>> {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(uuid)
-            .cloned()
+        self.map.read().get(uuid).cloned()
     }
 
     pub fn count(&self) -> usize {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.map.read().len()
     }
 
     /// Every live session, oldest first.
     pub fn all(&self) -> Vec<Arc<Session>> {
-        let mut v: Vec<_> = self
-            .map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let mut v: Vec<_> = self.map.read().values().cloned().collect();
         v.sort_by_key(|s| s.id);
         v
     }
 
     /// Sessions per second in the current second.
     pub fn current_sps(&self) -> u32 {
-        let r = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        let r = self.rate.lock();
         if r.second == now_us() / 1_000_000 {
             r.count
         } else {
@@ -832,7 +802,7 @@ impl Sessions {
         }
         {
             let sps = self.sessions_per_second.load(Ordering::Relaxed) as u32;
-            let mut r = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+            let mut r = self.rate.lock();
             let sec = now_us() / 1_000_000;
             if r.second != sec {
                 r.second = sec;
@@ -903,7 +873,7 @@ impl Sessions {
             _endpoint_guard: guard,
         });
         {
-            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            let mut map = self.map.write();
             if map.contains_key(&uuid) {
                 return Err(RequestError::DuplicateUuid(uuid));
             }
@@ -920,11 +890,7 @@ impl Sessions {
 
     /// Removes a destroyed session from the registry.
     pub fn remove(&self, uuid: &str) {
-        let removed = self
-            .map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uuid);
+        let removed = self.map.write().remove(uuid);
         // Dropped outside the lock: the last reference frees the
         // endpoint's private state through its module, which may call back.
         drop(removed);

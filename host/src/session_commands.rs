@@ -474,9 +474,7 @@ fn hupall(core: &Arc<Core>, args: &str) -> String {
 }
 
 fn media_stats(_core: &Arc<Core>, args: &str) -> String {
-    let mut p = crate::media_io::PACING
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut p = crate::media_io::PACING.lock();
     if args.trim() == "reset" {
         *p = None;
         return "+OK\n".into();

@@ -177,11 +177,7 @@ pub fn run(core: &Arc<Core>, s: &Arc<Session>) {
 /// Delivers queued messages to the endpoint and runs queued applications.
 fn drain_queue(core: &Arc<Core>, s: &Arc<Session>) {
     loop {
-        let next = s
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
+        let next = s.queue.lock().pop_front();
         match next {
             None => return,
             Some(Queued::Message {

@@ -14,12 +14,13 @@ use crate::interfaces::{
     ApiInterface, ApplicationInterface, ChatInterface, ChatMessage, EndpointInterface,
 };
 use crate::session::{trampolines, Endpoint, OwnedSession, Session};
+use crate::sync::Mutex;
 use crate::types::{InterfaceKind, KeyValue, LogLevel, ModuleHandle, SessionRef, Status};
 use core::ffi::c_void;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// A module's own load or unload function, as `declare_module!` takes it.
 pub type ModuleFn = fn(&ModuleContext) -> Result<(), ModuleError>;
@@ -277,7 +278,7 @@ pub unsafe fn __load<R: LoadOutcome>(
         }));
         match load(&ModuleContext { _private: () }).into_state() {
             Ok(state) => {
-                *STATE.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+                *STATE.lock() = Some(state);
                 Status::SUCCESS
             }
             Err(e) => {
@@ -305,12 +306,8 @@ pub fn __unload(unload: Option<ModuleFn>) -> Status {
     });
     // Drop every interface closure now, while this library's code is still
     // mapped; the host holds none of them.
-    let kept = guard_or(Vec::new(), || {
-        std::mem::take(&mut *KEEP.lock().unwrap_or_else(|p| p.into_inner()))
-    });
-    let state = guard_or(None, || {
-        STATE.lock().unwrap_or_else(|p| p.into_inner()).take()
-    });
+    let kept = guard_or(Vec::new(), || std::mem::take(&mut *KEEP.lock()));
+    let state = guard_or(None, || STATE.lock().take());
     let dropped = guard(|| {
         drop(state);
         drop(kept);
@@ -394,7 +391,7 @@ fn check(status: Status) -> Result<(), HostError> {
 fn keep<T: Send + Sync + 'static>(value: T) -> *mut c_void {
     let boxed = Box::new(value);
     let ptr = &*boxed as *const T as *mut c_void;
-    KEEP.lock().unwrap_or_else(|p| p.into_inner()).push(boxed);
+    KEEP.lock().push(boxed);
     ptr
 }
 
@@ -558,7 +555,7 @@ impl ModuleContext {
     /// }
     /// ```
     pub fn state<S: Any + Send + Sync>(&self) -> Option<Arc<S>> {
-        let st = STATE.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        let st = STATE.lock().clone()?;
         st.downcast::<S>().ok()
     }
 
@@ -1060,11 +1057,11 @@ pub(crate) mod tests {
     #[test]
     fn the_state_load_returns_is_handed_back_by_its_type() {
         let st = Ok::<_, ModuleError>(41u32).into_state().unwrap();
-        *STATE.lock().unwrap() = Some(st);
+        *STATE.lock() = Some(st);
         let m = ModuleContext::current();
         assert_eq!(m.state::<u32>().as_deref(), Some(&41));
         assert!(m.state::<String>().is_none());
-        *STATE.lock().unwrap() = None;
+        *STATE.lock() = None;
         assert!(m.state::<u32>().is_none());
         let failed = Err::<u32, _>(ModuleError::Config("x".into())).into_state();
         assert_eq!(failed.err(), Some(ModuleError::Config("x".into())));

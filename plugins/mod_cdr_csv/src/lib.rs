@@ -16,12 +16,12 @@
 //! `<templates><template name="…">…</template></templates>`.
 
 use hotswitch_plugin_api::config::Element;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{declare_module, log, ChannelState, ModuleContext, Session, Status};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 declare_module! {
     name: "mod_cdr_csv",
@@ -100,7 +100,7 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     std::fs::create_dir_all(&settings.dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.dir.display()))?;
     log::info!("CDRs go to {}", settings.dir.display());
-    *WRITER.lock().map_err(|e| e.to_string())? = Some(Writer {
+    *WRITER.lock() = Some(Writer {
         settings,
         files: HashMap::new(),
     });
@@ -116,9 +116,7 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
 
 fn unload(_m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     // Statics outlive the module's code: close the files now.
-    if let Ok(mut w) = WRITER.lock() {
-        w.take();
-    }
+    WRITER.lock().take();
     Ok(())
 }
 
@@ -142,7 +140,7 @@ fn append(
 }
 
 fn report(s: &Session) {
-    let mut guard = WRITER.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = WRITER.lock();
     let Some(w) = guard.as_mut() else { return };
     // The B leg is the one the switch placed (originate, bridge).
     let wanted = if s.is_outbound() {

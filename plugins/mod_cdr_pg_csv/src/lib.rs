@@ -20,8 +20,9 @@ pub mod spool;
 pub mod writer;
 
 use config::Settings;
+use hotswitch_plugin_api::sync::{Mutex, MutexGuard};
 use hotswitch_plugin_api::{declare_module, log, ChannelState, ModuleContext, Session, Status};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 declare_module! {
@@ -43,7 +44,7 @@ static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
 static PENDING: Mutex<Option<(Arc<Settings>, UnboundedReceiver<String>)>> = Mutex::new(None);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock()
 }
 
 fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {

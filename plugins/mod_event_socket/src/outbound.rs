@@ -13,10 +13,10 @@
 //!   as in FreeSWITCH.
 
 use crate::connection::{self, Origin};
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{ModuleContext, Session};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -52,14 +52,14 @@ pub struct Link {
 impl Link {
     /// `connect` arrived.
     pub fn connected(&self) {
-        if let Some(tx) = self.ready.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(tx) = self.ready.lock().take() {
             let _ = tx.send(());
         }
     }
 
     /// The connection ended.
     pub fn disconnected(&self) {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.ready.lock().take();
     }
 
     /// Static mode: runs an application on the call's thread and waits for

@@ -11,7 +11,8 @@
 //! holds until they are written: a client that stops reading fills it and is
 //! cut off; the switch never waits for a client.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use hotswitch_plugin_api::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -64,7 +65,7 @@ impl Outbox {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// Queues `frames` frames held in `buf`, whole or not at all. On success

@@ -21,12 +21,13 @@
 use crate::frames::{self, Format};
 use crate::outbox::{Outbox, Refused};
 use crate::selection::Selection;
+use hotswitch_plugin_api::sync::{Mutex, MutexGuard};
 use hotswitch_plugin_api::{
     ItemKind, ItemSink, LogLevel, ModuleContext, Subscription, EVENT_FLAG_ROUTING_HEADERS,
     EVENT_FORMAT_PLAIN,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// How long one pull waits, so that a stopped pump notices within this.
@@ -57,7 +58,7 @@ pub struct Feed {
 impl Feed {
     /// The selection, locked.
     pub fn selection(&self) -> MutexGuard<'_, Selection> {
-        self.selection.lock().unwrap_or_else(|p| p.into_inner())
+        self.selection.lock()
     }
 
     /// Tells the host what to deliver, after the selection changed.

@@ -10,10 +10,11 @@
 //! mapped and reports it pinned instead of crashing.
 
 use crate::config::Config;
+use hotswitch_plugin_api::sync::{Mutex, MutexGuard};
 use hotswitch_plugin_api::{ModuleContext, Status};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -82,7 +83,7 @@ impl Service {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock()
 }
 
 /// Bound at load, served by the runtime thread.

@@ -25,9 +25,9 @@
 
 use crate::{other_uuid, Leg};
 use hotswitch_plugin_api::config::Element;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{log, CallCause, ModuleContext, Session};
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
 
 /// Frames the A leg writes with every condition met before it bows out:
 /// FreeSWITCH's two seconds of packets.
@@ -92,15 +92,11 @@ pub fn configure(m: &ModuleContext) {
         .config_section("loopback.conf")
         .map(|c| Settings::parse(&c))
         .unwrap_or_default();
-    *SETTINGS.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+    *SETTINGS.lock() = Some(s);
 }
 
 fn settings() -> Settings {
-    SETTINGS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .unwrap_or_default()
+    SETTINGS.lock().clone().unwrap_or_default()
 }
 
 /// FreeSWITCH's `switch_true`.

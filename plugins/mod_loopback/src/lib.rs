@@ -14,6 +14,7 @@
 //! Each leg's private data (`tech_pvt`) is a `Leg` the host keeps with the
 //! session and drops, through this module, with it.
 
+use hotswitch_plugin_api::sync::{Condvar, Mutex};
 use hotswitch_plugin_api::{
     declare_module, log, CallCause, ChannelState, Endpoint, FrameBuf, FrameView, KillSignal,
     Message, MessageId, ModuleContext, Outgoing, OwnedSession, Profile, Session, Status,
@@ -21,7 +22,7 @@ use hotswitch_plugin_api::{
 };
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod bowout;
@@ -94,7 +95,7 @@ fn leg<'s>(s: &'s Session) -> Option<&'s Leg> {
 }
 
 pub(crate) fn other_uuid(l: &Leg) -> String {
-    let u = l.pair.uuids.lock().unwrap_or_else(|p| p.into_inner());
+    let u = l.pair.uuids.lock();
     u[1 - l.index].clone()
 }
 
@@ -264,9 +265,7 @@ impl Endpoint for Loopback {
             rate: f.rate,
             samples: f.samples,
         };
-        let mut q = l.pair.queues[1 - l.index]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut q = l.pair.queues[1 - l.index].lock();
         if q.len() >= MAX_QUEUED_FRAMES {
             q.pop_front();
         }
@@ -279,16 +278,9 @@ impl Endpoint for Loopback {
         let Some(l) = leg(s) else {
             return Status::FALSE;
         };
-        let mut q = l.pair.queues[l.index]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut q = l.pair.queues[l.index].lock();
         if q.is_empty() && !s.is_down() && flags & READ_FLAG_NOBLOCK == 0 {
-            q = l
-                .pair
-                .arrived
-                .wait_timeout(q, Duration::from_millis(20))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            q = l.pair.arrived.wait_timeout(q, Duration::from_millis(20)).0;
         }
         let Some(fr) = q.pop_front() else {
             return if s.is_down() {
@@ -340,7 +332,7 @@ fn start_b_leg(a: &Session, l: &Leg) -> Status {
     b.set_var("loopback_leg", "B");
     b.set_var("other_loopback_leg_uuid", &a_uuid);
     a.set_var("other_loopback_leg_uuid", &b_uuid);
-    pair.uuids.lock().unwrap_or_else(|p| p.into_inner())[1] = b_uuid;
+    pair.uuids.lock()[1] = b_uuid;
     let attached = b.set_private(Leg {
         pair: pair.clone(),
         index: 1,

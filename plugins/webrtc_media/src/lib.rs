@@ -10,9 +10,10 @@
 
 pub mod g711;
 
+use hotswitch_plugin_api::sync::Mutex;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec as RtcCodec;
@@ -83,7 +84,7 @@ pub struct Media {
 impl Media {
     /// The next received payload, waiting up to `wait`.
     pub fn read(&self, wait: Duration) -> Read {
-        let rx = self.inbound.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.inbound.lock();
         match rx.recv_timeout(wait) {
             Ok((c, d)) => Read::Audio(c, d),
             Err(RecvTimeoutError::Timeout) => Read::Timeout,

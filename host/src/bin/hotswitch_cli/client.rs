@@ -5,12 +5,13 @@
 
 use super::protocol::{self, DecodeError, EncodeError, Kind, Packet};
 use hotswitch_plugin_api::sansio::Protocol;
+use hotswitch_plugin_api::sync::Mutex;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Something the server sent that nobody asked for.
@@ -226,7 +227,7 @@ impl Client {
     }
 
     fn ended(&self) -> Option<Ending> {
-        self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.ended.lock().clone()
     }
 
     /// The next reply, skipping those of requests given up on.
@@ -309,7 +310,7 @@ fn read_loop(
         }
     };
     let _ = stream.shutdown(Shutdown::Both);
-    *ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(ending.clone());
+    *ended.lock() = Some(ending.clone());
     drop(replies);
     let _ = notices.send(Notice::Closed(ending));
 }

@@ -8,13 +8,14 @@ use super::render::Style;
 use super::settings::{Settings, HISTORY_FILE};
 use super::{EXIT_CONNECTION, EXIT_OK};
 use hotswitch_plugin_api::events::EVENT_NAMES;
+use hotswitch_plugin_api::sync::Mutex;
 use rustyline::completion::Completer;
 use rustyline::{Config, ExternalPrinter};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Slash commands, for completion and `/help`.
 const SLASH_COMMANDS: &[(&str, &str)] = &[
@@ -90,7 +91,7 @@ struct Printer {
 impl Printer {
     fn print(&self, text: String) {
         if let Some(p) = &self.external {
-            let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+            let mut p = p.lock();
             let _ = p.print(text);
             return;
         }
@@ -116,22 +117,19 @@ struct Shared {
 
 impl Shared {
     fn set_lost(&self, e: Ending) {
-        let mut l = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = self.lost.lock();
         if l.is_none() {
             *l = Some((e, false));
         }
     }
 
     fn is_lost(&self) -> bool {
-        self.lost
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+        self.lost.lock().is_some()
     }
 
     /// How the connection ended, the first time it is asked.
     fn take_unreported(&self) -> Option<Ending> {
-        let mut l = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = self.lost.lock();
         match l.as_mut() {
             Some((e, reported)) if !*reported => {
                 *reported = true;
