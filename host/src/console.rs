@@ -7,8 +7,8 @@
 //! <names>` prints matching events as they fire, `/noevents` stops that,
 //! `/log <level>` sets the log level, and `/quit` (or `...`) shuts down.
 
-use crate::core::Core;
-use crate::event::Interest;
+use hotswitch_core::core::Core;
+use hotswitch_core::event::Interest;
 use hotswitch_plugin_api::InterfaceKind;
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
@@ -140,7 +140,7 @@ fn slash(core: &Arc<Core>, state: &mut ConsoleState, rest: &str) -> String {
             let level = words.next().unwrap_or("debug");
             match parse_level(level) {
                 Some(l) => {
-                    crate::logtap::set_console_level(l);
+                    hotswitch_core::logtap::set_console_level(l);
                     format!("+OK log level {level} [{}]\n", l as usize)
                 }
                 None => format!("-ERR unknown log level {level}\n"),
@@ -184,7 +184,7 @@ impl rustyline::completion::Completer for Completion {
             if word.contains(char::is_whitespace) {
                 return Ok((pos, Vec::new()));
             }
-            let forms = crate::show::forms()
+            let forms = hotswitch_core::show::forms()
                 .into_iter()
                 .filter(|f| f.starts_with(word))
                 .map(str::to_string)

@@ -1,11 +1,13 @@
 //! `hotswitch`: start the switch on a configuration directory, load the
 //! modules it lists, and serve the console until shutdown.
 
-use hotswitch::core::{Core, CoreOptions};
-use hotswitch::dirs::{absolute, Dirs, KINDS};
-use hotswitch::event::EventType;
-use hotswitch::modules::ModuleManager;
-use hotswitch::{console, origin};
+use hotswitch_core::core::{Core, CoreOptions};
+use hotswitch_core::dirs::{absolute, Dirs, KINDS};
+use hotswitch_core::event::EventType;
+use hotswitch_core::modules::ModuleManager;
+use hotswitch_core::origin;
+
+mod console;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -69,7 +71,7 @@ fn parse_args() -> Result<Args, String> {
             "nc" => a.no_console = true,
             "loglevel" => a.loglevel = value(&arg)?,
             "version" => {
-                println!("hotswitch {}", hotswitch::commands::VERSION);
+                println!("hotswitch {}", hotswitch_core::commands::VERSION);
                 std::process::exit(0);
             }
             "help" | "h" => {
@@ -86,8 +88,8 @@ fn init_logging(level: &str) -> Result<(), String> {
     let wanted = console::parse_level(level).ok_or_else(|| format!("unknown log level {level}"))?;
     let mut b = env_logger::Builder::new();
     b.format(|buf, r| {
-        let (color, reset) = if hotswitch::logtap::colorize() {
-            (hotswitch::logtap::color_of(r.level()), "\x1b[0m")
+        let (color, reset) = if hotswitch_core::logtap::colorize() {
+            (hotswitch_core::logtap::color_of(r.level()), "\x1b[0m")
         } else {
             ("", "")
         };
@@ -113,9 +115,9 @@ fn init_logging(level: &str) -> Result<(), String> {
     }
     let logger = b.build();
     let max = logger.filter();
-    log::set_boxed_logger(Box::new(hotswitch::logtap::HostLogger::new(logger)))
+    log::set_boxed_logger(Box::new(hotswitch_core::logtap::HostLogger::new(logger)))
         .map_err(|e| e.to_string())?;
-    hotswitch::logtap::set_console_level(if from_env.is_some() { max } else { wanted });
+    hotswitch_core::logtap::set_console_level(if from_env.is_some() { max } else { wanted });
     Ok(())
 }
 
@@ -196,7 +198,7 @@ fn main() -> ExitCode {
     let mut globals = dirs.globals();
     globals.push(("conf_dir".into(), conf_dir.display().to_string()));
     globals.push(("mod_dir".into(), exe_dir().display().to_string()));
-    let config = hotswitch::config::Config::with_globals(&conf_dir, globals.clone());
+    let config = hotswitch_core::config::Config::with_globals(&conf_dir, globals.clone());
     if let Err(e) = config.load() {
         log::error!("configuration refused: {e}");
         return ExitCode::from(1);
@@ -229,7 +231,7 @@ fn main() -> ExitCode {
     };
     log::info!(
         "hotswitch {} starting: conf {}, modules from {}",
-        hotswitch::commands::VERSION,
+        hotswitch_core::commands::VERSION,
         conf_dir.display(),
         core.modules
             .dirs()

@@ -8,9 +8,9 @@
 //! directory as the switch (`cargo build -p hotswitch -p mod_dptools
 //! -p mod_loopback -p mod_freetdm -p hotswitch-linesim`).
 
-use hotswitch::media::goertzel::power;
-use hotswitch::media::WavReader;
 use hotswitch_e2e::{build_dir, Event, Switch, SwitchConfig, TempDir};
+use hotswitch_media::goertzel::power;
+use hotswitch_media::WavReader;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};

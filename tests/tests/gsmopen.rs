@@ -3,9 +3,9 @@
 //! no-answer causes, DTMF, SMS both ways (long and non-ASCII), a modem
 //! unplugged mid-call, and unload/load.
 
-use hotswitch::media::goertzel::power;
-use hotswitch::media::WavReader;
 use hotswitch_e2e::{build_dir, ok_uuid, workspace_root, Event, Switch, SwitchConfig, TempDir};
+use hotswitch_media::goertzel::power;
+use hotswitch_media::WavReader;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -3,9 +3,9 @@
 //! play_and_get_digits, and a broken dialplan refused by reloadxml while
 //! the old one keeps routing.
 
-use hotswitch::media::goertzel::power;
-use hotswitch::media::WavReader;
 use hotswitch_e2e::{ok_uuid, Switch, SwitchConfig, TempDir};
+use hotswitch_media::goertzel::power;
+use hotswitch_media::WavReader;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

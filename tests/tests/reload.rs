@@ -6,10 +6,10 @@
 //! one's handover format, or that fails its load, leaves the old one
 //! serving; an api command in flight finishes on the old copy.
 
-use hotswitch::media::WavReader;
 use hotswitch_e2e::{
     build_module_into, ok_uuid, wait_gone, wait_until, Switch, SwitchConfig, TempDir,
 };
+use hotswitch_media::WavReader;
 use std::path::Path;
 use std::time::Duration;
 

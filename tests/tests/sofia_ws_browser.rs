@@ -18,8 +18,8 @@ mod browser_common;
 mod phones_common;
 
 use browser_common::*;
-use hotswitch::media::goertzel::{energy, power};
 use hotswitch_e2e::{workspace_root, TempDir};
+use hotswitch_media::goertzel::{energy, power};
 use phones_common::{share_with, DefaultConf, Phone, Transport};
 use std::path::PathBuf;
 use std::process::Command;

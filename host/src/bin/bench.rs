@@ -578,7 +578,7 @@ struct BenchLookup {
     dest: String,
 }
 
-impl hotswitch::dialplan_xml::Lookup for BenchLookup {
+impl hotswitch_core::dialplan_xml::Lookup for BenchLookup {
     fn field(&self, name: &str) -> Option<String> {
         (name == "destination_number").then(|| self.dest.clone())
     }
@@ -596,14 +596,14 @@ fn dialplan(n: usize, lookups: usize) {
         ));
     }
     text.push_str("</context></include>\n");
-    let root = hotswitch::xml::parse(&text, Path::new("bench.xml")).expect("dialplan parses");
+    let root = hotswitch_core::xml::parse(&text, Path::new("bench.xml")).expect("dialplan parses");
     let now = chrono::Local::now().naive_local();
     let run = |dests: &dyn Fn(usize) -> String| {
         let t = Instant::now();
         let mut hits = 0usize;
         for k in 0..lookups {
             let mut l = BenchLookup { dest: dests(k) };
-            if let Ok(Some(h)) = hotswitch::dialplan_xml::hunt(&root, "default", &mut l, now) {
+            if let Ok(Some(h)) = hotswitch_core::dialplan_xml::hunt(&root, "default", &mut l, now) {
                 hits += h.actions.len();
             }
         }

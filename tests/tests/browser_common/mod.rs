@@ -6,8 +6,8 @@
 
 #![allow(dead_code)]
 
-use hotswitch::media::goertzel::{energy, power};
-use hotswitch::media::WavWriter;
+use hotswitch_media::goertzel::{energy, power};
+use hotswitch_media::WavWriter;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;

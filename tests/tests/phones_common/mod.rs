@@ -8,9 +8,9 @@
 
 #![allow(dead_code)]
 
-use hotswitch::media::goertzel::power;
-use hotswitch::media::{WavReader, WavWriter};
 use hotswitch_e2e::{free_port, workspace_root, Switch, SwitchConfig, TempDir};
+use hotswitch_media::goertzel::power;
+use hotswitch_media::{WavReader, WavWriter};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

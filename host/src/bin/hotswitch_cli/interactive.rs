@@ -425,7 +425,9 @@ impl Completion {
             ),
             Some("/event" | "/nixevent") => pick(&mut EVENT_NAMES.iter().copied()),
             Some("/log") if before.len() == 1 => pick(&mut LOG_LEVELS.iter().copied()),
-            Some("show") if before.len() == 1 => pick(&mut hotswitch::show::forms().into_iter()),
+            Some("show") if before.len() == 1 => {
+                pick(&mut hotswitch_core::show::forms().into_iter())
+            }
             _ => Vec::new(),
         };
         (start, found)

@@ -31,8 +31,8 @@
 //! `/expr/flags` form (flags `i` and `s`) and Asterisk-style `_NXXZ.`
 //! patterns are understood.
 
-use crate::xml::Element;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use hotswitch_config::xml::Element;
 use regex::bytes::RegexBuilder;
 use std::fmt;
 
@@ -982,7 +982,7 @@ mod tests {
 
     fn dialplan(contexts: &str) -> Element {
         let text = format!("<dialplan>\n{contexts}\n</dialplan>");
-        crate::xml::parse(&text, Path::new("test.xml")).expect("test dialplan parses")
+        hotswitch_config::xml::parse(&text, Path::new("test.xml")).expect("test dialplan parses")
     }
 
     fn run(plan: &str, context: &str, call: &mut Call, now: NaiveDateTime) -> Option<Hunt> {
@@ -1433,10 +1433,10 @@ mod tests {
                  <action application="park"/></condition></extension></context>
              </section>
            </document>"#;
-        let doc = crate::xml::parse(text, Path::new("freeswitch.xml")).expect("parses");
+        let doc = hotswitch_config::xml::parse(text, Path::new("freeswitch.xml")).expect("parses");
         let h = hunt(&doc, "default", &mut Call::to("1"), monday_morning()).expect("hunts");
         assert_eq!(apps(&h), Some(vec!["park".into()]));
-        let bare = crate::xml::parse("<document/>", Path::new("x.xml")).expect("parses");
+        let bare = hotswitch_config::xml::parse("<document/>", Path::new("x.xml")).expect("parses");
         assert_eq!(
             hunt(&bare, "default", &mut Call::to("1"), monday_morning()),
             Err(DialplanError::NoDialplanSection)
