@@ -55,15 +55,10 @@
 //! command line and config file, [`render`] the colours, and
 //! [`interactive`] the prompt.
 
-#[path = "hotswitch_cli/client.rs"]
 mod client;
-#[path = "hotswitch_cli/interactive.rs"]
 mod interactive;
-#[path = "hotswitch_cli/protocol.rs"]
 mod protocol;
-#[path = "hotswitch_cli/render.rs"]
 mod render;
-#[path = "hotswitch_cli/settings.rs"]
 mod settings;
 
 use client::Client;
