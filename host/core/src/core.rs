@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// How the core is set up.
 #[derive(Clone, Debug)]
@@ -157,31 +157,30 @@ impl crate::expand::Vars for GlobalVars<'_> {
 
 /// One running switch.
 pub struct Core {
-    pub uuid: String,
-    pub hostname: String,
-    pub started: Instant,
-    pub started_wall: SystemTime,
+    pub(crate) hostname: String,
+    pub(crate) started: Instant,
     pub config: Config,
     pub bus: EventBus,
+    /// The interface registries (api commands, applications, endpoints).
     pub registry: Registry,
     pub modules: ModuleManager,
-    pub sessions: crate::session::Sessions,
-    pub executor: crate::executor::Executor,
-    pub dialplans: crate::dialplan::Dialplans,
-    pub state_handlers: StateHandlerRegistry,
+    pub(crate) sessions: crate::session::Sessions,
+    pub(crate) executor: crate::executor::Executor,
+    pub(crate) dialplans: crate::dialplan::Dialplans,
+    pub(crate) state_handlers: StateHandlerRegistry,
     globals: hotswitch_plugin_api::sync::RwLock<std::collections::HashMap<String, String>>,
-    pub scheduler: crate::scheduler::Scheduler,
+    pub(crate) scheduler: crate::scheduler::Scheduler,
     /// `fsctl`'s switch-wide settings.
-    pub controls: crate::fsctl::Controls,
+    pub(crate) controls: crate::fsctl::Controls,
     /// Phones registered with endpoints (`show registrations`).
-    pub registrations: crate::registrations::Registrations,
+    pub(crate) registrations: crate::registrations::Registrations,
     /// Event/log subscriptions modules opened, by id.
-    pub module_subs: Mutex<std::collections::HashMap<u64, Arc<crate::services::ModuleSub>>>,
+    pub(crate) module_subs: crate::services::ModuleSubscriptions,
     shutting_down: AtomicBool,
     shutdown: (Mutex<bool>, Condvar),
     console_lock: Mutex<()>,
     /// `fsctl pause` and `shutdown elegant|asap` (see [`crate::drain`]).
-    pub drain: crate::drain::Drain,
+    pub(crate) drain: crate::drain::Drain,
 }
 
 impl Core {
@@ -204,10 +203,8 @@ impl Core {
                 ipv4: "127.0.0.1".into(),
                 ipv6: "::1".into(),
             }),
-            uuid,
             hostname,
             started: Instant::now(),
-            started_wall: SystemTime::now(),
             config: Config::with_globals(opts.conf_dir, opts.globals.clone()),
             registry: Registry::default(),
             modules: ModuleManager::new(opts.module_dirs, opts.shadow_dir),
@@ -219,7 +216,7 @@ impl Core {
             scheduler: crate::scheduler::Scheduler::default(),
             controls: crate::fsctl::Controls::default(),
             registrations: crate::registrations::Registrations::default(),
-            module_subs: Mutex::new(std::collections::HashMap::new()),
+            module_subs: Default::default(),
             shutting_down: AtomicBool::new(false),
             shutdown: (Mutex::new(false), Condvar::new()),
             console_lock: Mutex::new(()),

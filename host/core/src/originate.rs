@@ -23,8 +23,18 @@ use std::time::{Duration, Instant};
 
 thread_local! {
     /// The uuid the next session requested on this thread must take (set
-    /// around `outgoing_channel` for `origination_uuid`).
-    pub static ORIGINATION_UUID: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// around `outgoing_channel` for `origination_uuid`). The endpoint's
+    /// session request runs on the thread that called `outgoing_channel`,
+    /// inside that call, and the boundary's `session_request` has no room
+    /// for it; it stays private to this file.
+    static ORIGINATION_UUID: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The uuid the session an endpoint requests now must take: `Some` only
+/// inside an originate's `outgoing_channel` with `origination_uuid` set,
+/// and only once.
+pub(crate) fn take_origination_uuid() -> Option<String> {
+    ORIGINATION_UUID.with(|u| u.borrow_mut().take())
 }
 
 /// What to originate.

@@ -483,7 +483,7 @@ unsafe extern "C" fn svc_session_request(
         } else {
             Direction::Inbound
         };
-        let uuid = crate::originate::ORIGINATION_UUID.with(|u| u.borrow_mut().take());
+        let uuid = crate::originate::take_origination_uuid();
         match core.sessions.request(&core, ep, dir, uuid) {
             Ok(s) => {
                 if let Some(o) = out.as_mut() {
@@ -777,8 +777,43 @@ unsafe extern "C" fn svc_remove_state_handler(module: ModuleHandle, id: u64) -> 
 
 // ---- event and log subscriptions ----
 
+/// The event and log subscriptions modules opened, by id: the core's
+/// `module_subs`. Only the services below look inside.
+#[derive(Default)]
+pub struct ModuleSubscriptions(
+    hotswitch_plugin_api::sync::Mutex<std::collections::HashMap<u64, Arc<ModuleSub>>>,
+);
+
+impl ModuleSubscriptions {
+    /// Subscription `id`, if `module` opened it.
+    fn get(&self, module: &LoadedModule, id: u64) -> Option<Arc<ModuleSub>> {
+        let owner = module as *const LoadedModule as usize;
+        self.0.lock().get(&id).filter(|s| s.owner == owner).cloned()
+    }
+
+    fn insert(&self, id: u64, sub: ModuleSub) {
+        self.0.lock().insert(id, Arc::new(sub));
+    }
+
+    fn remove(&self, id: u64) -> Option<Arc<ModuleSub>> {
+        self.0.lock().remove(&id)
+    }
+
+    /// Takes every subscription `module` opened.
+    fn take_all_of(&self, module: &LoadedModule) -> Vec<Arc<ModuleSub>> {
+        let owner = module as *const LoadedModule as usize;
+        let mut subs = self.0.lock();
+        let ids: Vec<u64> = subs
+            .iter()
+            .filter(|(_, s)| s.owner == owner)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| subs.remove(id)).collect()
+    }
+}
+
 /// A module's subscription: events from the bus, log records from the tap.
-pub struct ModuleSub {
+struct ModuleSub {
     owner: usize,
     bus_id: u64,
     events: crossbeam_channel::Receiver<Arc<crate::event::Fired>>,
@@ -803,28 +838,13 @@ impl Drop for ModuleSub {
 
 /// Closes every subscription a module opened (at its unload).
 pub fn close_module_subscriptions(core: &Core, module: &LoadedModule) {
-    let owner = module as *const LoadedModule as usize;
-    let gone: Vec<Arc<ModuleSub>> = {
-        let mut subs = core.module_subs.lock();
-        let ids: Vec<u64> = subs
-            .iter()
-            .filter(|(_, s)| s.owner == owner)
-            .map(|(id, _)| *id)
-            .collect();
-        ids.iter().filter_map(|id| subs.remove(id)).collect()
-    };
-    for s in gone {
+    for s in core.module_subs.take_all_of(module) {
         core.bus.unsubscribe(s.bus_id);
     }
 }
 
 fn module_sub(core: &Core, module: &LoadedModule, id: u64) -> Option<Arc<ModuleSub>> {
-    let owner = module as *const LoadedModule as usize;
-    core.module_subs
-        .lock()
-        .get(&id)
-        .filter(|s| s.owner == owner)
-        .cloned()
+    core.module_subs.get(module, id)
 }
 
 unsafe extern "C" fn svc_event_subscribe(module: ModuleHandle, capacity: u32) -> u64 {
@@ -836,16 +856,16 @@ unsafe extern "C" fn svc_event_subscribe(module: ModuleHandle, capacity: u32) ->
             .bus
             .subscribe(crate::event::Interest::default(), capacity);
         let id = sub.id;
-        core.module_subs.lock().insert(
+        core.module_subs.insert(
             id,
-            Arc::new(ModuleSub {
+            ModuleSub {
                 owner: Arc::as_ptr(&m) as usize,
                 bus_id: sub.id,
                 events: sub.rx,
                 dropped: sub.dropped,
                 capacity,
                 log: hotswitch_plugin_api::sync::Mutex::new(None),
-            }),
+            },
         );
         id
     })
@@ -986,7 +1006,7 @@ unsafe extern "C" fn svc_event_unsubscribe(module: ModuleHandle, sub: u64) -> St
         if module_sub(&core, &m, sub).is_none() {
             return Status::NOTFOUND;
         }
-        let s = core.module_subs.lock().remove(&sub);
+        let s = core.module_subs.remove(sub);
         if let Some(s) = s {
             core.bus.unsubscribe(s.bus_id);
         }
