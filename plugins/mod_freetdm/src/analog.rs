@@ -1,9 +1,17 @@
 //! Analog loop-start signalling, sans-IO: [`Fxs`] (the switch feeds a
 //! phone: dial tone, digits, ringing) and [`Fxo`] (the switch is a phone
-//! on an exchange line: ring detection, seizure, dialling). Line events
-//! and `now` go in; actions come out (`poll_action`); timers are deadlines
-//! the shell honours by calling `handle_timeout`.
+//! on an exchange line: ring detection, seizure, dialling), both in the
+//! one shape of every protocol core ([`Protocol`]). Line events and the
+//! switch's commands go in through `handle_input(input, now)`, time
+//! passing through [`Protocol::handle_timeout`] at
+//! [`Protocol::poll_timeout`]. What the span must do on the line (tones,
+//! ringing voltage, the loop, in-band digits) comes out of
+//! [`Protocol::poll_transmit`] as [`LineAction`]s; what the switch must
+//! learn (a call to route, an answer, a hangup) out of
+//! [`Protocol::poll_event`] as [`Event`]s. Within one step every line
+//! action was asked for before every event.
 
+use hotswitch_plugin_api::sansio::Protocol;
 use hotswitch_plugin_api::CallCause;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -26,9 +34,9 @@ pub enum Tone {
     Busy,
 }
 
-/// What the signalling asks the shell to do.
+/// What the signalling asks the span to do on the line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum LineAction {
     /// Play a tone (`None`: stop playing).
     Tone(Option<Tone>),
     /// FXS: ringing voltage on or off.
@@ -37,12 +45,34 @@ pub enum Action {
     Seize(bool),
     /// FXO: dial these digits in-band.
     Dial(String),
+}
+
+/// What the signalling tells the switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
     /// Start an inbound call to this destination.
     Route(String),
     /// The far end answered our outbound call.
     Answered,
     /// The line ended the call.
     Hangup(CallCause),
+}
+
+/// The outputs of one machine, each kind in order.
+#[derive(Debug, Default)]
+struct Outputs {
+    transmits: VecDeque<LineAction>,
+    events: VecDeque<Event>,
+}
+
+impl Outputs {
+    fn line(&mut self, a: LineAction) {
+        self.transmits.push_back(a);
+    }
+
+    fn event(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
 }
 
 /// The line events and commands both machines take.
@@ -119,7 +149,7 @@ pub struct Fxs {
     digits: String,
     deadline: Option<Instant>,
     ringing: bool,
-    out: VecDeque<Action>,
+    out: Outputs,
 }
 
 impl Fxs {
@@ -131,7 +161,7 @@ impl Fxs {
             digits: String::new(),
             deadline: None,
             ringing: false,
-            out: VecDeque::new(),
+            out: Outputs::default(),
         }
     }
 
@@ -145,16 +175,6 @@ impl Fxs {
         &self.digits
     }
 
-    /// The next action, if any.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.out.pop_front()
-    }
-
-    /// When [`Fxs::handle_timeout`] wants calling.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
     fn go(&mut self, state: FxsState, deadline: Option<Instant>) {
         self.state = state;
         self.deadline = deadline;
@@ -163,12 +183,12 @@ impl Fxs {
     fn route(&mut self) {
         let number = std::mem::take(&mut self.digits);
         self.go(FxsState::Up, None);
-        self.out.push_back(Action::Route(number));
+        self.out.event(Event::Route(number));
     }
 
     fn ring(&mut self, on: bool, now: Instant) {
         self.ringing = on;
-        self.out.push_back(Action::Ring(on));
+        self.out.line(LineAction::Ring(on));
         let next = if on {
             self.timing.ring_on
         } else {
@@ -178,17 +198,17 @@ impl Fxs {
     }
 
     /// A line event or a command.
-    pub fn input(&mut self, now: Instant, input: Input) {
+    pub fn handle_input(&mut self, input: Input, now: Instant) {
         use FxsState::*;
         match (self.state, input) {
             (Down, Input::OffHook) => {
                 self.digits.clear();
                 self.go(DialTone, Some(now + self.timing.first_digit_timeout));
-                self.out.push_back(Action::Tone(Some(Tone::Dial)));
+                self.out.line(LineAction::Tone(Some(Tone::Dial)));
             }
             (DialTone | Collecting, Input::Digit(d)) => {
                 if self.state == DialTone {
-                    self.out.push_back(Action::Tone(None));
+                    self.out.line(LineAction::Tone(None));
                 }
                 self.state = Collecting;
                 if d == '#' && !self.digits.is_empty() {
@@ -210,48 +230,64 @@ impl Fxs {
                 self.go(Up, None);
                 if self.ringing {
                     self.ringing = false;
-                    self.out.push_back(Action::Ring(false));
+                    self.out.line(LineAction::Ring(false));
                 }
-                self.out.push_back(Action::Answered);
+                self.out.event(Event::Answered);
             }
             (Ringing, Input::Hangup) => {
                 self.go(Down, None);
                 if self.ringing {
                     self.ringing = false;
-                    self.out.push_back(Action::Ring(false));
+                    self.out.line(LineAction::Ring(false));
                 }
             }
             (Up, Input::OnHook) => {
                 self.go(Down, None);
-                self.out
-                    .push_back(Action::Hangup(CallCause::NORMAL_CLEARING));
+                self.out.event(Event::Hangup(CallCause::NORMAL_CLEARING));
             }
             (DialTone | Collecting | Lockout, Input::OnHook) => {
                 self.go(Down, None);
-                self.out.push_back(Action::Tone(None));
+                self.out.line(LineAction::Tone(None));
             }
             (Up, Input::Hangup) => {
                 self.go(Lockout, None);
-                self.out.push_back(Action::Tone(Some(Tone::Busy)));
+                self.out.line(LineAction::Tone(Some(Tone::Busy)));
             }
             _ => {}
         }
     }
+}
+
+impl Protocol for Fxs {
+    type Transmit = LineAction;
+    type Event = Event;
 
     /// Runs the timer if it is due.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         if !take_due(&mut self.deadline, now) {
             return;
         }
         match self.state {
             FxsState::DialTone => {
                 self.state = FxsState::Lockout;
-                self.out.push_back(Action::Tone(Some(Tone::Busy)));
+                self.out.line(LineAction::Tone(Some(Tone::Busy)));
             }
             FxsState::Collecting => self.route(),
             FxsState::Ringing => self.ring(!self.ringing, now),
             _ => {}
         }
+    }
+
+    fn poll_transmit(&mut self) -> Option<LineAction> {
+        self.out.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
     }
 }
 
@@ -274,7 +310,7 @@ pub struct Fxo {
     state: FxoState,
     number: String,
     deadline: Option<Instant>,
-    out: VecDeque<Action>,
+    out: Outputs,
 }
 
 /// How long after the last ring an unanswered call counts as abandoned.
@@ -295,7 +331,7 @@ impl Fxo {
             state: FxoState::Down,
             number: String::new(),
             deadline: None,
-            out: VecDeque::new(),
+            out: Outputs::default(),
         }
     }
 
@@ -304,30 +340,20 @@ impl Fxo {
         self.state
     }
 
-    /// The next action, if any.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.out.pop_front()
-    }
-
-    /// When [`Fxo::handle_timeout`] wants calling.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadline
-    }
-
     /// A line event or a command.
-    pub fn input(&mut self, now: Instant, input: Input) {
+    pub fn handle_input(&mut self, input: Input, now: Instant) {
         use FxoState::*;
         match (self.state, input) {
             (Down, Input::RingOn) => {
                 self.state = Offered;
                 self.deadline = Some(now + FXO_RING_TIMEOUT);
-                self.out.push_back(Action::Route(String::new()));
+                self.out.event(Event::Route(String::new()));
             }
             (Offered, Input::RingOn) => self.deadline = Some(now + FXO_RING_TIMEOUT),
             (Offered, Input::Answer) => {
                 self.state = Up;
                 self.deadline = None;
-                self.out.push_back(Action::Seize(true));
+                self.out.line(LineAction::Seize(true));
             }
             (Offered, Input::Hangup) => {
                 // Leave the line ringing; the caller gives up on their own.
@@ -338,43 +364,58 @@ impl Fxo {
                 self.state = Seized;
                 self.number = number;
                 self.deadline = Some(now + FXO_DIAL_DELAY);
-                self.out.push_back(Action::Seize(true));
+                self.out.line(LineAction::Seize(true));
             }
             (Up, Input::OnHook) => {
                 self.state = Down;
-                self.out.push_back(Action::Seize(false));
-                self.out
-                    .push_back(Action::Hangup(CallCause::NORMAL_CLEARING));
+                self.out.line(LineAction::Seize(false));
+                self.out.event(Event::Hangup(CallCause::NORMAL_CLEARING));
             }
             (Seized | Up, Input::Hangup) => {
                 self.state = Down;
                 self.deadline = None;
-                self.out.push_back(Action::Seize(false));
+                self.out.line(LineAction::Seize(false));
             }
             _ => {}
         }
     }
+}
+
+impl Protocol for Fxo {
+    type Transmit = LineAction;
+    type Event = Event;
 
     /// Runs the timer if it is due.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         if !take_due(&mut self.deadline, now) {
             return;
         }
         match self.state {
             FxoState::Offered => {
                 self.state = FxoState::Down;
-                self.out
-                    .push_back(Action::Hangup(CallCause::ORIGINATOR_CANCEL));
+                self.out.event(Event::Hangup(CallCause::ORIGINATOR_CANCEL));
             }
             FxoState::Seized => {
                 // Loop start has no answer supervision: up once dialled.
                 self.state = FxoState::Up;
                 let n = std::mem::take(&mut self.number);
-                self.out.push_back(Action::Dial(n));
-                self.out.push_back(Action::Answered);
+                self.out.line(LineAction::Dial(n));
+                self.out.event(Event::Answered);
             }
             _ => {}
         }
+    }
+
+    fn poll_transmit(&mut self) -> Option<LineAction> {
+        self.out.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
     }
 }
 
@@ -382,8 +423,13 @@ impl Fxo {
 mod tests {
     use super::*;
 
-    fn actions(f: &mut Fxs) -> Vec<Action> {
-        std::iter::from_fn(|| f.poll_action()).collect()
+    /// What `f` asked of the line and told the switch since last asked.
+    fn outputs(
+        f: &mut impl Protocol<Transmit = LineAction, Event = Event>,
+    ) -> (Vec<LineAction>, Vec<Event>) {
+        let line = std::iter::from_fn(|| f.poll_transmit()).collect();
+        let events = std::iter::from_fn(|| f.poll_event()).collect();
+        (line, events)
     }
 
     fn ms(n: u64) -> Duration {
@@ -394,25 +440,29 @@ mod tests {
     fn a_phone_off_hook_hears_dial_tone_and_its_digits_route_after_the_timeout() {
         let t0 = Instant::now();
         let mut f = Fxs::new(FxsTiming::default());
-        f.input(t0, Input::OffHook);
-        assert_eq!(actions(&mut f), [Action::Tone(Some(Tone::Dial))]);
+        f.handle_input(Input::OffHook, t0);
+        assert_eq!(
+            outputs(&mut f),
+            (vec![LineAction::Tone(Some(Tone::Dial))], vec![])
+        );
         for (i, d) in "9196".chars().enumerate() {
-            f.input(t0 + ms(200 * i as u64), Input::Digit(d));
+            f.handle_input(Input::Digit(d), t0 + ms(200 * i as u64));
         }
-        assert_eq!(actions(&mut f), [Action::Tone(None)]);
+        assert_eq!(outputs(&mut f), (vec![LineAction::Tone(None)], vec![]));
         assert_eq!(f.digits(), "9196");
         f.handle_timeout(t0 + ms(600 + 1999));
-        assert!(
-            actions(&mut f).is_empty(),
+        assert_eq!(
+            outputs(&mut f),
+            (vec![], vec![]),
             "not before the inter-digit timeout"
         );
         f.handle_timeout(t0 + ms(600 + 2000));
-        assert_eq!(actions(&mut f), [Action::Route("9196".into())]);
+        assert_eq!(outputs(&mut f), (vec![], vec![Event::Route("9196".into())]));
         assert_eq!(f.state(), FxsState::Up);
-        f.input(t0 + ms(5000), Input::OnHook);
+        f.handle_input(Input::OnHook, t0 + ms(5000));
         assert_eq!(
-            actions(&mut f),
-            [Action::Hangup(CallCause::NORMAL_CLEARING)]
+            outputs(&mut f),
+            (vec![], vec![Event::Hangup(CallCause::NORMAL_CLEARING)])
         );
         assert_eq!(f.state(), FxsState::Down);
     }
@@ -424,30 +474,30 @@ mod tests {
             max_digits: 3,
             ..FxsTiming::default()
         });
-        f.input(t0, Input::OffHook);
-        f.input(t0, Input::Digit('1'));
-        f.input(t0, Input::Digit('#'));
-        assert_eq!(actions(&mut f).last(), Some(&Action::Route("1".into())));
-        f.input(t0, Input::OnHook);
-        f.input(t0, Input::OffHook);
+        f.handle_input(Input::OffHook, t0);
+        f.handle_input(Input::Digit('1'), t0);
+        f.handle_input(Input::Digit('#'), t0);
+        assert_eq!(outputs(&mut f).1.last(), Some(&Event::Route("1".into())));
+        f.handle_input(Input::OnHook, t0);
+        f.handle_input(Input::OffHook, t0);
         for d in "123".chars() {
-            f.input(t0, Input::Digit(d));
+            f.handle_input(Input::Digit(d), t0);
         }
-        assert_eq!(actions(&mut f).last(), Some(&Action::Route("123".into())));
+        assert_eq!(outputs(&mut f).1.last(), Some(&Event::Route("123".into())));
     }
 
     #[test]
     fn no_digit_after_dial_tone_gives_busy_tone_until_on_hook() {
         let t0 = Instant::now();
         let mut f = Fxs::new(FxsTiming::default());
-        f.input(t0, Input::OffHook);
+        f.handle_input(Input::OffHook, t0);
         f.handle_timeout(t0 + Duration::from_secs(10));
         assert_eq!(
-            actions(&mut f).last(),
-            Some(&Action::Tone(Some(Tone::Busy)))
+            outputs(&mut f).0.last(),
+            Some(&LineAction::Tone(Some(Tone::Busy)))
         );
         assert_eq!(f.state(), FxsState::Lockout);
-        f.input(t0, Input::OnHook);
+        f.handle_input(Input::OnHook, t0);
         assert_eq!(f.state(), FxsState::Down);
     }
 
@@ -455,17 +505,29 @@ mod tests {
     fn an_outbound_call_rings_in_cadence_and_answers_on_off_hook() {
         let t0 = Instant::now();
         let mut f = Fxs::new(FxsTiming::default());
-        f.input(t0, Input::Call("1000".into()));
-        assert_eq!(actions(&mut f), [Action::Ring(true)]);
+        f.handle_input(Input::Call("1000".into()), t0);
+        assert_eq!(outputs(&mut f), (vec![LineAction::Ring(true)], vec![]));
         f.handle_timeout(t0 + ms(2000));
         f.handle_timeout(t0 + ms(6000));
-        assert_eq!(actions(&mut f), [Action::Ring(false), Action::Ring(true)]);
-        f.input(t0 + ms(6500), Input::OffHook);
-        assert_eq!(actions(&mut f), [Action::Ring(false), Action::Answered]);
+        assert_eq!(
+            outputs(&mut f),
+            (
+                vec![LineAction::Ring(false), LineAction::Ring(true)],
+                vec![]
+            )
+        );
+        f.handle_input(Input::OffHook, t0 + ms(6500));
+        assert_eq!(
+            outputs(&mut f),
+            (vec![LineAction::Ring(false)], vec![Event::Answered])
+        );
         // The switch hangs up: busy tone until the phone is put down.
-        f.input(t0 + ms(9000), Input::Hangup);
-        assert_eq!(actions(&mut f), [Action::Tone(Some(Tone::Busy))]);
-        f.input(t0 + ms(9500), Input::OnHook);
+        f.handle_input(Input::Hangup, t0 + ms(9000));
+        assert_eq!(
+            outputs(&mut f),
+            (vec![LineAction::Tone(Some(Tone::Busy))], vec![])
+        );
+        f.handle_input(Input::OnHook, t0 + ms(9500));
         assert_eq!(f.state(), FxsState::Down);
     }
 
@@ -473,31 +535,37 @@ mod tests {
     fn a_ringing_phone_stops_when_the_switch_gives_up() {
         let t0 = Instant::now();
         let mut f = Fxs::new(FxsTiming::default());
-        f.input(t0, Input::Call(String::new()));
-        f.input(t0 + ms(100), Input::Hangup);
-        assert_eq!(actions(&mut f), [Action::Ring(true), Action::Ring(false)]);
+        f.handle_input(Input::Call(String::new()), t0);
+        f.handle_input(Input::Hangup, t0 + ms(100));
+        assert_eq!(
+            outputs(&mut f),
+            (
+                vec![LineAction::Ring(true), LineAction::Ring(false)],
+                vec![]
+            )
+        );
         assert_eq!(f.state(), FxsState::Down);
-        assert_eq!(f.next_deadline(), None);
+        assert_eq!(f.poll_timeout(), None);
     }
 
     #[test]
     fn fxo_routes_on_the_first_ring_seizes_on_answer_and_ends_on_loop_drop() {
         let t0 = Instant::now();
         let mut f = Fxo::new();
-        f.input(t0, Input::RingOn);
-        f.input(t0 + ms(2000), Input::RingOff);
-        f.input(t0 + ms(6000), Input::RingOn);
-        f.input(t0 + ms(6100), Input::Answer);
-        f.input(t0 + ms(9000), Input::OnHook);
-        let a: Vec<Action> = std::iter::from_fn(|| f.poll_action()).collect();
+        f.handle_input(Input::RingOn, t0);
+        f.handle_input(Input::RingOff, t0 + ms(2000));
+        f.handle_input(Input::RingOn, t0 + ms(6000));
+        f.handle_input(Input::Answer, t0 + ms(6100));
+        f.handle_input(Input::OnHook, t0 + ms(9000));
         assert_eq!(
-            a,
-            [
-                Action::Route(String::new()),
-                Action::Seize(true),
-                Action::Seize(false),
-                Action::Hangup(CallCause::NORMAL_CLEARING)
-            ]
+            outputs(&mut f),
+            (
+                vec![LineAction::Seize(true), LineAction::Seize(false)],
+                vec![
+                    Event::Route(String::new()),
+                    Event::Hangup(CallCause::NORMAL_CLEARING)
+                ]
+            )
         );
     }
 
@@ -505,12 +573,11 @@ mod tests {
     fn fxo_rings_that_stop_before_an_answer_are_an_abandoned_call() {
         let t0 = Instant::now();
         let mut f = Fxo::new();
-        f.input(t0, Input::RingOn);
+        f.handle_input(Input::RingOn, t0);
         f.handle_timeout(t0 + FXO_RING_TIMEOUT);
-        let a: Vec<Action> = std::iter::from_fn(|| f.poll_action()).collect();
         assert_eq!(
-            a.last(),
-            Some(&Action::Hangup(CallCause::ORIGINATOR_CANCEL))
+            outputs(&mut f).1.last(),
+            Some(&Event::Hangup(CallCause::ORIGINATOR_CANCEL))
         );
         assert_eq!(f.state(), FxoState::Down);
     }
@@ -519,19 +586,17 @@ mod tests {
     fn fxo_outbound_seizes_waits_for_dial_tone_then_dials_and_is_up() {
         let t0 = Instant::now();
         let mut f = Fxo::new();
-        f.input(t0, Input::Call("5551234".into()));
+        f.handle_input(Input::Call("5551234".into()), t0);
         f.handle_timeout(t0 + FXO_DIAL_DELAY);
-        let a: Vec<Action> = std::iter::from_fn(|| f.poll_action()).collect();
         assert_eq!(
-            a,
-            [
-                Action::Seize(true),
-                Action::Dial("5551234".into()),
-                Action::Answered
-            ]
+            outputs(&mut f),
+            (
+                vec![LineAction::Seize(true), LineAction::Dial("5551234".into())],
+                vec![Event::Answered]
+            )
         );
-        f.input(t0 + ms(800), Input::Hangup);
-        assert_eq!(f.poll_action(), Some(Action::Seize(false)));
+        f.handle_input(Input::Hangup, t0 + ms(800));
+        assert_eq!(f.poll_transmit(), Some(LineAction::Seize(false)));
         assert_eq!(f.state(), FxoState::Down);
     }
 }

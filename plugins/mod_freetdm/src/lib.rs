@@ -3,7 +3,9 @@
 //! FreeSWITCH's mod_freetdm for hotswitch: spans of analog (FXS/FXO) or
 //! ISDN PRI channels, reached through a driver, routed like any call.
 //!
-//! Pure cores (no I/O, time is an argument, unit-tested by passing time):
+//! Pure cores (no I/O, time is an argument, unit-tested by passing time;
+//! the signalling ones in the shape of `hotswitch_plugin_api::sansio`:
+//! `handle_*` in, `poll_transmit` / `poll_event` / `poll_timeout` out):
 //! - [`g711`] — PCMU / PCMA.
 //! - [`dsp`] — Goertzel, in-band DTMF detection, tone generation.
 //! - [`analog`] — FXS and FXO loop-start signalling.

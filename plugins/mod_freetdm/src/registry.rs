@@ -3,10 +3,11 @@
 
 use crate::config::{Config, GroupConfig};
 use crate::hunt::{self, DialString, Direction, Target};
-use crate::span::{lock, Span};
+use crate::span::Span;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::CallCause;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The running spans.
 pub struct Registry {
@@ -20,7 +21,7 @@ static CURRENT: Mutex<Option<Arc<Registry>>> = Mutex::new(None);
 
 /// The registry while the module is loaded.
 pub fn current() -> Option<Arc<Registry>> {
-    lock(&CURRENT).clone()
+    CURRENT.lock().clone()
 }
 
 /// Starts every span of `cfg` (a span whose driver cannot open is left
@@ -34,7 +35,7 @@ pub fn start(cfg: Config) {
             Err(e) => log::error!("span {name} not started: {e}"),
         }
     }
-    *lock(&CURRENT) = Some(Arc::new(Registry {
+    *CURRENT.lock() = Some(Arc::new(Registry {
         spans,
         groups: cfg.groups,
         cursors: Mutex::new(HashMap::new()),
@@ -43,7 +44,7 @@ pub fn start(cfg: Config) {
 
 /// Stops every span and forgets them (unload).
 pub fn stop() {
-    let Some(r) = lock(&CURRENT).take() else {
+    let Some(r) = CURRENT.lock().take() else {
         return;
     };
     for s in &r.spans {
@@ -100,7 +101,7 @@ impl Registry {
                 (format!("group:{name}"), *dir, c)
             }
         };
-        let mut cursors = lock(&self.cursors);
+        let mut cursors = self.cursors.lock();
         let cursor = cursors.entry(key).or_default();
         // A channel can be taken between the look and the reservation:
         // look again, at most once per candidate.

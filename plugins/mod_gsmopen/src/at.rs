@@ -1,15 +1,22 @@
-//! The AT-command driver, sans-IO: bytes the modem sent, the time and the
-//! switch's requests go in ([`Driver::input`], [`Driver::timeout`],
-//! [`Driver::request`]); bytes to write, the next time to be woken and
-//! [`Event`]s come out ([`Driver::poll_output`], [`Driver::poll_timeout`]).
-//! It never reads a clock or touches a port, so whole conversations are
-//! unit-tested by passing time.
+//! The AT-command driver, sans-IO in the one shape of every protocol core
+//! ([`Protocol`]): the port opening and closing, the bytes the modem sent
+//! and the switch's requests go in ([`Driver::handle_opened`],
+//! [`Driver::handle_closed`], [`Driver::handle_bytes`],
+//! [`Driver::handle_request`], each with `now`), and time passing
+//! ([`Protocol::handle_timeout`]); what to write to the serial port comes
+//! out of [`Protocol::poll_transmit`], what the switch must learn
+//! ([`Event`]) out of [`Protocol::poll_event`], and when to be woken out of
+//! [`Protocol::poll_timeout`]. Within one step every write was asked for
+//! before every event, so a shell drains transmits, then events. It never
+//! reads a clock or touches a port, so whole conversations are unit-tested
+//! by passing time.
 //!
 //! One command is in flight at a time; call control goes ahead of polling.
 //! Lines that belong to no command (RING, +CLIP, +CMTI, NO CARRIER…) are
 //! unsolicited result codes; a line that is neither is logged and skipped.
 
 use codes::{cause_of, fields, line_is_final};
+use hotswitch_plugin_api::sansio::Protocol;
 use hotswitch_plugin_api::CallCause;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -98,13 +105,6 @@ pub enum Event {
     SmsSent { id: u64, result: Result<(), String> },
 }
 
-/// Bytes to write or an event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    Write(Vec<u8>),
-    Event(Event),
-}
-
 /// The link to the modem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
@@ -187,7 +187,9 @@ pub struct Driver {
     queue: VecDeque<Cmd>,
     in_flight: Option<InFlight>,
     buf: Vec<u8>,
-    out: VecDeque<Output>,
+    /// Bytes for the serial port, in order.
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
     call: Option<Call>,
     registration: Option<u8>,
     signal: Option<u8>,
@@ -209,7 +211,8 @@ impl Driver {
             queue: VecDeque::new(),
             in_flight: None,
             buf: Vec::new(),
-            out: VecDeque::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
             call: None,
             registration: None,
             signal: None,
@@ -240,33 +243,8 @@ impl Driver {
         self.signal
     }
 
-    /// The next output, in order.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-
-    /// The next time [`timeout`](Self::timeout) has work.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t: Vec<Instant> = Vec::new();
-        t.extend(self.in_flight.as_ref().map(|f| f.deadline));
-        t.extend(self.next_poll);
-        if self.call.is_some() {
-            t.extend(self.next_clcc);
-        }
-        if let Some(c) = &self.call {
-            if c.phase == Phase::Ringing {
-                t.push(if c.announced {
-                    c.last_ring + RING_GONE
-                } else {
-                    c.clip_deadline
-                });
-            }
-        }
-        t.into_iter().min()
-    }
-
     /// The port is open: initialise the modem.
-    pub fn opened(&mut self, now: Instant) {
+    pub fn handle_opened(&mut self, now: Instant) {
         self.reset_state();
         self.link = Link::Initialising;
         let s = &self.settings;
@@ -294,15 +272,14 @@ impl Driver {
     }
 
     /// The port closed (or the shell gave up on it).
-    pub fn closed(&mut self, reason: &str) {
+    pub fn handle_closed(&mut self, reason: &str, _now: Instant) {
         if self.link == Link::Closed {
             return;
         }
         log::warn!("modem down: {reason}");
         self.fail_all(reason);
         self.reset_state();
-        self.out
-            .push_back(Output::Event(Event::Down(reason.into())));
+        self.event(Event::Down(reason.into()));
     }
 
     fn reset_state(&mut self) {
@@ -345,11 +322,11 @@ impl Driver {
     }
 
     fn event(&mut self, e: Event) {
-        self.out.push_back(Output::Event(e));
+        self.events.push_back(e);
     }
 
     /// A request from the switch.
-    pub fn request(&mut self, now: Instant, r: Request) {
+    pub fn handle_request(&mut self, r: Request, now: Instant) {
         match r {
             Request::Dial(number) => {
                 if self.link != Link::Ready || self.call.is_some() {
@@ -441,8 +418,8 @@ impl Driver {
             _ => self.settings.command_timeout,
         };
         log::debug!("> {}", cmd.text);
-        self.out
-            .push_back(Output::Write(format!("{}\r", cmd.text).into_bytes()));
+        self.transmits
+            .push_back(format!("{}\r", cmd.text).into_bytes());
         self.in_flight = Some(InFlight {
             cmd,
             deadline: now + wait,
@@ -450,15 +427,15 @@ impl Driver {
         });
     }
 
-    /// Time passed.
-    pub fn timeout(&mut self, now: Instant) {
+    /// Runs what is due at `now` (the body of [`Protocol::handle_timeout`]).
+    fn run_timers(&mut self, now: Instant) {
         if let Some(f) = &self.in_flight {
             if now >= f.deadline {
                 let f = self.in_flight.take().expect("checked");
                 self.timeouts += 1;
                 log::warn!("no answer to '{}' ({} in a row)", f.cmd.text, self.timeouts);
                 if self.timeouts >= self.settings.max_timeouts {
-                    self.closed("the modem stopped answering");
+                    self.handle_closed("the modem stopped answering", now);
                     return;
                 }
                 self.finish(now, f.cmd, Vec::new(), "ERROR");
@@ -508,7 +485,7 @@ impl Driver {
     }
 
     /// Bytes from the modem.
-    pub fn input(&mut self, now: Instant, data: &[u8]) {
+    pub fn handle_bytes(&mut self, data: &[u8], now: Instant) {
         self.buf.extend_from_slice(data);
         loop {
             // The SMS prompt comes without a line end.
@@ -549,7 +526,7 @@ impl Driver {
             return;
         };
         if let Kind::CmgsHead { id, body, last } = f.cmd.kind.clone() {
-            self.out.push_back(Output::Write(body.into_bytes()));
+            self.transmits.push_back(body.into_bytes());
             f.cmd.kind = Kind::CmgsBody { id, last };
             // A message may take a while to go out.
             f.deadline = now + self.settings.command_timeout * 6;
@@ -800,6 +777,43 @@ impl Driver {
             }
             _ => {}
         }
+    }
+}
+
+impl Protocol for Driver {
+    /// Bytes for the serial port.
+    type Transmit = Vec<u8>;
+    type Event = Event;
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.run_timers(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Vec<Instant> = Vec::new();
+        t.extend(self.in_flight.as_ref().map(|f| f.deadline));
+        t.extend(self.next_poll);
+        if self.call.is_some() {
+            t.extend(self.next_clcc);
+        }
+        if let Some(c) = &self.call {
+            if c.phase == Phase::Ringing {
+                t.push(if c.announced {
+                    c.last_ring + RING_GONE
+                } else {
+                    c.clip_deadline
+                });
+            }
+        }
+        t.into_iter().min()
     }
 }
 

@@ -7,11 +7,10 @@
 //! frame time) and write theirs straight to the socket with a short
 //! timeout, so a stalled modem costs a dropped frame, never a stuck call.
 
-use crate::lock;
+use hotswitch_plugin_api::sync::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// Bytes in one 20 ms frame.
@@ -46,7 +45,7 @@ impl AudioPort {
         let mut buf = [0u8; 4096];
         let mut warned = false;
         while !stopping() {
-            if std::mem::take(&mut *lock(&self.reset)) {
+            if std::mem::take(&mut *self.reset.lock()) {
                 conn = None;
             }
             let Some(c) = conn.as_mut() else {
@@ -54,7 +53,7 @@ impl AudioPort {
                     Ok(c) => {
                         let _ = c.set_read_timeout(Some(Duration::from_millis(50)));
                         let _ = c.set_write_timeout(Some(Duration::from_millis(20)));
-                        *lock(&self.writer) = c.try_clone().ok();
+                        *self.writer.lock() = c.try_clone().ok();
                         conn = Some(c);
                         pending.clear();
                         warned = false;
@@ -73,11 +72,11 @@ impl AudioPort {
             match c.read(&mut buf) {
                 Ok(0) => {
                     conn = None;
-                    *lock(&self.writer) = None;
+                    *self.writer.lock() = None;
                 }
                 Ok(n) => {
                     pending.extend_from_slice(&buf[..n]);
-                    let mut q = lock(&self.frames);
+                    let mut q = self.frames.lock();
                     while pending.len() >= FRAME_BYTES {
                         if q.len() >= MAX_QUEUED {
                             q.pop_front();
@@ -92,25 +91,25 @@ impl AudioPort {
                 Err(e) => {
                     log::warn!("gsmopen: audio device {}: {e}", self.path);
                     conn = None;
-                    *lock(&self.writer) = None;
+                    *self.writer.lock() = None;
                 }
             }
         }
-        *lock(&self.writer) = None;
+        *self.writer.lock() = None;
     }
 
     /// Drops the connection (the modem went away); the thread reconnects.
     pub fn disconnect(&self) {
-        if let Some(w) = lock(&self.writer).take() {
+        if let Some(w) = self.writer.lock().take() {
             let _ = w.shutdown(std::net::Shutdown::Both);
         }
-        *lock(&self.reset) = true;
+        *self.reset.lock() = true;
         self.wake();
     }
 
     /// Forgets frames from before the call.
     pub fn flush(&self) {
-        lock(&self.frames).clear();
+        self.frames.lock().clear();
     }
 
     /// Wakes a reader waiting for a frame.
@@ -120,20 +119,16 @@ impl AudioPort {
 
     /// The next frame, waiting up to `wait`.
     pub fn read(&self, wait: Duration) -> Option<Vec<u8>> {
-        let mut q = lock(&self.frames);
+        let mut q = self.frames.lock();
         if q.is_empty() && !wait.is_zero() {
-            q = self
-                .arrived
-                .wait_timeout(q, wait)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            q = self.arrived.wait_timeout(q, wait).0;
         }
         q.pop_front()
     }
 
     /// Sends samples towards the modem; a frame that cannot go now is lost.
     pub fn write(&self, bytes: &[u8]) {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer.lock();
         if let Some(s) = w.as_mut() {
             if let Err(e) = s.write_all(bytes) {
                 if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {

@@ -1,25 +1,26 @@
-//! One modem: the I/O shell around the [`Driver`](crate::at::Driver).
+//! One modem: the I/O shell around the [`Driver`].
 //!
 //! A thread per interface owns the serial port: it opens it (again and
-//! again while it is missing), feeds the driver what it reads and the
-//! switch's requests, writes what the driver says, and turns the driver's
-//! events into session operations, MESSAGE events and replies. Session
-//! threads reach it only through [`Interface::send`] and the shared
-//! [`Snapshot`]. The thread ends when [`Interface::stop`] is called and is
-//! joined in the module's unload.
+//! again while it is missing), feeds the driver (`handle_*`) what it reads
+//! and the switch's requests, runs its timer, writes what it transmits, and
+//! turns the events it polls into session operations, MESSAGE events and
+//! replies. Session threads reach it only through [`Interface::send`] and
+//! the shared [`Snapshot`]. The thread ends when [`Interface::stop`] is
+//! called and is joined in the module's unload.
 
-use crate::at::{Driver, Event, Link, Output, Phase, Request};
+use crate::at::{Driver, Event, Link, Phase, Request};
 use crate::audio::AudioPort;
 use crate::config::InterfaceConfig;
 use crate::endpoint::Leg;
-use crate::lock;
+use hotswitch_plugin_api::sansio::Protocol;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{CallCause, ChannelState, Chat, ModuleContext, Profile};
 use serialport::TTYPort;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -123,16 +124,16 @@ impl Interface {
     }
 
     pub fn send(&self, job: Job) {
-        let _ = lock(&self.jobs).send(job);
+        let _ = self.jobs.lock().send(job);
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        lock(&self.state).clone()
+        self.state.lock().clone()
     }
 
     /// Up, registered and idle: what `gsmopen/ANY/…` takes.
     pub fn available(&self) -> bool {
-        let s = lock(&self.state);
+        let s = self.state.lock();
         s.link == Some(Link::Ready)
             && matches!(s.registration, Some(1) | Some(5))
             && s.call == Slot::Free
@@ -140,7 +141,7 @@ impl Interface {
 
     /// Takes the interface for a call; false when it is busy or down.
     pub fn reserve(&self, number: &str) -> Result<(), CallCause> {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         if s.link != Some(Link::Ready) {
             return Err(CallCause::NETWORK_OUT_OF_ORDER);
         }
@@ -155,13 +156,13 @@ impl Interface {
 
     /// Records the session that took the reservation.
     pub fn bind(&self, uuid: &str) {
-        lock(&self.state).call = Slot::Session(uuid.into());
+        self.state.lock().call = Slot::Session(uuid.into());
     }
 
     /// Lets go of the call if session `uuid` holds it (or it is still only
     /// reserved); true if it did.
     pub fn release(&self, uuid: &str) -> bool {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         let held = match &s.call {
             Slot::Reserved => true,
             Slot::Session(u) => u == uuid,
@@ -254,7 +255,7 @@ fn run(iface: Arc<Interface>, jobs: Receiver<Job>) {
                     );
                     warned_missing = false;
                     sh.port = Some(p);
-                    sh.driver.opened(now);
+                    sh.driver.handle_opened(now);
                 }
                 Err(e) => {
                     if !warned_missing {
@@ -286,14 +287,14 @@ fn run(iface: Arc<Interface>, jobs: Receiver<Job>) {
         let now = Instant::now();
         match read {
             Some(Ok(0)) => sh.lost("the port closed"),
-            Some(Ok(n)) => sh.driver.input(now, &buf[..n]),
+            Some(Ok(n)) => sh.driver.handle_bytes(&buf[..n], now),
             Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Some(Err(e)) => sh.lost(&format!("the port failed: {e}")),
             None => {}
         }
         if sh.driver.poll_timeout().is_some_and(|t| now >= t) {
-            sh.driver.timeout(now);
+            sh.driver.handle_timeout(now);
         }
         sh.outputs();
         sh.publish();
@@ -309,11 +310,12 @@ impl Shell {
     fn job(&mut self, job: Job) {
         let now = Instant::now();
         match job {
-            Job::Driver(r) => self.driver.request(now, r),
+            Job::Driver(r) => self.driver.handle_request(r, now),
             Job::SendSms { to, text, reply } => {
                 let id = SMS_IDS.fetch_add(1, Ordering::Relaxed);
                 self.sms_waiting.insert(id, reply);
-                self.driver.request(now, Request::SendSms { id, to, text });
+                self.driver
+                    .handle_request(Request::SendSms { id, to, text }, now);
             }
             Job::Reset => {
                 log::info!("gsmopen {}: reset", self.iface.name());
@@ -327,38 +329,46 @@ impl Shell {
     /// The port is gone (or given up): close it and try again later.
     fn lost(&mut self, why: &str) {
         self.port = None;
-        self.driver.closed(why);
+        self.driver.handle_closed(why, Instant::now());
         self.iface.audio.disconnect();
         self.next_open = Instant::now() + self.iface.cfg.reopen_interval;
     }
 
     fn publish(&self) {
-        let mut s = lock(&self.iface.state);
+        let mut s = self.iface.state.lock();
         s.link = Some(self.driver.link());
         s.registration = self.driver.registration();
         s.signal = self.driver.signal();
         s.call_phase = self.driver.call().map(|c| c.phase);
     }
 
+    /// Writes what the driver transmits, then acts on its events; again
+    /// while acting on them (a refused call's hangup) asks for more.
     fn outputs(&mut self) {
-        while let Some(o) = self.driver.poll_output() {
-            match o {
-                Output::Write(bytes) => {
-                    let failed = match self.port.as_mut() {
-                        Some(p) => p.write_all(&bytes).and_then(|()| p.flush()).err(),
-                        None => None,
-                    };
-                    if let Some(e) = failed {
-                        self.lost(&format!("write failed: {e}"));
-                    }
+        loop {
+            let mut busy = false;
+            while let Some(bytes) = self.driver.poll_transmit() {
+                busy = true;
+                let failed = match self.port.as_mut() {
+                    Some(p) => p.write_all(&bytes).and_then(|()| p.flush()).err(),
+                    None => None,
+                };
+                if let Some(e) = failed {
+                    self.lost(&format!("write failed: {e}"));
                 }
-                Output::Event(e) => self.event(e),
+            }
+            while let Some(e) = self.driver.poll_event() {
+                busy = true;
+                self.event(e);
+            }
+            if !busy {
+                return;
             }
         }
     }
 
     fn call_session(&self) -> Option<hotswitch_plugin_api::OwnedSession> {
-        let Slot::Session(uuid) = lock(&self.iface.state).call.clone() else {
+        let Slot::Session(uuid) = self.iface.state.lock().call.clone() else {
             return None;
         };
         ModuleContext::current().session_locate(&uuid)
@@ -370,7 +380,7 @@ impl Shell {
             Event::Up => log::info!("gsmopen {name}: interface up"),
             Event::Down(why) => {
                 log::warn!("gsmopen {name}: interface down: {why}");
-                lock(&self.iface.state).last_down = why;
+                self.iface.state.lock().last_down = why;
                 // The driver gave up on the modem: close the port and
                 // open it again later.
                 self.port = None;
@@ -391,7 +401,7 @@ impl Shell {
             Event::CallEnded(cause) => {
                 let session = self.call_session();
                 {
-                    let mut st = lock(&self.iface.state);
+                    let mut st = self.iface.state.lock();
                     st.call = Slot::Free;
                     st.call_number.clear();
                 }
@@ -419,7 +429,7 @@ impl Shell {
             } => self.sms_received(&from, &text, &timestamp),
             Event::SmsSent { id, result } => {
                 if result.is_ok() {
-                    lock(&self.iface.state).sms_out += 1;
+                    self.iface.state.lock().sms_out += 1;
                 }
                 if let Some(tx) = self.sms_waiting.remove(&id) {
                     let _ = tx.send(result);
@@ -432,12 +442,12 @@ impl Shell {
     fn incoming(&mut self, number: &str) {
         let name = self.iface.name().to_string();
         {
-            let mut st = lock(&self.iface.state);
+            let mut st = self.iface.state.lock();
             if st.call != Slot::Free {
                 // An outbound call took the interface just before the RING.
                 drop(st);
                 log::warn!("gsmopen {name}: busy, refusing the call from '{number}'");
-                self.driver.request(Instant::now(), Request::Hangup);
+                self.driver.handle_request(Request::Hangup, Instant::now());
                 return;
             }
             st.call = Slot::Reserved;
@@ -449,8 +459,8 @@ impl Shell {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("gsmopen {name}: cannot take the call from '{number}': {e}");
-                lock(&self.iface.state).call = Slot::Free;
-                self.driver.request(Instant::now(), Request::Hangup);
+                self.iface.state.lock().call = Slot::Free;
+                self.driver.handle_request(Request::Hangup, Instant::now());
                 return;
             }
         };
@@ -493,7 +503,7 @@ impl Shell {
     fn sms_received(&mut self, from: &str, text: &str, timestamp: &str) {
         let cfg = &self.iface.cfg;
         let name = cfg.name.as_str();
-        lock(&self.iface.state).sms_in += 1;
+        self.iface.state.lock().sms_in += 1;
         log::info!(
             "gsmopen {name}: SMS from '{from}' ({} characters)",
             text.chars().count()
@@ -527,7 +537,7 @@ impl Shell {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             };
-            let _ = lock(&self.iface.chats).send(chat);
+            let _ = self.iface.chats.lock().send(chat);
         }
     }
 }

@@ -1,10 +1,10 @@
 //! # mod_gsmopen — GSM modems as a trunk: calls, DTMF and SMS over AT commands
 //!
 //! - [`config`]: `gsmopen.conf`, one `<interface>` per modem.
-//! - [`at`]: the AT-command driver, sans-IO (lines, time and requests in;
-//!   bytes, timers and events out).
+//! - [`at`]: the AT-command driver, sans-IO (`handle_*` with bytes, time
+//!   and requests in; `poll_transmit`, `poll_event` and `poll_timeout` out).
 //! - [`pdu`]: SMS PDUs — GSM 7-bit and UCS-2, concatenated messages.
-//! - [`interface`]: the I/O shell: a thread per modem owning its serial
+//! - [`interface`](mod@interface): the I/O shell: a thread per modem owning its serial
 //!   port (reopened when the modem comes back), turning driver events into
 //!   sessions, MESSAGE events and chat.
 //! - [`audio`]: the modem's audio socket (8 kHz 16-bit frames).
@@ -24,9 +24,10 @@ pub mod endpoint;
 pub mod interface;
 pub mod pdu;
 
+use hotswitch_plugin_api::sync::{Mutex, MutexGuard};
 use hotswitch_plugin_api::{declare_module, ModuleContext};
 use interface::Interface;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 declare_module! {
@@ -46,13 +47,7 @@ struct Running {
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
 
 fn running() -> MutexGuard<'static, Option<Running>> {
-    lock(&RUNNING)
-}
-
-/// Locks `m`, through a poisoning (a panic elsewhere leaves data that is
-/// still consistent: every critical section here is a plain update).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    RUNNING.lock()
 }
 
 /// The configured interfaces.

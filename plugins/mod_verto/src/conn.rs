@@ -1,15 +1,35 @@
-//! One verto client connection as a sans-IO state machine: text frames in,
-//! text frames out, and what it asks of the switch through [`Switch`]. No
-//! sockets and no clock; the shell feeds it frames and the switch's news
-//! (answered, hung up, an outbound call) and sends what it returns.
+//! One verto client connection as a sans-IO state machine, in the one
+//! shape of every protocol core ([`Protocol`]). Inputs are `handle_*(…,
+//! now)`: a text frame from the client ([`Conn::handle_text`]), the
+//! switch's news about its calls ([`Conn::handle_answered`],
+//! [`Conn::handle_hung_up`], [`Conn::handle_invite`]…) and the socket
+//! closing ([`Conn::handle_closed`]). Outputs are pulled: the text frames
+//! to send come out of [`Protocol::poll_transmit`] (a reply before the
+//! requests it leads to), what the switch must learn and need not answer
+//! (a login, for FreeSWITCH's `verto::login` event; the calls left when the
+//! socket closed) out of [`Protocol::poll_event`] as [`Event`]s. It keeps
+//! no timer: [`Protocol::poll_timeout`] is always `None` (a detached
+//! session's timeout is the shell's, it outlives the connection).
+//!
+//! Most of a client's requests are questions only the switch can answer
+//! before the reply is written — the directory's password, the uuid of the
+//! session a `verto.invite` creates, whether the call a `verto.bye` names
+//! exists. Those go through the narrow [`Switch`] trait, passed to
+//! [`Conn::handle_text`] and answered in the same step, as quinn-proto
+//! takes its crypto configuration rather than asking for it through an
+//! event and waiting. No sockets and no clock: the shell feeds frames and
+//! news in and writes out what it polls.
 
 use crate::endpoint::ClientCall;
 use crate::rpc::{self, str_of};
+use hotswitch_plugin_api::sansio::Protocol;
 use hotswitch_plugin_api::CallCause;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
-/// What a connection needs from the switch.
+/// The questions a connection asks the switch while it handles a frame:
+/// each answer shapes the reply written in the same step.
 pub trait Switch {
     /// The directory's password of `user@domain`, `None` for an unknown user.
     fn password(&mut self, user: &str, domain: &str) -> Option<String>;
@@ -29,8 +49,6 @@ pub trait Switch {
     fn dtmf(&mut self, uuid: &str, digits: &str) -> bool;
     /// The client put call `uuid` on hold or took it off.
     fn hold(&mut self, uuid: &str, held: bool) -> bool;
-    /// A login was accepted or refused (FreeSWITCH's `verto::login` event).
-    fn login_event(&mut self, login: &str, sessid: Option<&str>, result: &str);
     /// Binds client session `sessid` of `user` to this connection. When an
     /// earlier connection of the same session is still open it is punted;
     /// the answered calls the session carries come back to be reattached.
@@ -46,6 +64,24 @@ pub trait Switch {
     /// A chat message from the client (`verto.info` with `msg`); false when
     /// it could not be delivered.
     fn chat(&mut self, chat: &ChatOut) -> bool;
+}
+
+/// What the switch learns from a connection without answering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A login was accepted (`sessid` is its session) or refused, with
+    /// the result text (FreeSWITCH's `verto::login` event).
+    Login {
+        login: String,
+        sessid: Option<String>,
+        result: &'static str,
+    },
+    /// The socket closed: the client session it had bound (if any) and the
+    /// calls it carried as `(callID, uuid)`, to detach or hang up.
+    Closed {
+        sessid: Option<String>,
+        calls: Vec<(String, String)>,
+    },
 }
 
 /// A call the client's session carries, offered again on a new connection.
@@ -133,6 +169,9 @@ pub struct Conn {
     bound: bool,
     /// The connection must close (its session was refused).
     close: bool,
+    /// Text frames to send, in order.
+    transmits: VecDeque<String>,
+    events: VecDeque<Event>,
 }
 
 impl Conn {
@@ -146,6 +185,8 @@ impl Conn {
             next_id: 0,
             bound: false,
             close: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
@@ -171,8 +212,15 @@ impl Conn {
         self.sessid.as_deref()
     }
 
-    /// A text frame from the client: the frames to send back.
-    pub fn on_text(&mut self, text: &str, sw: &mut dyn Switch, new_sessid: &str) -> Vec<String> {
+    /// A text frame from the client; `new_sessid` is the session id a
+    /// login without one gets.
+    pub fn handle_text(
+        &mut self,
+        text: &str,
+        sw: &mut dyn Switch,
+        new_sessid: &str,
+        _now: Instant,
+    ) {
         let mut out = Vec::new();
         let reply = match serde_json::from_str::<Value>(text) {
             Ok(Value::Array(batch)) => {
@@ -189,9 +237,16 @@ impl Conn {
                 "Invalid Request",
             )),
         };
-        let mut frames: Vec<String> = reply.into_iter().map(|r| r.to_string()).collect();
-        frames.extend(out);
-        frames
+        self.transmits.extend(reply.map(|r| r.to_string()));
+        self.transmits.extend(out);
+    }
+
+    fn login_event(&mut self, login: &str, sessid: Option<&str>, result: &'static str) {
+        self.events.push_back(Event::Login {
+            login: login.to_string(),
+            sessid: sessid.map(str::to_string),
+            result,
+        });
     }
 
     /// One message; `after` collects requests to send after the reply.
@@ -229,7 +284,7 @@ impl Conn {
                             Some(r) => reattach = r,
                             None => {
                                 self.close = true;
-                                sw.login_event(&who, None, "Session in use");
+                                self.login_event(&who, None, "Session in use");
                                 return Some(rpc::error(
                                     &id,
                                     rpc::CODE_AUTH_FAILED,
@@ -240,7 +295,8 @@ impl Conn {
                         self.sessid = Some(sessid);
                         self.bound = true;
                     }
-                    sw.login_event(&who, self.sessid.as_deref(), "Logged in");
+                    let sessid = self.sessid.clone();
+                    self.login_event(&who, sessid.as_deref(), "Logged in");
                     self.login = Some(login);
                     for r in &reattach {
                         self.calls.insert(
@@ -268,7 +324,7 @@ impl Conn {
                 }
                 Err((code, message)) => {
                     if code == rpc::CODE_AUTH_FAILED {
-                        sw.login_event(&who, None, message);
+                        self.login_event(&who, None, message);
                     }
                     return Some(rpc::error(&id, code, message));
                 }
@@ -633,29 +689,34 @@ impl Conn {
         }))
     }
 
-    /// The switch answered inbound call `call_id`: the `verto.answer` to
-    /// send.
-    pub fn answered(&mut self, call_id: &str, sdp: &str) -> Option<String> {
-        self.calls.get(call_id)?;
+    /// The switch answered inbound call `call_id`: a `verto.answer`.
+    pub fn handle_answered(&mut self, call_id: &str, sdp: &str, _now: Instant) {
+        if !self.calls.contains_key(call_id) {
+            return;
+        }
         let mut p = Map::new();
         p.insert("callID".into(), json!(call_id));
         p.insert("sdp".into(), json!(sdp));
-        Some(self.request("verto.answer", p))
+        self.transmit("verto.answer", p);
     }
 
-    /// Early media on inbound call `call_id`: the `verto.media` to send.
-    pub fn early_media(&mut self, call_id: &str, sdp: &str) -> Option<String> {
-        self.calls.get(call_id)?;
+    /// Early media on inbound call `call_id`: a `verto.media`.
+    pub fn handle_early_media(&mut self, call_id: &str, sdp: &str, _now: Instant) {
+        if !self.calls.contains_key(call_id) {
+            return;
+        }
         let mut p = Map::new();
         p.insert("callID".into(), json!(call_id));
         p.insert("sdp".into(), json!(sdp));
-        Some(self.request("verto.media", p))
+        self.transmit("verto.media", p);
     }
 
-    /// The switch hung up call `call_id`: the `verto.bye` to send (none when
-    /// the client ended it).
-    pub fn hung_up(&mut self, call_id: &str, cause: CallCause) -> Option<String> {
-        self.calls.remove(call_id)?;
+    /// The switch hung up call `call_id`: a `verto.bye` (none when the
+    /// client ended it).
+    pub fn handle_hung_up(&mut self, call_id: &str, cause: CallCause, _now: Instant) {
+        if self.calls.remove(call_id).is_none() {
+            return;
+        }
         let mut p = Map::new();
         p.insert("callID".into(), json!(call_id));
         p.insert("causeCode".into(), json!(cause.0));
@@ -663,17 +724,18 @@ impl Conn {
             "cause".into(),
             json!(cause.name().unwrap_or("NORMAL_CLEARING")),
         );
-        Some(self.request("verto.bye", p))
+        self.transmit("verto.bye", p);
     }
 
-    /// An outbound call to this client: the `verto.invite` to send.
-    pub fn invite_out(
+    /// An outbound call to this client: a `verto.invite`.
+    pub fn handle_invite(
         &mut self,
         call_id: &str,
         uuid: &str,
         caller: (&str, &str),
         sdp: &str,
-    ) -> String {
+        _now: Instant,
+    ) {
         self.calls.insert(
             call_id.to_string(),
             Call {
@@ -688,39 +750,71 @@ impl Conn {
         p.insert("caller_id_number".into(), json!(caller.1));
         p.insert("callee_id_name".into(), json!(""));
         p.insert("callee_id_number".into(), json!(""));
-        self.request("verto.invite", p)
+        self.transmit("verto.invite", p);
     }
 
-    /// The switch sends digits on call `call_id`: the `verto.info` to send.
-    pub fn dtmf_out(&mut self, call_id: &str, digits: &str) -> Option<String> {
-        self.calls.get(call_id)?;
+    /// The switch sends digits on call `call_id`: a `verto.info`.
+    pub fn handle_dtmf(&mut self, call_id: &str, digits: &str, _now: Instant) {
+        if !self.calls.contains_key(call_id) {
+            return;
+        }
         let mut p = Map::new();
         p.insert("callID".into(), json!(call_id));
         p.insert("dtmf".into(), json!(digits));
-        Some(self.request("verto.info", p))
+        self.transmit("verto.info", p);
     }
 
-    /// A request of the switch's (display, punt, chat, events).
-    pub fn notify(&mut self, method: &str, params: Map<String, Value>) -> String {
-        self.request(method, params)
+    /// A request of the switch's to pass on (punt, chat, events).
+    pub fn handle_notify(&mut self, method: &str, params: Map<String, Value>, _now: Instant) {
+        self.transmit(method, params);
     }
 
-    /// The switch updated the display of call `call_id`: the
-    /// `verto.display` to send.
-    pub fn display(&mut self, call_id: &str, name: &str, number: &str) -> Option<String> {
-        self.calls.get(call_id)?;
+    /// The switch updated the display of call `call_id`: a
+    /// `verto.display`.
+    pub fn handle_display(&mut self, call_id: &str, name: &str, number: &str, _now: Instant) {
+        if !self.calls.contains_key(call_id) {
+            return;
+        }
         let mut p = Map::new();
         p.insert("callID".into(), json!(call_id));
         p.insert("display_name".into(), json!(name));
         p.insert("display_number".into(), json!(number));
-        Some(self.request("verto.display", p))
+        self.transmit("verto.display", p);
     }
 
-    /// The socket closed: the client session and its calls as `(callID,
-    /// uuid)`, for the shell to detach or hang up.
-    pub fn closed(&mut self) -> (Option<String>, Vec<(String, String)>) {
+    /// The socket closed: [`Event::Closed`] with the client session and
+    /// its calls.
+    pub fn handle_closed(&mut self, _now: Instant) {
         let calls = self.calls.drain().map(|(k, c)| (k, c.uuid)).collect();
-        (self.sessid.clone().filter(|_| self.bound), calls)
+        let sessid = self.sessid.clone().filter(|_| self.bound);
+        self.events.push_back(Event::Closed { sessid, calls });
+    }
+
+    /// Queues a request of ours to the client.
+    fn transmit(&mut self, method: &str, params: Map<String, Value>) {
+        let frame = self.request(method, params);
+        self.transmits.push_back(frame);
+    }
+}
+
+impl Protocol for Conn {
+    /// A text frame for the client.
+    type Transmit = String;
+    type Event = Event;
+
+    /// Never called: a connection keeps no timer.
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn poll_transmit(&mut self) -> Option<String> {
+        self.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
     }
 }
 

@@ -9,11 +9,12 @@
 
 use crate::media::{self, Media, Outbound, Read};
 use crate::shell::{self, ToConn};
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{
     CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, Message, MessageId,
     ModuleContext, Outgoing, OwnedSession, Session, Status, READ_FLAG_NOBLOCK,
 };
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The SDP the switch answers and offers with until WebRTC media exists:
@@ -101,27 +102,23 @@ impl Leg {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, LegState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The media frames cross now.
     pub fn media(&self) -> Option<Arc<Media>> {
-        self.lock().media.clone()
+        self.state.lock().media.clone()
     }
 
     /// The client carrying the call.
     pub fn owner(&self) -> Option<ClientCall> {
-        self.lock().owner.clone()
+        self.state.lock().owner.clone()
     }
 
     pub fn is_answered(&self) -> bool {
-        self.lock().answered
+        self.state.lock().answered
     }
 
     /// Adds an offer (a reattach's new media).
     pub fn offer(&self, offer: Offer) {
-        let mut st = self.lock();
+        let mut st = self.state.lock();
         st.offers.retain(|o| o.to != offer.to);
         st.offers.push(offer);
     }
@@ -129,7 +126,7 @@ impl Leg {
     /// The client `to` answered its offer with `sdp`: it carries the call
     /// and its media from now on.
     pub fn accept(&self, to: &ClientCall, sdp: &str) -> Accepted {
-        let mut st = self.lock();
+        let mut st = self.state.lock();
         let Some(i) = st.offers.iter().position(|o| &o.to == to) else {
             return Accepted::Unknown;
         };
@@ -151,12 +148,12 @@ impl Leg {
 
     /// The switch answered (an inbound call).
     pub fn mark_answered(&self) {
-        self.lock().answered = true;
+        self.state.lock().answered = true;
     }
 
     /// Client `to` is gone or declined: drops its offer.
     pub fn withdraw(&self, to: &ClientCall) -> Withdrawn {
-        let mut st = self.lock();
+        let mut st = self.state.lock();
         if let Some(i) = st.offers.iter().position(|o| &o.to == to) {
             st.offers.remove(i);
             return if st.owner.is_none() && st.offers.is_empty() {
@@ -175,7 +172,7 @@ impl Leg {
     /// Every client that hears of the call's end: the owner, or all those
     /// still rung.
     fn parties(&self) -> Vec<ClientCall> {
-        let st = self.lock();
+        let st = self.state.lock();
         st.owner
             .iter()
             .cloned()
@@ -300,7 +297,7 @@ impl Endpoint for Verto {
         let Some(l) = leg_of(s) else {
             return Status::SUCCESS;
         };
-        let sdp = l.lock().local_sdp.clone();
+        let sdp = l.state.lock().local_sdp.clone();
         match msg.id {
             // An outbound leg has no answer of the switch's to send: the
             // client answered it.

@@ -12,7 +12,8 @@
 //! gets a placeholder answer and the call reads silence.
 //!
 //! - [`rpc`]: JSON-RPC 2.0 shapes and verto's error codes.
-//! - [`conn`]: one client connection as a sans-IO state machine.
+//! - [`conn`]: one client connection as a sans-IO state machine (`handle_*`
+//!   in; frames from `poll_transmit`, events from `poll_event`).
 //! - [`endpoint`]: the `verto.rtc` endpoint the core calls.
 //! - [`media`], [`g711`]: WebRTC media (str0m) and its audio, from the
 //!   `hotswitch-webrtc-media` crate mod_sofia shares.

@@ -22,10 +22,12 @@
 //! chat delivery to every connection of a user.
 
 use crate::config::{Config, Profile};
-use crate::conn::{ChatOut, Conn, Invite, Reattach, Subscribed, Switch};
+use crate::conn::{self, ChatOut, Conn, Invite, Reattach, Subscribed, Switch};
 use crate::endpoint::{self, Accepted, ClientCall, Leg, Withdrawn, PLACEHOLDER_SDP};
 use crate::{media, tls};
 use futures_util::{SinkExt, StreamExt};
+use hotswitch_plugin_api::sansio::Protocol;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{
     CallCause, ChannelState, Chat, ModuleContext, Profile as CallerProfile, Status,
 };
@@ -34,7 +36,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -176,13 +178,9 @@ static ACCEPTING: Mutex<Option<watch::Sender<bool>>> = Mutex::new(None);
 /// Handed over: connections close once they carry no call.
 static DRAINING: AtomicBool = AtomicBool::new(false);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Runs `f` on the module's state (none once stopped).
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
-    lock(&STATE).as_mut().map(f)
+    STATE.lock().as_mut().map(f)
 }
 
 /// A fresh uuid (session ids, outbound call ids).
@@ -302,7 +300,7 @@ pub fn deliver_chat(from: &str, to: &str, body: &str, headers: &[(String, String
 
 /// Runs `f` in the module's runtime (to start tasks from a host thread).
 pub fn on_runtime<R>(f: impl FnOnce() -> R) -> Option<R> {
-    let h = lock(&RUNTIME).clone()?;
+    let h = RUNTIME.lock().clone()?;
     let _entered = h.enter();
     Some(f())
 }
@@ -369,14 +367,14 @@ pub fn prepare(
     let (accept_tx, accept_rx) = watch::channel(true);
     STOPPING.store(false, Ordering::Release);
     DRAINING.store(false, Ordering::Release);
-    *lock(&STOP) = Some(tx);
-    *lock(&ACCEPTING) = Some(accept_tx);
-    *lock(&LISTENING) = names;
-    *lock(&STATE) = Some(State {
+    *STOP.lock() = Some(tx);
+    *ACCEPTING.lock() = Some(accept_tx);
+    *LISTENING.lock() = names;
+    *STATE.lock() = Some(State {
         detach_timeout: Duration::from_secs(config.detach_timeout_secs),
         ..State::default()
     });
-    *lock(&PREPARED) = Some(Prepared {
+    *PREPARED.lock() = Some(Prepared {
         listeners,
         stop: rx,
         accepting: accept_rx,
@@ -390,7 +388,7 @@ pub fn prepare(
 /// a round on the runtime thread lets an accept already under way finish
 /// first (that connection stays here, as every one accepted before).
 pub fn hand_over() -> Vec<(String, RawFd)> {
-    if let Some(tx) = lock(&ACCEPTING).as_ref() {
+    if let Some(tx) = ACCEPTING.lock().as_ref() {
         tx.send_replace(false);
     }
     DRAINING.store(true, Ordering::Release);
@@ -399,7 +397,7 @@ pub fn hand_over() -> Vec<(String, RawFd)> {
             c.tell(ToConn::Drain);
         }
     });
-    if let Some(h) = lock(&RUNTIME).clone() {
+    if let Some(h) = RUNTIME.lock().clone() {
         let (tx, rx) = std::sync::mpsc::channel();
         h.spawn(async move {
             let _ = tx.send(());
@@ -408,7 +406,7 @@ pub fn hand_over() -> Vec<(String, RawFd)> {
             log::warn!("verto: the runtime did not take the handover within 2 s");
         }
     }
-    let fds = lock(&LISTENING).clone();
+    let fds = LISTENING.lock().clone();
     for (name, _) in &fds {
         log::info!("verto: {name} handed over; no longer accepting here");
     }
@@ -418,7 +416,7 @@ pub fn hand_over() -> Vec<(String, RawFd)> {
 /// Live reload failed after [`hand_over`]: accept again.
 pub fn resume() {
     DRAINING.store(false, Ordering::Release);
-    if let Some(tx) = lock(&ACCEPTING).as_ref() {
+    if let Some(tx) = ACCEPTING.lock().as_ref() {
         tx.send_replace(true);
     }
     log::info!("verto: accepting again (the reload did not complete)");
@@ -431,7 +429,7 @@ pub fn connections() -> usize {
 
 /// The runtime thread: serves until unload.
 pub fn run() -> Status {
-    let Some(p) = lock(&PREPARED).take() else {
+    let Some(p) = PREPARED.lock().take() else {
         return Status::TERM;
     };
     if STOPPING.load(Ordering::Acquire) {
@@ -448,12 +446,12 @@ pub fn run() -> Status {
             return Status::TERM;
         }
     };
-    *lock(&RUNTIME) = Some(rt.handle().clone());
+    *RUNTIME.lock() = Some(rt.handle().clone());
     rt.block_on(serve(p));
-    *lock(&RUNTIME) = None;
+    *RUNTIME.lock() = None;
     // Drops every connection task (and its socket) still pending.
     drop(rt);
-    *lock(&STATE) = None;
+    *STATE.lock() = None;
     log::info!("mod_verto stopped");
     Status::TERM
 }
@@ -461,11 +459,11 @@ pub fn run() -> Status {
 /// Unload: the runtime thread ends.
 pub fn stop() {
     STOPPING.store(true, Ordering::Release);
-    if let Some(tx) = lock(&STOP).take() {
+    if let Some(tx) = STOP.lock().take() {
         let _ = tx.send(true);
     }
-    drop(lock(&PREPARED).take());
-    lock(&LISTENING).clear();
+    drop(PREPARED.lock().take());
+    LISTENING.lock().clear();
 }
 
 async fn serve(p: Prepared) {
@@ -570,8 +568,9 @@ async fn accept(
     }
 }
 
-/// One WebSocket connection: frames to the [`Conn`], its replies and the
-/// switch's news back.
+/// One WebSocket connection: the client's frames and the switch's news go
+/// into the [`Conn`] (`handle_*`); after each, its events are acted on
+/// (`poll_event`), then what it transmits is written (`poll_transmit`).
 async fn client<S>(profile: Arc<Profile>, s: S, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -617,37 +616,47 @@ where
     };
     loop {
         let mut punted = false;
-        let frames = tokio::select! {
-            m = source.next() => match m {
-                Some(Ok(Message::Text(t))) => conn.on_text(t.as_str(), &mut sw, &new_id()),
-                Some(Ok(Message::Binary(_))) => conn.on_text("", &mut sw, ""),
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Ok(_)) => Vec::new(),
-                Some(Err(e)) => {
-                    log::info!("verto {peer}: {e}; closing");
-                    break;
+        tokio::select! {
+            m = source.next() => {
+                let now = Instant::now();
+                match m {
+                    Some(Ok(Message::Text(t))) => conn.handle_text(t.as_str(), &mut sw, &new_id(), now),
+                    Some(Ok(Message::Binary(_))) => conn.handle_text("", &mut sw, "", now),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        log::info!("verto {peer}: {e}; closing");
+                        break;
+                    }
                 }
             },
-            ev = rx.recv() => match ev {
-                Some(ToConn::Answered { call_id, sdp }) => conn.answered(&call_id, &sdp).into_iter().collect(),
-                Some(ToConn::EarlyMedia { call_id, sdp }) => conn.early_media(&call_id, &sdp).into_iter().collect(),
-                Some(ToConn::HungUp { call_id, cause }) => conn.hung_up(&call_id, cause).into_iter().collect(),
-                Some(ToConn::Dtmf { call_id, digits }) => conn.dtmf_out(&call_id, &digits).into_iter().collect(),
-                Some(ToConn::Invite { call_id, uuid, caller_id_name, caller_id_number, sdp }) => {
-                    vec![conn.invite_out(&call_id, &uuid, (&caller_id_name, &caller_id_number), &sdp)]
+            ev = rx.recv() => {
+                let now = Instant::now();
+                match ev {
+                    Some(ToConn::Answered { call_id, sdp }) => conn.handle_answered(&call_id, &sdp, now),
+                    Some(ToConn::EarlyMedia { call_id, sdp }) => conn.handle_early_media(&call_id, &sdp, now),
+                    Some(ToConn::HungUp { call_id, cause }) => conn.handle_hung_up(&call_id, cause, now),
+                    Some(ToConn::Dtmf { call_id, digits }) => conn.handle_dtmf(&call_id, &digits, now),
+                    Some(ToConn::Invite { call_id, uuid, caller_id_name, caller_id_number, sdp }) => {
+                        conn.handle_invite(&call_id, &uuid, (&caller_id_name, &caller_id_number), &sdp, now)
+                    }
+                    Some(ToConn::Display { call_id, name, number }) => conn.handle_display(&call_id, &name, &number, now),
+                    Some(ToConn::Punt) => {
+                        log::warn!("verto {peer}: a new connection took session {}; dropping this one", conn.sessid().unwrap_or(""));
+                        punted = true;
+                        conn.handle_notify("verto.punt", Map::new(), now);
+                    }
+                    Some(ToConn::Request { method, params }) => conn.handle_notify(method, params, now),
+                    Some(ToConn::Drain) | None => {}
                 }
-                Some(ToConn::Display { call_id, name, number }) => conn.display(&call_id, &name, &number).into_iter().collect(),
-                Some(ToConn::Punt) => {
-                    log::warn!("verto {peer}: a new connection took session {}; dropping this one", conn.sessid().unwrap_or(""));
-                    punted = true;
-                    vec![conn.notify("verto.punt", Map::new())]
-                }
-                Some(ToConn::Request { method, params }) => vec![conn.notify(method, params)],
-                Some(ToConn::Drain) | None => Vec::new(),
             },
         };
+        // Events first: a login's event is fired before its reply is sent.
+        while let Some(e) = conn.poll_event() {
+            sw.event(e);
+        }
         let mut failed = false;
-        for f in frames {
+        while let Some(f) = conn.poll_transmit() {
             match tokio::time::timeout(WRITE_WAIT, sink.send(Message::text(f))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => {
@@ -676,7 +685,10 @@ where
             break;
         }
     }
-    closed(id, &mut conn, peer);
+    conn.handle_closed(Instant::now());
+    while let Some(e) = conn.poll_event() {
+        sw.event(e);
+    }
     log::info!("verto {peer} disconnected");
 }
 
@@ -684,8 +696,7 @@ where
 /// it are withdrawn; answered calls stay with its client session, which
 /// detaches (kept `detach-timeout-sec` for the client to come back),
 /// unless a newer connection already took the session.
-fn closed(id: u64, conn: &mut Conn, peer: SocketAddr) {
-    let (sessid, calls) = conn.closed();
+fn closed(id: u64, sessid: Option<String>, calls: Vec<(String, String)>, peer: SocketAddr) {
     let (owner, keep) = with_state(|st| {
         st.clients.remove(&id);
         for subs in st.channels.values_mut() {
@@ -892,22 +903,6 @@ impl Switch for HostSwitch {
         true
     }
 
-    fn login_event(&mut self, login: &str, sessid: Option<&str>, result: &str) {
-        let success = if sessid.is_some() { "1" } else { "0" };
-        let peer = self.peer.to_string();
-        let mut headers = vec![
-            ("verto_profile_name", self.profile.name.as_str()),
-            ("verto_client_address", peer.as_str()),
-            ("verto_login", login),
-            ("verto_success", success),
-            ("verto_result_txt", result),
-        ];
-        if let Some(s) = sessid {
-            headers.push(("verto_sessid", s));
-        }
-        let _ = ModuleContext::current().fire_event(EV_CUSTOM, "verto::login", &headers, "");
-    }
-
     fn bind_session(&mut self, sessid: &str, user: &str) -> Option<Vec<Reattach>> {
         let calls = with_state(|st| {
             if let Some(c) = st.clients.get_mut(&self.conn) {
@@ -1084,6 +1079,35 @@ impl Switch for HostSwitch {
 }
 
 impl HostSwitch {
+    /// What the connection told the switch without asking.
+    fn event(&self, e: conn::Event) {
+        match e {
+            conn::Event::Login {
+                login,
+                sessid,
+                result,
+            } => self.login_event(&login, sessid.as_deref(), result),
+            conn::Event::Closed { sessid, calls } => closed(self.conn, sessid, calls, self.peer),
+        }
+    }
+
+    /// FreeSWITCH's `verto::login` event.
+    fn login_event(&self, login: &str, sessid: Option<&str>, result: &str) {
+        let success = if sessid.is_some() { "1" } else { "0" };
+        let peer = self.peer.to_string();
+        let mut headers = vec![
+            ("verto_profile_name", self.profile.name.as_str()),
+            ("verto_client_address", peer.as_str()),
+            ("verto_login", login),
+            ("verto_success", success),
+            ("verto_result_txt", result),
+        ];
+        if let Some(s) = sessid {
+            headers.push(("verto_sessid", s));
+        }
+        let _ = ModuleContext::current().fire_event(EV_CUSTOM, "verto::login", &headers, "");
+    }
+
     /// FreeSWITCH's `jsonrpc-allowed-event-channels` user parameter: when
     /// set, only the channels it lists (or whose part before the first `.`
     /// it lists) may be used; when not, every channel.

@@ -18,16 +18,18 @@
 pub mod bench;
 pub mod protocol;
 
+use hotswitch_plugin_api::sansio::Protocol;
+use hotswitch_plugin_api::sync::{Mutex, MutexGuard};
 use mod_freetdm::dsp::{tone_share, DtmfDetector, ToneGen, FRAME};
 use mod_freetdm::g711::Law;
-use mod_freetdm::q931::{CallId, Event, Link, Output, Role};
+use mod_freetdm::q931::{CallId, Event, Link, Role};
 use mod_freetdm::wire::{Msg, Packet, SIM_SOCKET, SPAN_SOCKET};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -146,10 +148,6 @@ struct Inner {
     timing: Mutex<Timing>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A simulator attached to one span.
 pub struct Sim {
     inner: Arc<Inner>,
@@ -216,7 +214,7 @@ impl Sim {
     }
 
     fn line<R>(&self, ch: u16, f: impl FnOnce(&mut Line) -> R) -> Result<R, String> {
-        let mut lines = lock(&self.inner.lines);
+        let mut lines = self.inner.lines.lock();
         lines
             .get_mut(&ch)
             .map(f)
@@ -311,8 +309,8 @@ impl Sim {
     /// ISDN: places a call (SETUP) on B channel `chan` (or lets the
     /// other side choose); returns its id.
     pub fn call(&self, called: &str, calling: &str, chan: Option<u16>) -> CallId {
-        let mut link = lock(&self.inner.link);
-        let id = link.setup(Instant::now(), called, calling, chan.map(|c| c as u8));
+        let mut link = self.inner.link.lock();
+        let id = link.handle_setup(called, calling, chan.map(|c| c as u8), Instant::now());
         if let Some(c) = chan {
             self.inner.attach_call(id, c);
         }
@@ -323,18 +321,18 @@ impl Sim {
     /// ISDN: acts on a call: `proceeding`, `alert`, `progress`, `answer`,
     /// or `hangup` with `cause`.
     pub fn isdn(&self, what: &str, call: CallId, cause: u8) -> Result<(), String> {
-        let mut link = lock(&self.inner.link);
+        let mut link = self.inner.link.lock();
         if link.state(call).is_none() {
             return Err(format!("no call {}", call.0));
         }
-        let chan = lock(&self.inner.calls).get(&call).map(|&c| c as u8);
+        let chan = self.inner.calls.lock().get(&call).map(|&c| c as u8);
         let now = Instant::now();
         match what {
-            "proceeding" => link.proceeding(call, chan),
-            "alert" => link.alerting(call),
-            "progress" => link.progress(call),
-            "answer" => link.connect(now, call),
-            "hangup" => link.hangup(now, call, cause),
+            "proceeding" => link.handle_proceeding(call, chan, now),
+            "alert" => link.handle_alerting(call, now),
+            "progress" => link.handle_progress(call, now),
+            "answer" => link.handle_connect(call, now),
+            "hangup" => link.handle_hangup(call, cause, now),
             _ => return Err(format!("unknown isdn action {what}")),
         }
         self.inner.flush(&mut link);
@@ -343,12 +341,15 @@ impl Sim {
 
     /// ISDN: how incoming calls are handled without commands.
     pub fn set_auto(&self, auto: Auto) {
-        *lock(&self.inner.auto) = auto;
+        *self.inner.auto.lock() = auto;
     }
 
     /// One line per channel and call.
     pub fn status(&self) -> Vec<String> {
-        let mut out: Vec<String> = lock(&self.inner.lines)
+        let mut out: Vec<String> = self
+            .inner
+            .lines
+            .lock()
             .iter()
             .map(|(c, l)| {
                 format!(
@@ -363,7 +364,7 @@ impl Sim {
                 )
             })
             .collect();
-        let link = lock(&self.inner.link);
+        let link = self.inner.link.lock();
         for c in link.calls() {
             out.push(format!("call {} {c}", c.id.0));
         }
@@ -372,12 +373,12 @@ impl Sim {
 
     /// The benchmark's statistics (cleared by [`Sim::reset_timing`]).
     pub fn timing(&self) -> MutexGuard<'_, Timing> {
-        lock(&self.inner.timing)
+        self.inner.timing.lock()
     }
 
     /// Starts a new measurement window.
     pub fn reset_timing(&self, record_arrivals: bool) {
-        *lock(&self.inner.timing) = Timing {
+        *self.inner.timing.lock() = Timing {
             record_arrivals,
             ..Timing::default()
         };
@@ -406,18 +407,27 @@ impl Inner {
     }
 
     fn attach_call(&self, id: CallId, chan: u16) {
-        lock(&self.calls).insert(id, chan);
-        if let Some(l) = lock(&self.lines).get_mut(&chan) {
+        self.calls.lock().insert(id, chan);
+        if let Some(l) = self.lines.lock().get_mut(&chan) {
             l.call = Some(id);
         }
     }
 
-    /// Sends what the link wants sent and reports its events.
+    /// Sends what the link transmits and reports its events, until
+    /// reporting them (answering a SETUP by itself) asks nothing more.
     fn flush(&self, link: &mut Link) {
-        while let Some(o) = link.poll_output() {
-            match o {
-                Output::Send(b) => self.send(self.d_channel, Msg::DFrame(b)),
-                Output::Event(e) => self.isdn_event(link, e),
+        loop {
+            let mut busy = false;
+            while let Some(b) = link.poll_transmit() {
+                busy = true;
+                self.send(self.d_channel, Msg::DFrame(b));
+            }
+            while let Some(e) = link.poll_event() {
+                busy = true;
+                self.isdn_event(link, e);
+            }
+            if !busy {
+                return;
             }
         }
     }
@@ -434,17 +444,17 @@ impl Inner {
                     self.attach_call(call, c as u16);
                 }
                 let now = Instant::now();
-                let auto = *lock(&self.auto);
+                let auto = *self.auto.lock();
                 if auto != Auto::Off {
-                    link.proceeding(call, channel);
+                    link.handle_proceeding(call, channel, now);
                 }
                 match auto {
-                    Auto::Alert => link.alerting(call),
+                    Auto::Alert => link.handle_alerting(call, now),
                     Auto::Answer => {
-                        link.alerting(call);
-                        link.connect(now, call);
+                        link.handle_alerting(call, now);
+                        link.handle_connect(call, now);
                     }
-                    Auto::Busy => link.hangup(now, call, 17),
+                    Auto::Busy => link.handle_hangup(call, 17, now),
                     Auto::Off => {}
                 }
                 format!(
@@ -464,8 +474,8 @@ impl Inner {
             Event::Connected { call } => format!("connect {}", call.0),
             Event::Disconnected { call, cause } => format!("disconnect {} cause={cause}", call.0),
             Event::Released { call, .. } => {
-                if let Some(c) = lock(&self.calls).remove(&call) {
-                    if let Some(l) = lock(&self.lines).get_mut(&c) {
+                if let Some(c) = self.calls.lock().remove(&call) {
+                    if let Some(l) = self.lines.lock().get_mut(&c) {
                         l.call = None;
                     }
                 }
@@ -495,7 +505,7 @@ impl Inner {
             }
             let mut frames = Vec::new();
             {
-                let mut lines = lock(&self.lines);
+                let mut lines = self.lines.lock();
                 for (&ch, l) in lines.iter_mut() {
                     if !l.active(self.mode) {
                         continue;
@@ -524,7 +534,7 @@ impl Inner {
                 let p = Packet::new(0, Msg::Frames(batch.to_vec()));
                 let _ = self.sock.send_to(&p.encode(), &self.span_path);
             }
-            let mut t = lock(&self.timing);
+            let mut t = self.timing.lock();
             t.sent += frames.len() as u64;
             if !frames.is_empty() {
                 t.send_lateness.push(late);
@@ -537,8 +547,8 @@ impl Inner {
         let mut pcm = Vec::with_capacity(FRAME);
         while !self.stop.load(Ordering::Acquire) {
             {
-                let mut link = lock(&self.link);
-                if link.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                let mut link = self.link.lock();
+                if link.poll_timeout().is_some_and(|d| d <= Instant::now()) {
                     link.handle_timeout(Instant::now());
                     self.flush(&mut link);
                 }
@@ -563,7 +573,7 @@ impl Inner {
             Msg::Audio(b) => {
                 pcm.clear();
                 self.law.decode(&b, pcm);
-                let sent = match lock(&self.lines).get_mut(&p.chan) {
+                let sent = match self.lines.lock().get_mut(&p.chan) {
                     Some(l) => {
                         l.capture.extend(pcm.iter().copied());
                         let excess = l.capture.len().saturating_sub(CAPTURE_SECONDS * 8000);
@@ -572,7 +582,7 @@ impl Inner {
                     }
                     None => None,
                 };
-                let mut t = lock(&self.timing);
+                let mut t = self.timing.lock();
                 t.received += 1;
                 if let (true, Some(sent)) = (t.record_arrivals, sent) {
                     t.round_trips
@@ -584,7 +594,7 @@ impl Inner {
             Msg::RingOn | Msg::RingOff => {
                 let on = p.msg == Msg::RingOn;
                 let answer = {
-                    let mut lines = lock(&self.lines);
+                    let mut lines = self.lines.lock();
                     let Some(l) = lines.get_mut(&p.chan) else {
                         return;
                     };
@@ -598,7 +608,7 @@ impl Inner {
                     on && l.auto_answer && !l.offhook
                 };
                 if answer {
-                    if let Some(l) = lock(&self.lines).get_mut(&p.chan) {
+                    if let Some(l) = self.lines.lock().get_mut(&p.chan) {
                         l.offhook = true;
                         l.ringing = false;
                     }
@@ -608,7 +618,7 @@ impl Inner {
             }
             Msg::OffHook | Msg::OnHook => {
                 let seized = p.msg == Msg::OffHook;
-                if let Some(l) = lock(&self.lines).get_mut(&p.chan) {
+                if let Some(l) = self.lines.lock().get_mut(&p.chan) {
                     if l.seized != seized {
                         l.seized = seized;
                         self.emit(format!(
@@ -620,8 +630,8 @@ impl Inner {
                 }
             }
             Msg::DFrame(b) => {
-                let mut link = lock(&self.link);
-                let _ = link.receive(Instant::now(), &b);
+                let mut link = self.link.lock();
+                let _ = link.handle_frame(&b, Instant::now());
                 self.flush(&mut link);
             }
             Msg::Bye => self.emit("bye".into()),
@@ -671,7 +681,7 @@ mod tests {
                 d_channel: 24,
             },
             move |e| {
-                let _ = lock(&tx).send(e);
+                let _ = tx.lock().send(e);
             },
         )
         .unwrap();
@@ -721,9 +731,9 @@ mod tests {
         let (sim, events) = open(&dir, Mode::Network);
         sim.set_auto(Auto::Busy);
         let mut user = Link::new(Role::User, true);
-        user.setup(Instant::now(), "1000", "", Some(2));
+        user.handle_setup("1000", "", Some(2), Instant::now());
         let sim_path = dir.join(SIM_SOCKET);
-        while let Some(Output::Send(b)) = user.poll_output() {
+        while let Some(b) = user.poll_transmit() {
             span.send_to(&Packet::new(24, Msg::DFrame(b)).encode(), &sim_path)
                 .unwrap();
         }

@@ -12,10 +12,10 @@
 
 use super::Driver;
 use crate::wire::{Msg, Packet, SPAN_SOCKET};
+use hotswitch_plugin_api::sync::Mutex;
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Channels per datagram towards the line.
@@ -67,7 +67,7 @@ impl VirtualSpan {
 
     fn remember(&self, from: &SocketAddr) {
         if let Some(p) = from.as_pathname() {
-            let mut peer = self.peer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut peer = self.peer.lock();
             if peer.as_deref() != Some(p) {
                 log::info!("{} is attached to {}", p.display(), self.path.display());
                 // Connected once, sends need no path lookup each.
@@ -82,12 +82,7 @@ impl VirtualSpan {
 
 impl VirtualSpan {
     fn transmit(&self, datagram: &[u8]) -> io::Result<()> {
-        if self
-            .peer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
-        {
+        if self.peer.lock().is_none() {
             return Ok(());
         }
         match self.tx.send(datagram) {
@@ -102,7 +97,7 @@ impl VirtualSpan {
             }
             Err(e) => {
                 // The simulator went away; the next one says hello.
-                *self.peer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *self.peer.lock() = None;
                 Err(e)
             }
         }
@@ -112,8 +107,8 @@ impl VirtualSpan {
     /// [`BATCH`] channels.
     fn flush(&self) -> io::Result<()> {
         let frames = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            *self.pending_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            let mut pending = self.pending.lock();
+            *self.pending_since.lock() = None;
             std::mem::take(&mut *pending)
         };
         for batch in frames.chunks(BATCH) {
@@ -129,10 +124,9 @@ impl Driver for VirtualSpan {
             // Audio waits for the line's next tick, as in a card's
             // transmit buffer.
             Msg::Audio(a) => {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let mut pending = self.pending.lock();
                 if pending.is_empty() {
-                    *self.pending_since.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(Instant::now());
+                    *self.pending_since.lock() = Some(Instant::now());
                 }
                 if pending.len() >= MAX_PENDING {
                     pending.remove(0);
@@ -147,13 +141,13 @@ impl Driver for VirtualSpan {
     fn recv(&self, timeout: Duration) -> io::Result<Vec<Packet>> {
         let timeout = timeout.max(Duration::from_millis(1));
         {
-            let mut current = self.timeout.lock().unwrap_or_else(|e| e.into_inner());
+            let mut current = self.timeout.lock();
             if *current != timeout {
                 self.rx.set_read_timeout(Some(timeout))?;
                 *current = timeout;
             }
         }
-        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = self.buf.lock();
         match self.rx.recv_from(&mut buf) {
             Ok((n, from)) => {
                 self.remember(&from);
@@ -177,7 +171,6 @@ impl Driver for VirtualSpan {
                 let stale = self
                     .pending_since
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner())
                     .is_some_and(|t| t.elapsed() > NO_CLOCK);
                 if stale {
                     self.flush()?;
@@ -194,7 +187,7 @@ impl Driver for VirtualSpan {
     }
 
     fn describe(&self) -> String {
-        let peer = self.peer.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let peer = self.peer.lock().clone();
         format!(
             "virtual {} (peer {})",
             self.path.display(),

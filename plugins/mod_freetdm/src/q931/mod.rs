@@ -1,7 +1,12 @@
 //! ISDN PRI basic call control (Q.931), sans-IO: [`message`] turns
 //! messages into bytes and back; [`Link`] is the call-control state
-//! machine of one D channel. Bytes received and time passing go in,
-//! bytes to send and call events come out; `now` is always an argument.
+//! machine of one D channel, in the one shape of every protocol core
+//! ([`Protocol`]). Inputs are `handle_*(…, now)`: a frame received
+//! ([`Link::handle_frame`]) and the owner's commands ([`Link::handle_setup`],
+//! [`Link::handle_connect`], [`Link::handle_hangup`]…); time passing is
+//! [`Protocol::handle_timeout`] at [`Protocol::poll_timeout`]. Outputs are
+//! pulled: [`Protocol::poll_transmit`] gives the layer-3 frames for the D
+//! channel, [`Protocol::poll_event`] the call [`Event`]s for the owner.
 //! The same machine serves the user side (the module on a CPE trunk) and
 //! the network side (the module as a PBX towards phones, or the line
 //! simulator playing the exchange).
@@ -13,6 +18,7 @@ pub mod message;
 
 pub use message::{DecodeError, Message, MsgType};
 
+use hotswitch_plugin_api::sansio::Protocol;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -98,15 +104,6 @@ pub enum Event {
     Released { call: CallId, channel: Option<u8> },
 }
 
-/// An output of the link.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// A layer-3 frame for the D channel.
-    Send(Vec<u8>),
-    /// Something for the owner.
-    Event(Event),
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     /// No answer to SETUP.
@@ -182,7 +179,9 @@ pub struct Link {
     calls: Vec<Call>,
     next_cr: u16,
     next_id: u32,
-    out: VecDeque<Output>,
+    /// Layer-3 frames for the D channel, in order.
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
 }
 
 const NORMAL_CLEARING: u8 = 16;
@@ -198,23 +197,14 @@ impl Link {
             calls: Vec::new(),
             next_cr: 1,
             next_id: 1,
-            out: VecDeque::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
     /// Which side this link plays.
     pub fn role(&self) -> Role {
         self.role
-    }
-
-    /// The next output, if any.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-
-    /// When [`Link::handle_timeout`] wants calling next.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.calls.iter().filter_map(|c| c.timer.map(|t| t.1)).min()
     }
 
     /// The calls in progress.
@@ -247,11 +237,11 @@ impl Link {
         let c = &self.calls[at];
         let mut m = Message::new(mt, c.cr, !c.ours);
         f(&mut m);
-        self.out.push_back(Output::Send(m.encode()));
+        self.transmits.push_back(m.encode());
     }
 
     fn event(&mut self, e: Event) {
-        self.out.push_back(Output::Event(e));
+        self.events.push_back(e);
     }
 
     fn set_timer(&mut self, at: usize, now: Instant, t: Option<Timer>) {
@@ -278,12 +268,12 @@ impl Link {
 
     /// Places a call: SETUP with the called and calling numbers on
     /// `channel` (the network side must name one).
-    pub fn setup(
+    pub fn handle_setup(
         &mut self,
-        now: Instant,
         called: &str,
         calling: &str,
         channel: Option<u8>,
+        now: Instant,
     ) -> CallId {
         let mut cr = self.next_cr;
         while self.calls.iter().any(|c| c.ours && c.cr == cr) {
@@ -321,7 +311,7 @@ impl Link {
     }
 
     /// Accepts an incoming call on `channel`: CALL PROCEEDING.
-    pub fn proceeding(&mut self, call: CallId, channel: Option<u8>) {
+    pub fn handle_proceeding(&mut self, call: CallId, channel: Option<u8>, _now: Instant) {
         if let Some(at) = self.answering(call, &[CallState::CallPresent]) {
             self.calls[at].channel = channel.or(self.calls[at].channel);
             let ch = self.calls[at].channel;
@@ -331,7 +321,7 @@ impl Link {
     }
 
     /// The called party rings: ALERTING.
-    pub fn alerting(&mut self, call: CallId) {
+    pub fn handle_alerting(&mut self, call: CallId, _now: Instant) {
         let from = [CallState::CallPresent, CallState::IncomingProceeding];
         if let Some(at) = self.answering(call, &from) {
             let ch = self.calls[at].channel;
@@ -341,7 +331,7 @@ impl Link {
     }
 
     /// In-band information is available: PROGRESS.
-    pub fn progress(&mut self, call: CallId) {
+    pub fn handle_progress(&mut self, call: CallId, _now: Instant) {
         let from = [
             CallState::CallPresent,
             CallState::IncomingProceeding,
@@ -353,7 +343,7 @@ impl Link {
     }
 
     /// Answers: CONNECT.
-    pub fn connect(&mut self, now: Instant, call: CallId) {
+    pub fn handle_connect(&mut self, call: CallId, now: Instant) {
         let from = [
             CallState::CallPresent,
             CallState::IncomingProceeding,
@@ -369,7 +359,7 @@ impl Link {
 
     /// Clears the call with `cause`: RELEASE COMPLETE for a SETUP not yet
     /// answered at all, DISCONNECT otherwise.
-    pub fn hangup(&mut self, now: Instant, call: CallId, cause: u8) {
+    pub fn handle_hangup(&mut self, call: CallId, cause: u8, now: Instant) {
         let Some(at) = self.find(call) else { return };
         self.calls[at].clearing_known = true;
         match self.calls[at].state {
@@ -387,7 +377,7 @@ impl Link {
     }
 
     /// A frame from the D channel.
-    pub fn receive(&mut self, now: Instant, bytes: &[u8]) -> Result<(), DecodeError> {
+    pub fn handle_frame(&mut self, bytes: &[u8], now: Instant) -> Result<(), DecodeError> {
         let m = Message::decode(bytes)?;
         // The flag is set by the side that did not allocate the reference:
         // set means the reference is ours.
@@ -480,13 +470,19 @@ impl Link {
             _ => {
                 let mut r = Message::new(MsgType::ReleaseComplete, m.cr, !m.cr_flag);
                 r.cause = Some(INVALID_CALL_REFERENCE);
-                self.out.push_back(Output::Send(r.encode()));
+                self.transmits.push_back(r.encode());
             }
         }
     }
+}
+
+impl Protocol for Link {
+    /// A layer-3 frame for the D channel.
+    type Transmit = Vec<u8>;
+    type Event = Event;
 
     /// Runs the timers that are due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         while let Some(at) = self
             .calls
             .iter()
@@ -514,6 +510,18 @@ impl Link {
                 Timer::T308 => self.remove(at, RECOVERY_ON_TIMER_EXPIRE),
             }
         }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.calls.iter().filter_map(|c| c.timer.map(|t| t.1)).min()
     }
 }
 

@@ -26,25 +26,23 @@ impl Pair {
     fn pump(&mut self) {
         loop {
             let mut moved = false;
-            while let Some(o) = self.user.poll_output() {
+            while let Some(b) = self.user.poll_transmit() {
                 moved = true;
-                match o {
-                    Output::Send(b) => {
-                        self.wire.push((true, Message::decode(&b).unwrap().mt));
-                        self.net.receive(self.now, &b).unwrap();
-                    }
-                    Output::Event(e) => self.user_events.push(e),
-                }
+                self.wire.push((true, Message::decode(&b).unwrap().mt));
+                self.net.handle_frame(&b, self.now).unwrap();
             }
-            while let Some(o) = self.net.poll_output() {
+            while let Some(e) = self.user.poll_event() {
                 moved = true;
-                match o {
-                    Output::Send(b) => {
-                        self.wire.push((false, Message::decode(&b).unwrap().mt));
-                        self.user.receive(self.now, &b).unwrap();
-                    }
-                    Output::Event(e) => self.net_events.push(e),
-                }
+                self.user_events.push(e);
+            }
+            while let Some(b) = self.net.poll_transmit() {
+                moved = true;
+                self.wire.push((false, Message::decode(&b).unwrap().mt));
+                self.user.handle_frame(&b, self.now).unwrap();
+            }
+            while let Some(e) = self.net.poll_event() {
+                moved = true;
+                self.net_events.push(e);
             }
             if !moved {
                 return;
@@ -75,7 +73,7 @@ fn a_call_from_the_user_side_is_answered_and_cleared_by_the_caller() {
     use MsgType::*;
     let mut p = Pair::new();
     let now = p.now;
-    let out = p.user.setup(now, "1000", "5551234", Some(3));
+    let out = p.user.handle_setup("1000", "5551234", Some(3), now);
     p.pump();
     assert_eq!(
         p.net_events[0],
@@ -87,9 +85,9 @@ fn a_call_from_the_user_side_is_answered_and_cleared_by_the_caller() {
         }
     );
     let inc = incoming(&p.net_events);
-    p.net.proceeding(inc, Some(3));
-    p.net.alerting(inc);
-    p.net.connect(now, inc);
+    p.net.handle_proceeding(inc, Some(3), now);
+    p.net.handle_alerting(inc, now);
+    p.net.handle_connect(inc, now);
     p.pump();
     assert_eq!(
         p.user_events,
@@ -104,7 +102,7 @@ fn a_call_from_the_user_side_is_answered_and_cleared_by_the_caller() {
     );
     assert_eq!(p.user.state(out), Some(CallState::Active));
     assert_eq!(p.net.state(inc), Some(CallState::Active));
-    p.user.hangup(now, out, 16);
+    p.user.handle_hangup(out, 16, now);
     p.pump();
     assert_eq!(p.user.state(out), None);
     assert_eq!(p.net.state(inc), None);
@@ -138,11 +136,11 @@ fn a_call_from_the_user_side_is_answered_and_cleared_by_the_caller() {
 fn a_busy_network_disconnects_with_cause_17_and_the_caller_learns_it() {
     let mut p = Pair::new();
     let now = p.now;
-    let out = p.user.setup(now, "2000", "", None);
+    let out = p.user.handle_setup("2000", "", None, now);
     p.pump();
     let inc = incoming(&p.net_events);
-    p.net.proceeding(inc, Some(1));
-    p.net.hangup(now, inc, 17);
+    p.net.handle_proceeding(inc, Some(1), now);
+    p.net.handle_hangup(inc, 17, now);
     p.pump();
     assert!(p.user_events.contains(&Event::Disconnected {
         call: out,
@@ -159,10 +157,10 @@ fn a_busy_network_disconnects_with_cause_17_and_the_caller_learns_it() {
 fn a_setup_refused_at_once_gets_release_complete_with_its_cause() {
     let mut p = Pair::new();
     let now = p.now;
-    let out = p.net.setup(now, "1000", "", Some(2));
+    let out = p.net.handle_setup("1000", "", Some(2), now);
     p.pump();
     let inc = incoming(&p.user_events);
-    p.user.hangup(now, inc, 34);
+    p.user.handle_hangup(inc, 34, now);
     p.pump();
     assert_eq!(
         p.net_events,
@@ -184,19 +182,14 @@ fn a_setup_refused_at_once_gets_release_complete_with_its_cause() {
 fn an_unanswered_setup_is_cleared_by_t303_after_four_seconds() {
     let mut p = Pair::new();
     let now = p.now;
-    let out = p.user.setup(now, "1", "", None);
+    let out = p.user.handle_setup("1", "", None, now);
     // Nobody listens: drop the SETUP.
-    while p.user.poll_output().is_some() {}
+    while p.user.poll_transmit().is_some() {}
     p.pass(Duration::from_millis(3900));
     assert_eq!(p.user.state(out), Some(CallState::CallInitiated));
     p.now += Duration::from_millis(200);
     p.user.handle_timeout(p.now);
-    let mut events = Vec::new();
-    while let Some(o) = p.user.poll_output() {
-        if let Output::Event(e) = o {
-            events.push(e);
-        }
-    }
+    let events: Vec<Event> = std::iter::from_fn(|| p.user.poll_event()).collect();
     assert_eq!(
         events[0],
         Event::Disconnected {
@@ -211,29 +204,29 @@ fn an_unanswered_setup_is_cleared_by_t303_after_four_seconds() {
 fn a_disconnect_nobody_releases_is_released_by_t305_then_t308() {
     let mut p = Pair::new();
     let now = p.now;
-    let out = p.user.setup(now, "1", "", Some(1));
+    let out = p.user.handle_setup("1", "", Some(1), now);
     p.pump();
     let inc = incoming(&p.net_events);
-    p.net.connect(now, inc);
+    p.net.handle_connect(inc, now);
     p.pump();
-    p.user.hangup(now, out, 16);
+    p.user.handle_hangup(out, 16, now);
     // The network is gone.
-    while p.user.poll_output().is_some() {}
+    while p.user.poll_transmit().is_some() {}
     p.now += Duration::from_secs(30);
     p.user.handle_timeout(p.now);
     assert_eq!(p.user.state(out), Some(CallState::ReleaseRequest));
     p.now += Duration::from_secs(4);
     p.user.handle_timeout(p.now);
     assert_eq!(p.user.state(out), None);
-    assert_eq!(p.user.next_deadline(), None);
+    assert_eq!(p.user.poll_timeout(), None);
 }
 
 #[test]
 fn a_message_for_an_unknown_call_is_answered_with_cause_81() {
     let mut link = Link::new(Role::User, false);
     let m = Message::new(MsgType::Disconnect, 9, false);
-    link.receive(Instant::now(), &m.encode()).unwrap();
-    let Some(Output::Send(b)) = link.poll_output() else {
+    link.handle_frame(&m.encode(), Instant::now()).unwrap();
+    let Some(b) = link.poll_transmit() else {
         panic!("a reply")
     };
     let r = Message::decode(&b).unwrap();

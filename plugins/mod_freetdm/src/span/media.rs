@@ -3,10 +3,9 @@
 //! the span's lock; the call's generation keeps a late reader off the
 //! next call on the channel.
 
-use super::lock;
+use hotswitch_plugin_api::sync::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// Frames kept for a session that does not read (older ones are dropped).
@@ -36,17 +35,13 @@ pub struct Media {
 impl Media {
     /// The next frame for call `generation`, waiting up to `wait`.
     pub fn read(&self, generation: u64, wait: Option<Duration>) -> Read {
-        let mut q = lock(&self.frames);
+        let mut q = self.frames.lock();
         if self.active.load(Ordering::Acquire) != generation {
             return Read::Gone;
         }
         if q.is_empty() {
             if let Some(w) = wait {
-                q = self
-                    .ready
-                    .wait_timeout(q, w)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|p| p.into_inner().0);
+                q = self.ready.wait_timeout(q, w).0;
             }
         }
         match q.pop_front() {
@@ -70,7 +65,7 @@ impl Media {
         if self.active.load(Ordering::Acquire) == 0 {
             return;
         }
-        let mut q = lock(&self.frames);
+        let mut q = self.frames.lock();
         if q.len() >= MAX_QUEUED {
             q.pop_front();
         }
@@ -79,7 +74,7 @@ impl Media {
     }
 
     pub(super) fn activate(&self, generation: u64) {
-        lock(&self.frames).clear();
+        self.frames.lock().clear();
         self.active.store(generation, Ordering::Release);
         self.ready.notify_all();
     }

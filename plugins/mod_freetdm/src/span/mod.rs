@@ -1,10 +1,13 @@
 //! The I/O shell around the signalling cores: one thread per span reads
-//! the driver, feeds line events, audio and D-channel frames to the
-//! state machines ([`analog`](crate::analog), [`q931`](crate::q931)),
-//! runs their timers, and carries out what they ask. What touches the
-//! switch (new sessions, answers, hangups) is collected under the span's
-//! lock and done after it is released (`switch`), so a host callback
-//! that comes back into the span never waits on it.
+//! the driver, feeds line events, audio and D-channel frames to the state
+//! machines ([`analog`], [`q931`]) through their `handle_*` inputs, runs
+//! their timers at their `poll_timeout`, and carries out what they ask:
+//! each core's `poll_transmit` (line actions, D-channel frames) is drained
+//! before its `poll_event` (what the switch must learn), again until both
+//! are empty. What touches the switch (new sessions, answers, hangups) is
+//! collected under the span's lock and done after it is released
+//! (`switch`), so a host callback that comes back into the span never
+//! waits on it.
 //!
 //! Audio towards the line outside a call (dial tone, busy tone, in-band
 //! digits) is clocked by the line: each frame received is answered with
@@ -18,16 +21,18 @@ mod switch;
 
 pub use media::{Media, Read};
 
-use crate::analog::{Action, Fxo, FxoState, Fxs, FxsState, Input, Tone};
+use crate::analog::{self, Fxo, FxoState, Fxs, FxsState, Input, LineAction, Tone};
 use crate::config::{Signalling, SpanConfig};
 use crate::driver::{self, Driver};
 use crate::dsp::{DtmfDetector, ToneGen, FRAME};
-use crate::q931::{CallId, Event, Link, Output};
+use crate::q931::{self, CallId, Link};
 use crate::wire::{Msg, Packet};
+use hotswitch_plugin_api::sansio::Protocol;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::CallCause;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use switch::HostAction;
@@ -42,10 +47,6 @@ static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 fn next_generation() -> u64 {
     NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 enum Sig {
@@ -104,11 +105,27 @@ impl Chan {
         self.generation
     }
 
-    fn input(&mut self, now: Instant, input: Input) {
+    fn handle_input(&mut self, input: Input, now: Instant) {
         match &mut self.sig {
-            Sig::Fxs(f) => f.input(now, input),
-            Sig::Fxo(f) => f.input(now, input),
+            Sig::Fxs(f) => f.handle_input(input, now),
+            Sig::Fxo(f) => f.handle_input(input, now),
             Sig::B => {}
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<LineAction> {
+        match &mut self.sig {
+            Sig::Fxs(f) => f.poll_transmit(),
+            Sig::Fxo(f) => f.poll_transmit(),
+            Sig::B => None,
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<analog::Event> {
+        match &mut self.sig {
+            Sig::Fxs(f) => f.poll_event(),
+            Sig::Fxo(f) => f.poll_event(),
+            Sig::B => None,
         }
     }
 }
@@ -188,14 +205,14 @@ impl Span {
         let handle = std::thread::Builder::new()
             .name(format!("ftdm-{}", span.cfg.name))
             .spawn(move || me.run())?;
-        *lock(&span.thread) = Some(handle);
+        *span.thread.lock() = Some(handle);
         Ok(span)
     }
 
     /// Stops the thread (joined) and releases the hardware.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(h) = lock(&self.thread).take() {
+        if let Some(h) = self.thread.lock().take() {
             let _ = h.join();
         }
         self.driver.close();
@@ -228,7 +245,7 @@ impl Span {
 
     /// Every channel's line state.
     pub fn channels(&self) -> Vec<ChanInfo> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         st.chans
             .iter()
             .map(|c| ChanInfo {
@@ -243,7 +260,7 @@ impl Span {
 
     /// The ISDN calls on the D channel, one line each.
     pub fn isdn_calls(&self) -> Vec<String> {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         let Some(link) = &st.link else {
             return Vec::new();
         };
@@ -252,7 +269,7 @@ impl Span {
 
     /// True if slot `slot` could take a call now.
     pub fn is_free(&self, slot: usize) -> bool {
-        self.running() && lock(&self.state).chans.get(slot).is_some_and(Chan::free)
+        self.running() && self.state.lock().chans.get(slot).is_some_and(Chan::free)
     }
 
     /// Reserves slot `slot` for an outbound call; its generation.
@@ -260,14 +277,14 @@ impl Span {
         if !self.running() {
             return None;
         }
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let c = st.chans.get_mut(slot).filter(|c| c.free())?;
         Some(c.reserve())
     }
 
     /// Gives up a reservation whose session never came.
     pub fn release(&self, slot: usize, generation: u64) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if let Some(c) = st
             .chans
             .get_mut(slot)
@@ -280,7 +297,7 @@ impl Span {
     /// Binds the session `uuid` to the reserved slot; `Err(cause)` if the
     /// line ended the call meanwhile.
     pub fn bind(&self, slot: usize, generation: u64, uuid: &str) -> Result<(), CallCause> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let c = st
             .chans
             .get_mut(slot)
@@ -305,7 +322,7 @@ impl Span {
     ) {
         let mut acts = Vec::new();
         {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if st
                 .chans
                 .get(slot)
@@ -327,11 +344,11 @@ impl Span {
             c.ani = ani.to_string();
             if let Sig::B = c.sig {
                 if let Some(link) = st.link.as_mut() {
-                    let call = link.setup(now, number, ani, Some(c.number as u8));
+                    let call = link.handle_setup(number, ani, Some(c.number as u8), now);
                     c.call = Some(call);
                 }
             } else {
-                c.input(now, Input::Call(number.to_string()));
+                c.handle_input(Input::Call(number.to_string()), now);
             }
             self.drain(st, slot, now, acts);
         });
@@ -342,8 +359,8 @@ impl Span {
         self.with_chan(slot, generation, |st, slot, now, acts| {
             let c = &mut st.chans[slot];
             match (&c.sig, st.link.as_mut(), c.call) {
-                (Sig::B, Some(link), Some(call)) => link.connect(now, call),
-                _ => c.input(now, Input::Answer),
+                (Sig::B, Some(link), Some(call)) => link.handle_connect(call, now),
+                _ => c.handle_input(Input::Answer, now),
             }
             self.drain(st, slot, now, acts);
         });
@@ -354,9 +371,9 @@ impl Span {
         self.with_chan(slot, generation, |st, slot, now, acts| {
             if let (Some(link), Some(call)) = (st.link.as_mut(), st.chans[slot].call) {
                 if ring {
-                    link.alerting(call);
+                    link.handle_alerting(call, now);
                 } else {
-                    link.progress(call);
+                    link.handle_progress(call, now);
                 }
             }
             self.drain(st, slot, now, acts);
@@ -378,10 +395,10 @@ impl Span {
             match (&c.sig, st.link.as_mut(), c.call) {
                 (Sig::B, Some(link), Some(call)) => {
                     let q850 = if cause.0 <= 127 { cause.0 as u8 } else { 16 };
-                    link.hangup(now, call, q850);
+                    link.handle_hangup(call, q850, now);
                 }
                 (Sig::B, _, _) => {}
-                _ => c.input(now, Input::Hangup),
+                _ => c.handle_input(Input::Hangup, now),
             }
             self.drain(st, slot, now, acts);
         });
@@ -409,7 +426,8 @@ impl Span {
 
     /// The sessions on this span.
     pub fn sessions(&self) -> Vec<String> {
-        lock(&self.state)
+        self.state
+            .lock()
             .chans
             .iter()
             .filter_map(|c| c.session.clone())
@@ -438,7 +456,7 @@ impl Span {
             if now >= next_check {
                 self.timers();
                 next_check = self
-                    .next_deadline()
+                    .poll_timeout()
                     .unwrap_or(now + TIMER_CHECK)
                     .clamp(now + Duration::from_millis(1), now + TIMER_CHECK);
             }
@@ -446,15 +464,16 @@ impl Span {
         log::info!("span {} down", self.cfg.name);
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let st = lock(&self.state);
+    /// The earliest `poll_timeout` of the span's cores.
+    fn poll_timeout(&self) -> Option<Instant> {
+        let st = self.state.lock();
         let chans = st.chans.iter().filter_map(|c| match &c.sig {
-            Sig::Fxs(f) => f.next_deadline(),
-            Sig::Fxo(f) => f.next_deadline(),
+            Sig::Fxs(f) => f.poll_timeout(),
+            Sig::Fxo(f) => f.poll_timeout(),
             Sig::B => None,
         });
         chans
-            .chain(st.link.as_ref().and_then(Link::next_deadline))
+            .chain(st.link.as_ref().and_then(Link::poll_timeout))
             .min()
     }
 
@@ -462,13 +481,13 @@ impl Span {
         let now = Instant::now();
         let mut acts = Vec::new();
         {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             for slot in 0..st.chans.len() {
                 match &mut st.chans[slot].sig {
-                    Sig::Fxs(f) if f.next_deadline().is_some_and(|d| d <= now) => {
+                    Sig::Fxs(f) if f.poll_timeout().is_some_and(|d| d <= now) => {
                         f.handle_timeout(now)
                     }
-                    Sig::Fxo(f) if f.next_deadline().is_some_and(|d| d <= now) => {
+                    Sig::Fxo(f) if f.poll_timeout().is_some_and(|d| d <= now) => {
                         f.handle_timeout(now)
                     }
                     _ => continue,
@@ -476,7 +495,7 @@ impl Span {
                 self.drain(&mut st, slot, now, &mut acts);
             }
             if let Some(link) = st.link.as_mut() {
-                if link.next_deadline().is_some_and(|d| d <= now) {
+                if link.poll_timeout().is_some_and(|d| d <= now) {
                     link.handle_timeout(now);
                     self.drain_link(&mut st, now, &mut acts);
                 }
@@ -489,11 +508,11 @@ impl Span {
         let now = Instant::now();
         let mut acts = Vec::new();
         {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if let Msg::DFrame(b) = &p.msg {
                 if p.chan == self.cfg.d_channel || p.chan == 0 {
                     if let Some(link) = st.link.as_mut() {
-                        if let Err(e) = link.receive(now, b) {
+                        if let Err(e) = link.handle_frame(b, now) {
                             log::debug!("span {}: D channel: {e:?}", self.cfg.name);
                         }
                         self.drain_link(&mut st, now, &mut acts);
@@ -514,7 +533,7 @@ impl Span {
                     _ => None,
                 };
                 if let Some(input) = input {
-                    st.chans[slot].input(now, input);
+                    st.chans[slot].handle_input(input, now);
                     self.drain(&mut st, slot, now, &mut acts);
                 }
             }
@@ -555,7 +574,7 @@ impl Span {
         if !digits.is_empty() {
             for d in digits {
                 log::debug!("{}:{} digit {d}", self.cfg.name, c.number);
-                c.input(now, Input::Digit(d));
+                c.handle_input(Input::Digit(d), now);
             }
             self.drain(st, slot, now, acts);
         }
@@ -586,58 +605,81 @@ impl Span {
         }
     }
 
-    /// Carries out what channel `slot`'s analog machine asks.
+    /// Carries out what channel `slot`'s analog machine asks: its line
+    /// actions, then its events, until it asks nothing more.
     fn drain(&self, st: &mut State, slot: usize, now: Instant, acts: &mut Vec<HostAction>) {
         if st.link.is_some() {
             return self.drain_link(st, now, acts);
         }
         let c = &mut st.chans[slot];
         loop {
-            let a = match &mut c.sig {
-                Sig::Fxs(f) => f.poll_action(),
-                Sig::Fxo(f) => f.poll_action(),
-                Sig::B => None,
-            };
-            let Some(a) = a else { break };
-            let number = c.number;
-            let send = |m: Msg| {
-                let _ = self.driver.send(&Packet::new(number, m));
-            };
-            match a {
-                Action::Tone(t) => {
-                    c.tone = t.map(|t| match t {
-                        Tone::Dial => ToneGen::dial_tone(),
-                        Tone::Busy => ToneGen::busy_tone(),
-                    })
-                }
-                Action::Ring(on) => send(if on { Msg::RingOn } else { Msg::RingOff }),
-                Action::Seize(on) => send(if on { Msg::OffHook } else { Msg::OnHook }),
-                Action::Dial(number) => {
-                    queue_digits(c, &number);
-                    self.media[slot]
-                        .sending_digits
-                        .store(true, Ordering::Release);
-                }
-                // A stopped span takes no new calls: busy tone (FXS), or
-                // let the line ring (FXO).
-                Action::Route(_) if !self.running() => c.input(now, Input::Hangup),
-                Action::Route(dest) => {
-                    let generation = c.reserve();
-                    c.dnis = if dest.is_empty() {
-                        self.cfg.fxo_destination.clone()
-                    } else {
-                        dest
-                    };
-                    c.ani.clear();
-                    acts.push(HostAction::Inbound { slot, generation });
-                }
-                Action::Answered => {
-                    if let Some(u) = &c.session {
-                        acts.push(HostAction::Answered(u.clone()));
-                    }
-                }
-                Action::Hangup(cause) => self.line_hangup(c, slot, cause, acts),
+            let mut busy = false;
+            while let Some(a) = c.poll_transmit() {
+                busy = true;
+                self.line_action(c, slot, a);
             }
+            while let Some(e) = c.poll_event() {
+                busy = true;
+                self.line_event(c, slot, e, now, acts);
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    /// Does on the line what an analog machine asks.
+    fn line_action(&self, c: &mut Chan, slot: usize, a: LineAction) {
+        let send = |m: Msg| {
+            let _ = self.driver.send(&Packet::new(c.number, m));
+        };
+        match a {
+            LineAction::Tone(t) => {
+                c.tone = t.map(|t| match t {
+                    Tone::Dial => ToneGen::dial_tone(),
+                    Tone::Busy => ToneGen::busy_tone(),
+                })
+            }
+            LineAction::Ring(on) => send(if on { Msg::RingOn } else { Msg::RingOff }),
+            LineAction::Seize(on) => send(if on { Msg::OffHook } else { Msg::OnHook }),
+            LineAction::Dial(number) => {
+                queue_digits(c, &number);
+                self.media[slot]
+                    .sending_digits
+                    .store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Acts on what an analog machine tells the switch.
+    fn line_event(
+        &self,
+        c: &mut Chan,
+        slot: usize,
+        e: analog::Event,
+        now: Instant,
+        acts: &mut Vec<HostAction>,
+    ) {
+        match e {
+            // A stopped span takes no new calls: busy tone (FXS), or
+            // let the line ring (FXO).
+            analog::Event::Route(_) if !self.running() => c.handle_input(Input::Hangup, now),
+            analog::Event::Route(dest) => {
+                let generation = c.reserve();
+                c.dnis = if dest.is_empty() {
+                    self.cfg.fxo_destination.clone()
+                } else {
+                    dest
+                };
+                c.ani.clear();
+                acts.push(HostAction::Inbound { slot, generation });
+            }
+            analog::Event::Answered => {
+                if let Some(u) = &c.session {
+                    acts.push(HostAction::Answered(u.clone()));
+                }
+            }
+            analog::Event::Hangup(cause) => self.line_hangup(c, slot, cause, acts),
         }
     }
 
@@ -657,66 +699,83 @@ impl Span {
         let Some(mut link) = st.link.take() else {
             return;
         };
-        while let Some(o) = link.poll_output() {
-            match o {
-                Output::Send(b) => {
-                    let _ = self
-                        .driver
-                        .send(&Packet::new(self.cfg.d_channel, Msg::DFrame(b)));
-                }
-                Output::Event(Event::Incoming {
-                    call,
-                    called,
-                    calling,
-                    channel,
-                }) => {
-                    let slot = match channel {
-                        Some(ch) => st.chans.iter().position(|c| c.number == ch as u16),
-                        None => st.chans.iter().position(Chan::free),
-                    };
-                    let slot = slot.filter(|&s| self.running() && st.chans[s].free());
-                    let Some(slot) = slot else {
-                        // 44: the channel asked for is busy; 34: none free.
-                        link.hangup(now, call, if channel.is_some() { 44 } else { 34 });
-                        continue;
-                    };
-                    let c = &mut st.chans[slot];
-                    let generation = c.reserve();
-                    c.call = Some(call);
-                    c.dnis = called;
-                    c.ani = calling;
-                    link.proceeding(call, Some(c.number as u8));
-                    acts.push(HostAction::Inbound { slot, generation });
-                }
-                Output::Event(e) => {
-                    let call = match &e {
-                        Event::Proceeding { call, .. }
-                        | Event::Alerting { call }
-                        | Event::Progress { call }
-                        | Event::Connected { call }
-                        | Event::Disconnected { call, .. }
-                        | Event::Released { call, .. } => *call,
-                        Event::Incoming { .. } => continue,
-                    };
-                    let Some(slot) = st.chans.iter().position(|c| c.call == Some(call)) else {
-                        continue;
-                    };
-                    let c = &mut st.chans[slot];
-                    let uuid = c.session.clone();
-                    match e {
-                        Event::Alerting { .. } => acts.extend(uuid.map(HostAction::Ringing)),
-                        Event::Progress { .. } => acts.extend(uuid.map(HostAction::Progress)),
-                        Event::Connected { .. } => acts.extend(uuid.map(HostAction::Answered)),
-                        Event::Disconnected { cause, .. } => {
-                            self.line_hangup(c, slot, CallCause(cause as u32), acts)
-                        }
-                        Event::Released { .. } => c.call = None,
-                        _ => {}
-                    }
-                }
+        loop {
+            let mut busy = false;
+            while let Some(b) = link.poll_transmit() {
+                busy = true;
+                let _ = self
+                    .driver
+                    .send(&Packet::new(self.cfg.d_channel, Msg::DFrame(b)));
+            }
+            while let Some(e) = link.poll_event() {
+                busy = true;
+                self.link_event(st, &mut link, e, now, acts);
+            }
+            if !busy {
+                break;
             }
         }
         st.link = Some(link);
+    }
+
+    /// Acts on what the D channel's call control tells the switch.
+    fn link_event(
+        &self,
+        st: &mut State,
+        link: &mut Link,
+        e: q931::Event,
+        now: Instant,
+        acts: &mut Vec<HostAction>,
+    ) {
+        use q931::Event;
+        let call = match e {
+            Event::Incoming {
+                call,
+                called,
+                calling,
+                channel,
+            } => {
+                let slot = match channel {
+                    Some(ch) => st.chans.iter().position(|c| c.number == ch as u16),
+                    None => st.chans.iter().position(Chan::free),
+                };
+                let slot = slot.filter(|&s| self.running() && st.chans[s].free());
+                let Some(slot) = slot else {
+                    // 44: the channel asked for is busy; 34: none free.
+                    link.handle_hangup(call, if channel.is_some() { 44 } else { 34 }, now);
+                    return;
+                };
+                let c = &mut st.chans[slot];
+                let generation = c.reserve();
+                c.call = Some(call);
+                c.dnis = called;
+                c.ani = calling;
+                link.handle_proceeding(call, Some(c.number as u8), now);
+                acts.push(HostAction::Inbound { slot, generation });
+                return;
+            }
+            Event::Proceeding { call, .. }
+            | Event::Alerting { call }
+            | Event::Progress { call }
+            | Event::Connected { call }
+            | Event::Disconnected { call, .. }
+            | Event::Released { call, .. } => call,
+        };
+        let Some(slot) = st.chans.iter().position(|c| c.call == Some(call)) else {
+            return;
+        };
+        let c = &mut st.chans[slot];
+        let uuid = c.session.clone();
+        match e {
+            Event::Alerting { .. } => acts.extend(uuid.map(HostAction::Ringing)),
+            Event::Progress { .. } => acts.extend(uuid.map(HostAction::Progress)),
+            Event::Connected { .. } => acts.extend(uuid.map(HostAction::Answered)),
+            Event::Disconnected { cause, .. } => {
+                self.line_hangup(c, slot, CallCause(cause as u32), acts)
+            }
+            Event::Released { .. } => c.call = None,
+            Event::Proceeding { .. } | Event::Incoming { .. } => {}
+        }
     }
 }
 

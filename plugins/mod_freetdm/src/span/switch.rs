@@ -2,7 +2,7 @@
 //! ringing, hangups, DTMF — carried out after the span's lock is released,
 //! so that a host callback coming back into the span never waits on it.
 
-use super::{lock, Input, Sig, Span};
+use super::{Input, Sig, Span};
 use hotswitch_plugin_api::{CallCause, ChannelState, ModuleContext, Profile};
 
 /// What the span asks of the switch.
@@ -55,7 +55,7 @@ impl Span {
     /// Creates the session of an inbound call and lets it route.
     fn inbound(&self, ctx: &ModuleContext, slot: usize, generation: u64) {
         let (dnis, ani) = {
-            let st = lock(&self.state);
+            let st = self.state.lock();
             let c = &st.chans[slot];
             (c.dnis.clone(), c.ani.clone())
         };
@@ -111,11 +111,11 @@ impl Span {
         self.with_chan(slot, generation, |st, slot, now, acts| {
             st.chans[slot].reserved = false;
             match &mut st.chans[slot].sig {
-                Sig::Fxs(f) => f.input(now, Input::Hangup),
-                Sig::Fxo(f) => f.input(now, Input::Hangup),
+                Sig::Fxs(f) => f.handle_input(Input::Hangup, now),
+                Sig::Fxo(f) => f.handle_input(Input::Hangup, now),
                 Sig::B => {
                     if let (Some(link), Some(call)) = (st.link.as_mut(), st.chans[slot].call) {
-                        link.hangup(now, call, CallCause::SWITCH_CONGESTION.0 as u8);
+                        link.handle_hangup(call, CallCause::SWITCH_CONGESTION.0 as u8, now);
                     }
                 }
             }

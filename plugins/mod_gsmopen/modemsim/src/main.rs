@@ -37,6 +37,7 @@
 #[path = "../../src/pdu.rs"]
 mod pdu;
 
+use hotswitch_plugin_api::sync::Mutex;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::pty::openpty;
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
@@ -47,7 +48,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const FRAME_BYTES: usize = 320;
@@ -180,7 +181,7 @@ impl Modem {
     }
 
     fn set_in_call(&self, on: bool) {
-        let mut a = self.audio.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = self.audio.lock();
         if on && !a.in_call {
             a.received.clear();
         }
@@ -212,13 +213,7 @@ impl Modem {
         self.end_call("unplugged", None);
         self.port = None;
         let _ = std::fs::remove_file(&self.link);
-        if let Some(c) = self
-            .audio
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .conn
-            .take()
-        {
+        if let Some(c) = self.audio.lock().conn.take() {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
         say("UNPLUGGED");
@@ -572,15 +567,10 @@ impl Modem {
             }
             "tone" => {
                 let hz: f64 = rest.trim().parse().map_err(|_| "tone <hz>")?;
-                self.audio.lock().unwrap_or_else(|p| p.into_inner()).tone_hz = hz;
+                self.audio.lock().tone_hz = hz;
             }
             "save-audio" => {
-                let samples = self
-                    .audio
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .received
-                    .clone();
+                let samples = self.audio.lock().received.clone();
                 let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
                 std::fs::write(rest.trim(), bytes).map_err(|e| e.to_string())?;
             }
@@ -625,10 +615,10 @@ fn audio_loop(listener: UnixListener, audio: Arc<Mutex<Audio>>) {
     loop {
         if let Ok((c, _)) = listener.accept() {
             let _ = c.set_nonblocking(true);
-            audio.lock().unwrap_or_else(|p| p.into_inner()).conn = Some(c);
+            audio.lock().conn = Some(c);
             pending.clear();
         }
-        let mut a = audio.lock().unwrap_or_else(|p| p.into_inner());
+        let mut a = audio.lock();
         let in_call = a.in_call;
         let hz = a.tone_hz;
         let mut drop_conn = false;

@@ -18,7 +18,7 @@ impl Rig {
             written: Vec::new(),
             events: Vec::new(),
         };
-        r.d.opened(r.now);
+        r.d.handle_opened(r.now);
         r.drain();
         r
     }
@@ -38,16 +38,16 @@ impl Rig {
     }
 
     fn drain(&mut self) {
-        while let Some(o) = self.d.poll_output() {
-            match o {
-                Output::Write(b) => self.written.push(String::from_utf8(b).unwrap()),
-                Output::Event(e) => self.events.push(e),
-            }
+        while let Some(b) = self.d.poll_transmit() {
+            self.written.push(String::from_utf8(b).unwrap());
+        }
+        while let Some(e) = self.d.poll_event() {
+            self.events.push(e);
         }
     }
 
     fn feed(&mut self, text: &str) {
-        self.d.input(self.now, text.as_bytes());
+        self.d.handle_bytes(text.as_bytes(), self.now);
         self.drain();
     }
 
@@ -63,7 +63,7 @@ impl Rig {
 
     fn pass(&mut self, d: Duration) {
         self.now += d;
-        self.d.timeout(self.now);
+        self.d.handle_timeout(self.now);
         self.drain();
     }
 
@@ -111,7 +111,7 @@ fn initialisation_sends_the_standard_sequence_then_polls_and_lists_messages() {
 #[test]
 fn an_outbound_call_rings_then_answers_as_clcc_reports_it() {
     let mut r = Rig::ready();
-    r.d.request(r.now, Request::Dial("5551234".into()));
+    r.d.handle_request(Request::Dial("5551234".into()), r.now);
     r.drain();
     assert_eq!(r.last_written(), "ATD5551234;\r");
     r.reply("OK");
@@ -122,7 +122,7 @@ fn an_outbound_call_rings_then_answers_as_clcc_reports_it() {
     r.pass(Duration::from_millis(500));
     r.reply_lines(&["+CLCC: 1,0,0,0,0,\"5551234\",129", "OK"]);
     assert_eq!(r.events, [Event::Ringing, Event::Answered]);
-    r.d.request(r.now, Request::Dtmf('5'));
+    r.d.handle_request(Request::Dtmf('5'), r.now);
     r.drain();
     assert_eq!(r.last_written(), "AT+VTS=5\r");
     r.reply("OK");
@@ -143,14 +143,14 @@ fn busy_no_answer_and_cme_errors_become_hangup_causes() {
         ("ERROR", CallCause::NORMAL_TEMPORARY_FAILURE),
     ] {
         let mut r = Rig::ready();
-        r.d.request(r.now, Request::Dial("1".into()));
+        r.d.handle_request(Request::Dial("1".into()), r.now);
         r.drain();
         r.reply(result);
         assert_eq!(r.events, [Event::CallEnded(cause)], "{result}");
     }
     // After the dial's OK, the result code arrives on its own.
     let mut r = Rig::ready();
-    r.d.request(r.now, Request::Dial("1".into()));
+    r.d.handle_request(Request::Dial("1".into()), r.now);
     r.drain();
     r.reply("OK");
     r.pass(Duration::from_millis(500));
@@ -172,12 +172,12 @@ fn ring_with_clip_announces_the_caller_and_ata_answers() {
             number: "+15551234".into()
         }]
     );
-    r.d.request(r.now, Request::Answer);
+    r.d.handle_request(Request::Answer, r.now);
     r.drain();
     assert_eq!(r.last_written(), "ATA\r");
     r.reply("OK");
     assert_eq!(r.d.call().unwrap().phase, Phase::Active);
-    r.d.request(r.now, Request::Hangup);
+    r.d.handle_request(Request::Hangup, r.now);
     r.drain();
     assert_eq!(r.last_written(), "ATH\r");
 }
@@ -243,13 +243,13 @@ fn messages_left_on_the_sim_are_listed_and_delivered_at_start() {
 fn a_pdu_message_waits_for_the_prompt_and_reports_when_every_part_is_sent() {
     let mut r = Rig::ready();
     let text: String = "ж".repeat(100);
-    r.d.request(
-        r.now,
+    r.d.handle_request(
         Request::SendSms {
             id: 5,
             to: "+15550000".into(),
             text: text.clone(),
         },
+        r.now,
     );
     r.drain();
     assert!(r.last_written().starts_with("AT+CMGS="));
@@ -280,13 +280,13 @@ fn a_text_mode_message_is_sent_as_text() {
         r.reply("OK");
     }
     r.reply_lines(&["OK", "OK", "OK"]);
-    r.d.request(
-        r.now,
+    r.d.handle_request(
         Request::SendSms {
             id: 1,
             to: "123".into(),
             text: "hi there".into(),
         },
+        r.now,
     );
     r.drain();
     assert_eq!(r.last_written(), "AT+CMGS=\"123\"\r");
@@ -305,7 +305,7 @@ fn a_text_mode_message_is_sent_as_text() {
 #[test]
 fn a_modem_that_stops_answering_is_declared_down_and_its_call_ended() {
     let mut r = Rig::ready();
-    r.d.request(r.now, Request::Dial("1".into()));
+    r.d.handle_request(Request::Dial("1".into()), r.now);
     r.drain();
     r.reply("OK");
     r.reply_lines(&["+CLCC: 1,0,0,0,0", "OK"]);
@@ -322,9 +322,9 @@ fn a_modem_that_stops_answering_is_declared_down_and_its_call_ended() {
 #[test]
 fn garbled_and_unexpected_lines_are_skipped() {
     let mut r = Rig::ready();
-    r.d.input(
-        r.now,
+    r.d.handle_bytes(
         b"\r\n\xff\xfe garbage \x01\r\nOK\r\n+WHATEVER: 1\r\n",
+        r.now,
     );
     r.drain();
     assert!(r.events.is_empty());
@@ -337,16 +337,16 @@ fn garbled_and_unexpected_lines_are_skipped() {
 #[test]
 fn closing_the_port_ends_the_call_and_fails_queued_messages() {
     let mut r = Rig::ready();
-    r.d.request(r.now, Request::Dial("1".into()));
-    r.d.request(
-        r.now,
+    r.d.handle_request(Request::Dial("1".into()), r.now);
+    r.d.handle_request(
         Request::SendSms {
             id: 9,
             to: "1".into(),
             text: "x".into(),
         },
+        r.now,
     );
-    r.d.closed("port closed");
+    r.d.handle_closed("port closed", r.now);
     r.drain();
     assert_eq!(
         r.events[0],

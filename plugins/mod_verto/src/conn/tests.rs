@@ -46,10 +46,6 @@ impl Switch for Fake {
         self.holds.push((uuid.into(), held));
         true
     }
-    fn login_event(&mut self, login: &str, sessid: Option<&str>, result: &str) {
-        self.logins
-            .push(format!("{login} {} {result}", sessid.unwrap_or("-")));
-    }
     fn bind_session(&mut self, sessid: &str, user: &str) -> Option<Vec<Reattach>> {
         match self.sessions.iter().find(|(s, _)| s == sessid) {
             Some((_, u)) if u != user => None,
@@ -101,11 +97,33 @@ fn conn() -> Conn {
     })
 }
 
+/// Hands `text` to the connection: the frames it sends back; its login
+/// events are kept in `sw.logins`.
+fn text(c: &mut Conn, sw: &mut Fake, text: &str, new_sessid: &str) -> Vec<Value> {
+    c.handle_text(text, sw, new_sessid, Instant::now());
+    while let Some(e) = c.poll_event() {
+        if let Event::Login {
+            login,
+            sessid,
+            result,
+        } = e
+        {
+            sw.logins.push(format!(
+                "{login} {} {result}",
+                sessid.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    std::iter::from_fn(|| polled(c)).collect()
+}
+
 fn send(c: &mut Conn, sw: &mut Fake, v: Value) -> Vec<Value> {
-    c.on_text(&v.to_string(), sw, "generated")
-        .iter()
-        .map(|t| serde_json::from_str(t).unwrap())
-        .collect()
+    text(c, sw, &v.to_string(), "generated")
+}
+
+/// The next frame the connection sends, parsed.
+fn polled(c: &mut Conn) -> Option<Value> {
+    c.poll_transmit().map(|t| serde_json::from_str(&t).unwrap())
 }
 
 fn login(c: &mut Conn, sw: &mut Fake) -> Vec<Value> {
@@ -191,11 +209,7 @@ fn a_call_before_login_asks_for_authentication() {
 #[test]
 fn malformed_json_and_wrong_versions_are_invalid_requests() {
     let (mut c, mut sw) = (conn(), Fake::default());
-    let out: Vec<Value> = c
-        .on_text("{not json", &mut sw, "s")
-        .iter()
-        .map(|t| serde_json::from_str(t).unwrap())
-        .collect();
+    let out = text(&mut c, &mut sw, "{not json", "s");
     assert_eq!(out[0]["error"]["code"], -32600);
     assert_eq!(out[0]["id"], Value::Null);
     let out = send(
@@ -233,7 +247,8 @@ fn an_invite_creates_a_call_routed_in_the_users_context() {
         (i.destination.as_str(), i.context.as_str(), i.user.as_str()),
         ("9196", "default", "1000")
     );
-    let answer: Value = serde_json::from_str(&c.answered("c1", "v=0").unwrap()).unwrap();
+    c.handle_answered("c1", "v=0", Instant::now());
+    let answer = polled(&mut c).unwrap();
     assert_eq!(answer["method"], "verto.answer");
     assert_eq!(answer["params"]["callID"], "c1");
 }
@@ -271,7 +286,8 @@ fn a_bye_from_the_client_hangs_up_with_its_cause_and_no_bye_goes_back() {
         sw.hangups,
         vec![("uuid-1".to_string(), CallCause::USER_BUSY)]
     );
-    assert!(c.hung_up("c1", CallCause::NORMAL_CLEARING).is_none());
+    c.handle_hung_up("c1", CallCause::NORMAL_CLEARING, Instant::now());
+    assert!(polled(&mut c).is_none());
     let out = send(
         &mut c,
         &mut sw,
@@ -283,12 +299,19 @@ fn a_bye_from_the_client_hangs_up_with_its_cause_and_no_bye_goes_back() {
 #[test]
 fn a_hangup_by_the_switch_sends_a_bye_with_the_cause() {
     let (mut c, _sw) = in_call("c1");
-    let bye: Value =
-        serde_json::from_str(&c.hung_up("c1", CallCause::NORMAL_CLEARING).unwrap()).unwrap();
+    c.handle_hung_up("c1", CallCause::NORMAL_CLEARING, Instant::now());
+    let bye = polled(&mut c).unwrap();
     assert_eq!(bye["method"], "verto.bye");
     assert_eq!(bye["params"]["causeCode"], 16);
     assert_eq!(bye["params"]["cause"], "NORMAL_CLEARING");
-    assert!(c.closed().1.is_empty());
+    c.handle_closed(Instant::now());
+    assert_eq!(
+        c.poll_event(),
+        Some(Event::Closed {
+            sessid: Some("generated".into()),
+            calls: vec![]
+        })
+    );
 }
 
 #[test]
@@ -307,8 +330,8 @@ fn info_dtmf_reaches_the_call_without_junk_characters() {
 fn an_outbound_call_is_offered_and_answered_by_the_client() {
     let (mut c, mut sw) = (conn(), Fake::default());
     login(&mut c, &mut sw);
-    let inv: Value =
-        serde_json::from_str(&c.invite_out("o1", "uuid-o", ("Alice", "2000"), "v=0")).unwrap();
+    c.handle_invite("o1", "uuid-o", ("Alice", "2000"), "v=0", Instant::now());
+    let inv = polled(&mut c).unwrap();
     assert_eq!(inv["method"], "verto.invite");
     assert_eq!(inv["params"]["caller_id_number"], "2000");
     let out = send(
@@ -357,7 +380,8 @@ fn modify_holds_unholds_and_toggles_and_reports_the_state() {
         sw.holds,
         vec![("uuid-1".to_string(), true), ("uuid-1".to_string(), false)]
     );
-    let media: Value = serde_json::from_str(&c.early_media("c1", "v=0").unwrap()).unwrap();
+    c.handle_early_media("c1", "v=0", Instant::now());
+    let media = polled(&mut c).unwrap();
     assert_eq!(media["method"], "verto.media");
 }
 
@@ -365,7 +389,12 @@ fn modify_holds_unholds_and_toggles_and_reports_the_state() {
 fn replies_from_the_client_get_no_answer() {
     let (mut c, mut sw) = (conn(), Fake::default());
     login(&mut c, &mut sw);
-    let out = c.on_text(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#, &mut sw, "s");
+    let out = text(
+        &mut c,
+        &mut sw,
+        r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+        "s",
+    );
     assert!(out.is_empty());
 }
 
@@ -545,10 +574,12 @@ fn chat_goes_out_through_the_protocol_its_address_names() {
 #[test]
 fn a_display_update_names_the_call() {
     let (mut c, _sw) = in_call("c1");
-    let d: Value = serde_json::from_str(&c.display("c1", "Bob", "1002").unwrap()).unwrap();
+    c.handle_display("c1", "Bob", "1002", Instant::now());
+    let d = polled(&mut c).unwrap();
     assert_eq!(d["method"], "verto.display");
     assert_eq!(d["params"]["callID"], "c1");
     assert_eq!(d["params"]["display_name"], "Bob");
     assert_eq!(d["params"]["display_number"], "1002");
-    assert!(c.display("nope", "x", "y").is_none());
+    c.handle_display("nope", "x", "y", Instant::now());
+    assert!(polled(&mut c).is_none());
 }
