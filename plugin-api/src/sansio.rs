@@ -77,12 +77,15 @@ pub trait Protocol {
     fn handle_timeout(&mut self, now: Instant);
 
     /// The next thing to write, `None` when there is nothing more.
+    #[must_use]
     fn poll_transmit(&mut self) -> Option<Self::Transmit>;
 
     /// The next thing that happened, `None` when there is nothing more.
+    #[must_use]
     fn poll_event(&mut self) -> Option<Self::Event>;
 
     /// When the core next needs [`handle_timeout`](Protocol::handle_timeout),
     /// `None` when nothing is timed.
+    #[must_use]
     fn poll_timeout(&self) -> Option<Instant>;
 }
