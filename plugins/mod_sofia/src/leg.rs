@@ -25,7 +25,7 @@ pub struct Leg {
     /// into calls (switchio) take the first leg they see as the caller, and
     /// a switch calling itself would otherwise race its own INVITE. Taken
     /// then, or at CS_DESTROY (it holds the leg).
-    pub invite: std::sync::Mutex<Option<Box<Outbound>>>,
+    pub invite: hotswitch_plugin_api::sync::Mutex<Option<Box<Outbound>>>,
     /// The session has run CS_INIT (an outbound leg's call is placed from
     /// then on, even if it is hung up before its next state).
     pub initialized: std::sync::atomic::AtomicBool,

@@ -28,11 +28,12 @@ use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
 use crate::tls::TlsContext;
 use crate::ua::Stack;
+use hotswitch_plugin_api::sync::{Mutex, RwLock};
 use hotswitch_plugin_api::Status;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -108,7 +109,7 @@ fn channel_name(transport: &str, addr: std::io::Result<SocketAddr>) -> Arc<str> 
 impl Shared {
     /// True while the connection from `addr` is open.
     pub fn flow_alive(&self, addr: SocketAddr) -> bool {
-        lock(&self.flows).contains(&addr)
+        self.flows.lock().contains(&addr)
     }
 }
 
@@ -142,13 +143,9 @@ static CONTROL: Mutex<Option<UnboundedSender<Control>>> = Mutex::new(None);
 /// forwarded message's channel names).
 static CHANNELS: RwLock<Vec<(String, usize, Proto)>> = RwLock::new(Vec::new());
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The running module's shared state.
 pub fn shared() -> Option<Arc<Shared>> {
-    SHARED.read().unwrap_or_else(|p| p.into_inner()).clone()
+    SHARED.read().clone()
 }
 
 /// Bytes the kernel may queue on a SIP socket: bursts at thousands of
@@ -225,7 +222,7 @@ pub fn prepare(config: Config, handed_registrations: Vec<Registration>) -> Resul
     registrar.adopt(handed_registrations);
     let (tx, rx) = unbounded_channel();
     let (ctl_tx, control) = unbounded_channel();
-    *lock(&CONTROL) = Some(ctl_tx);
+    *CONTROL.lock() = Some(ctl_tx);
     let stack = Stack::new(&config, addrs.clone(), registrar.clone(), tx.clone());
     let shared = Shared {
         profiles: config
@@ -244,8 +241,8 @@ pub fn prepare(config: Config, handed_registrations: Vec<Registration>) -> Resul
         acls: config.acls.clone(),
     };
     STOPPING.store(false, Ordering::Release);
-    *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
-    *lock(&PREPARED) = Some(Prepared {
+    *SHARED.write() = Some(Arc::new(shared));
+    *PREPARED.lock() = Some(Prepared {
         listeners,
         stack,
         rx,
@@ -363,7 +360,7 @@ fn registration_store(
 
 /// The SIP thread: serves until unload, then drops every socket and task.
 pub fn run() -> Status {
-    let Some(p) = lock(&PREPARED).take() else {
+    let Some(p) = PREPARED.lock().take() else {
         return Status::TERM;
     };
     if STOPPING.load(Ordering::Acquire) {
@@ -408,18 +405,18 @@ fn raise_priority() {
 /// Unload: stop serving; the runtime thread ends.
 pub fn stop() {
     STOPPING.store(true, Ordering::Release);
-    drop(lock(&CONTROL).take());
-    if let Some(s) = SHARED.write().unwrap_or_else(|p| p.into_inner()).take() {
+    drop(CONTROL.lock().take());
+    if let Some(s) = SHARED.write().take() {
         let _ = s.input.send(Input::Stop);
     }
-    drop(lock(&PREPARED).take());
+    drop(PREPARED.lock().take());
 }
 
 /// Live reload, old version (a host thread): the SIP thread stops reading
 /// its sockets, closes the registration store, stops gateway and NAT
 /// keep-alive timers, and says what the successor needs.
 pub fn export() -> Result<Exported, String> {
-    let Some(ctl) = lock(&CONTROL).clone() else {
+    let Some(ctl) = CONTROL.lock().clone() else {
         return Err("mod_sofia is not running".into());
     };
     let (reply, rx) = std::sync::mpsc::sync_channel(1);
@@ -431,7 +428,7 @@ pub fn export() -> Result<Exported, String> {
 
 /// Live reload, old version: the reload failed; read again as before.
 pub fn resume() {
-    if let Some(ctl) = lock(&CONTROL).as_ref() {
+    if let Some(ctl) = CONTROL.lock().as_ref() {
         let _ = ctl.send(Control::Resume);
     }
 }
@@ -453,7 +450,6 @@ pub fn deliver(channel: &str, peer: &str, data: &[u8]) -> bool {
     };
     let Some((profile, proto)) = CHANNELS
         .read()
-        .unwrap_or_else(|p| p.into_inner())
         .iter()
         .find(|(n, _, _)| n == channel)
         .map(|(_, i, p)| (*i, *p))
@@ -600,7 +596,7 @@ impl Sockets {
             // Dropping the writer ends the connection's task, which closes it.
             self.conns.remove(&addr);
             if let Some(s) = shared() {
-                lock(&s.flows).remove(&addr);
+                s.flows.lock().remove(&addr);
             }
             log::info!(
                 "handover: connection with {addr} carries no call of this draining version; closed so that its phone reconnects to the new version"
@@ -654,7 +650,7 @@ impl Sockets {
                 ));
             }
         }
-        *CHANNELS.write().unwrap_or_else(|p| p.into_inner()) = v;
+        *CHANNELS.write() = v;
     }
 
     fn limits(&self, profile: usize) -> TcpLimits {
@@ -897,7 +893,7 @@ struct Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        let mut m = lock(&self.counts.by_ip);
+        let mut m = self.counts.by_ip.lock();
         if let Some(n) = m.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -911,7 +907,7 @@ impl ConnCounts {
     /// Counts a connection from `ip` unless a cap is reached; the refusal
     /// says which cap and how many are open.
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &TcpLimits) -> Result<Counted, String> {
-        let mut m = lock(&self.by_ip);
+        let mut m = self.by_ip.lock();
         let total: usize = m.values().sum();
         let from_ip = m.get(&ip).copied().unwrap_or(0);
         if from_ip >= limits.max_per_ip {
@@ -1084,7 +1080,7 @@ async fn stream_conn<S>(
                 Some(k) => match tokio::time::timeout(k, out.recv()).await {
                     Ok(b) => b,
                     Err(_) => {
-                        lock(&pinged).get_or_insert_with(Instant::now);
+                        pinged.lock().get_or_insert_with(Instant::now);
                         Some(b"\r\n\r\n".to_vec())
                     }
                 },
@@ -1107,7 +1103,7 @@ async fn stream_conn<S>(
     let mut last_rx = Instant::now();
     let mut partial_since: Option<Instant> = None;
     'conn: loop {
-        let ping = *lock(&ping_sent);
+        let ping = *ping_sent.lock();
         let (deadline, why) = tcp_deadline(&limits, last_rx, partial_since, ping);
         // A ping sent while we wait moves the deadline: look again soon.
         let wake = match limits.pingpong {
@@ -1145,7 +1141,7 @@ async fn stream_conn<S>(
         };
         let now = Instant::now();
         last_rx = now;
-        *lock(&ping_sent) = None;
+        *ping_sent.lock() = None;
         buf.extend_from_slice(&chunk[..n]);
         loop {
             match message::frame(&buf) {
@@ -1451,13 +1447,13 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
         Input::TcpOpen { from, writer } => {
             sockets.conns.insert(from, writer);
             if let Some(s) = shared() {
-                lock(&s.flows).insert(from);
+                s.flows.lock().insert(from);
             }
         }
         Input::TcpClosed { from } => {
             sockets.conns.remove(&from);
             if let Some(s) = shared() {
-                lock(&s.flows).remove(&from);
+                s.flows.lock().remove(&from);
             }
         }
         Input::TcpUnreachable { to, error } => {

@@ -21,6 +21,7 @@ use crate::sip::headers::{NameAddr, Uri, Via};
 use crate::sip::message::{error_response, Message, ParseError};
 use crate::sip::text::{escape_str, log_lines};
 use crate::sip::transaction::{ClientKey, Proto, ServerKey, Target, Transactions, TxEvent};
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{CallCause, ModuleContext, OwnedSession, Profile};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -50,7 +51,7 @@ const EV_CUSTOM: u32 = hotswitch_plugin_api::EventId::CUSTOM.id();
 /// A gateway as dialers see it: its profile, settings and state.
 pub type GatewayEntry = (usize, Gateway, &'static str);
 /// The gateways' states, shared with dialers on session threads.
-pub type GatewayView = Arc<std::sync::Mutex<Vec<GatewayEntry>>>;
+pub type GatewayView = Arc<Mutex<Vec<GatewayEntry>>>;
 
 /// A profile at run time.
 pub struct ProfileRt {
@@ -286,7 +287,7 @@ impl Stack {
             next_dtmf: None,
             malformed: 0,
             last_malformed_log: None,
-            gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
+            gateway_view: Arc::new(Mutex::new(Vec::new())),
             actions: Vec::new(),
             recovering: HashMap::new(),
             draining: false,
@@ -333,7 +334,7 @@ impl Stack {
             .iter()
             .map(|g| (g.profile, g.cfg.clone(), g.state))
             .collect();
-        *self.gateway_view.lock().unwrap_or_else(|p| p.into_inner()) = v;
+        *self.gateway_view.lock() = v;
     }
 
     /// The bindings kept across a restart go into the core's
