@@ -28,6 +28,7 @@ use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
 use crate::tls::TlsContext;
 use crate::ua::Stack;
+use hotswitch_plugin_api::sansio::Protocol;
 use hotswitch_plugin_api::sync::{Mutex, RwLock};
 use hotswitch_plugin_api::Status;
 use std::collections::{HashMap, HashSet};
@@ -1466,7 +1467,7 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
 }
 
 fn flush(stack: &mut Stack, sockets: &mut Sockets) {
-    for (t, bytes) in std::mem::take(&mut stack.tx.outbox) {
+    while let Some((t, bytes)) = stack.tx.poll_transmit() {
         sockets.send(stack, t, bytes);
     }
 }

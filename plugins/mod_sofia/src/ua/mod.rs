@@ -21,6 +21,7 @@ use crate::sip::headers::{NameAddr, Uri, Via};
 use crate::sip::message::{error_response, Message, ParseError};
 use crate::sip::text::{escape_str, log_lines};
 use crate::sip::transaction::{ClientKey, Proto, ServerKey, Target, Transactions, TxEvent};
+use hotswitch_plugin_api::sansio::Protocol;
 use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{CallCause, ModuleContext, OwnedSession, Profile};
 use std::collections::HashMap;
@@ -439,7 +440,7 @@ impl Stack {
         if let Some(d) = self.next_dtmf {
             t = t.min(d);
         }
-        if let Some(d) = self.tx.next_deadline() {
+        if let Some(d) = self.tx.poll_timeout() {
             t = t.min(d);
         }
         for g in self.gateways.iter().filter(|_| !self.draining) {
@@ -452,7 +453,7 @@ impl Stack {
 
     /// Timers: transactions, gateway registrations, lapsed registrations.
     pub fn on_timer(&mut self, now: Instant) {
-        self.tx.on_timer(now);
+        self.tx.handle_timeout(now);
         self.drain_events(now);
         for i in 0..self.gateways.len() {
             if !self.draining && self.gateways[i].next.is_some_and(|n| n <= now) {
@@ -546,9 +547,9 @@ impl Stack {
                     let rport =
                         from.proto.reliable() || self.profiles[from.profile].cfg.nat.force_rport;
                     stamp_via(&mut msg, from.addr, rport);
-                    self.tx.on_request(msg, from, now);
+                    self.tx.handle_request(msg, from, now);
                 } else {
-                    self.tx.on_response(msg, now);
+                    self.tx.handle_response(msg, now);
                 }
                 self.drain_events(now);
             }
@@ -583,16 +584,13 @@ impl Stack {
             );
         }
         if let Some(r) = reply {
-            self.tx.outbox.push((from, r.to_bytes()));
+            self.tx.send_stateless(from, r.to_bytes());
         }
     }
 
     fn drain_events(&mut self, now: Instant) {
-        while !self.tx.events.is_empty() {
-            let events = std::mem::take(&mut self.tx.events);
-            for ev in events {
-                self.on_event(ev, now);
-            }
+        while let Some(ev) = self.tx.poll_event() {
+            self.on_event(ev, now);
         }
     }
 
@@ -961,7 +959,7 @@ fn set_codec_vars(s: &hotswitch_plugin_api::Session, codec: crate::sdp::Codec) {
 /// sent-by host or when `rport` asks) and `rport` the source port (when
 /// asked, and always over TCP), so that every response copies where the
 /// request really came from. The transaction layer sends responses there
-/// (see `Transactions::on_request`).
+/// (see `Transactions::handle_request`).
 fn stamp_via(msg: &mut Message, src: SocketAddr, stream: bool) {
     let Some(i) = msg.headers.0.iter().position(|(n, _)| n == "Via") else {
         return;

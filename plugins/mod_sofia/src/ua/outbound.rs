@@ -325,7 +325,7 @@ impl Stack {
             if let Some(a) = ack {
                 let peer = self.calls[&uuid].peer;
                 self.tx.set_ack(&key, a.clone());
-                self.tx.outbox.push((peer, a));
+                self.tx.send_stateless(peer, a);
             }
             let call = self.calls.get(&uuid).expect("present");
             if call.cancel_pending || !media_ok {

@@ -242,7 +242,7 @@ impl Stack {
             if let Some(call) = self.calls.get(&uuid) {
                 let peer = call.peer;
                 self.tx.set_ack(&key, a.clone());
-                self.tx.outbox.push((peer, a));
+                self.tx.send_stateless(peer, a);
             }
         }
         let Some(call) = self.calls.get_mut(&uuid) else {
