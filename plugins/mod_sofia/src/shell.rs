@@ -3,7 +3,15 @@
 //! thread for this module — running the stack's loop on a tokio runtime
 //! whose two workers run a reader task per socket, and the stop at unload
 //! that drops every socket and task (and joins the workers) before the
-//! runtime thread returns. TCP connections live by the profile's
+//! runtime thread returns.
+//!
+//! The loop drives the [`Stack`] as every sans-IO core is driven
+//! ([`Protocol`]): at each wake-up it reads the clock once, hands the stack
+//! what came (`handle_bytes`, `handle_input`, …) or
+//! [`Protocol::handle_timeout`], then writes what
+//! [`Protocol::poll_transmit`] gives to the sockets, does what
+//! [`Protocol::poll_event`] asks (a profile's sockets),
+//! and sleeps until [`Protocol::poll_timeout`]. TCP connections live by the profile's
 //! [`TcpLimits`]: an idle timeout, a deadline for a message begun, optional
 //! keep-alive pings, and caps on accepted connections per address and in
 //! total; TLS connections (on `tls-sip-port`) live by the same limits, and
@@ -27,7 +35,7 @@ use crate::registrar::{Registrar, Registration};
 use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
 use crate::tls::TlsContext;
-use crate::ua::Stack;
+use crate::ua::{Event, Stack};
 use hotswitch_plugin_api::sansio::Protocol;
 use hotswitch_plugin_api::sync::{Mutex, RwLock};
 use hotswitch_plugin_api::Status;
@@ -35,7 +43,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -224,7 +232,13 @@ pub fn prepare(config: Config, handed_registrations: Vec<Registration>) -> Resul
     let (tx, rx) = unbounded_channel();
     let (ctl_tx, control) = unbounded_channel();
     *CONTROL.lock() = Some(ctl_tx);
-    let stack = Stack::new(&config, addrs.clone(), registrar.clone(), tx.clone());
+    let stack = Stack::new(
+        &config,
+        addrs.clone(),
+        registrar.clone(),
+        tx.clone(),
+        (Instant::now(), SystemTime::now()),
+    );
     let shared = Shared {
         profiles: config
             .profiles
@@ -1227,7 +1241,9 @@ async fn serve(p: Prepared) {
     // calls up; 570 KB of handover data and half a second to adopt it).
     let mut next_prune = Instant::now() + PRUNE_FIRST;
     loop {
-        let mut wake = stack.next_deadline();
+        let mut wake = stack
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         if crate::handover::any_inherited() {
             wake = wake.min(next_prune);
         }
@@ -1242,7 +1258,8 @@ async fn serve(p: Prepared) {
             Some(c) = control.recv() => on_control(&mut stack, &mut sockets, &mut rx, c).await,
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                if !handle(&mut stack, &mut sockets, msg) {
+                let now = clock(&mut stack);
+                if !handle(&mut stack, &mut sockets, msg, now) {
                     break;
                 }
                 // Take what else is waiting before sending (fewer wakeups).
@@ -1250,7 +1267,7 @@ async fn serve(p: Prepared) {
                 while more < 256 {
                     match rx.try_recv() {
                         Ok(m) => {
-                            if !handle(&mut stack, &mut sockets, m) {
+                            if !handle(&mut stack, &mut sockets, m, now) {
                                 flush(&mut stack, &mut sockets);
                                 return finish(stack, sockets);
                             }
@@ -1261,8 +1278,8 @@ async fn serve(p: Prepared) {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
-                let now = Instant::now();
-                stack.on_timer(now);
+                let now = clock(&mut stack);
+                stack.handle_timeout(now);
                 if stack.draining && now >= next_owned {
                     // Calls ended since: their Call-IDs are no longer ours.
                     next_owned = now + Duration::from_secs(1);
@@ -1278,8 +1295,25 @@ async fn serve(p: Prepared) {
                 }
             }
         }
-        for a in std::mem::take(&mut stack.actions) {
-            match a {
+        events(&mut stack, &mut sockets);
+        flush(&mut stack, &mut sockets);
+    }
+    finish(stack, sockets)
+}
+
+/// Reads the clock, once per wake-up: the instant the stack's inputs are
+/// stamped with, and the wall clock with it.
+fn clock(stack: &mut Stack) -> Instant {
+    let now = Instant::now();
+    stack.handle_wall_clock(now, SystemTime::now());
+    now
+}
+
+/// What the stack asked for since: socket work.
+fn events(stack: &mut Stack, sockets: &mut Sockets) {
+    while let Some(ev) = stack.poll_event() {
+        match ev {
+            Event::Profile(a) => match a {
                 ShellAction::Stop(i) => {
                     sockets.stop_profile(i);
                     log::info!("profile {} stopped", stack.profiles[i].cfg.name);
@@ -1299,11 +1333,9 @@ async fn serve(p: Prepared) {
                         }
                     }
                 }
-            }
+            },
         }
-        flush(&mut stack, &mut sockets);
     }
-    finish(stack, sockets)
 }
 
 /// When a version first asks older ones which inherited Call-IDs they
@@ -1328,6 +1360,7 @@ async fn on_control(
             // Only what is queued now: session threads go on sending for
             // the calls already here, and those can wait for the loop.
             let queued = rx.len();
+            let now = clock(stack);
             for _ in 0..queued {
                 let Ok(m) = rx.try_recv() else { break };
                 if matches!(m, Input::Stop) {
@@ -1337,7 +1370,7 @@ async fn on_control(
                     }
                     break;
                 }
-                handle(stack, sockets, m);
+                handle(stack, sockets, m, now);
             }
             flush(stack, sockets);
             stack.draining = true;
@@ -1413,16 +1446,15 @@ fn finish(stack: Stack, mut sockets: Sockets) {
     );
 }
 
-/// False on Stop.
-fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
-    let now = Instant::now();
+/// Hands `msg`, which came by `now`, to the stack; false on Stop.
+fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input, now: Instant) -> bool {
     match msg {
         Input::Stop => return false,
         Input::Datagram {
             profile,
             from,
             data,
-        } => stack.on_bytes(
+        } => stack.handle_bytes(
             Target {
                 proto: Proto::Udp,
                 addr: from,
@@ -1436,7 +1468,7 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
             proto,
             from,
             data,
-        } => stack.on_bytes(
+        } => stack.handle_bytes(
             Target {
                 proto,
                 addr: from,
@@ -1459,15 +1491,16 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
         }
         Input::TcpUnreachable { to, error } => {
             sockets.conns.remove(&to);
-            stack.on_transport_error(to, &error, now);
+            stack.handle_transport_error(to, &error, now);
         }
-        other => stack.on_input(other, now),
+        other => stack.handle_input(other, now),
     }
     true
 }
 
+/// Writes what the stack has to send.
 fn flush(stack: &mut Stack, sockets: &mut Sockets) {
-    while let Some((t, bytes)) = stack.tx.poll_transmit() {
+    while let Some((t, bytes)) = stack.poll_transmit() {
         sockets.send(stack, t, bytes);
     }
 }

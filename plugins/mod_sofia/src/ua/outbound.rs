@@ -168,7 +168,7 @@ impl Stack {
             reinvite: None,
             client_invite: None,
             cancel_pending: false,
-            sdp_session: now_secs(),
+            sdp_session: self.unix_secs(now),
             sdp_version: 1,
             remote_version: None,
             hold: false,
