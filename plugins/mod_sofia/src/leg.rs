@@ -150,6 +150,11 @@ pub enum Input {
         calls: Vec<crate::tracking::Tracked>,
         reply: crate::tracking::RecoverReply,
     },
+    /// The shell's resolver answered a name the stack asked for.
+    Resolved {
+        host_port: String,
+        result: Result<SocketAddr, String>,
+    },
     /// Unload: stop serving.
     Stop,
 }

@@ -1,16 +1,17 @@
 //! The module's I/O shell around the sans-IO stack: sockets bound at load
 //! (so a busy port fails the load), one SIP thread — the host's runtime
 //! thread for this module — running the stack's loop on a tokio runtime
-//! whose two workers run a reader task per socket, and the stop at unload
-//! that drops every socket and task (and joins the workers) before the
+//! whose two workers run a reader task per socket, a resolver thread for
+//! the names the stack asks for, and the stop at unload that drops every
+//! socket and task (and joins the workers and the resolver) before the
 //! runtime thread returns.
 //!
 //! The loop drives the [`Stack`] as every sans-IO core is driven
 //! ([`Protocol`]): at each wake-up it reads the clock once, hands the stack
-//! what came (`handle_bytes`, `handle_input`, …) or
+//! what came (`handle_bytes`, `handle_input`, `handle_resolved`, …) or
 //! [`Protocol::handle_timeout`], then writes what
 //! [`Protocol::poll_transmit`] gives to the sockets, does what
-//! [`Protocol::poll_event`] asks (a profile's sockets),
+//! [`Protocol::poll_event`] asks (a profile's sockets, a name to resolve),
 //! and sleeps until [`Protocol::poll_timeout`]. TCP connections live by the profile's
 //! [`TcpLimits`]: an idle timeout, a deadline for a message begun, optional
 //! keep-alive pings, and caps on accepted connections per address and in
@@ -520,6 +521,77 @@ struct Sockets {
     tcp_limits: Vec<TcpLimits>,
     /// Each profile's certificates.
     tls: Vec<ProfileCerts>,
+    /// Resolves the names the stack asks for.
+    resolver: Resolver,
+}
+
+/// The SIP thread's resolver: one thread that resolves the names the stack
+/// asks for ([`Event::Resolve`]) and hands each answer back as an
+/// [`Input::Resolved`], so the SIP thread never waits on DNS. Started with
+/// the stack's loop and joined when the loop ends (after the lookup in
+/// progress, if any), before the runtime thread returns and the library
+/// can be closed. The stack keeps what it learns (`ua::dns`).
+struct Resolver {
+    ask: Option<std::sync::mpsc::Sender<String>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Resolver {
+    fn start(input: UnboundedSender<Input>) -> Resolver {
+        let (ask, asked) = std::sync::mpsc::channel::<String>();
+        let worker = std::thread::Builder::new()
+            .name("sofia-dns".into())
+            .spawn(move || {
+                for host_port in asked {
+                    let result = resolve(&host_port);
+                    if input.send(Input::Resolved { host_port, result }).is_err() {
+                        return;
+                    }
+                }
+            });
+        match worker {
+            Ok(w) => Resolver {
+                ask: Some(ask),
+                worker: Some(w),
+            },
+            Err(e) => {
+                log::error!("cannot start the resolver thread: {e}; host names do not resolve");
+                Resolver {
+                    ask: None,
+                    worker: None,
+                }
+            }
+        }
+    }
+
+    /// Asks for `host_port`; false when no resolver runs.
+    fn ask(&self, host_port: String) -> bool {
+        self.ask.as_ref().is_some_and(|a| a.send(host_port).is_ok())
+    }
+
+    /// Ends the thread (after its lookup in progress) and joins it.
+    fn stop(&mut self) {
+        drop(self.ask.take());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `host:port` through the system's resolver (on the resolver thread).
+fn resolve(host_port: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    host_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "no address".to_string())
 }
 
 impl Sockets {
@@ -1226,6 +1298,11 @@ async fn serve(p: Prepared) {
             .map(|p| p.cfg.tcp_limits.clone())
             .collect(),
         tls: shared().map(|s| s.tls.clone()).unwrap_or_default(),
+        resolver: Resolver::start(
+            shared()
+                .map(|s| s.input.clone())
+                .unwrap_or_else(|| unbounded_channel().0),
+        ),
     };
     for (i, l) in listeners.into_iter().enumerate() {
         if let Err(e) = sockets.start_profile(i, l) {
@@ -1309,10 +1386,17 @@ fn clock(stack: &mut Stack) -> Instant {
     now
 }
 
-/// What the stack asked for since: socket work.
+/// What the stack asked for since: socket work and names to resolve.
 fn events(stack: &mut Stack, sockets: &mut Sockets) {
     while let Some(ev) = stack.poll_event() {
         match ev {
+            Event::Resolve(host_port) => {
+                if !sockets.resolver.ask(host_port.clone()) {
+                    let now = clock(stack);
+                    let e = Err("no resolver runs".to_string());
+                    stack.handle_resolved(&host_port, e, now);
+                }
+            }
             Event::Profile(a) => match a {
                 ShellAction::Stop(i) => {
                     sockets.stop_profile(i);
@@ -1439,6 +1523,7 @@ fn finish(stack: Stack, mut sockets: Sockets) {
         sockets.stop_profile(i);
     }
     sockets.conns.clear();
+    sockets.resolver.stop();
     log::info!(
         "SIP stack stopping with {} calls and {:?} transactions",
         stack.call_count(),
@@ -1493,6 +1578,7 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input, now: Instant) ->
             sockets.conns.remove(&to);
             stack.handle_transport_error(to, &error, now);
         }
+        Input::Resolved { host_port, result } => stack.handle_resolved(&host_port, result, now),
         other => stack.handle_input(other, now),
     }
     true

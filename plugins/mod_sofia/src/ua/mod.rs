@@ -8,10 +8,12 @@
 //! ([`crate::shell`]), which reads the clock once per wake-up: the inputs
 //! are [`Stack::handle_bytes`] (a message from the network),
 //! [`Stack::handle_input`] (a session's or the API's command),
-//! [`Stack::handle_transport_error`], [`Stack::handle_wall_clock`] and
+//! [`Stack::handle_transport_error`], [`Stack::handle_resolved`] (the
+//! answer to a name it asked for), [`Stack::handle_wall_clock`] and
 //! [`Protocol::handle_timeout`]; the outputs are [`Protocol::poll_transmit`]
 //! (bytes for a socket), [`Protocol::poll_event`] (an [`Event`]: socket
-//! work) and [`Protocol::poll_timeout`].
+//! work, a name to resolve) and [`Protocol::poll_timeout`]. It never
+//! blocks on DNS: names go through `dns`.
 //!
 //! - `inbound`: calls we answer (INVITE, re-INVITE, ACK, BYE, CANCEL,
 //!   INFO, MESSAGE) and the responses the core asks for;
@@ -20,6 +22,7 @@
 //! - `dial`: the dial string of an outbound leg;
 //! - `checks`: RFC 3261 §8.2's checks every request passes first;
 //! - `recover`: `track-calls` snapshots and `sofia recover`'s legs;
+//! - `dns`: names resolved by the shell, and what waits for them;
 //! - `keepalive`: NAT keep-alive OPTIONS.
 
 use crate::causes::{cause_to_sip, sip_to_cause};
@@ -34,11 +37,12 @@ use crate::sip::headers::{NameAddr, Uri, Via};
 use crate::sip::message::{error_response, Message, ParseError};
 use crate::sip::text::{escape_str, log_lines};
 use crate::sip::transaction::{ClientKey, Proto, ServerKey, Target, Transactions, TxEvent};
+use dns::{Dns, Lookup, Waiting};
 use hotswitch_plugin_api::sansio::Protocol;
 use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{CallCause, ModuleContext, OwnedSession, Profile};
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -46,6 +50,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 mod checks;
 mod dial;
+mod dns;
 mod inbound;
 mod keepalive;
 mod outbound;
@@ -74,6 +79,9 @@ pub enum Event {
     /// Socket work: a profile's sockets started or stopped (`sofia profile
     /// <name> start|stop|restart`).
     Profile(crate::api::ShellAction),
+    /// Resolve this `host:port` off the SIP thread and answer with
+    /// [`Stack::handle_resolved`].
+    Resolve(String),
 }
 
 /// A profile at run time.
@@ -239,6 +247,8 @@ pub struct Stack {
     pub gateway_view: GatewayView,
     /// What the shell is asked to do ([`Protocol::poll_event`]).
     events: VecDeque<Event>,
+    /// Names asked of the shell and what waits for them.
+    dns: Dns,
     /// The wall clock as the shell last read it, and the instant it read
     /// it at ([`Stack::handle_wall_clock`]).
     wall: (Instant, SystemTime),
@@ -259,13 +269,6 @@ fn new_branch() -> String {
         "z9hG4bK{}",
         &uuid::Uuid::new_v4().simple().to_string()[..20]
     )
-}
-
-fn resolve(host_port: &str) -> Option<SocketAddr> {
-    if let Ok(a) = host_port.parse() {
-        return Some(a);
-    }
-    host_port.to_socket_addrs().ok()?.next()
 }
 
 impl Stack {
@@ -323,6 +326,7 @@ impl Stack {
             last_malformed_log: None,
             gateway_view: Arc::new(Mutex::new(Vec::new())),
             events: VecDeque::new(),
+            dns: Dns::default(),
             wall: (now, wall),
             recovering: HashMap::new(),
             draining: false,
@@ -519,6 +523,7 @@ impl Stack {
             if n > 0 {
                 log::info!("{n} registrations expired");
             }
+            self.dns.purge(now);
             self.nonces
                 .retain(|_, t| now.duration_since(*t) < NONCE_LIFE);
             let calls = &self.calls;

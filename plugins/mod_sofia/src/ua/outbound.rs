@@ -1,5 +1,7 @@
 //! Calls we place and requests we send within dialogs: INVITE with
-//! challenges answered, ACK of 2xx, CANCEL, BYE, INFO and MESSAGE.
+//! challenges answered, ACK of 2xx, CANCEL, BYE, INFO and MESSAGE. A
+//! request to a host name (a stray 2xx's Contact, a MESSAGE's domain)
+//! waits for the shell to resolve it (see `dns`).
 
 use super::*;
 
@@ -394,8 +396,12 @@ impl Stack {
         let Some(contact) = resp.headers.get("Contact").and_then(NameAddr::parse) else {
             return;
         };
-        let Some(addr) = resolve(&contact.uri.host_port()) else {
-            return;
+        let waiting = || Waiting::StrayAck {
+            resp: Box::new(resp.clone()),
+        };
+        let addr = match self.lookup(&contact.uri.host_port(), now, waiting) {
+            Lookup::Known(Some(addr)) => addr,
+            Lookup::Known(None) | Lookup::Asked => return,
         };
         let profile = self
             .profiles
@@ -454,6 +460,13 @@ impl Stack {
         content_type: &str,
         now: Instant,
     ) {
+        let waiting = || Waiting::Message {
+            profile: profile.clone(),
+            to: to.to_string(),
+            from: from.to_string(),
+            body: body.to_string(),
+            content_type: content_type.to_string(),
+        };
         let regs = self.registrar.lookup(to, profile.as_deref());
         let (uri, target) = match regs.first() {
             Some(r) => {
@@ -467,9 +480,22 @@ impl Stack {
                 let nat = |pi: usize, r: &crate::registrar::Registration| {
                     self.profiles[pi].cfg.nat.behind_nat(&self.acls, r)
                 };
-                let Ok(target) = dial::registered_target(r, &uri, pi, &alive, &nat) else {
-                    log::warn!("MESSAGE to {to}: contact {} unreachable", r.contact);
-                    return;
+                let (proto, reach) = dial::registered_reach(r, &uri, pi, &alive, &nat);
+                let addr = match reach {
+                    Ok(addr) => addr,
+                    Err(host_port) => match self.lookup(&host_port, now, waiting) {
+                        Lookup::Known(Some(addr)) => addr,
+                        Lookup::Asked => return,
+                        Lookup::Known(None) => {
+                            log::warn!("MESSAGE to {to}: contact {} unreachable", r.contact);
+                            return;
+                        }
+                    },
+                };
+                let target = Target {
+                    proto,
+                    addr,
+                    profile: pi,
                 };
                 (r.contact.clone(), target)
             }
@@ -477,9 +503,13 @@ impl Stack {
                 let Some(u) = Uri::parse(&format!("sip:{to}")) else {
                     return;
                 };
-                let Some(addr) = resolve(&u.host_port()) else {
-                    log::warn!("MESSAGE to {to}: not registered and not an address");
-                    return;
+                let addr = match self.lookup(&u.host_port(), now, waiting) {
+                    Lookup::Known(Some(addr)) => addr,
+                    Lookup::Asked => return,
+                    Lookup::Known(None) => {
+                        log::warn!("MESSAGE to {to}: not registered and not an address");
+                        return;
+                    }
                 };
                 let pi = profile
                     .and_then(|n| self.profiles.iter().position(|p| p.cfg.name == n))

@@ -1,5 +1,6 @@
 //! Digest challenges of requests we receive, the registrar's REGISTER,
-//! and gateways that register us elsewhere.
+//! and gateways that register us elsewhere (a gateway's proxy named by a
+//! host name waits for the shell to resolve it, see `dns`).
 
 use super::*;
 
@@ -289,19 +290,30 @@ impl Stack {
         now: Instant,
     ) {
         let (pi, proxy) = (self.gateways[i].profile, self.gateways[i].cfg.proxy.clone());
-        let Some(addr) = resolve(&if proxy.contains(':') {
+        let host_port = if proxy.contains(':') {
             proxy.clone()
         } else {
             format!("{proxy}:5060")
-        }) else {
-            log::warn!(
-                "gateway {}: cannot resolve {proxy}",
-                self.gateways[i].cfg.name
-            );
-            self.gateways[i].state = "FAIL_WAIT";
-            self.gateways[i].next =
-                Some(now + Duration::from_secs(self.gateways[i].cfg.retry_seconds as u64));
-            return;
+        };
+        let name = self.gateways[i].cfg.name.clone();
+        let waiting = || Waiting::Gateway {
+            profile: pi,
+            name,
+            auth: auth.clone(),
+        };
+        let addr = match self.lookup(&host_port, now, waiting) {
+            Lookup::Known(Some(addr)) => addr,
+            Lookup::Asked => return,
+            Lookup::Known(None) => {
+                log::warn!(
+                    "gateway {}: cannot resolve {proxy}",
+                    self.gateways[i].cfg.name
+                );
+                self.gateways[i].state = "FAIL_WAIT";
+                self.gateways[i].next =
+                    Some(now + Duration::from_secs(self.gateways[i].cfg.retry_seconds as u64));
+                return;
+            }
         };
         let p = &self.profiles[pi];
         let g = &mut self.gateways[i];
