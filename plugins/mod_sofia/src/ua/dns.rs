@@ -233,13 +233,18 @@ mod tests {
     /// A stack made at `t0` whose one profile has a gateway registering
     /// at `proxy`.
     fn stack(proxy: &str, t0: Instant) -> Stack {
+        stack_with(proxy, "", t0)
+    }
+
+    /// As [`stack`], the profile with more `settings` params.
+    fn stack_with(proxy: &str, settings: &str, t0: Instant) -> Stack {
         let conf = format!(
             r#"<configuration name="sofia.conf"><profiles>
       <profile name="internal"><gateways>
         <gateway name="carrier"><param name="username" value="u"/><param name="password" value="p"/>
           <param name="proxy" value="{proxy}"/><param name="retry-seconds" value="30"/></gateway>
       </gateways><settings>
-        <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="5070"/>
+        <param name="sip-ip" value="127.0.0.1"/><param name="sip-port" value="5070"/>{settings}
       </settings></profile></profiles></configuration>"#
         );
         let config = Config::from_xml(Some(&conf), None, None, &|_| Vec::new()).unwrap();
@@ -355,6 +360,51 @@ mod tests {
         );
         assert_eq!(sent(&mut s).len(), 1);
         assert!(events(&mut s).is_empty());
+    }
+
+    #[test]
+    fn a_keepalive_to_a_contact_named_by_a_host_goes_once_it_resolves() {
+        let t0 = Instant::now();
+        let pings = r#"<param name="all-reg-options-ping" value="true"/>
+            <param name="ping-mean-interval" value="30"/>"#;
+        let mut s = stack_with("192.0.2.10", pings, t0);
+        s.registrar.bind(crate::registrar::Registration {
+            profile: "internal".into(),
+            user: "1000".into(),
+            domain: "127.0.0.1".into(),
+            contact: "sip:1000@phone.example.test:5062".into(),
+            network: "192.0.2.30:5062".parse().unwrap(),
+            transport: "UDP".into(),
+            expires_at: crate::registrar::now_secs() + 3600,
+            call_id: "c".into(),
+            user_agent: String::new(),
+            path: Vec::new(),
+        });
+        // The gateway (an address) registers at once; the pings are due
+        // with the first media check, a second in.
+        s.handle_timeout(t0);
+        assert_eq!(sent(&mut s).len(), 1);
+        let t1 = t0 + Duration::from_secs(1);
+        s.handle_timeout(t1);
+        assert_eq!(
+            events(&mut s),
+            [Event::Resolve("phone.example.test:5062".into())]
+        );
+        let options = |s: &mut Stack| {
+            sent(s)
+                .into_iter()
+                .filter(|(_, m)| m.starts_with("OPTIONS "))
+                .collect::<Vec<_>>()
+        };
+        assert!(options(&mut s).is_empty(), "(the REGISTER goes on)");
+        let phone: SocketAddr = "192.0.2.31:5062".parse().unwrap();
+        s.handle_resolved("phone.example.test:5062", Ok(phone), t1);
+        let out = options(&mut s);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0.addr, phone);
+        assert!(out[0]
+            .1
+            .starts_with("OPTIONS sip:1000@phone.example.test:5062 "));
     }
 
     #[test]
