@@ -12,12 +12,13 @@
 //! [`Protocol::handle_timeout`], then writes what
 //! [`Protocol::poll_transmit`] gives to the sockets, does what
 //! [`Protocol::poll_event`] asks (a profile's sockets, a name to resolve),
-//! and sleeps until [`Protocol::poll_timeout`]. TCP connections live by the profile's
-//! [`TcpLimits`]: an idle timeout, a deadline for a message begun, optional
-//! keep-alive pings, and caps on accepted connections per address and in
-//! total; TLS connections (on `tls-sip-port`) live by the same limits, and
-//! a TLS handshake that does not complete within the message timeout is
-//! closed. A response too large for a datagram goes over an open TCP
+//! and sleeps until [`Protocol::poll_timeout`].
+//!
+//! TCP connections live by the profile's [`TcpLimits`]: an idle timeout,
+//! a deadline for a message begun, optional keep-alive pings, and caps on
+//! accepted connections per address and in total; TLS connections (on
+//! `tls-sip-port`) live by the same limits, and a TLS handshake that does
+//! not complete within the message timeout is closed. A response too large for a datagram goes over an open TCP
 //! connection to its Via or becomes 513.
 //!
 //! Live reload ([`crate::handover`]): a socket handed by the previous

@@ -2,12 +2,12 @@
 //!
 //! An IP literal is an address at once. A name the stack has resolved in
 //! the last [`TTL`] is too (the cache). Any other name is asked of the
-//! shell ([`Event::Resolve`](super::Event::Resolve), once while it is in
-//! flight), and what needed it — a gateway's REGISTER, a keep-alive
-//! OPTIONS, the ACK and BYE of a stray 2xx, a MESSAGE — waits here as a
-//! [`Waiting`] until [`Stack::handle_resolved`](super::Stack::handle_resolved)
-//! brings the answer; then it runs again and finds the address (or the
-//! failure) known, and goes on, or fails as it always did.
+//! shell ([`Event::Resolve`], once while it is in flight), and what needed
+//! it — a gateway's REGISTER, a keep-alive OPTIONS, the ACK and BYE of a
+//! stray 2xx, a MESSAGE — waits here as a [`Waiting`] until
+//! [`Stack::handle_resolved`] brings the answer; then it runs again and
+//! finds the address (or the failure) known, and goes on, or fails as it
+//! always did. A failure is not kept: the next attempt asks again.
 //!
 //! Outbound calls are not here: their dial string is resolved by the
 //! thread that originates them (see [`super::dial`]), never this one.
