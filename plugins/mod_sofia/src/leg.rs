@@ -69,6 +69,19 @@ pub struct Outbound {
     pub codecs: Option<Vec<crate::sdp::Codec>>,
 }
 
+/// A MESSAGE to send, as the chat interface asked for it.
+#[derive(Clone)]
+pub struct ChatMessage {
+    /// The profile to send it from (the chat's hint); `None`: the
+    /// registration's, else the first.
+    pub profile: Option<String>,
+    /// `user@host`: a registered user or an address.
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub content_type: String,
+}
+
 /// A request for the API, answered on `reply`.
 pub struct ApiRequest {
     pub args: String,
@@ -136,13 +149,7 @@ pub enum Input {
         uuid: String,
     },
     /// Send a MESSAGE.
-    Message {
-        profile: Option<String>,
-        to: String,
-        from: String,
-        body: String,
-        content_type: String,
-    },
+    Message(ChatMessage),
     /// `sofia …` commands.
     Api(ApiRequest),
     /// `sofia recover`: calls another node tracked, to take over.

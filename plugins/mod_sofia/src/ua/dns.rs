@@ -47,14 +47,8 @@ pub(super) enum Waiting {
     },
     /// The ACK and BYE of a 2xx no call of ours wants, to its Contact.
     StrayAck { resp: Box<Message> },
-    /// A MESSAGE (`chat`, `sofia_contact`…), as the session asked for it.
-    Message {
-        profile: Option<String>,
-        to: String,
-        from: String,
-        body: String,
-        content_type: String,
-    },
+    /// A MESSAGE, as the chat interface asked for it.
+    Message(crate::leg::ChatMessage),
 }
 
 impl Stack {
@@ -133,13 +127,7 @@ impl Stack {
                 }
             }
             Waiting::StrayAck { resp } => self.ack_and_bye_stray(&resp, now),
-            Waiting::Message {
-                profile,
-                to,
-                from,
-                body,
-                content_type,
-            } => self.send_message(profile, &to, &from, &body, &content_type, now),
+            Waiting::Message(chat) => self.send_message(chat, now),
         }
     }
 }
@@ -266,13 +254,13 @@ mod tests {
     }
 
     fn message(to: &str) -> Input {
-        Input::Message {
+        Input::Message(crate::leg::ChatMessage {
             profile: None,
             to: to.into(),
             from: "1000".into(),
             body: "hi".into(),
             content_type: "text/plain".into(),
-        }
+        })
     }
 
     #[test]

@@ -27,7 +27,7 @@
 
 use crate::causes::{cause_to_sip, sip_to_cause};
 use crate::config::{Config, Gateway, ProfileConfig};
-use crate::leg::{ApiRequest, Input, Leg, Outbound};
+use crate::leg::{ApiRequest, ChatMessage, Input, Leg, Outbound};
 #[cfg(test)]
 use crate::registrar::now_secs;
 use crate::registrar::{Registrar, Registration};
@@ -866,13 +866,7 @@ impl Stack {
                 digit,
                 duration_ms,
             } => self.send_info(&uuid, digit, duration_ms, now),
-            Input::Message {
-                profile,
-                to,
-                from,
-                body,
-                content_type,
-            } => self.send_message(profile, &to, &from, &body, &content_type, now),
+            Input::Message(chat) => self.send_message(chat, now),
             Input::Api(req) => self.api(req, now),
             Input::Recover { calls, reply } => {
                 let done = self.recover(calls, now);

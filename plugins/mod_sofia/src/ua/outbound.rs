@@ -451,22 +451,15 @@ impl Stack {
         self.tx.send_request(m, peer, now);
     }
 
-    pub(super) fn send_message(
-        &mut self,
-        profile: Option<String>,
-        to: &str,
-        from: &str,
-        body: &str,
-        content_type: &str,
-        now: Instant,
-    ) {
-        let waiting = || Waiting::Message {
-            profile: profile.clone(),
-            to: to.to_string(),
-            from: from.to_string(),
-            body: body.to_string(),
-            content_type: content_type.to_string(),
-        };
+    pub(super) fn send_message(&mut self, chat: ChatMessage, now: Instant) {
+        let waiting = || Waiting::Message(chat.clone());
+        let ChatMessage {
+            profile,
+            to,
+            from,
+            body,
+            content_type,
+        } = &chat;
         let regs = self.registrar.lookup(to, profile.as_deref());
         let (uri, target) = match regs.first() {
             Some(r) => {
@@ -512,7 +505,8 @@ impl Stack {
                     }
                 };
                 let pi = profile
-                    .and_then(|n| self.profiles.iter().position(|p| p.cfg.name == n))
+                    .as_ref()
+                    .and_then(|n| self.profiles.iter().position(|p| &p.cfg.name == n))
                     .unwrap_or(0);
                 (
                     u.to_string(),
