@@ -7,6 +7,7 @@
 use crate::registrar::now_secs;
 use crate::ua::Stack;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// Work on sockets only the shell can do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,15 +19,15 @@ pub enum ShellAction {
 const RULE: &str =
     "=================================================================================================";
 
-/// Runs `sofia <args>` on the SIP thread.
-pub fn run(stack: &mut Stack, args: &str) -> (String, Option<ShellAction>) {
+/// Runs `sofia <args>` on the SIP thread, at `now`.
+pub fn run(stack: &mut Stack, args: &str, now: Instant) -> (String, Option<ShellAction>) {
     let words: Vec<&str> = args.split_whitespace().collect();
     match words.as_slice() {
         [] | ["status"] => (status(stack), None),
         ["status", "profile", name] => (profile_status(stack, name, false), None),
         ["status", "profile", name, "reg", ..] => (profile_status(stack, name, true), None),
         ["status", "gateway"] | ["status", "gateway", _] => (gateway_status(stack), None),
-        ["profile", name, cmd, ..] => profile_cmd(stack, name, cmd),
+        ["profile", name, cmd, ..] => profile_cmd(stack, name, cmd, now),
         ["global", "siptrace", v] => match *v {
             "on" => {
                 stack.trace.store(true, Ordering::Relaxed);
@@ -212,7 +213,12 @@ fn read_config() -> Result<crate::config::Config, String> {
     .map_err(|e| e.to_string())
 }
 
-fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<ShellAction>) {
+fn profile_cmd(
+    stack: &mut Stack,
+    name: &str,
+    cmd: &str,
+    now: Instant,
+) -> (String, Option<ShellAction>) {
     let Some(i) = stack.profiles.iter().position(|p| p.cfg.name == name) else {
         return ("Invalid Profile!\n".into(), None);
     };
@@ -244,7 +250,7 @@ fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<Shel
                     None,
                 );
             };
-            stack.rescan(i, &config);
+            stack.rescan(i, &config, now);
             let p = &mut stack.profiles[i];
             p.addr = std::net::SocketAddr::new(fresh.sip_ip, fresh.sip_port);
             p.cfg = fresh.clone();
@@ -289,7 +295,7 @@ fn profile_cmd(stack: &mut Stack, name: &str, cmd: &str) -> (String, Option<Shel
         }
         "rescan" => match read_config() {
             Ok(config) => {
-                let (added, removed) = stack.rescan(i, &config);
+                let (added, removed) = stack.rescan(i, &config, now);
                 (
                     format!("+OK scan complete: {added} gateways added, {removed} removed\n"),
                     None,

@@ -86,7 +86,7 @@ fn secure_media(req: &Outgoing, pc: &crate::config::ProfileConfig) -> SecureMedi
 /// Sends an outbound leg's INVITE if it has not left yet, with the hops
 /// the originate gave the leg.
 fn send_invite(s: &Session, l: &Leg) {
-    let invite = l.invite.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let invite = l.invite.lock().take();
     if let Some(mut o) = invite {
         o.max_forwards = s.var("max_forwards").and_then(|v| v.trim().parse().ok());
         l.send(Input::Invite(o));
@@ -103,7 +103,6 @@ impl Endpoint for Sofia {
             shared
                 .gateways
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
                 .iter()
                 .find(|g| g.1.name == name)
                 .cloned()
@@ -202,7 +201,7 @@ impl Endpoint for Sofia {
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
         s.set_state(ChannelState::INIT)
             .map_err(|_| CallCause::DESTINATION_OUT_OF_ORDER)?;
-        *leg.invite.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(Outbound {
+        *leg.invite.lock() = Some(Box::new(Outbound {
             leg: leg.clone(),
             uri: t.uri,
             target: t.target,
@@ -261,7 +260,7 @@ impl Endpoint for Sofia {
             ChannelState::DESTROY => {
                 if let Some(l) = leg::of(s) {
                     // Never sent: break the leg ↔ INVITE cycle.
-                    drop(l.invite.lock().unwrap_or_else(|p| p.into_inner()).take());
+                    drop(l.invite.lock().take());
                 }
             }
             ChannelState::INIT => {

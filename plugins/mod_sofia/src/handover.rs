@@ -61,10 +61,10 @@
 //! calls themselves, and without asking the set grew with every reload.
 
 use crate::registrar::Registration;
+use hotswitch_plugin_api::sync::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
 
 /// The format's name: the same across versions that hand over to each other.
 pub const FORMAT: &str = "mod_sofia/handover-v1";
@@ -168,10 +168,6 @@ impl Handed {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Descriptors handed to this version at load, until the profiles take
 /// them.
 static FDS: Mutex<Vec<(String, OwnedFd)>> = Mutex::new(Vec::new());
@@ -194,7 +190,7 @@ static FORWARD: RwLock<Option<ForwardFn>> = RwLock::new(None);
 
 /// Sets how messages reach the previous version.
 pub fn set_forward(f: ForwardFn) {
-    *FORWARD.write().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    *FORWARD.write() = Some(f);
 }
 
 /// A version loaded without a handover: the first generation.
@@ -209,7 +205,7 @@ pub fn generation() -> u64 {
 
 /// New version, at load: keeps what the old one handed over.
 pub fn adopt(h: &Handed, fds: Vec<(String, OwnedFd)>) {
-    *lock(&FDS) = fds;
+    *FDS.lock() = fds;
     GENERATION.store(h.generation.unwrap_or(0) + 1, Ordering::Release);
     let set: HashMap<String, Option<u64>> = h
         .forward
@@ -219,18 +215,18 @@ pub fn adopt(h: &Handed, fds: Vec<(String, OwnedFd)>) {
         .collect();
     log::info!(
         "handover: {} sockets and {} Call-IDs ({} forwarded further) from the previous version of profiles {}",
-        lock(&FDS).len(),
+        FDS.lock().len(),
         set.len(),
         h.forward.len(),
         h.profiles.join(", ")
     );
     ANY_INHERITED.store(!set.is_empty(), Ordering::Release);
-    *INHERITED.write().unwrap_or_else(|p| p.into_inner()) = Some(set);
+    *INHERITED.write() = Some(set);
 }
 
 /// The handed descriptor named `name`, if there is one.
 pub fn take_fd(name: &str) -> Option<OwnedFd> {
-    let mut fds = lock(&FDS);
+    let mut fds = FDS.lock();
     let i = fds.iter().position(|(n, _)| n == name)?;
     Some(fds.remove(i).1)
 }
@@ -238,7 +234,7 @@ pub fn take_fd(name: &str) -> Option<OwnedFd> {
 /// Closes the handed descriptors no profile took (a profile the new
 /// configuration no longer has).
 pub fn drop_unclaimed() {
-    for (name, _) in std::mem::take(&mut *lock(&FDS)) {
+    for (name, _) in std::mem::take(&mut *FDS.lock()) {
         log::info!("handover: socket {name} is not in the new configuration; closed");
     }
 }
@@ -248,7 +244,6 @@ pub fn drop_unclaimed() {
 pub fn inherited() -> Vec<(Option<u64>, String)> {
     INHERITED
         .read()
-        .unwrap_or_else(|p| p.into_inner())
         .as_ref()
         .map(|s| s.iter().map(|(id, g)| (*g, id.clone())).collect())
         .unwrap_or_default()
@@ -263,14 +258,13 @@ fn inherits(call_id: &str) -> bool {
     ANY_INHERITED.load(Ordering::Acquire)
         && INHERITED
             .read()
-            .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .is_some_and(|s| s.contains_key(call_id))
 }
 
 /// Drops `call_ids` from the inherited set, under one lock.
 fn forget_inherited<S: AsRef<str>>(call_ids: &[S]) {
-    let mut g = INHERITED.write().unwrap_or_else(|p| p.into_inner());
+    let mut g = INHERITED.write();
     if let Some(s) = g.as_mut() {
         for id in call_ids {
             s.remove(id.as_ref());
@@ -282,7 +276,7 @@ fn forget_inherited<S: AsRef<str>>(call_ids: &[S]) {
 }
 
 fn call_forward(channel: &str, peer: &str, data: &[u8]) -> bool {
-    let f = *FORWARD.read().unwrap_or_else(|p| p.into_inner());
+    let f = *FORWARD.read();
     f.is_some_and(|f| f(channel, peer, data))
 }
 
@@ -345,7 +339,7 @@ static HAND_BACKS: Mutex<(VecDeque<HandBack>, usize)> = Mutex::new((VecDeque::ne
 const HAND_BACK_THREADS: usize = 16;
 
 fn hand_back(job: HandBack) {
-    let mut q = lock(&HAND_BACKS);
+    let mut q = HAND_BACKS.lock();
     q.0.push_back(job);
     if q.1 >= HAND_BACK_THREADS {
         return;
@@ -354,7 +348,7 @@ fn hand_back(job: HandBack) {
     drop(q);
     tokio::task::spawn_blocking(|| loop {
         let job = {
-            let mut q = lock(&HAND_BACKS);
+            let mut q = HAND_BACKS.lock();
             match q.0.pop_front() {
                 Some(j) => j,
                 None => {
@@ -372,21 +366,21 @@ fn hand_back(job: HandBack) {
 /// the switch at every reload (measured: 83 MB in use after 100 reloads
 /// under load, with nothing up).
 pub fn release() {
-    *INHERITED.write().unwrap_or_else(|p| p.into_inner()) = None;
+    *INHERITED.write() = None;
     ANY_INHERITED.store(false, Ordering::Release);
-    *OWNED.write().unwrap_or_else(|p| p.into_inner()) = None;
-    lock(&FDS).clear();
-    *lock(&HAND_BACKS) = (VecDeque::new(), 0);
+    *OWNED.write() = None;
+    FDS.lock().clear();
+    *HAND_BACKS.lock() = (VecDeque::new(), 0);
 }
 
 /// Old version, after export: the Call-IDs it has work under.
 pub fn set_owned(ids: HashSet<String>) {
-    *OWNED.write().unwrap_or_else(|p| p.into_inner()) = Some(ids);
+    *OWNED.write() = Some(ids);
 }
 
 /// Old version, reload failed: takes new work again.
 pub fn clear_owned() {
-    *OWNED.write().unwrap_or_else(|p| p.into_inner()) = None;
+    *OWNED.write() = None;
 }
 
 /// The host's `deliver` (old version): true when the message is this
@@ -409,7 +403,7 @@ pub fn prune() {
     static PRUNING: AtomicBool = AtomicBool::new(false);
     // A draining version forwards nothing any more (the host asks every
     // older version), so only the current one's set matters.
-    let draining = OWNED.read().unwrap_or_else(|p| p.into_inner()).is_some();
+    let draining = OWNED.read().is_some();
     if draining || !ANY_INHERITED.load(Ordering::Acquire) || PRUNING.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -460,11 +454,7 @@ pub fn probed(data: &[u8]) -> bool {
 
 /// True when this (draining) version still has work under `call_id`.
 fn owns(call_id: &str) -> bool {
-    OWNED
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .is_some_and(|s| s.contains(call_id))
+    OWNED.read().as_ref().is_some_and(|s| s.contains(call_id))
 }
 
 /// The Call-ID of a SIP message as read (`Call-ID:` or its compact form

@@ -25,7 +25,7 @@ pub struct Leg {
     /// into calls (switchio) take the first leg they see as the caller, and
     /// a switch calling itself would otherwise race its own INVITE. Taken
     /// then, or at CS_DESTROY (it holds the leg).
-    pub invite: std::sync::Mutex<Option<Box<Outbound>>>,
+    pub invite: hotswitch_plugin_api::sync::Mutex<Option<Box<Outbound>>>,
     /// The session has run CS_INIT (an outbound leg's call is placed from
     /// then on, even if it is hung up before its next state).
     pub initialized: std::sync::atomic::AtomicBool,
@@ -67,6 +67,19 @@ pub struct Outbound {
     /// The leg's own codecs (`absolute_codec_string`, `codec_string`);
     /// `None`: its profile's.
     pub codecs: Option<Vec<crate::sdp::Codec>>,
+}
+
+/// A MESSAGE to send, as the chat interface asked for it.
+#[derive(Clone)]
+pub struct ChatMessage {
+    /// The profile to send it from (the chat's hint); `None`: the
+    /// registration's, else the first.
+    pub profile: Option<String>,
+    /// `user@host`: a registered user or an address.
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub content_type: String,
 }
 
 /// A request for the API, answered on `reply`.
@@ -136,19 +149,18 @@ pub enum Input {
         uuid: String,
     },
     /// Send a MESSAGE.
-    Message {
-        profile: Option<String>,
-        to: String,
-        from: String,
-        body: String,
-        content_type: String,
-    },
+    Message(ChatMessage),
     /// `sofia …` commands.
     Api(ApiRequest),
     /// `sofia recover`: calls another node tracked, to take over.
     Recover {
         calls: Vec<crate::tracking::Tracked>,
         reply: crate::tracking::RecoverReply,
+    },
+    /// The shell's resolver answered a name the stack asked for.
+    Resolved {
+        host_port: String,
+        result: Result<SocketAddr, String>,
     },
     /// Unload: stop serving.
     Stop,

@@ -187,13 +187,13 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
         let to = chat.to.trim_start_matches("sip:").to_string();
         let ok = s
             .input
-            .send(leg::Input::Message {
+            .send(leg::Input::Message(leg::ChatMessage {
                 profile: (!chat.hint.is_empty()).then(|| chat.hint.clone()),
                 to,
                 from: chat.from.clone(),
                 body: chat.body.clone(),
                 content_type: "text/plain".into(),
-            })
+            }))
             .is_ok();
         if ok {
             Status::SUCCESS

@@ -11,9 +11,10 @@
 //! PostgreSQL worker ends) before the new version opens it; the old one
 //! keeps its bindings in memory for the calls it still serves.
 
+use hotswitch_plugin_api::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One binding of an address-of-record to a contact.
@@ -247,7 +248,7 @@ impl Registrar {
     }
 
     fn store(&self) -> Arc<dyn RegistrationStore> {
-        self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.store.read().clone()
     }
 
     /// Live reload, old version: closes the store (the redb file, the
@@ -256,10 +257,7 @@ impl Registrar {
     /// Returns the bindings when the store kept nothing (memory), for the
     /// new version to take over.
     pub fn close_store(&self) -> Vec<Registration> {
-        let old = std::mem::replace(
-            &mut *self.store.write().unwrap_or_else(|p| p.into_inner()),
-            Arc::new(MemoryStore),
-        );
+        let old = std::mem::replace(&mut *self.store.write(), Arc::new(MemoryStore));
         let handed = if old.persistent() {
             Vec::new()
         } else {
@@ -283,7 +281,7 @@ impl Registrar {
                 replace(&mut m, r);
             }
         }
-        *self.store.write().unwrap_or_else(|p| p.into_inner()) = store;
+        *self.store.write() = store;
     }
 
     /// Live reload, new version: bindings the old version kept in memory.
@@ -296,7 +294,7 @@ impl Registrar {
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Vec<Registration>>> {
         self.sync();
-        self.by_aor.read().unwrap_or_else(|p| p.into_inner())
+        self.by_aor.read()
     }
 
     /// Folds in what other nodes sharing the store changed.
@@ -319,7 +317,7 @@ impl Registrar {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Vec<Registration>>> {
-        self.by_aor.write().unwrap_or_else(|p| p.into_inner())
+        self.by_aor.write()
     }
 
     /// Adds or refreshes a binding.
@@ -448,7 +446,7 @@ mod tests {
     }
 
     /// A shared store as another node's changes reach it.
-    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<RemoteChange>>>);
+    struct Shared(Arc<hotswitch_plugin_api::sync::Mutex<Vec<RemoteChange>>>);
 
     impl RegistrationStore for Shared {
         fn save(&self, _: &Registration) -> Result<(), String> {
@@ -461,33 +459,30 @@ mod tests {
             Ok(Vec::new())
         }
         fn remote_changes(&self) -> Vec<RemoteChange> {
-            std::mem::take(&mut *self.0.lock().unwrap())
+            std::mem::take(&mut *self.0.lock())
         }
     }
 
     #[test]
     fn other_nodes_bindings_are_found_and_their_removals_honoured() {
-        let feed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let feed = Arc::new(hotswitch_plugin_api::sync::Mutex::new(Vec::new()));
         let r = Registrar::new(Box::new(Shared(feed.clone()))).unwrap();
         let theirs = reg("sip:1000@127.0.0.1:5070", now_secs() + 60);
-        feed.lock()
-            .unwrap()
-            .push(RemoteChange::Bind(theirs.clone()));
+        feed.lock().push(RemoteChange::Bind(theirs.clone()));
         assert_eq!(
             r.lookup("1000@127.0.0.1", None),
             std::slice::from_ref(&theirs)
         );
         r.bind(reg("sip:1000@127.0.0.1:5072", now_secs() + 30));
-        feed.lock().unwrap().push(RemoteChange::Unbind(theirs));
+        feed.lock().push(RemoteChange::Unbind(theirs));
         let left = r.lookup("1000@127.0.0.1", None);
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].contact, "sip:1000@127.0.0.1:5072");
         // A node nobody calls still drains the feed (purge runs on a timer).
         feed.lock()
-            .unwrap()
             .push(RemoteChange::Bind(reg("sip:x@h", now_secs() + 60)));
         assert_eq!(r.purge(now_secs()), 0);
-        assert!(feed.lock().unwrap().is_empty());
+        assert!(feed.lock().is_empty());
     }
 
     #[test]

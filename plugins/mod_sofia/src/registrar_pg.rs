@@ -27,8 +27,9 @@
 //! advisory lock, so nodes starting together apply each once.
 
 use crate::registrar::{now_secs, Registration, RegistrationStore, RemoteChange};
+use hotswitch_plugin_api::sync::Mutex;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -179,7 +180,7 @@ impl PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         let _ = self.ops.send(Op::Stop);
-        if let Some(h) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = self.worker.lock().take() {
             let _ = h.join();
         }
     }
@@ -206,7 +207,7 @@ impl RegistrationStore for PgStore {
 
     fn remote_changes(&self) -> Vec<RemoteChange> {
         match self.remote.try_lock() {
-            Ok(mut v) if !v.is_empty() => std::mem::take(&mut *v),
+            Some(mut v) if !v.is_empty() => std::mem::take(&mut *v),
             _ => Vec::new(),
         }
     }
@@ -260,10 +261,7 @@ impl Worker {
     }
 
     fn push_remote(&self, c: RemoteChange) {
-        self.remote
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(c);
+        self.remote.lock().push(c);
     }
 
     async fn run(mut self, mut ops: UnboundedReceiver<Op>) {

@@ -12,12 +12,12 @@
 
 use crate::sdp::Codec;
 use hotswitch_plugin_api::g711;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_webrtc_media as webrtc;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Free RTP ports by range (even ports; RTCP takes the one above), shared
@@ -40,7 +40,7 @@ struct PortPool {
 }
 
 fn take_port(start: u16, end: u16) -> Option<u16> {
-    let mut pools = lock(&POOLS);
+    let mut pools = POOLS.lock();
     let i = match pools.iter().position(|p| p.range == (start, end)) {
         Some(i) => i,
         None => {
@@ -66,7 +66,7 @@ fn take_port(start: u16, end: u16) -> Option<u16> {
 }
 
 fn give_port(start: u16, end: u16, port: u16) {
-    let mut pools = lock(&POOLS);
+    let mut pools = POOLS.lock();
     if let Some(p) = pools.iter_mut().find(|p| p.range == (start, end)) {
         p.free.push_back(port);
     }
@@ -302,10 +302,6 @@ impl Drop for Media {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A DTMF digit's RFC 4733 event code.
 pub fn dtmf_event(c: char) -> Option<u8> {
     Some(match c.to_ascii_uppercase() {
@@ -477,7 +473,7 @@ impl Media {
         pt: u8,
         te: Option<(u8, u32)>,
     ) {
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         if st.remote != addr {
             st.latched = false;
         }
@@ -492,14 +488,14 @@ impl Media {
 
     /// On hold the far end sends nothing; the hold timeout applies instead.
     pub fn set_hold(&self, hold: bool) {
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         st.hold = hold;
         st.last_rx = Instant::now();
     }
 
     /// `rtp-timeout-sec` and `rtp-hold-timeout-sec`.
     pub fn set_timeouts(&self, timeout: Option<Duration>, hold: Option<Duration>) {
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         st.timeout = timeout;
         st.hold_timeout = hold;
     }
@@ -508,7 +504,7 @@ impl Media {
     /// sequence number and timestamp, and the Unix time in milliseconds
     /// (what `track-calls` keeps so another node can go on with it).
     pub fn stream_position(&self) -> StreamPosition {
-        let st = lock(&self.st);
+        let st = self.st.lock();
         StreamPosition {
             ssrc: st.ssrc,
             seq: st.seq,
@@ -524,7 +520,7 @@ impl Media {
     /// `rtp_use_ssrc`; a receiver that tracks timestamps across an SSRC
     /// change, as baresip does, drops frames that seem to go back).
     pub fn continue_stream(&self, pos: StreamPosition) {
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         // Where the old sender would be by now, wrapping as it would have.
         let elapsed = unix_ms().saturating_sub(pos.at_ms) + 1000;
         let clock = u64::from(st.codec.clock_rate());
@@ -535,12 +531,12 @@ impl Media {
 
     /// The negotiated codec.
     pub fn codec(&self) -> Codec {
-        lock(&self.st).codec
+        self.st.lock().codec
     }
 
     /// The counters so far.
     pub fn stats(&self) -> Stats {
-        let st = lock(&self.st);
+        let st = self.st.lock();
         Stats {
             srtp_auth_failures: st.sdes.auth_failures(),
             ..st.stats
@@ -552,7 +548,7 @@ impl Media {
     /// chose (Opus or a G.711 law) first; our SDP is then
     /// [`Media::webrtc_sdp`].
     pub fn webrtc_answer(&self, offer: &str, ip: IpAddr) -> Result<(), String> {
-        let first = lock(&self.st).codec;
+        let first = self.st.lock().codec;
         let m = webrtc::answer_with(offer, ip, &webrtc_codecs(&[first]))?;
         let _ = self.webrtc.set(m);
         Ok(())
@@ -583,7 +579,8 @@ impl Media {
             webrtc::Read::Audio(webrtc::Codec::Opus, data) => {
                 // Decoded here, as on a plain RTP leg: 8 kHz L16 for the core.
                 let mut pcm = Vec::with_capacity(320);
-                lock(&self.st)
+                self.st
+                    .lock()
                     .transcoder
                     .decode(Codec::Opus, &data, &mut pcm);
                 let n = (pcm.len() * 2).min(buf.len()) / 2;
@@ -608,12 +605,12 @@ impl Media {
 
     /// Works on the leg's SDES state (offer, answer, our lines).
     pub fn sdes<R>(&self, f: impl FnOnce(&mut crate::srtp::Sdes) -> R) -> R {
-        f(&mut lock(&self.st).sdes)
+        f(&mut self.st.lock().sdes)
     }
 
     /// One datagram off the RTP socket, through SRTP when it is on.
     fn receive(&self, p: &[u8], from: SocketAddr, buf: &mut [u8]) -> Option<Read> {
-        let clear = lock(&self.st).sdes.unprotect_rtp(p, self.port, from);
+        let clear = self.st.lock().sdes.unprotect_rtp(p, self.port, from);
         match clear {
             crate::srtp::Unprotected::Plain => self.packet(p, from, buf),
             crate::srtp::Unprotected::Clear(v) => self.packet(&v, from, buf),
@@ -623,7 +620,7 @@ impl Media {
 
     /// The address media is sent to.
     pub fn remote(&self) -> Option<SocketAddr> {
-        lock(&self.st).remote
+        self.st.lock().remote
     }
 
     /// Waits up to `wait` for audio; `buf` receives the payload. A blocking
@@ -634,7 +631,7 @@ impl Media {
             return self.webrtc_read(m, buf, wait);
         }
         let deadline = Instant::now() + wait;
-        lock(&self.st).last_read = deadline;
+        self.st.lock().last_read = deadline;
         let mut pkt = [0u8; 1500];
         loop {
             let got = if wait.is_zero() {
@@ -665,7 +662,7 @@ impl Media {
     /// Returns whether the media timed out, and the digits that arrived.
     pub fn check_idle(&self, now: Instant) -> (bool, Vec<(char, u32)>) {
         let mut digits = Vec::new();
-        if now.duration_since(lock(&self.st).last_read) < Duration::from_millis(500) {
+        if now.duration_since(self.st.lock().last_read) < Duration::from_millis(500) {
             return (false, digits);
         }
         let mut pkt = [0u8; 1500];
@@ -679,7 +676,7 @@ impl Media {
     }
 
     fn check_timeout(&self, now: Instant) -> Option<Read> {
-        let st = lock(&self.st);
+        let st = self.st.lock();
         let limit = if st.hold { st.hold_timeout } else { st.timeout }?;
         (now.duration_since(st.last_rx) > limit).then_some(Read::MediaTimeout)
     }
@@ -712,7 +709,7 @@ impl Media {
             return None;
         }
         let payload = &p[off..end];
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         if st.remote != Some(from) {
             if st.latch && !st.latched {
                 // Symmetric RTP: answer where the far end really sends from
@@ -809,7 +806,7 @@ impl Media {
         let mut b = [0u8; 1500];
         while let Ok((n, _)) = self.rtcp.recv_from(&mut b) {
             if n >= 8 && b[0] >> 6 == 2 && (200..=204).contains(&b[1]) {
-                let mut st = lock(&self.st);
+                let mut st = self.st.lock();
                 if st.sdes.unprotect_rtcp(&b[..n]) {
                     st.stats.rtcp_in += 1;
                 }
@@ -820,7 +817,7 @@ impl Media {
     /// Sends one frame of audio: `data` in `codec` (`None`: L16 samples).
     pub fn write(&self, data: &[u8], codec: Option<Codec>, samples: u32) {
         if let Some((m, _)) = self.webrtc.get() {
-            let mut st = lock(&self.st);
+            let mut st = self.st.lock();
             if st.codec == Codec::Opus {
                 // Coded here (the WebRTC task knows only G.711): 8 kHz
                 // samples in, on its 48 kHz clock.
@@ -867,7 +864,7 @@ impl Media {
                 data: data.to_vec(),
             });
         }
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         let Some(to) = st.remote else {
             return;
         };
@@ -980,14 +977,14 @@ impl Media {
     /// Whether the far end takes and sends telephone-events (its SDP
     /// offered or accepted them).
     pub fn has_telephone_event(&self) -> bool {
-        lock(&self.st).te_pt.is_some()
+        self.st.lock().te_pt.is_some()
     }
 
     /// Queues a digit; it goes out as RFC 4733 events in the frames that
     /// follow — in place of the audio while a writer sends audio, else by
     /// [`Media::tick_dtmf`]. Returns false when the far end takes no events.
     pub fn queue_dtmf(&self, digit: char, duration_ms: u32) -> bool {
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         if st.te_pt.is_none() || st.remote.is_none() || dtmf_event(digit).is_none() {
             return false;
         }
@@ -1001,7 +998,7 @@ impl Media {
     /// `uuid_send_dtmf` on a call that only listens); call every 20 ms.
     /// Returns whether digits remain.
     pub fn tick_dtmf(&self, now: Instant) -> bool {
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         let writing = st
             .last_write
             .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_millis(60));
@@ -1030,7 +1027,7 @@ impl Media {
 
     /// A sender report with one reception report block (RFC 3550 §6.4.1).
     fn send_report(&self) {
-        let mut st = lock(&self.st);
+        let mut st = self.st.lock();
         let Some(to) = st.remote_rtcp else {
             return;
         };

@@ -1,14 +1,24 @@
 //! The module's I/O shell around the sans-IO stack: sockets bound at load
 //! (so a busy port fails the load), one SIP thread — the host's runtime
 //! thread for this module — running the stack's loop on a tokio runtime
-//! whose two workers run a reader task per socket, and the stop at unload
-//! that drops every socket and task (and joins the workers) before the
-//! runtime thread returns. TCP connections live by the profile's
-//! [`TcpLimits`]: an idle timeout, a deadline for a message begun, optional
-//! keep-alive pings, and caps on accepted connections per address and in
-//! total; TLS connections (on `tls-sip-port`) live by the same limits, and
-//! a TLS handshake that does not complete within the message timeout is
-//! closed. A response too large for a datagram goes over an open TCP
+//! whose two workers run a reader task per socket, a resolver thread for
+//! the names the stack asks for, and the stop at unload that drops every
+//! socket and task (and joins the workers and the resolver) before the
+//! runtime thread returns.
+//!
+//! The loop drives the [`Stack`] as every sans-IO core is driven
+//! ([`Protocol`]): at each wake-up it reads the clock once, hands the stack
+//! what came (`handle_bytes`, `handle_input`, `handle_resolved`, …) or
+//! [`Protocol::handle_timeout`], then writes what
+//! [`Protocol::poll_transmit`] gives to the sockets, does what
+//! [`Protocol::poll_event`] asks (a profile's sockets, a name to resolve),
+//! and sleeps until [`Protocol::poll_timeout`].
+//!
+//! TCP connections live by the profile's [`TcpLimits`]: an idle timeout,
+//! a deadline for a message begun, optional keep-alive pings, and caps on
+//! accepted connections per address and in total; TLS connections (on
+//! `tls-sip-port`) live by the same limits, and a TLS handshake that does
+//! not complete within the message timeout is closed. A response too large for a datagram goes over an open TCP
 //! connection to its Via or becomes 513.
 //!
 //! Live reload ([`crate::handover`]): a socket handed by the previous
@@ -27,13 +37,15 @@ use crate::registrar::{Registrar, Registration};
 use crate::sip::message;
 use crate::sip::transaction::{Proto, Target};
 use crate::tls::TlsContext;
-use crate::ua::Stack;
+use crate::ua::{Event, Stack};
+use hotswitch_plugin_api::sansio::Protocol;
+use hotswitch_plugin_api::sync::{Mutex, RwLock};
 use hotswitch_plugin_api::Status;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -108,7 +120,7 @@ fn channel_name(transport: &str, addr: std::io::Result<SocketAddr>) -> Arc<str> 
 impl Shared {
     /// True while the connection from `addr` is open.
     pub fn flow_alive(&self, addr: SocketAddr) -> bool {
-        lock(&self.flows).contains(&addr)
+        self.flows.lock().contains(&addr)
     }
 }
 
@@ -142,13 +154,9 @@ static CONTROL: Mutex<Option<UnboundedSender<Control>>> = Mutex::new(None);
 /// forwarded message's channel names).
 static CHANNELS: RwLock<Vec<(String, usize, Proto)>> = RwLock::new(Vec::new());
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The running module's shared state.
 pub fn shared() -> Option<Arc<Shared>> {
-    SHARED.read().unwrap_or_else(|p| p.into_inner()).clone()
+    SHARED.read().clone()
 }
 
 /// Bytes the kernel may queue on a SIP socket: bursts at thousands of
@@ -225,8 +233,14 @@ pub fn prepare(config: Config, handed_registrations: Vec<Registration>) -> Resul
     registrar.adopt(handed_registrations);
     let (tx, rx) = unbounded_channel();
     let (ctl_tx, control) = unbounded_channel();
-    *lock(&CONTROL) = Some(ctl_tx);
-    let stack = Stack::new(&config, addrs.clone(), registrar.clone(), tx.clone());
+    *CONTROL.lock() = Some(ctl_tx);
+    let stack = Stack::new(
+        &config,
+        addrs.clone(),
+        registrar.clone(),
+        tx.clone(),
+        (Instant::now(), SystemTime::now()),
+    );
     let shared = Shared {
         profiles: config
             .profiles
@@ -244,8 +258,8 @@ pub fn prepare(config: Config, handed_registrations: Vec<Registration>) -> Resul
         acls: config.acls.clone(),
     };
     STOPPING.store(false, Ordering::Release);
-    *SHARED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(shared));
-    *lock(&PREPARED) = Some(Prepared {
+    *SHARED.write() = Some(Arc::new(shared));
+    *PREPARED.lock() = Some(Prepared {
         listeners,
         stack,
         rx,
@@ -363,7 +377,7 @@ fn registration_store(
 
 /// The SIP thread: serves until unload, then drops every socket and task.
 pub fn run() -> Status {
-    let Some(p) = lock(&PREPARED).take() else {
+    let Some(p) = PREPARED.lock().take() else {
         return Status::TERM;
     };
     if STOPPING.load(Ordering::Acquire) {
@@ -408,18 +422,18 @@ fn raise_priority() {
 /// Unload: stop serving; the runtime thread ends.
 pub fn stop() {
     STOPPING.store(true, Ordering::Release);
-    drop(lock(&CONTROL).take());
-    if let Some(s) = SHARED.write().unwrap_or_else(|p| p.into_inner()).take() {
+    drop(CONTROL.lock().take());
+    if let Some(s) = SHARED.write().take() {
         let _ = s.input.send(Input::Stop);
     }
-    drop(lock(&PREPARED).take());
+    drop(PREPARED.lock().take());
 }
 
 /// Live reload, old version (a host thread): the SIP thread stops reading
 /// its sockets, closes the registration store, stops gateway and NAT
 /// keep-alive timers, and says what the successor needs.
 pub fn export() -> Result<Exported, String> {
-    let Some(ctl) = lock(&CONTROL).clone() else {
+    let Some(ctl) = CONTROL.lock().clone() else {
         return Err("mod_sofia is not running".into());
     };
     let (reply, rx) = std::sync::mpsc::sync_channel(1);
@@ -431,7 +445,7 @@ pub fn export() -> Result<Exported, String> {
 
 /// Live reload, old version: the reload failed; read again as before.
 pub fn resume() {
-    if let Some(ctl) = lock(&CONTROL).as_ref() {
+    if let Some(ctl) = CONTROL.lock().as_ref() {
         let _ = ctl.send(Control::Resume);
     }
 }
@@ -453,7 +467,6 @@ pub fn deliver(channel: &str, peer: &str, data: &[u8]) -> bool {
     };
     let Some((profile, proto)) = CHANNELS
         .read()
-        .unwrap_or_else(|p| p.into_inner())
         .iter()
         .find(|(n, _, _)| n == channel)
         .map(|(_, i, p)| (*i, *p))
@@ -509,6 +522,77 @@ struct Sockets {
     tcp_limits: Vec<TcpLimits>,
     /// Each profile's certificates.
     tls: Vec<ProfileCerts>,
+    /// Resolves the names the stack asks for.
+    resolver: Resolver,
+}
+
+/// The SIP thread's resolver: one thread that resolves the names the stack
+/// asks for ([`Event::Resolve`]) and hands each answer back as an
+/// [`Input::Resolved`], so the SIP thread never waits on DNS. Started with
+/// the stack's loop and joined when the loop ends (after the lookup in
+/// progress, if any), before the runtime thread returns and the library
+/// can be closed. The stack keeps what it learns (`ua::dns`).
+struct Resolver {
+    ask: Option<std::sync::mpsc::Sender<String>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Resolver {
+    fn start(input: UnboundedSender<Input>) -> Resolver {
+        let (ask, asked) = std::sync::mpsc::channel::<String>();
+        let worker = std::thread::Builder::new()
+            .name("sofia-dns".into())
+            .spawn(move || {
+                for host_port in asked {
+                    let result = resolve(&host_port);
+                    if input.send(Input::Resolved { host_port, result }).is_err() {
+                        return;
+                    }
+                }
+            });
+        match worker {
+            Ok(w) => Resolver {
+                ask: Some(ask),
+                worker: Some(w),
+            },
+            Err(e) => {
+                log::error!("cannot start the resolver thread: {e}; host names do not resolve");
+                Resolver {
+                    ask: None,
+                    worker: None,
+                }
+            }
+        }
+    }
+
+    /// Asks for `host_port`; false when no resolver runs.
+    fn ask(&self, host_port: String) -> bool {
+        self.ask.as_ref().is_some_and(|a| a.send(host_port).is_ok())
+    }
+
+    /// Ends the thread (after its lookup in progress) and joins it.
+    fn stop(&mut self) {
+        drop(self.ask.take());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `host:port` through the system's resolver (on the resolver thread).
+fn resolve(host_port: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    host_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "no address".to_string())
 }
 
 impl Sockets {
@@ -600,7 +684,7 @@ impl Sockets {
             // Dropping the writer ends the connection's task, which closes it.
             self.conns.remove(&addr);
             if let Some(s) = shared() {
-                lock(&s.flows).remove(&addr);
+                s.flows.lock().remove(&addr);
             }
             log::info!(
                 "handover: connection with {addr} carries no call of this draining version; closed so that its phone reconnects to the new version"
@@ -654,7 +738,7 @@ impl Sockets {
                 ));
             }
         }
-        *CHANNELS.write().unwrap_or_else(|p| p.into_inner()) = v;
+        *CHANNELS.write() = v;
     }
 
     fn limits(&self, profile: usize) -> TcpLimits {
@@ -897,7 +981,7 @@ struct Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        let mut m = lock(&self.counts.by_ip);
+        let mut m = self.counts.by_ip.lock();
         if let Some(n) = m.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -911,7 +995,7 @@ impl ConnCounts {
     /// Counts a connection from `ip` unless a cap is reached; the refusal
     /// says which cap and how many are open.
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &TcpLimits) -> Result<Counted, String> {
-        let mut m = lock(&self.by_ip);
+        let mut m = self.by_ip.lock();
         let total: usize = m.values().sum();
         let from_ip = m.get(&ip).copied().unwrap_or(0);
         if from_ip >= limits.max_per_ip {
@@ -1084,7 +1168,7 @@ async fn stream_conn<S>(
                 Some(k) => match tokio::time::timeout(k, out.recv()).await {
                     Ok(b) => b,
                     Err(_) => {
-                        lock(&pinged).get_or_insert_with(Instant::now);
+                        pinged.lock().get_or_insert_with(Instant::now);
                         Some(b"\r\n\r\n".to_vec())
                     }
                 },
@@ -1107,7 +1191,7 @@ async fn stream_conn<S>(
     let mut last_rx = Instant::now();
     let mut partial_since: Option<Instant> = None;
     'conn: loop {
-        let ping = *lock(&ping_sent);
+        let ping = *ping_sent.lock();
         let (deadline, why) = tcp_deadline(&limits, last_rx, partial_since, ping);
         // A ping sent while we wait moves the deadline: look again soon.
         let wake = match limits.pingpong {
@@ -1145,7 +1229,7 @@ async fn stream_conn<S>(
         };
         let now = Instant::now();
         last_rx = now;
-        *lock(&ping_sent) = None;
+        *ping_sent.lock() = None;
         buf.extend_from_slice(&chunk[..n]);
         loop {
             match message::frame(&buf) {
@@ -1215,6 +1299,11 @@ async fn serve(p: Prepared) {
             .map(|p| p.cfg.tcp_limits.clone())
             .collect(),
         tls: shared().map(|s| s.tls.clone()).unwrap_or_default(),
+        resolver: Resolver::start(
+            shared()
+                .map(|s| s.input.clone())
+                .unwrap_or_else(|| unbounded_channel().0),
+        ),
     };
     for (i, l) in listeners.into_iter().enumerate() {
         if let Err(e) = sockets.start_profile(i, l) {
@@ -1230,7 +1319,9 @@ async fn serve(p: Prepared) {
     // calls up; 570 KB of handover data and half a second to adopt it).
     let mut next_prune = Instant::now() + PRUNE_FIRST;
     loop {
-        let mut wake = stack.next_deadline();
+        let mut wake = stack
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
         if crate::handover::any_inherited() {
             wake = wake.min(next_prune);
         }
@@ -1245,7 +1336,8 @@ async fn serve(p: Prepared) {
             Some(c) = control.recv() => on_control(&mut stack, &mut sockets, &mut rx, c).await,
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                if !handle(&mut stack, &mut sockets, msg) {
+                let now = clock(&mut stack);
+                if !handle(&mut stack, &mut sockets, msg, now) {
                     break;
                 }
                 // Take what else is waiting before sending (fewer wakeups).
@@ -1253,7 +1345,7 @@ async fn serve(p: Prepared) {
                 while more < 256 {
                     match rx.try_recv() {
                         Ok(m) => {
-                            if !handle(&mut stack, &mut sockets, m) {
+                            if !handle(&mut stack, &mut sockets, m, now) {
                                 flush(&mut stack, &mut sockets);
                                 return finish(stack, sockets);
                             }
@@ -1264,8 +1356,8 @@ async fn serve(p: Prepared) {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
-                let now = Instant::now();
-                stack.on_timer(now);
+                let now = clock(&mut stack);
+                stack.handle_timeout(now);
                 if stack.draining && now >= next_owned {
                     // Calls ended since: their Call-IDs are no longer ours.
                     next_owned = now + Duration::from_secs(1);
@@ -1281,8 +1373,32 @@ async fn serve(p: Prepared) {
                 }
             }
         }
-        for a in std::mem::take(&mut stack.actions) {
-            match a {
+        events(&mut stack, &mut sockets);
+        flush(&mut stack, &mut sockets);
+    }
+    finish(stack, sockets)
+}
+
+/// Reads the clock, once per wake-up: the instant the stack's inputs are
+/// stamped with, and the wall clock with it.
+fn clock(stack: &mut Stack) -> Instant {
+    let now = Instant::now();
+    stack.handle_wall_clock(now, SystemTime::now());
+    now
+}
+
+/// What the stack asked for since: socket work and names to resolve.
+fn events(stack: &mut Stack, sockets: &mut Sockets) {
+    while let Some(ev) = stack.poll_event() {
+        match ev {
+            Event::Resolve(host_port) => {
+                if !sockets.resolver.ask(host_port.clone()) {
+                    let now = clock(stack);
+                    let e = Err("no resolver runs".to_string());
+                    stack.handle_resolved(&host_port, e, now);
+                }
+            }
+            Event::Profile(a) => match a {
                 ShellAction::Stop(i) => {
                     sockets.stop_profile(i);
                     log::info!("profile {} stopped", stack.profiles[i].cfg.name);
@@ -1302,11 +1418,9 @@ async fn serve(p: Prepared) {
                         }
                     }
                 }
-            }
+            },
         }
-        flush(&mut stack, &mut sockets);
     }
-    finish(stack, sockets)
 }
 
 /// When a version first asks older ones which inherited Call-IDs they
@@ -1331,6 +1445,7 @@ async fn on_control(
             // Only what is queued now: session threads go on sending for
             // the calls already here, and those can wait for the loop.
             let queued = rx.len();
+            let now = clock(stack);
             for _ in 0..queued {
                 let Ok(m) = rx.try_recv() else { break };
                 if matches!(m, Input::Stop) {
@@ -1340,7 +1455,7 @@ async fn on_control(
                     }
                     break;
                 }
-                handle(stack, sockets, m);
+                handle(stack, sockets, m, now);
             }
             flush(stack, sockets);
             stack.draining = true;
@@ -1409,6 +1524,7 @@ fn finish(stack: Stack, mut sockets: Sockets) {
         sockets.stop_profile(i);
     }
     sockets.conns.clear();
+    sockets.resolver.stop();
     log::info!(
         "SIP stack stopping with {} calls and {:?} transactions",
         stack.call_count(),
@@ -1416,16 +1532,15 @@ fn finish(stack: Stack, mut sockets: Sockets) {
     );
 }
 
-/// False on Stop.
-fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
-    let now = Instant::now();
+/// Hands `msg`, which came by `now`, to the stack; false on Stop.
+fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input, now: Instant) -> bool {
     match msg {
         Input::Stop => return false,
         Input::Datagram {
             profile,
             from,
             data,
-        } => stack.on_bytes(
+        } => stack.handle_bytes(
             Target {
                 proto: Proto::Udp,
                 addr: from,
@@ -1439,7 +1554,7 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
             proto,
             from,
             data,
-        } => stack.on_bytes(
+        } => stack.handle_bytes(
             Target {
                 proto,
                 addr: from,
@@ -1451,26 +1566,28 @@ fn handle(stack: &mut Stack, sockets: &mut Sockets, msg: Input) -> bool {
         Input::TcpOpen { from, writer } => {
             sockets.conns.insert(from, writer);
             if let Some(s) = shared() {
-                lock(&s.flows).insert(from);
+                s.flows.lock().insert(from);
             }
         }
         Input::TcpClosed { from } => {
             sockets.conns.remove(&from);
             if let Some(s) = shared() {
-                lock(&s.flows).remove(&from);
+                s.flows.lock().remove(&from);
             }
         }
         Input::TcpUnreachable { to, error } => {
             sockets.conns.remove(&to);
-            stack.on_transport_error(to, &error, now);
+            stack.handle_transport_error(to, &error, now);
         }
-        other => stack.on_input(other, now),
+        Input::Resolved { host_port, result } => stack.handle_resolved(&host_port, result, now),
+        other => stack.handle_input(other, now),
     }
     true
 }
 
+/// Writes what the stack has to send.
 fn flush(stack: &mut Stack, sockets: &mut Sockets) {
-    for (t, bytes) in std::mem::take(&mut stack.tx.outbox) {
+    while let Some((t, bytes)) = stack.poll_transmit() {
         sockets.send(stack, t, bytes);
     }
 }

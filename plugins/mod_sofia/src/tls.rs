@@ -8,8 +8,9 @@
 //! by `sofia profile <name> tls-reload`: new handshakes use the new
 //! certificates, open connections keep theirs.
 
+use hotswitch_plugin_api::sync::RwLock;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
@@ -490,24 +491,16 @@ impl TlsContext {
     /// Reads the certificates again; on an error the old ones stay.
     pub fn reload(&self) -> Result<(), String> {
         let fresh = Self::build(&self.settings)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *self.current.write() = fresh;
         Ok(())
     }
 
     pub fn acceptor(&self) -> TlsAcceptor {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .clone()
+        self.current.read().0.clone()
     }
 
     pub fn connector(&self) -> TlsConnector {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .clone()
+        self.current.read().1.clone()
     }
 
     /// Where the certificates are read from.

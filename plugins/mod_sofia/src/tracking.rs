@@ -35,11 +35,12 @@
 //! in one place.
 
 use crate::leg::Input;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::ModuleContext;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -368,7 +369,7 @@ pub struct Tracker {
 static TRACKER: Mutex<Option<Arc<Tracker>>> = Mutex::new(None);
 
 fn tracker() -> Option<Arc<Tracker>> {
-    TRACKER.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    TRACKER.lock().clone()
 }
 
 /// Starts the worker when a profile has an `odbc-dsn`: the tracking
@@ -422,7 +423,7 @@ pub fn start(shared: &[SharedProfile], switchname: &str) -> Result<(), String> {
         .name("sofia-track".into())
         .spawn(move || rt.block_on(w.run(rx)))
         .map_err(|e| format!("track-calls: {e}"))?;
-    *TRACKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Tracker {
+    *TRACKER.lock() = Some(Arc::new(Tracker {
         ops: tx,
         profiles: tracking_names,
         worker: Mutex::new(Some(worker)),
@@ -432,10 +433,10 @@ pub fn start(shared: &[SharedProfile], switchname: &str) -> Result<(), String> {
 
 /// Stops the worker (unload): what is queued gets one bounded try.
 pub fn stop() {
-    let t = TRACKER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let t = TRACKER.lock().take();
     if let Some(t) = t {
         let _ = t.ops.send(Op::Stop);
-        if let Some(h) = t.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(h) = t.worker.lock().take() {
             let _ = h.join();
         }
     }
@@ -679,7 +680,7 @@ impl Worker {
         let Some(s) = crate::shell::shared() else {
             return;
         };
-        let view = s.gateways.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let view = s.gateways.lock().clone();
         let rows: Vec<GatewayRow> = view
             .iter()
             .filter_map(|(profile, g, state)| {

@@ -211,7 +211,8 @@ mod tests {
         }
     }
 
-    static FORWARDED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    static FORWARDED: hotswitch_plugin_api::sync::Mutex<Vec<(String, String)>> =
+        hotswitch_plugin_api::sync::Mutex::new(Vec::new());
 
     fn take_forwarded(channel: &str, peer: &str, data: &[u8]) -> bool {
         let id = crate::handover::call_id_of(data).unwrap_or_default();
@@ -220,7 +221,6 @@ mod tests {
         }
         FORWARDED
             .lock()
-            .unwrap()
             .push((channel.to_string(), peer.to_string()));
         true
     }
@@ -254,11 +254,11 @@ mod tests {
         }
         // The older version's goes back through the host off the reader.
         let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while FORWARDED.lock().unwrap().is_empty() && std::time::Instant::now() < until {
+        while FORWARDED.lock().is_empty() && std::time::Instant::now() < until {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert_eq!(
-            *FORWARDED.lock().unwrap(),
+            *FORWARDED.lock(),
             [(
                 "ws 127.0.0.1:5066".to_string(),
                 "127.0.0.1:40000".to_string()

@@ -1,15 +1,22 @@
 //! Transactions (RFC 3261 §17, with RFC 6026's Accepted state): the four
 //! state machines, their timers A–K, retransmission and matching.
 //!
-//! Sans-IO: messages and the current time go in; bytes to send, events for
-//! the transaction user (TU) and the next deadline come out. Nothing here
-//! reads a clock or touches a socket, so the timers are tested by passing
-//! time.
+//! Sans-IO, in the shape of every protocol core
+//! ([`hotswitch_plugin_api::sansio::Protocol`]): the inputs are
+//! [`Transactions::handle_request`], [`Transactions::handle_response`] and
+//! the TU's calls ([`Transactions::respond`], [`Transactions::send_request`],
+//! …), each with the current time, and [`Protocol::handle_timeout`] when
+//! [`Protocol::poll_timeout`]'s instant has come; the outputs are pulled:
+//! [`Protocol::poll_transmit`] (what to send, and where),
+//! [`Protocol::poll_event`] (a [`TxEvent`] for the transaction user).
+//! Nothing here reads a clock or touches a socket, so the timers are tested
+//! by passing time.
 
 use crate::sip::headers::Via;
 use crate::sip::message::Message;
+use hotswitch_plugin_api::sansio::Protocol;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -168,10 +175,10 @@ pub struct Transactions {
     clients: HashMap<ClientKey, Client>,
     timers: BinaryHeap<Reverse<(Instant, u64, Kind, Owner)>>,
     seq: u64,
-    /// Bytes to send, drained by the shell.
-    pub outbox: Vec<(Target, Vec<u8>)>,
-    /// Events for the TU, drained by the stack.
-    pub events: Vec<TxEvent>,
+    /// Bytes to send, in order ([`Protocol::poll_transmit`]).
+    outbox: VecDeque<(Target, Vec<u8>)>,
+    /// Events for the TU, in order ([`Protocol::poll_event`]).
+    events: VecDeque<TxEvent>,
 }
 
 fn server_key(msg: &Message) -> Option<ServerKey> {
@@ -236,13 +243,8 @@ impl Transactions {
         self.timers.push(Reverse((at, self.seq, kind, owner)));
     }
 
-    /// The next time [`Transactions::on_timer`] has work.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, ..))| *t)
-    }
-
     /// A request from the network.
-    pub fn on_request(&mut self, msg: Message, from: Target, now: Instant) {
+    pub fn handle_request(&mut self, msg: Message, from: Target, now: Instant) {
         let Some(key) = server_key(&msg) else {
             return;
         };
@@ -262,18 +264,18 @@ impl Transactions {
                 // An ACK on an Accepted transaction is the 2xx's ACK that
                 // reused the INVITE's branch (RFC 2543 peers): hand it up.
                 else if tx.state == SState::Accepted {
-                    self.events.push(TxEvent::Ack { msg, from });
+                    self.events.push_back(TxEvent::Ack { msg, from });
                 }
                 return;
             }
             // A retransmitted request: answer with the last response.
             if let Some(last) = &tx.last {
-                self.outbox.push((tx.to, last.clone()));
+                self.outbox.push_back((tx.to, last.clone()));
             }
             return;
         }
         if msg.method() == "ACK" {
-            self.events.push(TxEvent::Ack { msg, from });
+            self.events.push_back(TxEvent::Ack { msg, from });
             return;
         }
         let invite = msg.method() == "INVITE";
@@ -293,11 +295,11 @@ impl Transactions {
         if invite {
             // §17.2.1: 100 Trying at once, so the client stops Timer A.
             let trying = Message::response_to(&msg, 100, "Trying", None).to_bytes();
-            self.outbox.push((tx.to, trying.clone()));
+            self.outbox.push_back((tx.to, trying.clone()));
             tx.last = Some(trying);
         }
         self.servers.insert(key.clone(), tx);
-        self.events.push(TxEvent::Request { key, msg, from });
+        self.events.push_back(TxEvent::Request { key, msg, from });
     }
 
     /// The TU's response on a server transaction.
@@ -313,7 +315,7 @@ impl Transactions {
             return;
         }
         let bytes = resp.to_bytes();
-        self.outbox.push((tx.to, bytes.clone()));
+        self.outbox.push_back((tx.to, bytes.clone()));
         tx.last = Some(bytes);
         if code < 200 {
             tx.state = SState::Proceeding;
@@ -357,7 +359,7 @@ impl Transactions {
             method: msg.method().to_string(),
         };
         let bytes = msg.to_bytes();
-        self.outbox.push((to, bytes.clone()));
+        self.outbox.push_back((to, bytes.clone()));
         if msg.method() == "ACK" {
             return None;
         }
@@ -398,7 +400,7 @@ impl Transactions {
             .collect();
         for key in failed {
             self.clients.remove(&key);
-            self.events.push(TxEvent::TransportError { key });
+            self.events.push_back(TxEvent::TransportError { key });
         }
     }
 
@@ -423,7 +425,7 @@ impl Transactions {
     }
 
     /// A response from the network.
-    pub fn on_response(&mut self, msg: Message, now: Instant) {
+    pub fn handle_response(&mut self, msg: Message, now: Instant) {
         let Some(via) = msg.headers.get("Via").and_then(Via::parse) else {
             return;
         };
@@ -444,14 +446,14 @@ impl Transactions {
             CState::Completed => {
                 // A retransmitted final: ACK again (INVITE), else ignore.
                 if let Some(ack) = &tx.ack {
-                    self.outbox.push((tx.to, ack.clone()));
+                    self.outbox.push_back((tx.to, ack.clone()));
                 }
                 return;
             }
             CState::Accepted => {
                 if (200..300).contains(&code) {
                     if let Some(ack) = &tx.ack {
-                        self.outbox.push((tx.to, ack.clone()));
+                        self.outbox.push_back((tx.to, ack.clone()));
                     }
                 }
                 return;
@@ -470,7 +472,7 @@ impl Transactions {
                     tx.gen += 1;
                 }
             }
-            self.events.push(TxEvent::Response { key, msg });
+            self.events.push_back(TxEvent::Response { key, msg });
             return;
         }
         tx.gen += 1;
@@ -479,7 +481,7 @@ impl Transactions {
             self.arm(now + 64 * T1, Kind::End, owner);
         } else if tx.invite {
             let ack = build_ack(&tx.req, &msg).to_bytes();
-            self.outbox.push((tx.to, ack.clone()));
+            self.outbox.push_back((tx.to, ack.clone()));
             tx.ack = Some(ack);
             tx.state = CState::Completed;
             let wait = if reliable {
@@ -493,11 +495,23 @@ impl Transactions {
             let wait = if reliable { Duration::ZERO } else { T4 };
             self.arm(now + wait, Kind::End, owner);
         }
-        self.events.push(TxEvent::Response { key, msg });
+        self.events.push_back(TxEvent::Response { key, msg });
     }
 
+    /// A message sent outside any transaction: the ACK of a 2xx (a
+    /// transaction of its own, RFC 3261 §17.1.1.3) or a stateless answer
+    /// to a request that did not parse.
+    pub fn send_stateless(&mut self, to: Target, bytes: Vec<u8>) {
+        self.outbox.push_back((to, bytes));
+    }
+}
+
+impl Protocol for Transactions {
+    type Transmit = (Target, Vec<u8>);
+    type Event = TxEvent;
+
     /// Runs every timer due at `now`.
-    pub fn on_timer(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((at, ..))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -521,6 +535,21 @@ impl Transactions {
         }
     }
 
+    fn poll_transmit(&mut self) -> Option<(Target, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<TxEvent> {
+        self.events.pop_front()
+    }
+
+    /// When the earliest timer (A–K) is due.
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, ..))| *t)
+    }
+}
+
+impl Transactions {
     fn server_timer(&mut self, key: ServerKey, kind: Kind, now: Instant) {
         let Some(tx) = self.servers.get_mut(&key) else {
             return;
@@ -531,7 +560,7 @@ impl Transactions {
                     return;
                 }
                 if let Some(last) = &tx.last {
-                    self.outbox.push((tx.to, last.clone()));
+                    self.outbox.push_back((tx.to, last.clone()));
                 }
                 tx.interval = (tx.interval * 2).min(T2);
                 let at = now + tx.interval;
@@ -541,7 +570,7 @@ impl Transactions {
             Kind::Timeout => {
                 if matches!(tx.state, SState::Completed | SState::Accepted) {
                     self.servers.remove(&key);
-                    self.events.push(TxEvent::NoAck { key });
+                    self.events.push_back(TxEvent::NoAck { key });
                 }
             }
             Kind::End => {
@@ -566,7 +595,7 @@ impl Transactions {
                 if !active {
                     return;
                 }
-                self.outbox.push((tx.to, tx.request.clone()));
+                self.outbox.push_back((tx.to, tx.request.clone()));
                 tx.interval = if tx.invite {
                     tx.interval * 2
                 } else {
@@ -580,7 +609,7 @@ impl Transactions {
                     tx.state == CState::Calling || (!tx.invite && tx.state == CState::Proceeding);
                 if waiting {
                     self.clients.remove(&key);
-                    self.events.push(TxEvent::Timeout { key });
+                    self.events.push_back(TxEvent::Timeout { key });
                 }
             }
             Kind::End => {
@@ -637,26 +666,36 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
         Message::parse(text.as_bytes()).unwrap()
     }
 
+    /// Everything waiting to be sent, taken.
+    fn sent(tx: &mut Transactions) -> Vec<(Target, Vec<u8>)> {
+        std::iter::from_fn(|| tx.poll_transmit()).collect()
+    }
+
+    /// Every event waiting, taken.
+    fn events(tx: &mut Transactions) -> Vec<TxEvent> {
+        std::iter::from_fn(|| tx.poll_event()).collect()
+    }
+
     fn count_code(tx: &mut Transactions, code: &str) -> usize {
-        let n = tx
-            .outbox
+        sent(tx)
             .iter()
             .filter(|(_, b)| String::from_utf8_lossy(b).starts_with(&format!("SIP/2.0 {code}")))
-            .count();
-        tx.outbox.clear();
-        n
+            .count()
     }
 
     #[test]
     fn an_invite_gets_100_at_once_and_a_retransmission_gets_the_last_response() {
         let mut tx = Transactions::default();
         let t0 = Instant::now();
-        tx.on_request(req("INVITE", "z9hG4bK1"), target(), t0);
+        tx.handle_request(req("INVITE", "z9hG4bK1"), target(), t0);
         assert_eq!(count_code(&mut tx, "100"), 1);
-        assert_eq!(tx.events.len(), 1);
-        tx.on_request(req("INVITE", "z9hG4bK1"), target(), t0);
+        assert_eq!(events(&mut tx).len(), 1);
+        tx.handle_request(req("INVITE", "z9hG4bK1"), target(), t0);
         assert_eq!(count_code(&mut tx, "100"), 1);
-        assert_eq!(tx.events.len(), 1, "a retransmission is not a new request");
+        assert!(
+            events(&mut tx).is_empty(),
+            "a retransmission is not a new request"
+        );
     }
 
     #[test]
@@ -664,29 +703,29 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
         let mut tx = Transactions::default();
         let t0 = Instant::now();
         let invite = req("INVITE", "z9hG4bK2");
-        tx.on_request(invite.clone(), target(), t0);
-        let TxEvent::Request { key, .. } = tx.events.pop().unwrap() else {
+        tx.handle_request(invite.clone(), target(), t0);
+        let Some(TxEvent::Request { key, .. }) = tx.poll_event() else {
             panic!()
         };
-        tx.outbox.clear();
+        sent(&mut tx);
         tx.respond(
             &key,
             &Message::response_to(&invite, 486, "Busy Here", Some("t")),
             t0,
         );
         assert_eq!(count_code(&mut tx, "486"), 1);
-        tx.on_timer(t0 + T1);
+        tx.handle_timeout(t0 + T1);
         assert_eq!(count_code(&mut tx, "486"), 1, "G fires at T1");
-        tx.on_timer(t0 + T1 + T1);
+        tx.handle_timeout(t0 + T1 + T1);
         assert_eq!(count_code(&mut tx, "486"), 0, "then at 2·T1 after that");
-        tx.on_timer(t0 + 3 * T1);
+        tx.handle_timeout(t0 + 3 * T1);
         assert_eq!(count_code(&mut tx, "486"), 1);
-        tx.on_request(req("ACK", "z9hG4bK2"), target(), t0 + 4 * T1);
-        tx.on_timer(t0 + 20 * T1);
+        tx.handle_request(req("ACK", "z9hG4bK2"), target(), t0 + 4 * T1);
+        tx.handle_timeout(t0 + 20 * T1);
         assert_eq!(count_code(&mut tx, "486"), 0, "the ACK stops G");
         assert_eq!(tx.len().0, 0, "timer I ended the transaction");
         assert!(
-            tx.events.is_empty(),
+            tx.poll_event().is_none(),
             "an absorbed ACK does not reach the TU"
         );
     }
@@ -696,8 +735,8 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
         let mut tx = Transactions::default();
         let t0 = Instant::now();
         let invite = req("INVITE", "z9hG4bK3");
-        tx.on_request(invite.clone(), target(), t0);
-        let TxEvent::Request { key, .. } = tx.events.pop().unwrap() else {
+        tx.handle_request(invite.clone(), target(), t0);
+        let Some(TxEvent::Request { key, .. }) = tx.poll_event() else {
             panic!()
         };
         tx.respond(
@@ -705,8 +744,8 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
             &Message::response_to(&invite, 200, "OK", Some("t")),
             t0,
         );
-        tx.on_timer(t0 + 64 * T1);
-        assert!(matches!(tx.events.pop(), Some(TxEvent::NoAck { .. })));
+        tx.handle_timeout(t0 + 64 * T1);
+        assert!(matches!(tx.poll_event(), Some(TxEvent::NoAck { .. })));
         assert_eq!(tx.len().0, 0);
     }
 
@@ -716,18 +755,17 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
         let t0 = Instant::now();
         tx.send_request(req("INVITE", "z9hG4bKc1"), target(), t0)
             .unwrap();
-        tx.outbox.clear();
-        let mut sent = 0;
+        sent(&mut tx);
+        let mut retransmitted = 0;
         let mut t = t0;
         while t < t0 + 64 * T1 {
             t += Duration::from_millis(100);
-            tx.on_timer(t);
-            sent += tx.outbox.len();
-            tx.outbox.clear();
+            tx.handle_timeout(t);
+            retransmitted += sent(&mut tx).len();
         }
         // A fires at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s.
-        assert_eq!(sent, 6);
-        assert!(matches!(tx.events.pop(), Some(TxEvent::Timeout { .. })));
+        assert_eq!(retransmitted, 6);
+        assert!(matches!(tx.poll_event(), Some(TxEvent::Timeout { .. })));
     }
 
     #[test]
@@ -736,23 +774,20 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
         let t0 = Instant::now();
         let invite = req("INVITE", "z9hG4bKc2");
         tx.send_request(invite.clone(), target(), t0).unwrap();
-        tx.outbox.clear();
+        sent(&mut tx);
         let busy = Message::response_to(&invite, 486, "Busy Here", Some("x"));
-        tx.on_response(busy.clone(), t0);
-        assert_eq!(tx.events.len(), 1);
+        tx.handle_response(busy.clone(), t0);
+        assert_eq!(events(&mut tx).len(), 1);
         let acks = |tx: &mut Transactions| {
-            let n = tx
-                .outbox
+            sent(tx)
                 .iter()
                 .filter(|(_, b)| b.starts_with(b"ACK "))
-                .count();
-            tx.outbox.clear();
-            n
+                .count()
         };
         assert_eq!(acks(&mut tx), 1);
-        tx.on_response(busy, t0);
+        tx.handle_response(busy, t0);
         assert_eq!(acks(&mut tx), 1, "a retransmitted final is ACKed again");
-        assert_eq!(tx.events.len(), 1, "and not reported twice");
+        assert!(events(&mut tx).is_empty(), "and not reported twice");
     }
 
     #[test]
@@ -761,20 +796,19 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
         let t0 = Instant::now();
         tx.send_request(req("OPTIONS", "z9hG4bKc3"), target(), t0)
             .unwrap();
-        tx.outbox.clear();
+        sent(&mut tx);
         let mut times = Vec::new();
         let mut t = t0;
         while t < t0 + 64 * T1 {
             t += Duration::from_millis(50);
-            tx.on_timer(t);
-            if !tx.outbox.is_empty() {
+            tx.handle_timeout(t);
+            if !sent(&mut tx).is_empty() {
                 times.push(t - t0);
-                tx.outbox.clear();
             }
         }
         let gaps: Vec<_> = times.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.iter().all(|g| *g <= T2 + Duration::from_millis(50)));
-        assert!(matches!(tx.events.pop(), Some(TxEvent::Timeout { .. })));
+        assert!(matches!(tx.poll_event(), Some(TxEvent::Timeout { .. })));
     }
 
     #[test]
@@ -791,10 +825,10 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
             .unwrap();
         tx.transport_failed(tcp.addr);
         assert!(matches!(
-            tx.events.pop(),
+            tx.poll_event(),
             Some(TxEvent::TransportError { key }) if key.method == "INVITE"
         ));
-        assert!(tx.events.is_empty(), "UDP requests are not affected");
+        assert!(tx.poll_event().is_none(), "UDP requests are not affected");
         assert_eq!(tx.len().1, 1);
     }
 
@@ -812,22 +846,22 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
                 .as_bytes(),
         )
         .unwrap();
-        tx.on_request(with_rport, from, t0);
-        tx.on_request(req("INVITE", "z9hG4bKr2"), from, t0);
-        let to: Vec<SocketAddr> = tx.outbox.iter().map(|(t, _)| t.addr).collect();
+        tx.handle_request(with_rport, from, t0);
+        tx.handle_request(req("INVITE", "z9hG4bKr2"), from, t0);
+        let to: Vec<SocketAddr> = sent(&mut tx).iter().map(|(t, _)| t.addr).collect();
         assert_eq!(
             to,
             vec!["192.0.2.7:5062".parse().unwrap()],
             "the INVITE's 100"
         );
-        for ev in std::mem::take(&mut tx.events) {
+        for ev in events(&mut tx) {
             if let TxEvent::Request { key, msg, .. } = ev {
                 tx.respond(&key, &Message::response_to(&msg, 200, "OK", Some("t")), t0);
             }
         }
-        let to: Vec<SocketAddr> = tx.outbox.iter().map(|(t, _)| t.addr).collect();
+        let to: Vec<SocketAddr> = sent(&mut tx).iter().map(|(t, _)| t.addr).collect();
         assert_eq!(
-            to[1..],
+            to,
             [
                 "192.0.2.7:40001".parse().unwrap(),
                 "192.0.2.7:5062".parse().unwrap()
@@ -838,7 +872,7 @@ From: <sip:a@h>;tag=f\r\nTo: <sip:x@h>\r\nCall-ID: c\r\nCSeq: 1 {m}\r\nMax-Forwa
     #[test]
     fn an_unmatched_ack_goes_to_the_tu() {
         let mut tx = Transactions::default();
-        tx.on_request(req("ACK", "z9hG4bKnew"), target(), Instant::now());
-        assert!(matches!(tx.events.pop(), Some(TxEvent::Ack { .. })));
+        tx.handle_request(req("ACK", "z9hG4bKnew"), target(), Instant::now());
+        assert!(matches!(tx.poll_event(), Some(TxEvent::Ack { .. })));
     }
 }

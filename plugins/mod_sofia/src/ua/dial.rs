@@ -1,6 +1,21 @@
 //! Where an outbound call goes, from the dial string after `sofia/`.
+//!
+//! [`dial_target`] runs on the thread that originates the call (a session
+//! thread or an API thread, in [`crate::endpoint`]), never on the SIP
+//! thread, so it resolves host names there, blocking that thread only.
+//! The SIP thread's own names go through the shell (see `dns`).
 
 use super::*;
+use std::net::ToSocketAddrs;
+
+/// `host:port` as an address: an IP literal at once, a name through the
+/// system's resolver (blocking: for the dialing thread only).
+fn resolve_blocking(host_port: &str) -> Option<SocketAddr> {
+    if let Ok(a) = host_port.parse() {
+        return Some(a);
+    }
+    host_port.to_socket_addrs().ok()?.next()
+}
 
 /// Where an outbound call goes: the dial data after `sofia/`.
 pub struct DialTarget {
@@ -23,43 +38,52 @@ fn through_path(r: &Registration, direct: Target) -> (Target, Vec<String>) {
         .first()
         .and_then(|p| NameAddr::parse(p))
         .and_then(|na| Uri::parse(&na.uri_text))
-        .and_then(|u| resolve(&u.host_port()));
+        .and_then(|u| resolve_blocking(&u.host_port()));
     match first_hop {
         Some(addr) => (Target { addr, ..direct }, r.path.clone()),
         None => (direct, Vec::new()),
     }
 }
 
-/// Where a registered contact is reached. Over UDP: the address its
-/// REGISTER came from when it is behind NAT (`nat`, [`crate::nat`]), else
-/// its Contact. Over TCP or TLS: the connection the phone opened,
-/// while it lives (RFC 5626's flow), else the Contact's own address — the
-/// phone listens there, while the flow's source port is gone after a
-/// restart of either side.
-pub(super) fn registered_target(
+/// Where a registered contact is reached, with which transport: `Ok`, an
+/// address known now; `Err`, the Contact's `host:port`, to resolve. Over
+/// UDP: the address its REGISTER came from when it is behind NAT (`nat`,
+/// [`crate::nat`]), else its Contact. Over TCP or TLS: the connection the
+/// phone opened, while it lives (RFC 5626's flow), else the Contact's own
+/// address — the phone listens there, while the flow's source port is
+/// gone after a restart of either side.
+pub(super) fn registered_reach(
+    r: &Registration,
+    uri: &Uri,
+    profile: usize,
+    flow_alive: &dyn Fn(SocketAddr) -> bool,
+    nat: &dyn Fn(usize, &Registration) -> bool,
+) -> (Proto, Result<SocketAddr, String>) {
+    let proto = Proto::from_token(&r.transport).unwrap_or(Proto::Udp);
+    let known = if proto == Proto::Udp {
+        nat(profile, r)
+    } else {
+        flow_alive(r.network)
+    };
+    if known {
+        (proto, Ok(r.network))
+    } else {
+        (proto, Err(uri.host_port()))
+    }
+}
+
+/// [`registered_reach`], its Contact resolved on this (the dialing) thread.
+fn registered_target(
     r: &Registration,
     uri: &Uri,
     profile: usize,
     flow_alive: &dyn Fn(SocketAddr) -> bool,
     nat: &dyn Fn(usize, &Registration) -> bool,
 ) -> Result<Target, CallCause> {
-    let proto = Proto::from_token(&r.transport).unwrap_or(Proto::Udp);
-    if proto == Proto::Udp {
-        let addr = if nat(profile, r) {
-            r.network
-        } else {
-            resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?
-        };
-        return Ok(Target {
-            proto,
-            addr,
-            profile,
-        });
-    }
-    let addr = if flow_alive(r.network) {
-        r.network
-    } else {
-        resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?
+    let (proto, reach) = registered_reach(r, uri, profile, flow_alive, nat);
+    let addr = match reach {
+        Ok(addr) => addr,
+        Err(host_port) => resolve_blocking(&host_port).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
     };
     Ok(Target {
         proto,
@@ -93,7 +117,7 @@ pub fn dial_target(
         } else {
             format!("{}:5060", g.proxy)
         };
-        let addr = resolve(&proxy).ok_or(CallCause::GATEWAY_DOWN)?;
+        let addr = resolve_blocking(&proxy).ok_or(CallCause::GATEWAY_DOWN)?;
         let uri = Uri::parse(&format!("sip:{number}@{}", g.proxy)).ok_or(CallCause::INVALID_URL)?;
         return Ok(DialTarget {
             profile: pi,
@@ -155,7 +179,7 @@ pub fn dial_target(
         None => (
             Target {
                 proto,
-                addr: resolve(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
+                addr: resolve_blocking(&uri.host_port()).ok_or(CallCause::NO_ROUTE_DESTINATION)?,
                 profile: pi,
             },
             Vec::new(),

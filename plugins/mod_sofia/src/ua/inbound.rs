@@ -197,6 +197,7 @@ impl Stack {
             from,
             p,
             auth_user.as_deref(),
+            self.wall_at(now),
         );
         if auth_user.is_some() || trusted_by.is_some() {
             session.set_var("sip_authorized", "true");
@@ -249,7 +250,7 @@ impl Stack {
             reinvite: None,
             client_invite: None,
             cancel_pending: false,
-            sdp_session: now_secs(),
+            sdp_session: self.unix_secs(now),
             sdp_version: 1,
             remote_version: remote.as_ref().map(|r| r.version),
             hold: false,
@@ -822,7 +823,8 @@ fn directory_vars(user: &str, domain: &str) -> Vec<(String, String)> {
 }
 
 /// The variables FreeSWITCH's mod_sofia sets on an incoming leg (sofia.c,
-/// `sofia_handle_sip_i_invite` and `extract_header_vars`/`extract_vars`).
+/// `sofia_handle_sip_i_invite` and `extract_header_vars`/`extract_vars`);
+/// `at` is when the INVITE came, by the wall clock (`sip_invite_stamp`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn set_inbound_vars(
     s: &OwnedSession,
@@ -833,10 +835,11 @@ pub(super) fn set_inbound_vars(
     src: Target,
     p: &ProfileRt,
     auth_user: Option<&str>,
+    at: SystemTime,
 ) {
     let profile = p.cfg.name.as_str();
-    let invite_stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    let invite_stamp = at
+        .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros())
         .unwrap_or(0);
     let mut vars: Vec<(String, String)> = vec![

@@ -3,34 +3,54 @@
 //! thread only (no locks around it); sessions talk to it through
 //! [`Input`]s, and it reaches them through the host's session services.
 //!
+//! [`Stack`] is a sans-IO core in the shape of
+//! [`hotswitch_plugin_api::sansio::Protocol`], driven by the shell
+//! ([`crate::shell`]), which reads the clock once per wake-up: the inputs
+//! are [`Stack::handle_bytes`] (a message from the network),
+//! [`Stack::handle_input`] (a session's or the API's command),
+//! [`Stack::handle_transport_error`], [`Stack::handle_resolved`] (the
+//! answer to a name it asked for), [`Stack::handle_wall_clock`] and
+//! [`Protocol::handle_timeout`]; the outputs are [`Protocol::poll_transmit`]
+//! (bytes for a socket), [`Protocol::poll_event`] (an [`Event`]: socket
+//! work, a name to resolve) and [`Protocol::poll_timeout`]. It never
+//! blocks on DNS: names go through `dns`.
+//!
 //! - `inbound`: calls we answer (INVITE, re-INVITE, ACK, BYE, CANCEL,
 //!   INFO, MESSAGE) and the responses the core asks for;
 //! - `outbound`: calls we place and in-dialog requests we send;
 //! - `register`: digest challenges, the registrar, gateways;
 //! - `dial`: the dial string of an outbound leg;
 //! - `checks`: RFC 3261 §8.2's checks every request passes first;
-//! - `recover`: `track-calls` snapshots and `sofia recover`'s legs.
+//! - `recover`: `track-calls` snapshots and `sofia recover`'s legs;
+//! - `dns`: names resolved by the shell, and what waits for them;
+//! - `keepalive`: NAT keep-alive OPTIONS.
 
 use crate::causes::{cause_to_sip, sip_to_cause};
 use crate::config::{Config, Gateway, ProfileConfig};
-use crate::leg::{ApiRequest, Input, Leg, Outbound};
-use crate::registrar::{now_secs, Registrar, Registration};
+use crate::leg::{ApiRequest, ChatMessage, Input, Leg, Outbound};
+#[cfg(test)]
+use crate::registrar::now_secs;
+use crate::registrar::{Registrar, Registration};
 use crate::sdp::{self, Direction, Local};
 use crate::sip::digest::{self, Algorithm, Credentials};
 use crate::sip::headers::{NameAddr, Uri, Via};
 use crate::sip::message::{error_response, Message, ParseError};
 use crate::sip::text::{escape_str, log_lines};
 use crate::sip::transaction::{ClientKey, Proto, ServerKey, Target, Transactions, TxEvent};
+use dns::{Dns, Lookup, Waiting};
+use hotswitch_plugin_api::sansio::Protocol;
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{CallCause, ModuleContext, OwnedSession, Profile};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::UnboundedSender;
 
 mod checks;
 mod dial;
+mod dns;
 mod inbound;
 mod keepalive;
 mod outbound;
@@ -50,7 +70,19 @@ const EV_CUSTOM: u32 = hotswitch_plugin_api::EventId::CUSTOM.id();
 /// A gateway as dialers see it: its profile, settings and state.
 pub type GatewayEntry = (usize, Gateway, &'static str);
 /// The gateways' states, shared with dialers on session threads.
-pub type GatewayView = Arc<std::sync::Mutex<Vec<GatewayEntry>>>;
+pub type GatewayView = Arc<Mutex<Vec<GatewayEntry>>>;
+
+/// What the stack asks of its shell besides sending bytes
+/// ([`Protocol::poll_event`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Socket work: a profile's sockets started or stopped (`sofia profile
+    /// <name> start|stop|restart`).
+    Profile(crate::api::ShellAction),
+    /// Resolve this `host:port` off the SIP thread and answer with
+    /// [`Stack::handle_resolved`].
+    Resolve(String),
+}
 
 /// A profile at run time.
 pub struct ProfileRt {
@@ -168,14 +200,15 @@ struct GatewayRt {
 }
 
 impl GatewayRt {
-    fn new(g: &Gateway, profile: usize) -> GatewayRt {
+    /// A gateway loaded at `now` (it registers at once when it should).
+    fn new(g: &Gateway, profile: usize, now: Instant) -> GatewayRt {
         GatewayRt {
             cfg: g.clone(),
             profile,
             state: if g.register { "UNREGED" } else { "NOREG" },
             call_id: uuid::Uuid::new_v4().to_string(),
             cseq: 0,
-            next: g.register.then(Instant::now),
+            next: g.register.then_some(now),
             key: None,
             tries: 0,
             last_challenge: None,
@@ -212,8 +245,13 @@ pub struct Stack {
     last_malformed_log: Option<Instant>,
     /// Gateway states for dialers on other threads.
     pub gateway_view: GatewayView,
-    /// Socket work for the shell (profile start/stop).
-    pub actions: Vec<crate::api::ShellAction>,
+    /// What the shell is asked to do ([`Protocol::poll_event`]).
+    events: VecDeque<Event>,
+    /// Names asked of the shell and what waits for them.
+    dns: Dns,
+    /// The wall clock as the shell last read it, and the instant it read
+    /// it at ([`Stack::handle_wall_clock`]).
+    wall: (Instant, SystemTime),
     /// `sofia recover`'s re-INVITEs in flight, and their legs' uuids.
     recovering: HashMap<ClientKey, String>,
     /// Handed over to a newer version (live reload): the calls in progress
@@ -233,20 +271,15 @@ fn new_branch() -> String {
     )
 }
 
-fn resolve(host_port: &str) -> Option<SocketAddr> {
-    if let Ok(a) = host_port.parse() {
-        return Some(a);
-    }
-    host_port.to_socket_addrs().ok()?.next()
-}
-
 impl Stack {
-    /// The stack for `config` (profiles bound by the shell at `addrs`).
+    /// The stack for `config` (profiles bound by the shell at `addrs`),
+    /// made at `now`, when the wall clock read `wall`.
     pub fn new(
         config: &Config,
         addrs: Vec<SocketAddr>,
         registrar: Arc<Registrar>,
         input: UnboundedSender<Input>,
+        (now, wall): (Instant, SystemTime),
     ) -> Stack {
         let trace = config.profiles.iter().any(|p| p.trace);
         let profiles: Vec<ProfileRt> = config
@@ -266,7 +299,12 @@ impl Stack {
         let gateways = profiles
             .iter()
             .enumerate()
-            .flat_map(|(i, p)| p.cfg.gateways.iter().map(move |g| GatewayRt::new(g, i)))
+            .flat_map(|(i, p)| {
+                p.cfg
+                    .gateways
+                    .iter()
+                    .map(move |g| GatewayRt::new(g, i, now))
+            })
             .collect();
         Stack {
             profiles,
@@ -280,14 +318,16 @@ impl Stack {
             trace: Arc::new(AtomicBool::new(trace)),
             input,
             rtp: (config.rtp_start, config.rtp_end),
-            next_purge: Instant::now() + Duration::from_secs(30),
-            next_media_check: Instant::now() + Duration::from_secs(1),
+            next_purge: now + Duration::from_secs(30),
+            next_media_check: now + Duration::from_secs(1),
             dtmf_pacing: Vec::new(),
             next_dtmf: None,
             malformed: 0,
             last_malformed_log: None,
-            gateway_view: Arc::new(std::sync::Mutex::new(Vec::new())),
-            actions: Vec::new(),
+            gateway_view: Arc::new(Mutex::new(Vec::new())),
+            events: VecDeque::new(),
+            dns: Dns::default(),
+            wall: (now, wall),
             recovering: HashMap::new(),
             draining: false,
         }
@@ -297,7 +337,7 @@ impl Stack {
     /// `sofia profile <name> rescan`: gateways added to or removed from the
     /// profile's configuration since load; unchanged ones keep their state.
     /// Returns (added, removed).
-    pub fn rescan(&mut self, profile: usize, config: &Config) -> (usize, usize) {
+    pub fn rescan(&mut self, profile: usize, config: &Config, now: Instant) -> (usize, usize) {
         let name = self.profiles[profile].cfg.name.clone();
         let Some(fresh) = config.profiles.iter().find(|p| p.name == name) else {
             return (0, 0);
@@ -313,7 +353,7 @@ impl Stack {
                 .iter()
                 .any(|x| x.profile == profile && x.cfg == *g);
             if !known {
-                self.gateways.push(GatewayRt::new(g, profile));
+                self.gateways.push(GatewayRt::new(g, profile, now));
                 added += 1;
             }
         }
@@ -333,7 +373,7 @@ impl Stack {
             .iter()
             .map(|g| (g.profile, g.cfg.clone(), g.state))
             .collect();
-        *self.gateway_view.lock().unwrap_or_else(|p| p.into_inner()) = v;
+        *self.gateway_view.lock() = v;
     }
 
     /// The bindings kept across a restart go into the core's
@@ -432,26 +472,34 @@ impl Stack {
         self.find_call(msg.call_id(), |c| c.local_tag == tag)
     }
 
-    /// The next time [`Stack::on_timer`] has work.
-    pub fn next_deadline(&self) -> Instant {
-        let mut t = self.next_purge.min(self.next_media_check);
-        if let Some(d) = self.next_dtmf {
-            t = t.min(d);
+    /// The wall clock read `wall` at `now` (the shell reads both once per
+    /// wake-up, before the other inputs): registrations' expiry, SDP
+    /// session ids and `sip_invite_stamp` are reckoned from it.
+    pub fn handle_wall_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall = (now, wall);
+    }
+
+    /// The wall clock at `now`, from the shell's last reading.
+    fn wall_at(&self, now: Instant) -> SystemTime {
+        let (at, wall) = self.wall;
+        match now.checked_duration_since(at) {
+            Some(d) => wall + d,
+            None => wall
+                .checked_sub(at.duration_since(now))
+                .unwrap_or(UNIX_EPOCH),
         }
-        if let Some(d) = self.tx.next_deadline() {
-            t = t.min(d);
-        }
-        for g in self.gateways.iter().filter(|_| !self.draining) {
-            if let Some(n) = g.next {
-                t = t.min(n);
-            }
-        }
-        t
+    }
+
+    /// Seconds since 1970 at `now`.
+    fn unix_secs(&self, now: Instant) -> u64 {
+        self.wall_at(now)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
     }
 
     /// Timers: transactions, gateway registrations, lapsed registrations.
-    pub fn on_timer(&mut self, now: Instant) {
-        self.tx.on_timer(now);
+    fn timers(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
         self.drain_events(now);
         for i in 0..self.gateways.len() {
             if !self.draining && self.gateways[i].next.is_some_and(|n| n <= now) {
@@ -471,10 +519,11 @@ impl Stack {
         }
         if now >= self.next_purge {
             self.next_purge = now + Duration::from_secs(30);
-            let n = self.registrar.purge(now_secs());
+            let n = self.registrar.purge(self.unix_secs(now));
             if n > 0 {
                 log::info!("{n} registrations expired");
             }
+            self.dns.purge(now);
             self.nonces
                 .retain(|_, t| now.duration_since(*t) < NONCE_LIFE);
             let calls = &self.calls;
@@ -483,6 +532,24 @@ impl Stack {
                 !uuids.is_empty()
             });
         }
+    }
+
+    /// When [`Stack::timers`] next has work: the transactions', the
+    /// gateways', DTMF pacing's, and the periodic checks'.
+    fn next_timer(&self) -> Instant {
+        let mut t = self.next_purge.min(self.next_media_check);
+        if let Some(d) = self.next_dtmf {
+            t = t.min(d);
+        }
+        if let Some(d) = self.tx.poll_timeout() {
+            t = t.min(d);
+        }
+        for g in self.gateways.iter().filter(|_| !self.draining) {
+            if let Some(n) = g.next {
+                t = t.min(n);
+            }
+        }
+        t
     }
 
     /// The next RFC 4733 packets of every call with digits going out
@@ -522,7 +589,7 @@ impl Stack {
     }
 
     /// Bytes from the network.
-    pub fn on_bytes(&mut self, from: Target, data: &[u8], now: Instant) {
+    pub fn handle_bytes(&mut self, from: Target, data: &[u8], now: Instant) {
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return; // keep-alive
         }
@@ -545,13 +612,13 @@ impl Stack {
                     let rport =
                         from.proto.reliable() || self.profiles[from.profile].cfg.nat.force_rport;
                     stamp_via(&mut msg, from.addr, rport);
-                    self.tx.on_request(msg, from, now);
+                    self.tx.handle_request(msg, from, now);
                 } else {
-                    self.tx.on_response(msg, now);
+                    self.tx.handle_response(msg, now);
                 }
                 self.drain_events(now);
             }
-            Err(e) => self.malformed(from, data, &e),
+            Err(e) => self.malformed(from, data, &e, now),
         }
     }
 
@@ -559,11 +626,10 @@ impl Stack {
     /// answer gets 400 (505 for a version); an ACK, a response or a
     /// request without a Via is dropped. One log line a second at most,
     /// the network's bytes escaped.
-    fn malformed(&mut self, from: Target, data: &[u8], e: &ParseError) {
+    fn malformed(&mut self, from: Target, data: &[u8], e: &ParseError, now: Instant) {
         self.malformed += 1;
         let (code, reason) = e.status();
         let reply = error_response(data, code, &reason);
-        let now = Instant::now();
         if self
             .last_malformed_log
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
@@ -582,16 +648,13 @@ impl Stack {
             );
         }
         if let Some(r) = reply {
-            self.tx.outbox.push((from, r.to_bytes()));
+            self.tx.send_stateless(from, r.to_bytes());
         }
     }
 
     fn drain_events(&mut self, now: Instant) {
-        while !self.tx.events.is_empty() {
-            let events = std::mem::take(&mut self.tx.events);
-            for ev in events {
-                self.on_event(ev, now);
-            }
+        while let Some(ev) = self.tx.poll_event() {
+            self.on_event(ev, now);
         }
     }
 
@@ -607,7 +670,7 @@ impl Stack {
     }
 
     /// A connection the shell could not open: what was sent over it fails.
-    pub fn on_transport_error(&mut self, addr: SocketAddr, error: &str, now: Instant) {
+    pub fn handle_transport_error(&mut self, addr: SocketAddr, error: &str, now: Instant) {
         log::warn!("tcp/{addr} unreachable ({error}): its requests fail");
         self.tx.transport_failed(addr);
         self.drain_events(now);
@@ -785,7 +848,7 @@ impl Stack {
     // ---- commands from sessions ---------------------------------------------
 
     /// One input that is not network bytes.
-    pub fn on_input(&mut self, input: Input, now: Instant) {
+    pub fn handle_input(&mut self, input: Input, now: Instant) {
         match input {
             Input::Answer { uuid, codecs } => {
                 self.answer_codecs(&uuid, codecs);
@@ -803,14 +866,8 @@ impl Stack {
                 digit,
                 duration_ms,
             } => self.send_info(&uuid, digit, duration_ms, now),
-            Input::Message {
-                profile,
-                to,
-                from,
-                body,
-                content_type,
-            } => self.send_message(profile, &to, &from, &body, &content_type, now),
-            Input::Api(req) => self.api(req),
+            Input::Message(chat) => self.send_message(chat, now),
+            Input::Api(req) => self.api(req, now),
             Input::Recover { calls, reply } => {
                 let done = self.recover(calls, now);
                 let _ = reply.try_send(done);
@@ -885,9 +942,9 @@ impl Stack {
 
     // ---- api ------------------------------------------------------------------
 
-    fn api(&mut self, req: ApiRequest) {
-        let (out, action) = crate::api::run(self, &req.args);
-        self.actions.extend(action);
+    fn api(&mut self, req: ApiRequest, now: Instant) {
+        let (out, action) = crate::api::run(self, &req.args, now);
+        self.events.extend(action.map(Event::Profile));
         let _ = req.reply.try_send(out);
     }
 
@@ -912,6 +969,31 @@ impl Stack {
             .values()
             .filter(|c| c.leg.profile == profile)
             .count()
+    }
+}
+
+impl Protocol for Stack {
+    /// Bytes for a socket, and where they go.
+    type Transmit = (Target, Vec<u8>);
+    type Event = Event;
+
+    /// Timers: transactions, gateway registrations, DTMF pacing, parked
+    /// calls' media, NAT keep-alives, lapsed registrations.
+    fn handle_timeout(&mut self, now: Instant) {
+        self.timers(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<(Target, Vec<u8>)> {
+        self.tx.poll_transmit()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Always some: the periodic checks run every second.
+    fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_timer())
     }
 }
 
@@ -960,7 +1042,7 @@ fn set_codec_vars(s: &hotswitch_plugin_api::Session, codec: crate::sdp::Codec) {
 /// sent-by host or when `rport` asks) and `rport` the source port (when
 /// asked, and always over TCP), so that every response copies where the
 /// request really came from. The transaction layer sends responses there
-/// (see `Transactions::on_request`).
+/// (see `Transactions::handle_request`).
 fn stamp_via(msg: &mut Message, src: SocketAddr, stream: bool) {
     let Some(i) = msg.headers.0.iter().position(|(n, _)| n == "Via") else {
         return;

@@ -1,5 +1,7 @@
 //! Calls we place and requests we send within dialogs: INVITE with
-//! challenges answered, ACK of 2xx, CANCEL, BYE, INFO and MESSAGE.
+//! challenges answered, ACK of 2xx, CANCEL, BYE, INFO and MESSAGE. A
+//! request to a host name (a stray 2xx's Contact, a MESSAGE's domain)
+//! waits for the shell to resolve it (see `dns`).
 
 use super::*;
 
@@ -168,7 +170,7 @@ impl Stack {
             reinvite: None,
             client_invite: None,
             cancel_pending: false,
-            sdp_session: now_secs(),
+            sdp_session: self.unix_secs(now),
             sdp_version: 1,
             remote_version: None,
             hold: false,
@@ -325,7 +327,7 @@ impl Stack {
             if let Some(a) = ack {
                 let peer = self.calls[&uuid].peer;
                 self.tx.set_ack(&key, a.clone());
-                self.tx.outbox.push((peer, a));
+                self.tx.send_stateless(peer, a);
             }
             let call = self.calls.get(&uuid).expect("present");
             if call.cancel_pending || !media_ok {
@@ -394,8 +396,12 @@ impl Stack {
         let Some(contact) = resp.headers.get("Contact").and_then(NameAddr::parse) else {
             return;
         };
-        let Some(addr) = resolve(&contact.uri.host_port()) else {
-            return;
+        let waiting = || Waiting::StrayAck {
+            resp: Box::new(resp.clone()),
+        };
+        let addr = match self.lookup(&contact.uri.host_port(), now, waiting) {
+            Lookup::Known(Some(addr)) => addr,
+            Lookup::Known(None) | Lookup::Asked => return,
         };
         let profile = self
             .profiles
@@ -445,15 +451,15 @@ impl Stack {
         self.tx.send_request(m, peer, now);
     }
 
-    pub(super) fn send_message(
-        &mut self,
-        profile: Option<String>,
-        to: &str,
-        from: &str,
-        body: &str,
-        content_type: &str,
-        now: Instant,
-    ) {
+    pub(super) fn send_message(&mut self, chat: ChatMessage, now: Instant) {
+        let waiting = || Waiting::Message(chat.clone());
+        let ChatMessage {
+            profile,
+            to,
+            from,
+            body,
+            content_type,
+        } = &chat;
         let regs = self.registrar.lookup(to, profile.as_deref());
         let (uri, target) = match regs.first() {
             Some(r) => {
@@ -467,9 +473,22 @@ impl Stack {
                 let nat = |pi: usize, r: &crate::registrar::Registration| {
                     self.profiles[pi].cfg.nat.behind_nat(&self.acls, r)
                 };
-                let Ok(target) = dial::registered_target(r, &uri, pi, &alive, &nat) else {
-                    log::warn!("MESSAGE to {to}: contact {} unreachable", r.contact);
-                    return;
+                let (proto, reach) = dial::registered_reach(r, &uri, pi, &alive, &nat);
+                let addr = match reach {
+                    Ok(addr) => addr,
+                    Err(host_port) => match self.lookup(&host_port, now, waiting) {
+                        Lookup::Known(Some(addr)) => addr,
+                        Lookup::Asked => return,
+                        Lookup::Known(None) => {
+                            log::warn!("MESSAGE to {to}: contact {} unreachable", r.contact);
+                            return;
+                        }
+                    },
+                };
+                let target = Target {
+                    proto,
+                    addr,
+                    profile: pi,
                 };
                 (r.contact.clone(), target)
             }
@@ -477,12 +496,17 @@ impl Stack {
                 let Some(u) = Uri::parse(&format!("sip:{to}")) else {
                     return;
                 };
-                let Some(addr) = resolve(&u.host_port()) else {
-                    log::warn!("MESSAGE to {to}: not registered and not an address");
-                    return;
+                let addr = match self.lookup(&u.host_port(), now, waiting) {
+                    Lookup::Known(Some(addr)) => addr,
+                    Lookup::Asked => return,
+                    Lookup::Known(None) => {
+                        log::warn!("MESSAGE to {to}: not registered and not an address");
+                        return;
+                    }
                 };
                 let pi = profile
-                    .and_then(|n| self.profiles.iter().position(|p| p.cfg.name == n))
+                    .as_ref()
+                    .and_then(|n| self.profiles.iter().position(|p| &p.cfg.name == n))
                     .unwrap_or(0);
                 (
                     u.to_string(),

@@ -157,7 +157,7 @@ impl Stack {
             remote_target: t.remote_target.clone(),
             route_set: t.route_set.clone(),
             // Above anything the old node can have sent in this dialog.
-            local_cseq: t.local_cseq.max((now_secs() % (1 << 30)) as u32),
+            local_cseq: t.local_cseq.max((self.unix_secs(now) % (1 << 30)) as u32),
             peer: Target {
                 proto: Proto::Udp,
                 addr: peer,
@@ -168,7 +168,7 @@ impl Stack {
             reinvite: None,
             client_invite: None,
             cancel_pending: false,
-            sdp_session: now_secs(),
+            sdp_session: self.unix_secs(now),
             sdp_version: 1,
             remote_version: None,
             hold: false,
@@ -242,7 +242,7 @@ impl Stack {
             if let Some(call) = self.calls.get(&uuid) {
                 let peer = call.peer;
                 self.tx.set_ack(&key, a.clone());
-                self.tx.outbox.push((peer, a));
+                self.tx.send_stateless(peer, a);
             }
         }
         let Some(call) = self.calls.get_mut(&uuid) else {

@@ -1,5 +1,6 @@
 //! Digest challenges of requests we receive, the registrar's REGISTER,
-//! and gateways that register us elsewhere.
+//! and gateways that register us elsewhere (a gateway's proxy named by a
+//! host name waits for the shell to resolve it, see `dns`).
 
 use super::*;
 
@@ -225,7 +226,7 @@ impl Stack {
                 contact: na.uri_text.clone(),
                 network: from.addr,
                 transport: from.proto.as_str().into(),
-                expires_at: now_secs() + expires,
+                expires_at: self.unix_secs(now) + expires,
                 call_id: msg.call_id().to_string(),
                 user_agent: msg.headers.get("User-Agent").unwrap_or("").to_string(),
                 path: path.clone(),
@@ -250,7 +251,7 @@ impl Stack {
                 escape_str(&na.uri_text, 200)
             );
         }
-        let now_s = now_secs();
+        let now_s = self.unix_secs(now);
         let bound: Vec<String> = self
             .registrar
             .lookup(&aor, Some(&pname))
@@ -278,7 +279,7 @@ impl Stack {
                     r.headers.push("Path", p.clone());
                 }
             }
-            r.headers.push("Date", httpdate());
+            r.headers.push("Date", httpdate(now_s));
         });
     }
 
@@ -289,19 +290,30 @@ impl Stack {
         now: Instant,
     ) {
         let (pi, proxy) = (self.gateways[i].profile, self.gateways[i].cfg.proxy.clone());
-        let Some(addr) = resolve(&if proxy.contains(':') {
+        let host_port = if proxy.contains(':') {
             proxy.clone()
         } else {
             format!("{proxy}:5060")
-        }) else {
-            log::warn!(
-                "gateway {}: cannot resolve {proxy}",
-                self.gateways[i].cfg.name
-            );
-            self.gateways[i].state = "FAIL_WAIT";
-            self.gateways[i].next =
-                Some(now + Duration::from_secs(self.gateways[i].cfg.retry_seconds as u64));
-            return;
+        };
+        let name = self.gateways[i].cfg.name.clone();
+        let waiting = || Waiting::Gateway {
+            profile: pi,
+            name,
+            auth: auth.clone(),
+        };
+        let addr = match self.lookup(&host_port, now, waiting) {
+            Lookup::Known(Some(addr)) => addr,
+            Lookup::Asked => return,
+            Lookup::Known(None) => {
+                log::warn!(
+                    "gateway {}: cannot resolve {proxy}",
+                    self.gateways[i].cfg.name
+                );
+                self.gateways[i].state = "FAIL_WAIT";
+                self.gateways[i].next =
+                    Some(now + Duration::from_secs(self.gateways[i].cfg.retry_seconds as u64));
+                return;
+            }
         };
         let p = &self.profiles[pi];
         let g = &mut self.gateways[i];
@@ -452,9 +464,8 @@ pub fn core_table_del(user: &str, domain: &str) {
     let _ = ModuleContext::current().execute_api("registration_del", &format!("{user} {domain}"));
 }
 
-/// The Date header's value (RFC 1123).
-fn httpdate() -> String {
-    let secs = now_secs();
+/// The Date header's value (RFC 1123) at `secs` since 1970.
+fn httpdate(secs: u64) -> String {
     let days = secs / 86_400;
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -484,7 +495,8 @@ mod tests {
 
     #[test]
     fn the_date_header_is_rfc_1123() {
-        let d = httpdate();
+        let d = httpdate(now_secs());
         assert!(d.ends_with(" GMT") && d.len() == 29, "{d}");
+        assert_eq!(httpdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
     }
 }
