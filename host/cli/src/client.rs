@@ -1,4 +1,4 @@
-//! The I/O shell around [`protocol`](super::protocol): a TCP connection,
+//! The I/O shell around [`protocol`]: a TCP connection,
 //! authenticated, with a reader thread that routes the server's packets —
 //! replies to the caller waiting for them, events and log records (and the
 //! end of the connection) to whoever prints them.

@@ -254,7 +254,7 @@ fn fired_pool() -> &'static Pool<Arc<Fired>> {
 /// Lets go of a fired event. When that was the last reference the event,
 /// allocation and all, is kept for the next one to be fired: the shared
 /// allocation is otherwise freed on a subscriber's thread, in the firing
-/// thread's arena (see [`Pool`]).
+/// thread's arena (see `Pool`).
 pub fn release(mut e: Arc<Fired>) {
     if let Some(f) = Arc::get_mut(&mut e) {
         f.clear();

@@ -6,7 +6,7 @@
 //! Plugin code runs on these workers, so they carry the plugin-boundary
 //! rule with them: a worker remembers every module whose code it ran
 //! ([`touch`]), and when a module unloads, every worker that touched it
-//! retires (ends) before the library is closed ([`retire_module`]).
+//! retires (ends) before the library is closed ([`Executor::retire_module`]).
 
 use crate::modules::{contained, LoadedModule};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};

@@ -74,7 +74,7 @@ impl Feed {
         self.sub.set_log_level(level);
     }
 
-    /// Asks the pump thread to end (within [`POLL_MS`]).
+    /// Asks the pump thread to end (within `POLL_MS`).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
     }

@@ -10,7 +10,7 @@
 //! version (or one older still, for a chain of draining versions) still
 //! has work under goes back to it through the host
 //! ([`forward`]), which enqueues it into the old SIP thread as if read
-//! from the same socket ([`deliver`]); the old version answers on the
+//! from the same socket (the host's `deliver`, [`claim`]); the old version answers on the
 //! socket it still holds. Connections the old version accepted stay with
 //! it while they carry its calls; the others it closes (at export, then as
 //! calls end), so the phones on them reconnect to the new version. When
