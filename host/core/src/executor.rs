@@ -120,9 +120,9 @@ impl Pool {
         let timeout = *self.idle_timeout.lock();
         let pool = self.clone();
         workers.fetch_add(1, Ordering::AcqRel);
-        let spawned = std::thread::Builder::new()
-            .name("session-worker".into())
-            .spawn(move || {
+        let spawned = crate::stackpool::spawn(
+            c"session-worker",
+            Box::new(move || {
                 IS_WORKER.with(|w| w.set(true));
                 crate::loader::thread_accounted();
                 idle.fetch_add(1, Ordering::AcqRel);
@@ -169,7 +169,8 @@ impl Pool {
                 release_touched();
                 crate::loader::thread_unaccounted();
                 workers.fetch_sub(1, Ordering::AcqRel);
-            });
+            }),
+        );
         if let Err(e) = spawned {
             self.workers.fetch_sub(1, Ordering::AcqRel);
             let _ = self

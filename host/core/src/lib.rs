@@ -41,4 +41,5 @@ pub mod services;
 pub mod session;
 pub mod session_commands;
 pub mod show;
+pub mod stackpool;
 pub mod state_machine;
