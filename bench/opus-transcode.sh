@@ -30,6 +30,14 @@ sed -i "s/internal_sip_port=5060/internal_sip_port=$sip_port/; s/internal_ssl_en
 # first; the far end takes only Opus).
 sed -i "s|<context name=\"default\">|<context name=\"default\">\n    <extension name=\"opus-bench\"><condition field=\"destination_number\" expression=\"^7100\$\"><action application=\"bridge\" data=\"sofia/internal/far-end@127.0.0.1:$uas_port\"/></condition></extension>|" \
   "$conf/dialplan/default.xml"
+# OPUS_COMPLEXITY=N: the encoders' complexity (opus.conf), else the
+# configuration's default.
+if [ -n "$OPUS_COMPLEXITY" ]; then
+  sed -i "s|<param name=\"complexity\" value=\"[0-9]*\"/>|<param name=\"complexity\" value=\"$OPUS_COMPLEXITY\"/>|" \
+    "$conf/autoload_configs/opus.conf.xml"
+  grep -q "value=\"$OPUS_COMPLEXITY\"" "$conf/autoload_configs/opus.conf.xml" ||
+    { echo "cannot set the complexity in $conf/autoload_configs/opus.conf.xml" >&2; exit 1; }
+fi
 # The caller: uac_stream.xml in PCMU, with a μ-law tone of its own.
 python3 - "$work/tone_1s.ulaw" <<'PY'
 import math, sys

@@ -138,6 +138,18 @@ abi_struct! {
 /// `panic_safe: true` sets it.
 pub const MODULE_FLAG_PANIC_SAFE: u32 = 1;
 
+/// [`ModuleDescriptor::flags`]: every endpoint of this module returns at
+/// once from `read_frame` when given
+/// [`READ_FLAG_NOBLOCK`](crate::READ_FLAG_NOBLOCK) (it never waits there
+/// for a frame, a lock held across network waits, or a device), and its
+/// `read_frame` and `write_frame` may run on any host thread. The core may
+/// then serve this module's bridged legs from its shared media loop — a
+/// few threads that wake every 20 ms and move every ready frame of many
+/// legs — instead of a thread that wakes for each packet of each leg.
+/// A module without it keeps a thread per bridged leg. An older host
+/// ignores the bit. `declare_module!`'s `noblock_read: true` sets it.
+pub const MODULE_FLAG_NOBLOCK_READ: u32 = 2;
+
 // Static data: the descriptor never changes after the macro writes it.
 unsafe impl Sync for ModuleDescriptor {}
 
@@ -859,7 +871,8 @@ impl ModuleContext {
 /// Declares a module: writes the exported header and descriptor, and wraps
 /// `load`, `unload` and `runtime` so that panics are caught and logging
 /// reaches the host. An optional `panic_safe: true` sets
-/// [`MODULE_FLAG_PANIC_SAFE`]; an optional last `handover: &SPEC` (a
+/// [`MODULE_FLAG_PANIC_SAFE`], an optional `noblock_read: true`
+/// [`MODULE_FLAG_NOBLOCK_READ`]; an optional last `handover: &SPEC` (a
 /// `&'static` [`HandoverSpec`](crate::HandoverSpec)) makes the module take
 /// part in live reload (see [`handover`](crate::handover)).
 ///
@@ -893,6 +906,7 @@ macro_rules! declare_module {
         unload: $unload:expr,
         runtime: $runtime:expr
         $(, panic_safe: $panic_safe:expr)?
+        $(, noblock_read: $noblock_read:expr)?
         $(, handover: $handover:expr)? $(,)?
     ) => {
         #[doc(hidden)]
@@ -905,6 +919,7 @@ macro_rules! declare_module {
                 $unload;
             const RUNTIME: Option<fn(&$crate::ModuleContext) -> $crate::Status> = $runtime;
             const PANIC_SAFE: bool = false $(|| $panic_safe)?;
+            const NOBLOCK_READ: bool = false $(|| $noblock_read)?;
 
             const __HS_HANDOVER: Option<&'static $crate::HandoverSpec> =
                 $crate::__handover_opt!($($handover)?);
@@ -975,6 +990,10 @@ macro_rules! declare_module {
                 },
                 flags: if PANIC_SAFE {
                     $crate::module::MODULE_FLAG_PANIC_SAFE
+                } else {
+                    0
+                } | if NOBLOCK_READ {
+                    $crate::module::MODULE_FLAG_NOBLOCK_READ
                 } else {
                     0
                 },

@@ -3,7 +3,9 @@
 //! refused before any of its code runs; a module in use is not unloaded
 //! from under its callers.
 
-use hotswitch_e2e::{build_module_into, lines, ok_uuid, wait_gone, Switch, SwitchConfig, TempDir};
+use hotswitch_e2e::{
+    build_module_into, lines, ok_uuid, wait_gone, wait_until, Switch, SwitchConfig, TempDir,
+};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -502,5 +504,102 @@ fn a_module_that_allocates_without_bound_is_parked_at_its_limit_faulted_and_relo
     );
     assert_eq!(sw.cmd("panic_echo fresh").trim(), "fresh");
     assert!(sw.cmd("originate null/again &park").starts_with("+OK "));
+    assert!(sw.alive());
+}
+
+/// Frames written to `uuid` so far (mod_panic counts them).
+fn frames(sw: &mut Switch, uuid: &str) -> u64 {
+    sw.cmd(&format!("panic_frames {uuid}"))
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The peer `uuid` is bridged to, once it is.
+fn bridged_peer(sw: &mut Switch, uuid: &str) -> String {
+    let mut peer = String::new();
+    wait_until(sw, "the bridge", |sw| {
+        peer = sw
+            .cmd(&format!("uuid_getvar {uuid} bridge_uuid"))
+            .trim()
+            .to_string();
+        peer.len() == 36 && !peer.starts_with("-ERR")
+    });
+    peer
+}
+
+#[test]
+fn a_read_that_blocks_against_its_modules_promise_stalls_the_media_loop_only_until_its_legs_are_taken_back(
+) {
+    // One media loop, so that every bridged leg shares the one that stops.
+    let mut sw = Switch::start(SwitchConfig {
+        autoload: vec![
+            "mod_dptools".into(),
+            "mod_loopback".into(),
+            "mod_panic".into(),
+        ],
+        files: vec![(
+            "autoload_configs/switch.conf.xml".into(),
+            r#"<configuration name="switch.conf"><settings>
+                 <param name="media-loops" value="1"/>
+               </settings></configuration>"#
+                .into(),
+        )],
+        ..Default::default()
+    });
+    assert!(sw
+        .cmd("/event plain CHANNEL_HANGUP CUSTOM module::fault")
+        .starts_with("+OK"));
+    // mod_panic promises reads that never block: the loop moves its
+    // bridged legs' frames, both ways.
+    let a = ok_uuid(&sw.cmd("originate panic/quiet &bridge(panic/quiet2)"));
+    let b = bridged_peer(&mut sw, &a);
+    wait_until(&mut sw, "frames both ways through the loop", |sw| {
+        frames(sw, &a) > 25 && frames(sw, &b) > 25
+    });
+    assert!(!sw.log().contains("own worker relays it"));
+
+    // A leg whose read blocks: the loop stops with it. The first call's
+    // legs are taken back by their own workers and their frames go on.
+    let stuck = ok_uuid(&sw.cmd("originate panic/block &bridge(panic/quiet3)"));
+    wait_until(&mut sw, "the first call's legs taken back", |sw| {
+        let log = sw.log();
+        [&a, &b].iter().all(|u| {
+            log.lines()
+                .any(|l| l.contains(u.as_str()) && l.contains("the leg's own worker relays it"))
+        })
+    });
+    let (fa, fb) = (frames(&mut sw, &a), frames(&mut sw, &b));
+    wait_until(&mut sw, "frames after the loop stopped", |sw| {
+        frames(sw, &a) > fa + 10 && frames(sw, &b) > fb + 10
+    });
+
+    // The watchdog faults the module that blocked; a fresh copy serves, and
+    // a new loop takes the stuck one's place for the next bridge.
+    let e = fault_event(&mut sw, "read_frame");
+    assert_eq!(e.get("Module-Fault"), Some("blocked"));
+    assert_eq!(e.get("Unique-ID"), Some(stuck.as_str()));
+    let r = sw.cmd("reload mod_panic");
+    assert!(r.contains("+OK module loaded"), "{r}");
+    let c = ok_uuid(&sw.cmd("originate panic/again &bridge(panic/again2)"));
+    let d = bridged_peer(&mut sw, &c);
+    wait_until(&mut sw, "frames through the new loop", |sw| {
+        frames(sw, &c) > 25 && frames(sw, &d) > 25
+    });
+    assert!(
+        sw.log().contains("a new loop takes its place"),
+        "{}",
+        sw.log()
+    );
+    for u in [&c, &d] {
+        assert!(
+            !sw.log()
+                .lines()
+                .any(|l| l.contains(u.as_str()) && l.contains("own worker relays it")),
+            "{u} was relayed by its own worker"
+        );
+    }
+    assert_eq!(sw.cmd(&format!("uuid_kill {c}")).trim(), "+OK");
+    wait_gone(&mut sw, &c, WAIT);
     assert!(sw.alive());
 }

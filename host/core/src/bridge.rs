@@ -1,11 +1,15 @@
 //! Bridging two legs: the signalling (flags, variables, CHANNEL_BRIDGE /
 //! CHANNEL_UNBRIDGE) and the frame relay each leg runs on its own worker
 //! while in CS_EXCHANGE_MEDIA — read a frame from this leg's endpoint, write
-//! it to the peer's — as FreeSWITCH's bridge threads do.
+//! it to the peer's — as FreeSWITCH's bridge threads do. A leg whose
+//! endpoint reads without blocking is handed to the shared media loop
+//! (`media_loop.rs`) instead, its worker asleep until the loop gives it
+//! back; hold music and the decisions stay here.
 
 use crate::core::Core;
 use crate::event::EventType;
 use crate::media_io::PacedSound;
+use crate::media_loop::{MediaLoop, Served};
 use crate::session::{cf, now_us, Session};
 use crate::state_machine::{hangup, set_state};
 use hotswitch_plugin_api::{CallCause, ChannelState as CS, Status};
@@ -169,6 +173,9 @@ fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause
     // peer gets them out of band as from any other leg.
     let mut inband = crate::media_io::var_true(s, "dtmf_inband_detect")
         .then(crate::media::goertzel::DtmfDetector::new);
+    // Set when the shared media loop stopped serving this leg: it is
+    // relayed here, a read at a time, for the rest of the bridge.
+    let mut own_relay = false;
     loop {
         let peer = s
             .ch()
@@ -195,6 +202,20 @@ fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause
             }
         } else {
             hold_music = None;
+        }
+        if !own_relay && MediaLoop::takes(s) {
+            match core.media_loop.serve(core, s, &peer, state, inband.take()) {
+                Served::Returned(det) => {
+                    inband = det;
+                    continue;
+                }
+                Served::Panicked => break,
+                Served::Stalled => {
+                    own_relay = true;
+                    inband = crate::media_io::var_true(s, "dtmf_inband_detect")
+                        .then(crate::media::goertzel::DtmfDetector::new);
+                }
+            }
         }
         let gen = s.signal_generation();
         let (st, f) = crate::media_io::read_frame(s, &mut buf);
@@ -242,7 +263,7 @@ fn open_hold_music(core: &Core, s: &Session) -> Option<PacedSound> {
 /// Digits this leg received go to its peer, as FreeSWITCH's bridge passes
 /// DTMF: out of band where the peer's endpoint can (RFC 4733 or SIP INFO,
 /// per its `dtmf-type`), each with the duration it came with.
-fn relay_dtmf(s: &Arc<Session>, peer: &Arc<Session>) {
+pub(crate) fn relay_dtmf(s: &Arc<Session>, peer: &Arc<Session>) {
     while let Some(d) = s.take_dtmf() {
         let Some(digit) = char::from_u32(d.digit) else {
             continue;

@@ -166,6 +166,9 @@ pub struct Core {
     pub modules: ModuleManager,
     pub(crate) sessions: crate::session::Sessions,
     pub(crate) executor: crate::executor::Executor,
+    /// Moves the frames of bridged legs whose endpoints read without
+    /// blocking, many legs per thread (`media_loop.rs`).
+    pub(crate) media_loop: crate::media_loop::MediaLoop,
     pub(crate) dialplans: crate::dialplan::Dialplans,
     pub(crate) state_handlers: StateHandlerRegistry,
     globals: hotswitch_plugin_api::sync::RwLock<std::collections::HashMap<String, String>>,
@@ -210,6 +213,7 @@ impl Core {
             modules: ModuleManager::new(opts.module_dirs, opts.shadow_dir),
             sessions: crate::session::Sessions::default(),
             executor: crate::executor::Executor::new(2, std::time::Duration::from_secs(10)),
+            media_loop: crate::media_loop::MediaLoop::default(),
             dialplans: crate::dialplan::Dialplans::default(),
             state_handlers: StateHandlerRegistry::default(),
             globals: hotswitch_plugin_api::sync::RwLock::new(std::collections::HashMap::new()),
@@ -285,7 +289,8 @@ impl Core {
     }
 
     /// Reads `switch.conf` limits: max-sessions, sessions-per-second,
-    /// worker-idle-timeout (seconds), event-heartbeat-interval (seconds).
+    /// worker-idle-timeout (seconds), event-heartbeat-interval (seconds),
+    /// media-loops.
     fn apply_switch_settings(&self) {
         let settings = match self.config.switch_settings() {
             Ok(s) => s,
@@ -318,8 +323,11 @@ impl Core {
                     .scheduler
                     .heartbeat_secs
                     .store(n.max(1), Ordering::Relaxed),
+                // Threads of the shared media loop; 0: one per core.
+                ("media-loops", Ok(n)) => self.media_loop.set_loops(n as usize),
                 (
                     "max-sessions"
+                    | "media-loops"
                     | "module-memory-limit"
                     | "sessions-per-second"
                     | "worker-idle-timeout"

@@ -223,6 +223,13 @@ fn must_retire() -> bool {
     })
 }
 
+/// True when a module whose code this worker ran is being retired (its
+/// library is about to close): a long job (the media loop) moves to a
+/// fresh worker then, and this one ends.
+pub(crate) fn touched_retiring() -> bool {
+    TOUCHED.with(|t| t.borrow().iter().any(|m| m.is_retiring()))
+}
+
 fn release_touched() {
     TOUCHED.with(|t| {
         for m in t.borrow_mut().drain(..) {

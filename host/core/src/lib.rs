@@ -31,6 +31,7 @@ pub use hotswitch_config::{preprocess, xml};
 pub use hotswitch_dialplan::{dialplan_xml, dialstring, expand};
 pub use hotswitch_media as media;
 pub mod media_io;
+pub(crate) mod media_loop;
 pub mod modules;
 pub mod originate;
 pub mod registrations;

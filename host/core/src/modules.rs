@@ -21,7 +21,7 @@ use crate::origin;
 use crate::services::SERVICES;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use hotswitch_plugin_api::module::{
-    ModuleLoadFn, ModuleRuntimeFn, ModuleUnloadFn, MODULE_FLAG_PANIC_SAFE,
+    ModuleLoadFn, ModuleRuntimeFn, ModuleUnloadFn, MODULE_FLAG_NOBLOCK_READ, MODULE_FLAG_PANIC_SAFE,
 };
 use hotswitch_plugin_api::sync::{Condvar, Mutex, RwLock};
 use hotswitch_plugin_api::{ModuleHandle, Status};
@@ -95,6 +95,9 @@ pub struct LoadedModule {
     faulted: AtomicBool,
     /// The module declared that a panic leaves its other calls sound.
     panic_safe: bool,
+    /// The module's endpoints return at once from a non-blocking read:
+    /// their bridged legs may be served by the shared media loop.
+    noblock_read: bool,
     /// The id the module knows itself by (`ModuleHandle`), in
     /// `handles::MODULES`.
     handle: u64,
@@ -299,6 +302,11 @@ impl LoadedModule {
     /// The module declared itself panic-safe (a panic ends only that call).
     pub fn panic_safe(&self) -> bool {
         self.panic_safe
+    }
+
+    /// The module declared `MODULE_FLAG_NOBLOCK_READ`.
+    pub fn noblock_read(&self) -> bool {
+        self.noblock_read
     }
 
     /// Records why the load failed (the module's `ModuleError`).
@@ -822,6 +830,7 @@ impl ModuleManager {
             faulted: AtomicBool::new(false),
             load_error: Mutex::new(None),
             panic_safe: flags & MODULE_FLAG_PANIC_SAFE != 0,
+            noblock_read: flags & MODULE_FLAG_NOBLOCK_READ != 0,
             handover: lib.handover(),
             memory: lib.memory_gauge().map(GaugePtr),
             replacing: Mutex::new(replacing.as_ref().map(|(o, _)| Arc::downgrade(o))),

@@ -57,6 +57,10 @@ declare_module! {
     load: load,
     unload: Some(unload),
     runtime: Some(runtime),
+    // `read_frame` with READ_FLAG_NOBLOCK is one non-blocking receive on
+    // the leg's socket (or a WebRTC leg's queue): the core's media loop may
+    // serve the bridged legs.
+    noblock_read: true,
     handover: &HANDOVER,
 }
 

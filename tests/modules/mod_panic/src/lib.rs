@@ -21,15 +21,23 @@
 //! - `panic_hog` allocates without bound (1 MiB a step, each written so
 //!   that it is resident): its allocator parks it at the module's limit.
 //!
+//! - It declares reads that never block (`noblock_read`), so the core's
+//!   shared media loop serves its bridged legs: a non-blocking read gives
+//!   a frame of silence every 20 ms, and `panic_frames <uuid>` says how
+//!   many frames were written to that call. `panic/block` breaks that
+//!   promise, and so stops the loop that reads it.
+//!
 //! Built with the `panic-safe` feature it declares itself panic-safe.
 
+use hotswitch_plugin_api::sync::Mutex;
 use hotswitch_plugin_api::{
     declare_module, CallCause, ChannelState, Dtmf, Endpoint, FrameBuf, FrameView, KillSignal,
     Message, ModuleContext, Outgoing, OwnedSession, Session, SessionRef, Status, READ_FLAG_NOBLOCK,
 };
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 declare_module! {
     name: "mod_panic",
@@ -38,7 +46,13 @@ declare_module! {
     unload: None,
     runtime: Some(runtime),
     panic_safe: cfg!(feature = "panic-safe"),
+    noblock_read: true,
 }
+
+/// Per call: when its last frame was read (paced to one per 20 ms).
+static LAST_READ: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+/// Per call: frames written to it.
+static WRITTEN: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
 
 static PANIC_RUNTIME: AtomicBool = AtomicBool::new(false);
 /// A session handle kept past its callback (what a module must not do).
@@ -72,6 +86,20 @@ fn load(m: &ModuleContext) -> Result<(), hotswitch_plugin_api::ModuleError> {
     m.add_api("panic_echo", "Echo the arguments", "<text>", |args, out| {
         let _ = writeln!(out, "{args}");
     })
+    .map_err(|e| e.to_string())?;
+    m.add_api(
+        "panic_frames",
+        "Frames written to a call",
+        "<uuid>",
+        |args, out| {
+            let n = WRITTEN
+                .lock()
+                .as_ref()
+                .and_then(|w| w.get(args.trim()).copied())
+                .unwrap_or(0);
+            let _ = writeln!(out, "{n}");
+        },
+    )
     .map_err(|e| e.to_string())?;
     m.add_api(
         "hold",
@@ -246,7 +274,19 @@ impl Endpoint for Hostile {
             return Status::FALSE;
         }
         if flags & READ_FLAG_NOBLOCK != 0 {
-            return Status::TIMEOUT;
+            let now = Instant::now();
+            let mut last = LAST_READ.lock();
+            let last = last.get_or_insert_with(HashMap::new);
+            let uuid = s.uuid();
+            if last
+                .get(&uuid)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(20))
+            {
+                return Status::TIMEOUT;
+            }
+            last.insert(uuid, now);
+            f.fill(&SILENCE, "L16");
+            return Status::SUCCESS;
         }
         std::thread::sleep(Duration::from_millis(20));
         f.fill(&SILENCE, "L16");
@@ -255,6 +295,11 @@ impl Endpoint for Hostile {
 
     fn write_frame(&self, s: &Session, _f: &FrameView) -> Status {
         doomed(s, "write_frame");
+        *WRITTEN
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .entry(s.uuid())
+            .or_default() += 1;
         Status::SUCCESS
     }
 
