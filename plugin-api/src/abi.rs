@@ -29,8 +29,17 @@ pub const ABI_MAJOR: u32 = 999;
 /// needs. 6.1 added `HostServices::core_ready`; 6.2 the live-reload
 /// contract (`ModuleDescriptor::handover`, `HostServices::handover_take` and
 /// `handover_forward`, and the types `HandoverTable`, `HandoverSink`,
-/// `DeliveryDesc`).
-#[cfg(not(any(feature = "test-abi-minor-0", feature = "test-abi-minor-1")))]
+/// `DeliveryDesc`); 6.3 `HostServices::session_echo`.
+#[cfg(not(any(
+    feature = "test-abi-minor-0",
+    feature = "test-abi-minor-1",
+    feature = "test-abi-minor-2"
+)))]
+pub const ABI_MINOR: u32 = 3;
+#[cfg(all(
+    feature = "test-abi-minor-2",
+    not(any(feature = "test-abi-minor-0", feature = "test-abi-minor-1"))
+))]
 pub const ABI_MINOR: u32 = 2;
 #[cfg(feature = "test-abi-minor-1")]
 pub const ABI_MINOR: u32 = 1;

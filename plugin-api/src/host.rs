@@ -359,6 +359,14 @@ abi_struct! {
             module: ModuleHandle,
             delivery: *const crate::handover::DeliveryDesc,
         ) -> u32,
+        /// Sends the session's audio back to it until the call ends or
+        /// leaves its state (a transfer, a park): FreeSWITCH's
+        /// `switch_ivr_session_echo`. The core moves the frames; where the
+        /// endpoint reads without blocking (`MODULE_FLAG_NOBLOCK_READ`) the
+        /// shared media loop does, and the caller's thread sleeps. `SUCCESS`
+        /// when the echo ended, `GENERR` when a read failed. (ABI 6.3)
+        [since 3]
+        pub session_echo: unsafe extern "C" fn(session: SessionRef) -> Status,
     }
 }
 

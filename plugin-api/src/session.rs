@@ -441,6 +441,17 @@ impl<'a> Session<'a> {
         (st, unsafe { FrameView::from_host(&f) })
     }
 
+    /// Sends the caller's audio back until the call ends or moves on (a
+    /// transfer, a park): the `echo` application. The switch moves the
+    /// frames — for an endpoint that reads without blocking, in its shared
+    /// media loop, while this thread sleeps. `SUCCESS` when the echo ended;
+    /// `GENERR` when a read failed.
+    pub fn echo(&self) -> Status {
+        // SAFETY: host function (ABI 6.3; a module built against it is
+        // refused by an older host).
+        unsafe { (svc().session_echo)(self.raw) }
+    }
+
     /// Writes a frame to the session's endpoint.
     pub fn write_frame(&self, frame: &FrameView) -> Status {
         // SAFETY: host function; the frame and its data outlive the call.

@@ -321,8 +321,9 @@ fn a_forged_or_stale_session_handle_gets_an_error_not_undefined_behaviour() {
 
 #[test]
 fn a_module_built_against_the_previous_abi_minor_loads_and_serves() {
-    // 6.0 (before core_ready) and 6.1 (before the handover contract).
-    for minor in [0, 1] {
+    // 6.0 (before core_ready), 6.1 (before the handover contract) and
+    // 6.2 (before session_echo).
+    for minor in [0, 1, 2] {
         built_against_minor_loads_and_serves(minor);
     }
 }
@@ -602,4 +603,27 @@ fn a_read_that_blocks_against_its_modules_promise_stalls_the_media_loop_only_unt
     assert_eq!(sw.cmd(&format!("uuid_kill {c}")).trim(), "+OK");
     wait_gone(&mut sw, &c, WAIT);
     assert!(sw.alive());
+}
+
+#[test]
+fn echo_through_the_media_loop_sends_the_frames_back_and_ends_on_a_transfer() {
+    let mut sw = panic_switch(Vec::new());
+    assert!(sw.cmd("/event plain CHANNEL_PARK").starts_with("+OK"));
+    // mod_panic reads without blocking: the core's loop does the echo.
+    let a = ok_uuid(&sw.cmd("originate panic/quiet &echo"));
+    wait_until(&mut sw, "frames echoed", |sw| frames(sw, &a) > 25);
+    // A transfer ends the echo; the call goes on in the new extension.
+    assert!(sw
+        .cmd(&format!("uuid_transfer {a} park inline"))
+        .starts_with("+OK"));
+    sw.wait_event(WAIT, |e| {
+        e.name() == "CHANNEL_PARK" && e.get("Unique-ID") == Some(a.as_str())
+    })
+    .expect("the transferred call parks");
+    let parked = frames(&mut sw, &a);
+    // Parked: nothing echoes any more (one frame may have been in flight).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(frames(&mut sw, &a) <= parked + 1);
+    assert_eq!(sw.cmd(&format!("uuid_kill {a}")).trim(), "+OK");
+    wait_gone(&mut sw, &a, WAIT);
 }

@@ -204,12 +204,15 @@ fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause
             hold_music = None;
         }
         if !own_relay && MediaLoop::takes(s) {
-            match core.media_loop.serve(core, s, &peer, state, inband.take()) {
+            match core
+                .media_loop
+                .serve(core, s, Some(&peer), state, inband.take())
+            {
                 Served::Returned(det) => {
                     inband = det;
                     continue;
                 }
-                Served::Panicked => break,
+                Served::Panicked | Served::Failed => break,
                 Served::Stalled => {
                     own_relay = true;
                     inband = crate::media_io::var_true(s, "dtmf_inband_detect")

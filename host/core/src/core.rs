@@ -323,7 +323,7 @@ impl Core {
                     .scheduler
                     .heartbeat_secs
                     .store(n.max(1), Ordering::Relaxed),
-                // Threads of the shared media loop; 0: one per core.
+                // Threads of the shared media loop; 0: eight per core.
                 ("media-loops", Ok(n)) => self.media_loop.set_loops(n as usize),
                 (
                     "max-sessions"

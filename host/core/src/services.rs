@@ -89,6 +89,7 @@ pub static SERVICES: HostServices = HostServices {
     core_ready: svc_core_ready,
     handover_take: svc_handover_take,
     handover_forward: svc_handover_forward,
+    session_echo: svc_session_echo,
 };
 
 /// The module behind a handle, checked: `None` for a forged or stale one.
@@ -630,6 +631,7 @@ session_fn!(svc_session_read_frame(frame: *mut Frame, _timeout_ms: u32) -> Statu
     *f = got;
     st
 });
+session_fn!(svc_session_echo() -> Status, Status::GENERR, |s, core| crate::media_loop::echo(&core, &s));
 session_fn!(svc_session_write_frame(frame: *const Frame) -> Status, Status::GENERR, |s, _core| {
     match frame.as_ref() {
         Some(f) => crate::media_io::write_frame(&s, f),

@@ -344,19 +344,13 @@ fn transfer(s: Session, data: &str) {
     }
 }
 
+/// FreeSWITCH's `echo`: the core sends the caller's audio back
+/// (`switch_ivr_session_echo`), in its shared media loop where the
+/// endpoint allows, until the call ends or is transferred.
 fn echo(s: Session, _: &str) {
-    let mut buf = vec![0u8; 8192];
-    while !s.is_down() {
-        let (st, f) = s.read_frame(&mut buf, 20);
-        match st {
-            Status::SUCCESS => {
-                if !f.data().is_empty() {
-                    s.write_frame(&f);
-                }
-            }
-            Status::TIMEOUT | Status::BREAK => {}
-            _ => break,
-        }
+    let st = s.echo();
+    if st != Status::SUCCESS && !s.is_down() {
+        log::debug!("echo ended: {st:?}");
     }
 }
 
