@@ -159,6 +159,7 @@ fn clean_stale_shadow_dirs(run: &Path) {
 }
 
 fn main() -> ExitCode {
+    hotswitch_core::arenas::limit();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

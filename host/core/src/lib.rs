@@ -10,6 +10,7 @@
 //! [`media`], [`xml`] and [`preprocess`] (hotswitch-config),
 //! [`dialplan_xml`], [`expand`] and [`dialstring`] (hotswitch-dialplan).
 
+pub mod arenas;
 pub mod bridge;
 pub mod channel_tables;
 pub mod commands;
