@@ -5,7 +5,9 @@
 //! went from 22 to 102 MB with glibc's default, to 78 MB with two arenas
 //! per core and 71 MB with two in all, echoes no later; SIP calls at
 //! 2,000/s cost no more CPU (BENCHMARKS.md). `MALLOC_ARENA_MAX` in the
-//! environment still decides when it is set.
+//! environment still decides when it is set. After an old copy of a
+//! module is purged, [`trim`] gives back what it had allocated: 30 reloads
+//! at 100 calls/s then end at 51 MB, 100 at 200 calls/s at 60 MB.
 
 /// Caps the arenas at two per core unless `MALLOC_ARENA_MAX` is set. Call
 /// before other threads start.
@@ -24,5 +26,17 @@ fn limit_glibc() {
     // SAFETY: mallopt only sets a parameter of the allocator.
     if unsafe { libc::mallopt(libc::M_ARENA_MAX, n) } != 1 {
         log::debug!("mallopt(M_ARENA_MAX, {n}) refused");
+    }
+}
+
+/// Gives the free memory in every arena back to the kernel (glibc's
+/// `malloc_trim`). Run after an old copy of a module is unloaded: what it
+/// had allocated is free then, spread through the arenas, and glibc keeps
+/// it otherwise.
+pub fn trim() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

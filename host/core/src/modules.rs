@@ -969,8 +969,19 @@ impl ModuleManager {
         // must not wait for this): the session workers that ran the old
         // copy's code end, each after the call it runs now.
         core.executor.retire_module(m, PURGE_RETIRE_TIMEOUT);
-        let _op = self.ops.lock();
-        self.purge_locked(core, m);
+        let purged = {
+            let _op = self.ops.lock();
+            self.purge_locked(core, m).is_some()
+        };
+        if purged {
+            let t = std::time::Instant::now();
+            crate::arenas::trim();
+            log::debug!(
+                "{}: malloc_trim after the purge {:.1} ms",
+                m.name,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
     }
 
     fn purge_locked(&self, core: &Arc<Core>, m: &Arc<LoadedModule>) -> Option<UnloadReport> {
