@@ -223,27 +223,41 @@ fn relay_loop(core: &Arc<Core>, s: &Arc<Session>, state: CS) -> Option<CallCause
         let gen = s.signal_generation();
         let (st, f) = crate::media_io::read_frame(s, &mut buf);
         if st == Status::SUCCESS && f.datalen > 0 {
-            if let Some(det) = inband.as_mut() {
-                for digit in det.feed(&crate::media_io::frame_samples(&f)) {
-                    let d = hotswitch_plugin_api::Dtmf {
-                        digit: digit as u32,
-                        duration_ms: 100,
-                        source: 1,
-                    };
-                    s.queue_dtmf(core, d);
-                }
-            }
+            pass_frame(core, s, &peer, inband.as_mut(), &f);
+            continue;
         }
         relay_dtmf(s, &peer);
-        if st == Status::SUCCESS && f.datalen > 0 {
-            crate::media_io::write_frame(&peer, &f);
-        } else if st == Status::PANIC {
+        if st == Status::PANIC {
             break;
-        } else {
-            s.wait_signal(gen, Duration::from_millis(20));
         }
+        s.wait_signal(gen, Duration::from_millis(20));
     }
     peer_cause
+}
+
+/// One frame read from `s`, on its way to `peer` (this relay's step and
+/// the shared media loop's): digits heard in its audio, where `inband`
+/// listens, are queued on `s` as received digits; every digit `s` holds
+/// goes to `peer`; then the frame does.
+pub(crate) fn pass_frame(
+    core: &Arc<Core>,
+    s: &Arc<Session>,
+    peer: &Arc<Session>,
+    inband: Option<&mut crate::media::goertzel::DtmfDetector>,
+    f: &hotswitch_plugin_api::Frame,
+) {
+    if let Some(det) = inband {
+        for digit in det.feed(&crate::media_io::frame_samples(f)) {
+            let d = hotswitch_plugin_api::Dtmf {
+                digit: digit as u32,
+                duration_ms: 100,
+                source: 1,
+            };
+            s.queue_dtmf(core, d);
+        }
+    }
+    relay_dtmf(s, peer);
+    crate::media_io::write_frame(peer, f);
 }
 
 /// What the peer of a held leg hears: the held leg's `temp_hold_music`

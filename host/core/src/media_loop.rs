@@ -21,7 +21,7 @@
 //! fresh worker at its next tick and the old worker ends (see
 //! `executor.rs`). A loop with no leg left ends; the next leg starts it.
 
-use crate::bridge::relay_dtmf;
+use crate::bridge::{pass_frame, relay_dtmf};
 use crate::core::Core;
 use crate::media::goertzel::DtmfDetector;
 use crate::session::{cf, Session};
@@ -37,6 +37,8 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// A tick that takes longer is logged (at most every [`SLOW_SAID`]).
 const SLOW_TICK: Duration = Duration::from_millis(60);
 const SLOW_SAID: Duration = Duration::from_secs(10);
+/// The slow-tick line names the slowest leg if it took at least this.
+const SLOW_LEG: Duration = Duration::from_millis(1);
 
 /// A loop that has not ticked for this long has lost its legs.
 pub const STALL: Duration = Duration::from_millis(1000);
@@ -269,13 +271,16 @@ impl Loop {
             return;
         }
         self.slow.fetch_sub(n, Ordering::AcqRel);
+        let leg = if slowest.1.is_empty() {
+            format!("no leg took {} ms", SLOW_LEG.as_millis())
+        } else {
+            format!("the slowest leg {} {} ms", slowest.1, slowest.0.as_millis())
+        };
         log::warn!(
-            "media loop: {n} tick(s) over {} ms in {} s (the machine is busy?); the last, over {legs} legs, took {} ms, the slowest leg {} {} ms",
+            "media loop: {n} tick(s) over {} ms in {} s (the machine is busy?); the last, over {legs} legs, took {} ms, {leg}",
             SLOW_TICK.as_millis(),
             SLOW_SAID.as_secs(),
             took.as_millis(),
-            slowest.1,
-            slowest.0.as_millis()
         );
     }
 
@@ -301,11 +306,15 @@ impl Loop {
             table.append(&mut self.inbox.lock());
             let start = Instant::now();
             let mut slowest = (Duration::ZERO, String::new());
+            // One clock read a leg: its end is the next one's start.
+            let mut t = start;
             table.retain_mut(|e| {
-                let t = Instant::now();
                 let r = serve_one(&core, e, &mut buf);
-                let took = t.elapsed();
-                if took > slowest.0 {
+                let end = Instant::now();
+                let took = end - t;
+                t = end;
+                // Only a leg slow enough to name costs a copy of its uuid.
+                if took > slowest.0 && took >= SLOW_LEG {
                     slowest = (took, e.s.uuid.clone());
                 }
                 r.is_none_or(|status| {
@@ -320,7 +329,7 @@ impl Loop {
                     false
                 })
             });
-            let took = start.elapsed();
+            let took = t - start;
             if took > SLOW_TICK {
                 self.slow_tick(took, table.len(), &slowest);
             }
@@ -380,18 +389,7 @@ fn serve_one(core: &Arc<Core>, e: &mut Entry, buf: &mut [u8]) -> Option<u8> {
     for _ in 0..MAX_FRAMES {
         let (st, f) = crate::media_io::read_frame_flags(&e.s, buf, READ_FLAG_NOBLOCK);
         if st == Status::SUCCESS && f.datalen > 0 {
-            if let Some(det) = e.inband.as_mut() {
-                for digit in det.feed(&crate::media_io::frame_samples(&f)) {
-                    let d = hotswitch_plugin_api::Dtmf {
-                        digit: digit as u32,
-                        duration_ms: 100,
-                        source: 1,
-                    };
-                    e.s.queue_dtmf(core, d);
-                }
-            }
-            relay_dtmf(&e.s, &e.peer);
-            crate::media_io::write_frame(&e.peer, &f);
+            pass_frame(core, &e.s, &e.peer, e.inband.as_mut(), &f);
         } else if st == Status::PANIC {
             return Some(PANICKED);
         } else {
