@@ -455,6 +455,7 @@ def main():
         time.sleep(a.call_seconds)  # warm-up: the calls up at once
 
         refused, took, reload_times = [], {"mod_sofia": [], "mod_dptools": []}, []
+        rss_trend = []  # (reloads, RSS KiB) under load, every 10 reloads
         for i in range(a.reloads):
             t0 = time.time()
             for module, at in (("mod_sofia", 0.0), ("mod_dptools", a.interval / 2)):
@@ -491,8 +492,9 @@ def main():
             if wait > 0:
                 time.sleep(wait)
             if (i + 1) % 10 == 0 or a.smoke:
+                rss_trend.append((i + 1, rss_kib(sw.pid)))
                 log(f"{i + 1} reloads of each; {len(refused)} refused; "
-                    f"{esl.api('show channels count').strip()}")
+                    f"{esl.api('show channels count').strip()}; RSS {rss_trend[-1][1]} KiB")
         stop.set()
         log("reloads done; waiting for the calls to end")
         sipp.wait(timeout=a.call_seconds + 120)
@@ -537,6 +539,9 @@ def main():
             "module copies mapped at the end (mod_sofia, mod_dptools; 1 = current only)":
                 f"{mapped_copies(sw.pid, 'mod_sofia')}, {mapped_copies(sw.pid, 'mod_dptools')}",
             "RSS idle before / after": f"{rss_before} KiB / {rss_kib(sw.pid)} KiB",
+            "RSS under load after 10 reloads / half-way / the last (flat: no growth with reloads)":
+                " / ".join(f"{k} KiB" for _, k in (rss_trend[0], rss_trend[len(rss_trend) // 2], rss_trend[-1]))
+                if rss_trend else "-",
             "after: anonymous / file-backed RSS, threads": "{} KiB / {} KiB, {}".format(
                 *(status_field(sw.pid, k) for k in ("RssAnon", "RssFile", "Threads"))),
         }
